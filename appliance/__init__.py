@@ -1,0 +1,3 @@
+"""Lightbox: an appliance PACS for small clinics."""
+
+__version__ = "0.1.0"

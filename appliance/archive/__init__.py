@@ -1,0 +1,85 @@
+"""The archive core: the one facade in front of storage and index.
+
+Everything else in Lightbox (DICOM, web, import, backup, discovery) goes through ``Archive``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from peewee import fn
+
+from appliance.archive import importer, indexing, maintenance
+from appliance.archive.header import Origin
+from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
+from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
+from appliance.archive.storage import Storage, free_bytes
+
+__all__ = ["Archive", "ArchiveOptions", "IngestResult", "Origin", "Outcome"]
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    duplicate_policy: str = "keep-first"
+    min_free_mb: int = 200
+    stable_age: float = 60.0
+
+
+class Archive:
+    """Storage area + index + the rules that keep them in step.  One per process."""
+
+    def __init__(self, data_dir: Path, options: ArchiveOptions | None = None) -> None:
+        self.options = options or ArchiveOptions()
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = Storage(self.data_dir)
+        self.db = open_database(self.data_dir / "index.sqlite")
+        # One writer: SQLite serialises writers anyway; the lock keeps our threads from
+        # queueing inside SQLite's busy handler.
+        self.write_lock = threading.RLock()
+        self.ingest = Ingest(
+            self.storage,
+            self.write_lock,
+            self.db,
+            IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "patients": Patient.select().count(),
+            "studies": Study.select().count(),
+            "series": Series.select().count(),
+            "instances": Instance.select().count(),
+            "bytes": Instance.select(fn.COALESCE(fn.SUM(Instance.size), 0)).scalar(),
+        }
+
+    def free_bytes(self) -> int:
+        return free_bytes(self.storage.root)
+
+    def last_change(self) -> int:
+        return Change.select(fn.COALESCE(fn.MAX(Change.seq), 0)).scalar()
+
+    def mark_stable(self, now: float | None = None) -> list[str]:
+        """Studies quiet for ``stable_age`` seconds become stable (a Change each)."""
+        cutoff = (time.time() if now is None else now) - self.options.stable_age
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            return indexing.mark_stable(cutoff)
+
+    def verify(self, progress: maintenance.Progress | None = None) -> maintenance.VerifyReport:
+        return maintenance.verify(self.storage, progress)
+
+    def rebuild_index(self, progress: maintenance.Progress | None = None) -> maintenance.ReconcileReport:
+        return maintenance.rebuild_index(self.storage, self.db, self.write_lock, self.options.stable_age, progress)
+
+    def reconcile(self) -> maintenance.ReconcileReport:
+        return maintenance.reconcile(self.storage, self.db, self.write_lock)
+
+    def import_paths(self, paths: list[Path], progress: maintenance.Progress | None = None) -> importer.ImportSummary:
+        """Import files, folders, zip files and DICOMDIR media through the one ingest path."""
+        return importer.run_import(self.ingest, self.storage, paths, progress)
+
+    def close(self) -> None:
+        self.db.close()

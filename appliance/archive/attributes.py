@@ -1,0 +1,88 @@
+"""From a dataset header to the values kept in the index, level by level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from appliance.archive.charset import declared_charsets, normalise_name, text
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+
+
+def _int_or_none(value: str) -> int | None:
+    try:
+        return int(str(value).split("\\")[0].strip())
+    except ValueError:
+        return None
+
+
+def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
+    charsets = declared_charsets(ds)
+
+    def t(keyword: str) -> str:
+        return text(ds, keyword, charsets, charset_override)
+
+    patient_name = t("PatientName")
+    referring = t("ReferringPhysicianName")
+    return IndexFields(
+        patient=dict(
+            patient_id=t("PatientID"),
+            issuer=t("IssuerOfPatientID"),
+            name=patient_name,
+            name_norm=normalise_name(patient_name),
+            birth_date=t("PatientBirthDate"),
+            sex=t("PatientSex"),
+            species=t("PatientSpeciesDescription"),
+            breed=t("PatientBreedDescription"),
+            responsible_person=t("ResponsiblePerson"),
+            responsible_organization=t("ResponsibleOrganization"),
+        ),
+        study=dict(
+            study_uid=t("StudyInstanceUID"),
+            study_date=t("StudyDate"),
+            study_time=t("StudyTime"),
+            accession=t("AccessionNumber"),
+            study_id=t("StudyID"),
+            description=t("StudyDescription"),
+            referring_physician=referring,
+            referring_physician_norm=normalise_name(referring),
+            institution=t("InstitutionName"),
+            patient_age=t("PatientAge"),
+            patient_size=t("PatientSize"),
+            patient_weight=t("PatientWeight"),
+            charset="\\".join(charsets),
+        ),
+        series=dict(
+            series_uid=t("SeriesInstanceUID"),
+            modality=t("Modality"),
+            series_number=_int_or_none(t("SeriesNumber")),
+            description=t("SeriesDescription"),
+            body_part=t("BodyPartExamined"),
+            laterality=t("Laterality"),
+            series_date=t("SeriesDate"),
+            series_time=t("SeriesTime"),
+            protocol_name=t("ProtocolName"),
+            station_name=t("StationName"),
+            manufacturer=t("Manufacturer"),
+            model_name=t("ManufacturerModelName"),
+        ),
+        instance=dict(
+            sop_uid=t("SOPInstanceUID"),
+            sop_class_uid=t("SOPClassUID"),
+            instance_number=_int_or_none(t("InstanceNumber")),
+            content_date=t("ContentDate"),
+            content_time=t("ContentTime"),
+            rows=_int_or_none(t("Rows")),
+            columns=_int_or_none(t("Columns")),
+            number_of_frames=_int_or_none(t("NumberOfFrames")),
+        ),
+    )

@@ -1,0 +1,121 @@
+"""Reading a DICOM file's header (never its pixels) and writing the stored file's meta header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from appliance import __version__
+
+# Lightbox's Implementation Class UID (a 2.25 UUID-derived root; fixed forever).
+IMPLEMENTATION_CLASS_UID = UID("2.25.203942179118474306271547712372613520993")
+IMPLEMENTATION_VERSION_NAME = ("LIGHTBOX_" + __version__)[:16]
+
+# Values larger than this stay on disk while we read the header (e.g. an encapsulated PDF).
+_DEFER_SIZE = 64 * 1024
+
+
+class UnreadableHeader(ValueError):
+    """The file is not a DICOM dataset we can parse."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a dataset came from: recorded in the stored file's meta header and the index."""
+
+    via: str  # "dicom", "import", ...
+    calling_ae: str = ""
+    called_ae: str = ""
+    address: str = ""
+    port: int = 0
+
+    @property
+    def presentation_address(self) -> str:
+        return f"dicom://{self.address}:{self.port}" if self.via == "dicom" and self.address else ""
+
+
+@dataclass
+class Header:
+    meta: FileMetaDataset  # as found in the file (possibly empty)
+    dataset: Dataset  # everything before Pixel Data; large values deferred
+    dataset_offset: int  # where the dataset's bytes begin in the file
+    transfer_syntax: UID
+
+
+def read_header(path: Path) -> Header:
+    """Parse meta and dataset header of ``path``; raise UnreadableHeader with a reason."""
+    try:
+        with open(path, "rb") as fp:
+            read_preamble(fp, force=True)
+            meta = _read_file_meta_info(fp)
+            offset = fp.tell()
+        ds = dcmread(path, stop_before_pixels=True, defer_size=_DEFER_SIZE, force=True)
+    except Exception as exc:  # pydicom raises many types on malformed input
+        raise UnreadableHeader(f"unreadable DICOM header: {exc}") from exc
+    if len(ds) == 0:
+        raise UnreadableHeader("no DICOM dataset found")
+    syntax = meta.get("TransferSyntaxUID") or _guess_syntax(ds)
+    return Header(meta, ds, offset, UID(str(syntax)))
+
+
+def _guess_syntax(ds: Dataset) -> UID:
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def stored_meta(header: Header, origin: Origin) -> FileMetaDataset:
+    """The meta header Lightbox writes: identity of the instance, and where it came from.
+
+    PS3.10 7.1 has a place for each provenance item (Source/Sending/Receiving AE titles,
+    Source Presentation Address), so the stored file alone can rebuild the index.
+    """
+    received = header.meta
+    ds = header.dataset
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = header.transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if origin.via == "dicom":
+        if origin.calling_ae:
+            meta.SourceApplicationEntityTitle = origin.calling_ae
+            meta.SendingApplicationEntityTitle = origin.calling_ae
+        if origin.called_ae:
+            meta.ReceivingApplicationEntityTitle = origin.called_ae
+        if origin.presentation_address:
+            meta.SourcePresentationAddress = origin.presentation_address
+    else:
+        for keyword in (
+            "SourceApplicationEntityTitle",
+            "SendingApplicationEntityTitle",
+            "ReceivingApplicationEntityTitle",
+            "SourcePresentationAddress",
+        ):
+            value = received.get(keyword)
+            if value:
+                setattr(meta, keyword, value)
+    return meta
+
+
+def encode_meta(meta: FileMetaDataset) -> bytes:
+    """Preamble, DICM prefix and the encoded meta group: the head of a Part 10 file."""
+    buffer = DicomBytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue()

@@ -1,0 +1,174 @@
+"""The index: peewee models over SQLite (WAL, synchronous=FULL).
+
+Denormalised so that C-FIND and QIDO-RS can answer at every level without opening files:
+each level carries the PS3.4 C.6 required and common optional keys and its related counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SqliteDatabase,
+    TextField,
+)
+from playhouse.sqlite_ext import AutoIncrementField
+
+SCHEMA_VERSION = 1
+
+database = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+
+
+class Patient(BaseModel):
+    """One identity: Patient ID with the name and birth date first seen for it.
+
+    The same Patient ID with another name or birth date becomes a second row and both are
+    flagged ``identity_conflict``; they are never merged silently.
+    """
+
+    patient_id = CharField(default="", index=True)
+    issuer = CharField(default="")
+    name = CharField(default="")
+    name_norm = CharField(default="", index=True)
+    birth_date = CharField(default="")
+    sex = CharField(default="")
+    species = CharField(default="")
+    breed = CharField(default="")
+    responsible_person = CharField(default="")
+    responsible_organization = CharField(default="")
+    identity_conflict = BooleanField(default=False)
+    num_studies = IntegerField(default=0)
+    num_series = IntegerField(default=0)
+    num_instances = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("patient_id", "issuer", "name_norm", "birth_date"), True),)
+
+
+class Study(BaseModel):
+    study_uid = CharField(unique=True)
+    patient = ForeignKeyField(Patient, backref="studies", on_delete="RESTRICT")
+    study_date = CharField(default="", index=True)
+    study_time = CharField(default="")
+    accession = CharField(default="", index=True)
+    study_id = CharField(default="")
+    description = CharField(default="")
+    referring_physician = CharField(default="")
+    referring_physician_norm = CharField(default="")
+    institution = CharField(default="")
+    patient_age = CharField(default="")
+    patient_size = CharField(default="")
+    patient_weight = CharField(default="")
+    charset = CharField(default="")
+    modalities = CharField(default="")
+    num_series = IntegerField(default=0)
+    num_instances = IntegerField(default=0)
+    patient_mismatch = BooleanField(default=False)
+    first_received_at = FloatField()
+    last_received_at = FloatField(index=True)
+    stable = BooleanField(default=False, index=True)
+
+
+class Series(BaseModel):
+    series_uid = CharField(unique=True)
+    study = ForeignKeyField(Study, backref="series", on_delete="RESTRICT")
+    modality = CharField(default="", index=True)
+    series_number = IntegerField(null=True)
+    description = CharField(default="")
+    body_part = CharField(default="")
+    laterality = CharField(default="")
+    series_date = CharField(default="")
+    series_time = CharField(default="")
+    protocol_name = CharField(default="")
+    station_name = CharField(default="")
+    manufacturer = CharField(default="")
+    model_name = CharField(default="")
+    num_instances = IntegerField(default=0)
+    last_received_at = FloatField()
+
+
+class Instance(BaseModel):
+    sop_uid = CharField(unique=True)
+    series = ForeignKeyField(Series, backref="instances", on_delete="RESTRICT")
+    sop_class_uid = CharField()
+    instance_number = IntegerField(null=True)
+    content_date = CharField(default="")
+    content_time = CharField(default="")
+    rows = IntegerField(null=True)
+    columns = IntegerField(null=True)
+    number_of_frames = IntegerField(null=True)
+    transfer_syntax = CharField()
+    file_key = CharField(unique=True)
+    size = IntegerField()
+    sha256 = CharField()
+    received_at = FloatField()
+    calling_ae = CharField(default="")
+    called_ae = CharField(default="")
+    source_address = CharField(default="")
+
+
+class Change(BaseModel):
+    """The change log: a monotonic sequence that thumbnails, forwarding and backup follow."""
+
+    seq = AutoIncrementField()
+    kind = CharField()
+    study_uid = CharField(default="")
+    series_uid = CharField(default="")
+    sop_uid = CharField(default="")
+    at = FloatField()
+
+
+class Incident(BaseModel):
+    """Something an admin should know about: a duplicate that differed, an identity conflict,
+    a repair made at start-up."""
+
+    at = FloatField()
+    kind = CharField(index=True)
+    sop_uid = CharField(default="")
+    detail = TextField(default="")
+    calling_ae = CharField(default="")
+    source_address = CharField(default="")
+
+
+class Meta(BaseModel):
+    """Small persistent state: schema version, cursors."""
+
+    key = CharField(primary_key=True)
+    value = TextField()
+
+
+MODELS = (Patient, Study, Series, Instance, Change, Incident, Meta)
+CONTENT_MODELS = (Instance, Series, Study, Patient)
+
+
+def open_database(path: Path) -> SqliteDatabase:
+    """Open (creating if needed) the index at ``path`` and bind the models to it."""
+    db = SqliteDatabase(
+        str(path),
+        pragmas={
+            "journal_mode": "wal",
+            "synchronous": 2,  # FULL: a commit is on disk before we acknowledge
+            "foreign_keys": 1,
+            "busy_timeout": 30000,
+            "cache_size": -8000,
+        },
+        check_same_thread=False,
+    )
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    with db.atomic():
+        db.create_tables(MODELS)
+        Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
+    return db

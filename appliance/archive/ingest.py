@@ -1,0 +1,181 @@
+"""The one way in.  C-STORE, import (and later STOW-RS and uploads) all call ``Ingest``.
+
+Order of work, so that nothing acknowledged can be lost and nothing refused stays behind:
+parse the header (never the pixels), validate, write the stored file (fsync file and
+directory), index it in one committed transaction, and only then report success.  If the
+index write fails, the file is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import peewee
+
+from appliance.archive import indexing
+from appliance.archive.attributes import extract
+from appliance.archive.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
+from appliance.archive.index import Instance
+from appliance.archive.storage import Storage, file_digest, free_bytes, is_out_of_space
+from appliance.archive.validate import Problem, Refusal, check
+
+LOG = logging.getLogger("lightbox.ingest")
+
+
+class Outcome(Enum):
+    STORED = "stored"
+    ALREADY_PRESENT = "already present"  # same SOP Instance UID, same bytes
+    DUPLICATE_KEPT_FIRST = "duplicate kept first"  # same UID, other bytes, policy keep-first
+    REPLACED = "replaced"  # same UID, other bytes, policy replace
+    REFUSED_UNREADABLE = "refused: unreadable"
+    REFUSED_INVALID = "refused: invalid"
+    REFUSED_MISMATCH = "refused: mismatch"
+    OUT_OF_RESOURCES = "out of resources"
+    FAILED = "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.STORED, Outcome.ALREADY_PRESENT, Outcome.DUPLICATE_KEPT_FIRST, Outcome.REPLACED)
+
+
+_REFUSALS = {Problem.INVALID: Outcome.REFUSED_INVALID, Problem.MISMATCH: Outcome.REFUSED_MISMATCH}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    reason: str = ""
+    sop_uid: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    duplicate_policy: str = "keep-first"  # or "replace"
+    min_free_bytes: int = 200 * 1024 * 1024
+
+
+class Ingest:
+    def __init__(self, storage: Storage, write_lock: threading.RLock, db: peewee.Database, options: IngestOptions) -> None:
+        self.storage = storage
+        self.write_lock = write_lock
+        self.db = db
+        self.options = options
+
+    def __call__(self, path: Path, origin: Origin) -> IngestResult:
+        result = self._ingest(path, origin)
+        level = logging.INFO if result.ok else logging.WARNING
+        LOG.log(
+            level,
+            "ingest outcome=%s via=%s calling_ae=%r address=%s sop=%s%s",
+            result.outcome.name.lower(),
+            origin.via,
+            origin.calling_ae,
+            origin.address or "-",
+            result.sop_uid or "-",
+            f" reason={result.reason!r}" if result.reason else "",
+        )
+        return result
+
+    def _ingest(self, path: Path, origin: Origin) -> IngestResult:
+        try:
+            header = read_header(path)
+            check(header)
+            fields = extract(header.dataset)
+        except UnreadableHeader as exc:
+            return IngestResult(Outcome.REFUSED_UNREADABLE, str(exc)[:200])
+        except Refusal as exc:
+            return IngestResult(_REFUSALS[exc.problem], exc.reason)
+        sop_uid = fields.instance["sop_uid"]
+
+        existing = Instance.get_or_none(Instance.sop_uid == sop_uid)
+        if existing is not None:
+            duplicate = self._duplicate(existing, path, header, origin)
+            if duplicate is not None:
+                return duplicate
+
+        if free_bytes(self.storage.root) - os.path.getsize(path) < self.options.min_free_bytes:
+            return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full: free space below the reserve", sop_uid)
+        meta = stored_meta(header, origin)
+        try:
+            with open(path, "rb") as body:
+                stored = self.storage.write(encode_meta(meta), body, header.dataset_offset)
+        except OSError as exc:
+            if is_out_of_space(exc):
+                return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full while writing", sop_uid)
+            LOG.exception("store_failed sop=%s", sop_uid)
+            return IngestResult(Outcome.FAILED, f"cannot write: {exc.strerror}", sop_uid)
+
+        received_at = os.stat(self.storage.path(stored.key)).st_mtime
+        replaced: Instance | None = None
+        try:
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                replaced = Instance.get_or_none(Instance.sop_uid == sop_uid)
+                if replaced is not None:
+                    if replaced.file_key == stored.key:  # the very same file, stored meanwhile
+                        return IngestResult(Outcome.ALREADY_PRESENT, "", sop_uid)
+                    if self.options.duplicate_policy != "replace":
+                        raise _StoredMeanwhile()
+                    indexing.remove_instance(replaced, "instance_replaced")
+                indexing.add_instance(
+                    fields, stored, str(header.transfer_syntax), indexing.provenance(meta), received_at
+                )
+        except _StoredMeanwhile:
+            # Another association indexed this UID while we were writing: judge it as a duplicate.
+            self.storage.remove(stored.key)
+            return self._duplicate(replaced, path, header, origin) or IngestResult(Outcome.FAILED, "", sop_uid)
+        except Exception as exc:
+            self.storage.remove(stored.key)
+            if _is_disk_full(exc):
+                return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full while indexing", sop_uid)
+            LOG.exception("index_failed sop=%s", sop_uid)
+            return IngestResult(Outcome.FAILED, f"index error: {exc}"[:200], sop_uid)
+        if replaced is not None:
+            self.storage.remove(replaced.file_key)
+            return IngestResult(Outcome.REPLACED, "", sop_uid)
+        return IngestResult(Outcome.STORED, "", sop_uid)
+
+    def _duplicate(self, existing: Instance, path: Path, header: Header, origin: Origin) -> IngestResult | None:
+        """Same SOP Instance UID: None to go on and replace, or the result to report now."""
+        sop_uid = existing.sop_uid
+        stored_path = self.storage.path(existing.file_key)
+        try:
+            stored_header = read_header(stored_path)
+            with open(path, "rb") as new, open(stored_path, "rb") as old:
+                same = file_digest(new, header.dataset_offset) == file_digest(old, stored_header.dataset_offset)
+        except (OSError, UnreadableHeader):
+            same = False  # the stored copy is missing or damaged: let replace/verify deal with it
+        if same:
+            return IngestResult(Outcome.ALREADY_PRESENT, "", sop_uid)
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            indexing.record_incident(
+                "duplicate_differs",
+                f"same SOP Instance UID with different bytes; policy {self.options.duplicate_policy}",
+                sop_uid,
+                origin.calling_ae,
+                origin.address,
+            )
+        if self.options.duplicate_policy == "replace":
+            return None
+        return IngestResult(Outcome.DUPLICATE_KEPT_FIRST, "different bytes under a known SOP Instance UID", sop_uid)
+
+
+class _StoredMeanwhile(Exception):
+    """Rolls back the index transaction when a concurrent store won the race."""
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if is_out_of_space(exc):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    text = str(exc).lower()
+    return "disk is full" in text or (isinstance(cause, sqlite3.OperationalError) and "full" in str(cause).lower())

@@ -1,0 +1,136 @@
+"""Storage is the source of truth: verify files against the index, rebuild the index from the
+files, and reconcile the two at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import peewee
+
+from appliance.archive import indexing
+from appliance.archive.attributes import extract
+from appliance.archive.header import UnreadableHeader, read_header
+from appliance.archive.index import CONTENT_MODELS, Change, Instance
+from appliance.archive.storage import Storage, StoredFile, file_digest
+from appliance.archive.validate import Refusal, check
+
+LOG = logging.getLogger("lightbox.maintenance")
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    mismatched: list[str] = field(default_factory=list)  # SOP Instance UIDs whose hash differs
+    missing: list[str] = field(default_factory=list)  # SOP Instance UIDs whose file is gone
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched and not self.missing
+
+
+@dataclass
+class ReconcileReport:
+    indexed: list[str] = field(default_factory=list)  # file keys (re)indexed from the files
+    unindexable: list[str] = field(default_factory=list)  # file keys that cannot be indexed (kept on disk)
+    missing_files: list[str] = field(default_factory=list)  # SOP UIDs whose file is gone, row removed
+    spool_cleared: int = 0
+
+    @property
+    def repaired(self) -> bool:
+        return bool(self.indexed or self.unindexable or self.missing_files)
+
+
+def verify(storage: Storage, progress: Progress | None = None) -> VerifyReport:
+    report = VerifyReport()
+    rows = list(Instance.select(Instance.sop_uid, Instance.file_key, Instance.sha256).tuples())
+    for done, (sop_uid, key, sha) in enumerate(rows, 1):
+        try:
+            actual = storage.hash(key)
+        except FileNotFoundError:
+            report.missing.append(sop_uid)
+        else:
+            if actual != sha:
+                report.mismatched.append(sop_uid)
+        report.checked += 1
+        if progress:
+            progress(done, len(rows))
+    return report
+
+
+def index_file(storage: Storage, key: str) -> None:
+    """Add one stored file to the index (caller holds the write lock and a transaction)."""
+    path = storage.path(key)
+    header = read_header(path)
+    check(header)
+    stat = os.stat(path)
+    with open(path, "rb") as f:
+        sha = file_digest(f)
+    indexing.add_instance(
+        extract(header.dataset),
+        StoredFile(key, stat.st_size, sha),
+        str(header.transfer_syntax),
+        indexing.provenance(header.meta),
+        stat.st_mtime,
+    )
+
+
+def _by_received_time(storage: Storage, keys: Iterable[str]) -> list[str]:
+    # Oldest first, so that "first seen" decisions (patient identity) come out as they did.
+    return sorted(keys, key=lambda k: (os.stat(storage.path(k)).st_mtime, k))
+
+
+def rebuild_index(
+    storage: Storage, db: peewee.Database, write_lock: threading.RLock, stable_age: float, progress: Progress | None = None
+) -> ReconcileReport:
+    """Drop every content row and index the stored files again, oldest first."""
+    keys = _by_received_time(storage, storage.keys())
+    report = ReconcileReport()
+    with write_lock, db.atomic("IMMEDIATE"):
+        for model in CONTENT_MODELS:
+            model.delete().execute()
+        for done, key in enumerate(keys, 1):
+            _index_or_report(storage, key, report)
+            if progress:
+                progress(done, len(keys))
+        indexing.mark_stable(time.time() - stable_age)
+        indexing.record_change("index_rebuilt")
+    return report
+
+
+def reconcile(storage: Storage, db: peewee.Database, write_lock: threading.RLock) -> ReconcileReport:
+    """Start-up check: index files that have no row, drop rows whose file is gone (recorded)."""
+    report = ReconcileReport(spool_cleared=storage.clear_spool())
+    known = {k for (k,) in Instance.select(Instance.file_key).tuples()}
+    on_disk = set(storage.keys())
+    with write_lock, db.atomic("IMMEDIATE"):
+        for key in _by_received_time(storage, on_disk - known):
+            _index_or_report(storage, key, report)
+        for instance in Instance.select().where(Instance.file_key.in_(sorted(known - on_disk))):
+            report.missing_files.append(instance.sop_uid)
+            indexing.remove_instance(instance, "instance_missing")
+            indexing.record_incident("file_missing", "stored file vanished; row removed", instance.sop_uid)
+    if report.repaired:
+        LOG.warning(
+            "reconcile indexed=%d unindexable=%d missing_files=%d",
+            len(report.indexed),
+            len(report.unindexable),
+            len(report.missing_files),
+        )
+    return report
+
+
+def _index_or_report(storage: Storage, key: str, report: ReconcileReport) -> None:
+    try:
+        with Change._meta.database.atomic():  # a savepoint: one bad file does not undo the rest
+            index_file(storage, key)
+        report.indexed.append(key)
+    except (UnreadableHeader, Refusal, peewee.IntegrityError) as exc:
+        LOG.error("unindexable_file key=%s reason=%s", key, exc)
+        report.unindexable.append(key)

@@ -1,0 +1,128 @@
+"""The storage area: content-addressed files, written atomically and durably.
+
+A stored file lives at ``storage/ab/cd/<sha256>.dcm``: the path comes from the content hash,
+never from UIDs or names.  A file is written to the spool, fsynced, renamed into place and its
+directory fsynced; only then may the index refer to it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+CHUNK = 1 << 20
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str  # path relative to the storage root, e.g. "ab/cd/abcd....dcm"
+    size: int
+    sha256: str
+
+
+class Storage:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "storage"
+        self.spool = data_dir / "spool"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.spool.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def spool_path(self, suffix: str = ".part") -> Path:
+        return self.spool / (secrets.token_hex(16) + suffix)
+
+    def write(self, head: bytes, body: BinaryIO, body_offset: int) -> StoredFile:
+        """Store ``head`` followed by ``body`` from ``body_offset`` to its end; return where.
+
+        Raises OSError (ENOSPC on a full disk) and leaves nothing behind in that case.
+        """
+        temp = self.spool_path()
+        digest = hashlib.sha256(head)
+        size = len(head)
+        try:
+            with open(temp, "wb") as out:
+                out.write(head)
+                body.seek(body_offset)
+                while chunk := body.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            key = f"{sha[:2]}/{sha[2:4]}/{sha}.dcm"
+            final = self.root / key
+            self._make_dirs(final.parent)
+            os.replace(temp, final)
+            fsync_dir(final.parent)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return StoredFile(key, size, sha)
+
+    def remove(self, key: str) -> None:
+        path = self.root / key
+        path.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+
+    def hash(self, key: str) -> str:
+        with open(self.root / key, "rb") as f:
+            return file_digest(f)
+
+    def keys(self) -> Iterator[str]:
+        """Every stored file's key (files only, spool excluded)."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.endswith(".dcm"):
+                    yield os.path.relpath(os.path.join(dirpath, name), self.root)
+
+    def clear_spool(self) -> int:
+        """Remove leftovers of transfers that were never acknowledged; return how many."""
+        removed = 0
+        for entry in self.spool.iterdir():
+            entry.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def _make_dirs(self, directory: Path) -> None:
+        # Create each missing level and fsync its parent so the new entry survives power loss.
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            fsync_dir(d.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_digest(f: BinaryIO, offset: int = 0) -> str:
+    f.seek(offset)
+    digest = hashlib.sha256()
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def free_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize

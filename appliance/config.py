@@ -1,0 +1,146 @@
+"""Settings as data.
+
+One table of settings; the file ``lightbox.toml``, ``LIGHTBOX_*`` environment
+variables and command-line flags all come from it.  Precedence, lowest first:
+default, file, environment, flag.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    @property
+    def env_var(self) -> str:
+        return "LIGHTBOX_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a value from a file, the environment or a flag to this setting's type."""
+        kind = self.kind
+        if kind is bool and isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(f"{self.name}: expected a boolean, got {raw!r}")
+            value: Any = lowered in ("1", "true", "yes", "on")
+        elif kind is int and isinstance(raw, bool):
+            raise ValueError(f"{self.name}: expected an integer, got {raw!r}")
+        else:
+            value = kind(raw)
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name}: expected one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "./lightbox-data", "Data folder: the stored files, the index and the spool."),
+    Setting("aet", "LIGHTBOX", "Lightbox's own DICOM AE title."),
+    Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
+    Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
+    Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
+    Setting("max_associations", 16, "Concurrent DICOM associations; more are rejected (transient)."),
+    Setting("network_timeout", 60, "Seconds a DICOM peer may stall before its connection is dropped."),
+    Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
+    Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),
+    Setting("min_free_mb", 200, "Free disk space kept in reserve; below it new instances are refused (0xA700)."),
+    Setting("stable_age", 60, "Seconds after its last instance that a study becomes stable."),
+    Setting(
+        "duplicate_policy",
+        "keep-first",
+        "Same SOP Instance UID with different bytes: keep the first copy or replace it.",
+        choices=("keep-first", "replace"),
+    ),
+    Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value or a file cannot be read."""
+
+
+@dataclass
+class Settings:
+    values: dict[str, Any]
+    config_file: Path | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["data"]).expanduser().resolve()
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting: defaults < lightbox.toml < LIGHTBOX_* < flags.
+
+    ``flags`` holds only the flags given on the command line (``None`` values are ignored).
+    The file is ``config_file``, else ``$LIGHTBOX_CONFIG``; there is no implicit file.
+    """
+    environ = os.environ if environ is None else environ
+    values = {s.name: s.default for s in SETTINGS}
+    path = config_file or environ.get("LIGHTBOX_CONFIG")
+    if path:
+        values.update(_read_file(Path(path)))
+    for setting in SETTINGS:
+        if setting.env_var in environ:
+            values[setting.name] = _parse(setting, environ[setting.env_var], setting.env_var)
+    for name, raw in (flags or {}).items():
+        if raw is not None and name in BY_NAME:
+            values[name] = _parse(BY_NAME[name], raw, BY_NAME[name].flag)
+    return Settings(values, Path(path) if path else None)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    unknown = sorted(set(raw) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return {name: _parse(BY_NAME[name], value, str(path)) for name, value in raw.items()}
+
+
+def _parse(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table shown in README.md (a test keeps them equal)."""
+    rows = ["| setting | flag | environment | default | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`"
+        meaning = s.help + (f" One of: {', '.join(s.choices)}." if s.choices else "")
+        rows.append(f"| `{s.name}` | `{s.flag}` | `{s.env_var}` | {default} | {meaning} |")
+    return "\n".join(rows)

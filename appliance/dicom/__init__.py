@@ -1,0 +1,1 @@
+"""The DIMSE front door: pynetdicom server and handlers that call the archive."""

@@ -1,0 +1,124 @@
+"""Wires the parts into one process: archive, DICOM server, HTTP server, background work."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+import waitress
+from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from appliance.archive import Archive, ArchiveOptions
+from appliance.config import Settings
+from appliance.dicom import server as dicom_server
+from appliance.web.app import make_app
+
+LOG = logging.getLogger("lightbox.service")
+
+STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
+
+
+def archive_options(settings: Settings) -> ArchiveOptions:
+    return ArchiveOptions(
+        duplicate_policy=settings.duplicate_policy,
+        min_free_mb=settings.min_free_mb,
+        stable_age=float(settings.stable_age),
+    )
+
+
+def open_archive(settings: Settings) -> Archive:
+    return Archive(settings.data_dir, archive_options(settings))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.archive: Archive | None = None
+        self.dicom: Any = None
+        self.http: BaseWSGIServer | MultiSocketServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        s = self.settings
+        self.archive = open_archive(s)
+        report = self.archive.reconcile()
+        LOG.info(
+            "started data=%s reindexed_orphans=%d unindexable=%d missing_files=%d spool_cleared=%d",
+            s.data_dir,
+            len(report.indexed),
+            len(report.unindexable),
+            len(report.missing_files),
+            report.spool_cleared,
+        )
+        self.dicom = dicom_server.start(
+            self.archive,
+            dicom_server.DicomOptions(
+                aet=s.aet,
+                host=s.host,
+                port=s.dicom_port,
+                max_associations=s.max_associations,
+                network_timeout=float(s.network_timeout),
+                max_pdu=s.max_pdu,
+                max_instance_bytes=s.max_instance_mb * 1024 * 1024,
+            ),
+        )
+        self.http = waitress.create_server(make_app(self.archive), host=s.host, port=s.http_port, threads=8)
+        LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
+        self._spawn("http", self.http.run)
+        self._spawn("stability", self._stability_loop)
+        _sd_notify("READY=1")
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _stability_loop(self) -> None:
+        while not self.stopping.wait(STABILITY_INTERVAL):
+            try:
+                for uid in self.archive.mark_stable():
+                    LOG.info("study_stable study=%s", uid)
+            except Exception:  # keep looking; a locked or full database is transient
+                LOG.exception("stability_check_failed")
+
+    def wait(self) -> None:
+        """Block until SIGINT or SIGTERM, then stop cleanly."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.stopping.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        _sd_notify("STOPPING=1")
+        if self.dicom is not None:
+            self.dicom.shutdown()  # waits for running associations' handlers to return
+        if self.http is not None:
+            self.http.close()
+        if self.archive is not None:
+            self.archive.close()
+        LOG.info("stopped")
+
+
+def _sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
