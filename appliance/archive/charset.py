@@ -17,6 +17,7 @@ import unicodedata
 import warnings
 from typing import Iterable
 
+from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -69,7 +70,7 @@ def text(ds: Dataset, keyword: str, charsets: list[str] | None = None, override:
         with warnings.catch_warnings():
             # pydicom warns and replaces undecodable bytes; the replacement is what we want.
             warnings.simplefilter("ignore")
-            elem = convert_raw_data_element(elem, encoding=encodings, ds=ds)
+            elem = convert_raw_data_element(elem, encoding=convert_encodings(encodings), ds=ds)
     return _as_text(elem)
 
 

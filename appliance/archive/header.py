@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -25,6 +30,9 @@ IMPLEMENTATION_VERSION_NAME = ("LIGHTBOX_" + __version__)[:16]
 
 # Values larger than this stay on disk while we read the header (e.g. an encapsulated PDF).
 _DEFER_SIZE = 64 * 1024
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}  # Pixel, Float, Double Float
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
 class UnreadableHeader(ValueError):
@@ -61,13 +69,51 @@ def read_header(path: Path) -> Header:
             read_preamble(fp, force=True)
             meta = _read_file_meta_info(fp)
             offset = fp.tell()
-        ds = dcmread(path, stop_before_pixels=True, defer_size=_DEFER_SIZE, force=True)
+            fp.seek(0)
+            ds = dcmread(fp, stop_before_pixels=True, defer_size=_DEFER_SIZE, force=True)
+            deflated = str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian
+            truncated = None if deflated else _truncation(ds, fp)
     except Exception as exc:  # pydicom raises many types on malformed input
         raise UnreadableHeader(f"unreadable DICOM header: {exc}") from exc
     if len(ds) == 0:
         raise UnreadableHeader("no DICOM dataset found")
+    if truncated:
+        raise UnreadableHeader(truncated)
     syntax = meta.get("TransferSyntaxUID") or _guess_syntax(ds)
     return Header(meta, ds, offset, UID(str(syntax)))
+
+
+def _truncation(ds: Dataset, fp: BinaryIO) -> str | None:
+    """Why the file ends before its elements do (a half-copied file), or None.
+
+    pydicom reads a value cut short by the end of the file without complaint, so a truncated
+    file would be stored as if whole.  Checked without reading values: each top-level
+    element read, then the header of Pixel Data, where ``dcmread`` stopped before it.
+    """
+    size = os.fstat(fp.fileno()).st_size
+    for elem in ds.elements():
+        if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED_LENGTH:
+            if elem.value_tell + elem.length > size:
+                return f"truncated file: {elem.tag} runs past the end of the file"
+    position = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return None
+    implicit, little = ds.original_encoding
+    endian = "<" if little else ">"
+    if struct.unpack(endian + "HH", head[:4]) not in _PIXEL_DATA_TAGS:
+        return None
+    if implicit:
+        length, header_size = struct.unpack(endian + "L", head[4:8])[0], 8
+    elif head[4:6] in _LONG_LENGTH_VRS:
+        if len(head) < 12:
+            return "truncated file: Pixel Data header cut short"
+        length, header_size = struct.unpack(endian + "L", head[8:12])[0], 12
+    else:
+        length, header_size = struct.unpack(endian + "H", head[6:8])[0], 8
+    if length != _UNDEFINED_LENGTH and position + header_size + length > size:
+        return "truncated file: Pixel Data runs past the end of the file"
+    return None
 
 
 def _guess_syntax(ds: Dataset) -> UID:

@@ -95,6 +95,8 @@ class Ingest:
             return IngestResult(Outcome.REFUSED_UNREADABLE, str(exc)[:200])
         except Refusal as exc:
             return IngestResult(_REFUSALS[exc.problem], exc.reason)
+        except Exception as exc:  # a value pydicom cannot convert: refuse, never crash
+            return IngestResult(Outcome.REFUSED_UNREADABLE, f"undecodable attribute: {exc}"[:200])
         sop_uid = fields.instance["sop_uid"]
 
         existing = Instance.get_or_none(Instance.sop_uid == sop_uid)
@@ -174,8 +176,16 @@ class _StoredMeanwhile(Exception):
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    if is_out_of_space(exc):
-        return True
-    cause = exc.__cause__ or exc.__context__
-    text = str(exc).lower()
-    return "disk is full" in text or (isinstance(cause, sqlite3.OperationalError) and "full" in str(cause).lower())
+    """ENOSPC or SQLITE_FULL anywhere in the chain.  When COMMIT fails with SQLITE_FULL,
+    SQLite has already rolled back, so peewee's own ROLLBACK raises "cannot rollback - no
+    transaction is active" and the disk-full error is only found further down the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if is_out_of_space(current):
+            return True
+        if isinstance(current, (sqlite3.OperationalError, peewee.OperationalError)) and "full" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -7,10 +7,13 @@ and lets us accept private and retired storage classes, which ultrasound units s
 
 from __future__ import annotations
 
+from typing import Type
+
 from pydicom.uid import UID, AllTransferSyntaxes
-from pynetdicom import sop_class
+from pynetdicom import association, sop_class
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import _STORAGE_CLASSES, Verification
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import _STORAGE_CLASSES, Verification, uid_to_service_class
 
 from appliance.archive.validate import REFUSED_SYNTAXES
 
@@ -29,23 +32,40 @@ def is_storage_like(uid: UID) -> bool:
 def acceptable_contexts(proposed: list[PresentationContext], services: frozenset[str]) -> list[PresentationContext]:
     """Contexts to support for this association, keeping the peer's order of syntaxes.
 
-    ``services`` holds the non-storage abstract syntaxes this server implements.
+    ``services`` holds the non-storage abstract syntaxes this server implements.  A peer may
+    propose one abstract syntax in several contexts (one per transfer syntax, as DCMTK does):
+    the supported context for it takes the union, in the order first proposed.
     """
-    supported = []
-    seen: set[str] = set()
+    syntaxes_by_abstract: dict[str, list[str]] = {}
     for cx in proposed:
         abstract = UID(str(cx.abstract_syntax))
-        if str(abstract) in seen or not (str(abstract) in services or is_storage_like(abstract)):
+        if not (str(abstract) in services or is_storage_like(abstract)):
             continue
-        syntaxes = [ts for ts in cx.transfer_syntax if str(ts) in ACCEPTED_SYNTAXES]
-        if not syntaxes:
-            continue
-        seen.add(str(abstract))
-        context = PresentationContext()
-        context.abstract_syntax = abstract
-        context.transfer_syntax = syntaxes
-        supported.append(context)
+        syntaxes = syntaxes_by_abstract.setdefault(str(abstract), [])
+        syntaxes += [str(ts) for ts in cx.transfer_syntax if str(ts) in ACCEPTED_SYNTAXES and str(ts) not in syntaxes]
+    supported = []
+    for abstract, syntaxes in syntaxes_by_abstract.items():
+        if syntaxes:
+            context = PresentationContext()
+            context.abstract_syntax = UID(abstract)
+            context.transfer_syntax = [UID(ts) for ts in syntaxes]
+            supported.append(context)
     return supported
 
 
 SERVICES = frozenset({str(Verification)})
+
+
+def _service_class_for(uid: str) -> Type[ServiceClass]:
+    """pynetdicom's lookup, except that private and unknown storage-like classes (which we
+    accepted at negotiation) are served by the Storage service class, not refused."""
+    found = uid_to_service_class(uid)
+    if found is ServiceClass and is_storage_like(UID(uid)):
+        return StorageServiceClass
+    return found
+
+
+def install_storage_routing() -> None:
+    # pynetdicom's only switch for this (UNRESTRICTED_STORAGE_SERVICE) also accepts any
+    # transfer syntax, Deflate included; so we replace the lookup it dispatches with.
+    association.uid_to_service_class = _service_class_for  # type: ignore[attr-defined]

@@ -127,6 +127,7 @@ def start(archive: Archive, options: DicomOptions) -> ThreadedAssociationServer:
     """Start listening; returns the server (call ``shutdown()`` to stop)."""
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     spool.install(archive.storage.spool, options.max_instance_bytes)
+    contexts.install_storage_routing()
     ae = AE(ae_title=options.aet)
     ae.maximum_pdu_size = options.max_pdu
     ae.maximum_associations = options.max_associations

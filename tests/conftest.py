@@ -1,0 +1,161 @@
+"""Shared fixtures: a real `lightbox serve` process, DCMTK tools by their Debian paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DCMTK = Path("/usr/bin")
+
+
+def require(path: str | Path) -> Path:
+    """A tool the tests need: missing is a skip on a laptop, a failure in CI."""
+    path = Path(path)
+    if not path.exists():
+        message = f"{path} is not installed (Debian package: see .ci/run)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def dcmtk(tool: str) -> str:
+    # Always the Debian path: pynetdicom installs look-alike scripts that shadow DCMTK on PATH.
+    return str(require(DCMTK / tool))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LightboxProcess:
+    """`python -m appliance serve` on 127.0.0.1 with its own data folder and ports."""
+
+    def __init__(self, data: Path, aet: str = "LIGHTBOX", **settings: object) -> None:
+        self.data = data
+        self.aet = aet
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.settings = {"stable_age": 60, "min_free_mb": 0, **settings}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data.parent / f"{data.name}-server.log"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "appliance", "serve",
+            "--data", str(self.data), "--aet", self.aet, "--host", "127.0.0.1",
+            "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
+        ]  # fmt: skip
+        for name, value in self.settings.items():
+            cmd += ["--" + name.replace("_", "-"), str(value)]
+        return cmd
+
+    def start(self, timeout: float = 30) -> "LightboxProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lightbox exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                self.health()
+                with socket.create_connection(("127.0.0.1", self.dicom_port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"lightbox did not become ready:\n{self.log()}")
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as rsp:
+            return json.load(rsp)
+
+    def count(self, level: str = "instances") -> int:
+        return self.health()["counts"][level]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run another `lightbox` subcommand on the same data folder."""
+        return subprocess.run(
+            [sys.executable, "-m", "appliance", *args, "--data", str(self.data)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def storescu(self, *paths: str | Path, aet: str = "STORESCU", extra: tuple[str, ...] = (), timeout: float = 300):
+        return subprocess.run(
+            [dcmtk("storescu"), "-v", "-aet", aet, "-aec", self.aet, *extra, "127.0.0.1", str(self.dicom_port), *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
+
+    def echoscu(self, aet: str = "ECHOSCU") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [dcmtk("echoscu"), "-aet", aet, "-aec", self.aet, "127.0.0.1", str(self.dicom_port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def lightbox_factory(tmp_path: Path) -> Iterator:
+    started: list[LightboxProcess] = []
+
+    def make(name: str = "data", start: bool = True, **settings: object) -> LightboxProcess:
+        server = LightboxProcess(tmp_path / name, **settings)
+        started.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in started:
+        if server.proc is not None:
+            server.stop()
+
+
+@pytest.fixture
+def lightbox(lightbox_factory) -> LightboxProcess:
+    return lightbox_factory()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_dcmtk_on_path() -> None:
+    """Document the trap once: `storescu` on PATH may be pynetdicom's, not DCMTK's."""
+    found = shutil.which("storescu")
+    if found and Path(found).resolve() != (DCMTK / "storescu").resolve():
+        print(f"note: {found} shadows DCMTK's storescu; tests call {DCMTK / 'storescu'}")
