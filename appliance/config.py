@@ -44,7 +44,10 @@ class Setting:
         elif kind is int and isinstance(raw, bool):
             raise ValueError(f"{self.name}: expected an integer, got {raw!r}")
         else:
-            value = kind(raw)
+            try:
+                value = kind(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name}: expected {kind.__name__}, got {raw!r}") from None
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name}: expected one of {', '.join(self.choices)}, got {value!r}")
         return value

@@ -73,9 +73,8 @@ class LightboxProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"lightbox exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                self.health()
-                with socket.create_connection(("127.0.0.1", self.dicom_port), timeout=1):
-                    return self
+                self.health()  # HTTP starts after the DICOM listener, so both are up
+                return self
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"lightbox did not become ready:\n{self.log()}")

@@ -29,6 +29,11 @@ class SpoolFile:
     limit: int
 
     def __init__(self, *_args: object, **_kwargs: object) -> None:
+        discard_abandoned()
+        # pynetdicom creates us in the association's DUL thread; while that thread or the
+        # association's own thread (which runs the C-STORE handler) lives, the file is in use.
+        reader = threading.current_thread()
+        self._owners = tuple(t for t in (reader, getattr(reader, "assoc", None)) if isinstance(t, threading.Thread))
         fd, self.name = tempfile.mkstemp(dir=self.directory, suffix=".spool")
         self._fd = fd
         self.size = 0
@@ -67,6 +72,18 @@ class SpoolFile:
             self._fd = -1
         with _lock:
             _active.pop(self.name, None)
+
+
+def discard_abandoned() -> int:
+    """Close and remove spool files of associations that ended in the middle of a dataset
+    (the peer died or aborted): pynetdicom never closes those, so without this they would
+    hold a descriptor and their disk space until the next start-up.  Returns how many."""
+    with _lock:
+        abandoned = [s for s in _active.values() if not any(t.is_alive() for t in s._owners)]
+    for spooled in abandoned:
+        spooled.close()
+        Path(spooled.name).unlink(missing_ok=True)
+    return len(abandoned)
 
 
 def spool_for(path: str | os.PathLike[str]) -> SpoolFile | None:
