@@ -15,6 +15,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from appliance.archive import Archive, ArchiveOptions
 from appliance.config import Settings
 from appliance.dicom import server as dicom_server
+from appliance.dicom.acceptor import Acceptor
 from appliance.web.app import make_app
 
 LOG = logging.getLogger("lightbox.service")
@@ -47,7 +48,8 @@ class Service:
         self.settings = settings
         self.stopping = threading.Event()
         self.archive: Archive | None = None
-        self.dicom: Any = None
+        self.dicom: Acceptor | None = None
+        self.pynetdicom: Any = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -63,18 +65,23 @@ class Service:
             len(report.missing_files),
             report.spool_cleared,
         )
-        self.dicom = dicom_server.start(
-            self.archive,
-            dicom_server.DicomOptions(
-                aet=s.aet,
-                host=s.host,
-                port=s.dicom_port,
-                max_associations=s.max_associations,
-                network_timeout=float(s.network_timeout),
-                max_pdu=s.max_pdu,
-                max_instance_bytes=s.max_instance_mb * 1024 * 1024,
-            ),
+        options = dicom_server.DicomOptions(
+            aet=s.aet,
+            host=s.host,
+            port=s.dicom_port,
+            max_associations=s.max_associations,
+            network_timeout=float(s.network_timeout),
+            max_pdu=s.max_pdu,
+            max_instance_bytes=s.max_instance_mb * 1024 * 1024,
         )
+        self.pynetdicom = dicom_server.make_server(self.archive, options)
+        self.dicom = Acceptor(
+            self.archive,
+            options,
+            handoff=self.pynetdicom.finish_request,
+            handed_off_count=lambda: len(self.pynetdicom.active_associations),
+        )
+        self.dicom.start()
         self.http = waitress.create_server(make_app(self.archive), host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
@@ -105,7 +112,9 @@ class Service:
         self.stopping.set()
         _sd_notify("STOPPING=1")
         if self.dicom is not None:
-            self.dicom.shutdown()  # waits for running associations' handlers to return
+            self.dicom.shutdown()  # running transfers finish first
+            for assoc in self.pynetdicom.active_associations:
+                assoc.abort()
         if self.http is not None:
             self.http.close()
         if self.archive is not None:

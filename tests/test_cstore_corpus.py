@@ -41,6 +41,8 @@ def is_valid_instance(path: Path, meta_must_agree: bool = True) -> bool:
         ds = dcmread(path, stop_before_pixels=True)
     except Exception:
         return False
+    if not dcmtk_parses_whole_file(path):
+        return False  # truncated: pydicom reads short values without complaint, DCMTK does not
     meta = ds.file_meta
     uids = [ds.get(k) for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")]
     if any(u is None or not UID(str(u)).is_valid or len(str(u)) > 64 for u in uids):
@@ -52,6 +54,10 @@ def is_valid_instance(path: Path, meta_must_agree: bool = True) -> bool:
     return str(meta.MediaStorageSOPInstanceUID) == str(ds.SOPInstanceUID) and str(
         meta.MediaStorageSOPClassUID
     ) == str(ds.SOPClassUID)
+
+
+def dcmtk_parses_whole_file(path: Path) -> bool:
+    return subprocess.run([dcmtk("dcmdump"), "-q", str(path)], capture_output=True, timeout=60).returncode == 0
 
 
 def send_raw(port: int, path: Path, sop_class: UID, syntax: UID) -> int | None:

@@ -19,9 +19,11 @@ from typing import Iterable
 
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 _LATIN1_TERMS = {"ISO_IR 100", "ISO 2022 IR 100"}
 _ASCII_TERMS = {"", "ISO_IR 6", "ISO 2022 IR 6"}
 _C1_CONTROLS = re.compile(rb"[\x80-\x9f]")
@@ -64,6 +66,10 @@ def text(ds: Dataset, keyword: str, charsets: list[str] | None = None, override:
     elem = ds.get_item(keyword)
     if isinstance(elem, RawDataElement):
         raw_value = elem.value or b""
+        if raw_value.isascii() and b"\x1b" not in raw_value and (elem.VR or dictionary_VR(elem.tag)) in _TEXT_VRS:
+            # The usual case (plain ASCII, no ISO 2022 escape sequence): the same result as
+            # pydicom's decoding at a fraction of its cost.
+            return raw_value.decode("ascii").strip(" \x00")
         if charsets is None:
             charsets = declared_charsets(ds)
         encodings = effective_encodings(raw_value, charsets, override)

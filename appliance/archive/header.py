@@ -11,9 +11,7 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info, read_preamble
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -124,18 +122,33 @@ def _guess_syntax(ds: Dataset) -> UID:
 
 
 def stored_meta(header: Header, origin: Origin) -> FileMetaDataset:
+    """The meta header Lightbox writes for the instance in ``header``."""
+    ds = header.dataset
+    return build_meta(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(header.transfer_syntax), origin, header.meta)
+
+
+_PROVENANCE = (
+    "SourceApplicationEntityTitle",
+    "SendingApplicationEntityTitle",
+    "ReceivingApplicationEntityTitle",
+    "SourcePresentationAddress",
+)
+
+
+def build_meta(
+    sop_class: str, sop_instance: str, syntax: str, origin: Origin, received: FileMetaDataset | None = None
+) -> FileMetaDataset:
     """The meta header Lightbox writes: identity of the instance, and where it came from.
 
     PS3.10 7.1 has a place for each provenance item (Source/Sending/Receiving AE titles,
-    Source Presentation Address), so the stored file alone can rebuild the index.
+    Source Presentation Address), so the stored file alone can rebuild the index.  For a
+    DICOM reception they describe that association; otherwise they are kept as received.
     """
-    received = header.meta
-    ds = header.dataset
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = header.transfer_syntax
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.TransferSyntaxUID = syntax
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     if origin.via == "dicom":
@@ -146,13 +159,8 @@ def stored_meta(header: Header, origin: Origin) -> FileMetaDataset:
             meta.ReceivingApplicationEntityTitle = origin.called_ae
         if origin.presentation_address:
             meta.SourcePresentationAddress = origin.presentation_address
-    else:
-        for keyword in (
-            "SourceApplicationEntityTitle",
-            "SendingApplicationEntityTitle",
-            "ReceivingApplicationEntityTitle",
-            "SourcePresentationAddress",
-        ):
+    elif received is not None:
+        for keyword in _PROVENANCE:
             value = received.get(keyword)
             if value:
                 setattr(meta, keyword, value)
@@ -160,8 +168,21 @@ def stored_meta(header: Header, origin: Origin) -> FileMetaDataset:
 
 
 def encode_meta(meta: FileMetaDataset) -> bytes:
-    """Preamble, DICM prefix and the encoded meta group: the head of a Part 10 file."""
-    buffer = DicomBytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return buffer.getvalue()
+    """Preamble, DICM prefix and the encoded meta group: the head of a Part 10 file.
+
+    Hand-encoded (group 0002 is always Explicit VR Little Endian and holds only short strings
+    and one OB): pydicom's writer costs ~0.4 ms per instance on the ingest hot path.
+    """
+    body = b"".join(_encode_meta_element(e.tag, e.VR, e.value) for e in meta if e.tag != 0x00020000)
+    group_length = _encode_meta_element(0x00020000, "UL", struct.pack("<I", len(body)))
+    return b"\x00" * 128 + b"DICM" + group_length + body
+
+
+def _encode_meta_element(tag: int, vr: str, value: object) -> bytes:
+    raw = value if isinstance(value, bytes) else str(value).encode("ascii", "replace")
+    if len(raw) % 2:
+        raw += b"\x00" if vr in ("UI", "OB") else b" "
+    group, element = tag >> 16, tag & 0xFFFF
+    if vr.encode() in _LONG_LENGTH_VRS:
+        return struct.pack("<HH2s2xI", group, element, vr.encode(), len(raw)) + raw
+    return struct.pack("<HH2sH", group, element, vr.encode(), len(raw)) + raw

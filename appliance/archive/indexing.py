@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import cache
+from typing import Any
 
 from pydicom.dataset import FileMetaDataset
 
 from appliance.archive.attributes import IndexFields
-from appliance.archive.index import Change, Incident, Instance, Patient, Series, Study
+from peewee import Model
+
+from appliance.archive.index import Change, Incident, Instance, Patient, Series, Study, database
 from appliance.archive.storage import StoredFile
 
 LOG = logging.getLogger("lightbox.index")
@@ -25,7 +29,7 @@ def provenance(meta: FileMetaDataset) -> dict[str, str]:
 
 
 def record_change(kind: str, study_uid: str = "", series_uid: str = "", sop_uid: str = "") -> None:
-    Change.create(kind=kind, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, at=time.time())
+    _insert(Change, dict(kind=kind, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, at=time.time()))
 
 
 def record_incident(kind: str, detail: str, sop_uid: str = "", calling_ae: str = "", source_address: str = "") -> None:
@@ -39,55 +43,99 @@ def record_incident(kind: str, detail: str, sop_uid: str = "", calling_ae: str =
     )
 
 
+def _sql(query: str, params: tuple = ()) -> Any:
+    return database.execute_sql(query, params)
+
+
+@cache
+def _defaults(model: type[Model]) -> dict[str, Any]:
+    """Column defaults that peewee applies in Python (the tables have no SQL DEFAULTs)."""
+    return {
+        f.column_name: f.default
+        for f in model._meta.sorted_fields
+        if f.default is not None and not callable(f.default)
+    }
+
+
+def _insert(model: type[Model], values: dict[str, Any]) -> int:
+    row = {**_defaults(model), **values}
+    columns = ", ".join(f'"{c}"' for c in row)
+    marks = ", ".join("?" * len(row))
+    return _sql(f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})', tuple(row.values())).lastrowid
+
+
+def file_key_of(sop_uid: str) -> str | None:
+    """Where the instance with this SOP Instance UID is stored, if it is."""
+    row = _sql("SELECT file_key FROM instance WHERE sop_uid = ?", (sop_uid,)).fetchone()
+    return row[0] if row else None
+
+
 def add_instance(
     fields: IndexFields, stored: StoredFile, transfer_syntax: str, origin: dict[str, str], received_at: float
-) -> Instance:
-    """Index one stored instance whose SOP Instance UID is not in the index yet."""
-    study = Study.get_or_none(Study.study_uid == fields.study["study_uid"])
-    if study is None:
-        patient = _patient_for(fields)
-        study = Study.create(
-            patient=patient, first_received_at=received_at, last_received_at=received_at, **fields.study
+) -> None:
+    """Index one stored instance whose SOP Instance UID is not in the index yet.
+
+    Plain SQL: this runs once per received image, and building peewee queries for these wide
+    rows cost several milliseconds per instance.
+    """
+    study_uid = fields.study["study_uid"]
+    sop_uid = fields.instance["sop_uid"]
+    found = _sql(
+        "SELECT s.id, s.patient_id, s.patient_mismatch, p.patient_id, p.issuer, p.name_norm, p.birth_date"
+        " FROM study s JOIN patient p ON p.id = s.patient_id WHERE s.study_uid = ?",
+        (study_uid,),
+    ).fetchone()
+    if found is None:
+        patient_id = _patient_for(fields).id
+        study_id = _insert(
+            Study,
+            dict(fields.study, patient_id=patient_id, first_received_at=received_at, last_received_at=received_at),
         )
-        patient.num_studies += 1
+        _sql("UPDATE patient SET num_studies = num_studies + 1 WHERE id = ?", (patient_id,))
     else:
-        patient = study.patient
-        if not _same_identity(patient, fields.patient):
-            if not study.patient_mismatch:
-                LOG.warning("patient_mismatch study_id=%s sop=%s", study.id, fields.instance["sop_uid"])
-                record_incident(
-                    "patient_mismatch",
-                    "an instance names another patient than its study",
-                    fields.instance["sop_uid"],
-                    origin["calling_ae"],
-                )
-            study.patient_mismatch = True
-    series = Series.get_or_none(Series.series_uid == fields.series["series_uid"])
+        study_id, patient_id, mismatch, *identity = found
+        if tuple(identity) != _identity(fields.patient) and not mismatch:
+            LOG.warning("patient_mismatch study_row=%s sop=%s", study_id, sop_uid)
+            record_incident(
+                "patient_mismatch", "an instance names another patient than its study", sop_uid, origin["calling_ae"]
+            )
+            _sql("UPDATE study SET patient_mismatch = 1 WHERE id = ?", (study_id,))
+    series = _sql("SELECT id FROM series WHERE series_uid = ?", (fields.series["series_uid"],)).fetchone()
     if series is None:
-        series = Series.create(study=study, last_received_at=received_at, **fields.series)
-        study.num_series += 1
-        patient.num_series += 1
-        study.modalities = _modalities(study)
-    instance = Instance.create(
-        series=series,
-        transfer_syntax=transfer_syntax,
-        file_key=stored.key,
-        size=stored.size,
-        sha256=stored.sha256,
-        received_at=received_at,
-        **fields.instance,
-        **origin,
+        series_id = _insert(Series, dict(fields.series, study_id=study_id, last_received_at=received_at))
+    else:
+        (series_id,) = series
+    new_series = int(series is None)
+    _insert(
+        Instance,
+        dict(
+            fields.instance,
+            **origin,
+            series_id=series_id,
+            transfer_syntax=transfer_syntax,
+            file_key=stored.key,
+            size=stored.size,
+            sha256=stored.sha256,
+            received_at=received_at,
+        ),
     )
-    series.num_instances += 1
-    study.num_instances += 1
-    patient.num_instances += 1
-    series.last_received_at = max(series.last_received_at, received_at)
-    study.last_received_at = max(study.last_received_at, received_at)
-    study.stable = False
-    for row in (series, study, patient):
-        row.save()
-    record_change("instance_stored", study.study_uid, series.series_uid, instance.sop_uid)
-    return instance
+    _sql(
+        "UPDATE series SET num_instances = num_instances + 1, last_received_at = MAX(last_received_at, ?)"
+        " WHERE id = ?",
+        (received_at, series_id),
+    )
+    _sql(
+        "UPDATE study SET num_instances = num_instances + 1, num_series = num_series + ?, stable = 0,"
+        " last_received_at = MAX(last_received_at, ?) WHERE id = ?",
+        (new_series, received_at, study_id),
+    )
+    _sql(
+        "UPDATE patient SET num_instances = num_instances + 1, num_series = num_series + ? WHERE id = ?",
+        (new_series, patient_id),
+    )
+    if new_series:
+        _sql("UPDATE study SET modalities = ? WHERE id = ?", (_modalities(study_id), study_id))
+    record_change("instance_stored", study_uid, fields.series["series_uid"], sop_uid)
 
 
 def remove_instance(instance: Instance, change_kind: str = "instance_deleted") -> None:
@@ -132,7 +180,7 @@ def mark_stable(older_than: float) -> list[str]:
     return uids
 
 
-def _modalities(study: Study) -> str:
+def _modalities(study: Study | int) -> str:
     found = {m for (m,) in Series.select(Series.modality).where(Series.study == study).tuples() if m}
     return "\\".join(sorted(found))
 

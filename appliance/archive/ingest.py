@@ -59,6 +59,16 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class Spooled:
+    """A received file written by a front door that already put Lightbox's own meta header
+    first and hashed every byte: when the header checks out, ingest moves it into storage
+    instead of copying it (the bytes are written once)."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class IngestOptions:
     duplicate_policy: str = "keep-first"  # or "replace"
     min_free_bytes: int = 200 * 1024 * 1024
@@ -71,8 +81,9 @@ class Ingest:
         self.db = db
         self.options = options
 
-    def __call__(self, path: Path, origin: Origin) -> IngestResult:
-        result = self._ingest(path, origin)
+    def __call__(self, path: Path, origin: Origin, spooled: Spooled | None = None) -> IngestResult:
+        """Store the DICOM file at ``path`` (left in place unless ``spooled`` lets it move)."""
+        result = self._ingest(path, origin, spooled)
         level = logging.INFO if result.ok else logging.WARNING
         LOG.log(
             level,
@@ -86,7 +97,7 @@ class Ingest:
         )
         return result
 
-    def _ingest(self, path: Path, origin: Origin) -> IngestResult:
+    def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None) -> IngestResult:
         try:
             header = read_header(path)
             check(header)
@@ -99,18 +110,22 @@ class Ingest:
             return IngestResult(Outcome.REFUSED_UNREADABLE, f"undecodable attribute: {exc}"[:200])
         sop_uid = fields.instance["sop_uid"]
 
-        existing = Instance.get_or_none(Instance.sop_uid == sop_uid)
-        if existing is not None:
-            duplicate = self._duplicate(existing, path, header, origin)
+        existing_key = indexing.file_key_of(sop_uid)
+        if existing_key is not None:
+            duplicate = self._duplicate(sop_uid, existing_key, path, header, origin)
             if duplicate is not None:
                 return duplicate
 
         if free_bytes(self.storage.root) - os.path.getsize(path) < self.options.min_free_bytes:
             return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full: free space below the reserve", sop_uid)
         meta = stored_meta(header, origin)
+        head = encode_meta(meta)
         try:
-            with open(path, "rb") as body:
-                stored = self.storage.write(encode_meta(meta), body, header.dataset_offset)
+            if spooled is not None and _begins_with(path, head, header.dataset_offset):
+                stored = self.storage.adopt(path, spooled.sha256, spooled.size)
+            else:
+                with open(path, "rb") as body:
+                    stored = self.storage.write(head, body, header.dataset_offset)
         except OSError as exc:
             if is_out_of_space(exc):
                 return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full while writing", sop_uid)
@@ -118,38 +133,41 @@ class Ingest:
             return IngestResult(Outcome.FAILED, f"cannot write: {exc.strerror}", sop_uid)
 
         received_at = os.stat(self.storage.path(stored.key)).st_mtime
-        replaced: Instance | None = None
+        replaced_key: str | None = None
         try:
             with self.write_lock, self.db.atomic("IMMEDIATE"):
-                replaced = Instance.get_or_none(Instance.sop_uid == sop_uid)
-                if replaced is not None:
-                    if replaced.file_key == stored.key:  # the very same file, stored meanwhile
+                replaced_key = indexing.file_key_of(sop_uid)
+                if replaced_key is not None:
+                    if replaced_key == stored.key:  # the very same file, stored meanwhile
                         return IngestResult(Outcome.ALREADY_PRESENT, "", sop_uid)
                     if self.options.duplicate_policy != "replace":
                         raise _StoredMeanwhile()
-                    indexing.remove_instance(replaced, "instance_replaced")
+                    indexing.remove_instance(Instance.get(Instance.sop_uid == sop_uid), "instance_replaced")
                 indexing.add_instance(
                     fields, stored, str(header.transfer_syntax), indexing.provenance(meta), received_at
                 )
         except _StoredMeanwhile:
             # Another association indexed this UID while we were writing: judge it as a duplicate.
             self.storage.remove(stored.key)
-            return self._duplicate(replaced, path, header, origin) or IngestResult(Outcome.FAILED, "", sop_uid)
+            return self._duplicate(sop_uid, replaced_key, path, header, origin) or IngestResult(
+                Outcome.FAILED, "", sop_uid
+            )
         except Exception as exc:
             self.storage.remove(stored.key)
             if _is_disk_full(exc):
                 return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full while indexing", sop_uid)
             LOG.exception("index_failed sop=%s", sop_uid)
             return IngestResult(Outcome.FAILED, f"index error: {exc}"[:200], sop_uid)
-        if replaced is not None:
-            self.storage.remove(replaced.file_key)
+        if replaced_key is not None:
+            self.storage.remove(replaced_key)
             return IngestResult(Outcome.REPLACED, "", sop_uid)
         return IngestResult(Outcome.STORED, "", sop_uid)
 
-    def _duplicate(self, existing: Instance, path: Path, header: Header, origin: Origin) -> IngestResult | None:
+    def _duplicate(
+        self, sop_uid: str, existing_key: str, path: Path, header: Header, origin: Origin
+    ) -> IngestResult | None:
         """Same SOP Instance UID: None to go on and replace, or the result to report now."""
-        sop_uid = existing.sop_uid
-        stored_path = self.storage.path(existing.file_key)
+        stored_path = self.storage.path(existing_key)
         try:
             stored_header = read_header(stored_path)
             with open(path, "rb") as new, open(stored_path, "rb") as old:
@@ -169,6 +187,14 @@ class Ingest:
         if self.options.duplicate_policy == "replace":
             return None
         return IngestResult(Outcome.DUPLICATE_KEPT_FIRST, "different bytes under a known SOP Instance UID", sop_uid)
+
+
+def _begins_with(path: Path, head: bytes, dataset_offset: int) -> bool:
+    """True when the file's meta header is already exactly the one we would write."""
+    if dataset_offset != len(head):
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(head)) == head
 
 
 class _StoredMeanwhile(Exception):

@@ -1,6 +1,6 @@
 """The storage area: content-addressed files, written atomically and durably.
 
-A stored file lives at ``storage/ab/cd/<sha256>.dcm``: the path comes from the content hash,
+A stored file lives at ``storage/ab/<sha256>.dcm``: the path comes from the content hash,
 never from UIDs or names.  A file is written to the spool, fsynced, renamed into place and its
 directory fsynced; only then may the index refer to it.
 """
@@ -25,7 +25,7 @@ def is_out_of_space(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class StoredFile:
-    key: str  # path relative to the storage root, e.g. "ab/cd/abcd....dcm"
+    key: str  # path relative to the storage root, e.g. "ab/abcd....dcm"
     size: int
     sha256: str
 
@@ -62,7 +62,7 @@ class Storage:
                 out.flush()
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
-            key = f"{sha[:2]}/{sha[2:4]}/{sha}.dcm"
+            key = self._key(sha)
             final = self.root / key
             self._make_dirs(final.parent)
             os.replace(temp, final)
@@ -71,6 +71,21 @@ class Storage:
             temp.unlink(missing_ok=True)
             raise
         return StoredFile(key, size, sha)
+
+    def adopt(self, spooled: Path, sha256: str, size: int) -> StoredFile:
+        """Move a spool file that already holds the exact bytes to store (head included, hash
+        computed while it was written) into place: fsync, rename, fsync the folder."""
+        fd = os.open(spooled, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        key = self._key(sha256)
+        final = self.root / key
+        self._make_dirs(final.parent)
+        os.replace(spooled, final)
+        fsync_dir(final.parent)
+        return StoredFile(key, size, sha256)
 
     def remove(self, key: str) -> None:
         path = self.root / key
@@ -95,6 +110,12 @@ class Storage:
             entry.unlink(missing_ok=True)
             removed += 1
         return removed
+
+    @staticmethod
+    def _key(sha256: str) -> str:
+        # One level of 256 folders: few folder creations (each costs two fsyncs) and still
+        # only ~4,000 files per folder at a million instances.
+        return f"{sha256[:2]}/{sha256}.dcm"
 
     def _make_dirs(self, directory: Path) -> None:
         # Create each missing level and fsync its parent so the new entry survives power loss.

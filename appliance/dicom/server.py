@@ -1,42 +1,26 @@
-"""The DICOM server: one table binding pynetdicom events to thin handlers over the archive."""
+"""The pynetdicom side of the DICOM front door: one table binding events to thin handlers.
+
+It serves the associations the lean storage loop does not (anything that proposes more than
+verification and storage); the acceptor in ``acceptor.py`` owns the port and hands them over.
+"""
 
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_context, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from appliance.archive import Archive, Origin, Outcome
+from appliance.archive import Archive, Origin
 from appliance.dicom import contexts, spool
+from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME, SUCCESS
 
 LOG = logging.getLogger("lightbox.dicom")
-
-# C-STORE statuses (PS3.4 Table B.2-1; 0x0110 is the general processing failure of PS3.7 C).
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
-
-STATUS_FOR_OUTCOME = {
-    Outcome.STORED: SUCCESS,
-    Outcome.ALREADY_PRESENT: SUCCESS,
-    Outcome.DUPLICATE_KEPT_FIRST: SUCCESS,
-    Outcome.REPLACED: SUCCESS,
-    Outcome.REFUSED_UNREADABLE: CANNOT_UNDERSTAND,
-    Outcome.REFUSED_INVALID: CANNOT_UNDERSTAND,
-    Outcome.REFUSED_MISMATCH: DATASET_MISMATCH,
-    Outcome.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
-    Outcome.FAILED: PROCESSING_FAILURE,
-}
-
 
 @dataclass(frozen=True)
 class DicomOptions:
@@ -67,15 +51,6 @@ def origin_of(assoc: Any) -> Origin:
         address=requestor.address,
         port=requestor.port,
     )
-
-
-def handle_connection_open(event: evt.Event, options: DicomOptions) -> None:
-    """Accepted sockets do not inherit the listener's timeout: without one, a peer that
-    stalls in the middle of a PDU holds its thread forever.  Nagle off: DIMSE is request/
-    response and delayed ACKs cost 40 ms per round trip."""
-    sock = event.assoc.dul.socket.socket
-    sock.settimeout(options.network_timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def handle_association_requested(event: evt.Event) -> None:
@@ -114,17 +89,17 @@ def handle_store(event: evt.Event, archive: Archive) -> Dataset:
     return _status(STATUS_FOR_OUTCOME[result.outcome], result.reason)
 
 
-def handlers(archive: Archive, options: DicomOptions) -> list[tuple[Any, Callable[..., Any], list[Any]] | tuple[Any, Callable[..., Any]]]:
+def handlers(archive: Archive) -> list[tuple[Any, ...]]:
     return [
-        (evt.EVT_CONN_OPEN, handle_connection_open, [options]),
         (evt.EVT_REQUESTED, handle_association_requested),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [archive]),
     ]
 
 
-def start(archive: Archive, options: DicomOptions) -> ThreadedAssociationServer:
-    """Start listening; returns the server (call ``shutdown()`` to stop)."""
+def make_server(archive: Archive, options: DicomOptions) -> ThreadedAssociationServer:
+    """A pynetdicom server that listens nowhere: the acceptor hands it accepted sockets
+    (``server.finish_request(sock, address)``), their A-ASSOCIATE-RQ still unread."""
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     spool.install(archive.storage.spool, options.max_instance_bytes)
     contexts.install_storage_routing()
@@ -137,8 +112,11 @@ def start(archive: Archive, options: DicomOptions) -> ThreadedAssociationServer:
     ae.require_called_aet = False  # lenient: modalities often call us by another name
     # Only a placeholder: each association gets contexts built from what it proposes.
     ae.supported_contexts = [build_context(Verification)]
-    server = ae.start_server(
-        (options.host, options.port), block=False, evt_handlers=handlers(archive, options)
+    server = ae.make_server(
+        ("127.0.0.1", 0),
+        contexts=ae.supported_contexts,
+        evt_handlers=handlers(archive),
+        server_class=ThreadedAssociationServer,
     )
-    LOG.info("dicom_listening aet=%s host=%s port=%d", options.aet, options.host, options.port)
+    server.server_close()  # never listens itself
     return server

@@ -1,0 +1,173 @@
+"""The DICOM port: accept, protect, and route each connection.
+
+Every accepted socket gets a timeout (a peer that stalls must not hold a thread forever) and
+TCP_NODELAY (DIMSE is request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
+The A-ASSOCIATE-RQ is peeked, not read: associations that propose only verification and
+storage go to the lean loop in ``store_association``; any other is handed, untouched, to
+pynetdicom.  The association cap counts both.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Callable
+
+from appliance.archive import Archive
+from appliance.dicom import pdu
+from appliance.dicom.server import DicomOptions
+from appliance.dicom.store_association import AssociationOptions, StoreAssociation, is_storage_only
+
+LOG = logging.getLogger("lightbox.dicom")
+
+Handoff = Callable[[socket.socket, tuple[str, int]], None]
+PynetdicomCount = Callable[[], int]
+
+
+class Acceptor:
+    def __init__(
+        self, archive: Archive, options: DicomOptions, handoff: Handoff, handed_off_count: PynetdicomCount
+    ) -> None:
+        self.archive = archive
+        self.options = options
+        self.handoff = handoff
+        self.handed_off_count = handed_off_count
+        self.listener = socket.create_server((options.host, options.port), backlog=64, reuse_port=False)
+        self._lock = threading.Lock()
+        self._active: dict[threading.Thread, socket.socket] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.listener.getsockname()[1]
+
+    def start(self) -> None:
+        self._thread.start()
+        LOG.info("dicom_listening aet=%s host=%s port=%d", self.options.aet, self.options.host, self.port)
+
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting; let running transfers finish (up to ``grace`` seconds)."""
+        self._stopping.set()
+        self.listener.close()
+        deadline = time.monotonic() + grace
+        for thread in list(self._active):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            for sock in self._active.values():
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, address = self.listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                LOG.exception("dicom_accept_failed")
+                time.sleep(0.1)
+                continue
+            sock.settimeout(self.options.network_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            thread = threading.Thread(target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True)
+            with self._lock:
+                self._active[thread] = sock
+            thread.start()
+
+    def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        handed_off = False
+        try:
+            request = self._peek_associate_rq(sock)
+            if request is None:
+                return
+            LOG.info(
+                "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
+                request.calling_title,
+                request.called_title,
+                address[0],
+                address[1],
+                request.implementation_class_uid,
+                len(request.contexts),
+            )
+            if self._over_cap():
+                LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
+                self._consume_rq(sock)
+                sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
+                return
+            if not is_storage_only(request):
+                handed_off = True
+                self.handoff(sock, address)
+                return
+            self._consume_rq(sock)
+            if not request.protocol_version & 1:
+                sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
+                return
+            StoreAssociation(
+                sock,
+                address,
+                request,
+                self.archive,
+                AssociationOptions(self.options.max_pdu, self.options.max_instance_bytes),
+            ).run()
+        except pdu.ProtocolError as exc:
+            LOG.warning("association_refused address=%s reason=%r", address[0], str(exc))
+            try:
+                sock.sendall(pdu.abort(2, 2))
+            except OSError:
+                pass
+        except (OSError, TimeoutError) as exc:
+            LOG.warning("connection_dropped address=%s reason=%r", address[0], str(exc) or type(exc).__name__)
+        except Exception:
+            LOG.exception("association_failed address=%s", address[0])
+        finally:
+            with self._lock:
+                self._active.pop(threading.current_thread(), None)
+            if not handed_off:
+                sock.close()
+
+    def _over_cap(self) -> bool:
+        with self._lock:
+            ours = len(self._active)
+        return ours + self.handed_off_count() > self.options.max_associations
+
+    def _peek_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:
+        """Read the A-ASSOCIATE-RQ without consuming it, so pynetdicom can still read it."""
+        header = self._peek(sock, 6)
+        if header is None:
+            return None
+        pdu_type, length = pdu.HEADER.unpack(header)
+        if pdu_type != pdu.ASSOCIATE_RQ:
+            raise pdu.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
+        if length > pdu.MAX_ASSOCIATE_RQ:
+            raise pdu.ProtocolError(f"A-ASSOCIATE-RQ of {length} bytes")
+        whole = self._peek(sock, 6 + length)
+        if whole is None:
+            return None
+        return pdu.parse_associate_rq(whole[6:])
+
+    def _peek(self, sock: socket.socket, n: int) -> bytes | None:
+        deadline = time.monotonic() + self.options.network_timeout
+        while True:
+            data = sock.recv(n, socket.MSG_PEEK)
+            if not data:
+                return None  # closed before a request (e.g. a port check)
+            if len(data) >= n:
+                return data
+            if time.monotonic() > deadline:
+                raise TimeoutError("A-ASSOCIATE-RQ incomplete")
+            time.sleep(0.002)  # the rest of the request is still on its way
+
+    @staticmethod
+    def _consume_rq(sock: socket.socket) -> None:
+        _, length = pdu.HEADER.unpack(sock.recv(6, socket.MSG_PEEK))
+        remaining = 6 + length
+        while remaining:
+            chunk = sock.recv(min(remaining, 65536))
+            if not chunk:
+                raise ConnectionError("peer closed during A-ASSOCIATE-RQ")
+            remaining -= len(chunk)

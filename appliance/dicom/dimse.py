@@ -1,0 +1,102 @@
+"""DIMSE command sets (PS3.7 section 9.3 and 9.1): always Implicit VR Little Endian."""
+
+from __future__ import annotations
+
+import struct
+
+from appliance.dicom.pdu import ProtocolError
+
+# Command Field values
+C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
+C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
+NO_DATASET = 0x0101
+
+AFFECTED_SOP_CLASS = 0x00000002
+COMMAND_FIELD = 0x00000100
+MESSAGE_ID = 0x00000110
+MESSAGE_ID_BEING_RESPONDED_TO = 0x00000120
+DATASET_TYPE = 0x00000800
+STATUS = 0x00000900
+ERROR_COMMENT = 0x00000902
+AFFECTED_SOP_INSTANCE = 0x00001000
+
+_ELEMENT = struct.Struct("<HHL")
+MAX_COMMAND_SET = 64 * 1024  # command sets are a few hundred bytes
+
+
+class Command(dict):
+    """Tag -> raw value bytes, with typed accessors for what we use."""
+
+    def us(self, tag: int) -> int:
+        value = self.get(tag)
+        if value is None or len(value) != 2:
+            raise ProtocolError(f"command element ({tag >> 16:04X},{tag & 0xFFFF:04X}) missing or malformed")
+        return struct.unpack("<H", value)[0]
+
+    def uid(self, tag: int) -> str:
+        return self.get(tag, b"").decode("ascii", "replace").strip(" \x00")
+
+    @property
+    def field(self) -> int:
+        return self.us(COMMAND_FIELD)
+
+    @property
+    def has_dataset(self) -> bool:
+        return self.us(DATASET_TYPE) != NO_DATASET
+
+
+def decode(data: bytes) -> Command:
+    command = Command()
+    offset = 0
+    while offset < len(data):
+        if offset + 8 > len(data):
+            raise ProtocolError("truncated command set")
+        group, element, length = _ELEMENT.unpack_from(data, offset)
+        value = data[offset + 8 : offset + 8 + length]
+        if len(value) != length:
+            raise ProtocolError("command element longer than the command set")
+        command[(group << 16) | element] = value
+        offset += 8 + length
+    return command
+
+
+def _encode_element(tag: int, value: bytes | str | int) -> bytes:
+    if isinstance(value, int):
+        raw = struct.pack("<H", value)
+    else:
+        raw = value.encode("ascii", "replace") if isinstance(value, str) else value
+        if len(raw) % 2:
+            raw += b"\x00" if tag in (AFFECTED_SOP_CLASS, AFFECTED_SOP_INSTANCE) else b" "
+    return _ELEMENT.pack(tag >> 16, tag & 0xFFFF, len(raw)) + raw
+
+
+def encode(elements: dict[int, bytes | str | int]) -> bytes:
+    """A command set with its group length, elements in tag order."""
+    body = b"".join(_encode_element(tag, elements[tag]) for tag in sorted(elements))
+    return _ELEMENT.pack(0, 0, 4) + struct.pack("<L", len(body)) + body
+
+
+def store_response(request: Command, status: int, comment: str = "") -> bytes:
+    elements: dict[int, bytes | str | int] = {
+        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
+        COMMAND_FIELD: C_STORE_RSP,
+        MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
+        DATASET_TYPE: NO_DATASET,
+        STATUS: status,
+        AFFECTED_SOP_INSTANCE: request.get(AFFECTED_SOP_INSTANCE, b""),
+    }
+    if comment and status != 0:
+        elements[ERROR_COMMENT] = comment[:64]
+    return encode(elements)
+
+
+def echo_response(request: Command) -> bytes:
+    return encode(
+        {
+            AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
+            COMMAND_FIELD: C_ECHO_RSP,
+            MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
+            DATASET_TYPE: NO_DATASET,
+            STATUS: 0,
+        }
+    )

@@ -1,0 +1,26 @@
+"""DIMSE statuses Lightbox answers with, and how archive outcomes map onto them."""
+
+from __future__ import annotations
+
+from appliance.archive import Outcome
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+# C-STORE statuses (PS3.4 Table B.2-1; 0x0110 is the general processing failure of PS3.7 C).
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATASET_MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+
+STATUS_FOR_OUTCOME = {
+    Outcome.STORED: SUCCESS,
+    Outcome.ALREADY_PRESENT: SUCCESS,
+    Outcome.DUPLICATE_KEPT_FIRST: SUCCESS,
+    Outcome.REPLACED: SUCCESS,
+    Outcome.REFUSED_UNREADABLE: CANNOT_UNDERSTAND,
+    Outcome.REFUSED_INVALID: CANNOT_UNDERSTAND,
+    Outcome.REFUSED_MISMATCH: DATASET_MISMATCH,
+    Outcome.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+    Outcome.FAILED: PROCESSING_FAILURE,
+}
