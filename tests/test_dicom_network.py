@@ -106,6 +106,26 @@ def test_private_sop_class_is_accepted_and_stored(lightbox, tmp_path):
     assert lightbox.count() == 1
 
 
+def test_mixed_association_is_served_by_pynetdicom_and_stores(lightbox, tmp_path):
+    """A workstation proposing query/retrieve and storage together goes to pynetdicom; its
+    C-STOREs take the same ingest path."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    ds = make_dataset()
+    write(ds, tmp_path / "one.dcm")
+    assoc = associate(
+        lightbox.dicom_port,
+        ((StudyRootQueryRetrieveInformationModelFind, None), (ds.SOPClassUID, None), (Verification, None)),
+    )
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    assert lightbox.count() == 1
+    verify = lightbox.cli("verify")
+    assert verify.returncode == 0, verify.stdout
+
+
 def test_oversize_instance_refused_with_a700_nothing_left(lightbox_factory, tmp_path):
     server = lightbox_factory(max_instance_mb=1)
     big = write(make_dataset(rows=1024, columns=1024), tmp_path / "big.dcm")  # 2 MB

@@ -121,12 +121,21 @@ def _guess_syntax(ds: Dataset) -> UID:
     return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def stored_meta(header: Header, origin: Origin) -> FileMetaDataset:
-    """The meta header Lightbox writes for the instance in ``header``."""
-    ds = header.dataset
-    return build_meta(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(header.transfer_syntax), origin, header.meta)
+MetaHeader = dict[str, "str | bytes"]  # keyword -> value, group 0002 only
 
-
+# The meta elements Lightbox writes, with their tags and VRs (PS3.10 Table 7.1-1).
+_META_ELEMENTS: dict[str, tuple[int, str]] = {
+    "FileMetaInformationVersion": (0x00020001, "OB"),
+    "MediaStorageSOPClassUID": (0x00020002, "UI"),
+    "MediaStorageSOPInstanceUID": (0x00020003, "UI"),
+    "TransferSyntaxUID": (0x00020010, "UI"),
+    "ImplementationClassUID": (0x00020012, "UI"),
+    "ImplementationVersionName": (0x00020013, "SH"),
+    "SourceApplicationEntityTitle": (0x00020016, "AE"),
+    "SendingApplicationEntityTitle": (0x00020017, "AE"),
+    "ReceivingApplicationEntityTitle": (0x00020018, "AE"),
+    "SourcePresentationAddress": (0x00020026, "UR"),
+}
 _PROVENANCE = (
     "SourceApplicationEntityTitle",
     "SendingApplicationEntityTitle",
@@ -135,51 +144,59 @@ _PROVENANCE = (
 )
 
 
+def stored_meta(header: Header, origin: Origin) -> MetaHeader:
+    """The meta header Lightbox writes for the instance in ``header``."""
+    ds = header.dataset
+    return build_meta(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(header.transfer_syntax), origin, header.meta)
+
+
 def build_meta(
     sop_class: str, sop_instance: str, syntax: str, origin: Origin, received: FileMetaDataset | None = None
-) -> FileMetaDataset:
+) -> MetaHeader:
     """The meta header Lightbox writes: identity of the instance, and where it came from.
 
     PS3.10 7.1 has a place for each provenance item (Source/Sending/Receiving AE titles,
     Source Presentation Address), so the stored file alone can rebuild the index.  For a
     DICOM reception they describe that association; otherwise they are kept as received.
     """
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    meta: MetaHeader = {
+        "FileMetaInformationVersion": b"\x00\x01",
+        "MediaStorageSOPClassUID": sop_class,
+        "MediaStorageSOPInstanceUID": sop_instance,
+        "TransferSyntaxUID": syntax,
+        "ImplementationClassUID": str(IMPLEMENTATION_CLASS_UID),
+        "ImplementationVersionName": IMPLEMENTATION_VERSION_NAME,
+    }
     if origin.via == "dicom":
         if origin.calling_ae:
-            meta.SourceApplicationEntityTitle = origin.calling_ae
-            meta.SendingApplicationEntityTitle = origin.calling_ae
+            meta["SourceApplicationEntityTitle"] = origin.calling_ae
+            meta["SendingApplicationEntityTitle"] = origin.calling_ae
         if origin.called_ae:
-            meta.ReceivingApplicationEntityTitle = origin.called_ae
+            meta["ReceivingApplicationEntityTitle"] = origin.called_ae
         if origin.presentation_address:
-            meta.SourcePresentationAddress = origin.presentation_address
+            meta["SourcePresentationAddress"] = origin.presentation_address
     elif received is not None:
         for keyword in _PROVENANCE:
             value = received.get(keyword)
             if value:
-                setattr(meta, keyword, value)
+                meta[keyword] = str(value)
     return meta
 
 
-def encode_meta(meta: FileMetaDataset) -> bytes:
+def encode_meta(meta: MetaHeader) -> bytes:
     """Preamble, DICM prefix and the encoded meta group: the head of a Part 10 file.
 
     Hand-encoded (group 0002 is always Explicit VR Little Endian and holds only short strings
-    and one OB): pydicom's writer costs ~0.4 ms per instance on the ingest hot path.
+    and one OB): pydicom's writer costs ~0.5 ms per instance on the ingest hot path.
     """
-    body = b"".join(_encode_meta_element(e.tag, e.VR, e.value) for e in meta if e.tag != 0x00020000)
+    elements = sorted((*_META_ELEMENTS[keyword], value) for keyword, value in meta.items())
+    body = b"".join(_encode_meta_element(tag, vr, value) for tag, vr, value in elements)
     group_length = _encode_meta_element(0x00020000, "UL", struct.pack("<I", len(body)))
     return b"\x00" * 128 + b"DICM" + group_length + body
 
 
-def _encode_meta_element(tag: int, vr: str, value: object) -> bytes:
-    raw = value if isinstance(value, bytes) else str(value).encode("ascii", "replace")
+def _encode_meta_element(tag: int, vr: str, value: str | bytes) -> bytes:
+    raw = value if isinstance(value, bytes) else value.encode("ascii", "replace")
     if len(raw) % 2:
         raw += b"\x00" if vr in ("UI", "OB") else b" "
     group, element = tag >> 16, tag & 0xFFFF

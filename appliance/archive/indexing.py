@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import cache
-from typing import Any
+from typing import Any, Mapping
 
 from pydicom.dataset import FileMetaDataset
 
@@ -19,7 +19,7 @@ from appliance.archive.storage import StoredFile
 LOG = logging.getLogger("lightbox.index")
 
 
-def provenance(meta: FileMetaDataset) -> dict[str, str]:
+def provenance(meta: Mapping[str, Any] | FileMetaDataset) -> dict[str, str]:
     """Calling/called AE and source address, read back from the stored file's meta header."""
     return dict(
         calling_ae=str(meta.get("SendingApplicationEntityTitle", "") or "").strip(),
