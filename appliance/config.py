@@ -59,6 +59,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
     Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
     Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
+    Setting(
+        "dicom_workers",
+        2,
+        "DICOM worker processes sharing the port, each receiving on its own core (0: in the main process).",
+    ),
     Setting("max_associations", 16, "Concurrent DICOM associations; more are rejected (transient)."),
     Setting("network_timeout", 60, "Seconds a DICOM peer may stall before its connection is dropped."),
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),

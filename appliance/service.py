@@ -15,7 +15,8 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from appliance.archive import Archive, ArchiveOptions
 from appliance.config import Settings
 from appliance.dicom import server as dicom_server
-from appliance.dicom.acceptor import Acceptor
+from appliance.dicom.acceptor import listen
+from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.web.app import make_app
 
 LOG = logging.getLogger("lightbox.service")
@@ -48,8 +49,8 @@ class Service:
         self.settings = settings
         self.stopping = threading.Event()
         self.archive: Archive | None = None
-        self.dicom: Acceptor | None = None
-        self.pynetdicom: Any = None
+        self.dicom: FrontDoor | None = None
+        self.workers: WorkerPool | None = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -74,14 +75,15 @@ class Service:
             max_pdu=s.max_pdu,
             max_instance_bytes=s.max_instance_mb * 1024 * 1024,
         )
-        self.pynetdicom = dicom_server.make_server(self.archive, options)
-        self.dicom = Acceptor(
-            self.archive,
-            options,
-            handoff=self.pynetdicom.finish_request,
-            handed_off_count=lambda: len(self.pynetdicom.active_associations),
-        )
-        self.dicom.start()
+        listener = listen(options)
+        if s.dicom_workers > 0:
+            self.archive.close()  # an SQLite connection must not cross fork(); reopen after
+            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, listener)
+            self.workers.start()
+            self.archive = open_archive(s)
+            self.workers.supervise()
+        else:
+            self.dicom = FrontDoor(self.archive, options, listener)
         self.http = waitress.create_server(make_app(self.archive), host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
@@ -111,10 +113,10 @@ class Service:
     def stop(self) -> None:
         self.stopping.set()
         _sd_notify("STOPPING=1")
+        if self.workers is not None:
+            self.workers.stop()
         if self.dicom is not None:
-            self.dicom.shutdown()  # running transfers finish first
-            for assoc in self.pynetdicom.active_associations:
-                assoc.abort()
+            self.dicom.stop()
         if self.http is not None:
             self.http.close()
         if self.archive is not None:

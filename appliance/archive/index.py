@@ -157,18 +157,18 @@ def open_database(path: Path) -> SqliteDatabase:
     """Open (creating if needed) the index at ``path`` and bind the models to it."""
     db = SqliteDatabase(
         str(path),
-        pragmas={
+        pragmas={  # busy_timeout first: the others may have to wait for another process
+            "busy_timeout": 30000,
             "journal_mode": "wal",
             "synchronous": 2,  # FULL: a commit is on disk before we acknowledge
             "foreign_keys": 1,
-            "busy_timeout": 30000,
             "cache_size": -8000,
         },
         check_same_thread=False,
     )
     database.initialize(db)
     db.connect(reuse_if_open=True)
-    with db.atomic():
+    with db.atomic("IMMEDIATE"):  # take the write lock up front: no read-to-write upgrade
         db.create_tables(MODELS)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
     return db

@@ -8,7 +8,6 @@ import time
 from functools import cache
 from typing import Any, Mapping
 
-from pydicom.dataset import FileMetaDataset
 
 from appliance.archive.attributes import IndexFields
 from peewee import Model
@@ -19,7 +18,7 @@ from appliance.archive.storage import StoredFile
 LOG = logging.getLogger("lightbox.index")
 
 
-def provenance(meta: Mapping[str, Any] | FileMetaDataset) -> dict[str, str]:
+def provenance(meta: Mapping[str, Any]) -> dict[str, str]:
     """Calling/called AE and source address, read back from the stored file's meta header."""
     return dict(
         calling_ae=str(meta.get("SendingApplicationEntityTitle", "") or "").strip(),

@@ -9,11 +9,12 @@ pynetdicom.  The association cap counts both.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from appliance.archive import Archive
 from appliance.dicom import pdu
@@ -26,31 +27,46 @@ Handoff = Callable[[socket.socket, tuple[str, int]], None]
 PynetdicomCount = Callable[[], int]
 
 
+def listen(options: DicomOptions) -> socket.socket:
+    listener = socket.create_server((options.host, options.port), backlog=128)
+    LOG.info("dicom_listening aet=%s host=%s port=%d", options.aet, options.host, listener.getsockname()[1])
+    return listener
+
+
 class Acceptor:
+    """Serves a listening socket: its own, or one shared with other worker processes."""
+
     def __init__(
-        self, archive: Archive, options: DicomOptions, handoff: Handoff, handed_off_count: PynetdicomCount
+        self,
+        archive: Archive,
+        options: DicomOptions,
+        handoff: Handoff,
+        handed_off_count: PynetdicomCount,
+        listener: socket.socket | None = None,
+        shared_active: Any = None,
     ) -> None:
         self.archive = archive
         self.options = options
         self.handoff = handoff
         self.handed_off_count = handed_off_count
-        self.listener = socket.create_server((options.host, options.port), backlog=64, reuse_port=False)
+        self.listener = listener or listen(options)
+        # Associations served by every worker process (a multiprocessing.Value), for the cap.
+        self.shared_active = shared_active
         self._lock = threading.Lock()
         self._active: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
 
-    @property
-    def port(self) -> int:
-        return self.listener.getsockname()[1]
-
     def start(self) -> None:
         self._thread.start()
-        LOG.info("dicom_listening aet=%s host=%s port=%d", self.options.aet, self.options.host, self.port)
 
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop accepting; let running transfers finish (up to ``grace`` seconds)."""
         self._stopping.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        except OSError:
+            pass
         self.listener.close()
         deadline = time.monotonic() + grace
         for thread in list(self._active):
@@ -66,17 +82,20 @@ class Acceptor:
         while not self._stopping.is_set():
             try:
                 sock, address = self.listener.accept()
-            except OSError:
-                if self._stopping.is_set():
-                    return
+            except OSError as exc:
+                if self._stopping.is_set() or exc.errno in (errno.EINVAL, errno.EBADF):
+                    return  # shut down (by us, or by a sibling worker sharing the socket)
                 LOG.exception("dicom_accept_failed")
                 time.sleep(0.1)
                 continue
             sock.settimeout(self.options.network_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True
+            )
             with self._lock:
                 self._active[thread] = sock
+            self._count(+1)
             thread.start()
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
@@ -127,12 +146,21 @@ class Acceptor:
         finally:
             with self._lock:
                 self._active.pop(threading.current_thread(), None)
+            self._count(-1)
             if not handed_off:
                 sock.close()
 
+    def _count(self, delta: int) -> None:
+        if self.shared_active is not None:
+            with self.shared_active.get_lock():
+                self.shared_active.value += delta
+
     def _over_cap(self) -> bool:
-        with self._lock:
-            ours = len(self._active)
+        if self.shared_active is not None:
+            ours = self.shared_active.value
+        else:
+            with self._lock:
+                ours = len(self._active)
         return ours + self.handed_off_count() > self.options.max_associations
 
     def _peek_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:

@@ -1,0 +1,151 @@
+"""DICOM worker processes sharing one listening socket.
+
+One Python process receives C-STOREs on about one core (the GIL); Orthanc, in C++, uses
+several.  Forked workers each accept on the inherited socket (the kernel hands a new
+connection to the worker that has waited longest, so associations spread round-robin) and
+run the same acceptor, each with its own SQLite connection; writes stay serialised by
+SQLite's write lock.  They are forked before the main process starts any thread, and die
+with it (PR_SET_PDEATHSIG), so a killed server leaves no worker holding the port.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+from appliance.archive import Archive
+from appliance.dicom import server as dicom_server
+from appliance.dicom.acceptor import Acceptor
+
+LOG = logging.getLogger("lightbox.dicom")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class FrontDoor:
+    """The acceptor and its pynetdicom fallback, serving one listening socket."""
+
+    def __init__(
+        self, archive: Archive, options: dicom_server.DicomOptions, listener: socket.socket, shared_active: Any = None
+    ) -> None:
+        self.pynetdicom = dicom_server.make_server(archive, options)
+        self.acceptor = Acceptor(
+            archive,
+            options,
+            handoff=self.pynetdicom.finish_request,
+            handed_off_count=lambda: len(self.pynetdicom.active_associations),
+            listener=listener,
+            shared_active=shared_active,
+        )
+        self.acceptor.start()
+
+    def stop(self) -> None:
+        self.acceptor.shutdown()  # running transfers finish first
+        for assoc in self.pynetdicom.active_associations:
+            assoc.abort()
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        count: int,
+        open_archive: Callable[[], Archive],
+        options: dicom_server.DicomOptions,
+        listener: socket.socket,
+    ) -> None:
+        self.count = count
+        self.open_archive = open_archive
+        self.options = options
+        self.listener = listener
+        self.shared_active = multiprocessing.Value("i", 0)
+        self.pids: dict[int, int] = {}  # pid -> worker number
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="dicom-workers", daemon=True)
+
+    def start(self) -> None:
+        """Fork the workers (call before the main process starts threads)."""
+        for number in range(self.count):
+            self._spawn(number)
+
+    def supervise(self) -> None:
+        self._supervisor.start()
+
+    def _spawn(self, number: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _die_with_parent(parent)
+                code = self._run_worker(number)
+            except BaseException:  # log it, never return into the parent's code
+                LOG.exception("dicom_worker_crashed worker=%d", number)
+            finally:
+                os._exit(code)
+        self.pids[pid] = number
+        LOG.info("dicom_worker_started worker=%d pid=%d", number, pid)
+
+    def _run_worker(self, number: int) -> int:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+        archive = self.open_archive()
+        door = FrontDoor(archive, self.options, self.listener, self.shared_active)
+        stop.wait()
+        door.stop()
+        archive.close()
+        return 0
+
+    def _supervise(self) -> None:
+        """Restart a worker that died on its own; the archive is safe either way (nothing
+        unacknowledged is kept, and the next start-up reconciles)."""
+        while not self._stopping.is_set():
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+            number = self.pids.pop(pid, None)
+            if number is None or self._stopping.is_set():
+                continue
+            LOG.error("dicom_worker_died worker=%d pid=%d status=%d; restarting", number, pid, status)
+            time.sleep(1.0)  # do not spin if it dies at once again
+            self._spawn(number)
+
+    def stop(self, grace: float = 15.0) -> None:
+        self._stopping.set()
+        for pid in list(self.pids):
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for pid in list(self.pids):
+            while time.monotonic() < deadline:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                time.sleep(0.05)
+            else:
+                _signal(pid, signal.SIGKILL)
+        self.pids.clear()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
