@@ -180,12 +180,6 @@ def test_lower_case_calling_ae_over_pynetdicom(lightbox) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pynetdicom refuses an all-spaces Calling AE Title while decoding the A-ASSOCIATE-RQ "
-    "(ValueError in pdu_primitives, then the association is aborted) before any Lightbox handler "
-    "runs; the fix belongs in appliance/dicom/server.py",
-)
 def test_blank_calling_ae_title_is_accepted_and_recorded_empty(lightbox, tmp_path: Path) -> None:
     path = write(make_dataset(patient_id="AE-3"), tmp_path / "blank.dcm")
     result = lightbox.storescu(path, aet=" " * 16)  # DCMTK refuses "", but sends 16 spaces

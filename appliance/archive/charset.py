@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 import warnings
 from typing import Iterable
 
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 _LATIN1_TERMS = {"ISO_IR 100", "ISO 2022 IR 100"}
@@ -56,14 +58,20 @@ def effective_encodings(raw_value: bytes, charsets: Iterable[str], override: str
     return charsets
 
 
+@cache
+def _tag(keyword: str) -> BaseTag:
+    return BaseTag(tag_for_keyword(keyword))
+
+
 def text(ds: Dataset, keyword: str, charsets: list[str] | None = None, override: str | None = None) -> str:
     """The value of a text or person-name element as one ``str`` ('' when absent).
 
     Multiple values are joined with backslashes, as DICOM writes them.
     """
-    if keyword not in ds:
+    tag = _tag(keyword)
+    if tag not in ds._dict:  # the private dict: Dataset.__contains__ re-parses the keyword each time
         return ""
-    elem = ds.get_item(keyword)
+    elem = ds.get_item(tag)
     if isinstance(elem, RawDataElement):
         raw_value = elem.value or b""
         if raw_value.isascii() and b"\x1b" not in raw_value and (elem.VR or dictionary_VR(elem.tag)) in _TEXT_VRS:

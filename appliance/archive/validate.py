@@ -7,6 +7,7 @@ from enum import Enum
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from appliance.archive.charset import text
 from appliance.archive.header import Header
 
 # Digits and dots, no empty component, at most 64 characters (PS3.5 9.1).  Leading zeros in
@@ -44,22 +45,21 @@ def is_valid_uid(value: object) -> bool:
 
 def check(header: Header) -> None:
     """Raise Refusal naming the first thing wrong with ``header``."""
-    ds = header.dataset
-    for keyword in REQUIRED_UIDS:
-        raw = ds.get(keyword)
-        if raw is None or str(raw) == "":
-            raise Refusal(Problem.MISMATCH, f"required attribute {keyword} missing")
-        if not is_valid_uid(raw):
-            raise Refusal(Problem.INVALID, f"{keyword} is not a valid UID")
     if str(header.transfer_syntax) in REFUSED_SYNTAXES:
         raise Refusal(Problem.INVALID, "deflated transfer syntax is not accepted")
     if not is_valid_uid(header.transfer_syntax):
         raise Refusal(Problem.INVALID, "transfer syntax is not a valid UID")
-    meta = header.meta
+    ds = header.dataset
+    values = {keyword: text(ds, keyword) for keyword in REQUIRED_UIDS}
+    for keyword, value in values.items():
+        if value == "":
+            raise Refusal(Problem.MISMATCH, f"required attribute {keyword} missing")
+        if not is_valid_uid(value):
+            raise Refusal(Problem.INVALID, f"{keyword} is not a valid UID")
     for meta_keyword, keyword in (
         ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
         ("MediaStorageSOPClassUID", "SOPClassUID"),
     ):
-        claimed = meta.get(meta_keyword)
-        if claimed and str(claimed) != str(ds.get(keyword)):
+        claimed = header.meta.get(meta_keyword)
+        if claimed and claimed != values[keyword]:
             raise Refusal(Problem.MISMATCH, f"{keyword} differs from {meta_keyword}")

@@ -14,9 +14,9 @@ import errno
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -75,9 +75,8 @@ class SpoolWriter:
     space given back, and the handler answers 0xA700."""
 
     def __init__(self, directory: Path, head: bytes, limit: int) -> None:
-        fd, name = tempfile.mkstemp(dir=directory, suffix=".spool")
-        self.fd: int | None = fd
-        self.path = Path(name)
+        self.path = directory / (secrets.token_hex(16) + ".spool")
+        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.limit = limit
         self.digest = hashlib.sha256()
         self.size = 0
