@@ -76,6 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Same SOP Instance UID with different bytes: keep the first copy or replace it.",
         choices=("keep-first", "replace"),
     ),
+    Setting(
+        "query_retrieve_from",
+        "known-nodes",
+        "Who may query and retrieve (C-FIND, C-MOVE, C-GET): only nodes added with `lightbox node add`, "
+        "each for its allowed operations, or any AE. C-MOVE destinations must always be known nodes.",
+        choices=("known-nodes", "any"),
+    ),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )
 

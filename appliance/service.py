@@ -74,6 +74,7 @@ class Service:
             network_timeout=float(s.network_timeout),
             max_pdu=s.max_pdu,
             max_instance_bytes=s.max_instance_mb * 1024 * 1024,
+            query_retrieve_from=s.query_retrieve_from,
         )
         listener = listen(options)
         if s.dicom_workers > 0:

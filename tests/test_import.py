@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import pydicom
-import pytest
 from pydicom.uid import generate_uid
 
 from conftest import dcmtk
@@ -215,6 +214,19 @@ def test_import_media_with_dicomdir(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert counts == summary(already=3)
     assert_rebuild_gives_same_index(data)
+
+
+def test_file_listed_in_dicomdir_but_missing_is_reported(tmp_path: Path) -> None:
+    media = tmp_path / "cdrom"
+    files = make_media(media, 3)
+    media_files = sorted(p for p in (media / "DICOM").rglob("*") if p.is_file())
+    media_files[0].unlink()  # a scratched CD or a half-copied USB stick
+    data = tmp_path / "data"
+
+    proc, counts, reasons = run_import(data, media)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert counts == summary(imported=len(files) - 1, rejected=1)
+    assert any("No such file" in reason for reason in reasons), reasons
 
 
 def test_import_media_mounted_with_lower_case_names(tmp_path: Path) -> None:

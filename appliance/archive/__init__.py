@@ -9,13 +9,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from peewee import fn
 
-from appliance.archive import importer, indexing, maintenance
+from appliance.archive import importer, indexing, maintenance, retrieval
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
 from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
+from appliance.archive.nodes import NodeTable
+from appliance.archive.retrieval import RetrieveItem
 from appliance.archive.storage import Storage, free_bytes
 
 __all__ = ["Archive", "ArchiveOptions", "IngestResult", "Origin", "Outcome"]
@@ -46,6 +49,11 @@ class Archive:
             self.db,
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
+        self.nodes = NodeTable(self.db, self.write_lock)
+
+    def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:
+        """The instances a C-MOVE/C-GET identifier names (see ``retrieval.py``)."""
+        return retrieval.instances_for_retrieve(level, keys)
 
     def counts(self) -> dict[str, int]:
         return {

@@ -104,8 +104,10 @@ def normalise_name(name: str) -> str:
     still works on the folded form; empty trailing components are dropped.
     """
     decomposed = unicodedata.normalize("NFKD", name)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    folded = " ".join(stripped.casefold().split())
+    # Only the Latin/Greek/Cyrillic accents (U+0300-U+036F) go: kana voicing marks (U+3099)
+    # tell different names apart (やまだ is not やまた).
+    stripped = "".join(ch for ch in decomposed if not "\u0300" <= ch <= "\u036f")
+    folded = " ".join(unicodedata.normalize("NFC", stripped).casefold().split())
     groups = [
         "^".join(part.strip() for part in group.split("^")).rstrip("^") for group in folded.split("=")
     ]

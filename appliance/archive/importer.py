@@ -92,8 +92,9 @@ def _from_dicomdir(dicomdir: Path) -> Iterator[Source]:
         if not file_id:
             continue
         parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        path = _resolve(root, [str(p) for p in parts])
-        if path is not None and path not in seen:
+        # A file the DICOMDIR lists but the media lacks is still tried, so it is reported.
+        path = _resolve(root, [str(p) for p in parts]) or root.joinpath(*map(str, parts))
+        if path not in seen:
             seen.add(path)
             yield Source(str(path), path=path)
 

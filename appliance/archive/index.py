@@ -142,6 +142,18 @@ class Incident(BaseModel):
     source_address = CharField(default="")
 
 
+class Node(BaseModel):
+    """A known DICOM peer: a C-MOVE destination and, by policy, who may query and retrieve.
+
+    ``allowed`` is a comma-separated subset of find, move, get, store (see ``nodes.py``)."""
+
+    aet = CharField(unique=True)
+    host = CharField()
+    port = IntegerField()
+    name = CharField(default="")
+    allowed = CharField(default="find,move,get,store")
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -149,7 +161,7 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Meta)
+MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 

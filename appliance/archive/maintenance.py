@@ -83,7 +83,7 @@ def index_file(storage: Storage, key: str) -> None:
 
 def _by_received_time(storage: Storage, keys: Iterable[str]) -> list[str]:
     # Oldest first, so that "first seen" decisions (patient identity) come out as they did.
-    return sorted(keys, key=lambda k: (os.stat(storage.path(k)).st_mtime, k))
+    return sorted(keys, key=lambda k: (os.stat(storage.path(k)).st_mtime_ns, k))
 
 
 def rebuild_index(

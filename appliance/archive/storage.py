@@ -11,6 +11,8 @@ import errno
 import hashlib
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -60,6 +62,7 @@ class Storage:
                     out.write(chunk)
                     size += len(chunk)
                 out.flush()
+                stamp_received_time(out.fileno())
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             key = self._key(sha)
@@ -77,6 +80,7 @@ class Storage:
         computed while it was written) into place: fsync, rename, fsync the folder."""
         fd = os.open(spooled, os.O_RDONLY)
         try:
+            stamp_received_time(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -126,6 +130,24 @@ class Storage:
         for d in reversed(missing):
             d.mkdir(exist_ok=True)
             fsync_dir(d.parent)
+
+
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+
+
+def stamp_received_time(fd: int) -> None:
+    """Set the file's mtime to the reception time, strictly increasing within this process.
+
+    The mtime is the received-at time the index is rebuilt from, and rebuild replays files
+    in that order ("first seen" decides patient identities); the file system's own clock
+    ticks too coarsely to order files stored within a few milliseconds.
+    """
+    global _last_stamp
+    with _stamp_lock:
+        _last_stamp = max(time.time_ns(), _last_stamp + 1000)  # 1 us steps survive float seconds
+        stamp = _last_stamp
+    os.utime(fd, ns=(stamp, stamp))
 
 
 def fsync_dir(directory: Path) -> None:

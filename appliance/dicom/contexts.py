@@ -49,11 +49,26 @@ def acceptable_contexts(proposed: list[PresentationContext], services: frozenset
             context = PresentationContext()
             context.abstract_syntax = UID(abstract)
             context.transfer_syntax = [UID(ts) for ts in syntaxes]
+            if abstract not in services:  # storage-like (see the filter above)
+                # A C-GET requestor proposes SCP/SCU role selection for the storage classes
+                # it wants back; accepting both roles lets us send them on its association.
+                # A peer proposing no roles still gets the default (we are the SCP).
+                context.scu_role = context.scp_role = True
             supported.append(context)
     return supported
 
 
-SERVICES = frozenset({str(Verification)})
+RETRIEVE_CLASSES = frozenset(
+    str(uid)
+    for uid in (
+        sop_class.PatientRootQueryRetrieveInformationModelMove,
+        sop_class.StudyRootQueryRetrieveInformationModelMove,
+        sop_class.PatientRootQueryRetrieveInformationModelGet,
+        sop_class.StudyRootQueryRetrieveInformationModelGet,
+    )
+)
+
+SERVICES = frozenset({str(Verification)}) | RETRIEVE_CLASSES
 
 
 def _service_class_for(uid: str) -> Type[ServiceClass]:

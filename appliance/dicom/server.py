@@ -31,6 +31,7 @@ class DicomOptions:
     network_timeout: float = 60.0
     max_pdu: int = 1 << 20
     max_instance_bytes: int = 4096 << 20
+    query_retrieve_from: str = "known-nodes"  # see policy.py
 
 
 def _status(code: int, comment: str = "") -> Dataset:

@@ -1,0 +1,90 @@
+"""The table of known DICOM nodes: C-MOVE destinations, and who may query and retrieve.
+
+Operations a node may be allowed, seen from Lightbox:
+  find   it may query Lightbox (C-FIND)
+  move   it may ask Lightbox to send instances somewhere (C-MOVE)
+  get    it may pull instances itself (C-GET)
+  store  Lightbox may send instances to it (as a C-MOVE destination)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from peewee import SqliteDatabase
+
+from appliance.archive.index import Node
+
+OPERATIONS = ("find", "move", "get", "store")
+
+
+class NodeError(ValueError):
+    """A node's values are invalid."""
+
+
+@dataclass(frozen=True)
+class DicomNode:
+    aet: str
+    host: str
+    port: int
+    name: str
+    allowed: frozenset[str]
+
+    def allows(self, operation: str) -> bool:
+        return operation in self.allowed
+
+
+def parse_operations(text: str) -> frozenset[str]:
+    """``"find,move"`` -> {"find", "move"}; unknown names are an error."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(OPERATIONS))
+    if unknown:
+        raise NodeError(f"unknown operation(s) {', '.join(unknown)}; expected some of {','.join(OPERATIONS)}")
+    return frozenset(names)
+
+
+def check_aet(aet: str) -> str:
+    """An AE title as PS3.5 allows it: 1-16 characters, no backslash or control characters."""
+    aet = aet.strip()
+    if not 1 <= len(aet) <= 16 or "\\" in aet or any(ord(c) < 32 or ord(c) > 126 for c in aet):
+        raise NodeError(f"invalid AE title {aet!r}: 1-16 printable ASCII characters, no backslash")
+    return aet
+
+
+def _node(row: Node) -> DicomNode:
+    return DicomNode(row.aet, row.host, row.port, row.name, parse_operations(row.allowed))
+
+
+class NodeTable:
+    def __init__(self, db: SqliteDatabase, write_lock: threading.RLock) -> None:
+        self.db = db
+        self.write_lock = write_lock
+
+    def add(
+        self, aet: str, host: str, port: int, name: str = "", allowed: frozenset[str] = frozenset(OPERATIONS)
+    ) -> tuple[DicomNode, bool]:
+        """Add a node, or update the one with this AE title; return it and whether it is new."""
+        aet = check_aet(aet)
+        if not host.strip():
+            raise NodeError("host must not be empty")
+        if not 1 <= port <= 65535:
+            raise NodeError(f"invalid port {port}: 1-65535")
+        values = {"host": host.strip(), "port": port, "name": name, "allowed": ",".join(sorted(allowed))}
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            created = Node.update(values).where(Node.aet == aet).execute() == 0
+            if created:
+                Node.create(aet=aet, **values)
+        return self.get(aet), created  # type: ignore[return-value]
+
+    def remove(self, aet: str) -> bool:
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            return Node.delete().where(Node.aet == aet.strip()).execute() > 0
+
+    def get(self, aet: str) -> DicomNode | None:
+        """The node with this AE title (exact, as DICOM compares them; padding ignored)."""
+        row = Node.get_or_none(Node.aet == aet.strip())
+        return _node(row) if row is not None else None
+
+    def all(self) -> list[DicomNode]:
+        return [_node(row) for row in Node.select().order_by(Node.aet)]
