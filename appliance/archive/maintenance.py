@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import peewee
+from peewee import fn
 
 from appliance.archive import indexing
 from appliance.archive.attributes import extract
@@ -107,12 +108,23 @@ def rebuild_index(
 def reconcile(storage: Storage, db: peewee.Database, write_lock: threading.RLock) -> ReconcileReport:
     """Start-up check: index files that have no row, drop rows whose file is gone (recorded)."""
     report = ReconcileReport(spool_cleared=storage.clear_spool())
-    known = {k for (k,) in Instance.select(Instance.file_key).tuples()}
-    on_disk = set(storage.keys())
+    orphans: list[str] = []
+    missing: list[str] = []
+    # One top-level folder at a time, so memory stays at ~1/256 of the archive's keys.
+    for folder in _top_level_folders(storage):
+        on_disk = set(storage.keys(folder))
+        known = {
+            k
+            for (k,) in Instance.select(Instance.file_key)
+            .where((Instance.file_key >= folder + "/") & (Instance.file_key < folder + "0"))  # "0" follows "/"
+            .tuples()
+        }
+        orphans += on_disk - known
+        missing += known - on_disk
     with write_lock, db.atomic("IMMEDIATE"):
-        for key in _by_received_time(storage, on_disk - known):
+        for key in _by_received_time(storage, orphans):
             _index_or_report(storage, key, report)
-        for instance in Instance.select().where(Instance.file_key.in_(sorted(known - on_disk))):
+        for instance in Instance.select().where(Instance.file_key.in_(sorted(missing))):
             report.missing_files.append(instance.sop_uid)
             indexing.remove_instance(instance, "instance_missing")
             indexing.record_incident("file_missing", "stored file vanished; row removed", instance.sop_uid)
@@ -124,6 +136,14 @@ def reconcile(storage: Storage, db: peewee.Database, write_lock: threading.RLock
             len(report.missing_files),
         )
     return report
+
+
+def _top_level_folders(storage: Storage) -> list[str]:
+    """Every top-level folder that holds stored files or that index rows point into."""
+    on_disk = {entry.name for entry in os.scandir(storage.root) if entry.is_dir()}
+    prefix = fn.substr(Instance.file_key, 1, fn.instr(Instance.file_key, "/") - 1)
+    in_index = {p for (p,) in Instance.select(prefix).distinct().tuples()}
+    return sorted(on_disk | in_index)
 
 
 def _index_or_report(storage: Storage, key: str, report: ReconcileReport) -> None:

@@ -100,9 +100,9 @@ class Storage:
         with open(self.root / key, "rb") as f:
             return file_digest(f)
 
-    def keys(self) -> Iterator[str]:
-        """Every stored file's key (files only, spool excluded)."""
-        for dirpath, _dirs, files in os.walk(self.root):
+    def keys(self, folder: str = "") -> Iterator[str]:
+        """Every stored file's key (files only, spool excluded), or those under ``folder``."""
+        for dirpath, _dirs, files in os.walk(self.root / folder):
             for name in files:
                 if name.endswith(".dcm"):
                     yield os.path.relpath(os.path.join(dirpath, name), self.root)
