@@ -50,8 +50,9 @@ class ReconcileReport:
 
 def verify(storage: Storage, progress: Progress | None = None) -> VerifyReport:
     report = VerifyReport()
-    rows = list(Instance.select(Instance.sop_uid, Instance.file_key, Instance.sha256).tuples())
-    for done, (sop_uid, key, sha) in enumerate(rows, 1):
+    total = Instance.select().count()
+    rows = Instance.select(Instance.sop_uid, Instance.file_key, Instance.sha256).tuples().iterator()
+    for done, (sop_uid, key, sha) in enumerate(rows, 1):  # streamed: memory does not grow with the archive
         try:
             actual = storage.hash(key)
         except FileNotFoundError:
@@ -61,7 +62,7 @@ def verify(storage: Storage, progress: Progress | None = None) -> VerifyReport:
                 report.mismatched.append(sop_uid)
         report.checked += 1
         if progress:
-            progress(done, len(rows))
+            progress(done, total)
     return report
 
 
