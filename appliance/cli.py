@@ -1,11 +1,14 @@
-"""`lightbox serve | import | verify | rebuild-index`: thin calls into the same code the servers use."""
+"""`lightbox serve | import | verify | rebuild-index | node`: thin calls into the same code the servers use."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from appliance.archive.nodes import DicomNode
 
 from appliance import __version__, config
 from appliance.config import ConfigError, Settings
@@ -106,10 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str, names=COMMON):
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _add_setting_flags(p, names)
-        p.set_defaults(func=func)
-        return p
+        return _add_command(sub, name, func, help_text, names)
 
     command(
         "serve",
@@ -126,7 +126,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-failed", type=int, default=20, metavar="N", help="list up to N refused files")
     command("verify", cmd_verify, "Check every stored file's SHA-256 against the index; exit 1 on any mismatch.")
     command("rebuild-index", cmd_rebuild_index, "Rebuild the index from the stored files alone.")
+    _add_node_commands(sub)
     return parser
+
+
+def _add_command(
+    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str, names
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    _add_setting_flags(p, names)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_node_commands(sub: argparse._SubParsersAction) -> None:
+    from appliance.archive.nodes import OPERATIONS
+
+    node = sub.add_parser("node", help="Known DICOM nodes: C-MOVE destinations and who may query/retrieve.")
+    actions = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
+
+    def action(name: str, func: Callable[[argparse.Namespace], int], help_text: str, names=COMMON):
+        return _add_command(actions, name, func, help_text, names)
+
+    p = action("add", cmd_node_add, "Add a node, or update the one with the same AE title.")
+    p.add_argument("--aet", required=True, help="the node's AE title")
+    p.add_argument("--host", required=True, help="its host name or address")
+    p.add_argument("--port", required=True, type=int, help="its DICOM port")
+    p.add_argument("--name", default="", help="a name for people")
+    p.add_argument(
+        "--allow",
+        default=",".join(OPERATIONS),
+        help="comma-separated operations: find, move, get (it may query/retrieve), "
+        f"store (Lightbox may send to it); default {','.join(OPERATIONS)}",
+    )
+    action("list", cmd_node_list, "List the known nodes.")
+    p = action("remove", cmd_node_remove, "Remove a node.")
+    p.add_argument("aet", help="the node's AE title")
+    p = action("echo", cmd_node_echo, "C-ECHO a node (calling it as Lightbox's own AE title).", COMMON + ("aet",))
+    p.add_argument("node", metavar="NODE_AET", help="the node's AE title")
+
+
+def cmd_node_add(args: argparse.Namespace) -> int:
+    from appliance.archive.nodes import NodeError, parse_operations
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    try:
+        node, created = archive.nodes.add(args.aet, args.host, args.port, args.name, parse_operations(args.allow))
+    except NodeError as exc:
+        print(f"lightbox node add: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
+    print(f"{'added' if created else 'updated'} {_node_line(node)}")
+    return 0
+
+
+def cmd_node_list(args: argparse.Namespace) -> int:
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    nodes = archive.nodes.all()
+    archive.close()
+    for node in nodes:
+        print(_node_line(node))
+    if not nodes:
+        print("no nodes; add one with: lightbox node add --aet AET --host HOST --port PORT")
+    return 0
+
+
+def cmd_node_remove(args: argparse.Namespace) -> int:
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    removed = archive.nodes.remove(args.aet)
+    archive.close()
+    print(f"removed {args.aet}" if removed else f"lightbox node remove: no node {args.aet!r}", file=None if removed else sys.stderr)
+    return 0 if removed else 1
+
+
+def cmd_node_echo(args: argparse.Namespace) -> int:
+    from appliance.dicom.scu import echo
+    from appliance.service import open_archive
+
+    settings = _settings(args)
+    archive = open_archive(settings)
+    node = archive.nodes.get(args.node)
+    archive.close()
+    if node is None:
+        print(f"lightbox node echo: no node {args.node!r}", file=sys.stderr)
+        return 1
+    ok, message = echo(node, settings.aet)
+    print(f"{'ok' if ok else 'FAILED'} {node.aet}@{node.host}:{node.port}: {message}")
+    return 0 if ok else 1
+
+
+def _node_line(node: DicomNode) -> str:
+    name = f" name={node.name!r}" if node.name else ""
+    return f"{node.aet} host={node.host} port={node.port}{name} allow={','.join(sorted(node.allowed)) or '-'}"
 
 
 def main(argv: list[str] | None = None) -> int:

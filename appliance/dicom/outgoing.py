@@ -18,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
 
-from appliance.archive import RetrieveItem
+from appliance.archive.retrieval import RetrieveItem
 
 UNCOMPRESSED_LE = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
 MAX_CONTEXTS = 128  # PS3.8: odd context IDs 1-255

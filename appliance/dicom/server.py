@@ -17,7 +17,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from appliance.archive import Archive, Origin
-from appliance.dicom import contexts, spool
+from appliance.dicom import contexts, policy, retrieve, spool
 from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME, SUCCESS
 
 LOG = logging.getLogger("lightbox.dicom")
@@ -54,11 +54,18 @@ def origin_of(assoc: Any) -> Origin:
     )
 
 
-def handle_association_requested(event: evt.Event) -> None:
+def handle_association_requested(event: evt.Event, archive: Archive, options: DicomOptions) -> None:
     assoc = event.assoc
     proposed = assoc.requestor.primitive.presentation_context_definition_list
-    assoc.acceptor.supported_contexts = contexts.acceptable_contexts(proposed, contexts.SERVICES)
     origin = origin_of(assoc)
+    services = policy.allowed_services(
+        contexts.SERVICES,
+        (str(cx.abstract_syntax) for cx in proposed),
+        origin.calling_ae,
+        archive.nodes,
+        options.query_retrieve_from,
+    )
+    assoc.acceptor.supported_contexts = contexts.acceptable_contexts(proposed, services)
     LOG.info(
         "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
         origin.calling_ae,
@@ -90,11 +97,13 @@ def handle_store(event: evt.Event, archive: Archive) -> Dataset:
     return _status(STATUS_FOR_OUTCOME[result.outcome], result.reason)
 
 
-def handlers(archive: Archive) -> list[tuple[Any, ...]]:
+def handlers(archive: Archive, options: DicomOptions) -> list[tuple[Any, ...]]:
     return [
-        (evt.EVT_REQUESTED, handle_association_requested),
+        (evt.EVT_REQUESTED, handle_association_requested, [archive, options]),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [archive]),
+        (evt.EVT_C_MOVE, retrieve.handle_move, [archive]),
+        (evt.EVT_C_GET, retrieve.handle_get, [archive]),
     ]
 
 
@@ -116,7 +125,7 @@ def make_server(archive: Archive, options: DicomOptions) -> ThreadedAssociationS
     server = ae.make_server(
         ("127.0.0.1", 0),
         contexts=ae.supported_contexts,
-        evt_handlers=handlers(archive),
+        evt_handlers=handlers(archive, options),
         server_class=ThreadedAssociationServer,
     )
     server.server_close()  # never listens itself
