@@ -25,6 +25,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from conftest import IN_CI, LightboxProcess, dcmtk
 from dicomgen import dataset_bytes, make_dataset, make_study, write
@@ -114,18 +115,27 @@ class SendLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def scu(aet: str = "DURABLE") -> AE:
+def scu(aet: str = "DURABLE", also_query: bool = False) -> AE:
+    """A storage SCU; ``also_query`` proposes C-FIND too, which sends the association to the
+    pynetdicom door instead of Lightbox's lean storage loop."""
     ae = AE(ae_title=aet)
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
+    if also_query:
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     return ae
 
 
 def send(
-    server: LightboxProcess, files: list[Path], log: SendLog, aet: str = "DURABLE", stop_at_failure: bool = False
+    server: LightboxProcess,
+    files: list[Path],
+    log: SendLog,
+    aet: str = "DURABLE",
+    stop_at_failure: bool = False,
+    also_query: bool = False,
 ) -> None:
     """Send ``files`` on one association, recording each answer; survives the server dying."""
-    assoc = scu(aet).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assoc = scu(aet, also_query).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     if not assoc.is_established:
         return
     log.associated = True
@@ -153,9 +163,9 @@ def send(
             assoc.release()
 
 
-def c_store_one(server: LightboxProcess, path: Path) -> tuple[int | None, str]:
+def c_store_one(server: LightboxProcess, path: Path, also_query: bool = False) -> tuple[int | None, str]:
     log = SendLog()
-    send(server, [path], log)
+    send(server, [path], log, also_query=also_query)
     assert log.associated
     if log.acked:
         return SUCCESS, ""
@@ -418,9 +428,10 @@ def fixed_uid(n: int) -> str:
 def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     small_tmpfs: Path, lightbox_factory, tmp_path: Path
 ) -> None:
-    """Step the free space up a page at a time: the disk fills in the spool, before the copy,
-    during the copy into storage, then in the index (SQLite full), and finally the store works.
-    Each refusal is 0xA700 and leaves nothing behind."""
+    """Through the pynetdicom door (an association that also proposes C-FIND), step the free
+    space up a page at a time: the disk fills in pynetdicom's spool, during the copy into
+    storage, then in the index (SQLite full), and finally the store works.  Each refusal is
+    0xA700 and leaves nothing behind."""
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_file_meta_info
     from pynetdicom.dsutils import create_file_meta
@@ -432,7 +443,7 @@ def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     study = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
 
     probe = write(make_dataset(sop_uid=fixed_uid(3), **study), tmp_path / "probe.dcm")
-    assert c_store_one(server, probe) == (SUCCESS, "")
+    assert c_store_one(server, probe, also_query=True) == (SUCCESS, "")
     ((stored_size,),) = query(data, "SELECT size FROM instance")
     stored_head = stored_size - len(dataset_bytes(probe))
 
@@ -460,7 +471,7 @@ def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     outcomes: list[tuple[int, int | None, str]] = []
     for pages in range(0, 64):
         set_free_bytes(data, filler, pages * PAGE)
-        status, comment = c_store_one(server, target)
+        status, comment = c_store_one(server, target, also_query=True)
         outcomes.append((pages, status, comment))
         if status == SUCCESS:
             break
@@ -476,6 +487,41 @@ def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     filler.unlink()
     assert_nothing_half_stored(data, {fixed_uid(3), fixed_uid(4)})
     assert server.echoscu().returncode == 0
+    assert_verify_passes(server)
+    server.stop()
+
+
+def test_enospc_on_the_lean_storage_path_leaves_nothing_half_stored(
+    small_tmpfs: Path, lightbox_factory, tmp_path: Path
+) -> None:
+    """A storage-only association (what modalities open): the dataset streams into the spool
+    behind its final meta header and is renamed into storage, so the disk can fill in the spool
+    or in the index; each is 0xA700 with nothing left behind, then the store works."""
+    data = small_tmpfs
+    filler = data / "filler.bin"
+    filler.write_bytes(b"")
+    server = lightbox_factory("small", min_free_mb=0)
+    study = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
+    probe = write(make_dataset(sop_uid=fixed_uid(3), **study), tmp_path / "probe.dcm")
+    assert c_store_one(server, probe) == (SUCCESS, "")
+    target = write(make_dataset(sop_uid=fixed_uid(4), rows=40, columns=40, **study), tmp_path / "target.dcm")
+
+    outcomes: list[tuple[int, int | None, str]] = []
+    for pages in range(0, 64):
+        set_free_bytes(data, filler, pages * PAGE)
+        status, comment = c_store_one(server, target)
+        outcomes.append((pages, status, comment))
+        if status == SUCCESS:
+            break
+        assert status == OUT_OF_RESOURCES, outcomes
+        assert_nothing_half_stored(data, {fixed_uid(3)})
+    assert outcomes[-1][1] == SUCCESS, outcomes
+    reasons = {comment for _, _, comment in outcomes}
+    assert "refused: disk full" in reasons, outcomes  # the spool could not take the dataset
+    assert "disk full while indexing" in reasons, outcomes  # SQLite could not grow its WAL
+
+    filler.unlink()
+    assert_nothing_half_stored(data, {fixed_uid(3), fixed_uid(4)})
     assert_verify_passes(server)
     server.stop()
 

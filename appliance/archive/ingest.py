@@ -116,7 +116,9 @@ class Ingest:
             if duplicate is not None:
                 return duplicate
 
-        if free_bytes(self.storage.root) - os.path.getsize(path) < self.options.min_free_bytes:
+        # A spooled file is already on this disk (it is renamed into storage); others are copied.
+        needed = 0 if spooled is not None else os.path.getsize(path)
+        if free_bytes(self.storage.root) - needed < self.options.min_free_bytes:
             return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full: free space below the reserve", sop_uid)
         meta = stored_meta(header, origin)
         head = encode_meta(meta)
