@@ -6,10 +6,9 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 

@@ -5,21 +5,21 @@ Everything else in Lightbox (DICOM, web, import, backup, discovery) goes through
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import importer, indexing, maintenance, retrieval
+from appliance.archive import importer, indexing, maintenance, query, retrieval
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
 from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
 from appliance.archive.nodes import NodeTable
 from appliance.archive.retrieval import RetrieveItem
 from appliance.archive.storage import Storage, free_bytes
+from appliance.archive.writelock import WriteLock
 
 __all__ = ["Archive", "ArchiveOptions", "IngestResult", "Origin", "Outcome"]
 
@@ -29,6 +29,8 @@ class ArchiveOptions:
     duplicate_policy: str = "keep-first"
     min_free_mb: int = 200
     stable_age: float = 60.0
+    find_fold_names: bool = True
+    find_max_results: int = 10000
 
 
 class Archive:
@@ -42,7 +44,7 @@ class Archive:
         self.db = open_database(self.data_dir / "index.sqlite")
         # One writer: SQLite serialises writers anyway; the lock keeps our threads from
         # queueing inside SQLite's busy handler.
-        self.write_lock = threading.RLock()
+        self.write_lock = WriteLock(self.data_dir / "index.lock")
         self.ingest = Ingest(
             self.storage,
             self.write_lock,
@@ -54,6 +56,12 @@ class Archive:
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:
         """The instances a C-MOVE/C-GET identifier names (see ``retrieval.py``)."""
         return retrieval.instances_for_retrieve(level, keys)
+
+    def find(self, model: str, level: str, identifier: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """C-FIND/QIDO-RS matches, streamed (see ``query.py``); raises query.QueryError or
+        query.TooManyMatches before the first match."""
+        options = query.FindOptions(self.options.find_fold_names, self.options.find_max_results)
+        return query.find(model, level, identifier, options)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -91,3 +99,4 @@ class Archive:
 
     def close(self) -> None:
         self.db.close()
+        self.write_lock.close()

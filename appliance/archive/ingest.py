@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -24,6 +23,7 @@ from appliance.archive.header import Header, Origin, UnreadableHeader, encode_me
 from appliance.archive.index import Instance
 from appliance.archive.storage import Storage, file_digest, free_bytes, is_out_of_space
 from appliance.archive.validate import Problem, Refusal, check
+from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.ingest")
 
@@ -75,7 +75,7 @@ class IngestOptions:
 
 
 class Ingest:
-    def __init__(self, storage: Storage, write_lock: threading.RLock, db: peewee.Database, options: IngestOptions) -> None:
+    def __init__(self, storage: Storage, write_lock: WriteLock, db: peewee.Database, options: IngestOptions) -> None:
         self.storage = storage
         self.write_lock = write_lock
         self.db = db

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -19,6 +18,7 @@ from appliance.archive.header import UnreadableHeader, read_header
 from appliance.archive.index import CONTENT_MODELS, Change, Instance
 from appliance.archive.storage import Storage, StoredFile, file_digest
 from appliance.archive.validate import Refusal, check
+from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.maintenance")
 
@@ -89,7 +89,7 @@ def _by_received_time(storage: Storage, keys: Iterable[str]) -> list[str]:
 
 
 def rebuild_index(
-    storage: Storage, db: peewee.Database, write_lock: threading.RLock, stable_age: float, progress: Progress | None = None
+    storage: Storage, db: peewee.Database, write_lock: WriteLock, stable_age: float, progress: Progress | None = None
 ) -> ReconcileReport:
     """Drop every content row and index the stored files again, oldest first."""
     keys = _by_received_time(storage, storage.keys())
@@ -106,7 +106,7 @@ def rebuild_index(
     return report
 
 
-def reconcile(storage: Storage, db: peewee.Database, write_lock: threading.RLock) -> ReconcileReport:
+def reconcile(storage: Storage, db: peewee.Database, write_lock: WriteLock) -> ReconcileReport:
     """Start-up check: index files that have no row, drop rows whose file is gone (recorded)."""
     report = ReconcileReport(spool_cleared=storage.clear_spool())
     orphans: list[str] = []

@@ -9,12 +9,12 @@ Operations a node may be allowed, seen from Lightbox:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from peewee import SqliteDatabase
 
 from appliance.archive.index import Node
+from appliance.archive.writelock import WriteLock
 
 OPERATIONS = ("find", "move", "get", "store")
 
@@ -57,7 +57,7 @@ def _node(row: Node) -> DicomNode:
 
 
 class NodeTable:
-    def __init__(self, db: SqliteDatabase, write_lock: threading.RLock) -> None:
+    def __init__(self, db: SqliteDatabase, write_lock: WriteLock) -> None:
         self.db = db
         self.write_lock = write_lock
 
