@@ -37,14 +37,13 @@ _CHUNK = 1 << 18
 
 
 def is_storage_only(request: pdu.AssociateRequest) -> bool:
-    """True when every proposed context is verification or (possibly private) storage."""
-    return all(
-        cx.abstract_syntax == VERIFICATION or _storage_like(cx.abstract_syntax) for cx in request.contexts
-    )
+    """True when every proposed context is one this loop serves."""
+    return all(_served(cx.abstract_syntax) for cx in request.contexts)
 
 
-def _storage_like(uid: str) -> bool:
-    return is_storage_like(UID(uid))
+def _served(abstract_syntax: str) -> bool:
+    """Verification, or storage (private and unknown classes included)."""
+    return abstract_syntax == VERIFICATION or is_storage_like(UID(abstract_syntax))
 
 
 def negotiate(request: pdu.AssociateRequest) -> tuple[list[pdu.ContextResult], dict[int, tuple[str, str]]]:
@@ -56,7 +55,7 @@ def negotiate(request: pdu.AssociateRequest) -> tuple[list[pdu.ContextResult], d
     results, accepted = [], {}
     for cx in request.contexts:
         first = cx.transfer_syntaxes[0] if cx.transfer_syntaxes else ""
-        if not (cx.abstract_syntax == VERIFICATION or _storage_like(cx.abstract_syntax)):
+        if not _served(cx.abstract_syntax):
             results.append(pdu.ContextResult(cx.context_id, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED, first))
             continue
         chosen = next((ts for ts in cx.transfer_syntaxes if ts in ACCEPTED_SYNTAXES), None)
