@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from pynetdicom import build_context
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
 from pynetdicom.pdu_primitives import A_ASSOCIATE, ImplementationClassUIDNotification, MaximumLengthNotification
