@@ -83,6 +83,13 @@ SETTINGS: tuple[Setting, ...] = (
         "each for its allowed operations, or any AE. C-MOVE destinations must always be known nodes.",
         choices=("known-nodes", "any"),
     ),
+    Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),
+    Setting(
+        "find_max_results",
+        10000,
+        "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). "
+        "0: no cap.",
+    ),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )
 

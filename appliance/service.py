@@ -29,6 +29,8 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         duplicate_policy=settings.duplicate_policy,
         min_free_mb=settings.min_free_mb,
         stable_age=float(settings.stable_age),
+        find_fold_names=settings.find_fold_names,
+        find_max_results=settings.find_max_results,
     )
 
 

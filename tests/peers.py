@@ -95,7 +95,7 @@ class StoreSCP:
 class Orthanc:
     """Orthanc with a temporary configuration, its storage in ``folder``."""
 
-    def __init__(self, folder: Path, modalities: dict[str, list[Any]]) -> None:
+    def __init__(self, folder: Path, modalities: dict[str, list[Any]], **settings: Any) -> None:
         require(ORTHANC)
         self.dicom_port = free_port()
         self.http_port = free_port()
@@ -112,6 +112,7 @@ class Orthanc:
             "DicomCheckCalledAet": False,
             "DicomModalities": modalities,
             "Plugins": [],
+            **settings,
         }
         (folder / "orthanc.json").write_text(json.dumps(config))
         self.log = open(folder / "orthanc.log", "wb")

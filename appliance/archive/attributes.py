@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from appliance.archive.charset import declared_charsets, normalise_name, text
+from appliance.archive.query import ITEM_KEYS
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
             station_name=t("StationName"),
             manufacturer=t("Manufacturer"),
             model_name=t("ManufacturerModelName"),
+            request_attributes=_request_attributes(ds, charsets, charset_override),
         ),
         instance=dict(
             sop_uid=t("SOPInstanceUID"),
@@ -81,8 +84,18 @@ def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
             instance_number=_int_or_none(t("InstanceNumber")),
             content_date=t("ContentDate"),
             content_time=t("ContentTime"),
+            acquisition_datetime=t("AcquisitionDateTime"),
             rows=_int_or_none(t("Rows")),
             columns=_int_or_none(t("Columns")),
             number_of_frames=_int_or_none(t("NumberOfFrames")),
         ),
     )
+
+
+def _request_attributes(ds: Dataset, charsets: list[str], charset_override: str | None) -> str:
+    """The Request Attributes Sequence as JSON, only the item keys C-FIND matches on ('' if none)."""
+    items = []
+    for item in ds.get("RequestAttributesSequence") or []:
+        values = {kw: text(item, kw, charsets, charset_override) for kw in ITEM_KEYS}
+        items.append({kw: v for kw, v in values.items() if v})
+    return json.dumps(items, ensure_ascii=False) if items else ""

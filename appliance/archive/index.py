@@ -19,6 +19,7 @@ from peewee import (
     SqliteDatabase,
     TextField,
 )
+from playhouse.migrate import SqliteMigrator, migrate
 from playhouse.sqlite_ext import AutoIncrementField
 
 SCHEMA_VERSION = 1
@@ -95,6 +96,7 @@ class Series(BaseModel):
     station_name = CharField(default="")
     manufacturer = CharField(default="")
     model_name = CharField(default="")
+    request_attributes = TextField(default="")  # JSON list of items (query.ITEM_KEYS) for C-FIND
     num_instances = IntegerField(default=0)
     last_received_at = FloatField()
 
@@ -106,6 +108,7 @@ class Instance(BaseModel):
     instance_number = IntegerField(null=True)
     content_date = CharField(default="")
     content_time = CharField(default="")
+    acquisition_datetime = CharField(default="")
     rows = IntegerField(null=True)
     columns = IntegerField(null=True)
     number_of_frames = IntegerField(null=True)
@@ -182,5 +185,17 @@ def open_database(path: Path) -> SqliteDatabase:
     db.connect(reuse_if_open=True)
     with db.atomic("IMMEDIATE"):  # take the write lock up front: no read-to-write upgrade
         db.create_tables(MODELS)
+        _add_missing_columns(db)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
     return db
+
+
+def _add_missing_columns(db: SqliteDatabase) -> None:
+    """Columns added to a model since the database was made get their default in old rows;
+    `lightbox rebuild-index` fills in their real values."""
+    migrator = SqliteMigrator(db)
+    for model in MODELS:
+        present = {c.name for c in db.get_columns(model._meta.table_name)}
+        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+        if missing:
+            migrate(*(migrator.add_column(model._meta.table_name, f.column_name, f) for f in missing))

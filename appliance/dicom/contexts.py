@@ -68,7 +68,15 @@ RETRIEVE_CLASSES = frozenset(
     )
 )
 
-SERVICES = frozenset({str(Verification)}) | RETRIEVE_CLASSES
+FIND_CLASSES = frozenset(
+    str(uid)
+    for uid in (
+        sop_class.PatientRootQueryRetrieveInformationModelFind,
+        sop_class.StudyRootQueryRetrieveInformationModelFind,
+    )
+)
+
+SERVICES = frozenset({str(Verification)}) | RETRIEVE_CLASSES | FIND_CLASSES
 
 
 def _service_class_for(uid: str) -> Type[ServiceClass]:

@@ -17,7 +17,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from appliance.archive import Archive, Origin
-from appliance.dicom import contexts, policy, retrieve, spool
+from appliance.dicom import contexts, find, policy, retrieve, spool
 from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME, SUCCESS
 
 LOG = logging.getLogger("lightbox.dicom")
@@ -102,6 +102,7 @@ def handlers(archive: Archive, options: DicomOptions) -> list[tuple[Any, ...]]:
         (evt.EVT_REQUESTED, handle_association_requested, [archive, options]),
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [archive]),
+        (evt.EVT_C_FIND, find.handle_find, [archive]),
         (evt.EVT_C_MOVE, retrieve.handle_move, [archive]),
         (evt.EVT_C_GET, retrieve.handle_get, [archive]),
     ]

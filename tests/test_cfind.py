@@ -1,0 +1,237 @@
+"""C-FIND against a running Lightbox: DCMTK findscu (both models, every level, wildcard, range,
+UID list, sequence, character sets) and pynetdicom (exact statuses, C-CANCEL, the cap)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT
+
+from conftest import LightboxProcess, dcmtk
+from dicomgen import make_dataset, make_study, write
+
+PENDING, SUCCESS, CANCELLED = 0xFF00, 0x0000, 0xFE00
+OUT_OF_RESOURCES, IDENTIFIER_MISMATCH = 0xA700, 0xA900
+MANY = 1500  # instances in one series: a stream long enough to cancel in the middle
+
+
+def build_corpus(src: Path) -> dict[str, str]:
+    """Three patients with accented, plain and Japanese names; returns their study UIDs."""
+    item = Dataset()
+    item.RequestedProcedureID = "RP-17"
+    item.ScheduledProcedureStepID = "SPS-1"
+    studies = {
+        "P1": make_study(src / "p1", 2, patient_id="P1", patient_name="Müller^Jürgen", modality="CT",
+                         SpecificCharacterSet="ISO_IR 100", StudyDate="20240115", StudyTime="083000",
+                         AccessionNumber="A-100", StudyDescription="Thorax"),
+        "P2": make_study(src / "p2", 1, patient_id="P2", patient_name="Doe^Jane", modality="MR",
+                         StudyDate="20240220", StudyTime="141500", AccessionNumber="A-200",
+                         ReferringPhysicianName="Smith^Anna", RequestAttributesSequence=[item]),
+        "P3": make_study(src / "p3", 1, patient_id="P3", patient_name="Yamada^Tarou=山田^太郎=やまだ^たろう",
+                         modality="US", SpecificCharacterSet="ISO_IR 192", StudyDate="20231201",
+                         AccessionNumber="A-300"),
+        "BULK": make_study(src / "bulk", MANY, patient_id="BULK", patient_name="Bulk^Series", rows=1, columns=1,
+                           StudyDate="20200101"),
+    }  # fmt: skip
+    p2 = dcmread(studies["P2"][0])  # a second series (US) in Jane Doe's study
+    write(make_dataset(study_uid=p2.StudyInstanceUID, patient_id="P2", patient_name="Doe^Jane", modality="US",
+                       StudyDate="20240220", StudyTime="141500", AccessionNumber="A-200", SeriesNumber=2,
+                       ReferringPhysicianName="Smith^Anna"), src / "p2" / "us.dcm")  # fmt: skip
+    return {pid: str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID) for pid, files in studies.items()}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Iterator[tuple[LightboxProcess, dict[str, str]]]:
+    root = tmp_path_factory.mktemp("cfind")
+    uids = build_corpus(root / "src")
+    server = LightboxProcess(root / "data", query_retrieve_from="any")
+    server.data.mkdir()
+    imported = server.cli("import", str(root / "src"))
+    assert imported.returncode == 0, imported.stderr
+    server.start()
+    yield server, uids
+    server.stop()
+
+
+def findscu(server: LightboxProcess, out: Path, model: str, *keys: str | bytes) -> list[Dataset]:
+    """DCMTK findscu (-P patient root, -S study root); every pending identifier, read back."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd: list[str | bytes] = [dcmtk("findscu"), "-aet", "FINDSCU", "-aec", server.aet, model, "-X", "-od", str(out)]
+    for key in keys:
+        cmd += ["-k", key]
+    result = subprocess.run(
+        cmd + ["127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=60, env={**os.environ, "TCP_NODELAY": "1"}
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+def pyfind(server: LightboxProcess, identifier: Dataset, model=STUDY_ROOT, cancel_after: int = 0) -> tuple[list[Dataset], int]:
+    """C-FIND with pynetdicom: (pending identifiers, final status); C-CANCEL after ``cancel_after``."""
+    ae = AE(ae_title="PYFIND")
+    ae.add_requested_context(model)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assert assoc.is_established
+    found, final = [], -1
+    try:
+        for status, ds in assoc.send_c_find(identifier, model, msg_id=7):
+            if status is None:
+                break  # association aborted or timed out
+            if status.Status == PENDING:
+                found.append(ds)
+                if len(found) == cancel_after:
+                    assoc.send_c_cancel(7, query_model=model)
+            else:
+                final = status.Status
+    finally:
+        assoc.release()
+    return found, final
+
+
+def query(level: str, **keys: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_study_root_study_level_returns_computed_and_unknown_keys(archive, tmp_path):
+    server, uids = archive
+    (rsp,) = findscu(
+        server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", "PatientID=P2", "PatientName", "StudyDate", "StudyTime",
+        "AccessionNumber", "StudyInstanceUID", "ModalitiesInStudy", "SOPClassesInStudy", "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances", "ReferringPhysicianName", "NumberOfPatientRelatedStudies",
+        "PatientComments", "Rows",
+    )  # fmt: skip
+    assert rsp.StudyInstanceUID == uids["P2"]
+    assert (rsp.PatientName, rsp.StudyDate, rsp.StudyTime, rsp.AccessionNumber) == ("Doe^Jane", "20240220", "141500", "A-200")
+    assert list(rsp.ModalitiesInStudy) == ["MR", "US"]
+    assert rsp.SOPClassesInStudy == "1.2.840.10008.5.1.4.1.1.7"
+    assert (rsp.NumberOfStudyRelatedSeries, rsp.NumberOfStudyRelatedInstances, rsp.NumberOfPatientRelatedStudies) == (2, 2, 1)
+    assert rsp.ReferringPhysicianName == "Smith^Anna"
+    assert rsp.RetrieveAETitle == server.aet and rsp.QueryRetrieveLevel == "STUDY"
+    assert rsp.PatientComments == "" and rsp.Rows is None  # unknown key; a key below the level
+    assert "find model=STUDY_ROOT level=STUDY" in server.log() and "Doe" not in server.log()
+
+
+def test_patient_root_walks_every_level(archive, tmp_path):
+    server, uids = archive
+    (patient,) = findscu(server, tmp_path / "p", "-P", "QueryRetrieveLevel=PATIENT", "PatientID=P1", "PatientName",
+                         "PatientBirthDate", "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries",
+                         "NumberOfPatientRelatedInstances")  # fmt: skip
+    assert (patient.NumberOfPatientRelatedStudies, patient.NumberOfPatientRelatedSeries) == (1, 1)
+    assert patient.NumberOfPatientRelatedInstances == 2 and patient.PatientBirthDate == "19800101"
+    (study,) = findscu(server, tmp_path / "st", "-P", "QueryRetrieveLevel=STUDY", "PatientID=P1", "StudyInstanceUID")
+    assert study.StudyInstanceUID == uids["P1"]
+    (series,) = findscu(server, tmp_path / "se", "-P", "QueryRetrieveLevel=SERIES", "PatientID=P1",
+                        f"StudyInstanceUID={uids['P1']}", "SeriesInstanceUID", "Modality", "NumberOfSeriesRelatedInstances")  # fmt: skip
+    assert (series.Modality, series.NumberOfSeriesRelatedInstances, series.PatientID) == ("CT", 2, "P1")
+    images = findscu(server, tmp_path / "im", "-P", "QueryRetrieveLevel=IMAGE", "PatientID=P1",
+                     f"StudyInstanceUID={uids['P1']}", f"SeriesInstanceUID={series.SeriesInstanceUID}",
+                     "SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Rows", "Columns", "AvailableTransferSyntaxUID")  # fmt: skip
+    assert sorted(i.InstanceNumber for i in images) == [1, 2]
+    assert {(i.Rows, i.Columns, i.AvailableTransferSyntaxUID) for i in images} == {(16, 16, "1.2.840.10008.1.2.1")}
+
+
+@pytest.mark.parametrize(
+    "keys, expected",
+    [
+        (["PatientName=D*"], {"P2"}),  # wildcard, folded: "d*" matches "doe^jane"
+        (["PatientName=doe^jan?"], {"P2"}),
+        (["PatientID=P?"], {"P1", "P2", "P3"}),
+        (["StudyDate=20240101-20241231"], {"P1", "P2"}),  # closed range
+        (["StudyDate=-20231231"], {"P3", "BULK"}),  # open start
+        (["StudyDate=20240201-"], {"P2"}),  # open end
+        (["StudyDate=20240115", "StudyTime=0800-0900"], {"P1"}),  # time range with partial bounds
+        (["ModalitiesInStudy=US"], {"P2", "P3"}),  # any of the study's modalities
+        (["ModalitiesInStudy=CT\\MR"], {"P1", "P2"}),
+        (["AccessionNumber=a-100"], set()),  # other strings are case-sensitive
+        (["ReferringPhysicianName=SMITH*"], {"P2"}),
+    ],
+)
+def test_study_matching(archive, tmp_path, keys, expected):
+    server, _ = archive
+    found = findscu(server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", "PatientID", *keys)
+    assert {r.PatientID for r in found} == expected
+
+
+def test_uid_list(archive, tmp_path):
+    server, uids = archive
+    found = findscu(server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={uids['P1']}\\{uids['P3']}", "PatientID")
+    assert {r.PatientID for r in found} == {"P1", "P3"}
+
+
+def test_sequence_matching_request_attributes(archive, tmp_path):
+    server, uids = archive
+    found = findscu(server, tmp_path / "hit", "-S", "QueryRetrieveLevel=SERIES", f"StudyInstanceUID={uids['P2']}",
+                    "RequestAttributesSequence[0].RequestedProcedureID=RP-*", "Modality")  # fmt: skip
+    assert [r.Modality for r in found] == ["MR"]
+    assert found[0].RequestAttributesSequence[0].RequestedProcedureID == "RP-17"
+    missed = findscu(server, tmp_path / "miss", "-S", "QueryRetrieveLevel=SERIES",
+                     "RequestAttributesSequence[0].ScheduledProcedureStepID=SPS-2")  # fmt: skip
+    assert missed == []
+
+
+def test_latin1_query_matches_accent_and_case_insensitively_answers_utf8(archive, tmp_path):
+    server, _ = archive
+    for n, name in enumerate(["M\xfcller*".encode("latin-1"), b"MULLER^JURGEN", b"m\xfcller^j\xfcrgen"]):
+        found = findscu(server, tmp_path / str(n), "-S", "QueryRetrieveLevel=STUDY",
+                        b"SpecificCharacterSet=ISO_IR 100", b"PatientName=" + name)  # fmt: skip
+        assert [r.PatientName for r in found] == ["Müller^Jürgen"], name
+        assert found[0].SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_utf8_japanese_name(archive, tmp_path):
+    server, _ = archive
+    found = findscu(server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", "SpecificCharacterSet=ISO_IR 192",
+                    "PatientName=*山田*".encode())  # fmt: skip
+    assert [str(r.PatientName) for r in found] == ["Yamada^Tarou=山田^太郎=やまだ^たろう"]
+    ascii_only = findscu(server, tmp_path / "ascii", "-S", "QueryRetrieveLevel=STUDY", "PatientID=P2", "PatientName")
+    assert "SpecificCharacterSet" not in ascii_only[0]
+
+
+def test_study_root_has_no_patient_level(archive):
+    server, _ = archive
+    found, status = pyfind(server, query("PATIENT", PatientID=""), STUDY_ROOT)
+    assert (found, status) == ([], IDENTIFIER_MISMATCH)
+
+
+def test_cancel_stops_the_stream(archive):
+    server, uids = archive
+    identifier = query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID="", InstanceNumber="")
+    found, status = pyfind(server, identifier, cancel_after=5)
+    assert status == CANCELLED
+    assert 5 <= len(found) < MANY
+    everything, status = pyfind(server, identifier)  # the association and the archive are fine
+    assert (len(everything), status) == (MANY, SUCCESS)
+    assert "outcome=cancelled" in server.log()
+
+
+def test_more_matches_than_the_cap_are_refused_out_of_resources(lightbox_factory, tmp_path):
+    server = lightbox_factory(find_max_results=3, query_retrieve_from="any")
+    paths = make_study(tmp_path / "src", 4)
+    assert server.storescu(*paths).returncode == 0
+    found, status = pyfind(server, query("IMAGE", SOPInstanceUID=""))
+    assert (found, status) == ([], OUT_OF_RESOURCES)
+    found, status = pyfind(server, query("STUDY", StudyInstanceUID=""))
+    assert (len(found), status) == (1, SUCCESS)
+
+
+def test_unknown_ae_may_not_query_by_default(lightbox, tmp_path):
+    ae = AE(ae_title="STRANGER")
+    ae.add_requested_context(STUDY_ROOT)
+    assoc = ae.associate("127.0.0.1", lightbox.dicom_port, ae_title=lightbox.aet)
+    try:
+        accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == STUDY_ROOT] if assoc.is_established else []
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    assert accepted == []
