@@ -52,6 +52,7 @@ class Archive:
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
         self.nodes = NodeTable(self.db, self.write_lock)
+        self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:
         """The instances a C-MOVE/C-GET identifier names (see ``retrieval.py``)."""
@@ -64,13 +65,21 @@ class Archive:
         return query.find(model, level, identifier, options)
 
     def counts(self) -> dict[str, int]:
-        return {
+        """Totals of the index.  Counting scans whole tables (~40 ms at 100,000 instances), so
+        the answer is kept until the change log moves: every content change appends to it."""
+        seq = self.last_change()
+        cached = self._counts
+        if cached is not None and cached[0] == seq:
+            return dict(cached[1])
+        counts = {
             "patients": Patient.select().count(),
             "studies": Study.select().count(),
             "series": Series.select().count(),
             "instances": Instance.select().count(),
             "bytes": Instance.select(fn.COALESCE(fn.SUM(Instance.size), 0)).scalar(),
         }
+        self._counts = (seq, counts)
+        return dict(counts)
 
     def free_bytes(self) -> int:
         return free_bytes(self.storage.root)
