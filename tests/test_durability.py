@@ -425,6 +425,39 @@ def fixed_uid(n: int) -> str:
     return f"1.2.826.0.1.3680043.8.498.1{n:030d}"
 
 
+PAGES_STUDY = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
+
+
+def server_with_probe(data: Path, lightbox_factory, tmp_path: Path, also_query: bool):
+    """A server on the small tmpfs (no reserve), an empty filler file beside it, and one
+    instance (the probe) stored through the chosen door."""
+    filler = data / "filler.bin"
+    filler.write_bytes(b"")
+    server = lightbox_factory("small", min_free_mb=0)
+    probe = write(make_dataset(sop_uid=fixed_uid(3), **PAGES_STUDY), tmp_path / "probe.dcm")
+    assert c_store_one(server, probe, also_query=also_query) == (SUCCESS, "")
+    return server, filler, probe
+
+
+def step_free_space_until_stored(
+    server: LightboxProcess, data: Path, filler: Path, target: Path, also_query: bool
+) -> list[tuple[int, int | None, str]]:
+    """Offer ``target`` with one more page free each time: every refusal must be 0xA700 and
+    leave nothing half-stored, and it must be stored in the end."""
+    outcomes: list[tuple[int, int | None, str]] = []
+    for pages in range(0, 64):
+        set_free_bytes(data, filler, pages * PAGE)
+        status, comment = c_store_one(server, target, also_query=also_query)
+        outcomes.append((pages, status, comment))
+        if status == SUCCESS:
+            break
+        assert status == OUT_OF_RESOURCES, outcomes
+        assert_nothing_half_stored(data, {fixed_uid(3)})
+    print("\n".join(f"free={p} pages: {s:#06x} {c}" for p, s, c in outcomes))
+    assert outcomes[-1][1] == SUCCESS, outcomes
+    return outcomes
+
+
 def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     small_tmpfs: Path, lightbox_factory, tmp_path: Path
 ) -> None:
@@ -437,13 +470,8 @@ def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     from pynetdicom.dsutils import create_file_meta
 
     data = small_tmpfs
-    filler = data / "filler.bin"
-    filler.write_bytes(b"")
-    server = lightbox_factory("small", min_free_mb=0)
-    study = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
-
-    probe = write(make_dataset(sop_uid=fixed_uid(3), **study), tmp_path / "probe.dcm")
-    assert c_store_one(server, probe, also_query=True) == (SUCCESS, "")
+    server, filler, probe = server_with_probe(data, lightbox_factory, tmp_path, also_query=True)
+    study = PAGES_STUDY
     ((stored_size,),) = query(data, "SELECT size FROM instance")
     stored_head = stored_size - len(dataset_bytes(probe))
 
@@ -468,17 +496,7 @@ def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
     stored_target = stored_head + len(dataset_bytes(target))
     assert spool_size <= 2 * PAGE < stored_target, (spool_size, stored_target)
 
-    outcomes: list[tuple[int, int | None, str]] = []
-    for pages in range(0, 64):
-        set_free_bytes(data, filler, pages * PAGE)
-        status, comment = c_store_one(server, target, also_query=True)
-        outcomes.append((pages, status, comment))
-        if status == SUCCESS:
-            break
-        assert status == OUT_OF_RESOURCES, outcomes
-        assert_nothing_half_stored(data, {fixed_uid(3)})
-    print("\n".join(f"free={p} pages: {s:#06x} {c}" for p, s, c in outcomes))
-    assert outcomes[-1][1] == SUCCESS, outcomes
+    outcomes = step_free_space_until_stored(server, data, filler, target, also_query=True)
     reasons = {comment for _, _, comment in outcomes}
     assert "refused: disk full" in reasons  # the spool could not take the dataset
     assert "disk full while writing" in reasons  # the copy into storage hit ENOSPC
@@ -498,24 +516,10 @@ def test_enospc_on_the_lean_storage_path_leaves_nothing_half_stored(
     behind its final meta header and is renamed into storage, so the disk can fill in the spool
     or in the index; each is 0xA700 with nothing left behind, then the store works."""
     data = small_tmpfs
-    filler = data / "filler.bin"
-    filler.write_bytes(b"")
-    server = lightbox_factory("small", min_free_mb=0)
-    study = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
-    probe = write(make_dataset(sop_uid=fixed_uid(3), **study), tmp_path / "probe.dcm")
-    assert c_store_one(server, probe) == (SUCCESS, "")
-    target = write(make_dataset(sop_uid=fixed_uid(4), rows=40, columns=40, **study), tmp_path / "target.dcm")
+    server, filler, _probe = server_with_probe(data, lightbox_factory, tmp_path, also_query=False)
+    target = write(make_dataset(sop_uid=fixed_uid(4), rows=40, columns=40, **PAGES_STUDY), tmp_path / "target.dcm")
 
-    outcomes: list[tuple[int, int | None, str]] = []
-    for pages in range(0, 64):
-        set_free_bytes(data, filler, pages * PAGE)
-        status, comment = c_store_one(server, target)
-        outcomes.append((pages, status, comment))
-        if status == SUCCESS:
-            break
-        assert status == OUT_OF_RESOURCES, outcomes
-        assert_nothing_half_stored(data, {fixed_uid(3)})
-    assert outcomes[-1][1] == SUCCESS, outcomes
+    outcomes = step_free_space_until_stored(server, data, filler, target, also_query=False)
     reasons = {comment for _, _, comment in outcomes}
     assert "refused: disk full" in reasons, outcomes  # the spool could not take the dataset
     assert "disk full while indexing" in reasons, outcomes  # SQLite could not grow its WAL

@@ -130,6 +130,18 @@ def _failure(status: int, comment: str) -> Dataset:
     return ds
 
 
+# Responses allowed to wait in pynetdicom's send queue.  Without a bound, a large answer is
+# queued whole (memory grows with the result set) and, since pynetdicom's DUL reads nothing
+# while it has something to send, a C-CANCEL is only seen after the last response.
+_IN_FLIGHT = 8
+
+
+def _wait_for_the_peer(event: evt.Event) -> None:
+    queue = event.assoc.dul.to_provider_queue
+    while queue.qsize() > _IN_FLIGHT and event.assoc.is_established and not event.is_cancelled:
+        time.sleep(0.0005)
+
+
 def handle_find(event: evt.Event, archive: Archive) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     started = time.perf_counter()
     calling_ae = event.assoc.requestor.ae_title
@@ -159,6 +171,7 @@ def handle_find(event: evt.Event, archive: Archive) -> Iterator[tuple[int | Data
                     return
                 yield PENDING, response(request, match, event.assoc.ae.ae_title)
                 count += 1
+                _wait_for_the_peer(event)
         finally:
             matches.close()
         outcome = "ok"
