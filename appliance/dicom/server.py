@@ -18,7 +18,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from appliance.archive import Archive, Origin
 from appliance.dicom import contexts, find, policy, retrieve, spool
-from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME, SUCCESS
+from appliance.dicom.status import STATUS_FOR_OUTCOME, SUCCESS
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -86,13 +86,7 @@ def handle_store(event: evt.Event, archive: Archive) -> Dataset:
     spooled = spool.spool_for(path)
     origin = origin_of(event.assoc)
     if spooled is not None and spooled.error is not None:
-        LOG.warning(
-            "ingest outcome=out_of_resources via=dicom calling_ae=%r address=%s reason=%r",
-            origin.calling_ae,
-            origin.address,
-            spooled.error,
-        )
-        return _status(OUT_OF_RESOURCES, f"refused: {spooled.error}")
+        return _status(*spool.refusal(origin, spooled.error))
     result = archive.ingest(path, origin)
     return _status(STATUS_FOR_OUTCOME[result.outcome], result.reason)
 

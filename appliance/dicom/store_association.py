@@ -10,15 +10,10 @@ that propose anything else (query/retrieve) are handed to pynetdicom untouched.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
-import os
-import secrets
 import socket
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.uid import UID
@@ -28,7 +23,8 @@ from appliance.archive.header import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VE
 from appliance.archive.ingest import Spooled
 from appliance.dicom import dimse, pdu
 from appliance.dicom.contexts import ACCEPTED_SYNTAXES, is_storage_like
-from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME, VERIFICATION
+from appliance.dicom.spool import BoundedSpool, refusal
+from appliance.dicom.status import STATUS_FOR_OUTCOME, VERIFICATION
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -65,53 +61,6 @@ def negotiate(request: pdu.AssociateRequest) -> tuple[list[pdu.ContextResult], d
             results.append(pdu.ContextResult(cx.context_id, pdu.ACCEPTED, chosen))
             accepted[cx.context_id] = (cx.abstract_syntax, chosen)
     return results, accepted
-
-
-class SpoolWriter:
-    """One incoming dataset: meta header first, then fragments as they arrive, all hashed.
-
-    A full disk or an oversize dataset does not raise: the rest is read and dropped, the
-    space given back, and the handler answers 0xA700."""
-
-    def __init__(self, directory: Path, head: bytes, limit: int) -> None:
-        self.path = directory / (secrets.token_hex(16) + ".spool")
-        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self.limit = limit
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.error: str | None = None
-        self.write(head)
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self.error is not None:
-            return
-        if self.size + len(data) > self.limit:
-            self._fail("instance too large")
-            return
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            self._fail("disk full")
-            return
-        self.digest.update(data)
-        self.size += len(data)
-
-    def _fail(self, reason: str) -> None:
-        self.error = reason
-        os.ftruncate(self.fd, 0)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def discard(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -177,7 +126,7 @@ class StoreAssociation:
 
     def _serve(self) -> None:
         command = bytearray()
-        store: tuple[dimse.Command, int, SpoolWriter] | None = None
+        store: tuple[dimse.Command, int, BoundedSpool] | None = None
         try:
             while True:
                 pdu_type, length = pdu.HEADER.unpack(self._read_exactly(6))
@@ -218,7 +167,7 @@ class StoreAssociation:
             if store is not None:
                 store[2].discard()
 
-    def _stream_into(self, writer: SpoolWriter, length: int) -> None:
+    def _stream_into(self, writer: BoundedSpool, length: int) -> None:
         view = memoryview(self._buffer)
         while length:
             n = min(length, len(self._buffer))
@@ -228,7 +177,7 @@ class StoreAssociation:
             writer.write(view[:got])
             length -= got
 
-    def _on_command(self, command: dimse.Command, context_id: int) -> tuple[dimse.Command, int, SpoolWriter] | None:
+    def _on_command(self, command: dimse.Command, context_id: int) -> tuple[dimse.Command, int, BoundedSpool] | None:
         field = command.field
         if field == dimse.C_ECHO_RQ:
             self._respond(context_id, dimse.echo_response(command))
@@ -238,21 +187,16 @@ class StoreAssociation:
             meta = build_meta(
                 command.uid(dimse.AFFECTED_SOP_CLASS), command.uid(dimse.AFFECTED_SOP_INSTANCE), syntax, self.origin
             )
-            writer = SpoolWriter(self.archive.storage.spool, encode_meta(meta), self.options.max_instance_bytes)
+            writer = BoundedSpool(self.archive.storage.spool, self.options.max_instance_bytes, hashed=True)
+            writer.write(encode_meta(meta))
             return command, context_id, writer
         raise pdu.ProtocolError(f"unsupported DIMSE command 0x{field:04X} on a storage association")
 
-    def _finish_store(self, command: dimse.Command, context_id: int, writer: SpoolWriter) -> None:
+    def _finish_store(self, command: dimse.Command, context_id: int, writer: BoundedSpool) -> None:
         writer.close()
         try:
             if writer.error is not None:
-                LOG.warning(
-                    "ingest outcome=out_of_resources via=dicom calling_ae=%r address=%s reason=%r",
-                    self.origin.calling_ae,
-                    self.origin.address,
-                    writer.error,
-                )
-                status, comment = OUT_OF_RESOURCES, f"refused: {writer.error}"
+                status, comment = refusal(self.origin, writer.error)
             else:
                 result = self.archive.ingest(writer.path, self.origin, Spooled(writer.digest.hexdigest(), writer.size))
                 status, comment = STATUS_FOR_OUTCOME[result.outcome], result.reason
