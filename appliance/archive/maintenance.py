@@ -16,7 +16,7 @@ from appliance.archive import indexing
 from appliance.archive.attributes import extract
 from appliance.archive.header import UnreadableHeader, read_header
 from appliance.archive.index import CONTENT_MODELS, Change, Instance
-from appliance.archive.storage import Storage, StoredFile, file_digest
+from appliance.archive.storage import Storage, StoredFile
 from appliance.archive.validate import Refusal, check
 from appliance.archive.writelock import WriteLock
 
@@ -72,11 +72,9 @@ def index_file(storage: Storage, key: str) -> None:
     header = read_header(path)
     check(header)
     stat = os.stat(path)
-    with open(path, "rb") as f:
-        sha = file_digest(f)
     indexing.add_instance(
         extract(header.dataset),
-        StoredFile(key, stat.st_size, sha),
+        StoredFile(key, stat.st_size, storage.hash(key)),
         str(header.transfer_syntax),
         indexing.provenance(header.meta),
         stat.st_mtime,
