@@ -17,7 +17,7 @@ from appliance.config import Settings
 from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import listen
 from appliance.dicom.workers import FrontDoor, WorkerPool
-from appliance.web.app import make_app
+from appliance.web.app import make_app, with_security_headers
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -31,6 +31,8 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         stable_age=float(settings.stable_age),
         find_fold_names=settings.find_fold_names,
         find_max_results=settings.find_max_results,
+        session_idle_s=float(settings.session_idle_timeout),
+        session_max_s=float(settings.session_max_age),
     )
 
 
@@ -87,7 +89,7 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        self.http = waitress.create_server(make_app(self.archive), host=s.host, port=s.http_port, threads=8)
+        self.http = waitress.create_server(with_security_headers(make_app(self.archive)), host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
