@@ -26,7 +26,7 @@ def _iso_to_dicom(value: str) -> str:
 def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
     """The study list filter from the URL's query, and the values to show in the form."""
     get = query.getunicode
-    when, page = get("date", "") or "", get("page", "1") or "1"
+    when, page, limit = get("date", "") or "", get("page", "1") or "1", get("limit", str(PAGE_SIZE)) or ""
     today = date.today()
     if when == "today":
         date_from = date_to = today.strftime("%Y%m%d")
@@ -38,8 +38,8 @@ def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
         date_from = date_to = ""
     else:
         raise fail(400, f"date: one of {', '.join(c for c, _ in DATE_CHOICES if c)}")
-    if not page.isdigit() or int(page) < 1:
-        raise fail(400, "page: a number from 1")
+    if not page.isdigit() or int(page) < 1 or not limit.isdigit():
+        raise fail(400, "page, limit: numbers from 1")
     sort = get("sort", "date") or "date"
     try:
         study_filter = StudyFilter(
@@ -49,15 +49,15 @@ def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
             modality=get("modality", "") or "",
             sort=sort,
             descending=(get("order", "") or ("desc" if sort in ("date", "received", "images") else "asc")) == "desc",
-            offset=(int(page) - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
+            offset=(int(page) - 1) * int(limit),
+            limit=int(limit),
         )
     except BrowseError as exc:
         raise fail(400, str(exc)) from None
     form = {
         "q": study_filter.text, "date": when, "from": get("from", "") or "", "to": get("to", "") or "",
         "modality": study_filter.modality, "sort": sort, "order": "desc" if study_filter.descending else "asc",
-        "page": int(page),
+        "page": int(page), "limit": int(limit) if int(limit) != PAGE_SIZE else "",
     }  # fmt: skip
     return study_filter, form
 
