@@ -1,7 +1,7 @@
 % rebase('base.tpl', title='Admin')
 % import time
 % when = lambda t: time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))
-% size = lambda n: '%.1f GB' % (n / 1e9) if n >= 1e8 else '%.1f MB' % (n / 1e6)
+% size = lambda n: '%.1f GB' % (n / 1e9) if n >= 1e8 else '%.1f MB' % (n / 1e6) if n >= 1e5 else '%.0f kB' % (n / 1e3)
 % c, d = info['counts'], info['disk']
 <h1>Admin</h1>
 <section aria-labelledby="archive-h">

@@ -19,11 +19,11 @@
 </dl>
 <dl>
   <dt>Study date</dt><dd>{{dicom_date(s['study_date'])}} {{dicom_time(s['study_time'])}}</dd>
-  <dt>Accession</dt><dd>{{s['accession']}}</dd>
-  <dt>Study ID</dt><dd>{{s['study_id']}}</dd>
-  <dt>Modalities</dt><dd>{{' '.join(s['modalities'])}}</dd>
-  <dt>Referring physician</dt><dd>{{person(s['referring_physician'])}}</dd>
-  <dt>Institution</dt><dd>{{s['institution']}}</dd>
+% for label, value in (('Accession', s['accession']), ('Study ID', s['study_id']), ('Modalities', ' '.join(s['modalities'])), ('Referring physician', person(s['referring_physician'])), ('Institution', s['institution'])):
+%   if value:
+  <dt>{{label}}</dt><dd>{{value}}</dd>
+%   end
+% end
   <dt>Series / images</dt><dd>{{s['num_series']}} / {{s['num_instances']}}</dd>
 </dl>
 <p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a></p>
