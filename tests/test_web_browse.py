@@ -179,3 +179,23 @@ def test_series_zip_and_a_multi_series_dicomdir(server, admin, tmp_path):
     with _zip(admin, f"/api/series/{series_uid}/archive.zip", "series") as zf:
         assert len(zf.namelist()) == 3
     assert admin.get("/api/series/1.2.3/archive.zip").status_code == 404
+
+
+def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
+    """Selective words and modalities are matched first and sorted after; dense ones are tested
+    study by study in list order.  Either way the page must be the same."""
+    from appliance.archive import Archive, browse
+
+    archive = Archive(server.data)
+    filters = [browse.StudyFilter(text=t, modality=m) for t in ("", "doe", "p-10 muller", "_", "acc") for m in ("", "IO", "PX")]
+    try:
+        default = [archive.list_studies(f) for f in filters]
+        monkeypatch.setattr(browse, "DENSE_WORD", 1000)
+        monkeypatch.setattr(browse, "DENSE_MODALITY", -1)
+        assert [archive.list_studies(f) for f in filters] == default
+        monkeypatch.setattr(browse, "DENSE_WORD", 0)
+        monkeypatch.setattr(browse, "DENSE_MODALITY", 10**9)
+        assert [archive.list_studies(f) for f in filters] == default
+    finally:
+        archive.close()
+    assert sum(len(rows) for rows, _ in default) > 10

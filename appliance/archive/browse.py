@@ -99,14 +99,28 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# A word is matched against all patients and accession numbers at once, and the matching studies
+# are then sorted: a scan in list order would test every study when few match.  A short word
+# matches densely, so there the scan in list order finds a page sooner.
+_WORD_MATCHES = (
+    "st.id IN (SELECT x.id FROM patient y CROSS JOIN study x ON x.patient_id = y.id"
+    " WHERE y.name_norm LIKE ? ESCAPE '\\' OR y.patient_id LIKE ? ESCAPE '\\'"
+    " UNION ALL SELECT id FROM study WHERE accession LIKE ? ESCAPE '\\')"
+)
+_WORD_TEST = "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\')"
+DENSE_WORD = 3  # words shorter than this are tested study by study
+DENSE_MODALITY = 2000  # series of a modality above which studies are tested one by one
+_MODALITY_MATCHES = "st.id IN (SELECT study_id FROM series WHERE modality = ?)"
+_MODALITY_TEST = "EXISTS (SELECT 1 FROM series se WHERE se.study_id = st.id AND se.modality = ?)"
+
+
 def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
     """One page of studies matching ``f`` and whether more follow."""
     where, params = [], []
-    for word in (w for w in _WORD_SPLIT.split(normalise_name(f.text)) if w):
+    words = sorted((w for w in _WORD_SPLIT.split(normalise_name(f.text)) if w), key=len, reverse=True)
+    for n, word in enumerate(words):
         # Names are matched in their folded form; IDs with SQLite's ASCII case-insensitive LIKE.
-        where.append(
-            "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\')"
-        )
+        where.append(_WORD_MATCHES if n == 0 and len(word) >= DENSE_WORD else _WORD_TEST)
         params += [_like(word)] * 3
     if f.date_from:
         where.append("st.study_date >= ?")
@@ -115,8 +129,12 @@ def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
         where.append("st.study_date <= ? AND st.study_date != ''")
         params.append(f.date_to)
     if f.modality:
-        where.append("EXISTS (SELECT 1 FROM series se WHERE se.study_id = st.id AND se.modality = ?)")
-        params.append(f.modality.upper())
+        modality = f.modality.upper()
+        (series,) = database.execute_sql(
+            "SELECT count(*) FROM (SELECT 1 FROM series WHERE modality = ? LIMIT ?)", (modality, DENSE_MODALITY + 1)
+        ).fetchone()
+        where.append(_MODALITY_TEST if series > DENSE_MODALITY else _MODALITY_MATCHES)
+        params.append(modality)
     direction = " DESC" if f.descending else ""
     order = ", ".join(c + direction for c in (*SORTS[f.sort], "st.id"))
     sql = (
