@@ -244,30 +244,29 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return _user_command(args, work)
 
 
-def cmd_user_passwd(args: argparse.Namespace) -> int:
-    password = _read_password(args)
+def _change_user(args: argparse.Namespace, change: Callable, action: str, what: str) -> int:
+    """Apply ``change(archive) -> found`` to the user ``args.name``; audit and report it."""
 
     def work(archive) -> int:
-        if not archive.users.set_password(args.name, password):
-            print(f"lightbox user passwd: no user {args.name!r}", file=sys.stderr)
+        if not change(archive):
+            print(f"lightbox user {args.user_command}: no user {args.name!r}", file=sys.stderr)
             return 1
-        _audit(archive, "U", f"user {args.name}: password changed")
-        print(f"password changed for {args.name}; their sessions have ended")
+        _audit(archive, action, f"user {args.name}: {what}")
+        print(f"{args.name}: {what}")
         return 0
 
     return _user_command(args, work)
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    return _change_user(
+        args, lambda archive: archive.users.set_password(args.name, password), "U", "password changed, sessions ended"
+    )
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
-    def work(archive) -> int:
-        if not archive.users.remove(args.name):
-            print(f"lightbox user remove: no user {args.name!r}", file=sys.stderr)
-            return 1
-        _audit(archive, "D", f"user {args.name}: removed")
-        print(f"removed {args.name}")
-        return 0
-
-    return _user_command(args, work)
+    return _change_user(args, lambda archive: archive.users.remove(args.name), "D", "removed, sessions ended")
 
 
 def cmd_node_add(args: argparse.Namespace) -> int:

@@ -8,12 +8,11 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import LightboxProcess
-from web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, first_admin, send_study, setup_code
+from web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, first_admin, running, send_study, setup_code
 
 VIEWER, VIEWER_PASSWORD = "reception", "viewer password 1"
 HOSTILE_NAME = "<script>alert(1)</script>^<iframe src/x>"
@@ -21,9 +20,8 @@ HOSTILE_NAME = "<script>alert(1)</script>^<iframe src/x>"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> LightboxProcess:
-    lightbox = LightboxProcess(tmp_path_factory.mktemp("web") / "data", dicom_workers=0).start()
-    yield lightbox
-    lightbox.stop()
+    with running(tmp_path_factory.mktemp("web") / "data", dicom_workers=0) as lightbox:
+        yield lightbox
 
 
 @pytest.fixture(scope="module")

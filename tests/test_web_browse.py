@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -14,7 +13,7 @@ from pydicom.fileset import FileSet
 
 from conftest import LightboxProcess
 from dicomgen import make_study
-from web import Client, first_admin, send_study
+from web import Client, first_admin, running, send_study
 
 TODAY = date.today()
 DAY = lambda days_ago: (TODAY - timedelta(days=days_ago)).strftime("%Y%m%d")  # noqa: E731
@@ -31,9 +30,8 @@ STUDIES = (  # patient name, patient ID, accession, study date, modality, extra 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> LightboxProcess:
-    lightbox = LightboxProcess(tmp_path_factory.mktemp("browse") / "data", dicom_workers=0).start()
-    yield lightbox
-    lightbox.stop()
+    with running(tmp_path_factory.mktemp("browse") / "data", dicom_workers=0) as lightbox:
+        yield lightbox
 
 
 @pytest.fixture(scope="module")

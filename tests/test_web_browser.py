@@ -14,7 +14,7 @@ from pydicom import dcmread
 from pydicom.fileset import FileSet
 
 from conftest import IN_CI, LightboxProcess, require
-from web import ADMIN, ADMIN_PASSWORD, send_study, setup_code
+from web import ADMIN, ADMIN_PASSWORD, running, send_study, setup_code
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,9 +26,8 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> LightboxProcess:
-    lightbox = LightboxProcess(tmp_path_factory.mktemp("browser") / "data").start()
-    yield lightbox
-    lightbox.stop()
+    with running(tmp_path_factory.mktemp("browser") / "data") as lightbox:
+        yield lightbox
 
 
 @pytest.fixture(scope="module")
