@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ LAST_SEEN_STEP = 60.0  # seconds: refresh a session's last-seen time at most thi
 
 # argon2-cffi's default is Argon2id with RFC 9106's low-memory profile (64 MiB, t=3, p=4).
 _HASHER = PasswordHasher()
+# Each verification takes 64 MiB for ~0.1 s: at most two at once keeps a burst of logins (or an
+# attack spread over many addresses) from taking a small box's memory.
+_HASHING = threading.BoundedSemaphore(2)
 # Verified against when the user name is unknown, so that a wrong name costs as much as a wrong password.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 
@@ -144,7 +148,8 @@ class UserTable:
         """The account if the password is right; the same work is done for an unknown name."""
         row = User.get_or_none(User.name == name.strip()) if len(password) <= MAX_PASSWORD else None
         try:
-            _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password[:MAX_PASSWORD])
+            with _HASHING:
+                _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password[:MAX_PASSWORD])
         except (VerificationError, InvalidHashError):
             return None
         if row is None:

@@ -48,8 +48,8 @@
 %     for i in se['instances']:
 %       frames = i['number_of_frames'] or 1
         <li>Image {{i['instance_number'] if i['instance_number'] is not None else '?'}}{{' (%d frames)' % frames if frames > 1 else ''}}:
-          <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=jpeg" download>JPEG</a>
-          <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=png" download>PNG</a></li>
+          <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=jpeg&amp;download=1" download>JPEG</a>
+          <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=png&amp;download=1" download>PNG</a></li>
 %     end
       </ul>
     </details>
