@@ -197,3 +197,23 @@ def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
     finally:
         archive.close()
     assert sum(len(rows) for rows, _ in default) > 10
+
+
+def test_zip_is_written_piece_by_piece(tmp_path):
+    """No piece handed to the server is larger than one read of a stored file: the ZIP is never
+    held in memory, whatever the size of the study."""
+    from appliance.archive import Archive
+    from appliance.archive.storage import CHUNK
+    from appliance.web.downloads import zip_stream
+
+    files = make_study(tmp_path / "big", 3, rows=1024, columns=1024)  # 2 MiB each
+    archive = Archive(tmp_path / "data")
+    try:
+        assert archive.import_paths(files).imported == 3
+        study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        media = archive.media_files(study_uid)
+        pieces = [len(piece) for piece in zip_stream(archive, media)]
+    finally:
+        archive.close()
+    assert max(pieces) <= CHUNK + 4096
+    assert sum(pieces) > 3 * 2 * 1024 * 1024 and len(pieces) >= 7
