@@ -180,8 +180,8 @@ def test_series_zip_and_a_multi_series_dicomdir(server, admin, tmp_path):
 
 
 def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
-    """Selective words and modalities are matched first and sorted after; dense ones are tested
-    study by study in list order.  Either way the page must be the same."""
+    """Words are looked up in the trigram index, or tested study by study in list order; rare
+    modalities are looked up first, common ones tested one by one.  Either way, the same page."""
     from appliance.archive import Archive, browse
 
     archive = Archive(server.data)
@@ -191,7 +191,7 @@ def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
         monkeypatch.setattr(browse, "DENSE_WORD", 1000)
         monkeypatch.setattr(browse, "DENSE_MODALITY", -1)
         assert [archive.list_studies(f) for f in filters] == default
-        monkeypatch.setattr(browse, "DENSE_WORD", 0)
+        monkeypatch.setattr(browse, "DENSE_WORD", 3)
         monkeypatch.setattr(browse, "DENSE_MODALITY", 10**9)
         assert [archive.list_studies(f) for f in filters] == default
     finally:
@@ -217,3 +217,30 @@ def test_zip_is_written_piece_by_piece(tmp_path):
         archive.close()
     assert max(pieces) <= CHUNK + 4096
     assert sum(pieces) > 3 * 2 * 1024 * 1024 and len(pieces) >= 7
+
+
+def test_search_index_is_made_for_old_archives_and_follows_rebuild(tmp_path):
+    from appliance.archive import Archive, browse
+    from appliance.archive.index import database
+
+    files = [f for n in range(3) for f in make_study(tmp_path / f"s{n}", 1, patient_name=f"Zed^Nr{n}", patient_id=f"Z{n}")]
+    archive = Archive(tmp_path / "data")
+    assert archive.import_paths(files).imported == 3
+    for name in ("study_search", "study_search_insert", "study_search_update", "study_search_delete", "study_search_patient"):
+        kind = "TABLE" if name == "study_search" else "TRIGGER"
+        database.execute_sql(f"DROP {kind} {name}")  # an archive made before the search index
+    archive.close()
+
+    def found(archive: Archive, text: str) -> list[str]:
+        rows, _more = archive.list_studies(browse.StudyFilter(text=text))
+        return [row.patient_id for row in rows]
+
+    archive = Archive(tmp_path / "data")
+    try:
+        assert found(archive, "zed") == ["Z2", "Z1", "Z0"] and found(archive, "nr1") == ["Z1"]
+        archive.rebuild_index()
+        assert sorted(found(archive, "zed")) == ["Z0", "Z1", "Z2"]
+        (rows,) = database.execute_sql("SELECT count(*) FROM study_search").fetchone()
+        assert rows == 3
+    finally:
+        archive.close()

@@ -5,6 +5,7 @@ Everything else in Lightbox (DICOM, web, import, backup, discovery) goes through
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from appliance.archive.retrieval import RetrieveItem
 from appliance.archive.storage import Storage, free_bytes
 from appliance.archive.users import SessionStore, UserTable
 from appliance.archive.writelock import WriteLock
+
+LOG = logging.getLogger("lightbox.archive")
 
 __all__ = ["Archive", "ArchiveOptions", "IngestResult", "Origin", "Outcome"]
 
@@ -56,6 +59,9 @@ class Archive:
             self.db,
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if browse.create_search_index():
+                LOG.info("search_index_created studies=%d", Study.select().count())
         self.nodes = NodeTable(self.db, self.write_lock)
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)

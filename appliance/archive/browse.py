@@ -99,16 +99,45 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-# A word is matched against all patients and accession numbers at once, and the matching studies
-# are then sorted: a scan in list order would test every study when few match.  A short word
-# matches densely, so there the scan in list order finds a page sooner.
-_WORD_MATCHES = (
-    "st.id IN (SELECT x.id FROM patient y CROSS JOIN study x ON x.patient_id = y.id"
-    " WHERE y.name_norm LIKE ? ESCAPE '\\' OR y.patient_id LIKE ? ESCAPE '\\'"
-    " UNION ALL SELECT id FROM study WHERE accession LIKE ? ESCAPE '\\')"
+# The search index: for each study, its patient's folded name, Patient ID and accession number,
+# indexed by trigrams (SQLite FTS5), so that a word of three or more characters finds its studies
+# anywhere in those texts without scanning them.  Triggers keep it in step with every insert,
+# update and delete of the index, whoever makes them (ingest, rebuild-index).
+_TERMS = "p.name_norm || ' ' || p.patient_id || ' ' || {accession}"
+SEARCH_SCHEMA = (
+    "CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')",
+    "CREATE TRIGGER study_search_insert AFTER INSERT ON study BEGIN"
+    f" INSERT INTO study_search(rowid, terms) SELECT new.id, {_TERMS.format(accession='new.accession')}"
+    " FROM patient p WHERE p.id = new.patient_id; END",
+    "CREATE TRIGGER study_search_update AFTER UPDATE OF accession, patient_id ON study BEGIN"
+    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='new.accession')}"
+    " FROM patient p WHERE p.id = new.patient_id) WHERE rowid = new.id; END",
+    "CREATE TRIGGER study_search_delete AFTER DELETE ON study BEGIN DELETE FROM study_search WHERE rowid = old.id; END",
+    "CREATE TRIGGER study_search_patient AFTER UPDATE OF name_norm, patient_id ON patient BEGIN"
+    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='st.accession')}"
+    " FROM study st JOIN patient p ON p.id = st.patient_id WHERE st.id = study_search.rowid)"
+    " WHERE rowid IN (SELECT id FROM study WHERE patient_id = new.id); END",
+    f"INSERT INTO study_search(rowid, terms) SELECT st.id, {_TERMS.format(accession='st.accession')}"
+    " FROM study st JOIN patient p ON p.id = st.patient_id",
 )
+
+
+def create_search_index() -> bool:
+    """Create (and fill) the search index if the database has none; True if it was made.
+    Runs inside the archive's write lock and one transaction."""
+    if database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'study_search'").fetchone():
+        return False
+    for statement in SEARCH_SCHEMA:
+        database.execute_sql(statement)
+    return True
+
+
+# A word of three or more characters is looked up in the search index, and the matching studies
+# are then sorted; a shorter word matches densely, so the studies are tested one by one in list
+# order, which finds a page soonest.
+_WORD_MATCHES = "st.id IN (SELECT rowid FROM study_search WHERE study_search MATCH ?)"
 _WORD_TEST = "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\')"
-DENSE_WORD = 3  # words shorter than this are tested study by study
+DENSE_WORD = 3  # the shortest word the trigram index can look up
 DENSE_MODALITY = 2000  # series of a modality above which studies are tested one by one
 _MODALITY_MATCHES = "st.id IN (SELECT study_id FROM series WHERE modality = ?)"
 _MODALITY_TEST = "EXISTS (SELECT 1 FROM series se WHERE se.study_id = st.id AND se.modality = ?)"
@@ -119,9 +148,13 @@ def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
     where, params = [], []
     words = sorted((w for w in _WORD_SPLIT.split(normalise_name(f.text)) if w), key=len, reverse=True)
     for n, word in enumerate(words):
-        # Names are matched in their folded form; IDs with SQLite's ASCII case-insensitive LIKE.
-        where.append(_WORD_MATCHES if n == 0 and len(word) >= DENSE_WORD else _WORD_TEST)
-        params += [_like(word)] * 3
+        # Names are matched in their folded form, IDs case-insensitively.
+        if n == 0 and len(word) >= DENSE_WORD:
+            where.append(_WORD_MATCHES)
+            params.append('"' + word.replace('"', '""') + '"')  # one FTS5 string: every character literal
+        else:
+            where.append(_WORD_TEST)
+            params += [_like(word)] * 3
     if f.date_from:
         where.append("st.study_date >= ?")
         params.append(f.date_from)
