@@ -14,8 +14,8 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance.archive import Archive, ArchiveOptions
 from appliance.config import Settings
-from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import listen
+from appliance.dicom.options import DicomOptions
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.web.app import make_app, with_security_headers
 
@@ -70,7 +70,7 @@ class Service:
             len(report.missing_files),
             report.spool_cleared,
         )
-        options = dicom_server.DicomOptions(
+        options = DicomOptions(
             aet=s.aet,
             host=s.host,
             port=s.dicom_port,
