@@ -73,7 +73,11 @@ def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
 
 
 def test_session_cookie_is_httponly_strict_and_secure_over_https(server, admin, tmp_path):
-    cookie = Client(admin.base).login().headers["Set-Cookie"].lower()
+    client = Client(admin.base)
+    for target, landing in (("/studies/1.2?q=a", "/studies/1.2?q=a"), ("//evil.example/", "/"), ("https://evil.example", "/")):
+        answer = client.post("/login", data={"name": ADMIN, "password": ADMIN_PASSWORD, "next": target})
+        assert answer.headers["Location"] == landing  # never an open redirect
+    cookie = client.login().headers["Set-Cookie"].lower()
     assert "; httponly" in cookie and "; samesite=strict" in cookie and "; secure" not in cookie
     # Served over HTTPS (waitress url_scheme, or a trusted TLS proxy), the cookie is Secure.
     from wsgiref.util import setup_testing_defaults
