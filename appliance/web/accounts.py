@@ -107,3 +107,28 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         """Who is logged in, and the CSRF token scripts send back on state-changing requests."""
         user = guard.user()
         return {"name": user.name, "role": user.role, "csrf_token": guard.csrf_token()}
+
+    @app.get("/account")
+    @guard
+    def account_page():
+        return render("account.tpl", user=guard.user(), csrf=guard.csrf_token(), section="account", min_password=MIN_PASSWORD)
+
+    @app.post("/api/me/password")
+    @guard
+    def change_own_password() -> dict:
+        """A user's own new password, given the current one; other sessions of the user end."""
+        user, form = guard.user(), request.forms
+        keys = auth.backoff.keys(client_address(), user.name)
+        if auth.backoff.wait_left(keys) > 0:
+            raise fail(429, "too many wrong passwords; try again later")
+        if archive.users.authenticate(user.name, form.getunicode("current", "")) is None:
+            auth.backoff.failed(keys)
+            auth.login_failed(user.name, "password change")
+            raise fail(403, "the current password is not right")
+        try:
+            archive.users.set_password(user.name, form.getunicode("password", ""))
+        except UserError as exc:
+            raise fail(400, str(exc)) from None
+        guard.audit(audit.SECURITY_ALERT, action="U", detail=f"user {user.name}: own password changed")
+        auth.start_session(archive.users.get(user.name))  # this browser stays logged in
+        return {"ok": True}

@@ -33,7 +33,9 @@ document.addEventListener("submit", async (event) => {
   const output = form.querySelector("output");
   try {
     await lightbox.api(form.action, { method: form.dataset.method || "POST", body: new URLSearchParams(new FormData(form)) });
-    window.location.reload();
+    if (!form.dataset.done) { window.location.reload(); return; }
+    form.reset();
+    if (output) { output.className = "ok"; output.textContent = form.dataset.done; }
   } catch (error) {
     if (output) { output.className = "error"; output.textContent = error.message; }
   }

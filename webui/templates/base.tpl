@@ -24,7 +24,7 @@
   </nav>
   <form class="logout" method="post" action="/logout">
     <input type="hidden" name="csrf" value="{{csrf}}">
-    <span class="who">{{user.name}} ({{user.role}})</span>
+    <a class="who" href="/account"{{!' aria-current="page"' if get('section') == 'account' else ''}}>{{user.name}} ({{user.role}})</a>
     <button type="submit">Log out</button>
   </form>
 % end
