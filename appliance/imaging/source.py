@@ -56,16 +56,14 @@ class FrameSource:
         try:
             self.ds = _read_header(self._file)
             self.transfer_syntax = UID(self.ds.file_meta.TransferSyntaxUID)
-            # Deflate hides where the pixels start; such a file is inflated whole (after the
-            # size check below), the others are read from the pixel element onwards.
-            self.pixels: PixelElement | None = None
-            if self.transfer_syntax != DeflatedExplicitVRLittleEndian:
-                self.pixels = _pixel_element(self._file, self.transfer_syntax)
-            self.rows = int(self.ds.get("Rows") or 0)
-            self.columns = int(self.ds.get("Columns") or 0)
-            self.samples = int(self.ds.get("SamplesPerPixel") or 1)
-            self.bits_allocated = int(self.ds.get("BitsAllocated") or 0)
-            self.frames = _number_of_frames(self.ds)
+            if self.transfer_syntax == DeflatedExplicitVRLittleEndian:  # ingest refuses it too
+                raise ImagingError("deflated transfer syntax is not supported")
+            self.pixels = _pixel_element(self._file, self.transfer_syntax)
+            self.rows = _whole(self.ds, "Rows", 0)
+            self.columns = _whole(self.ds, "Columns", 0)
+            self.samples = _whole(self.ds, "SamplesPerPixel", 1)
+            self.bits_allocated = _whole(self.ds, "BitsAllocated", 0)
+            self.frames = max(_whole(self.ds, "NumberOfFrames", 1), 1)
             self.photometric = str(self.ds.get("PhotometricInterpretation", "")).strip().upper()
             if not (self.rows and self.columns and self.bits_allocated):
                 raise ImagingError("no Rows, Columns or Bits Allocated: not an image")
@@ -75,11 +73,6 @@ class FrameSource:
                     f"{self.bits_allocated} bits needs {self.declared_bytes} bytes, "
                     f"over the cap of {max_decode_bytes}"
                 )
-            if self.pixels is None:
-                self._file.seek(0)
-                self.ds = _read_header(self._file, stop_before_pixels=False)
-                if "PixelData" not in self.ds:
-                    raise ImagingError("no pixel data")
         except BaseException:
             self._file.close()
             raise
@@ -115,15 +108,12 @@ class FrameSource:
         except NotImplementedError as exc:
             raise ImagingError(f"no decoder for transfer syntax {self.transfer_syntax}") from exc
         try:
-            if self.pixels is None:  # the whole (inflated) dataset is in memory
-                array, meta = decoder.as_array(self.ds, index=index, validate=True)
-            else:
-                options = as_pixel_options(self.ds, transfer_syntax_uid=self.transfer_syntax, number_of_frames=self.frames)
-                options["pixel_keyword"] = self.pixels.keyword
-                if self.pixels.vr:
-                    options["pixel_vr"] = self.pixels.vr
-                self._file.seek(self.pixels.value_offset)
-                array, meta = decoder.as_array(self._file, index=index, validate=True, **options)
+            options = as_pixel_options(self.ds, transfer_syntax_uid=self.transfer_syntax, number_of_frames=self.frames)
+            options["pixel_keyword"] = self.pixels.keyword
+            if self.pixels.vr:
+                options["pixel_vr"] = self.pixels.vr
+            self._file.seek(self.pixels.value_offset)
+            array, meta = decoder.as_array(self._file, index=index, validate=True, **options)
         except _DECODE_ERRORS as exc:
             raise ImagingError(f"cannot decode frame {index + 1}: {exc}") from exc
         photometric = str(meta.get("photometric_interpretation", self.photometric)).strip().upper()
@@ -132,7 +122,7 @@ class FrameSource:
     def encoded_frame(self, index: int) -> bytes:
         """The encoded bytes of frame ``index`` of encapsulated pixel data, as stored."""
         self.check_frame(index)
-        if not self.encapsulated or self.pixels is None:
+        if not self.encapsulated:
             raise ImagingError("pixel data is not encapsulated")
         self._file.seek(self.pixels.value_offset)
         extended = None
@@ -144,9 +134,9 @@ class FrameSource:
             raise ImagingError(f"cannot read frame {index + 1}: {exc}") from exc
 
 
-def _read_header(f: BinaryIO, stop_before_pixels: bool = True) -> Dataset:
+def _read_header(f: BinaryIO) -> Dataset:
     try:
-        ds = pydicom.dcmread(f, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
     except (InvalidDicomError, ValueError, struct.error, EOFError, OSError, KeyError) as exc:
         raise ImagingError(f"not a readable DICOM file: {exc}") from exc
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
@@ -181,9 +171,8 @@ def _pixel_element(f: BinaryIO, syntax: UID) -> PixelElement:
     return PixelElement(keyword, vr, f.tell(), length)
 
 
-def _number_of_frames(ds: Dataset) -> int:
+def _whole(ds: Dataset, keyword: str, default: int) -> int:
     try:
-        frames = int(ds.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError):
-        frames = 1
-    return max(frames, 1)
+        return int(ds.get(keyword) or default)
+    except (TypeError, ValueError) as exc:
+        raise ImagingError(f"bad {keyword}: {exc}") from exc
