@@ -96,7 +96,7 @@ class Thumbnails:
         """The thumbnail of ``frame`` of the stored file ``path``.  Stored files are
         content-addressed, so the path and frame name the picture for good."""
         side = self.options.thumbnail_size
-        key = f"{Path(path).name}:{frame}:{side}"
+        key = f"{Path(path).resolve()}:{frame}:{side}"
 
         def make() -> bytes:
             return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data

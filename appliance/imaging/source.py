@@ -8,6 +8,8 @@ is never held in memory whole.
 
 from __future__ import annotations
 
+import functools
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+HEADER_CACHE_SIZE = 32
 _DECODE_ERRORS = (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, TypeError, struct.error, EOFError)
 
 
@@ -54,11 +57,8 @@ class FrameSource:
         self.path = Path(path)
         self._file: BinaryIO = open(self.path, "rb")
         try:
-            self.ds = _read_header(self._file)
-            self.transfer_syntax = UID(self.ds.file_meta.TransferSyntaxUID)
-            if self.transfer_syntax == DeflatedExplicitVRLittleEndian:  # ingest refuses it too
-                raise ImagingError("deflated transfer syntax is not supported")
-            self.pixels = _pixel_element(self._file, self.transfer_syntax)
+            stat = os.fstat(self._file.fileno())
+            self.ds, self.transfer_syntax, self.pixels = _header(str(self.path), stat.st_mtime_ns, stat.st_size)
             self.rows = _whole(self.ds, "Rows", 0)
             self.columns = _whole(self.ds, "Columns", 0)
             self.samples = _whole(self.ds, "SamplesPerPixel", 1)
@@ -132,6 +132,19 @@ class FrameSource:
             return get_frame(self._file, index, number_of_frames=self.frames, extended_offsets=extended)
         except (ValueError, struct.error, EOFError) as exc:
             raise ImagingError(f"cannot read frame {index + 1}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _header(path: str, mtime_ns: int, size: int) -> tuple[Dataset, UID, PixelElement]:
+    """The parsed header of a file, kept for the next frames of the same file (a cine loop asks
+    for 30 in a row).  Keyed by modification time and size too, although stored files never
+    change (their names are their hashes).  Callers only read the dataset."""
+    with open(path, "rb") as f:
+        ds = _read_header(f)
+        syntax = UID(ds.file_meta.TransferSyntaxUID)
+        if syntax == DeflatedExplicitVRLittleEndian:  # ingest refuses it too
+            raise ImagingError("deflated transfer syntax is not supported")
+        return ds, syntax, _pixel_element(f, syntax)
 
 
 def _read_header(f: BinaryIO) -> Dataset:
