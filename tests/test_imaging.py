@@ -383,3 +383,25 @@ def test_image_info_calibration(tmp_path: Path) -> None:
     assert info["frames"] == 2 and info["frame_time_ms"] == 33.3
     assert info["ultrasound_regions"][0]["mm_per_pixel"] == pytest.approx([0.2, 0.2])
     assert info["pixel_spacing"] is None
+
+
+def test_enhanced_multiframe_functional_groups(tmp_path: Path) -> None:
+    """Rescale from the Shared Functional Groups, a window per frame from the Per-frame ones."""
+    transform = Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1, -1000, "HU"
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = [transform]
+    per_frame = []
+    for center in (0, 500):
+        voi = Dataset()
+        voi.WindowCenter, voi.WindowWidth = center, 100
+        group = Dataset()
+        group.FrameVOILUTSequence = [voi]
+        per_frame.append(group)
+    ds = make_dataset(NumberOfFrames=2, rows=8, columns=8, SharedFunctionalGroupsSequence=[shared],
+                      PerFrameFunctionalGroupsSequence=per_frame)  # fmt: skip
+    ds.PixelData = np.full((2, 8, 8), 1000, np.uint16).tobytes()  # modality value 0
+    path = save(ds, tmp_path, "enhanced.dcm")
+    assert ours(path, 1)[0, 0] == round(((0 - (0 - 0.5)) / 99 + 0.5) * 255)  # mid-grey
+    assert ours(path, 2)[0, 0] == 0
+    assert imaging.image_info(path)["windows"][0]["center"] == 0

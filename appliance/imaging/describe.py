@@ -15,7 +15,7 @@ _US_UNITS = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz"
 
 def describe(ds: Dataset, frames: int) -> dict[str, Any]:
     """Size, presentation and calibration of one instance."""
-    windows = grayscale.file_windows(ds)
+    windows = grayscale.file_windows(grayscale.frame_attributes(ds, 0))
     return {
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),

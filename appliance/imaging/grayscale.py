@@ -107,10 +107,11 @@ def window_function(x: np.ndarray, window: Window) -> np.ndarray:
     return np.clip(((x - (c - 0.5)) / (w - 1.0) + 0.5) * 255.0, 0.0, 255.0)
 
 
-def from_header(ds: Dataset) -> Grayscale:
-    """The pipeline the file asks for: its Modality LUT, its first VOI (window or LUT) and its
-    Presentation LUT Shape / MONOCHROME1 inversion.  ``window`` stays None when the file has
-    no VOI at all; ``default_window`` then chooses one from the pixels."""
+def from_header(ds: Dataset, index: int = 0) -> Grayscale:
+    """The pipeline the file asks for frame ``index``: its Modality LUT, its first VOI (window
+    or LUT) and its Presentation LUT Shape / MONOCHROME1 inversion.  ``window`` stays None when
+    the file has no VOI at all; ``default_window`` then chooses one from the pixels."""
+    ds = frame_attributes(ds, index)
     little = ds.file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2"
     modality_lut = None
     if ds.get("ModalityLUTSequence"):
@@ -120,6 +121,32 @@ def from_header(ds: Dataset) -> Grayscale:
     windows = file_windows(ds)
     voi_lut = read_lut(ds.VOILUTSequence[0], little) if not windows and ds.get("VOILUTSequence") else None
     return Grayscale(slope, intercept, modality_lut, windows[0] if windows else None, voi_lut, inverted_by_file(ds))
+
+
+# Enhanced multi-frame objects keep rescale and window in functional group macros.
+_FUNCTIONAL_GROUPS = {
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+    "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction"),
+}
+
+
+def frame_attributes(ds: Dataset, index: int) -> Dataset:
+    """``ds`` with the rescale and window of frame ``index`` from the Per-frame (else Shared)
+    Functional Groups over the top-level ones; ``ds`` itself when it has no such groups."""
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if not shared and not per_frame:
+        return ds
+    groups = ([per_frame[index]] if index < len(per_frame) else []) + list(shared[:1])
+    merged = Dataset()
+    merged.update(ds)
+    merged.file_meta = ds.file_meta
+    for sequence, keywords in _FUNCTIONAL_GROUPS.items():
+        item = next((g.get(sequence)[0] for g in groups if g.get(sequence)), None)
+        for keyword in keywords if item is not None else ():
+            if keyword in item:
+                setattr(merged, keyword, item.get(keyword))
+    return merged
 
 
 def inverted_by_file(ds: Dataset) -> bool:

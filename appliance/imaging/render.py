@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,7 @@ def to_image(source: FrameSource, index: int, view: View) -> Image.Image:
     """Frame ``index`` through the whole display pipeline, as an 8-bit L or RGB image."""
     frame, photometric = source.decode(index)
     if photometric in MONOCHROME:
-        pipeline = pipeline_for(source, frame, view)
+        pipeline = pipeline_for(source, index, frame, view)
         pixels = pipeline.to_uint8(frame)
         return Image.fromarray(pixels, "L")
     rgb = color.to_rgb8(frame, photometric, source.ds)
@@ -80,16 +80,16 @@ def to_image(source: FrameSource, index: int, view: View) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
 
 
-def pipeline_for(source: FrameSource, frame: np.ndarray, view: View) -> Grayscale:
+def pipeline_for(source: FrameSource, index: int, frame: np.ndarray, view: View) -> Grayscale:
     """The file's grayscale pipeline with the caller's window (and inversion) over it; the
     default window when neither the caller nor the file names one."""
-    pipeline = grayscale.from_header(source.ds)
+    pipeline = grayscale.from_header(source.ds, index)
     if view.window is not None:
         pipeline = pipeline.with_window(view.window)
     elif pipeline.window is None and pipeline.voi_lut is None:
         pipeline = pipeline.with_window(grayscale.default_window(pipeline, frame, *_stored_depth(source)))
     if view.invert:
-        pipeline = Grayscale(**{**pipeline.__dict__, "invert": not pipeline.invert})
+        pipeline = replace(pipeline, invert=not pipeline.invert)
     return pipeline
 
 
@@ -97,7 +97,7 @@ def raw(source: FrameSource, index: int) -> RawFrame:
     frame, photometric = source.decode(index)
     if photometric not in MONOCHROME:
         raise ImagingError("raw frames are for grayscale images; use the rendered frame")
-    pipeline = pipeline_for(source, frame, View())
+    pipeline = pipeline_for(source, index, frame, View())
     slope, intercept = pipeline.slope, pipeline.intercept
     if pipeline.modality_lut is not None:  # a table the browser has not got: apply it here
         frame = pipeline.modality_lut.apply(frame).astype(np.uint16)
