@@ -207,3 +207,20 @@ def test_viewer_json(served: Served) -> None:
     assert us["image"]["ultrasound_regions"][0]["mm_per_pixel"] == pytest.approx([0.1, 0.1])
     mr = json.loads(served.get(f"/api/series/{served.series['MR_small']}/viewer")[2])
     assert mr["presets"][0]["source"] == "file"
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_cine_exported_as_animation(served: Served, fmt: str) -> None:
+    status, headers, body = served.get(f"/api/instances/{served.uids['us']}/animation?format={fmt}&download=1")
+    assert status == 200 and headers["Content-Type"] == f"image/{fmt}"
+    assert headers["Content-Disposition"] == f'attachment; filename="cine-1.{fmt}"'
+    animated = image(body)
+    assert animated.n_frames == 4 and animated.size == (48, 32)
+    greys, durations = [], []
+    for n in range(4):
+        animated.seek(n)
+        greys.append(animated.convert("L").getpixel((24, 16)))
+        durations.append(animated.info["duration"])
+    assert durations == [40] * 4
+    assert greys == sorted(greys) and greys[0] < greys[-1]  # the frames in order
+    assert served.get(f"/api/instances/{served.uids['us']}/animation?format=mp4")[0] == 400

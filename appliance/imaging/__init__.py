@@ -5,6 +5,7 @@ Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 - ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=)`` -> ``Rendered``
 - ``raw_frame(path, frame)`` -> ``RawFrame`` (16-bit values and their LUT parameters)
 - ``image_info(path)`` -> dict (size, windows, calibration, frame timing; header only)
+- ``animation(path, fmt=)`` -> ``Rendered`` (every frame as one animated GIF or WebP)
 - ``Thumbnails`` -> series thumbnails in a size-capped disk cache
 
 Every call refuses, with ``TooLarge``, a file whose declared pixel data (rows x columns x
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
 from appliance.imaging.grayscale import FUNCTIONS, Window
@@ -25,8 +27,8 @@ from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, ren
 from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, TooLarge
 
 __all__ = [
-    "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
-    "Thumbnails", "TooLarge", "Window", "image_info", "raw_frame", "render_frame",
+    "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
+    "Thumbnails", "TooLarge", "Window", "animation", "image_info", "raw_frame", "render_frame",
 ]  # fmt: skip
 
 MB = 1024 * 1024
@@ -73,6 +75,21 @@ def render_frame(
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
     with FrameSource(path, options.max_decode_bytes) as source:
         return raw(source, frame - 1)
+
+
+def animation(
+    path: Path,
+    *,
+    fmt: str = "gif",
+    window: Window | None = None,
+    invert: bool = False,
+    size: tuple[int | None, int | None] | None = None,
+    options: ImagingOptions = DEFAULTS,
+) -> Rendered:
+    """All frames as one looping animation at the file's frame rate (for sharing a cine)."""
+    width, height = size or (None, None)
+    with FrameSource(path, options.max_decode_bytes) as source:
+        return Rendered(animate(source, fmt, View(window, invert, width, height)), ANIMATED[fmt])
 
 
 def image_info(path: Path, *, options: ImagingOptions = DEFAULTS) -> dict[str, Any]:

@@ -5,6 +5,8 @@
         ?width=&height= (fit)   ?format=jpeg|png|webp
         ?quality=1..100   ?invert=1   ?download=1 (attachment named without patient data)
     GET /api/instances/<sop_uid>/frames/<n>/raw        16-bit values; X-Lightbox-Pixels: LUT parameters
+    GET /api/instances/<sop_uid>/animation             every frame as a looping GIF or WebP
+        ?format=gif|webp, and window, invert, width, height, download as above
     GET /api/series/<series_uid>/thumbnail             JPEG of a representative frame (cached)
     GET /api/series/<series_uid>/viewer                JSON: instances in order, frames, calibration
 
@@ -100,6 +102,25 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return bottle.HTTPResponse(picture.data, 200, headers)
 
+    def animation(sop_uid: str) -> bottle.HTTPResponse:
+        entry = instance_or_404(sop_uid)
+        query = bottle.request.query
+        fmt = query.get("format", "gif").lower()
+        if fmt not in imaging.ANIMATED:
+            raise Refused(400, f"format must be one of {', '.join(imaging.ANIMATED)}")
+        picture = imaging.animation(
+            archive.file_path(entry.file_key),
+            fmt=fmt,
+            window=_window(query),
+            invert=query.get("invert") == "1",
+            size=(_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
+            options=options,
+        )
+        headers = {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
+        if query.get("download") == "1":
+            headers["Content-Disposition"] = f'attachment; filename="cine-{entry.instance_number or 0}.{fmt}"'
+        return bottle.HTTPResponse(picture.data, 200, headers)
+
     def raw(sop_uid: str, n: str) -> bottle.HTTPResponse:
         entry = instance_or_404(sop_uid)
         frame = imaging.raw_frame(archive.file_path(entry.file_key), _frame_number(n), options=options)
@@ -137,6 +158,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
 
     route("/api/instances/<sop_uid>/frames/<n>/rendered", rendered)
     route("/api/instances/<sop_uid>/frames/<n>/raw", raw)
+    route("/api/instances/<sop_uid>/animation", animation)
     route("/api/series/<series_uid>/thumbnail", thumbnail)
     route("/api/series/<series_uid>/viewer", viewer)
 
