@@ -27,6 +27,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 HEADER_CACHE_SIZE = 32
+DEFER_BYTES = 1 << 20
 _DECODE_ERRORS = (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, TypeError, struct.error, EOFError)
 
 
@@ -149,7 +150,8 @@ def _header(path: str, mtime_ns: int, size: int) -> tuple[Dataset, UID, PixelEle
 
 def _read_header(f: BinaryIO) -> Dataset:
     try:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        # Values over 1 MB (a private blob, an ICC profile) are left on disk until asked for.
+        ds = pydicom.dcmread(f, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except (InvalidDicomError, ValueError, struct.error, EOFError, OSError, KeyError) as exc:
         raise ImagingError(f"not a readable DICOM file: {exc}") from exc
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
