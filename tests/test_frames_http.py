@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import threading
 import urllib.error
@@ -79,6 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     bomb.Rows = bomb.Columns = 60000
     write(bomb, incoming / "bomb.dcm")
     write(us_loop(), incoming / "us.dcm")
+    write(make_dataset(), incoming / "gone.dcm")  # its stored file is deleted below
     ct_series = pydicom.dcmread(incoming / "CT_small.dcm").SeriesInstanceUID
     for i in (2, 3):  # two more slices of CT_small's series, so it has an order and a middle
         ds = pydicom.dcmread(incoming / "CT_small.dcm")
@@ -91,6 +93,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     uids = {p.stem: pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in incoming.iterdir()}
     series = {p.stem: pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID for p in incoming.iterdir()}
     series["CT"] = ct_series
+    archive.file_path(archive.instance(uids["gone"]).file_key).unlink()
     app = bottle.Bottle()
     frames.install(app, archive, guard)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
@@ -158,14 +161,24 @@ def test_unknown_things_get_404(served: Served) -> None:
     assert served.get("/api/series/1.2.3.4/viewer")[0] == 404
 
 
-def test_bomb_is_refused_and_the_server_keeps_serving(served: Served) -> None:
+def test_bomb_is_refused_and_the_server_keeps_serving(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     sop = served.uids["bomb"]
     for route in ("rendered", "raw"):
-        status, _, body = served.get(f"/api/instances/{sop}/frames/1/{route}")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lightbox.web.frames"):
+            status, _, body = served.get(f"/api/instances/{sop}/frames/1/{route}")
         assert status == 413 and "cap" in json.loads(body)["error"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "lightbox.web.frames"]
+        assert len(lines) == 1 and "status=413" in lines[0] and sop not in lines[0]
     assert served.get(f"/api/series/{served.series['bomb']}/thumbnail")[0] == 413
     viewer = json.loads(served.get(f"/api/series/{served.series['bomb']}/viewer")[2])
     assert viewer["image"]["too_large"] is True
+    assert served.get(f"/api/instances/{served.uids['MR_small']}/frames/1/rendered")[0] == 200
+
+
+def test_missing_stored_file_is_a_clean_500(served: Served) -> None:
+    status, headers, body = served.get(f"/api/instances/{served.uids['gone']}/frames/1/rendered")
+    assert status == 500 and json.loads(body) == {"error": "stored file unreadable (FileNotFoundError)"}
     assert served.get(f"/api/instances/{served.uids['MR_small']}/frames/1/rendered")[0] == 200
 
 

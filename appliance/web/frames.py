@@ -36,7 +36,6 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 # Common presets (centre, width) offered next to the file's own windows.
 MODALITY_PRESETS = {
     "CT": [("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 400, 1800), ("Brain", 40, 80), ("Abdomen", 60, 400)],
-    "MR": [],
 }
 
 
@@ -65,8 +64,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             except ImagingError as exc:
                 return _refusal(422, str(exc))
             except OSError as exc:  # the index names a file the storage lacks
-                log.error("frame file unreadable error=%s", exc.__class__.__name__)
-                return _refusal(500, "stored file unreadable")
+                return _refusal(500, f"stored file unreadable ({exc.__class__.__name__})")
 
         return run
 

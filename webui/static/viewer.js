@@ -418,7 +418,7 @@
       const study = info.study, series = info.series, patient = info.patient;
       this.overlays.tl.textContent = [
         personName(patient.name), patient.id, dicomDate(study.date),
-        [series.modality, series.number !== null ? `#${series.number}` : "", series.description].filter(Boolean).join(" "),
+        [series.modality, series.number != null ? `#${series.number}` : "", series.description].filter(Boolean).join(" "),
       ].filter(Boolean).join("\n");
       const entry = this.frames[this.index];
       const instances = info.instances.length;
