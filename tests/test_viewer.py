@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import waitress
 from PIL import Image
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from appliance.archive import Archive
@@ -41,9 +42,13 @@ def write_corpus(folder: Path) -> dict[str, str]:
                           PixelSpacing=[0.5, 0.5], WindowCenter=1000, WindowWidth=2000, SeriesDescription="Axial")  # fmt: skip
         ds.PixelData = ((x * 16 + 400 * i) % 4096).astype(np.uint16).tobytes()  # each slice different
         write(ds, folder / f"ct{i}.dcm")
+    region = Dataset()  # the left half is calibrated at 0.1 mm per pixel
+    region.RegionLocationMinX0, region.RegionLocationMinY0, region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 0, 0, 31, 47
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
+    region.PhysicalDeltaX = region.PhysicalDeltaY = 0.01
     loop = make_dataset(study_uid=study, series_uid=series["us"], modality="US", rows=48, columns=64, NumberOfFrames=10,
                         FrameTime=50.0, SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0,
-                        BitsAllocated=8, BitsStored=8, HighBit=7)  # fmt: skip
+                        BitsAllocated=8, BitsStored=8, HighBit=7, SequenceOfUltrasoundRegions=[region])  # fmt: skip
     loop.PixelData = np.stack([np.full((48, 64, 3), (25 * i, 100, 255 - 25 * i), np.uint8) for i in range(10)]).tobytes()
     write(loop, folder / "us.dcm")
     plain = make_dataset(study_uid=study, series_uid=series["plain"], rows=64, columns=64)
@@ -182,28 +187,31 @@ def test_zoom_fit_and_actual_size(open_series: Any) -> None:
     assert state(page)["scale"] == pytest.approx(fitted)
 
 
-def test_measure_a_known_distance(open_series: Any) -> None:
-    page = open_series("ct", 5)
+def measure(page: Any, a: tuple[float, float], b: tuple[float, float]) -> str:
     page.click("button[data-tool=measure]")
-    (ax, ay), (bx, by) = image_point(page, 10, 20), image_point(page, 110, 20)
+    (ax, ay), (bx, by) = image_point(page, *a), image_point(page, *b)
     page.mouse.move(ax, ay)
     page.mouse.down()
-    page.mouse.move(bx, by, steps=5)
+    page.mouse.move(bx, by, steps=4)
     page.mouse.up()
-    assert state(page)["measurement"] == "50.0 mm"  # 100 pixels of 0.5 mm
+    return state(page)["measurement"]
+
+
+def test_measure_a_known_distance(open_series: Any) -> None:
+    page = open_series("ct", 5)
+    assert measure(page, (10, 20), (110, 20)) == "50.0 mm"  # 100 pixels of 0.5 mm
     assert page.inner_text(".lbv-br") == "50.0 mm"
+
+
+def test_measure_in_an_ultrasound_region(open_series: Any) -> None:
+    page = open_series("us", 10)
+    assert measure(page, (2, 5), (2, 45)) == "4.0 mm"  # 40 pixels of 0.1 mm, inside the region
+    assert measure(page, (10, 10), (60, 10)).endswith("(uncalibrated)")  # leaves the region
 
 
 def test_measure_without_calibration_says_so(open_series: Any) -> None:
     page = open_series("plain", 1)
-    page.click("button[data-tool=measure]")
-    (ax, ay), (bx, by) = image_point(page, 0, 0), image_point(page, 30, 40)
-    page.mouse.move(ax, ay)
-    page.mouse.down()
-    page.mouse.move(bx, by, steps=3)
-    page.mouse.up()
-    assert state(page)["measurement"].endswith("px (uncalibrated)")
-    assert state(page)["measurement"].startswith("50.0")
+    assert measure(page, (0, 0), (30, 40)) == "50.0 px (uncalibrated)"
 
 
 def test_cine_plays_and_loops_at_the_frame_rate(open_series: Any) -> None:
@@ -216,7 +224,7 @@ def test_cine_plays_and_loops_at_the_frame_rate(open_series: Any) -> None:
     assert state(page)["playing"] is False
 
 
-def test_export_image_and_cine(open_series: Any, site: tuple[str, dict[str, str]]) -> None:
+def test_export_image_and_cine(open_series: Any) -> None:
     page = open_series("us", 10)
     with page.expect_download() as download:
         page.click(".lbv-export-png")

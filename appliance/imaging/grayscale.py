@@ -7,6 +7,7 @@ or floating-point data is transformed directly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -79,10 +80,23 @@ class Grayscale:
         return _round_uint8(self.display(self.modality(stored)))
 
     def table(self, dtype: np.dtype) -> np.ndarray:
-        """The pipeline over every value of an 8 or 16-bit dtype, indexed by its unsigned view."""
-        unsigned = _UNSIGNED[np.dtype(dtype)]
+        """The pipeline over every value of an 8 or 16-bit dtype, indexed by its unsigned view.
+        Tables without LUT data are kept: the frames of a series or loop share them."""
+        if self.modality_lut is None and self.voi_lut is None:
+            return _linear_table(np.dtype(dtype).str, self.slope, self.intercept, self.window, self.invert)
+        return self._compute_table(np.dtype(dtype))
+
+    def _compute_table(self, dtype: np.dtype) -> np.ndarray:
+        unsigned = _UNSIGNED[dtype]
         domain = np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(dtype)
         return _round_uint8(self.display(self.modality(domain)))
+
+
+@functools.lru_cache(maxsize=64)
+def _linear_table(dtype: str, slope: float, intercept: float, window: Window | None, invert: bool) -> np.ndarray:
+    table = Grayscale(slope, intercept, None, window, None, invert)._compute_table(np.dtype(dtype))
+    table.flags.writeable = False  # shared between requests
+    return table
 
 
 _UNSIGNED = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}

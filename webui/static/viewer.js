@@ -391,15 +391,16 @@
       ctx.fillText(this.measureText(), bx + 6, by - 6);
     }
 
-    /** mm per pixel as [row, column] for the segment a-b, or null when uncalibrated. */
+    /** {mm: [row, column] mm per pixel, note} for the segment a-b, or null when uncalibrated. */
     spacingFor(a, b) {
       const image = this.info.image;
-      if (image.pixel_spacing) return image.pixel_spacing;
-      if (image.imager_pixel_spacing) return image.imager_pixel_spacing;
+      if (image.pixel_spacing) return { mm: image.pixel_spacing, note: "" };
+      // Imager Pixel Spacing is at the detector: a radiograph's anatomy is magnified by it.
+      if (image.imager_pixel_spacing) return { mm: image.imager_pixel_spacing, note: " (at detector)" };
       for (const region of image.ultrasound_regions || []) {
         const [x0, y0, x1, y1] = region.box;
         const inside = ([x, y]) => x >= x0 && x <= x1 && y >= y0 && y <= y1;
-        if (region.mm_per_pixel && inside(a) && inside(b)) return region.mm_per_pixel;
+        if (region.mm_per_pixel && inside(a) && inside(b)) return { mm: region.mm_per_pixel, note: "" };
       }
       return null;
     }
@@ -409,7 +410,7 @@
       const dx = b[0] - a[0], dy = b[1] - a[1];
       const spacing = this.spacingFor(a, b);
       if (!spacing) return `${Math.hypot(dx, dy).toFixed(1)} px (uncalibrated)`;
-      return `${Math.hypot(dx * spacing[1], dy * spacing[0]).toFixed(1)} mm`;
+      return `${Math.hypot(dx * spacing.mm[1], dy * spacing.mm[0]).toFixed(1)} mm${spacing.note}`;
     }
 
     writeOverlays() {
