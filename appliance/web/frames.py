@@ -81,43 +81,18 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         entry = instance_or_404(sop_uid)
         frame = _frame_number(n)
         query = bottle.request.query
-        fmt = query.get("format", "jpeg").lower()
-        if fmt not in imaging.FORMATS:
-            raise Refused(400, f"format must be one of {', '.join(imaging.FORMATS)}")
-        picture = imaging.render_frame(
-            archive.file_path(entry.file_key),
-            frame,
-            window=_window(query),
-            size=(_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
-            fmt=fmt,
-            quality=_bounded(query, "quality", 1, 100) or 90,
-            invert=query.get("invert") == "1",
-            options=options,
-        )
-        headers = {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
-        if query.get("download") == "1":
-            name = f"image-{entry.instance_number or 0}-frame-{frame}.{EXTENSIONS[fmt]}"
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return bottle.HTTPResponse(picture.data, 200, headers)
+        fmt = _format(query, imaging.FORMATS, "jpeg")
+        quality = _bounded(query, "quality", 1, 100) or 90
+        picture = imaging.render_frame(archive.file_path(entry.file_key), frame, fmt=fmt, quality=quality,
+                                       options=options, **_view(query))  # fmt: skip
+        return _picture(picture, f"image-{entry.instance_number or 0}-frame-{frame}.{EXTENSIONS[fmt]}")
 
     def animation(sop_uid: str) -> bottle.HTTPResponse:
         entry = instance_or_404(sop_uid)
         query = bottle.request.query
-        fmt = query.get("format", "gif").lower()
-        if fmt not in imaging.ANIMATED:
-            raise Refused(400, f"format must be one of {', '.join(imaging.ANIMATED)}")
-        picture = imaging.animation(
-            archive.file_path(entry.file_key),
-            fmt=fmt,
-            window=_window(query),
-            invert=query.get("invert") == "1",
-            size=(_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
-            options=options,
-        )
-        headers = {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
-        if query.get("download") == "1":
-            headers["Content-Disposition"] = f'attachment; filename="cine-{entry.instance_number or 0}.{fmt}"'
-        return bottle.HTTPResponse(picture.data, 200, headers)
+        fmt = _format(query, imaging.ANIMATED, "gif")
+        picture = imaging.animation(archive.file_path(entry.file_key), fmt=fmt, options=options, **_view(query))
+        return _picture(picture, f"cine-{entry.instance_number or 0}.{fmt}")
 
     def raw(sop_uid: str, n: str) -> bottle.HTTPResponse:
         entry = instance_or_404(sop_uid)
@@ -178,6 +153,30 @@ def _presets(modality: str, image: dict[str, Any]) -> list[dict[str, Any]]:
     if image.get("grayscale"):
         presets += [{"name": name, "center": c, "width": w, "source": "modality"} for name, c, w in MODALITY_PRESETS.get(modality, [])]
     return presets
+
+
+def _format(query: bottle.FormsDict, formats: dict[str, str], default: str) -> str:
+    fmt = query.get("format", default).lower()
+    if fmt not in formats:
+        raise Refused(400, f"format must be one of {', '.join(formats)}")
+    return fmt
+
+
+def _view(query: bottle.FormsDict) -> dict[str, Any]:
+    """The window, inversion and fit box a picture request asks for."""
+    return {
+        "window": _window(query),
+        "invert": query.get("invert") == "1",
+        "size": (_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
+    }
+
+
+def _picture(picture: imaging.Rendered, download_name: str) -> bottle.HTTPResponse:
+    """The picture, as an attachment named ``download_name`` (no patient data) if asked."""
+    headers = {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
+    if bottle.request.query.get("download") == "1":
+        headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    return bottle.HTTPResponse(picture.data, 200, headers)
 
 
 def _refusal(status: int, reason: str) -> bottle.HTTPResponse:
