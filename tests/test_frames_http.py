@@ -42,11 +42,12 @@ def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Served:
-    def __init__(self, port: int, uids: dict[str, str], series: dict[str, str], data: Path) -> None:
+    def __init__(self, port: int, uids: dict[str, str], series: dict[str, str], archive: Archive) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.archive = archive
         self.uids = uids
         self.series = series
-        self.data = data
+        self.data = archive.data_dir
 
     def get(self, path: str, login: bool = True) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(self.base + path, headers={SESSION_HEADER: "let-me-in"} if login else {})
@@ -99,7 +100,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield Served(server.effective_port, uids, series, root / "data")
+    yield Served(server.effective_port, uids, series, archive)
     server.close()
     thread.join(10)
     archive.close()
@@ -198,6 +199,12 @@ def test_raw_frame_over_http(served: Served) -> None:
     assert np.array_equal(values, pydicom.dcmread(TEST_FILES / "CT_small.dcm").pixel_array)
     assert parameters["intercept"] == -1024.0 and parameters["window"]["width"] > 0
     assert served.get(f"/api/instances/{served.uids['examples_palette']}/frames/1/raw")[0] == 422
+
+
+def test_thumbnail_comes_from_the_middle_instance(served: Served) -> None:
+    middle = served.archive.middle_instance(served.series["CT"])
+    assert middle is not None and middle.instance_number == 2  # of 1, 2, 3
+    assert served.archive.middle_instance("1.2.3.4") is None
 
 
 def test_series_thumbnail_is_cached_on_disk(served: Served) -> None:

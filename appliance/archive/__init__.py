@@ -72,6 +72,10 @@ class Archive:
         """A series with its study, patient and instances in display order (for viewers)."""
         return lookup.series(series_uid)
 
+    def middle_instance(self, series_uid: str) -> lookup.InstanceEntry | None:
+        """The instance halfway through a series in display order (its thumbnail)."""
+        return lookup.middle_instance(series_uid)
+
     def file_path(self, file_key: str) -> Path:
         return self.storage.path(file_key)
 

@@ -45,6 +45,20 @@ def instance(sop_uid: str) -> InstanceEntry | None:
     return _entry(row) if row else None
 
 
+_DISPLAY_ORDER = (Instance.instance_number.asc(nulls="LAST"), Instance.sop_uid)
+
+
+def middle_instance(series_uid: str) -> InstanceEntry | None:
+    """The instance halfway through a series in display order (a series' thumbnail),
+    without listing the series."""
+    in_series = Instance.select(*_INSTANCE_COLUMNS).join(Series).where(Series.series_uid == series_uid)
+    count = in_series.count()
+    if not count:
+        return None
+    row = in_series.order_by(*_DISPLAY_ORDER).offset(count // 2).limit(1).tuples().first()
+    return _entry(row) if row else None
+
+
 def series(series_uid: str) -> SeriesEntry | None:
     found = (
         Series.select(Series, Study, Patient).join(Study).join(Patient).where(Series.series_uid == series_uid).first()
@@ -55,7 +69,7 @@ def series(series_uid: str) -> SeriesEntry | None:
         Instance.select(*_INSTANCE_COLUMNS)
         .join(Series)
         .where(Series.id == found.id)
-        .order_by(Instance.instance_number.asc(nulls="LAST"), Instance.sop_uid)
+        .order_by(*_DISPLAY_ORDER)
         .tuples()
     )
     study, patient = found.study, found.study.patient

@@ -105,10 +105,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         return bottle.HTTPResponse(frame.data, 200, headers)
 
     def thumbnail(series_uid: str) -> bottle.HTTPResponse:
-        entry = archive.series_entry(series_uid)
-        if entry is None or not entry.instances:
+        representative = archive.middle_instance(series_uid)
+        if representative is None:
             raise Refused(404, "no such series")
-        representative = entry.instances[len(entry.instances) // 2]
         picture = thumbnails.get(archive.file_path(representative.file_key))
         return bottle.HTTPResponse(picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"})
 
