@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 
 from appliance.archive import Archive
 from appliance.web import frames
-from tests.conftest import require
+from tests.conftest import IN_CI, require
 from tests.dicomgen import make_dataset, write
 
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
@@ -88,8 +88,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require(CHROMIUM)
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # like a missing tool: a failure in CI, a skip on a laptop
+        message = "the playwright package is not installed (pip install -e '.[test]')"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
