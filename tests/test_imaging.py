@@ -414,3 +414,11 @@ def test_enhanced_multiframe_functional_groups(tmp_path: Path) -> None:
     assert ours(path, 1)[0, 0] == round(((0 - (0 - 0.5)) / 99 + 0.5) * 255)  # mid-grey
     assert ours(path, 2)[0, 0] == 0
     assert imaging.image_info(path)["windows"][0]["center"] == 0
+
+
+def test_options_come_from_the_settings_table() -> None:
+    from appliance import config
+
+    assert ImagingOptions.from_settings(config.load(environ={})) == ImagingOptions()
+    changed = config.load({"imaging_max_decode_mb": 5, "thumbnail_size": 96, "thumbnail_cache_mb": 2}, environ={})
+    assert ImagingOptions.from_settings(changed) == ImagingOptions(5, 96, 2)
