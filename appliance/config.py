@@ -90,6 +90,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). "
         "0: no cap.",
     ),
+    Setting(
+        "imaging_max_decode_mb",
+        1024,
+        "Largest pixel data decoded for display, in MB (rows x columns x frames x samples x bytes, as declared); "
+        "larger images are refused (HTTP 413).",
+    ),
+    Setting("thumbnail_size", 160, "Side of the square that series thumbnails fit in, in pixels."),
+    Setting("thumbnail_cache_mb", 64, "Disk space for cached thumbnails (data folder/cache/thumbnails), in MB."),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )
 
