@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
+    Setting(
+        "imaging_max_decode_mb",
+        1024,
+        "Largest pixel data decoded for display, in MB (rows x columns x frames x samples x bytes, as declared); "
+        "larger images are refused (HTTP 413).",
+    ),
+    Setting("thumbnail_size", 160, "Side of the square that series thumbnails fit in, in pixels."),
+    Setting("thumbnail_cache_mb", 64, "Disk space for cached thumbnails (data folder/cache/thumbnails), in MB."),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from appliance.config import Settings
 from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.workers import FrontDoor, WorkerPool
+from appliance.imaging import ImagingOptions
 from appliance.web.app import make_app, with_security_headers
 
 LOG = logging.getLogger("lightbox.service")
@@ -40,6 +42,19 @@ def open_archive(settings: Settings) -> Archive:
     return Archive(settings.data_dir, archive_options(settings))
 
 
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own arena and keeps what it freed: with eight
+    HTTP threads decoding images, RSS grew to ~236 MB; with two arenas it stays ~80 MB (a 1 GB
+    box).  Must run before the threads start; a no-op on a libc without mallopt."""
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -60,6 +75,7 @@ class Service:
 
     def start(self) -> None:
         s = self.settings
+        limit_malloc_arenas()
         self.archive = open_archive(s)
         report = self.archive.reconcile()
         LOG.info(
@@ -89,7 +105,8 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        self.http = waitress.create_server(with_security_headers(make_app(self.archive)), host=s.host, port=s.http_port, threads=8)
+        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s)))
+        self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)

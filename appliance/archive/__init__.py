@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import browse, importer, indexing, maintenance, media, query, retrieval
+from appliance.archive import browse, importer, indexing, lookup, maintenance, media, query, retrieval
 from appliance.archive.audit import AuditLog
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
@@ -98,6 +98,21 @@ class Archive:
 
     def recent_changes(self, limit: int = 20) -> list[Change]:
         return list(Change.select().order_by(Change.seq.desc()).limit(limit))
+
+    def instance(self, sop_uid: str) -> lookup.InstanceEntry | None:
+        """Where one instance's file is, and its size in frames, rows and columns."""
+        return lookup.instance(sop_uid)
+
+    def series_entry(self, series_uid: str) -> lookup.SeriesEntry | None:
+        """A series with its study, patient and instances in display order (for viewers)."""
+        return lookup.series(series_uid)
+
+    def middle_instance(self, series_uid: str) -> lookup.InstanceEntry | None:
+        """The instance halfway through a series in display order (its thumbnail)."""
+        return lookup.middle_instance(series_uid)
+
+    def file_path(self, file_key: str) -> Path:
+        return self.storage.path(file_key)
 
     def counts(self) -> dict[str, int]:
         """Totals of the index.  Counting scans whole tables (~40 ms at 100,000 instances), so

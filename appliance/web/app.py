@@ -12,7 +12,8 @@ import bottle
 
 from appliance import __version__
 from appliance.archive import Archive
-from appliance.web import accounts, admin, downloads, studies
+from appliance.imaging import ImagingOptions
+from appliance.web import accounts, admin, downloads, frames, studies
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -29,7 +30,7 @@ SECURITY_HEADERS = (
 )
 
 
-def make_app(archive: Archive) -> bottle.Bottle:
+def make_app(archive: Archive, imaging: ImagingOptions | None = None) -> bottle.Bottle:
     app = bottle.Bottle()
     guard = Guard(Auth(archive))
     app.config["lightbox.guard"] = guard
@@ -56,6 +57,7 @@ def make_app(archive: Archive) -> bottle.Bottle:
 
     for module in (accounts, studies, downloads, admin):
         module.install(app, archive, guard)
+    frames.install(app, archive, guard, imaging)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(error.status_code, error.body if isinstance(error.body, str) and error.body else error.status_line)

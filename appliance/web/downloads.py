@@ -57,7 +57,7 @@ def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
         yield pipe.take()
         for f in files:
             try:
-                source = open(archive.storage.path(f.file_key), "rb")
+                source = open(archive.file_path(f.file_key), "rb")
             except FileNotFoundError:  # removed since the listing; the rest still goes out
                 LOG.warning("download_file_missing sop_instance_uid=%s", f.sop_uid)
                 continue

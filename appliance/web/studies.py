@@ -111,7 +111,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def study_page(study_uid: str):
         return render(
             "study.tpl", user=guard.user(), csrf=guard.csrf_token(), section="studies",
-            detail=detail(study_uid), imaging=imaging_installed(app),
+            detail=detail(study_uid),
         )  # fmt: skip
 
     @app.get("/api/studies/<study_uid>")
@@ -119,7 +119,3 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def study_api(study_uid: str) -> dict:
         return detail(study_uid)
 
-
-def imaging_installed(app: bottle.Bottle) -> bool:
-    """Whether the imaging routes (thumbnails, rendered frames) are part of this app."""
-    return any(route.rule == "/api/series/<series_uid>/thumbnail" for route in app.routes)

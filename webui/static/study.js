@@ -1,8 +1,21 @@
-// The study page: tell the reader when new images of this study arrive.
+// The study page: a series opens in the viewer in place; a notice when new images arrive.
 "use strict";
 (() => {
   const study = document.getElementById("study");
+  const viewer = document.getElementById("viewer");
   const shown = Number(study.dataset.images);
+
+  for (const button of document.querySelectorAll("button.view")) {
+    button.addEventListener("click", () => {
+      for (const other of document.querySelectorAll("button.view")) other.removeAttribute("aria-pressed");
+      button.setAttribute("aria-pressed", "true");
+      window.LightboxViewer.open(viewer, button.dataset.seriesUid);
+      viewer.scrollIntoView({ block: "nearest" });
+      const surface = viewer.querySelector("[tabindex]");
+      if (surface) surface.focus(); // arrow keys page through the frames at once
+    });
+  }
+
   setInterval(async () => {
     if (document.hidden) return;
     try {

@@ -5,6 +5,9 @@
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{title}} · Lightbox</title>
 <link rel="stylesheet" href="/static/lightbox.css">
+% for sheet in get('styles', []):
+<link rel="stylesheet" href="/static/{{sheet}}">
+% end
 <script src="/static/lightbox.js" defer></script>
 % for script in get('scripts', []):
 <script src="/static/{{script}}" defer></script>

@@ -1,4 +1,4 @@
-% rebase('base.tpl', title='Study', scripts=['study.js'] + (['viewer.js'] if imaging else []))
+% rebase('base.tpl', title='Study', scripts=['viewer.js', 'study.js'], styles=['viewer.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{s['description'] or 'Study'}} · {{dicom_date(s['study_date'])}}</span></h1>
@@ -28,21 +28,18 @@
 </dl>
 <p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a></p>
 </section>
-% if imaging:
-<div id="viewer" class="viewer" aria-label="Viewer"></div>
-% end
+<div id="viewer" class="viewer" role="region" aria-label="Viewer"></div>
 <h2>Series</h2>
 <ol class="series">
 % for se in detail['series']:
 <li class="series-item" data-series-uid="{{se['series_uid']}}">
-%   if imaging:
-  <img class="thumb" src="/api/series/{{se['series_uid']}}/thumbnail" alt="Thumbnail of series {{se['series_number'] or ''}}" width="128" height="128" loading="lazy">
-%   end
+  <button type="button" class="view" data-series-uid="{{se['series_uid']}}" aria-controls="viewer" title="Open in the viewer">
+    <img class="thumb" src="/api/series/{{se['series_uid']}}/thumbnail" alt="Series {{se['series_number'] if se['series_number'] is not None else ''}} ({{se['modality']}}): open in the viewer" width="128" height="128">
+  </button>
   <div class="series-text">
     <h3>{{se['modality']}} {{'#%s' % se['series_number'] if se['series_number'] is not None else ''}} {{se['description']}}</h3>
     <p>{{se['num_instances']}} images{{(' · ' + se['body_part']) if se['body_part'] else ''}}{{(' · ' + se['laterality']) if se['laterality'] else ''}}{{(' · ' + se['manufacturer'] + ' ' + se['model_name']) if se['manufacturer'] else ''}}</p>
     <p><a href="/api/series/{{se['series_uid']}}/archive.zip" download>Download series (ZIP)</a></p>
-%   if imaging:
     <details><summary>Images as JPEG or PNG</summary>
       <ul class="images">
 %     for i in se['instances']:
@@ -53,7 +50,6 @@
 %     end
       </ul>
     </details>
-%   end
   </div>
 </li>
 % end
