@@ -75,8 +75,9 @@ def expect(locator):
 
 
 def test_clinic_day(server, browser, tmp_path):
-    """First-run setup, login with backoff, a study arriving by storescu found by typing, opened,
-    downloaded and read with pydicom, a viewer kept out of admin, logout."""
+    """First-run setup, login with backoff, a study arriving by storescu found by typing, opened
+    (thumbnails, the viewer, a JPEG), downloaded and read with pydicom, a viewer account kept out
+    of admin, logout."""
     dialogs: list[str] = []
     page = new_page(browser, server, dialogs, viewport={"width": 1280, "height": 800})
 
@@ -147,7 +148,22 @@ def test_clinic_day(server, browser, tmp_path):
     page.wait_for_url(page.base + f"/studies/{study_uid}")
     assert "Bitewings" in page.inner_text("h1")
     assert "3 images" in page.inner_text(".series")
+
+    # The series thumbnail loads; clicking it opens the viewer in place; an image as JPEG.
+    thumb = page.locator("img.thumb").first
+    expect(thumb).to_have_js_property("complete", True)
+    assert thumb.evaluate("img => img.naturalWidth") > 0
+    thumb.click()
+    expect(page.locator("#viewer .lbv-frame")).to_have_text("1 / 3")
+    page.keyboard.press("ArrowDown")  # the viewer has the focus: the keys page through the frames
+    expect(page.locator("#viewer .lbv-frame")).to_have_text("2 / 3")
     shot(page, "study")
+    page.click("summary:text('Images as JPEG or PNG')")
+    with page.expect_download() as download:
+        page.locator("a", has_text="JPEG").first.click()
+    jpeg = tmp_path / "image.jpg"
+    download.value.save_as(jpeg)
+    assert jpeg.read_bytes()[:3] == b"\xff\xd8\xff"
 
     # Download the study as a ZIP and read it with pydicom.
     with page.expect_download() as download:
