@@ -33,7 +33,6 @@ SECURITY_HEADERS = (
 def make_app(archive: Archive, imaging: ImagingOptions | None = None) -> bottle.Bottle:
     app = bottle.Bottle()
     guard = Guard(Auth(archive))
-    app.config["lightbox.guard"] = guard
 
     @app.get("/healthz")
     @public
