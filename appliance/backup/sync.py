@@ -1,0 +1,235 @@
+"""One backup run: follow the change log from the cursor, upload each new instance once,
+record deletions (purged from the bucket only after the retention period), then upload an
+index snapshot and, last, the manifest that makes the run count.
+
+Order, so that the newest manifest always describes a complete backup: the index snapshot
+is taken first (it holds changes up to S), the instances of every change up to S are
+uploaded, then the snapshot, then the manifest.  A crash anywhere leaves the previous
+manifest in force; the next run finds what was already uploaded and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from appliance.archive import Archive
+from appliance.archive.changes import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, StoredInstance
+from appliance.backup import crypto, manifest, transfer
+from appliance.backup.state import CURSOR, BackupState, ObjectRow
+from appliance.backup.target import OBJECTS, INDEX, MANIFESTS, Target, error_code, explain, transfer_config, with_retries
+
+LOG = logging.getLogger("lightbox.backup")
+
+BATCH = 200  # changes per step: the cursor moves after each step's uploads are recorded
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    bandwidth_kbps: int = 0  # 0: unlimited
+    concurrency: int = 4  # objects uploaded at once
+    retention_days: float = 30.0
+
+
+@dataclass
+class RunReport:
+    uploaded: int = 0
+    uploaded_bytes: int = 0  # plaintext
+    already_there: int = 0
+    deleted: int = 0
+    purged: int = 0
+    purge_refused: int = 0  # kept by a key without delete right or Object Lock
+    manifest: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class BackupFailed(Exception):
+    pass
+
+
+def run_backup(
+    archive: Archive, state: BackupState, options: BackupOptions, progress: Progress | None = None
+) -> RunReport:
+    """Run one backup; the report says what happened (``error`` set when it failed)."""
+    report = RunReport()
+    with state.lock():
+        run_id = state.begin_run("backup")
+        try:
+            _Run(archive, state, options, report, progress).go(run_id)
+        except (BackupFailed, OSError) as exc:
+            report.error = str(exc)
+        except Exception as exc:  # boto3/botocore: keep the box serving, say what went wrong
+            report.error = explain(exc, state.target())
+        state.finish_run(run_id, report.ok, report.__dict__)
+    LOG.log(
+        logging.INFO if report.ok else logging.ERROR,
+        "backup_run ok=%s uploaded=%d bytes=%d deleted=%d purged=%d manifest=%s%s",
+        report.ok,
+        report.uploaded,
+        report.uploaded_bytes,
+        report.deleted,
+        report.purged,
+        report.manifest or "-",
+        f" error={report.error!r}" if report.error else "",
+    )
+    return report
+
+
+class _Run:
+    def __init__(
+        self, archive: Archive, state: BackupState, options: BackupOptions, report: RunReport, progress: Progress | None
+    ) -> None:
+        self.archive = archive
+        self.state = state
+        self.options = options
+        self.report = report
+        self.progress = progress
+        self.target: Target = state.target()
+        self.identity = state.identity()
+        self.recipient = self.identity.to_public()
+        self.names = crypto.names_key(self.identity)
+        self.client = state.client()
+        bandwidth = options.bandwidth_kbps * 1024 // max(1, options.concurrency) or None
+        self.config = transfer_config(bandwidth)
+
+    def go(self, run_id: int) -> None:
+        start = self.archive.cursor(CURSOR)
+        snapshot = self.state.temp_file("index-snapshot.sqlite")
+        seq = self.archive.snapshot_index(snapshot)
+        self._follow(start, seq)
+        self._purge()
+        if seq == start and not self.report.purged and self.state.get("manifest"):
+            snapshot.unlink()
+            return  # nothing new: the last manifest still describes the backup
+        snap_name = f"{run_id:08d}.age"
+        snap = transfer.upload_file(self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.config)
+        snapshot.unlink()
+        self._write_manifest(run_id, seq, snap_name, snap)
+
+    def _follow(self, cursor: int, until: int) -> None:
+        total = max(0, until - cursor)
+        start = cursor
+        # Changes up to this seq may have been uploaded by a run that died before recording them.
+        unsure_until = int(self.state.get("in_flight", "0") or 0)
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="backup-upload") as pool:
+            while cursor < until:
+                changes = [c for c in self.archive.changes_after(cursor, BATCH) if c.seq <= until]
+                if not changes:
+                    break
+                self.state.put("in_flight", str(changes[-1].seq))
+                uploads: dict[str, Future] = {}
+                for change in changes:
+                    if change.kind in STORED_KINDS:
+                        instance = self.archive.stored_instance(change.sop_uid)
+                        if instance is None:
+                            continue  # gone again since; its removal is a later change
+                        name = crypto.object_name(self.names, instance.sop_uid, instance.sha256)
+                        if self.state.has_object(name):
+                            self.state.revive(name)  # deleted once, now back with the same bytes
+                        elif name not in uploads:
+                            uploads[name] = pool.submit(self._upload, name, instance, change.seq <= unsure_until)
+                    elif change.kind in REMOVED_KINDS:
+                        current = self.archive.stored_instance(change.sop_uid)
+                        self.report.deleted += self.state.mark_deleted(
+                            change.sop_uid, current.sha256 if current else None, change.at
+                        )
+                    elif change.kind == REBUILT_KIND:
+                        self._sweep_deleted(change.at)
+                for future in uploads.values():
+                    self._record(future.result())  # raises a failure: the cursor stays before this batch
+                cursor = changes[-1].seq
+                self.archive.set_cursor(CURSOR, cursor)
+                if self.progress:
+                    self.progress(cursor - start, total)
+
+    def _upload(self, name: str, instance: StoredInstance, unsure: bool) -> tuple[ObjectRow, bool] | None:
+        """Upload one instance unless an earlier, interrupted run did (runs in a pool thread);
+        return its row and whether it was sent now."""
+        key = OBJECTS + name
+        stored_size = self._uploaded_size(key) if unsure else None
+        sent_now = stored_size is None
+        if sent_now:
+            try:
+                sent = transfer.upload_file(
+                    self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.config
+                )
+            except FileNotFoundError:
+                return None  # deleted since the change was read; its deletion change follows
+            if sent.sha256 != instance.sha256:
+                raise BackupFailed(f"stored file {instance.file_key} does not match its hash in the index; run lightbox verify")
+            stored_size = sent.stored_size
+        row = ObjectRow(name, instance.sop_uid, instance.file_key, instance.size, instance.sha256, stored_size, time.time(), None, None)
+        return row, sent_now
+
+    def _record(self, result: tuple[ObjectRow, bool] | None) -> None:
+        if result is None:
+            return
+        row, sent_now = result
+        self.state.add_object(row)
+        if sent_now:
+            self.report.uploaded += 1
+            self.report.uploaded_bytes += row.size
+        else:
+            self.report.already_there += 1
+
+    def _uploaded_size(self, key: str) -> int | None:
+        try:
+            head = with_retries(lambda: self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(key)), "head")
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return head["ContentLength"]
+
+    def _sweep_deleted(self, at: float) -> None:
+        """After rebuild-index no per-instance deletions were logged: compare every live object."""
+        for row in list(self.state.objects(live_only=True)):
+            current = self.archive.stored_instance(row.sop_uid)
+            if current is None or current.sha256 != row.sha256:
+                self.report.deleted += self.state.mark_deleted(row.sop_uid, current.sha256 if current else None, at)
+
+    def _purge(self) -> None:
+        """Delete objects whose instance left the archive more than the retention ago.  A key
+        without delete right, or Object Lock, refuses: the object stays, and is forgotten."""
+        before = time.time() - self.options.retention_days * 86400
+        for name in self.state.expired(before):
+            try:
+                with_retries(
+                    lambda: self.client.delete_object(Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
+                    "delete",
+                )
+                self.report.purged += 1
+            except Exception as exc:
+                if error_code(exc) not in ("AccessDenied", "InvalidRequest"):
+                    raise
+                self.report.purge_refused += 1
+            self.state.forget(name)
+        if self.report.purge_refused:
+            LOG.warning("backup_purge_refused objects=%d (no delete right or Object Lock)", self.report.purge_refused)
+
+    def _write_manifest(self, run_id: int, seq: int, snap_name: str, snap: transfer.Uploaded) -> None:
+        local = self.state.temp_file("manifest.jsonl")
+        totals = self.state.totals()
+        header = manifest.Header(
+            run=run_id,
+            created=time.time(),
+            change_seq=seq,
+            snapshot=snap_name,
+            snapshot_sha256=snap.sha256,
+            snapshot_size=snap.size,
+            objects=totals["objects"] + totals["deleted_retained"],
+        )
+        manifest.write(local, header, (row.manifest_entry() for row in self.state.objects()))
+        name = f"{run_id:08d}.age"
+        transfer.upload_file(self.client, self.target, MANIFESTS + name, local, self.recipient, self.config)
+        local.unlink()
+        self.state.put("manifest", name)
+        self.report.manifest = name
