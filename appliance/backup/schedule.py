@@ -16,7 +16,7 @@ from appliance.backup.verify import verify_backup
 from appliance.config import Settings
 
 LOG = logging.getLogger("lightbox.backup")
-TICK = 30.0  # seconds between looks at the schedule
+TICK = 30.0  # seconds between looks at the schedule (shorter when backup_delay is)
 RETRY_AFTER = 900.0  # a failed run is tried again after this long
 
 
@@ -61,7 +61,8 @@ def verify_due(state: BackupState, settings: Settings, now: float) -> bool:
 def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event) -> None:
     """Runs until ``stopping`` is set (a thread of the service)."""
     state = BackupState(archive.data_dir, settings.backup_checksums)
-    while not stopping.wait(TICK):
+    tick = min(TICK, max(1.0, float(settings.backup_delay)))
+    while not stopping.wait(tick):
         try:
             if not state.configured:
                 continue

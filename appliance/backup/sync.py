@@ -143,8 +143,13 @@ class _Run:
                         )
                     elif change.kind == REBUILT_KIND:
                         self._sweep_deleted(change.at)
-                for future in uploads.values():
-                    self._record(future.result())  # raises a failure: the cursor stays before this batch
+                try:
+                    for future in uploads.values():
+                        self._record(future.result())  # raises a failure: the cursor stays before this batch
+                except BaseException:
+                    for future in uploads.values():
+                        future.cancel()  # do not wait out every queued upload's retries
+                    raise
                 cursor = changes[-1].seq
                 self.archive.set_cursor(CURSOR, cursor)
                 if self.progress:

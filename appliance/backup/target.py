@@ -48,6 +48,7 @@ _PERMANENT = {
     "NoSuchKey",
     "404",
     "NotFound",
+    "MissingUploadObjectWithObjectLockHeaders",
 }
 
 
@@ -156,6 +157,8 @@ def explain(exc: BaseException, target: Target) -> str:
         return f"the bucket refused the credentials ({code}): check the access key and secret"
     if code == "AccessDenied":
         return "access denied by the bucket: the key lacks a permission (see README, backup permissions)"
+    if code == "MissingUploadObjectWithObjectLockHeaders":
+        return "the bucket has Object Lock retention and wants a checksum on each upload: set backup_checksums = when_supported"
     if code == "NoSuchBucket":
         return f"no bucket {target.bucket!r} at {target.endpoint or 'AWS S3'}"
     if isinstance(exc, BotoCoreError):

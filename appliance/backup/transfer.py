@@ -67,6 +67,28 @@ def upload_stream(
     return Uploaded(stream.sha256, stream.plain_size, counted.size)
 
 
+class _Source:
+    """The response body, keeping any error of its own: pyrage reports a failed read as a
+    decryption error, but a dropped connection is worth a retry, not a CORRUPT verdict."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.error: BaseException | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.body.read(n)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    # A header that no key opens: DecryptError; a payload chunk that fails its tag, or a
+    # truncated payload: OSError("decryption error") without an errno (a full disk has one).
+    return isinstance(exc, pyrage.DecryptError) or (isinstance(exc, OSError) and exc.errno is None)
+
+
 def download(client: Any, target: Target, name: str, identity: crypto.Identity, sink_path: Path | None) -> crypto.HashingWriter:
     """Download and decrypt ``name`` into ``sink_path`` (or only hash it)."""
 
@@ -77,14 +99,19 @@ def download(client: Any, target: Target, name: str, identity: crypto.Identity, 
             if is_missing(exc):
                 raise ObjectProblem("MISSING", name, "not in the bucket") from None
             raise
+        source = _Source(body)
         try:
             if sink_path is None:
-                return crypto.decrypt_stream(body, identity)
+                return crypto.decrypt_stream(source, identity)
             with open(sink_path, "wb") as sink:
-                plain = crypto.decrypt_stream(body, identity, sink)
+                plain = crypto.decrypt_stream(source, identity, sink)
                 sink.flush()
                 return plain
-        except pyrage.DecryptError as exc:
+        except (pyrage.DecryptError, OSError) as exc:
+            if source.error is not None:
+                raise source.error from None
+            if not _is_corrupt(exc):
+                raise
             raise ObjectProblem(
                 "CORRUPT", name, f"cannot be decrypted ({exc}): altered in the bucket, or not made with this key"
             ) from None
