@@ -58,6 +58,7 @@ class MotoS3:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            self.server._server.server_close()  # moto leaves the socket listening: connections would hang
             self.server = None
 
     def client(self) -> Any:

@@ -127,14 +127,21 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _archive(settings: Settings):
+    """The archive with default options: the backup never ingests or queries, and going
+    around appliance.service keeps the DICOM and web servers' modules (~10 MB) out."""
+    from appliance.archive import Archive
+
+    return Archive(settings.data_dir)
+
+
 def _open(settings: Settings):
     from appliance.backup.state import BackupState
-    from appliance.service import open_archive
 
     state = BackupState(settings.data_dir, settings.backup_checksums)
     if not state.configured:
         raise SystemExit("lightbox: backup is not set up; run: lightbox backup init --bucket ...")
-    return open_archive(settings), state
+    return _archive(settings), state
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,9 +167,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.state import BackupState
     from appliance.backup.status import backup_status
-    from appliance.service import open_archive
 
-    archive = open_archive(settings)
+    archive = _archive(settings)
     status = backup_status(archive, BackupState(settings.data_dir, settings.backup_checksums), settings)
     archive.close()
     if args.json:

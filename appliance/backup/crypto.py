@@ -109,7 +109,7 @@ class EncryptingStream:
         self._plain = HashingReader(source)
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUE_PIECES)
         self._aborted = threading.Event()
-        self._buffer = bytearray()
+        self._rest = b""  # read from the queue, not yet returned
         self._done = False
         self._thread = threading.Thread(target=self._encrypt, args=(recipient,), name="age-encrypt", daemon=True)
         self._thread.start()
@@ -140,7 +140,14 @@ class EncryptingStream:
         pass
 
     def read(self, n: int = -1) -> bytes:
-        while not self._done and (n < 0 or len(self._buffer) < n):
+        """Up to ``n`` bytes (all that is left if n < 0), joined once: no copies beyond that."""
+        pieces: list[bytes] = []
+        size = 0
+        if self._rest:
+            pieces.append(self._rest)
+            size = len(self._rest)
+            self._rest = b""
+        while not self._done and (n < 0 or size < n):
             item = self._queue.get()
             if item is None:
                 self._done = True
@@ -148,11 +155,11 @@ class EncryptingStream:
                 self._done = True
                 raise item
             else:
-                self._buffer += item
-        if n < 0:
-            n = len(self._buffer)
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
+                pieces.append(item)
+                size += len(item)
+        data = b"".join(pieces)
+        if 0 <= n < len(data):
+            data, self._rest = data[:n], data[n:]
         return data
 
     @property

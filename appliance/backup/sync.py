@@ -10,7 +10,9 @@ manifest in force; the next run finds what was already uploaded and goes on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from appliance.archive import Archive
 from appliance.archive.changes import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, StoredInstance
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR, BackupState, ObjectRow
-from appliance.backup.target import OBJECTS, INDEX, MANIFESTS, Target, error_code, explain, transfer_config, with_retries
+from appliance.backup.target import INDEX, MANIFESTS, OBJECTS, PART_SIZE, Target, error_code, explain, transfer_config, with_retries
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -97,6 +99,8 @@ class _Run:
         self.recipient = self.identity.to_public()
         self.names = crypto.names_key(self.identity)
         self.client = state.client()
+        self.failed = threading.Event()  # one upload gave up: the others stop too
+        self.multipart = threading.Semaphore(1)  # one large file at a time: one part in memory
         bandwidth = options.bandwidth_kbps * 1024 // max(1, options.concurrency) or None
         self.config = transfer_config(bandwidth)
 
@@ -158,14 +162,24 @@ class _Run:
     def _upload(self, name: str, instance: StoredInstance, unsure: bool) -> tuple[ObjectRow, bool] | None:
         """Upload one instance unless an earlier, interrupted run did (runs in a pool thread);
         return its row and whether it was sent now."""
+        if self.failed.is_set():
+            raise BackupFailed("stopped after an earlier upload failed")
+        try:
+            return self._upload_once(name, instance, unsure)
+        except BaseException:
+            self.failed.set()
+            raise
+
+    def _upload_once(self, name: str, instance: StoredInstance, unsure: bool) -> tuple[ObjectRow, bool] | None:
         key = OBJECTS + name
         stored_size = self._uploaded_size(key) if unsure else None
         sent_now = stored_size is None
         if sent_now:
             try:
-                sent = transfer.upload_file(
-                    self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.config
-                )
+                with self.multipart if instance.size > PART_SIZE else contextlib.nullcontext():
+                    sent = transfer.upload_file(
+                        self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.config
+                    )
             except FileNotFoundError:
                 return None  # deleted since the change was read; its deletion change follows
             if sent.sha256 != instance.sha256:

@@ -33,7 +33,7 @@ IDENTITY = "identity.age"
 OBJECTS = "objects/"
 INDEX = "index/"
 MANIFESTS = "manifests/"
-PART_SIZE = 8 << 20  # multipart above this; each part is held in memory while it is sent
+PART_SIZE = 5 << 20  # multipart above this (S3's smallest part); each part is in memory while sent
 ATTEMPTS = 4  # of one object, on transient errors, with backoff 1, 2, 4 s (+ jitter)
 T = TypeVar("T")
 
