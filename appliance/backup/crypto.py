@@ -99,9 +99,9 @@ class _Aborted(Exception):
 
 
 class EncryptingStream:
-    """A readable stream of the age encryption of ``source`` to ``recipient``.
+    """The age encryption of ``source`` to ``recipient``, read part by part.
 
-    After the last byte was read, ``sha256`` and ``plain_size`` describe the plaintext.
+    After the last part was read, ``sha256`` and ``plain_size`` describe the plaintext.
     ``close()`` stops the encryption thread if the reader gave up early.
     """
 
@@ -139,28 +139,34 @@ class EncryptingStream:
     def flush(self) -> None:
         pass
 
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all that is left if n < 0), joined once: no copies beyond that."""
-        pieces: list[bytes] = []
-        size = 0
-        if self._rest:
-            pieces.append(self._rest)
-            size = len(self._rest)
+    def read_part(self, size: int) -> bytearray:
+        """The next ``size`` bytes of ciphertext (fewer at the end), copied into one buffer
+        as they arrive: each 64 KiB piece is freed at once, so the encryption thread's
+        malloc arena stays at the queue's size instead of holding a part's worth."""
+        part = bytearray(size)
+        view = memoryview(part)
+        filled = 0
+        while filled < size:
+            item = self._rest
             self._rest = b""
-        while not self._done and (n < 0 or size < n):
-            item = self._queue.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                pieces.append(item)
-                size += len(item)
-        data = b"".join(pieces)
-        if 0 <= n < len(data):
-            data, self._rest = data[:n], data[n:]
-        return data
+            if not item:
+                if self._done:
+                    break
+                got = self._queue.get()
+                if got is None:
+                    self._done = True
+                    break
+                if isinstance(got, BaseException):
+                    self._done = True
+                    raise got
+                item = got
+            used = min(len(item), size - filled)
+            view[filled : filled + used] = item[:used]
+            self._rest = item[used:]
+            filled += used
+        view.release()
+        del part[filled:]
+        return part
 
     @property
     def sha256(self) -> str:

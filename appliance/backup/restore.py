@@ -52,6 +52,7 @@ def restore_from_bucket(
     work = data_dir / "restore-tmp"
     work.mkdir(parents=True)
     client = target.client()
+    transfer.return_large_buffers_to_the_os()
     try:
         try:
             report.manifest, header = fetch_manifest(client, target, identity, work / "manifest.jsonl")

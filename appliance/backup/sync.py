@@ -22,7 +22,7 @@ from appliance.archive import Archive
 from appliance.archive.changes import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, StoredInstance
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR, BackupState, ObjectRow
-from appliance.backup.target import INDEX, MANIFESTS, OBJECTS, PART_SIZE, Target, error_code, explain, transfer_config, with_retries
+from appliance.backup.target import INDEX, MANIFESTS, OBJECTS, PART_SIZE, Target, error_code, explain, with_retries
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -99,10 +99,10 @@ class _Run:
         self.recipient = self.identity.to_public()
         self.names = crypto.names_key(self.identity)
         self.client = state.client()
+        transfer.return_large_buffers_to_the_os()
         self.failed = threading.Event()  # one upload gave up: the others stop too
-        self.multipart = threading.Semaphore(1)  # one large file at a time: one part in memory
-        bandwidth = options.bandwidth_kbps * 1024 // max(1, options.concurrency) or None
-        self.config = transfer_config(bandwidth)
+        self.multipart = threading.Semaphore(1)  # one large file at a time: one 5 MiB part in memory
+        self.bandwidth = transfer.Bandwidth(options.bandwidth_kbps * 1024) if options.bandwidth_kbps > 0 else None
 
     def go(self, run_id: int) -> None:
         start = self.archive.cursor(CURSOR)
@@ -114,7 +114,7 @@ class _Run:
             snapshot.unlink()
             return  # nothing new: the last manifest still describes the backup
         snap_name = f"{run_id:08d}.age"
-        snap = transfer.upload_file(self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.config)
+        snap = transfer.upload_file(self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.bandwidth)
         snapshot.unlink()
         self._write_manifest(run_id, seq, snap_name, snap)
 
@@ -178,7 +178,7 @@ class _Run:
             try:
                 with self.multipart if instance.size > PART_SIZE else contextlib.nullcontext():
                     sent = transfer.upload_file(
-                        self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.config
+                        self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.bandwidth
                     )
             except FileNotFoundError:
                 return None  # deleted since the change was read; its deletion change follows
@@ -248,7 +248,7 @@ class _Run:
         )
         manifest.write(local, header, (row.manifest_entry() for row in self.state.objects()))
         name = f"{run_id:08d}.age"
-        transfer.upload_file(self.client, self.target, MANIFESTS + name, local, self.recipient, self.config)
+        transfer.upload_file(self.client, self.target, MANIFESTS + name, local, self.recipient, self.bandwidth)
         local.unlink()
         self.state.put("manifest", name)
         self.report.manifest = name

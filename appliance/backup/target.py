@@ -19,12 +19,9 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-if TYPE_CHECKING:
-    from boto3.s3.transfer import TransferConfig
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -99,19 +96,6 @@ class Target:
     def public(self) -> dict[str, str]:
         """What a status page may show: no secrets."""
         return {"bucket": self.bucket, "endpoint": self.endpoint, "prefix": self.prefix, "region": self.region}
-
-
-def transfer_config(bandwidth_bytes: int | None) -> "TransferConfig":
-    """Without threads, s3transfer sends each part as soon as it is read: one part in memory."""
-    from boto3.s3.transfer import TransferConfig
-
-    return TransferConfig(
-        multipart_threshold=PART_SIZE,
-        multipart_chunksize=PART_SIZE,
-        max_concurrency=1,
-        use_threads=False,
-        max_bandwidth=bandwidth_bytes or None,
-    )
 
 
 def save(target: Target, path: Path) -> None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import pyrage
 
 from appliance.backup import crypto
-from appliance.backup.target import Target, is_missing, with_retries
-
-if TYPE_CHECKING:
-    from boto3.s3.transfer import TransferConfig
+from appliance.backup.target import PART_SIZE, Target, is_missing, with_retries
 
 
 class ObjectProblem(Exception):
@@ -32,39 +33,82 @@ class Uploaded:
     stored_size: int
 
 
-class _Counting:
-    def __init__(self, stream: crypto.EncryptingStream) -> None:
-        self.stream = stream
-        self.size = 0
+class Bandwidth:
+    """A shared upload limit: each part waits for its slot at ``bytes_per_second``."""
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        self.size += len(data)
-        return data
+    def __init__(self, bytes_per_second: int) -> None:
+        self.rate = float(bytes_per_second)
+        self._lock = threading.Lock()
+        self._free_at = time.monotonic()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._free_at = max(self._free_at, now) + size / self.rate
+            wait = self._free_at - now - size / self.rate
+        if wait > 0:
+            time.sleep(wait)
 
 
 def upload_file(
-    client: Any, target: Target, name: str, path: Path, recipient: pyrage.x25519.Recipient, config: "TransferConfig"
+    client: Any, target: Target, name: str, path: Path, recipient: pyrage.x25519.Recipient, bandwidth: Bandwidth | None = None
 ) -> Uploaded:
     """Encrypt the file at ``path`` while uploading it as ``name`` (multipart when large)."""
 
     def attempt() -> Uploaded:
         with open(path, "rb") as source:
-            return upload_stream(client, target, name, source, recipient, config)
+            return upload_stream(client, target, name, source, recipient, bandwidth)
 
     return with_retries(attempt, "upload")
 
 
 def upload_stream(
-    client: Any, target: Target, name: str, source: BinaryIO, recipient: pyrage.x25519.Recipient, config: "TransferConfig"
+    client: Any, target: Target, name: str, source: BinaryIO, recipient: pyrage.x25519.Recipient, bandwidth: Bandwidth | None
 ) -> Uploaded:
+    """One PUT, or a multipart upload when the ciphertext fills a part.  Our own loop, not
+    s3transfer's: given a stream, s3transfer buffers several parts (~50 MB for a 10 MB file);
+    here one part is in memory, and botocore retries a failed part from it."""
     stream = crypto.EncryptingStream(source, recipient)
-    counted = _Counting(stream)
+    key = target.key(name)
     try:
-        client.upload_fileobj(counted, target.bucket, target.key(name), Config=config)
+        part = stream.read_part(PART_SIZE)
+        if len(part) < PART_SIZE:
+            _pace(bandwidth, len(part))
+            client.put_object(Bucket=target.bucket, Key=key, Body=part)
+            return Uploaded(stream.sha256, stream.plain_size, len(part))
+        upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key)["UploadId"]
+        try:
+            parts, stored = [], 0
+            while part:
+                _pace(bandwidth, len(part))
+                number = len(parts) + 1
+                sent = client.upload_part(Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part)
+                parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+                stored += len(part)
+                part = stream.read_part(PART_SIZE)
+            client.complete_multipart_upload(
+                Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            _abort(client, target.bucket, key, upload_id)
+            raise
+        return Uploaded(stream.sha256, stream.plain_size, stored)
     finally:
         stream.close()
-    return Uploaded(stream.sha256, stream.plain_size, counted.size)
+
+
+def _pace(bandwidth: Bandwidth | None, size: int) -> None:
+    if bandwidth is not None:
+        bandwidth.take(size)
+
+
+def _abort(client: Any, bucket: str, key: str, upload_id: str) -> None:
+    """Drop the parts sent so far; a key without the right leaves them to the bucket's
+    lifecycle rule (see README)."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception:
+        pass
 
 
 class _Source:
@@ -126,3 +170,17 @@ def check(plain: crypto.HashingWriter, name: str, sha256: str, size: int) -> Non
         raise ObjectProblem(
             "MISMATCH", name, f"decrypts to {plain.size} bytes with another SHA-256 than the manifest's ({size} bytes)"
         )
+
+
+@functools.cache
+def return_large_buffers_to_the_os() -> None:
+    """Fix glibc's mmap threshold at 1 MiB.  By default it rises to the largest buffer freed
+    so far, after which each thread's malloc arena keeps the 5 MiB parts it handled: four
+    upload threads held ~40 MB more than the parts in flight.  A no-op without glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+_M_MMAP_THRESHOLD = -3  # <malloc.h>
