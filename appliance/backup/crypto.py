@@ -140,13 +140,11 @@ class EncryptingStream:
         pass
 
     def read_part(self, size: int) -> bytearray:
-        """The next ``size`` bytes of ciphertext (fewer at the end), copied into one buffer
-        as they arrive: each 64 KiB piece is freed at once, so the encryption thread's
-        malloc arena stays at the queue's size instead of holding a part's worth."""
-        part = bytearray(size)
-        view = memoryview(part)
-        filled = 0
-        while filled < size:
+        """The next ``size`` bytes of ciphertext (fewer at the end), gathered in one buffer
+        that grows as pieces arrive (a small file's part stays small) and each 64 KiB piece
+        freed at once."""
+        part = bytearray()
+        while len(part) < size:
             item = self._rest
             self._rest = b""
             if not item:
@@ -160,12 +158,9 @@ class EncryptingStream:
                     self._done = True
                     raise got
                 item = got
-            used = min(len(item), size - filled)
-            view[filled : filled + used] = item[:used]
-            self._rest = item[used:]
-            filled += used
-        view.release()
-        del part[filled:]
+            room = size - len(part)
+            part += item[:room]
+            self._rest = item[room:]
         return part
 
     @property

@@ -8,6 +8,7 @@ two makes a run repeat work (found uploaded, skipped), never skip it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -119,6 +120,16 @@ class BackupState:
         path = self.temp / name
         path.unlink(missing_ok=True)
         return path
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction (one fsync) for many writes; what was written is kept even if the
+        block fails: each row records an upload that did happen."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     # objects
     def has_object(self, name: str) -> bool:

@@ -105,12 +105,11 @@ class _Run:
         self.bandwidth = transfer.Bandwidth(options.bandwidth_kbps * 1024) if options.bandwidth_kbps > 0 else None
 
     def go(self, run_id: int) -> None:
-        start = self.archive.cursor(CURSOR)
         snapshot = self.state.temp_file("index-snapshot.sqlite")
         seq = self.archive.snapshot_index(snapshot)
-        self._follow(start, seq)
+        self._follow(self.archive.cursor(CURSOR), seq)
         self._purge()
-        if seq == start and not self.report.purged and self.state.get("manifest"):
+        if str(seq) == self.state.get("manifest_seq") and not self.report.purged:
             snapshot.unlink()
             return  # nothing new: the last manifest still describes the backup
         snap_name = f"{run_id:08d}.age"
@@ -148,8 +147,9 @@ class _Run:
                     elif change.kind == REBUILT_KIND:
                         self._sweep_deleted(change.at)
                 try:
-                    for future in uploads.values():
-                        self._record(future.result())  # raises a failure: the cursor stays before this batch
+                    with self.state.batch():
+                        for future in uploads.values():
+                            self._record(future.result())  # raises a failure: the cursor stays before this batch
                 except BaseException:
                     for future in uploads.values():
                         future.cancel()  # do not wait out every queued upload's retries
@@ -250,5 +250,5 @@ class _Run:
         name = f"{run_id:08d}.age"
         transfer.upload_file(self.client, self.target, MANIFESTS + name, local, self.recipient, self.bandwidth)
         local.unlink()
-        self.state.put("manifest", name)
+        self.state.put("manifest_seq", str(seq))
         self.report.manifest = name

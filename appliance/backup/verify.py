@@ -82,11 +82,9 @@ def _verify(
     local = state.temp_file("verify-manifest.jsonl")
     try:
         report.manifest, header = fetch_manifest(client, target, identity, local)
+        snapshot = INDEX + header.snapshot
         _check(report, lambda: transfer.check(
-            transfer.download(client, target, INDEX + header.snapshot, identity, None),
-            INDEX + header.snapshot,
-            header.snapshot_sha256,
-            header.snapshot_size,
+            transfer.download(client, target, snapshot, identity, None), snapshot, header.snapshot_sha256, header.snapshot_size
         ))
         report.total = header.objects + 1  # and the index snapshot
         verified: list[str] = []
@@ -96,7 +94,7 @@ def _verify(
             # Streamed: a manifest of a million entries is never in memory.  A sample holds at least one object.
             if sample_pct >= 100 or rng.random() * 100 < sample_pct or (last and not sampled and sample_pct > 0):
                 sampled += 1
-                if _check(report, lambda: _object(client, target, identity, entry), entry.sop_uid):
+                if _check(report, lambda e=entry: _object(client, target, identity, e), entry.sop_uid):
                     verified.append(entry.name)
                     report.checked_bytes += entry.size
             if len(verified) >= 500:
