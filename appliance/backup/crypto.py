@@ -17,7 +17,7 @@ from typing import BinaryIO
 import pyrage
 
 Identity = pyrage.x25519.Identity
-QUEUE_PIECES = 16  # x 64 KiB of ciphertext waiting for the upload: 1 MiB at most
+QUEUE_PIECES = 4  # x 64 KiB of ciphertext waiting for the upload: 256 KiB at most
 _NAMES_LABEL = b"lightbox backup object names v1"
 
 

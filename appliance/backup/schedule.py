@@ -43,7 +43,8 @@ def backup_due(archive: Archive, state: BackupState, settings: Settings, now: fl
     if last is not None and not last["ok"] and now - last["finished"] < RETRY_AFTER:
         return False
     if settings.backup_schedule == "nightly":
-        return nightly_due(last["started"] if last else None, settings.backup_time, now)
+        success = state.last_run("backup", ok=True)  # a failed night is tried again, not skipped
+        return nightly_due(success["started"] if success else None, settings.backup_time, now)
     if settings.backup_schedule == "continuous":
         newest = archive.changes_after(archive.last_change() - 1, 1)
         behind = archive.cursor(CURSOR) < archive.last_change()

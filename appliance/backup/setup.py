@@ -13,7 +13,15 @@ import segno
 
 from appliance.backup import crypto
 from appliance.backup.state import BackupState
-from appliance.backup.target import IDENTITY, MARKER, Target, TargetError, explain, is_missing, with_retries
+from appliance.backup.target import (
+    IDENTITY,
+    MARKER,
+    Target,
+    TargetError,
+    explain,
+    is_missing,
+    with_retries,
+)
 
 FORMAT_VERSION = 1
 MIN_PASSPHRASE = 12

@@ -15,14 +15,28 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from appliance.archive import Archive
-from appliance.archive.changes import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, StoredInstance
+from appliance.archive.changes import (
+    REBUILT_KIND,
+    REMOVED_KINDS,
+    STORED_KINDS,
+    StoredInstance,
+)
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR, BackupState, ObjectRow
-from appliance.backup.target import INDEX, MANIFESTS, OBJECTS, PART_SIZE, Target, error_code, explain, with_retries
+from appliance.backup.target import (
+    INDEX,
+    MANIFESTS,
+    OBJECTS,
+    PART_SIZE,
+    Target,
+    error_code,
+    explain,
+    with_retries,
+)
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -222,7 +236,7 @@ class _Run:
         for name in self.state.expired(before):
             try:
                 with_retries(
-                    lambda: self.client.delete_object(Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
+                    lambda name=name: self.client.delete_object(Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
                     "delete",
                 )
                 self.report.purged += 1

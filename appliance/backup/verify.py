@@ -15,7 +15,15 @@ from typing import Any, Callable
 
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import BackupState
-from appliance.backup.target import INDEX, MANIFESTS, OBJECTS, Target, explain, list_keys, with_retries
+from appliance.backup.target import (
+    INDEX,
+    MANIFESTS,
+    OBJECTS,
+    Target,
+    explain,
+    list_keys,
+    with_retries,
+)
 
 LOG = logging.getLogger("lightbox.backup")
 Progress = Callable[[int, int], None]
