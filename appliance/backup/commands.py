@@ -135,13 +135,13 @@ def _archive(settings: Settings):
     return Archive(settings.data_dir)
 
 
-def _open(settings: Settings):
+def _configured_state(settings: Settings):
     from appliance.backup.state import BackupState
 
     state = BackupState(settings.data_dir, settings.backup_checksums)
     if not state.configured:
         raise SystemExit("lightbox: backup is not set up; run: lightbox backup init --bucket ...")
-    return _archive(settings), state
+    return state
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +149,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.state import Busy
     from appliance.backup.sync import run_backup
 
-    archive, state = _open(settings)
+    state = _configured_state(settings)
+    archive = _archive(settings)
     try:
         report = run_backup(archive, state, backup_options(settings), ProgressBar("backing up"))
     except Busy as exc:
@@ -204,8 +205,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.state import Busy
     from appliance.backup.verify import verify_backup
 
-    archive, state = _open(settings)
-    archive.close()
+    state = _configured_state(settings)
     try:
         report = verify_backup(state, max(0.0, min(100.0, args.sample)), ProgressBar("verifying"))
     except Busy as exc:
