@@ -521,3 +521,32 @@ def test_a_run_that_died_before_its_manifest_is_completed_by_the_next(
     assert [k for k in _bucket_keys(client, "no-manifest") if "/manifests/" in k]
     verify = box.ok("backup", "verify")
     assert "checked: 7 objects" in verify.stdout  # the six instances and the index snapshot
+
+
+def test_a_damaged_stored_file_is_left_out_and_named(moto: MotoS3, corpus: Path, tmp_path: Path) -> None:
+    """A file that no longer matches its hash is not backed up as if it were sound: the run
+    backs up the rest, fails, and says to run `lightbox verify`."""
+    client = moto.client()
+    client.create_bucket(Bucket="damaged-local")
+    box = Box(tmp_path / "box", moto.endpoint, "damaged-local")
+    box.ok("import", corpus / "a")
+    box.init()
+    victim = sorted((box.data / "storage").rglob("*.dcm"))[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    run = box.run("backup", "run")
+    assert run.returncode == 1 and "1 stored file(s) no longer match their hash" in run.stderr, run.stderr
+    assert "uploaded: 5 " in run.stdout
+    status = box.status()
+    assert status["objects"] == 5 and status["damaged_files"] == 1
+    assert {"failing", "damaged_files"} <= set(status["warnings"])
+    assert box.ok("backup", "verify").stdout.count("problems: 0") == 1  # the manifest holds the five
+    assert len(_objects(client, "damaged-local")) == 5  # the damaged bytes never reached the bucket
+    again = box.run("backup", "run")
+    assert again.returncode == 1 and "1 stored file(s)" in again.stderr  # still damaged: still said
+    victim.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 0xFF]))  # repaired
+    assert box.backup()["uploaded"] == 1
+    status = box.status()
+    assert status["objects"] == 6 and status["damaged_files"] == 0 and "damaged_files" not in status["warnings"]
+    assert "checked: 7 objects" in box.ok("backup", "verify").stdout  # in the new manifest

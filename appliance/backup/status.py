@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,7 +20,8 @@ def backup_settings(settings: Settings) -> dict[str, Any]:
 
 def backup_status(archive: Archive, state: BackupState, settings: Settings, now: float | None = None) -> dict[str, Any]:
     """Configured?  Last success, pending work, lag, verification, and warnings to show:
-    not_configured, failing, stale, never_succeeded, verification_failed, never_verified."""
+    not_configured, failing, stale, never_succeeded, verification_failed, never_verified,
+    damaged_files."""
     now = time.time() if now is None else now
     if not state.configured:
         return {"configured": False, "warnings": ["not_configured"]}
@@ -39,6 +41,9 @@ def backup_status(archive: Archive, state: BackupState, settings: Settings, now:
         warnings.append("verification_failed")
     if verified is None:
         warnings.append("never_verified")
+    damaged = len(json.loads(state.get("damaged") or "[]"))
+    if damaged:
+        warnings.append("damaged_files")
     return {
         "configured": True,
         "target": state.target().public(),
@@ -51,6 +56,7 @@ def backup_status(archive: Archive, state: BackupState, settings: Settings, now:
         **state.totals(),
         "last_verify": verify,
         "last_verified_restore_at": verified["finished"] if verified else None,
+        "damaged_files": damaged,  # stored files that no longer match the index: not backed up
         "warnings": warnings,
     }
 

@@ -11,6 +11,7 @@ manifest in force; the next run finds what was already uploaded and goes on.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -59,6 +60,7 @@ class RunReport:
     deleted: int = 0
     purged: int = 0
     purge_refused: int = 0  # kept by a key without delete right or Object Lock
+    damaged: int = 0  # stored files that no longer match the index: left out (tried again), the run fails
     manifest: str = ""
     error: str = ""
 
@@ -71,6 +73,14 @@ class BackupFailed(Exception):
     pass
 
 
+class _Damaged(Exception):
+    """A stored file no longer matches its hash in the index: it is not backed up."""
+
+    def __init__(self, sop_uid: str, file_key: str) -> None:
+        super().__init__(file_key)
+        self.sop_uid = sop_uid
+
+
 def run_backup(
     archive: Archive, state: BackupState, options: BackupOptions, progress: Progress | None = None
 ) -> RunReport:
@@ -79,7 +89,13 @@ def run_backup(
     with state.lock():
         run_id = state.begin_run("backup")
         try:
-            _Run(archive, state, options, report, progress).go(run_id)
+            run = _Run(archive, state, options, report, progress)
+            completed = False
+            try:
+                run.go(run_id)
+                completed = True
+            finally:
+                run.finish(completed)
         except (BackupFailed, OSError) as exc:
             report.error = str(exc)
         except Exception as exc:  # boto3/botocore: keep the box serving, say what went wrong
@@ -116,20 +132,48 @@ class _Run:
         transfer.return_large_buffers_to_the_os()
         self.failed = threading.Event()  # one upload gave up: the others stop too
         self.multipart = threading.Semaphore(1)  # one large file at a time: one 5 MiB part in memory
+        self.damaged: set[str] = set()  # SOP Instance UIDs found damaged by this run
+        self.damaged_before: list[str] = json.loads(state.get("damaged") or "[]")
         self.bandwidth = transfer.Bandwidth(options.bandwidth_kbps * 1024) if options.bandwidth_kbps > 0 else None
 
     def go(self, run_id: int) -> None:
         snapshot = self.state.temp_file("index-snapshot.sqlite")
         seq = self.archive.snapshot_index(snapshot)
+        self._retry_damaged()
         self._follow(self.archive.cursor(CURSOR), seq)
         self._purge()
-        if str(seq) == self.state.get("manifest_seq") and not self.report.purged:
+        changed = self.report.purged or self.report.uploaded or self.report.already_there
+        if str(seq) == self.state.get("manifest_seq") and not changed:
             snapshot.unlink()
             return  # nothing new: the last manifest still describes the backup
         snap_name = f"{run_id:08d}.age"
         snap = transfer.upload_file(self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.bandwidth)
         snapshot.unlink()
         self._write_manifest(run_id, seq, snap_name, snap)
+
+    def finish(self, completed: bool) -> None:
+        """Remember damaged files for the next run and the status; fail a run that found any.
+        A run that stopped early has not looked at all of them again: keep the old ones."""
+        if not completed:
+            self.damaged.update(self.damaged_before)
+        self.state.put("damaged", json.dumps(sorted(self.damaged)))
+        self.report.damaged = len(self.damaged)
+        if completed and self.damaged:
+            raise BackupFailed(
+                f"{len(self.damaged)} stored file(s) no longer match their hash in the index and were "
+                "not backed up: run lightbox verify"
+            )
+
+    def _retry_damaged(self) -> None:
+        """Files found damaged by earlier runs: back up those that are sound again (replaced,
+        repaired), forget those gone, keep the rest."""
+        for sop_uid in self.damaged_before:
+            instance = self.archive.stored_instance(sop_uid)
+            if instance is None:
+                continue
+            name = crypto.object_name(self.names, instance.sop_uid, instance.sha256)
+            if not self.state.has_object(name):
+                self._record_or_note(lambda: self._upload(name, instance, False))
 
     def _follow(self, cursor: int, until: int) -> None:
         total = max(0, until - cursor)
@@ -163,7 +207,7 @@ class _Run:
                 try:
                     with self.state.batch():
                         for future in uploads.values():
-                            self._record(future.result())  # raises a failure: the cursor stays before this batch
+                            self._record_or_note(future.result)  # raises a failure: the cursor stays put
                 except BaseException:
                     for future in uploads.values():
                         future.cancel()  # do not wait out every queued upload's retries
@@ -180,6 +224,8 @@ class _Run:
             raise BackupFailed("stopped after an earlier upload failed")
         try:
             return self._upload_once(name, instance, unsure)
+        except _Damaged:
+            raise  # this file only; the others go on
         except BaseException:
             self.failed.set()
             raise
@@ -189,20 +235,27 @@ class _Run:
         stored_size = self._uploaded_size(key) if unsure else None
         sent_now = stored_size is None
         if sent_now:
+            path = self.archive.storage.path(instance.file_key)
             try:
                 with self.multipart if instance.size > PART_SIZE else contextlib.nullcontext():
                     sent = transfer.upload_file(
-                        self.client, self.target, key, self.archive.storage.path(instance.file_key), self.recipient, self.bandwidth
+                        self.client, self.target, key, path, self.recipient, self.bandwidth, instance.sha256
                     )
             except FileNotFoundError:
                 return None  # deleted since the change was read; its deletion change follows
-            if sent.sha256 != instance.sha256:
-                raise BackupFailed(f"stored file {instance.file_key} does not match its hash in the index; run lightbox verify")
+            except transfer.SourceChanged:
+                raise _Damaged(instance.sop_uid, instance.file_key) from None
             stored_size = sent.stored_size
         row = ObjectRow(name, instance.sop_uid, instance.file_key, instance.size, instance.sha256, stored_size, time.time(), None, None)
         return row, sent_now
 
-    def _record(self, result: tuple[ObjectRow, bool] | None) -> None:
+    def _record_or_note(self, upload: Callable[[], tuple[ObjectRow, bool] | None]) -> None:
+        try:
+            result = upload()
+        except _Damaged as exc:
+            LOG.error("backup_damaged_file key=%s", exc)
+            self.damaged.add(exc.sop_uid)
+            return
         if result is None:
             return
         row, sent_now = result

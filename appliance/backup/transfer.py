@@ -16,6 +16,10 @@ from appliance.backup import crypto
 from appliance.backup.target import PART_SIZE, Target, is_missing, with_retries
 
 
+class SourceChanged(Exception):
+    """The file read for an upload does not have the expected SHA-256; nothing was stored."""
+
+
 class ObjectProblem(Exception):
     """An object in the bucket is missing, cannot be decrypted, or does not match."""
 
@@ -51,19 +55,32 @@ class Bandwidth:
 
 
 def upload_file(
-    client: Any, target: Target, name: str, path: Path, recipient: pyrage.x25519.Recipient, bandwidth: Bandwidth | None = None
+    client: Any,
+    target: Target,
+    name: str,
+    path: Path,
+    recipient: pyrage.x25519.Recipient,
+    bandwidth: Bandwidth | None = None,
+    expected_sha256: str | None = None,
 ) -> Uploaded:
-    """Encrypt the file at ``path`` while uploading it as ``name`` (multipart when large)."""
+    """Encrypt the file at ``path`` while uploading it as ``name`` (multipart when large).
+    With ``expected_sha256``, a file that hashes otherwise is not stored (SourceChanged)."""
 
     def attempt() -> Uploaded:
         with open(path, "rb") as source:
-            return upload_stream(client, target, name, source, recipient, bandwidth)
+            return upload_stream(client, target, name, source, recipient, bandwidth, expected_sha256)
 
     return with_retries(attempt, "upload")
 
 
 def upload_stream(
-    client: Any, target: Target, name: str, source: BinaryIO, recipient: pyrage.x25519.Recipient, bandwidth: Bandwidth | None
+    client: Any,
+    target: Target,
+    name: str,
+    source: BinaryIO,
+    recipient: pyrage.x25519.Recipient,
+    bandwidth: Bandwidth | None,
+    expected_sha256: str | None,
 ) -> Uploaded:
     """One PUT, or a multipart upload when the ciphertext fills a part.  Our own loop, not
     s3transfer's: given a stream, s3transfer buffers several parts (~50 MB for a 10 MB file);
@@ -73,6 +90,7 @@ def upload_stream(
     try:
         part = stream.read_part(PART_SIZE)
         if len(part) < PART_SIZE:
+            _check_source(stream, expected_sha256)  # the source is read to its end by now
             _pace(bandwidth, len(part))
             client.put_object(Bucket=target.bucket, Key=key, Body=part)
             return Uploaded(stream.sha256, stream.plain_size, len(part))
@@ -86,6 +104,7 @@ def upload_stream(
                 parts.append({"PartNumber": number, "ETag": sent["ETag"]})
                 stored += len(part)
                 part = stream.read_part(PART_SIZE)
+            _check_source(stream, expected_sha256)
             client.complete_multipart_upload(
                 Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -95,6 +114,11 @@ def upload_stream(
         return Uploaded(stream.sha256, stream.plain_size, stored)
     finally:
         stream.close()
+
+
+def _check_source(stream: crypto.EncryptingStream, expected_sha256: str | None) -> None:
+    if expected_sha256 is not None and stream.sha256 != expected_sha256:
+        raise SourceChanged(f"the file's SHA-256 is {stream.sha256}, the index says {expected_sha256}")
 
 
 def _pace(bandwidth: Bandwidth | None, size: int) -> None:
