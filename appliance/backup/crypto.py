@@ -8,6 +8,7 @@ queue that the upload drains.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import queue
@@ -121,7 +122,8 @@ class EncryptingStream:
         except _Aborted:
             pass
         except BaseException as exc:  # handed to the reader, which raises it
-            self._put(exc)
+            with contextlib.suppress(_Aborted):
+                self._put(exc)
 
     def _put(self, item: bytes | BaseException | None) -> None:
         while not self._aborted.is_set():
@@ -177,8 +179,8 @@ class EncryptingStream:
 
 
 def decrypt_stream(source: BinaryIO, identity: Identity, sink: BinaryIO | None = None) -> HashingWriter:
-    """Decrypt ``source`` into ``sink`` (or only hash it); raises pyrage.DecryptError when the
-    ciphertext was altered or is not for this identity."""
+    """Decrypt ``source`` into ``sink`` (or only hash it).  A header no key opens raises
+    pyrage.DecryptError; an altered or truncated payload, OSError("decryption error")."""
     plain = HashingWriter(sink)
     pyrage.decrypt_io(source, plain, [identity])
     return plain
