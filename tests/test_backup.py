@@ -150,6 +150,8 @@ def test_disaster_drill_restores_byte_identical_archive(moto: MotoS3, corpus: Pa
     status = box.status()
     assert status["pending_objects"] == 0 and status["objects"] == 11 and status["last_success_at"]
     assert "never_verified" in status["warnings"]
+    sample = _numbers(box.ok("backup", "verify", "--sample", "1").stdout, ("checked",))["checked"]
+    assert 2 <= sample < 12  # the index snapshot and at least one of the 11 objects
     box.ok("backup", "verify")
     assert box.status()["last_verified_restore_at"] and not box.status()["warnings"]
 
