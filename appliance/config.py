@@ -197,6 +197,15 @@ def _parse(setting: Setting, raw: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: {exc}") from exc
 
 
+def effective(settings: Settings) -> list[dict[str, Any]]:
+    """Every setting with its value in force, for an admin to read (none of them is secret:
+    credentials live in their own files, e.g. backup/target.json)."""
+    return [
+        {"name": s.name, "value": settings.values[s.name], "default": s.default, "help": s.help, "choices": list(s.choices)}
+        for s in SETTINGS
+    ]
+
+
 def markdown_table() -> str:
     """The settings as the Markdown table shown in README.md (a test keeps them equal)."""
     rows = ["| setting | flag | environment | default | meaning |", "|---|---|---|---|---|"]

@@ -106,7 +106,7 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s)))
+        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s), s))
         self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)

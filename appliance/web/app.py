@@ -30,7 +30,7 @@ SECURITY_HEADERS = (
 )
 
 
-def make_app(archive: Archive, imaging: ImagingOptions | None = None) -> bottle.Bottle:
+def make_app(archive: Archive, imaging: ImagingOptions | None = None, settings: Settings | None = None) -> bottle.Bottle:
     app = bottle.Bottle()
     guard = Guard(Auth(archive))
 
@@ -54,8 +54,9 @@ def make_app(archive: Archive, imaging: ImagingOptions | None = None) -> bottle.
         answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
         return answer
 
-    for module in (accounts, studies, downloads, admin):
+    for module in (accounts, studies, downloads):
         module.install(app, archive, guard)
+    admin.install(app, archive, guard, settings)
     frames.install(app, archive, guard, imaging)
 
     def error_page(error: bottle.HTTPError) -> Any:
