@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("verify", cmd_verify, "Check every stored file's SHA-256 against the index; exit 1 on any mismatch.")
     command("rebuild-index", cmd_rebuild_index, "Rebuild the index from the stored files alone.")
     _add_node_commands(sub)
+    from appliance import cli_devices
+
+    cli_devices.add_commands(sub)
     return parser
 
 

@@ -83,6 +83,14 @@ SETTINGS: tuple[Setting, ...] = (
         "each for its allowed operations, or any AE. C-MOVE destinations must always be known nodes.",
         choices=("known-nodes", "any"),
     ),
+    Setting(
+        "device_policy",
+        "learning",
+        "Which devices may associate: learning admits any device and records it; locked admits only "
+        "approved devices (`lightbox device approve`) and known nodes, and refuses the others "
+        "(A-ASSOCIATE-RJ: calling AE title not recognized), recording them as refused.",
+        choices=("learning", "locked"),
+    ),
     Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),
     Setting(
         "find_max_results",

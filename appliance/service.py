@@ -31,6 +31,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         stable_age=float(settings.stable_age),
         find_fold_names=settings.find_fold_names,
         find_max_results=settings.find_max_results,
+        device_policy=settings.device_policy,
     )
 
 

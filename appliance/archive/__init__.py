@@ -13,6 +13,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from peewee import fn
 
 from appliance.archive import importer, indexing, maintenance, query, retrieval
+from appliance.archive.devices import DeviceTable
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
 from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
@@ -31,6 +32,7 @@ class ArchiveOptions:
     stable_age: float = 60.0
     find_fold_names: bool = True
     find_max_results: int = 10000
+    device_policy: str = "learning"  # see devices.py
 
 
 class Archive:
@@ -52,6 +54,7 @@ class Archive:
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
         self.nodes = NodeTable(self.db, self.write_lock)
+        self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:

@@ -157,6 +157,33 @@ class Node(BaseModel):
     allowed = CharField(default="find,move,get,store")
 
 
+class Device(BaseModel):
+    """A device that has associated with Lightbox, learned from its A-ASSOCIATE-RQ (see
+    ``devices.py``).  ``status``: new, approved, refused (tried while locked), ignored."""
+
+    aet = CharField(unique=True)
+    name = CharField(default="")
+    status = CharField(default="new")
+    host = CharField(default="")  # last source address, or the one an admin set
+    port = IntegerField(null=True)  # its own DICOM port, when known (to C-ECHO it, to send to it)
+    allowed = CharField(default="find,move,get,store")
+    implementation_class_uid = CharField(default="")
+    implementation_version = CharField(default="")
+    sop_classes = TextField(default="[]")  # JSON list: every abstract syntax it proposed
+    transfer_syntaxes = TextField(default="[]")  # JSON list: every transfer syntax it proposed
+    first_seen = FloatField()
+    last_seen = FloatField()
+    associations = IntegerField(default=0)
+    refused = IntegerField(default=0)
+    studies_received = IntegerField(default=0)
+    images_received = IntegerField(default=0)
+    last_error = TextField(default="")
+    last_error_at = FloatField(null=True)
+    charset_override = CharField(default="")
+    accept_private_sop_classes = BooleanField(default=False)
+    lenient_aet = BooleanField(default=False)
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -164,7 +191,7 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Meta)
+MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 

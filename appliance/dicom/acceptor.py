@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from appliance.archive import Archive
-from appliance.dicom import pdu
+from appliance.dicom import admission, pdu
 from appliance.dicom.server import DicomOptions
 from appliance.dicom.store_association import AssociationOptions, StoreAssociation, is_storage_only
 
@@ -113,6 +113,10 @@ class Acceptor:
                 request.implementation_class_uid,
                 len(request.contexts),
             )
+            if (rejection := admission.rejection(self.archive, request, address)) is not None:
+                self._consume_rq(sock)
+                sock.sendall(rejection)
+                return
             if self._over_cap():
                 LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
                 self._consume_rq(sock)

@@ -107,8 +107,10 @@ class StoreAssociation:
         except pdu.ProtocolError as exc:
             LOG.warning("association_aborted calling_ae=%r address=%s reason=%r", self.origin.calling_ae, self.origin.address, str(exc))
             self._send_quietly(pdu.abort(2, 2))
+            self.archive.devices.record_error(self.origin.calling_ae, self.origin.address, f"aborted: {exc}")
         except (OSError, TimeoutError) as exc:
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", self.origin.calling_ae, self.origin.address, str(exc) or type(exc).__name__)
+            self.archive.devices.record_error(self.origin.calling_ae, self.origin.address, f"dropped: {str(exc) or type(exc).__name__}")
         finally:
             self.reader.close()
 
