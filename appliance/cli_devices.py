@@ -20,7 +20,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     def action(name: str, func: Callable[[argparse.Namespace], int], help_text: str, names=COMMON):
         p = _add_command(actions, name, func, help_text, names)
-        if name != "list":
+        if name not in ("list", "discovered"):
             p.add_argument("device", metavar="AET", help="the device's AE title")
         return p
 
@@ -39,6 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-private", choices=("yes", "no"), help="accept its private SOP classes")
     p.add_argument("--lenient-aet", choices=("yes", "no"), help="recognise it by its address whatever AE title it calls with")
     action("echo", cmd_echo, "C-ECHO a device at its host and port (calling it as Lightbox's own AE title).", COMMON + ("aet",))
+    action("discovered", cmd_discovered, "List the DICOM services announced on the LAN (DNS-SD), newest first.")
 
 
 def _host_port(p: argparse.ArgumentParser) -> None:
@@ -115,6 +116,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(device_line(device))
     if not devices:
         print("no devices yet: every device that associates with Lightbox is listed here")
+    return 0
+
+
+def cmd_discovered(args: argparse.Namespace) -> int:
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    services = archive.discovered.all()
+    archive.close()
+    for s in services:
+        print(
+            f"{s.name!r} aet={s.aet or '-'} host={s.host} port={s.port} type={s.device_type or '-'} "
+            f"present={'yes' if s.present else 'no'} first_seen={_when(s.first_seen)} last_seen={_when(s.last_seen)}"
+        )
+    if not services:
+        print("no DICOM services announced on the LAN (or discovery is off)")
     return 0
 
 

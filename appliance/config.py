@@ -98,6 +98,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). "
         "0: no cap.",
     ),
+    Setting(
+        "discovery",
+        True,
+        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_http._tcp` for the "
+        "web UI) and keep a list of the DICOM services others announce.",
+    ),
+    Setting("mdns_hostname", "lightbox", "Host name announced over mDNS (with `.local` appended)."),
+    Setting(
+        "mdns_interfaces",
+        "",
+        "Network interfaces (names or IPv4 addresses, comma-separated) to announce and browse on; empty for all.",
+    ),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )
 

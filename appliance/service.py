@@ -17,6 +17,7 @@ from appliance.config import Settings
 from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import listen
 from appliance.dicom.workers import FrontDoor, WorkerPool
+from appliance.discovery.lan import Discovery, discovery_options
 from appliance.web.app import make_app
 
 LOG = logging.getLogger("lightbox.service")
@@ -56,6 +57,7 @@ class Service:
         self.workers: WorkerPool | None = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
+        self.discovery: Discovery | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -92,6 +94,9 @@ class Service:
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
+        if s.discovery:
+            self.discovery = Discovery(self.archive, discovery_options(s))
+            self.discovery.start()
         _sd_notify("READY=1")
 
     def _spawn(self, name: str, target: Any) -> None:
@@ -123,6 +128,8 @@ class Service:
             self.dicom.stop()
         if self.http is not None:
             self.http.close()
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")

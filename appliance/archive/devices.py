@@ -31,7 +31,7 @@ from typing import Iterable
 from peewee import SqliteDatabase
 from pydicom.charset import python_encoding
 
-from appliance.archive.index import Device, database
+from appliance.archive.index import Device, DiscoveredService, database
 from appliance.archive.nodes import DicomNode, NodeError, NodeTable, check_aet, parse_operations
 from appliance.archive.writelock import WriteLock
 
@@ -159,6 +159,16 @@ def record_error(calling_ae: str, address: str, error: str) -> None:
         Device.update(last_error=error[:ERROR_LENGTH], last_error_at=time.time()).where(Device.id == device_id).execute()
 
 
+def _announced(aet: str) -> DiscoveredService | None:
+    """The service announced on the LAN (DNS-SD) under this AE title, if one is there now."""
+    return (
+        DiscoveredService.select()
+        .where((DiscoveredService.aet == aet) & (DiscoveredService.present == True))  # noqa: E712
+        .order_by(DiscoveredService.last_seen.desc())
+        .first()
+    )
+
+
 def check_charset(value: str) -> str:
     value = value.strip()
     if value and value not in python_encoding:
@@ -219,8 +229,11 @@ class DeviceTable:
         return [_device(row) for row in query]
 
     def approve(self, aet: str) -> tuple[LearnedDevice, DicomNode | None]:
-        """Approve a device; with a host and port known, it becomes (or updates) its node."""
-        self._set(aet, status="approved")
+        """Approve a device; with a host and port known (set by an admin, or announced on
+        the LAN under its AE title), it becomes (or updates) its node."""
+        device = self._set(aet, status="approved")
+        if device.port is None and (announced := _announced(device.aet)) is not None:
+            self._set(aet, host=announced.host, port=announced.port)
         return self._sync_node(aet)
 
     def ignore(self, aet: str) -> LearnedDevice:

@@ -184,6 +184,21 @@ class Device(BaseModel):
     lenient_aet = BooleanField(default=False)
 
 
+class DiscoveredService(BaseModel):
+    """A DICOM service announced on the LAN (DNS-SD ``_dicom._tcp`` / ``_dicom-tls._tcp``)."""
+
+    name = CharField(unique=True)  # the DNS-SD instance name, e.g. "US1._dicom._tcp.local."
+    service_type = CharField()
+    aet = CharField(default="", index=True)
+    host = CharField(default="")
+    port = IntegerField()
+    device_type = CharField(default="")
+    txt = TextField(default="{}")  # JSON: every TXT key as announced
+    first_seen = FloatField()
+    last_seen = FloatField()
+    present = BooleanField(default=True)  # False once it said goodbye (or expired)
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -191,7 +206,7 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, Meta)
+MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, DiscoveredService, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 
