@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("verify", cmd_verify, "Check every stored file's SHA-256 against the index; exit 1 on any mismatch.")
     command("rebuild-index", cmd_rebuild_index, "Rebuild the index from the stored files alone.")
     _add_node_commands(sub)
-    from appliance import cli_devices
+    from appliance import cli_devices, cli_forward
 
     cli_devices.add_commands(sub)
+    cli_forward.add_commands(sub)
     return parser
 
 

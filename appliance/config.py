@@ -99,6 +99,11 @@ SETTINGS: tuple[Setting, ...] = (
         "0: no cap.",
     ),
     Setting(
+        "forward_retry_initial",
+        30,
+        "Seconds before a failed forward is tried again; the wait doubles after each failure, up to an hour.",
+    ),
+    Setting(
         "discovery",
         True,
         "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_http._tcp` for the "

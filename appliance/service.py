@@ -16,6 +16,7 @@ from appliance.archive import Archive, ArchiveOptions
 from appliance.config import Settings
 from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import listen
+from appliance.dicom.sender import send_instances
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.web.app import make_app
@@ -23,6 +24,7 @@ from appliance.web.app import make_app
 LOG = logging.getLogger("lightbox.service")
 
 STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
+FORWARD_INTERVAL = 2.0  # seconds between looks at the forwarding queue
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -33,6 +35,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         find_fold_names=settings.find_fold_names,
         find_max_results=settings.find_max_results,
         device_policy=settings.device_policy,
+        forward_retry_initial=float(settings.forward_retry_initial),
     )
 
 
@@ -94,6 +97,7 @@ class Service:
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
+        self._spawn("forwarding", self._forward_loop)
         if s.discovery:
             self.discovery = Discovery(self.archive, discovery_options(s))
             self.discovery.start()
@@ -111,6 +115,17 @@ class Service:
                     LOG.info("study_stable study=%s", uid)
             except Exception:  # keep looking; a locked or full database is transient
                 LOG.exception("stability_check_failed")
+
+    def _forward_loop(self) -> None:
+        def send(node, items):
+            return send_instances(node, items, self.archive.storage, self.settings.aet, float(self.settings.network_timeout))
+
+        while not self.stopping.wait(FORWARD_INTERVAL):
+            try:
+                self.archive.forwarding.enqueue_stable()
+                self.archive.forwarding.run_due(send, self.stopping.is_set)
+            except Exception:  # keep going; the queue is in the index and survives
+                LOG.exception("forwarding_failed")
 
     def wait(self) -> None:
         """Block until SIGINT or SIGTERM, then stop cleanly."""

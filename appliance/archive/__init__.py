@@ -15,6 +15,7 @@ from peewee import fn
 from appliance.archive import importer, indexing, maintenance, query, retrieval
 from appliance.archive.devices import DeviceTable
 from appliance.archive.discovered import DiscoveredTable
+from appliance.archive.forwarding import Forwarding
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
 from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
@@ -34,6 +35,7 @@ class ArchiveOptions:
     find_fold_names: bool = True
     find_max_results: int = 10000
     device_policy: str = "learning"  # see devices.py
+    forward_retry_initial: float = 30.0  # see forwarding.py
 
 
 class Archive:
@@ -57,6 +59,7 @@ class Archive:
         self.nodes = NodeTable(self.db, self.write_lock)
         self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
         self.discovered = DiscoveredTable(self.db, self.write_lock)
+        self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:

@@ -199,6 +199,30 @@ class DiscoveredService(BaseModel):
     present = BooleanField(default=True)  # False once it said goodbye (or expired)
 
 
+class ForwardRule(BaseModel):
+    """Send studies, once stable, to a node (see ``forwarding.py``); empty filters match all."""
+
+    destination = CharField()
+    modality = CharField(default="")
+    calling_ae = CharField(default="")
+    created_at = FloatField()
+
+
+class ForwardJob(BaseModel):
+    """One study to send to one destination: the persistent retry queue."""
+
+    rule_id = IntegerField(index=True)
+    destination = CharField()
+    study_uid = CharField()
+    state = CharField(default="pending", index=True)  # pending, done
+    attempts = IntegerField(default=0)
+    next_attempt_at = FloatField()
+    last_error = TextField(default="")
+    created_at = FloatField()
+    done_at = FloatField(null=True)
+    sent = IntegerField(default=0)
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -206,7 +230,7 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, DiscoveredService, Meta)
+MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, DiscoveredService, ForwardRule, ForwardJob, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 
