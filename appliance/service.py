@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -117,9 +118,12 @@ class Service:
                 LOG.exception("stability_check_failed")
 
     def _forward_loop(self) -> None:
-        def send(node, items):
-            return send_instances(node, items, self.archive.storage, self.settings.aet, float(self.settings.network_timeout))
-
+        send = functools.partial(
+            send_instances,
+            storage=self.archive.storage,
+            calling_aet=self.settings.aet,
+            timeout=float(self.settings.network_timeout),
+        )
         while not self.stopping.wait(FORWARD_INTERVAL):
             try:
                 self.archive.forwarding.enqueue_stable()
