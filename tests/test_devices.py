@@ -134,9 +134,16 @@ def test_approve_with_port_makes_a_node_and_echo_tests_the_device(lightbox) -> N
     failed = device_cli(lightbox, "echo", "SELFTEST")
     assert failed.returncode == 1 and failed.stdout.startswith("FAILED"), failed.stdout
 
-    bad = device_cli(lightbox, "edit", "SELFTEST", "--charset", "KLINGON")
+    renamed = device_cli(lightbox, "edit", "SELFTEST", "--aet", "SELFTEST2")
+    assert renamed.returncode == 0 and renamed.stdout.startswith("edited SELFTEST2 "), renamed.stderr
+    nodes = lightbox.cli("node", "list").stdout
+    assert "SELFTEST2 host=127.0.0.1" in nodes and "SELFTEST " not in nodes  # the node followed
+
+    bad = device_cli(lightbox, "edit", "SELFTEST2", "--charset", "KLINGON")
     assert bad.returncode == 2 and "unknown character set" in bad.stderr
     assert device_cli(lightbox, "approve", "NO_SUCH_DEVICE").returncode == 2
+    taken = device_cli(lightbox, "edit", "SELFTEST2", "--aet", "LIGHTBOX")  # recorded by the echo, calling as LIGHTBOX
+    assert taken.returncode == 2 and "another device is called 'LIGHTBOX'" in taken.stderr
 
 
 def test_charset_override_decodes_files_that_lie(lightbox, tmp_path: Path) -> None:

@@ -272,8 +272,10 @@ class DeviceTable:
             values["accept_private_sop_classes"] = accept_private_sop_classes
         if lenient_aet is not None:
             values["lenient_aet"] = lenient_aet
-        self._set(aet, **values)
-        return self._sync_node(values.get("aet", aet))  # type: ignore[arg-type]
+        device = self._set(aet, **values)
+        if device.aet != aet.strip() and device.status == "approved":
+            self.nodes.remove(aet)  # its node follows it to the new AE title
+        return self._sync_node(device.aet)
 
     def reachable(self, aet: str) -> DicomNode:
         """The device as a peer to call (C-ECHO): it needs a host and its own port."""
@@ -284,7 +286,7 @@ class DeviceTable:
             raise DeviceError(f"device {aet!r} has no known port: set one with `lightbox device edit {aet} --port PORT`")
         return DicomNode(device.aet, device.host, device.port, device.name, device.allowed)
 
-    def _set(self, aet: str, **values: object) -> LearnedDevice:
+    def _set(self, aet: str, /, **values: object) -> LearnedDevice:
         aet = aet.strip()
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if Device.get_or_none(Device.aet == aet) is None:
