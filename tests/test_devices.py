@@ -10,6 +10,8 @@ from pydicom.uid import SecondaryCaptureImageStorage
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
+from appliance.archive import Archive
+from appliance.archive.devices import AssociationSeen
 from conftest import free_port
 from dicomgen import make_dataset, make_study, write
 from scu import rows, store
@@ -163,3 +165,14 @@ def test_charset_override_decodes_files_that_lie(lightbox, tmp_path: Path) -> No
     assert names["BEFORE"] != "Иванов^Иван"  # decoded as declared, before the override
     assert "charset=ISO_IR 144" in device_cli(lightbox, "list").stdout
 
+
+
+def test_recording_a_device_leaves_ingest_commits_durable(tmp_path: Path) -> None:
+    """The device record commits without fsync; the connection must be back to FULL after."""
+    archive = Archive(tmp_path / "data")
+    try:
+        assert archive.devices.admit(AssociationSeen("US_1", "10.0.0.7"))
+        assert archive.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert archive.devices.get("US_1").status == "new"
+    finally:
+        archive.close()
