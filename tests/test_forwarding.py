@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.uid import ImplicitVRLittleEndian
 
 from conftest import free_port
 from dicomgen import dataset_bytes, make_study
@@ -102,3 +103,23 @@ def test_stable_study_is_forwarded_and_retried_until_delivered_across_restart(ne
     assert "the forwarding queue is empty" in server.cli("forward", "queue").stdout
     assert server.cli("forward", "remove", "2").returncode == 0
     assert server.cli("forward", "remove", "2").returncode == 1
+
+
+def test_forward_converts_for_a_destination_that_refuses_the_stored_syntax(netns, lightbox_factory, tmp_path) -> None:
+    files = make_study(tmp_path / "study", 2)  # stored as Explicit VR Little Endian
+    scp = StoreSCP(tmp_path / "received", aet="IMPLICIT_ONLY", extra=("+xi",))  # accepts Implicit VR only
+    server = lightbox_factory(stable_age=1, dicom_workers=0)
+    try:
+        assert server.cli("node", "add", "--aet", "IMPLICIT_ONLY", "--host", "127.0.0.1", "--port", str(scp.port),
+                          "--allow", "store").returncode == 0  # fmt: skip
+        assert server.cli("forward", "add", "--to", "IMPLICIT_ONLY").returncode == 0
+        assert server.storescu(*files).returncode == 0
+        wait_for(lambda: len(scp.files()) == 2, "the study did not arrive")
+        received = {str(ds.SOPInstanceUID): ds for ds in map(dcmread, scp.files())}
+    finally:
+        scp.stop()
+    for path in files:
+        sent = dcmread(path)
+        got = received[str(sent.SOPInstanceUID)]
+        assert got.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+        assert got.PixelData == sent.PixelData and got.PatientName == sent.PatientName

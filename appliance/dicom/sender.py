@@ -1,7 +1,8 @@
 """A C-STORE SCU for forwarding: stored instances to a node on one association.
 
-Each instance goes as stored when the node accepted its transfer syntax, otherwise
-decompressed (``outgoing.py``, the same rules as C-MOVE and C-GET).
+Each instance goes byte for byte as stored when the node accepted its transfer syntax,
+otherwise as ``outgoing.py`` prepares it for C-MOVE and C-GET (the other uncompressed little
+endian syntax, or decompressed).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from pynetdicom import AE
+from pynetdicom import AE, _config
 
 from appliance.archive.forwarding import SendResult
 from appliance.archive.nodes import DicomNode
@@ -27,6 +28,9 @@ def _succeeded(status: int) -> bool:
 def send_instances(
     node: DicomNode, items: list[RetrieveItem], storage: Storage, calling_aet: str, timeout: float = 60.0
 ) -> SendResult:
+    # A path given to send_c_store is streamed from the file rather than read into a dataset
+    # and encoded again.  The switch is global, but affects only calls with a path: these.
+    _config.STORE_SEND_CHUNKED_DATASET = True
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     assoc = ae.associate(node.host, node.port, ae_title=node.aet, contexts=outgoing.requested_contexts(items))
@@ -39,13 +43,17 @@ def send_instances(
     error = ""
     try:
         for item in items:
-            try:
-                dataset = outgoing.dataset_for_peer(storage.path(item.file_key), item, accepted)
-            except outgoing.CannotSend as exc:
-                failed += 1
-                LOG.warning("forward_instance_failed sop_instance_uid=%s reason=%r", item.sop_uid, str(exc))
-                continue
-            rsp = assoc.send_c_store(dataset)
+            path = storage.path(item.file_key)
+            if item.transfer_syntax in accepted.get(item.sop_class_uid, ()):
+                rsp = assoc.send_c_store(path)  # the stored bytes, streamed: nothing decoded
+            else:
+                try:
+                    dataset = outgoing.dataset_for_peer(path, item, accepted)
+                except outgoing.CannotSend as exc:
+                    failed += 1
+                    LOG.warning("forward_instance_failed sop_instance_uid=%s reason=%r", item.sop_uid, str(exc))
+                    continue
+                rsp = assoc.send_c_store(dataset)
             if rsp is None or "Status" not in rsp:
                 return SendResult(sent, len(items) - sent, "the association ended without a C-STORE response")
             if _succeeded(int(rsp.Status)):
