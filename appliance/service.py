@@ -15,8 +15,8 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance.archive import Archive, ArchiveOptions
 from appliance.config import Settings
-from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import listen
+from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import send_instances
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
@@ -75,7 +75,7 @@ class Service:
             len(report.missing_files),
             report.spool_cleared,
         )
-        options = dicom_server.DicomOptions(
+        options = DicomOptions(
             aet=s.aet,
             host=s.host,
             port=s.dicom_port,
@@ -122,6 +122,7 @@ class Service:
             send_instances,
             storage=self.archive.storage,
             calling_aet=self.settings.aet,
+            max_pdu=self.settings.max_pdu,
             timeout=float(self.settings.network_timeout),
         )
         while not self.stopping.wait(FORWARD_INTERVAL):

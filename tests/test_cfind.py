@@ -1,9 +1,11 @@
 """C-FIND against a running Lightbox: DCMTK findscu (both models, every level, wildcard, range,
-UID list, sequence, character sets) and pynetdicom (exact statuses, C-CANCEL, the cap)."""
+UID list, sequence, character sets), pynetdicom (exact statuses, the cap) and a slow raw client
+(C-CANCEL)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -73,8 +75,8 @@ def findscu(server: LightboxProcess, out: Path, model: str, *keys: str | bytes) 
     return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
 
 
-def pyfind(server: LightboxProcess, identifier: Dataset, model=STUDY_ROOT, cancel_after: int = 0) -> tuple[list[Dataset], int]:
-    """C-FIND with pynetdicom: (pending identifiers, final status); C-CANCEL after ``cancel_after``."""
+def pyfind(server: LightboxProcess, identifier: Dataset, model=STUDY_ROOT) -> tuple[list[Dataset], int]:
+    """C-FIND with pynetdicom: (pending identifiers, final status)."""
     ae = AE(ae_title="PYFIND")
     ae.add_requested_context(model)
     assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
@@ -86,8 +88,6 @@ def pyfind(server: LightboxProcess, identifier: Dataset, model=STUDY_ROOT, cance
                 break  # association aborted or timed out
             if status.Status == PENDING:
                 found.append(ds)
-                if len(found) == cancel_after:
-                    assoc.send_c_cancel(7, query_model=model)
             else:
                 final = status.Status
     finally:
@@ -205,12 +205,48 @@ def test_study_root_has_no_patient_level(archive):
 
 
 def test_cancel_stops_the_stream(archive):
+    """A workstation that reads slowly cancels after 5 responses: the stream stops well before
+    its end, and the association goes on.  The client is a raw one reading through a small
+    receive buffer: pynetdicom's reader thread reads eagerly, and the whole answer would be in
+    its buffers before it could cancel."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from appliance.dicom import dimse
+    from appliance.dicom.requestor import associate, release
+
     server, uids = archive
-    identifier = query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID="", InstanceNumber="")
-    found, status = pyfind(server, identifier, cancel_after=5)
+    link, accepted = associate("127.0.0.1", server.dicom_port, "PYFIND", server.aet, [(STUDY_ROOT, ["1.2.840.10008.1.2"])], 0, 30)
+    link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    context_id = accepted[STUDY_ROOT]["1.2.840.10008.1.2"]
+    identifier = DicomBytesIO()
+    identifier.is_implicit_VR, identifier.is_little_endian = True, True
+    write_dataset(identifier, query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID=""))
+    request = {dimse.AFFECTED_SOP_CLASS: STUDY_ROOT, dimse.COMMAND_FIELD: dimse.C_FIND_RQ, dimse.MESSAGE_ID: 7,
+               dimse.PRIORITY: 0, dimse.DATASET_TYPE: dimse.HAS_DATASET}  # fmt: skip
+    link.send(context_id, dimse.encode(request), identifier.getvalue())
+    found, status, command = 0, None, bytearray()
+    while status is None:
+        pdv = link.next_pdv()
+        assert not isinstance(pdv, str), pdv
+        value = link.read_exactly(pdv.length)
+        if pdv.is_command:
+            command += value
+            if pdv.is_last:
+                code = dimse.decode(bytes(command)).us(dimse.STATUS)
+                command.clear()
+                if code != PENDING:
+                    status = code
+                    continue
+                found += 1
+                if found == 5:
+                    cancel = {dimse.COMMAND_FIELD: dimse.C_CANCEL_RQ, dimse.MESSAGE_ID_BEING_RESPONDED_TO: 7,
+                              dimse.DATASET_TYPE: dimse.NO_DATASET}  # fmt: skip
+                    link.send(context_id, dimse.encode(cancel))
+    release(link)
     assert status == CANCELLED
-    assert 5 <= len(found) < MANY
-    everything, status = pyfind(server, identifier)  # the association and the archive are fine
+    assert 5 <= found < MANY
+    everything, status = pyfind(server, query("IMAGE", StudyInstanceUID=uids["BULK"], SOPInstanceUID=""))
     assert (len(everything), status) == (MANY, SUCCESS)
     assert "outcome=cancelled" in server.log()
 

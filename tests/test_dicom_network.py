@@ -8,6 +8,7 @@ import struct
 import time
 
 import numpy as np
+from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
@@ -105,13 +106,14 @@ def test_private_sop_class_is_accepted_and_stored(lightbox, tmp_path):
     assert lightbox.count() == 1
 
 
-def test_mixed_association_is_served_by_pynetdicom_and_stores(lightbox, tmp_path):
-    """A workstation proposing query/retrieve and storage together goes to pynetdicom; its
-    C-STOREs take the same ingest path."""
+def test_mixed_association_echoes_stores_and_queries(lightbox_factory, tmp_path):
+    """A workstation proposing query/retrieve, storage and verification on one association:
+    its C-STOREs take the same ingest path, and it can query what it stored."""
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
     ds = make_dataset()
     write(ds, tmp_path / "one.dcm")
+    lightbox = lightbox_factory(query_retrieve_from="any")
     assoc = associate(
         lightbox.dicom_port,
         ((StudyRootQueryRetrieveInformationModelFind, None), (ds.SOPClassUID, None), (Verification, None)),
@@ -119,7 +121,13 @@ def test_mixed_association_is_served_by_pynetdicom_and_stores(lightbox, tmp_path
     assert assoc.is_established
     assert assoc.send_c_echo().Status == 0x0000
     assert assoc.send_c_store(ds).Status == 0x0000
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    answers = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
     assoc.release()
+    assert [int(status.Status) for status, _ in answers] == [0xFF00, 0x0000]
+    assert answers[0][1].StudyInstanceUID == ds.StudyInstanceUID
     assert lightbox.count() == 1
     verify = lightbox.cli("verify")
     assert verify.returncode == 0, verify.stdout

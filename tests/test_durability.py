@@ -25,7 +25,6 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from conftest import IN_CI, LightboxProcess, dcmtk
 from dicomgen import dataset_bytes, make_dataset, make_study, write
@@ -115,13 +114,9 @@ class SendLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def scu(aet: str = "DURABLE", also_query: bool = False) -> AE:
-    """A storage SCU; ``also_query`` proposes C-FIND too, which sends the association to the
-    pynetdicom door instead of Lightbox's lean storage loop."""
+def scu(aet: str = "DURABLE") -> AE:
     ae = AE(ae_title=aet)
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)
-    if also_query:
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     return ae
 
@@ -132,10 +127,9 @@ def send(
     log: SendLog,
     aet: str = "DURABLE",
     stop_at_failure: bool = False,
-    also_query: bool = False,
 ) -> None:
     """Send ``files`` on one association, recording each answer; survives the server dying."""
-    assoc = scu(aet, also_query).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assoc = scu(aet).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     if not assoc.is_established:
         return
     log.associated = True
@@ -163,9 +157,9 @@ def send(
             assoc.release()
 
 
-def c_store_one(server: LightboxProcess, path: Path, also_query: bool = False) -> tuple[int | None, str]:
+def c_store_one(server: LightboxProcess, path: Path) -> tuple[int | None, str]:
     log = SendLog()
-    send(server, [path], log, also_query=also_query)
+    send(server, [path], log)
     assert log.associated
     if log.acked:
         return SUCCESS, ""
@@ -428,26 +422,26 @@ def fixed_uid(n: int) -> str:
 PAGES_STUDY = dict(study_uid=fixed_uid(1), series_uid=fixed_uid(2), patient_id="PAGES")
 
 
-def server_with_probe(data: Path, lightbox_factory, tmp_path: Path, also_query: bool):
+def server_with_probe(data: Path, lightbox_factory, tmp_path: Path):
     """A server on the small tmpfs (no reserve), an empty filler file beside it, and one
-    instance (the probe) stored through the chosen door."""
+    instance (the probe) stored."""
     filler = data / "filler.bin"
     filler.write_bytes(b"")
     server = lightbox_factory("small", min_free_mb=0)
     probe = write(make_dataset(sop_uid=fixed_uid(3), **PAGES_STUDY), tmp_path / "probe.dcm")
-    assert c_store_one(server, probe, also_query=also_query) == (SUCCESS, "")
+    assert c_store_one(server, probe) == (SUCCESS, "")
     return server, filler, probe
 
 
 def step_free_space_until_stored(
-    server: LightboxProcess, data: Path, filler: Path, target: Path, also_query: bool
+    server: LightboxProcess, data: Path, filler: Path, target: Path
 ) -> list[tuple[int, int | None, str]]:
     """Offer ``target`` with one more page free each time: every refusal must be 0xA700 and
     leave nothing half-stored, and it must be stored in the end."""
     outcomes: list[tuple[int, int | None, str]] = []
     for pages in range(0, 64):
         set_free_bytes(data, filler, pages * PAGE)
-        status, comment = c_store_one(server, target, also_query=also_query)
+        status, comment = c_store_one(server, target)
         outcomes.append((pages, status, comment))
         if status == SUCCESS:
             break
@@ -458,68 +452,17 @@ def step_free_space_until_stored(
     return outcomes
 
 
-def test_enospc_at_every_step_of_ingest_leaves_nothing_half_stored(
+def test_enospc_at_every_step_of_a_cstore_leaves_nothing_half_stored(
     small_tmpfs: Path, lightbox_factory, tmp_path: Path
 ) -> None:
-    """Through the pynetdicom door (an association that also proposes C-FIND), step the free
-    space up a page at a time: the disk fills in pynetdicom's spool, during the copy into
-    storage, then in the index (SQLite full), and finally the store works.  Each refusal is
-    0xA700 and leaves nothing behind."""
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_file_meta_info
-    from pynetdicom.dsutils import create_file_meta
-
+    """Step the free space up a page at a time: the dataset streams into the spool behind its
+    final meta header and is renamed into storage, so the disk can fill in the spool or in the
+    index; each is 0xA700 with nothing left behind, then the store works."""
     data = small_tmpfs
-    server, filler, probe = server_with_probe(data, lightbox_factory, tmp_path, also_query=True)
-    study = PAGES_STUDY
-    ((stored_size,),) = query(data, "SELECT size FROM instance")
-    stored_head = stored_size - len(dataset_bytes(probe))
-
-    def spool_head(ds) -> int:  # what pynetdicom writes before the dataset (dimse_messages)
-        buffer = DicomBytesIO()
-        meta = create_file_meta(
-            sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID, transfer_syntax=ExplicitVRLittleEndian
-        )
-        write_file_meta_info(buffer, meta)
-        return 132 + len(buffer.getvalue())
-
-    # Pad the target so its spool file ends just short of a page boundary that its stored
-    # copy (with our larger meta header) crosses: then the copy can fail after the spool fit.
-    target_ds = make_dataset(sop_uid=fixed_uid(4), **study)
-    head = spool_head(target_ds)
-    assert stored_head - head >= 16, "the stored meta header should be the larger one"
-    target_ds.ImageComments = "x" * 2
-    base = head + len(dataset_bytes(write(target_ds, tmp_path / "target.dcm"))) - 2
-    target_ds.ImageComments = "x" * ((2 * PAGE - (stored_head - head) // 2 - base) // 2 * 2)
-    target = write(target_ds, tmp_path / "target.dcm")
-    spool_size = head + len(dataset_bytes(target))
-    stored_target = stored_head + len(dataset_bytes(target))
-    assert spool_size <= 2 * PAGE < stored_target, (spool_size, stored_target)
-
-    outcomes = step_free_space_until_stored(server, data, filler, target, also_query=True)
-    reasons = {comment for _, _, comment in outcomes}
-    assert "refused: disk full" in reasons  # the spool could not take the dataset
-    assert "disk full while writing" in reasons  # the copy into storage hit ENOSPC
-    assert "disk full while indexing" in reasons  # SQLite could not grow its WAL
-
-    filler.unlink()
-    assert_nothing_half_stored(data, {fixed_uid(3), fixed_uid(4)})
-    assert server.echoscu().returncode == 0
-    assert_verify_passes(server)
-    server.stop()
-
-
-def test_enospc_on_the_lean_storage_path_leaves_nothing_half_stored(
-    small_tmpfs: Path, lightbox_factory, tmp_path: Path
-) -> None:
-    """A storage-only association (what modalities open): the dataset streams into the spool
-    behind its final meta header and is renamed into storage, so the disk can fill in the spool
-    or in the index; each is 0xA700 with nothing left behind, then the store works."""
-    data = small_tmpfs
-    server, filler, _probe = server_with_probe(data, lightbox_factory, tmp_path, also_query=False)
+    server, filler, _probe = server_with_probe(data, lightbox_factory, tmp_path)
     target = write(make_dataset(sop_uid=fixed_uid(4), rows=40, columns=40, **PAGES_STUDY), tmp_path / "target.dcm")
 
-    outcomes = step_free_space_until_stored(server, data, filler, target, also_query=False)
+    outcomes = step_free_space_until_stored(server, data, filler, target)
     reasons = {comment for _, _, comment in outcomes}
     assert "refused: disk full" in reasons, outcomes  # the spool could not take the dataset
     assert "disk full while indexing" in reasons, outcomes  # SQLite could not grow its WAL
@@ -547,7 +490,7 @@ def test_free_space_below_reserve_refuses_with_a700(lightbox_factory, tmp_path: 
 
 def test_peer_dying_mid_dataset_leaves_no_spool_file(lightbox: LightboxProcess, tmp_path: Path) -> None:
     """A modality that aborts half-way through a dataset: its spool file must not stay behind
-    (pynetdicom never closes it) until the next start-up."""
+    until the next start-up."""
     from io import BytesIO
 
     from pynetdicom.dimse_messages import C_STORE_RQ

@@ -77,7 +77,7 @@ def test_stable_study_is_forwarded_and_retried_until_delivered_across_restart(ne
     study = str(dcmread(second[0], stop_before_pixels=True).StudyInstanceUID)
     assert server.storescu(*second).returncode == 0
     wait_for(lambda: attempts(job_of(server, study)) >= 2, "the second study was not retried")
-    assert "state=pending" in job_of(server, study) and "connection refused" in job_of(server, study)
+    assert "state=pending" in job_of(server, study) and "connection refused" in job_of(server, study).lower()
     scp = StoreSCP(tmp_path / "received-2", aet="WORKSTATION", port=scp_port)
     try:
         wait_for(lambda: len(scp.files()) == 2, "the second study did not arrive after the destination came back")

@@ -78,7 +78,7 @@ def test_store_response_round_trips():
     assert response.us(dimse.COMMAND_FIELD) == dimse.C_STORE_RSP
     assert response.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == 7
     assert response.us(dimse.STATUS) == 0xA700
-    assert response.uid(dimse.AFFECTED_SOP_INSTANCE) == "1.2.3"
+    assert response.text(dimse.AFFECTED_SOP_INSTANCE) == "1.2.3"
     assert response[dimse.ERROR_COMMENT].decode().strip() == "refused: disk full"
 
 

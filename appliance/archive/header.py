@@ -94,6 +94,13 @@ def read_header(path: Path) -> Header:
     return Header(meta, ds, offset, syntax)
 
 
+def dataset_offset(fp: BinaryIO) -> int | None:
+    """Where the dataset begins in a standard Part 10 file (``fp`` is left there); None when
+    the meta header is unusual (the caller then re-encodes the file with pydicom)."""
+    found = _read_meta(fp)
+    return None if found is None else found[1]
+
+
 def _at_pixels(tag: int, vr: str | None, length: int) -> bool:
     return (tag >> 16, tag & 0xFFFF) in _PIXEL_DATA_TAGS
 

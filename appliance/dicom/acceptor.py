@@ -2,9 +2,7 @@
 
 Every accepted socket gets a timeout (a peer that stalls must not hold a thread forever) and
 TCP_NODELAY (DIMSE is request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
-The A-ASSOCIATE-RQ is peeked, not read: associations that propose only verification and
-storage go to the lean loop in ``store_association``; any other is handed, untouched, to
-pynetdicom.  The association cap counts both.
+Each association is then served by Lightbox's own loop (``association.py``).
 """
 
 from __future__ import annotations
@@ -14,17 +12,14 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from appliance.archive import Archive
 from appliance.dicom import admission, pdu
-from appliance.dicom.server import DicomOptions
-from appliance.dicom.store_association import AssociationOptions, StoreAssociation, is_storage_only
+from appliance.dicom.association import Association, AssociationOptions
+from appliance.dicom.options import DicomOptions
 
 LOG = logging.getLogger("lightbox.dicom")
-
-Handoff = Callable[[socket.socket, tuple[str, int]], None]
-PynetdicomCount = Callable[[], int]
 
 
 def listen(options: DicomOptions) -> socket.socket:
@@ -40,15 +35,11 @@ class Acceptor:
         self,
         archive: Archive,
         options: DicomOptions,
-        handoff: Handoff,
-        handed_off_count: PynetdicomCount,
         listener: socket.socket | None = None,
         shared_active: Any = None,
     ) -> None:
         self.archive = archive
         self.options = options
-        self.handoff = handoff
-        self.handed_off_count = handed_off_count
         self.listener = listener or listen(options)
         # Associations served by every worker process (a multiprocessing.Value), for the cap.
         self.shared_active = shared_active
@@ -56,6 +47,10 @@ class Acceptor:
         self._active: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
+        o = options
+        self._association_options = AssociationOptions(
+            o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -99,7 +94,6 @@ class Acceptor:
             thread.start()
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        handed_off = False
         try:
             request = self._peek_associate_rq(sock)
             if request is None:
@@ -122,21 +116,11 @@ class Acceptor:
                 self._consume_rq(sock)
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
                 return
-            if not is_storage_only(request):
-                handed_off = True
-                self.handoff(sock, address)
-                return
             self._consume_rq(sock)
             if not request.protocol_version & 1:
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
                 return
-            StoreAssociation(
-                sock,
-                address,
-                request,
-                self.archive,
-                AssociationOptions(self.options.max_pdu, self.options.max_instance_bytes),
-            ).run()
+            Association(sock, address, request, self.archive, self._association_options).run()
         except pdu.ProtocolError as exc:
             LOG.warning("association_refused address=%s reason=%r", address[0], str(exc))
             try:
@@ -151,8 +135,7 @@ class Acceptor:
             with self._lock:
                 self._active.pop(threading.current_thread(), None)
             self._count(-1)
-            if not handed_off:
-                sock.close()
+            sock.close()
 
     def _count(self, delta: int) -> None:
         if self.shared_active is not None:
@@ -165,7 +148,7 @@ class Acceptor:
         else:
             with self._lock:
                 ours = len(self._active)
-        return ours + self.handed_off_count() > self.options.max_associations
+        return ours > self.options.max_associations
 
     def _peek_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:
         """Read the A-ASSOCIATE-RQ without consuming it, so pynetdicom can still read it."""

@@ -9,7 +9,12 @@ from appliance.dicom.pdu import ProtocolError
 # Command Field values
 C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
 C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
-NO_DATASET = 0x0101
+C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
+C_GET_RQ, C_GET_RSP = 0x0010, 0x8010
+C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
+C_CANCEL_RQ = 0x0FFF
+NO_DATASET, HAS_DATASET = 0x0101, 0x0001
+RESPONSE_TO = {C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP}
 
 AFFECTED_SOP_CLASS = 0x00000002
 COMMAND_FIELD = 0x00000100
@@ -19,6 +24,12 @@ DATASET_TYPE = 0x00000800
 STATUS = 0x00000900
 ERROR_COMMENT = 0x00000902
 AFFECTED_SOP_INSTANCE = 0x00001000
+MOVE_DESTINATION = 0x00000600
+PRIORITY = 0x00000700
+REMAINING, COMPLETED, FAILED, WARNING = 0x00001020, 0x00001021, 0x00001022, 0x00001023
+MOVE_ORIGINATOR_AET = 0x00001030
+MOVE_ORIGINATOR_MESSAGE_ID = 0x00001031
+_UID_ELEMENTS = (AFFECTED_SOP_CLASS, AFFECTED_SOP_INSTANCE)
 
 _ELEMENT = struct.Struct("<HHL")
 MAX_COMMAND_SET = 64 * 1024  # command sets are a few hundred bytes
@@ -33,7 +44,8 @@ class Command(dict):
             raise ProtocolError(f"command element ({tag >> 16:04X},{tag & 0xFFFF:04X}) missing or malformed")
         return struct.unpack("<H", value)[0]
 
-    def uid(self, tag: int) -> str:
+    def text(self, tag: int) -> str:
+        """A string element (UI, AE), its padding removed."""
         return self.get(tag, b"").decode("ascii", "replace").strip(" \x00")
 
     @property
@@ -66,7 +78,7 @@ def _encode_element(tag: int, value: bytes | str | int) -> bytes:
     else:
         raw = value.encode("ascii", "replace") if isinstance(value, str) else value
         if len(raw) % 2:
-            raw += b"\x00" if tag in (AFFECTED_SOP_CLASS, AFFECTED_SOP_INSTANCE) else b" "
+            raw += b"\x00" if tag in _UID_ELEMENTS else b" "
     return _ELEMENT.pack(tag >> 16, tag & 0xFFFF, len(raw)) + raw
 
 
@@ -100,3 +112,46 @@ def echo_response(request: Command) -> bytes:
             STATUS: 0,
         }
     )
+
+
+def operation_response(
+    request: Command,
+    status: int,
+    has_dataset: bool = False,
+    counts: tuple[int, int, int, int] | None = None,
+    comment: str = "",
+) -> bytes:
+    """A C-FIND, C-MOVE or C-GET response; ``counts`` are the (remaining, completed, failed,
+    warning) sub-operations of a retrieve (remaining is left out of a final response)."""
+    elements: dict[int, bytes | str | int] = {
+        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
+        COMMAND_FIELD: RESPONSE_TO[request.field],
+        MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
+        DATASET_TYPE: HAS_DATASET if has_dataset else NO_DATASET,
+        STATUS: status,
+    }
+    if counts is not None:
+        remaining, elements[COMPLETED], elements[FAILED], elements[WARNING] = counts
+        if status in (0xFF00, 0xFE00):  # pending, or cancelled: what was left undone
+            elements[REMAINING] = remaining
+    if comment and status not in (0x0000, 0xFF00):
+        elements[ERROR_COMMENT] = comment[:64]
+    return encode(elements)
+
+
+def store_request(
+    message_id: int, sop_class: str, sop_instance: str, originator: tuple[str, int] | None = None
+) -> bytes:
+    """A C-STORE-RQ for a retrieve sub-operation; ``originator`` is the C-MOVE requestor's
+    (AE title, message id)."""
+    elements: dict[int, bytes | str | int] = {
+        AFFECTED_SOP_CLASS: sop_class,
+        COMMAND_FIELD: C_STORE_RQ,
+        MESSAGE_ID: message_id,
+        PRIORITY: 0,
+        DATASET_TYPE: HAS_DATASET,
+        AFFECTED_SOP_INSTANCE: sop_instance,
+    }
+    if originator is not None:
+        elements[MOVE_ORIGINATOR_AET], elements[MOVE_ORIGINATOR_MESSAGE_ID] = originator
+    return encode(elements)

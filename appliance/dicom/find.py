@@ -10,32 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import cache
-from typing import Any, Iterator
+from typing import Any
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pynetdicom import evt, sop_class
 
-from appliance.archive import Archive
 from appliance.archive.charset import declared_charsets, text
 from appliance.archive.query import ITEM_KEYS, QueryError, TooManyMatches
+from appliance.dicom import dimse
+from appliance.dicom.encoding import FindResponseEncoder
+from appliance.dicom.status import CANCEL, IDENTIFIER_MISMATCH, OUT_OF_RESOURCES, PENDING, SUCCESS, UNABLE_TO_PROCESS
 
 LOG = logging.getLogger("lightbox.dicom")
 
-# PS3.4 Table C.4-1, C-FIND response statuses.
-SUCCESS = 0x0000
-PENDING = 0xFF00
-CANCEL = 0xFE00
-OUT_OF_RESOURCES = 0xA700  # "Refused: Out of Resources": more matches than find_max_results
-IDENTIFIER_MISMATCH = 0xA900  # "Identifier does not match SOP Class"
-UNABLE_TO_PROCESS = 0xC000
+_QUERY_RETRIEVE_LEVEL, _RETRIEVE_AE_TITLE, _INSTANCE_AVAILABILITY = 0x00080052, 0x00080054, 0x00080056
 
 MODELS = {
-    str(sop_class.PatientRootQueryRetrieveInformationModelFind): "PATIENT_ROOT",
-    str(sop_class.StudyRootQueryRetrieveInformationModelFind): "STUDY_ROOT",
+    "1.2.840.10008.5.1.4.1.2.1.1": "PATIENT_ROOT",  # Patient Root Query/Retrieve Information Model - FIND
+    "1.2.840.10008.5.1.4.1.2.2.1": "STUDY_ROOT",  # Study Root Query/Retrieve Information Model - FIND
 }
 # Keys answered by the handler itself, not matched (PS3.4 C.4.1.1.3.2; C.6.1.1.5).
 _ANSWERED_HERE = {"SpecificCharacterSet", "QueryRetrieveLevel", "RetrieveAETitle", "InstanceAvailability"}
@@ -78,106 +71,57 @@ def _vr(tag: BaseTag, raw_vr: str | None) -> str:
         return "UN"
 
 
-@cache
-def _spec(keyword: str) -> tuple[BaseTag, str]:
-    tag = BaseTag(tag_for_keyword(keyword))
-    return tag, dictionary_VR(tag)
-
-
-def response(request: Request, match: dict[str, Any], ae_title: str) -> Dataset:
-    """The identifier of one pending response: every key asked (empty when unknown or below
-    the level), the unique keys of the level and above, and the Retrieve AE Title."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = request.level
-    ds.RetrieveAETitle = ae_title
-    if request.availability:
-        ds.InstanceAvailability = "ONLINE"  # every stored instance is on this box's disk
-    for keyword, value in match.items():
-        tag, vr = _spec(keyword)
-        if vr == "SQ":
-            ds.add_new(tag, vr, Sequence(_item(stored, request.item_keys[keyword]) for stored in value))
-        else:
-            ds.add_new(tag, vr, value)
-    for tag, vr in request.asked:
-        if tag not in ds:
-            ds.add_new(tag, vr, Sequence() if vr == "SQ" else None)
-    if any(isinstance(v, str) and not v.isascii() for v in _strings(match)):
-        ds.SpecificCharacterSet = "ISO_IR 192"
-    return ds
-
-
-def _item(stored: dict[str, str], keywords: list[str]) -> Dataset:
-    item = Dataset()
-    for keyword in keywords:
-        tag, vr = _spec(keyword)
-        item.add_new(tag, vr, stored.get(keyword, ""))
-    return item
-
-
-def _strings(match: dict[str, Any]) -> Iterator[Any]:
-    for value in match.values():
-        if isinstance(value, list):
-            for stored in value:
-                yield from stored.values()
-        else:
-            yield value
-
-
-def _failure(status: int, comment: str) -> Dataset:
-    ds = Dataset()
-    ds.Status = status
-    ds.ErrorComment = comment[:64]
-    return ds
-
-
-# Responses allowed to wait in pynetdicom's send queue.  Without a bound, a large answer is
-# queued whole (memory grows with the result set) and, since pynetdicom's DUL reads nothing
-# while it has something to send, a C-CANCEL is only seen after the last response.
-_IN_FLIGHT = 8
-
-
-def _wait_for_the_peer(event: evt.Event) -> None:
-    queue = event.assoc.dul.to_provider_queue
-    while queue.qsize() > _IN_FLIGHT and event.assoc.is_established and not event.is_cancelled:
-        time.sleep(0.0005)
-
-
-def handle_find(event: evt.Event, archive: Archive) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+def serve(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
+    """Answer one C-FIND-RQ on ``assoc`` (an ``association.Association``): a pending response
+    per match, streamed from the index cursor and batched into few sends, until the end or
+    the peer's C-CANCEL."""
     started = time.perf_counter()
-    calling_ae = event.assoc.requestor.ae_title
-    model = MODELS[str(event.request.AffectedSOPClassUID)]
+    model = MODELS[abstract]
     outcome, count, level = "refused", 0, "?"
     try:
         try:
-            request = Request(event.identifier)
+            request = Request(identifier)
             level = request.level or "?"
-            matches = archive.find(model, request.level, request.keys)
+            matches = assoc.archive.find(model, request.level, request.keys)
         except QueryError as exc:
-            yield _failure(IDENTIFIER_MISMATCH, str(exc)), None
+            assoc.respond(context_id, dimse.operation_response(command, IDENTIFIER_MISMATCH, comment=str(exc)))
             return
         except TooManyMatches as exc:
-            yield _failure(OUT_OF_RESOURCES, str(exc)), None
+            assoc.respond(context_id, dimse.operation_response(command, OUT_OF_RESOURCES, comment=str(exc)))
             return
         except Exception as exc:  # an undecodable identifier
-            LOG.warning("find_failed calling_ae=%r reason=%r", calling_ae, str(exc))
-            yield _failure(UNABLE_TO_PROCESS, "cannot read the identifier"), None
+            LOG.warning("find_failed calling_ae=%r reason=%r", assoc.calling_ae, str(exc))
+            assoc.respond(context_id, dimse.operation_response(command, UNABLE_TO_PROCESS, comment="cannot read the identifier"))
             return
         outcome = "aborted"  # until the stream ends one way or the other
+        pending = dimse.operation_response(command, PENDING, has_dataset=True)
+        encoder: FindResponseEncoder | None = None
         try:
             for match in matches:
-                if event.is_cancelled:
+                if assoc.cancelled():
                     outcome = "cancelled"
-                    yield CANCEL, None
+                    assoc.respond(context_id, dimse.operation_response(command, CANCEL))
                     return
-                yield PENDING, response(request, match, event.assoc.ae.ae_title)
+                if encoder is None:
+                    encoder = _encoder(request, match, assoc.options.aet, assoc.is_explicit(context_id))
+                assoc.respond(context_id, pending, encoder.encode(match), flush=False)
                 count += 1
-                _wait_for_the_peer(event)
         finally:
             matches.close()
         outcome = "ok"
-        yield SUCCESS, None
+        assoc.respond(context_id, dimse.operation_response(command, SUCCESS))
     finally:
         LOG.info(
             "find model=%s level=%s calling_ae=%r outcome=%s results=%d ms=%.1f",
-            model, level, calling_ae, outcome, count, (time.perf_counter() - started) * 1000,
+            model, level, assoc.calling_ae, outcome, count, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
+
+
+def _encoder(request: Request, match: dict[str, Any], ae_title: str, explicit: bool) -> FindResponseEncoder:
+    """Every key asked (empty when unknown or below the level), the unique keys of the level
+    and above, the level itself and the Retrieve AE Title."""
+    fixed = [(_QUERY_RETRIEVE_LEVEL, "CS", request.level), (_RETRIEVE_AE_TITLE, "AE", ae_title)]
+    if request.availability:
+        fixed.append((_INSTANCE_AVAILABILITY, "CS", "ONLINE"))  # every instance is on this box's disk
+    asked = [(int(tag), vr) for tag, vr in request.asked]
+    return FindResponseEncoder(fixed, asked, match.keys(), request.item_keys, explicit)

@@ -1,4 +1,5 @@
-"""DICOM upper-layer PDUs (PS3.8 section 9.3): just what a storage acceptor reads and writes."""
+"""DICOM upper-layer PDUs (PS3.8 section 9.3): what Lightbox reads and writes as an association
+acceptor (every service it offers) and as a requestor (C-MOVE sub-associations)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ P_DATA_TF, RELEASE_RQ, RELEASE_RP, ABORT = 0x04, 0x05, 0x06, 0x07
 # A-ASSOCIATE-RJ (result, source, reason)
 REJECT_LOCAL_LIMIT = (2, 3, 2)  # transient, service provider (presentation), local limit exceeded
 REJECT_PROTOCOL_VERSION = (1, 3, 2)  # permanent, service provider, protocol version not supported
+REJECT_NO_REASON = (1, 1, 1)  # permanent, service user, no reason given
 REJECT_CALLING_AE = (1, 1, 3)  # permanent, service user, calling AE title not recognized
 
 # Presentation context results
@@ -43,6 +45,8 @@ class AssociateRequest:
     max_pdu: int = 0
     implementation_class_uid: str = ""
     implementation_version: str = ""
+    # SCP/SCU role selection (PS3.7 D.3.3.4): abstract syntax -> (SCU role, SCP role) proposed
+    roles: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
     @property
     def calling_title(self) -> str:
@@ -103,7 +107,24 @@ def parse_associate_rq(body: bytes) -> AssociateRequest:
                     request.implementation_class_uid = _uid(sub_value)
                 elif sub_type == 0x55:
                     request.implementation_version = _ae_text(sub_value)
+                elif sub_type == 0x54:
+                    uid, scu, scp = _role(sub_value)
+                    request.roles[uid] = (scu, scp)
     return request
+
+
+def _role(value: bytes) -> tuple[str, bool, bool]:
+    if len(value) < 2:
+        raise ProtocolError("truncated role selection")
+    length = struct.unpack_from(">H", value)[0]
+    if len(value) != 2 + length + 2:
+        raise ProtocolError("malformed role selection")
+    return _uid(value[2 : 2 + length]), bool(value[2 + length]), bool(value[3 + length])
+
+
+def _role_item(uid: str, scu: bool, scp: bool) -> bytes:
+    raw = uid.encode()
+    return _item(0x54, struct.pack(">H", len(raw)) + raw + bytes([scu, scp]))
 
 
 def _item(item_type: int, value: bytes) -> bytes:
@@ -121,24 +142,81 @@ class ContextResult:
     transfer_syntax: str
 
 
+def _user_info(max_pdu: int, implementation_class_uid: str, implementation_version: str, roles: bytes) -> bytes:
+    return _item(
+        0x50,
+        _item(0x51, struct.pack(">L", max_pdu))
+        + _item(0x52, implementation_class_uid.encode())
+        + _item(0x55, implementation_version.encode())
+        + roles,
+    )
+
+
 def associate_ac(
     request: AssociateRequest,
     results: list[ContextResult],
     max_pdu: int,
     implementation_class_uid: str,
     implementation_version: str,
+    roles: dict[str, tuple[bool, bool]] | None = None,
 ) -> bytes:
+    """``roles``: the role selections accepted, abstract syntax -> (SCU role, SCP role) of the
+    requestor, answered for each one it proposed."""
     items = [_item(0x10, APPLICATION_CONTEXT.encode())]
     for r in results:
         items.append(_item(0x21, bytes([r.context_id, 0, r.result, 0]) + _item(0x40, r.transfer_syntax.encode())))
-    user_info = (
-        _item(0x51, struct.pack(">L", max_pdu))
-        + _item(0x52, implementation_class_uid.encode())
-        + _item(0x55, implementation_version.encode())
-    )
-    items.append(_item(0x50, user_info))
+    role_items = b"".join(_role_item(uid, scu, scp) for uid, (scu, scp) in (roles or {}).items())
+    items.append(_user_info(max_pdu, implementation_class_uid, implementation_version, role_items))
     fixed = struct.pack(">H2x", 1) + request.called_ae + request.calling_ae + bytes(32)
     return _pdu(ASSOCIATE_AC, fixed + b"".join(items))
+
+
+def associate_rq(
+    called_ae: str,
+    calling_ae: str,
+    contexts: list[ProposedContext],
+    max_pdu: int,
+    implementation_class_uid: str,
+    implementation_version: str,
+) -> bytes:
+    items = [_item(0x10, APPLICATION_CONTEXT.encode())]
+    for cx in contexts:
+        body = _item(0x30, cx.abstract_syntax.encode()) + b"".join(_item(0x40, ts.encode()) for ts in cx.transfer_syntaxes)
+        items.append(_item(0x20, bytes([cx.context_id, 0, 0, 0]) + body))
+    items.append(_user_info(max_pdu, implementation_class_uid, implementation_version, b""))
+    fixed = struct.pack(">H2x", 1) + _ae_field(called_ae) + _ae_field(calling_ae) + bytes(32)
+    return _pdu(ASSOCIATE_RQ, fixed + b"".join(items))
+
+
+def _ae_field(title: str) -> bytes:
+    return title.encode("ascii", "replace")[:16].ljust(16)
+
+
+@dataclass
+class AssociateAccept:
+    max_pdu: int = 0
+    results: dict[int, ContextResult] = field(default_factory=dict)  # context id -> result
+
+
+def parse_associate_ac(body: bytes) -> AssociateAccept:
+    if len(body) < 68:
+        raise ProtocolError("A-ASSOCIATE-AC too short")
+    accept = AssociateAccept()
+    for item_type, value in _items(body, 68, len(body)):
+        if item_type == 0x21:
+            if len(value) < 4:
+                raise ProtocolError("truncated presentation context result")
+            syntax = next((_uid(v) for t, v in _items(value, 4, len(value)) if t == 0x40), "")
+            accept.results[value[0]] = ContextResult(value[0], value[2], syntax)
+        elif item_type == 0x50:
+            for sub_type, sub_value in _items(value, 0, len(value)):
+                if sub_type == 0x51 and len(sub_value) == 4:
+                    accept.max_pdu = struct.unpack(">L", sub_value)[0]
+    return accept
+
+
+def release_rq() -> bytes:
+    return _pdu(RELEASE_RQ, bytes(4))
 
 
 def associate_rj(result: int, source: int, reason: int) -> bytes:
@@ -154,7 +232,15 @@ def abort(source: int = 2, reason: int = 0) -> bytes:
     return _pdu(ABORT, bytes([0, 0, source, reason]))
 
 
+P_DATA_HEADER = struct.Struct(">BxLLBB")  # PDU type, length; PDV length, context id, control
+COMMAND, LAST = 0x01, 0x02  # PDV message control header bits
+
+
+def p_data_header(context_id: int, control: int, fragment_length: int) -> bytes:
+    """The PDU and PDV headers of a P-DATA-TF holding one PDV of ``fragment_length`` bytes."""
+    return P_DATA_HEADER.pack(P_DATA_TF, fragment_length + 6, fragment_length + 2, context_id, control)
+
+
 def p_data(context_id: int, control: int, fragment: bytes) -> bytes:
-    """One P-DATA-TF holding one PDV (our messages are small: command sets only)."""
-    pdv = struct.pack(">LBB", len(fragment) + 2, context_id, control) + fragment
-    return _pdu(P_DATA_TF, pdv)
+    """One P-DATA-TF holding one PDV."""
+    return p_data_header(context_id, control, len(fragment)) + fragment

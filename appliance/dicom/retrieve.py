@@ -1,34 +1,43 @@
-"""C-MOVE and C-GET handlers (pynetdicom's generator protocol).
+"""C-MOVE and C-GET (Patient Root and Study Root), answered on our own association loop.
 
-A C-MOVE handler yields the destination (address, port, association arguments), then the
-number of sub-operations, then a (status, dataset) pair per instance; a C-GET handler the
-same without the destination.  pynetdicom sends each dataset as a C-STORE sub-operation,
-answers Pending with the remaining/completed/failed/warning counts, and ends with Success,
-0xB000 (some failed: the Failed SOP Instance UID List) or 0xA702 (all failed).  Who may
-retrieve at all is decided at negotiation (``policy.py``).
+The identifier names instances by unique keys; each instance becomes a C-STORE sub-operation:
+on a new association to the move destination (a known node) for C-MOVE, on the requestor's
+own association for C-GET.  A Pending response with the remaining/completed/failed/warning
+counts follows each sub-operation; the final response is Success, 0xB000 (some failed or
+warned: the Failed SOP Instance UID List) or 0xA702 (all failed).  Who may retrieve at all is
+decided at negotiation (``policy.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pynetdicom import evt
 
-from appliance.archive import Archive
 from appliance.archive.retrieval import LEVEL_KEYS, RetrieveItem
-from appliance.dicom import outgoing
+from appliance.dicom import dimse, outgoing
+from appliance.dicom.encoding import FindResponseEncoder
+from appliance.dicom.requestor import AssociationFailed, StoreRequestor
+from appliance.dicom.status import (
+    CANCEL,
+    IDENTIFIER_MISMATCH,
+    MOVE_DESTINATION_UNKNOWN,
+    PENDING,
+    SOME_SUB_OPERATIONS_FAILED,
+    STORE_WARNINGS,
+    SUB_OPERATIONS_FAILED,
+    SUCCESS,
+)
 
 LOG = logging.getLogger("lightbox.dicom")
 
-PENDING = 0xFF00
-CANCEL = 0xFE00
 LEVELS = tuple(LEVEL_KEYS)  # top down
 STUDY_ROOT_LEVELS = LEVELS[1:]
-UNKNOWN_DESTINATION = (None, None)  # pynetdicom answers 0xA801
+_FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
+_STUDY_ROOT = {"1.2.840.10008.5.1.4.1.2.2.2", "1.2.840.10008.5.1.4.1.2.2.3"}  # Study Root MOVE, GET
 
 
 class BadIdentifier(ValueError):
@@ -54,88 +63,111 @@ def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str,
     return level, keys
 
 
-def _selection(event: evt.Event, archive: Archive, operation: str) -> list[RetrieveItem]:
-    study_root = "StudyRoot" in event.request.AffectedSOPClassUID.keyword  # type: ignore[union-attr]
+def _selection(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str, op: str) -> list[RetrieveItem] | None:
+    """The instances to send, or None after answering a bad identifier."""
     try:
-        level, keys = retrieve_keys(event.identifier, study_root)
+        level, keys = retrieve_keys(identifier, abstract in _STUDY_ROOT)
     except Exception as exc:  # an undecodable identifier as much as a wrong one
-        LOG.warning("retrieve_refused op=%s calling_ae=%r reason=%r", operation, event.assoc.requestor.ae_title, str(exc))
-        raise BadIdentifier(str(exc)) from exc
-    items = archive.instances_for_retrieve(level, keys)
+        LOG.warning("retrieve_refused op=%s calling_ae=%r reason=%r", op, assoc.calling_ae, str(exc))
+        assoc.respond(context_id, dimse.operation_response(command, IDENTIFIER_MISMATCH, comment=str(exc)))
+        return None
+    items = assoc.archive.instances_for_retrieve(level, keys)
     LOG.info(
         "retrieve_requested op=%s calling_ae=%r level=%s keys=%d instances=%d",
-        operation,
-        event.assoc.requestor.ae_title,
-        level,
-        len(keys[LEVEL_KEYS[level]]),
-        len(items),
-    )
+        op, assoc.calling_ae, level, len(keys[LEVEL_KEYS[level]]), len(items),
+    )  # fmt: skip
     return items
 
 
-def _sub_operations(
-    event: evt.Event, archive: Archive, items: list[RetrieveItem], accepted: Callable[[], outgoing.Accepted]
-) -> Iterator[tuple[int, Dataset | None]]:
-    """A (status, dataset) pair per instance, until done or cancelled."""
-    unsendable = 0
-    for item in items:
-        if event.is_cancelled:
-            LOG.info("retrieve_cancelled calling_ae=%r", event.assoc.requestor.ae_title)
-            yield CANCEL, None
+Send = Callable[[RetrieveItem, Path, int], int]  # (item, stored file, message id) -> C-STORE status
+
+
+def _sub_operations(assoc: Any, context_id: int, command: dimse.Command, items: list[RetrieveItem], send: Send) -> None:
+    """One C-STORE per instance, a Pending response after each, then the final response."""
+    completed = failed = warning = 0
+    failed_uids: list[str] = []
+    for number, item in enumerate(items):
+        if assoc.cancelled():
+            LOG.info("retrieve_cancelled calling_ae=%r remaining=%d", assoc.calling_ae, len(items) - number)
+            counts = (len(items) - number, completed, failed, warning)
+            assoc.respond(context_id, dimse.operation_response(command, CANCEL, bool(failed_uids), counts), _uid_list(assoc, context_id, failed_uids))
             return
         try:
-            dataset = outgoing.dataset_for_peer(archive.storage.path(item.file_key), item, accepted())
+            status = send(item, assoc.archive.storage.path(item.file_key), number + 1)
         except outgoing.CannotSend as exc:
-            unsendable += 1
             LOG.warning("retrieve_instance_failed sop_instance_uid=%s reason=%r", item.sop_uid, str(exc))
-            dataset = outgoing.unsendable(item)
-        yield PENDING, dataset
-    LOG.info("retrieve_done instances=%d unsendable=%d", len(items), unsendable)
+            status = None
+        except AssociationFailed as exc:  # the destination went away: the rest fail with it
+            LOG.warning("retrieve_failed calling_ae=%r reason=%r", assoc.calling_ae, str(exc))
+            failed += len(items) - number
+            failed_uids += [i.sop_uid for i in items[number:]]
+            break
+        if status == SUCCESS:
+            completed += 1
+        elif status in STORE_WARNINGS:
+            warning += 1
+        else:
+            if status is not None:
+                LOG.warning("retrieve_instance_failed sop_instance_uid=%s status=0x%04X", item.sop_uid, status)
+            failed += 1
+            failed_uids.append(item.sop_uid)
+        if number + 1 < len(items):
+            counts = (len(items) - number - 1, completed, failed, warning)
+            assoc.respond(context_id, dimse.operation_response(command, PENDING, counts=counts))
+    if not failed and not warning:
+        final = SUCCESS
+    elif not completed and not warning:
+        final = SUB_OPERATIONS_FAILED
+    else:
+        final = SOME_SUB_OPERATIONS_FAILED
+    LOG.info("retrieve_done instances=%d completed=%d failed=%d warning=%d", len(items), completed, failed, warning)
+    counts = (0, completed, failed, warning)
+    assoc.respond(context_id, dimse.operation_response(command, final, bool(failed_uids), counts), _uid_list(assoc, context_id, failed_uids))
 
 
-class _Destination:
-    """The C-MOVE sub-association pynetdicom opens for us: we need its socket (for
-    TCP_NODELAY: a C-STORE is request/response) and its accepted contexts."""
-
-    def __init__(self) -> None:
-        self.assoc: Any = None
-        self._accepted: outgoing.Accepted | None = None
-
-    def opened(self, event: evt.Event) -> None:
-        self.assoc = event.assoc
-        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def accepted(self) -> outgoing.Accepted:
-        if self._accepted is None:
-            self._accepted = outgoing.accepted_syntaxes(self.assoc.accepted_contexts)
-        return self._accepted
+def _uid_list(assoc: Any, context_id: int, failed_uids: list[str]) -> bytes | None:
+    if not failed_uids:
+        return None
+    encoder = FindResponseEncoder([(_FAILED_SOP_INSTANCE_UID_LIST, "UI", "\\".join(failed_uids))], [], (), {}, assoc.is_explicit(context_id))
+    return encoder.encode({})
 
 
-def handle_move(event: evt.Event, archive: Archive) -> Iterator[Any]:
-    calling_ae = event.assoc.requestor.ae_title
-    node = archive.nodes.get(event.move_destination or "")
+def serve_move(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
+    destination = command.text(dimse.MOVE_DESTINATION)
+    node = assoc.archive.nodes.get(destination)
     if node is None or not node.allows("store"):
-        LOG.warning(
-            "retrieve_refused op=move calling_ae=%r destination=%r reason=%s",
-            calling_ae,
-            event.move_destination,
-            "unknown destination" if node is None else "destination not allowed to receive (store)",
-        )
-        yield UNKNOWN_DESTINATION
+        reason = "unknown destination" if node is None else "destination not allowed to receive (store)"
+        LOG.warning("retrieve_refused op=move calling_ae=%r destination=%r reason=%s", assoc.calling_ae, destination, reason)
+        assoc.respond(context_id, dimse.operation_response(command, MOVE_DESTINATION_UNKNOWN, comment=reason))
         return
-    items = _selection(event, archive, "move")
-    destination = _Destination()
+    items = _selection(assoc, context_id, command, identifier, abstract, "move")
+    if items is None:
+        return
+    if not items:
+        assoc.respond(context_id, dimse.operation_response(command, SUCCESS, counts=(0, 0, 0, 0)))
+        return
     LOG.info("retrieve_destination aet=%r host=%s port=%d", node.aet, node.host, node.port)
-    yield node.host, node.port, {
-        "contexts": outgoing.requested_contexts(items),
-        "evt_handlers": [(evt.EVT_CONN_OPEN, destination.opened)],
-    }
-    yield len(items)
-    yield from _sub_operations(event, archive, items, destination.accepted)
+    try:
+        requestor = StoreRequestor.open(
+            node.host, node.port, assoc.options.aet, node.aet, outgoing.requested_contexts(items),
+            assoc.options.max_pdu, assoc.options.network_timeout,
+        )  # fmt: skip
+    except AssociationFailed as exc:
+        LOG.warning("retrieve_failed op=move destination=%r reason=%r", node.aet, str(exc))
+        counts = (len(items), 0, 0, 0)
+        assoc.respond(context_id, dimse.operation_response(command, SUB_OPERATIONS_FAILED, counts=counts, comment=str(exc)))
+        return
+    originator = (assoc.calling_ae, command.us(dimse.MESSAGE_ID))
+    try:
+        _sub_operations(
+            assoc, context_id, command, items,
+            lambda item, path, _number: requestor.store(item, path, originator),
+        )  # fmt: skip
+    finally:
+        requestor.release()
 
 
-def handle_get(event: evt.Event, archive: Archive) -> Iterator[Any]:
-    items = _selection(event, archive, "get")
-    yield len(items)
-    accepted = outgoing.accepted_syntaxes(event.assoc.accepted_contexts)
-    yield from _sub_operations(event, archive, items, lambda: accepted)
+def serve_get(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
+    items = _selection(assoc, context_id, command, identifier, abstract, "get")
+    if items is not None:
+        _sub_operations(assoc, context_id, command, items, assoc.store_here)

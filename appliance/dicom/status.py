@@ -13,6 +13,16 @@ DATASET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 
+# Query/Retrieve statuses (PS3.4 Tables C.4-1, C.4-2, C.4-3).
+PENDING = 0xFF00
+CANCEL = 0xFE00
+IDENTIFIER_MISMATCH = 0xA900  # "Identifier does not match SOP Class"
+UNABLE_TO_PROCESS = 0xC000
+SUB_OPERATIONS_FAILED = 0xA702  # "Refused: Out of Resources - Unable to perform sub-operations"
+MOVE_DESTINATION_UNKNOWN = 0xA801
+SOME_SUB_OPERATIONS_FAILED = 0xB000  # "Sub-operations Complete - One or more Failures or Warnings"
+STORE_WARNINGS = frozenset({0x0001, 0xB000, 0xB006, 0xB007})
+
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: SUCCESS,
     Outcome.ALREADY_PRESENT: SUCCESS,

@@ -21,8 +21,8 @@ import time
 from typing import Any, Callable
 
 from appliance.archive import Archive
-from appliance.dicom import server as dicom_server
 from appliance.dicom.acceptor import Acceptor
+from appliance.dicom.options import DicomOptions
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -37,26 +37,14 @@ def _die_with_parent(parent: int) -> None:
 
 
 class FrontDoor:
-    """The acceptor and its pynetdicom fallback, serving one listening socket."""
+    """The acceptor serving one listening socket."""
 
-    def __init__(
-        self, archive: Archive, options: dicom_server.DicomOptions, listener: socket.socket, shared_active: Any = None
-    ) -> None:
-        self.pynetdicom = dicom_server.make_server(archive, options)
-        self.acceptor = Acceptor(
-            archive,
-            options,
-            handoff=self.pynetdicom.finish_request,
-            handed_off_count=lambda: len(self.pynetdicom.active_associations),
-            listener=listener,
-            shared_active=shared_active,
-        )
+    def __init__(self, archive: Archive, options: DicomOptions, listener: socket.socket, shared_active: Any = None) -> None:
+        self.acceptor = Acceptor(archive, options, listener=listener, shared_active=shared_active)
         self.acceptor.start()
 
     def stop(self) -> None:
         self.acceptor.shutdown()  # running transfers finish first
-        for assoc in self.pynetdicom.active_associations:
-            assoc.abort()
 
 
 class WorkerPool:
@@ -64,7 +52,7 @@ class WorkerPool:
         self,
         count: int,
         open_archive: Callable[[], Archive],
-        options: dicom_server.DicomOptions,
+        options: DicomOptions,
         listener: socket.socket,
     ) -> None:
         self.count = count

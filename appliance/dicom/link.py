@@ -1,0 +1,172 @@
+"""One end of an association on the wire: PDVs in, DIMSE messages out.
+
+Reads come from our own buffer over the socket (so that ``has_input`` can tell, without
+blocking, whether the peer sent something, e.g. a C-CANCEL in the middle of a C-FIND stream);
+writes are fragmented to the peer's maximum PDU and may be batched (``send(..., flush=False)``)
+so that a stream of small responses costs few system calls.  Used by the acceptor's loop and by
+the C-MOVE sub-association alike.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from appliance.dicom import pdu
+
+_PDV_HEADER = struct.Struct(">LBB")
+_READ_CHUNK = 1 << 18
+_FLUSH_AT = 1 << 15  # batched output is sent once it holds this much
+MAX_SEND_PDU = 1 << 20  # what we send when the peer says "no limit" (0)
+RELEASE, ABORT = "release", "abort"
+
+
+@dataclass(frozen=True)
+class Pdv:
+    """A PDV whose header has been read; its ``length`` value bytes are next on the wire."""
+
+    context_id: int
+    control: int
+    length: int
+
+    @property
+    def is_command(self) -> bool:
+        return bool(self.control & pdu.COMMAND)
+
+    @property
+    def is_last(self) -> bool:
+        return bool(self.control & pdu.LAST)
+
+
+class Link:
+    def __init__(self, sock: socket.socket, peer_max_pdu: int = 0) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+        self._pdu_left = 0  # bytes of the current P-DATA-TF not yet read
+        self._out = bytearray()
+        self.set_peer_max_pdu(peer_max_pdu)
+
+    def set_peer_max_pdu(self, peer_max_pdu: int) -> None:
+        limit = peer_max_pdu if 0 < peer_max_pdu <= MAX_SEND_PDU else MAX_SEND_PDU
+        self.max_fragment = max(limit - 6, 16)  # the PDV header (length, id, control) counts
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(_READ_CHUNK)
+        if not chunk:
+            raise ConnectionError("peer closed the connection")
+        self._buffer += chunk
+
+    def read_exactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            self._fill()
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        """Up to ``len(view)`` bytes, from the buffer first, else straight from the socket."""
+        if self._buffer:
+            n = min(len(view), len(self._buffer))
+            view[:n] = self._buffer[:n]
+            del self._buffer[:n]
+            return n
+        n = self.sock.recv_into(view)
+        if not n:
+            raise ConnectionError("peer closed the connection mid-dataset")
+        return n
+
+    def has_input(self) -> bool:
+        """Whether the peer has sent anything not yet read (never blocks)."""
+        if self._buffer:
+            return True
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def next_pdv(self) -> Pdv | str:
+        """The next PDV header, or RELEASE / ABORT when the peer sent that PDU instead."""
+        if self._pdu_left == 0:
+            pdu_type, length = pdu.HEADER.unpack(self.read_exactly(6))
+            if pdu_type in (pdu.RELEASE_RQ, pdu.RELEASE_RP, pdu.ABORT):
+                self.read_exactly(length)
+                return ABORT if pdu_type == pdu.ABORT else RELEASE
+            if pdu_type != pdu.P_DATA_TF:
+                raise pdu.ProtocolError(f"unexpected PDU type 0x{pdu_type:02X}")
+            self._pdu_left = length
+        item_length, context_id, control = _PDV_HEADER.unpack(self.read_exactly(6))
+        if item_length < 2 or item_length + 4 > self._pdu_left:
+            raise pdu.ProtocolError("PDV length exceeds its PDU")
+        self._pdu_left -= item_length + 4
+        return Pdv(context_id, control, item_length - 2)
+
+    def read_command(self, limit: int) -> tuple[int, bytes] | str:
+        """A whole command set (context id, bytes), or RELEASE / ABORT.  A dataset fragment here
+        is a protocol error: the caller expects a command (e.g. a C-STORE-RSP, a C-CANCEL)."""
+        command = bytearray()
+        while True:
+            pdv = self.next_pdv()
+            if isinstance(pdv, str):
+                return pdv
+            if not pdv.is_command:
+                raise pdu.ProtocolError("dataset fragment where a command was expected")
+            if len(command) + pdv.length > limit:
+                raise pdu.ProtocolError("command set too large")
+            command += self.read_exactly(pdv.length)
+            if pdv.is_last:
+                return pdv.context_id, bytes(command)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def send(self, context_id: int, command: bytes, dataset: bytes | None = None, flush: bool = True) -> None:
+        """A DIMSE message whose dataset (if any) is in memory."""
+        self._fragments(context_id, pdu.COMMAND, memoryview(command))
+        if dataset is not None:
+            self._fragments(context_id, 0, memoryview(dataset))
+        if flush or len(self._out) >= _FLUSH_AT:
+            self.flush()
+
+    def _fragments(self, context_id: int, control: int, data: memoryview) -> None:
+        step = self.max_fragment
+        for start in range(0, max(len(data), 1), step):
+            piece = data[start : start + step]
+            last = pdu.LAST if start + step >= len(data) else 0
+            self._out += pdu.p_data_header(context_id, control | last, len(piece))
+            self._out += piece
+
+    def send_file_dataset(self, context_id: int, command: bytes, source: BinaryIO, length: int) -> None:
+        """A DIMSE message whose dataset is the next ``length`` bytes of ``source``, read in
+        PDU-sized pieces and sent without further copies (header and piece in one sendmsg)."""
+        self.send(context_id, command)
+        buffer = bytearray(min(self.max_fragment, max(length, 1)))
+        view = memoryview(buffer)
+        left = length
+        while True:
+            n = min(len(buffer), left)
+            got = source.readinto(view[:n]) if n else 0
+            if got != n:
+                raise OSError("stored file shorter than its index entry")
+            left -= n
+            header = pdu.p_data_header(context_id, pdu.LAST if left == 0 else 0, n)
+            self._sendmsg(header, view[:n])
+            if left == 0:
+                return
+
+    def _sendmsg(self, header: bytes, piece: memoryview) -> None:
+        sent = self.sock.sendmsg([header, piece])
+        total = len(header) + len(piece)
+        if sent < total:  # rare: finish with sendall
+            rest = (header + bytes(piece))[sent:]
+            self.sock.sendall(rest)
+
+    def flush(self) -> None:
+        if self._out:
+            self.sock.sendall(self._out)
+            self._out.clear()
+
+    def send_pdu(self, data: bytes) -> None:
+        self.flush()
+        self.sock.sendall(data)
