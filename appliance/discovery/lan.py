@@ -65,7 +65,7 @@ class Discovery:
         self.options = options
         self._zc: Zeroconf | None = None
         self._browser: ServiceBrowser | None = None
-        self._addresses: list[str] | None = None  # None: not announced yet (or it failed)
+        self._addresses: list[str] | None = None  # those last tried (None: not yet); retried when they change
         self._own: set[str] = set()
         self._present: set[str] = set()
         self._lock = threading.Lock()
