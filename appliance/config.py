@@ -99,6 +99,14 @@ SETTINGS: tuple[Setting, ...] = (
         "0: no cap.",
     ),
     Setting(
+        "imaging_max_decode_mb",
+        1024,
+        "Largest pixel data decoded for display, in MB (rows x columns x frames x samples x bytes, as declared); "
+        "larger images are refused (HTTP 413).",
+    ),
+    Setting("thumbnail_size", 160, "Side of the square that series thumbnails fit in, in pixels."),
+    Setting("thumbnail_cache_mb", 64, "Disk space for cached thumbnails (data folder/cache/thumbnails), in MB."),
+    Setting(
         "forward_retry_initial",
         30,
         "Seconds before a failed forward is tried again; the wait doubles after each failure, up to an hour.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import os
@@ -44,6 +45,19 @@ def open_archive(settings: Settings) -> Archive:
     return Archive(settings.data_dir, archive_options(settings))
 
 
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own arena and keeps what it freed: with eight
+    HTTP threads decoding images, RSS grew to ~236 MB; with two arenas it stays ~80 MB (a 1 GB
+    box).  Must run before the threads start; a no-op on a libc without mallopt."""
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -65,6 +79,7 @@ class Service:
 
     def start(self) -> None:
         s = self.settings
+        limit_malloc_arenas()
         self.archive = open_archive(s)
         report = self.archive.reconcile()
         LOG.info(

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import importer, indexing, maintenance, query, retrieval
+from appliance.archive import importer, indexing, lookup, maintenance, query, retrieval
 from appliance.archive.devices import DeviceTable
 from appliance.archive.discovered import DiscoveredTable
 from appliance.archive.forwarding import Forwarding
@@ -71,6 +71,21 @@ class Archive:
         query.TooManyMatches before the first match."""
         options = query.FindOptions(self.options.find_fold_names, self.options.find_max_results)
         return query.find(model, level, identifier, options)
+
+    def instance(self, sop_uid: str) -> lookup.InstanceEntry | None:
+        """Where one instance's file is, and its size in frames, rows and columns."""
+        return lookup.instance(sop_uid)
+
+    def series_entry(self, series_uid: str) -> lookup.SeriesEntry | None:
+        """A series with its study, patient and instances in display order (for viewers)."""
+        return lookup.series(series_uid)
+
+    def middle_instance(self, series_uid: str) -> lookup.InstanceEntry | None:
+        """The instance halfway through a series in display order (its thumbnail)."""
+        return lookup.middle_instance(series_uid)
+
+    def file_path(self, file_key: str) -> Path:
+        return self.storage.path(file_key)
 
     def counts(self) -> dict[str, int]:
         """Totals of the index.  Counting scans whole tables (~40 ms at 100,000 instances), so

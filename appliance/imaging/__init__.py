@@ -1,0 +1,121 @@
+"""Pixels to screen: decode one frame, apply the display pipeline, encode it.
+
+Public API (paths are stored files; frames are numbered from 1, as in DICOM):
+
+- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=)`` -> ``Rendered``
+- ``raw_frame(path, frame)`` -> ``RawFrame`` (16-bit values and their LUT parameters)
+- ``image_info(path)`` -> dict (size, windows, calibration, frame timing; header only)
+- ``animation(path, fmt=)`` -> ``Rendered`` (every frame as one animated GIF or WebP)
+- ``Thumbnails`` -> series thumbnails in a size-capped disk cache
+
+Every call refuses, with ``TooLarge``, a file whose declared pixel data (rows x columns x
+frames x samples x bytes) exceeds ``ImagingOptions.max_decode_mb``; other trouble is an
+``ImagingError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.imaging.animate import ANIMATED, animate
+from appliance.imaging.cache import DiskCache
+from appliance.imaging.describe import describe
+from appliance.imaging.grayscale import FUNCTIONS, Window
+from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, render
+from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, TooLarge
+
+__all__ = [
+    "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
+    "Thumbnails", "TooLarge", "Window", "animation", "image_info", "raw_frame", "render_frame",
+]  # fmt: skip
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImagingOptions:
+    max_decode_mb: int = 1024
+    thumbnail_size: int = 160
+    thumbnail_cache_mb: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ImagingOptions":
+        return cls(settings.imaging_max_decode_mb, settings.thumbnail_size, settings.thumbnail_cache_mb)
+
+    @property
+    def max_decode_bytes(self) -> int:
+        return self.max_decode_mb * MB
+
+
+DEFAULTS = ImagingOptions()
+
+
+def render_frame(
+    path: Path,
+    frame: int,
+    *,
+    window: Window | tuple[float, float] | None = None,
+    size: tuple[int | None, int | None] | None = None,
+    fmt: str = "jpeg",
+    quality: int = 90,
+    invert: bool = False,
+    options: ImagingOptions = DEFAULTS,
+) -> Rendered:
+    """Frame ``frame`` (from 1) as a JPEG, PNG or WebP picture, fitted into ``size``
+    (width, height) when given.  ``window`` overrides the file's VOI."""
+    if isinstance(window, tuple):
+        window = Window(float(window[0]), float(window[1]))
+    width, height = size or (None, None)
+    with FrameSource(path, options.max_decode_bytes) as source:
+        return render(source, frame - 1, View(window, invert, width, height), fmt, quality)
+
+
+def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
+    with FrameSource(path, options.max_decode_bytes) as source:
+        return raw(source, frame - 1)
+
+
+def animation(
+    path: Path,
+    *,
+    fmt: str = "gif",
+    window: Window | None = None,
+    invert: bool = False,
+    size: tuple[int | None, int | None] | None = None,
+    options: ImagingOptions = DEFAULTS,
+) -> Rendered:
+    """All frames as one looping animation at the file's frame rate (for sharing a cine)."""
+    width, height = size or (None, None)
+    with FrameSource(path, options.max_decode_bytes) as source:
+        return Rendered(animate(source, fmt, View(window, invert, width, height)), ANIMATED[fmt])
+
+
+def image_info(path: Path, *, options: ImagingOptions = DEFAULTS) -> dict[str, Any]:
+    """Header facts for a viewer; ``too_large`` tells it that frames will be refused."""
+    try:
+        with FrameSource(path, options.max_decode_bytes) as source:
+            return {**describe(source.ds, source.frames), "too_large": False}
+    except TooLarge:
+        with FrameSource(path, max_decode_bytes=1 << 62) as source:
+            return {**describe(source.ds, source.frames), "too_large": True}
+
+
+class Thumbnails:
+    """One small JPEG per series, made from a representative frame and kept on disk."""
+
+    def __init__(self, folder: Path, options: ImagingOptions = DEFAULTS) -> None:
+        self.options = options
+        self.cache = DiskCache(folder, options.thumbnail_cache_mb * MB)
+
+    def get(self, path: Path, frame: int = 1) -> Rendered:
+        """The thumbnail of ``frame`` of the stored file ``path``.  Stored files are
+        content-addressed, so the path and frame name the picture for good."""
+        side = self.options.thumbnail_size
+        key = f"{Path(path).resolve()}:{frame}:{side}"
+
+        def make() -> bytes:
+            return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data
+
+        return Rendered(self.cache.get_or_make(key, ".jpg", make), "image/jpeg")

@@ -1,0 +1,65 @@
+"""A folder of small files with a size cap: least recently used files go first.
+
+Names are hashes of what the caller keys them by (never UIDs or names as such), written
+atomically; a hit refreshes the file's modification time, which is the LRU order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+
+class DiskCache:
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._total: int | None = None  # bytes in the folder, counted on first use
+
+    def path(self, key: str, suffix: str) -> Path:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self.folder / f"{digest}{suffix}"
+
+    def get_or_make(self, key: str, suffix: str, make: Callable[[], bytes]) -> bytes:
+        path = self.path(key, suffix)
+        try:
+            data = path.read_bytes()
+            os.utime(path)
+            return data
+        except FileNotFoundError:
+            pass
+        data = make()
+        if len(data) <= self.max_bytes:
+            self._store(path, data)
+        return data
+
+    def _store(self, path: Path, data: bytes) -> None:
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self._total is None:
+                self._total = sum(p.stat().st_size for p in self._files())
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+            temp.write_bytes(data)
+            os.replace(temp, path)  # a cache: no fsync, a lost file is made again
+            self._total += len(data)
+            if self._total > self.max_bytes:
+                self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recently used files until the folder is at 90 % of its cap."""
+        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self._files()), key=lambda e: e[0])
+        total = sum(size for _, size, _ in entries)
+        target = self.max_bytes * 9 // 10
+        for _, size, p in entries:
+            if total <= target:
+                break
+            p.unlink(missing_ok=True)
+            total -= size
+        self._total = total
+
+    def _files(self) -> list[Path]:
+        return [p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")]

@@ -1,0 +1,82 @@
+"""What a viewer needs to know about an image, from its header alone (no pixels decoded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from appliance.imaging import grayscale
+
+# Sequence of Ultrasound Regions, Physical Units X/Y Direction (PS3.3 C.8.5.5.1.15): 3 is cm.
+_US_UNITS = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds",
+             7: "cm/sec", 8: "cm2", 9: "cm2/sec", 0xA: "cm3", 0xB: "cm3/sec", 0xC: "degrees"}  # fmt: skip
+
+
+def describe(ds: Dataset, frames: int) -> dict[str, Any]:
+    """Size, presentation and calibration of one instance."""
+    windows = grayscale.file_windows(grayscale.frame_attributes(ds, 0))
+    return {
+        "rows": int(ds.get("Rows") or 0),
+        "columns": int(ds.get("Columns") or 0),
+        "frames": frames,
+        "photometric": str(ds.get("PhotometricInterpretation", "")).strip(),
+        "grayscale": str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2"),
+        "windows": [w.as_dict() for w in windows],
+        "has_voi_lut": bool(ds.get("VOILUTSequence")),
+        "inverted": grayscale.inverted_by_file(ds),
+        "pixel_spacing": _pair(ds.get("PixelSpacing")),
+        "imager_pixel_spacing": _pair(ds.get("ImagerPixelSpacing")),
+        "ultrasound_regions": ultrasound_regions(ds),
+        "frame_time_ms": _float(ds.get("FrameTime")),
+        "recommended_frame_rate": _float(ds.get("RecommendedDisplayFrameRate")),
+        "cine_rate": _float(ds.get("CineRate")),
+        "instance_number": _int(ds.get("InstanceNumber")),
+        "image_type": [str(v) for v in ds.get("ImageType") or []],
+        "laterality": str(ds.get("ImageLaterality", "") or ds.get("Laterality", "")),
+        "view_position": str(ds.get("ViewPosition", "")),
+        "slice_location": _float(ds.get("SliceLocation")),
+        "slice_thickness": _float(ds.get("SliceThickness")),
+        "acquisition_date": str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", "")),
+    }
+
+
+def ultrasound_regions(ds: Dataset) -> list[dict[str, Any]]:
+    """Calibrated regions of an ultrasound image, with mm per pixel where the unit is cm."""
+    regions = []
+    for item in ds.get("SequenceOfUltrasoundRegions") or []:
+        try:
+            unit_x = _US_UNITS.get(int(item.PhysicalUnitsXDirection), "unknown")
+            unit_y = _US_UNITS.get(int(item.PhysicalUnitsYDirection), "unknown")
+            delta_x, delta_y = abs(float(item.PhysicalDeltaX)), abs(float(item.PhysicalDeltaY))
+            box = [int(item.RegionLocationMinX0), int(item.RegionLocationMinY0),
+                   int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)]  # fmt: skip
+        except (AttributeError, TypeError, ValueError):
+            continue
+        region: dict[str, Any] = {"box": box, "unit_x": unit_x, "unit_y": unit_y, "delta_x": delta_x, "delta_y": delta_y}
+        if unit_x == unit_y == "cm":
+            region["mm_per_pixel"] = [delta_y * 10.0, delta_x * 10.0]  # [row, column] like Pixel Spacing
+        regions.append(region)
+    return regions
+
+
+def _pair(value: Any) -> list[float] | None:
+    try:
+        pair = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return pair if len(pair) == 2 and all(v > 0 for v in pair) else None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

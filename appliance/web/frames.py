@@ -1,0 +1,234 @@
+"""Frames, thumbnails and viewer facts over HTTP (JSON API under /api/).
+
+    GET /api/instances/<sop_uid>/frames/<n>/rendered   JPEG/PNG/WebP of frame n (from 1)
+        ?window=C,W or ?window-center=&window-width= (as Orthanc)   ?function=LINEAR|LINEAR_EXACT|SIGMOID
+        ?width=&height= (fit)   ?format=jpeg|png|webp
+        ?quality=1..100   ?invert=1   ?download=1 (attachment named without patient data)
+    GET /api/instances/<sop_uid>/frames/<n>/raw        16-bit values; X-Lightbox-Pixels: LUT parameters
+    GET /api/instances/<sop_uid>/animation             every frame as a looping GIF or WebP
+        ?format=gif|webp, and window, invert, width, height, download as above
+    GET /api/series/<series_uid>/thumbnail             JPEG of a representative frame (cached)
+    GET /api/series/<series_uid>/viewer                JSON: instances in order, frames, calibration
+
+Every route is wrapped in ``guard`` (sessions and login belong to the web UI).  Refusals are
+JSON ``{"error": ...}`` with 400 (bad query), 404 (no such instance, series or frame), 413
+(over the decode cap) or 422 (not displayable), and one log line without patient data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+import bottle
+
+from appliance import imaging
+from appliance.archive import Archive
+from appliance.archive.lookup import InstanceEntry
+from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
+
+log = logging.getLogger("lightbox.web.frames")
+
+Guard = Callable[[Callable[..., Any]], Callable[..., Any]]
+MAX_SIDE = 8192
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+# Common presets (centre, width) offered next to the file's own windows.
+MODALITY_PRESETS = {
+    "CT": [("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 400, 1800), ("Brain", 40, 80), ("Abdomen", 60, 400)],
+}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: ImagingOptions | None = None) -> None:
+    """Add the frame routes to ``app``, each wrapped in ``guard``."""
+    options = options or ImagingOptions()
+    thumbnails = Thumbnails(archive.data_dir / "cache" / "thumbnails", options)
+
+    def refusing(handler: Callable[..., Any]) -> Callable[..., Any]:
+        def run(**kwargs: Any) -> Any:
+            try:
+                return handler(**kwargs)
+            except Refused as exc:
+                return _refusal(exc.status, exc.reason)
+            except TooLarge as exc:
+                return _refusal(413, str(exc))
+            except NoSuchFrame as exc:
+                return _refusal(404, f"no such frame: {exc}")
+            except ImagingError as exc:
+                return _refusal(422, str(exc))
+            except OSError as exc:  # the index names a file the storage lacks
+                return _refusal(500, f"stored file unreadable ({exc.__class__.__name__})")
+
+        return run
+
+    def route(path: str, handler: Callable[..., Any]) -> None:
+        app.route(path, "GET", guard(refusing(handler)))
+
+    def instance_or_404(sop_uid: str) -> InstanceEntry:
+        entry = archive.instance(sop_uid)
+        if entry is None:
+            raise Refused(404, "no such instance")
+        return entry
+
+    def rendered(sop_uid: str, n: str) -> bottle.HTTPResponse:
+        entry = instance_or_404(sop_uid)
+        frame = _frame_number(n)
+        query = bottle.request.query
+        fmt = _format(query, imaging.FORMATS, "jpeg")
+        quality = _bounded(query, "quality", 1, 100) or 90
+        picture = imaging.render_frame(archive.file_path(entry.file_key), frame, fmt=fmt, quality=quality,
+                                       options=options, **_view(query))  # fmt: skip
+        return _picture(picture, f"image-{entry.instance_number or 0}-frame-{frame}.{EXTENSIONS[fmt]}")
+
+    def animation(sop_uid: str) -> bottle.HTTPResponse:
+        entry = instance_or_404(sop_uid)
+        query = bottle.request.query
+        fmt = _format(query, imaging.ANIMATED, "gif")
+        picture = imaging.animation(archive.file_path(entry.file_key), fmt=fmt, options=options, **_view(query))
+        return _picture(picture, f"cine-{entry.instance_number or 0}.{fmt}")
+
+    def raw(sop_uid: str, n: str) -> bottle.HTTPResponse:
+        entry = instance_or_404(sop_uid)
+        frame = imaging.raw_frame(archive.file_path(entry.file_key), _frame_number(n), options=options)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "X-Lightbox-Pixels": frame.parameters_json(),
+            "Cache-Control": "private, max-age=300",
+        }
+        return bottle.HTTPResponse(frame.data, 200, headers)
+
+    def thumbnail(series_uid: str) -> bottle.HTTPResponse:
+        representative = archive.middle_instance(series_uid)
+        if representative is None:
+            raise Refused(404, "no such series")
+        picture = thumbnails.get(archive.file_path(representative.file_key))
+        return bottle.HTTPResponse(picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"})
+
+    def viewer(series_uid: str) -> bottle.HTTPResponse:
+        entry = archive.series_entry(series_uid)
+        if entry is None or not entry.instances:
+            raise Refused(404, "no such series")
+        first = entry.instances[0]
+        image = imaging.image_info(archive.file_path(first.file_key), options=options)
+        body = {
+            "series": entry.series,
+            "study": entry.study,
+            "patient": entry.patient,
+            "image": image,
+            "presets": _presets(str(entry.series.get("modality", "")), image),
+            "instances": [_instance_json(i) for i in entry.instances],
+            "frames": sum(i.frames for i in entry.instances),
+        }
+        return bottle.HTTPResponse(json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+    route("/api/instances/<sop_uid>/frames/<n>/rendered", rendered)
+    route("/api/instances/<sop_uid>/frames/<n>/raw", raw)
+    route("/api/instances/<sop_uid>/animation", animation)
+    route("/api/series/<series_uid>/thumbnail", thumbnail)
+    route("/api/series/<series_uid>/viewer", viewer)
+
+
+def _instance_json(entry: InstanceEntry) -> dict[str, Any]:
+    return {
+        "sop_uid": entry.sop_uid,
+        "instance_number": entry.instance_number,
+        "frames": entry.frames,
+        "rows": entry.rows,
+        "columns": entry.columns,
+    }
+
+
+def _presets(modality: str, image: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file's windows first ("default from file"), then the modality's usual ones."""
+    presets = [{"name": w["explanation"] or f"File {i + 1}", "center": w["center"], "width": w["width"], "source": "file"}
+               for i, w in enumerate(image["windows"])]  # fmt: skip
+    if image.get("grayscale"):
+        presets += [{"name": name, "center": c, "width": w, "source": "modality"} for name, c, w in MODALITY_PRESETS.get(modality, [])]
+    return presets
+
+
+def _format(query: bottle.FormsDict, formats: dict[str, str], default: str) -> str:
+    fmt = query.get("format", default).lower()
+    if fmt not in formats:
+        raise Refused(400, f"format must be one of {', '.join(formats)}")
+    return fmt
+
+
+def _view(query: bottle.FormsDict) -> dict[str, Any]:
+    """The window, inversion and fit box a picture request asks for."""
+    return {
+        "window": _window(query),
+        "invert": query.get("invert") == "1",
+        "size": (_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
+    }
+
+
+def _picture(picture: imaging.Rendered, download_name: str) -> bottle.HTTPResponse:
+    """The picture, as an attachment named ``download_name`` (no patient data) if asked."""
+    headers = {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
+    if bottle.request.query.get("download") == "1":
+        headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    return bottle.HTTPResponse(picture.data, 200, headers)
+
+
+def _refusal(status: int, reason: str) -> bottle.HTTPResponse:
+    log.warning("frame request refused status=%d path=%s reason=%s", status, _route_shape(), reason)
+    return bottle.HTTPResponse(json.dumps({"error": reason}), status, {"Content-Type": "application/json"})
+
+
+def _route_shape() -> str:
+    """The route pattern, not the path: UIDs stay out of the log."""
+    route = bottle.request.environ.get("bottle.route")
+    return route.rule if route is not None else "?"
+
+
+def _frame_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise Refused(400, "frame number must be an integer from 1") from None
+    if number < 1:
+        raise Refused(404, "frames are numbered from 1")
+    return number
+
+
+def _bounded(query: bottle.FormsDict, name: str, low: int, high: int) -> int | None:
+    text = query.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise Refused(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise Refused(400, f"{name} must be from {low} to {high}")
+    return value
+
+
+def _window(query: bottle.FormsDict) -> Window | None:
+    """``window=C,W`` or ``window-center=C&window-width=W`` (``width`` is the fit box), with an
+    optional ``function``."""
+    pair: tuple[str, ...] | None = None
+    if query.get("window"):
+        pair = tuple(query.get("window").split(","))
+    elif query.get("window-center") or query.get("window-width"):
+        pair = (query.get("window-center", ""), query.get("window-width", ""))
+    if pair is None:
+        return None
+    try:
+        center, width = (float(v) for v in pair)
+    except ValueError:
+        raise Refused(400, "window must be center,width") from None
+    if not width > 0 or not all(abs(v) < 1e12 for v in (center, width)):
+        raise Refused(400, "window width must be positive")
+    function = query.get("function", "LINEAR").upper()
+    if function not in imaging.FUNCTIONS:
+        raise Refused(400, f"function must be one of {', '.join(imaging.FUNCTIONS)}")
+    return Window(center, width, function)

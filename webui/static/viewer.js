@@ -1,0 +1,644 @@
+/* Lightbox viewer: one series on a canvas.  Plain JavaScript, no build step.
+
+   LightboxViewer.open(element, seriesUid) -> viewer
+
+   Grayscale frames come as raw 16-bit values (/api/instances/<sop>/frames/<n>/raw) and are
+   windowed here, so window/level needs no round trip; colour frames come rendered (JPEG).
+   Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
+   (window/level, pan, zoom, measure), middle drag = pan.  Keys: arrows, Home/End, space = cine.
+   Touch: one finger = the active tool, two fingers = pinch zoom and pan.
+*/
+(function () {
+  "use strict";
+
+  const PREFETCH_AHEAD = 8;      // frames fetched ahead of the one shown
+  const PARALLEL_FETCHES = 4;
+  const MAX_CACHED_FRAMES = 400; // decoded frames kept; the oldest are dropped past this
+  const DEFAULT_CINE_FPS = 10;
+  const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["measure", "Measure"]];
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function personName(value) {
+    return (value || "").split("^").filter(Boolean).join(" ");
+  }
+
+  function dicomDate(value) {
+    return /^\d{8}$/.test(value || "") ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : value || "";
+  }
+
+  class Viewer {
+    constructor(element, seriesUid) {
+      this.element = element;
+      this.seriesUid = seriesUid;
+      this.frames = [];          // [{sop, frame, instance}] in display order
+      this.index = 0;
+      this.cache = new Map();    // "sop/frame" -> Promise of decoded frame data
+      this.queue = [];
+      this.fetching = 0;
+      this.tool = "wl";
+      this.window = null;        // {center, width} in modality units, null: the frame's own
+      this.invert = false;
+      this.view = { scale: 1, tx: 0, ty: 0, fit: true };
+      this.measure = null;       // {a: [x, y], b: [x, y]} in image pixels
+      this.playing = false;
+      this.speed = 1;
+      this.pointers = new Map();
+      this.current = null;       // the decoded frame shown
+      this.build();
+    }
+
+    // ------------------------------------------------------------------ set-up
+
+    build() {
+      const root = el("div", { class: "lbv", tabindex: "0" });
+      const bar = el("div", { class: "lbv-toolbar" });
+      this.toolButtons = {};
+      for (const [name, label] of TOOLS) {
+        const button = el("button", { type: "button", "data-tool": name }, label);
+        button.addEventListener("click", () => this.setTool(name));
+        this.toolButtons[name] = button;
+        bar.append(button);
+      }
+      this.presetSelect = el("select", { class: "lbv-presets", title: "Window presets" });
+      this.presetSelect.addEventListener("change", () => this.applyPreset(this.presetSelect.value));
+      bar.append(this.presetSelect);
+      const action = (label, cls, handler, title) => {
+        const button = el("button", { type: "button", class: cls, title: title || label }, label);
+        button.addEventListener("click", handler);
+        bar.append(button);
+        return button;
+      };
+      action("Invert", "lbv-invert", () => { this.invert = !this.invert; this.draw(); });
+      action("Reset", "lbv-reset", () => this.reset());
+      action("Fit", "lbv-fit", () => { this.fitView(); this.draw(); });
+      action("1:1", "lbv-actual", () => this.actualSize(), "Actual size");
+      this.playButton = action("Play", "lbv-play", () => this.togglePlay());
+      this.speedSelect = el("select", { class: "lbv-speed", title: "Cine speed" });
+      for (const factor of [0.25, 0.5, 1, 2, 4]) {
+        this.speedSelect.append(el("option", { value: String(factor) }, `${factor}x`));
+      }
+      this.speedSelect.value = "1";
+      this.speedSelect.addEventListener("change", () => { this.speed = Number(this.speedSelect.value); });
+      bar.append(this.speedSelect);
+      action("PNG", "lbv-export-png", () => this.exportImage("png"), "Save this image as PNG");
+      action("JPEG", "lbv-export-jpeg", () => this.exportImage("jpeg"), "Save this image as JPEG");
+      this.gifLink = el("a", { class: "lbv-export-gif", title: "Save the cine loop as GIF" }, "GIF");
+      this.webpLink = el("a", { class: "lbv-export-webp", title: "Save the cine loop as WebP" }, "WebP");
+      bar.append(this.gifLink, this.webpLink);
+
+      const stage = el("div", { class: "lbv-stage" });
+      this.canvas = el("canvas", { class: "lbv-canvas" });
+      this.overlays = {};
+      for (const corner of ["tl", "tr", "bl", "br"]) {
+        this.overlays[corner] = el("div", { class: `lbv-overlay lbv-${corner}` });
+        stage.append(this.overlays[corner]);
+      }
+      stage.prepend(this.canvas);
+      this.status = el("div", { class: "lbv-status", role: "status" });
+      stage.append(this.status);
+
+      const scroll = el("div", { class: "lbv-scroll" });
+      this.slider = el("input", { type: "range", class: "lbv-slider", min: "1", max: "1", value: "1", "aria-label": "Frame" });
+      this.slider.addEventListener("input", () => this.show(Number(this.slider.value) - 1));
+      this.frameLabel = el("span", { class: "lbv-frame" });
+      scroll.append(this.slider, this.frameLabel);
+
+      root.append(bar, stage, scroll);
+      this.element.replaceChildren(root);
+      this.root = root;
+      this.stage = stage;
+      this.offscreen = document.createElement("canvas");
+      this.bindInput();
+      new ResizeObserver(() => this.resize()).observe(stage);
+      this.setTool("wl");
+    }
+
+    async load() {
+      const response = await fetch(`/api/series/${encodeURIComponent(this.seriesUid)}/viewer`, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(await this.reason(response));
+      this.info = await response.json();
+      this.frames = [];
+      this.info.instances.forEach((instance, i) => {
+        for (let n = 1; n <= instance.frames; n += 1) this.frames.push({ sop: instance.sop_uid, frame: n, instance: i });
+      });
+      this.slider.max = String(Math.max(this.frames.length, 1));
+      this.presetSelect.replaceChildren(el("option", { value: "" }, "Default from file"));
+      this.info.presets.forEach((preset, i) => {
+        this.presetSelect.append(el("option", { value: String(i) }, `${preset.name} (${preset.center}/${preset.width})`));
+      });
+      this.presetSelect.disabled = !this.info.image.grayscale;
+      if (!this.info.image.grayscale && this.tool === "wl") this.setTool("pan");
+      if (this.info.image.too_large) this.status.textContent = "This image is too large to display.";
+      this.resize();
+      await this.show(0);
+      return this;
+    }
+
+    // ------------------------------------------------------------------ frames
+
+    key(entry) {
+      return `${entry.sop}/${entry.frame}`;
+    }
+
+    fetchFrame(position) {
+      const entry = this.frames[position];
+      const key = this.key(entry);
+      if (this.cache.has(key)) {
+        const promise = this.cache.get(key);
+        this.cache.delete(key);  // re-insert: the Map's order is the LRU order
+        this.cache.set(key, promise);
+        return promise;
+      }
+      const promise = new Promise((resolve, reject) => this.queue.push({ entry, resolve, reject }));
+      this.cache.set(key, promise);
+      promise.catch(() => this.cache.delete(key));
+      while (this.cache.size > MAX_CACHED_FRAMES) this.cache.delete(this.cache.keys().next().value);
+      this.pump();
+      return promise;
+    }
+
+    pump() {
+      while (this.fetching < PARALLEL_FETCHES && this.queue.length) {
+        const job = this.queue.shift();
+        this.fetching += 1;
+        this.decode(job.entry).then(job.resolve, job.reject).finally(() => { this.fetching -= 1; this.pump(); });
+      }
+    }
+
+    async decode(entry) {
+      const base = `/api/instances/${encodeURIComponent(entry.sop)}/frames/${entry.frame}`;
+      if (this.info.image.grayscale) {
+        const response = await fetch(`${base}/raw`, { credentials: "same-origin" });
+        if (!response.ok) throw new Error(await this.reason(response));
+        const p = JSON.parse(response.headers.get("X-Lightbox-Pixels"));
+        const buffer = await response.arrayBuffer();
+        const values = p.dtype === "int16" ? new Int16Array(buffer) : new Uint16Array(buffer);
+        let min = Infinity, max = -Infinity;
+        for (let i = 0; i < values.length; i += 1) {
+          const v = values[i];
+          if (v < min) min = v;
+          if (v > max) max = v;
+        }
+        return { kind: "raw", values, min, max, rows: p.rows, columns: p.columns, slope: p.slope,
+                 intercept: p.intercept, window: p.window, invert: p.invert, entry };
+      }
+      const response = await fetch(`${base}/rendered?format=jpeg&quality=92`, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(await this.reason(response));
+      const bitmap = await createImageBitmap(await response.blob());
+      return { kind: "bitmap", bitmap, rows: bitmap.height, columns: bitmap.width, entry };
+    }
+
+    async reason(response) {
+      try {
+        return (await response.json()).error || `HTTP ${response.status}`;
+      } catch (error) {
+        return `HTTP ${response.status}`;
+      }
+    }
+
+    prefetch(from, count) {
+      for (let k = 1; k <= count && k < this.frames.length; k += 1) this.fetchFrame((from + k) % this.frames.length);
+    }
+
+    async show(position) {
+      if (!this.frames.length) return;
+      position = Math.max(0, Math.min(this.frames.length - 1, position));
+      this.index = position;
+      this.slider.value = String(position + 1);
+      this.frameLabel.textContent = `${position + 1} / ${this.frames.length}`;
+      this.prefetch(position, this.playing ? this.frames.length : PREFETCH_AHEAD);
+      let frame;
+      try {
+        frame = await this.fetchFrame(position);
+      } catch (error) {
+        this.status.textContent = `Cannot show this frame: ${error.message}`;
+        return;
+      }
+      if (this.index !== position) return;  // another frame was asked for meanwhile
+      this.status.textContent = "";
+      const sizeChanged = !this.current || this.current.rows !== frame.rows || this.current.columns !== frame.columns;
+      this.current = frame;
+      if (sizeChanged && this.view.fit) this.fitView();
+      this.paintFrame();
+      this.draw();
+      this.updateLinks();
+    }
+
+    // ------------------------------------------------------------------ window/level
+
+    activeWindow() {
+      if (this.window) return this.window;
+      const w = this.current && this.current.window;
+      return w ? { center: w.center, width: w.width } : { center: 128, width: 256 };
+    }
+
+    paintFrame() {
+      const frame = this.current;
+      const canvas = this.offscreen;
+      canvas.width = frame.columns;
+      canvas.height = frame.rows;
+      const ctx = canvas.getContext("2d");
+      if (frame.kind === "bitmap") {
+        ctx.drawImage(frame.bitmap, 0, 0);
+        return;
+      }
+      // One table over the frame's stored range: stored -> modality -> LINEAR window -> 0..255.
+      const { center, width } = this.activeWindow();
+      const invert = frame.invert !== this.invert;
+      const span = frame.max - frame.min + 1;
+      const lut = new Uint8ClampedArray(span);
+      const low = center - 0.5 - (width - 1) / 2;
+      for (let i = 0; i < span; i += 1) {
+        const x = (frame.min + i) * frame.slope + frame.intercept;
+        let y = width <= 1 ? (x <= center - 0.5 ? 0 : 255) : ((x - low) / (width - 1)) * 255;
+        y = y < 0 ? 0 : y > 255 ? 255 : y;
+        lut[i] = invert ? 255 - y : y;
+      }
+      const image = ctx.createImageData(frame.columns, frame.rows);
+      const out = image.data;
+      const values = frame.values;
+      for (let i = 0, j = 0; i < values.length; i += 1, j += 4) {
+        const g = lut[values[i] - frame.min];
+        out[j] = out[j + 1] = out[j + 2] = g;
+        out[j + 3] = 255;
+      }
+      ctx.putImageData(image, 0, 0);
+    }
+
+    applyPreset(value) {
+      const preset = value === "" ? null : this.info.presets[Number(value)];
+      this.window = preset ? { center: preset.center, width: preset.width } : null;
+      this.repaint();
+    }
+
+    repaint() {
+      if (this.current) this.paintFrame();
+      this.draw();
+      this.updateLinks();
+    }
+
+    reset() {
+      this.window = null;
+      this.invert = false;
+      this.measure = null;
+      this.presetSelect.value = "";
+      this.fitView();
+      this.repaint();
+    }
+
+    // ------------------------------------------------------------------ geometry
+
+    resize() {
+      const ratio = window.devicePixelRatio || 1;
+      const rect = this.stage.getBoundingClientRect();
+      this.canvas.width = Math.max(1, Math.round(rect.width * ratio));
+      this.canvas.height = Math.max(1, Math.round(rect.height * ratio));
+      if (this.view.fit) this.fitView();
+      this.draw();
+    }
+
+    cssSize() {
+      const rect = this.canvas.getBoundingClientRect();
+      return [rect.width, rect.height];
+    }
+
+    fitView() {
+      if (!this.current) return;
+      const [w, h] = this.cssSize();
+      const scale = Math.min(w / this.current.columns, h / this.current.rows) || 1;
+      this.view = { scale, tx: (w - this.current.columns * scale) / 2, ty: (h - this.current.rows * scale) / 2, fit: true };
+    }
+
+    actualSize() {
+      if (!this.current) return;
+      const [w, h] = this.cssSize();
+      this.view = { scale: 1, tx: (w - this.current.columns) / 2, ty: (h - this.current.rows) / 2, fit: false };
+      this.draw();
+    }
+
+    zoomAt(factor, cx, cy) {
+      const v = this.view;
+      const scale = Math.max(0.05, Math.min(40, v.scale * factor));
+      const k = scale / v.scale;
+      this.view = { scale, tx: cx - (cx - v.tx) * k, ty: cy - (cy - v.ty) * k, fit: false };
+      this.draw();
+    }
+
+    /** Image pixel (column, row) -> position in the canvas, in CSS pixels. */
+    imageToCanvas(x, y) {
+      return [this.view.tx + x * this.view.scale, this.view.ty + y * this.view.scale];
+    }
+
+    canvasToImage(x, y) {
+      return [(x - this.view.tx) / this.view.scale, (y - this.view.ty) / this.view.scale];
+    }
+
+    /** Image pixel -> client (page viewport) coordinates: for tests and embedding pages. */
+    imageToClient(x, y) {
+      const rect = this.canvas.getBoundingClientRect();
+      const [cx, cy] = this.imageToCanvas(x, y);
+      return [rect.left + cx, rect.top + cy];
+    }
+
+    localPoint(event) {
+      const rect = this.canvas.getBoundingClientRect();
+      return [event.clientX - rect.left, event.clientY - rect.top];
+    }
+
+    // ------------------------------------------------------------------ drawing
+
+    draw() {
+      const ctx = this.canvas.getContext("2d");
+      const ratio = window.devicePixelRatio || 1;
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+      if (!this.current) return;
+      const v = this.view;
+      ctx.setTransform(ratio * v.scale, 0, 0, ratio * v.scale, ratio * v.tx, ratio * v.ty);
+      ctx.imageSmoothingEnabled = v.scale < 1;
+      ctx.filter = this.current.kind === "bitmap" && this.invert ? "invert(1)" : "none";
+      ctx.drawImage(this.offscreen, 0, 0);
+      ctx.filter = "none";
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      this.drawMeasure(ctx);
+      this.writeOverlays();
+    }
+
+    drawMeasure(ctx) {
+      if (!this.measure) return;
+      const [ax, ay] = this.imageToCanvas(...this.measure.a);
+      const [bx, by] = this.imageToCanvas(...this.measure.b);
+      ctx.strokeStyle = "#ffd400";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.moveTo(ax, ay);
+      ctx.lineTo(bx, by);
+      ctx.stroke();
+      for (const [x, y] of [[ax, ay], [bx, by]]) {
+        ctx.beginPath();
+        ctx.arc(x, y, 3, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+      ctx.fillStyle = "#ffd400";
+      ctx.font = "13px sans-serif";
+      ctx.fillText(this.measureText(), bx + 6, by - 6);
+    }
+
+    /** {mm: [row, column] mm per pixel, note} for the segment a-b, or null when uncalibrated. */
+    spacingFor(a, b) {
+      const image = this.info.image;
+      if (image.pixel_spacing) return { mm: image.pixel_spacing, note: "" };
+      // Imager Pixel Spacing is at the detector: a radiograph's anatomy is magnified by it.
+      if (image.imager_pixel_spacing) return { mm: image.imager_pixel_spacing, note: " (at detector)" };
+      for (const region of image.ultrasound_regions || []) {
+        const [x0, y0, x1, y1] = region.box;
+        const inside = ([x, y]) => x >= x0 && x <= x1 && y >= y0 && y <= y1;
+        if (region.mm_per_pixel && inside(a) && inside(b)) return { mm: region.mm_per_pixel, note: "" };
+      }
+      return null;
+    }
+
+    measureText() {
+      const { a, b } = this.measure;
+      const dx = b[0] - a[0], dy = b[1] - a[1];
+      const spacing = this.spacingFor(a, b);
+      if (!spacing) return `${Math.hypot(dx, dy).toFixed(1)} px (uncalibrated)`;
+      return `${Math.hypot(dx * spacing.mm[1], dy * spacing.mm[0]).toFixed(1)} mm${spacing.note}`;
+    }
+
+    writeOverlays() {
+      const info = this.info;
+      if (!info) return;
+      const study = info.study, series = info.series, patient = info.patient;
+      this.overlays.tl.textContent = [
+        personName(patient.name), patient.id, dicomDate(study.date),
+        [series.modality, series.number != null ? `#${series.number}` : "", series.description].filter(Boolean).join(" "),
+      ].filter(Boolean).join("\n");
+      const entry = this.frames[this.index];
+      const instances = info.instances.length;
+      this.overlays.tr.textContent = [
+        `Frame ${this.index + 1} / ${this.frames.length}`,
+        instances > 1 && entry ? `Image ${entry.instance + 1} / ${instances}` : "",
+        this.playing ? `Cine ${this.fps().toFixed(0)} fps` : "",
+      ].filter(Boolean).join("\n");
+      const w = this.activeWindow();
+      this.overlays.bl.textContent = [
+        this.current && this.current.kind === "raw" ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
+        `Zoom ${Math.round(this.view.scale * 100)}%`,
+      ].filter(Boolean).join("\n");
+      this.overlays.br.textContent = this.measure ? this.measureText() : "";
+    }
+
+    // ------------------------------------------------------------------ input
+
+    setTool(name) {
+      this.tool = name;
+      for (const [tool, button] of Object.entries(this.toolButtons)) button.classList.toggle("lbv-active", tool === name);
+    }
+
+    bindInput() {
+      const canvas = this.canvas;
+      canvas.addEventListener("wheel", (event) => {
+        event.preventDefault();
+        if (event.ctrlKey || event.shiftKey || event.metaKey) {
+          const [x, y] = this.localPoint(event);
+          this.zoomAt(event.deltaY < 0 ? 1.15 : 1 / 1.15, x, y);
+        } else {
+          this.step(event.deltaY > 0 ? 1 : -1);
+        }
+      }, { passive: false });
+      this.root.addEventListener("keydown", (event) => {
+        const moves = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
+        if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT") return;
+        if (event.key in moves) this.step(moves[event.key]);
+        else if (event.key === "Home") this.show(0);
+        else if (event.key === "End") this.show(this.frames.length - 1);
+        else if (event.key === " ") this.togglePlay();
+        else return;
+        event.preventDefault();
+      });
+      canvas.addEventListener("pointerdown", (event) => this.pointerDown(event));
+      canvas.addEventListener("pointermove", (event) => this.pointerMove(event));
+      canvas.addEventListener("pointerup", (event) => this.pointerUp(event));
+      canvas.addEventListener("pointercancel", (event) => this.pointerUp(event));
+      canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+      canvas.style.touchAction = "none";
+    }
+
+    step(delta) {
+      if (!this.frames.length) return;
+      const n = this.frames.length;
+      this.show(Math.max(0, Math.min(n - 1, this.index + delta)));
+    }
+
+    pointerDown(event) {
+      this.root.focus({ preventScroll: true });
+      try {
+        this.canvas.setPointerCapture(event.pointerId);
+      } catch (error) {
+        // a pointer the browser no longer tracks: nothing to capture
+      }
+      const point = this.localPoint(event);
+      this.pointers.set(event.pointerId, point);
+      if (this.pointers.size === 2) {
+        this.gesture = this.pinchState();
+        this.drag = null;
+        return;
+      }
+      const tool = event.button === 1 || event.shiftKey ? "pan" : this.tool;
+      this.drag = { tool, start: point, last: point, window: this.activeWindow() };
+      if (tool === "measure" && this.current) {
+        const a = this.canvasToImage(...point);
+        this.measure = { a, b: a };
+        this.draw();
+      }
+    }
+
+    pointerMove(event) {
+      if (!this.pointers.has(event.pointerId)) return;
+      const point = this.localPoint(event);
+      this.pointers.set(event.pointerId, point);
+      if (this.gesture && this.pointers.size === 2) {
+        const now = this.pinchState();
+        this.zoomAt(now.distance / this.gesture.distance, now.x, now.y);
+        this.view.tx += now.x - this.gesture.x;
+        this.view.ty += now.y - this.gesture.y;
+        this.gesture = now;
+        this.draw();
+        return;
+      }
+      const drag = this.drag;
+      if (!drag) return;
+      const dx = point[0] - drag.last[0], dy = point[1] - drag.last[1];
+      drag.last = point;
+      if (drag.tool === "pan") {
+        this.view.tx += dx;
+        this.view.ty += dy;
+        this.view.fit = false;
+        this.draw();
+      } else if (drag.tool === "zoom") {
+        this.zoomAt(Math.exp(-dy / 200), drag.start[0], drag.start[1]);
+      } else if (drag.tool === "measure" && this.measure) {
+        this.measure.b = this.canvasToImage(...point);
+        this.draw();
+      } else if (drag.tool === "wl" && this.current && this.current.kind === "raw") {
+        // Right: wider; down: higher level.  Sensitivity follows the data's range.
+        const range = Math.max((this.current.max - this.current.min) * Math.abs(this.current.slope), 1);
+        const gain = range / 500;
+        const w = this.activeWindow();
+        this.window = { center: w.center + dy * gain, width: Math.max(1, w.width + dx * gain) };
+        this.presetSelect.value = "";
+        this.repaint();
+      }
+    }
+
+    pointerUp(event) {
+      this.pointers.delete(event.pointerId);
+      if (this.pointers.size < 2) this.gesture = null;
+      if (this.pointers.size === 0) {
+        this.drag = null;
+        this.updateLinks();
+      }
+    }
+
+    pinchState() {
+      const [[ax, ay], [bx, by]] = [...this.pointers.values()];
+      return { x: (ax + bx) / 2, y: (ay + by) / 2, distance: Math.max(Math.hypot(bx - ax, by - ay), 1) };
+    }
+
+    // ------------------------------------------------------------------ cine
+
+    fps() {
+      const image = this.info.image;
+      let base = DEFAULT_CINE_FPS;
+      if (image.frame_time_ms > 0) base = 1000 / image.frame_time_ms;
+      else if (image.recommended_frame_rate > 0) base = image.recommended_frame_rate;
+      else if (image.cine_rate > 0) base = image.cine_rate;
+      return base * this.speed;
+    }
+
+    togglePlay() {
+      if (this.frames.length < 2) return;
+      this.playing = !this.playing;
+      this.playButton.textContent = this.playing ? "Pause" : "Play";
+      this.playButton.classList.toggle("lbv-active", this.playing);
+      if (!this.playing) {
+        this.writeOverlays();
+        return;
+      }
+      this.prefetch(this.index, this.frames.length);
+      let last = performance.now();
+      const tick = async (now) => {
+        if (!this.playing) return;
+        if (now - last >= 1000 / this.fps()) {
+          last = now;
+          const next = (this.index + 1) % this.frames.length;  // loop
+          await this.show(next);  // waits for the frame rather than skipping it
+        }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    }
+
+    // ------------------------------------------------------------------ export
+
+    exportImage(format) {
+      if (!this.current) return;
+      const type = format === "png" ? "image/png" : "image/jpeg";
+      const source = this.offscreen;
+      const canvas = document.createElement("canvas");
+      canvas.width = source.width;
+      canvas.height = source.height;
+      const ctx = canvas.getContext("2d");
+      ctx.filter = this.current.kind === "bitmap" && this.invert ? "invert(1)" : "none";
+      ctx.drawImage(source, 0, 0);
+      canvas.toBlob((blob) => {
+        const link = el("a", { href: URL.createObjectURL(blob), download: `image-${this.index + 1}.${format === "png" ? "png" : "jpg"}` });
+        document.body.append(link);
+        link.click();
+        link.remove();
+        setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+      }, type, 0.92);
+    }
+
+    updateLinks() {
+      const entry = this.frames[this.index];
+      if (!entry) return;
+      const params = new URLSearchParams({ download: "1" });
+      if (this.window) params.set("window", `${this.window.center},${this.window.width}`);
+      if (this.invert) params.set("invert", "1");
+      const base = `/api/instances/${encodeURIComponent(entry.sop)}/animation?`;
+      params.set("format", "gif");
+      this.gifLink.href = base + params;
+      params.set("format", "webp");
+      this.webpLink.href = base + params;
+    }
+
+    /** A small summary of the state, for tests and the page around the viewer. */
+    state() {
+      const w = this.activeWindow();
+      return { frame: this.index + 1, frames: this.frames.length, center: w.center, width: w.width,
+               scale: this.view.scale, playing: this.playing, invert: this.invert,
+               measurement: this.measure ? this.measureText() : null };
+    }
+  }
+
+  window.LightboxViewer = {
+    open(element, seriesUid) {
+      const viewer = new Viewer(element, seriesUid);
+      viewer.ready = viewer.load().catch((error) => {
+        viewer.status.textContent = `Cannot open this series: ${error.message}`;
+        return viewer;
+      });
+      element.lightboxViewer = viewer;
+      return viewer;
+    },
+  };
+})();
