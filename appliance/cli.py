@@ -1,4 +1,4 @@
-"""`lightbox serve | import | verify | rebuild-index | node`: thin calls into the same code the servers use."""
+"""`lightbox serve | import | verify | rebuild-index | node | user`: thin calls into the same code the servers use."""
 
 from __future__ import annotations
 
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("verify", cmd_verify, "Check every stored file's SHA-256 against the index; exit 1 on any mismatch.")
     command("rebuild-index", cmd_rebuild_index, "Rebuild the index from the stored files alone.")
     _add_node_commands(sub)
+    _add_user_commands(sub)
     from appliance import cli_devices, cli_forward
 
     cli_devices.add_commands(sub)
@@ -168,6 +169,108 @@ def _add_node_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("aet", help="the node's AE title")
     p = action("echo", cmd_node_echo, "C-ECHO a node (calling it as Lightbox's own AE title).", COMMON + ("aet",))
     p.add_argument("node", metavar="NODE_AET", help="the node's AE title")
+
+
+def _add_user_commands(sub: argparse._SubParsersAction) -> None:
+    user = sub.add_parser("user", help="Web UI and API accounts: admin (everything) or viewer (browse, view, download).")
+    actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+
+    def action(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        return _add_command(actions, name, func, help_text, COMMON)
+
+    def password_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--password-stdin", action="store_true", help="read the password from standard input (scripts)")
+
+    p = action("add", cmd_user_add, "Add a user; the password is asked for (at least 12 characters).")
+    p.add_argument("name", help="user name")
+    p.add_argument("--role", choices=("admin", "viewer"), default="viewer", help="default: viewer")
+    password_flag(p)
+    action("list", cmd_user_list, "List the users and their roles.")
+    p = action("passwd", cmd_user_passwd, "Set a user's password; ends the user's sessions.")
+    p.add_argument("name", help="user name")
+    password_flag(p)
+    p = action("remove", cmd_user_remove, "Remove a user and end their sessions (not the last admin).")
+    p.add_argument("name", help="user name")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def _audit(archive, action: str, detail: str) -> None:
+    from appliance.archive.audit import SECURITY_ALERT
+
+    archive.audit.record(SECURITY_ALERT, "(command line)", action=action, detail=detail)
+
+
+def _user_command(args: argparse.Namespace, work: Callable) -> int:
+    from appliance.archive.users import UserError
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    try:
+        return work(archive)
+    except UserError as exc:
+        print(f"lightbox user {args.user_command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+
+    def work(archive) -> int:
+        account = archive.users.add(args.name, password, args.role)
+        _audit(archive, "C", f"user {account.name}: added as {account.role}")
+        print(f"added {account.name} role={account.role}")
+        return 0
+
+    return _user_command(args, work)
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    def work(archive) -> int:
+        accounts = archive.users.all()
+        for account in accounts:
+            print(f"{account.name} role={account.role}")
+        if not accounts:
+            print("no users; add one with: lightbox user add NAME --role admin (or use the web UI's first-run setup)")
+        return 0
+
+    return _user_command(args, work)
+
+
+def _change_user(args: argparse.Namespace, change: Callable, action: str, what: str) -> int:
+    """Apply ``change(archive) -> found`` to the user ``args.name``; audit and report it."""
+
+    def work(archive) -> int:
+        if not change(archive):
+            print(f"lightbox user {args.user_command}: no user {args.name!r}", file=sys.stderr)
+            return 1
+        _audit(archive, action, f"user {args.name}: {what}")
+        print(f"{args.name}: {what}")
+        return 0
+
+    return _user_command(args, work)
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    return _change_user(
+        args, lambda archive: archive.users.set_password(args.name, password), "U", "password changed, sessions ended"
+    )
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    return _change_user(args, lambda archive: archive.users.remove(args.name), "D", "removed, sessions ended")
 
 
 def cmd_node_add(args: argparse.Namespace) -> int:

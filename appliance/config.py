@@ -98,6 +98,8 @@ SETTINGS: tuple[Setting, ...] = (
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). "
         "0: no cap.",
     ),
+    Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
+    Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
     Setting(
         "imaging_max_decode_mb",
         1024,

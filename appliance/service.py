@@ -21,7 +21,8 @@ from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import send_instances
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
-from appliance.web.app import make_app
+from appliance.imaging import ImagingOptions
+from appliance.web.app import make_app, with_security_headers
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -36,6 +37,8 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         stable_age=float(settings.stable_age),
         find_fold_names=settings.find_fold_names,
         find_max_results=settings.find_max_results,
+        session_idle_s=float(settings.session_idle_timeout),
+        session_max_s=float(settings.session_max_age),
         device_policy=settings.device_policy,
         forward_retry_initial=float(settings.forward_retry_initial),
     )
@@ -109,7 +112,8 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        self.http = waitress.create_server(make_app(self.archive), host=s.host, port=s.http_port, threads=8)
+        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s)))
+        self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)

@@ -5,6 +5,8 @@ Everything else in Lightbox (DICOM, web, import, backup, discovery) goes through
 
 from __future__ import annotations
 
+import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import importer, indexing, lookup, maintenance, query, retrieval
+from appliance.archive import browse, importer, indexing, lookup, maintenance, media, query, retrieval
+from appliance.archive.audit import AuditLog
 from appliance.archive.devices import DeviceTable
 from appliance.archive.discovered import DiscoveredTable
 from appliance.archive.forwarding import Forwarding
@@ -22,7 +25,10 @@ from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcom
 from appliance.archive.nodes import NodeTable
 from appliance.archive.retrieval import RetrieveItem
 from appliance.archive.storage import Storage, free_bytes
+from appliance.archive.users import SessionStore, UserTable
 from appliance.archive.writelock import WriteLock
+
+LOG = logging.getLogger("lightbox.archive")
 
 __all__ = ["Archive", "ArchiveOptions", "IngestResult", "Origin", "Outcome"]
 
@@ -36,6 +42,8 @@ class ArchiveOptions:
     find_max_results: int = 10000
     device_policy: str = "learning"  # see devices.py
     forward_retry_initial: float = 30.0  # see forwarding.py
+    session_idle_s: float = 1800.0
+    session_max_s: float = 43200.0
 
 
 class Archive:
@@ -56,7 +64,13 @@ class Archive:
             self.db,
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if browse.create_search_index():
+                LOG.info("search_index_created studies=%d", Study.select().count())
         self.nodes = NodeTable(self.db, self.write_lock)
+        self.users = UserTable(self.db, self.write_lock)
+        self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
+        self.audit = AuditLog(self.db, self.write_lock)
         self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
         self.discovered = DiscoveredTable(self.db, self.write_lock)
         self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
@@ -71,6 +85,27 @@ class Archive:
         query.TooManyMatches before the first match."""
         options = query.FindOptions(self.options.find_fold_names, self.options.find_max_results)
         return query.find(model, level, identifier, options)
+
+    def list_studies(self, study_filter: browse.StudyFilter) -> tuple[list[browse.StudyRow], bool]:
+        """One page of the web UI's study list, and whether more follow (see ``browse.py``)."""
+        return browse.list_studies(study_filter)
+
+    def study_detail(self, study_uid: str) -> browse.StudyDetail | None:
+        return browse.study_detail(study_uid)
+
+    def study_instance_count(self, study_uid: str) -> int | None:
+        row = Study.get_or_none(Study.study_uid == study_uid)
+        return row.num_instances if row is not None else None
+
+    def study_of_series(self, series_uid: str) -> str | None:
+        return browse.study_of_series(series_uid)
+
+    def media_files(self, study_uid: str, series_uid: str | None = None) -> list[media.MediaFile]:
+        """A study's (or series') instances with their names on DICOM media (see ``media.py``)."""
+        return media.media_files(study_uid, series_uid)
+
+    def recent_changes(self, limit: int = 20) -> list[Change]:
+        return list(Change.select().order_by(Change.seq.desc()).limit(limit))
 
     def instance(self, sop_uid: str) -> lookup.InstanceEntry | None:
         """Where one instance's file is, and its size in frames, rows and columns."""
@@ -106,6 +141,11 @@ class Archive:
 
     def free_bytes(self) -> int:
         return free_bytes(self.storage.root)
+
+    def disk_usage(self) -> dict[str, int]:
+        """The storage file system's size and free space, and what the stored files take."""
+        usage = shutil.disk_usage(self.storage.root)
+        return {"total_bytes": usage.total, "free_bytes": self.free_bytes(), "stored_bytes": self.counts()["bytes"]}
 
     def last_change(self) -> int:
         return Change.select(fn.COALESCE(fn.MAX(Change.seq), 0)).scalar()

@@ -157,6 +157,40 @@ class Node(BaseModel):
     allowed = CharField(default="find,move,get,store")
 
 
+class User(BaseModel):
+    """A person who may use the web UI and the HTTP API (see ``users.py``)."""
+
+    name = CharField(unique=True)
+    password_hash = CharField()  # Argon2id, in the PHC string format
+    role = CharField()  # admin or viewer
+    created_at = FloatField()
+
+
+class Session(BaseModel):
+    """A logged-in browser.  Only the token's SHA-256 is kept: a copy of the index gives no
+    one a session."""
+
+    token_sha256 = CharField(unique=True)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    csrf_token = CharField()
+    created_at = FloatField()
+    last_seen_at = FloatField()
+    address = CharField(default="")
+
+
+class AuditEvent(BaseModel):
+    """Who did what to which study, from where, when (event types after DICOM PS3.15 A.5)."""
+
+    at = FloatField(index=True)
+    event = CharField(index=True)  # e.g. UserAuthentication, DICOMInstancesAccessed, Export
+    action = CharField(default="E")  # PS3.15 EventActionCode: C, R, U, D, E
+    outcome = IntegerField(default=0)  # EventOutcomeIndicator: 0 success, 4 minor, 8 serious failure
+    user_name = CharField(default="")
+    address = CharField(default="")
+    study_uid = CharField(default="")
+    detail = TextField(default="")
+
+
 class Device(BaseModel):
     """A device that has associated with Lightbox, learned from its A-ASSOCIATE-RQ (see
     ``devices.py``).  ``status``: new, approved, refused (tried while locked), ignored."""
@@ -230,7 +264,10 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, Device, DiscoveredService, ForwardRule, ForwardJob, Meta)
+MODELS = (
+    Patient, Study, Series, Instance, Change, Incident, Node, User, Session, AuditEvent,
+    Device, DiscoveredService, ForwardRule, ForwardJob, Meta,
+)  # fmt: skip
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 

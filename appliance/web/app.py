@@ -1,17 +1,41 @@
-"""The bottle application.  Routes are thin: they ask the archive and render."""
+"""The bottle application.  Routes are thin: they ask the archive and render.
+
+Route modules expose ``install(app, archive, guard)``; every route they add is either behind
+``guard`` or marked ``public`` (``check_routes`` refuses anything else at start-up).
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable, Iterable
 
 import bottle
 
 from appliance import __version__
 from appliance.archive import Archive
+from appliance.imaging import ImagingOptions
+from appliance.web import accounts, admin, downloads, frames, studies
+from appliance.web.auth import Auth, Guard, fail, public
+from appliance.web.templates import STATIC
+
+SECURITY_HEADERS = (
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
 
 
-def make_app(archive: Archive) -> bottle.Bottle:
+def make_app(archive: Archive, imaging: ImagingOptions | None = None) -> bottle.Bottle:
     app = bottle.Bottle()
+    guard = Guard(Auth(archive))
 
     @app.get("/healthz")
+    @public
     def healthz() -> dict:
         """Liveness and a few figures; no login needed, no patient data."""
         free = archive.free_bytes()
@@ -23,4 +47,47 @@ def make_app(archive: Archive) -> bottle.Bottle:
             "last_change": archive.last_change(),
         }
 
+    @app.get("/static/<path:path>")
+    @public
+    def static(path: str):
+        answer = bottle.static_file(path, root=str(STATIC))
+        answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
+        return answer
+
+    for module in (accounts, studies, downloads, admin):
+        module.install(app, archive, guard)
+    frames.install(app, archive, guard, imaging)
+
+    def error_page(error: bottle.HTTPError) -> Any:
+        answer = fail(error.status_code, error.body if isinstance(error.body, str) and error.body else error.status_line)
+        bottle.response.content_type = answer.content_type
+        return answer.body
+
+    for status in (400, 403, 404, 405, 500):
+        app.error(status)(error_page)
+    check_routes(app)
     return app
+
+
+def check_routes(app: bottle.Bottle) -> None:
+    """Every route must say who may use it: ``@guard``/``@guard(role)`` or ``@public``."""
+    unmarked = [f"{r.method} {r.rule}" for r in app.routes if getattr(r.callback, "access", None) is None]
+    if unmarked:
+        raise RuntimeError(f"routes without @guard or @public: {', '.join(unmarked)}")
+
+
+def with_security_headers(app: Callable) -> Callable:
+    """WSGI middleware: the security headers on every answer, errors and static files included;
+    nothing is cached unless the route says otherwise (pages hold patient data)."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers = headers + [h for h in SECURITY_HEADERS if h[0].lower() not in present]
+            if "cache-control" not in present:
+                headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped

@@ -1,0 +1,249 @@
+"""The web UI's study list and study details, answered from the index.
+
+Unlike C-FIND (``query.py``) this is for people: search as you type over folded names, IDs
+and accession numbers, date and modality filters, sortable columns, pages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from appliance.archive.charset import normalise_name
+from appliance.archive.index import database
+
+PAGE_MAX = 200
+# sort key -> ORDER BY columns; every order ends with the study id so that pages are stable
+SORTS = {
+    "date": ("st.study_date", "st.study_time"),
+    "name": ("p.name_norm",),
+    "patient_id": ("p.patient_id",),
+    "birth_date": ("p.birth_date",),
+    "description": ("st.description",),
+    "modalities": ("st.modalities",),
+    "accession": ("st.accession",),
+    "images": ("st.num_instances",),
+    "received": ("st.last_received_at",),
+}
+_DATE = re.compile(r"^\d{8}$")
+_WORD_SPLIT = re.compile(r"[\s^=,]+")
+_STUDY_COLUMNS = (
+    "st.study_uid, p.name, p.patient_id, p.birth_date, p.sex, p.species, p.breed, p.responsible_person,"
+    " st.study_date, st.study_time, st.description, st.modalities, st.accession, st.num_series,"
+    " st.num_instances, st.referring_physician, st.institution, st.study_id, p.identity_conflict"
+)
+
+
+class BrowseError(ValueError):
+    """A filter value is malformed."""
+
+
+@dataclass(frozen=True)
+class StudyFilter:
+    text: str = ""  # words, each matching a name (folded), Patient ID or accession number
+    date_from: str = ""  # YYYYMMDD, inclusive
+    date_to: str = ""
+    modality: str = ""
+    sort: str = "date"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+    def __post_init__(self) -> None:
+        for value in (self.date_from, self.date_to):
+            if value and not _DATE.match(value):
+                raise BrowseError(f"date {value!r}: expected YYYYMMDD")
+        if self.sort not in SORTS:
+            raise BrowseError(f"sort {self.sort!r}: one of {', '.join(SORTS)}")
+        if not 1 <= self.limit <= PAGE_MAX or self.offset < 0:
+            raise BrowseError(f"limit 1-{PAGE_MAX}, offset >= 0")
+        if len(self.text) > 200 or len(self.modality) > 16:
+            raise BrowseError("search text or modality too long")
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    study_uid: str
+    patient_name: str
+    patient_id: str
+    birth_date: str
+    sex: str
+    species: str
+    breed: str
+    owner: str
+    study_date: str
+    study_time: str
+    description: str
+    modalities: list[str]
+    accession: str
+    num_series: int
+    num_instances: int
+    referring_physician: str
+    institution: str
+    study_id: str
+    identity_conflict: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(values: tuple) -> StudyRow:
+    values = list(values)
+    values[11] = [m for m in values[11].split("\\") if m]
+    values[18] = bool(values[18])
+    return StudyRow(*values)
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# The search index: for each study, its patient's folded name, Patient ID and accession number,
+# indexed by trigrams (SQLite FTS5), so that a word of three or more characters finds its studies
+# anywhere in those texts without scanning them.  Triggers keep it in step with every insert,
+# update and delete of the index, whoever makes them (ingest, rebuild-index).
+_TERMS = "p.name_norm || ' ' || p.patient_id || ' ' || {accession}"
+SEARCH_SCHEMA = (
+    "CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')",
+    "CREATE TRIGGER study_search_insert AFTER INSERT ON study BEGIN"
+    f" INSERT INTO study_search(rowid, terms) SELECT new.id, {_TERMS.format(accession='new.accession')}"
+    " FROM patient p WHERE p.id = new.patient_id; END",
+    "CREATE TRIGGER study_search_update AFTER UPDATE OF accession, patient_id ON study BEGIN"
+    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='new.accession')}"
+    " FROM patient p WHERE p.id = new.patient_id) WHERE rowid = new.id; END",
+    "CREATE TRIGGER study_search_delete AFTER DELETE ON study BEGIN DELETE FROM study_search WHERE rowid = old.id; END",
+    "CREATE TRIGGER study_search_patient AFTER UPDATE OF name_norm, patient_id ON patient BEGIN"
+    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='st.accession')}"
+    " FROM study st JOIN patient p ON p.id = st.patient_id WHERE st.id = study_search.rowid)"
+    " WHERE rowid IN (SELECT id FROM study WHERE patient_id = new.id); END",
+    f"INSERT INTO study_search(rowid, terms) SELECT st.id, {_TERMS.format(accession='st.accession')}"
+    " FROM study st JOIN patient p ON p.id = st.patient_id",
+)
+
+
+def create_search_index() -> bool:
+    """Create (and fill) the search index if the database has none; True if it was made.
+    Runs inside the archive's write lock and one transaction."""
+    if database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'study_search'").fetchone():
+        return False
+    for statement in SEARCH_SCHEMA:
+        database.execute_sql(statement)
+    return True
+
+
+# A word of three or more characters is looked up in the search index, and the matching studies
+# are then sorted; a shorter word matches densely, so the studies are tested one by one in list
+# order, which finds a page soonest.
+_WORD_MATCHES = "st.id IN (SELECT rowid FROM study_search WHERE study_search MATCH ?)"
+_WORD_TEST = "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\')"
+DENSE_WORD = 3  # the shortest word the trigram index can look up
+DENSE_MODALITY = 2000  # series of a modality above which studies are tested one by one
+_MODALITY_MATCHES = "st.id IN (SELECT study_id FROM series WHERE modality = ?)"
+_MODALITY_TEST = "EXISTS (SELECT 1 FROM series se WHERE se.study_id = st.id AND se.modality = ?)"
+
+
+def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
+    """One page of studies matching ``f`` and whether more follow."""
+    where, params = [], []
+    words = sorted((w for w in _WORD_SPLIT.split(normalise_name(f.text)) if w), key=len, reverse=True)
+    for n, word in enumerate(words):
+        # Names are matched in their folded form, IDs case-insensitively.
+        if n == 0 and len(word) >= DENSE_WORD:
+            where.append(_WORD_MATCHES)
+            params.append('"' + word.replace('"', '""') + '"')  # one FTS5 string: every character literal
+        else:
+            where.append(_WORD_TEST)
+            params += [_like(word)] * 3
+    if f.date_from:
+        where.append("st.study_date >= ?")
+        params.append(f.date_from)
+    if f.date_to:
+        where.append("st.study_date <= ? AND st.study_date != ''")
+        params.append(f.date_to)
+    if f.modality:
+        modality = f.modality.upper()
+        (series,) = database.execute_sql(
+            "SELECT count(*) FROM (SELECT 1 FROM series WHERE modality = ? LIMIT ?)", (modality, DENSE_MODALITY + 1)
+        ).fetchone()
+        where.append(_MODALITY_TEST if series > DENSE_MODALITY else _MODALITY_MATCHES)
+        params.append(modality)
+    direction = " DESC" if f.descending else ""
+    order = ", ".join(c + direction for c in (*SORTS[f.sort], "st.id"))
+    sql = (
+        f"SELECT {_STUDY_COLUMNS} FROM study st JOIN patient p ON p.id = st.patient_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    rows = database.execute_sql(sql, (*params, f.limit + 1, f.offset)).fetchall()
+    return [_row(r) for r in rows[: f.limit]], len(rows) > f.limit
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    sop_uid: str
+    sop_class_uid: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    number_of_frames: int | None
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    series_uid: str
+    modality: str
+    series_number: int | None
+    description: str
+    body_part: str
+    laterality: str
+    series_date: str
+    series_time: str
+    manufacturer: str
+    model_name: str
+    num_instances: int
+    instances: list[InstanceRow]
+
+
+@dataclass(frozen=True)
+class StudyDetail:
+    study: StudyRow
+    series: list[SeriesRow]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"study": self.study.as_json(), "series": [asdict(s) for s in self.series]}
+
+
+def study_detail(study_uid: str) -> StudyDetail | None:
+    found = database.execute_sql(
+        f"SELECT st.id, {_STUDY_COLUMNS} FROM study st JOIN patient p ON p.id = st.patient_id WHERE st.study_uid = ?",
+        (study_uid,),
+    ).fetchone()
+    if found is None:
+        return None
+    study_id = found[0]
+    instances: dict[int, list[InstanceRow]] = {}
+    for series_id, *values in database.execute_sql(
+        "SELECT i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns, i.number_of_frames"
+        " FROM instance i JOIN series se ON se.id = i.series_id WHERE se.study_id = ?"
+        " ORDER BY i.instance_number, i.sop_uid",
+        (study_id,),
+    ):
+        instances.setdefault(series_id, []).append(InstanceRow(*values))
+    series = [
+        SeriesRow(*values, instances=instances.get(series_id, []))
+        for series_id, *values in database.execute_sql(
+            "SELECT id, series_uid, modality, series_number, description, body_part, laterality, series_date,"
+            " series_time, manufacturer, model_name, num_instances FROM series WHERE study_id = ?"
+            " ORDER BY series_number IS NULL, series_number, series_uid",
+            (study_id,),
+        )
+    ]
+    return StudyDetail(_row(found[1:]), series)
+
+
+def study_of_series(series_uid: str) -> str | None:
+    row = database.execute_sql(
+        "SELECT st.study_uid FROM series se JOIN study st ON st.id = se.study_id WHERE se.series_uid = ?", (series_uid,)
+    ).fetchone()
+    return row[0] if row else None

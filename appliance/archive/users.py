@@ -1,0 +1,211 @@
+"""Accounts of the web UI and HTTP API: users with roles, Argon2id passwords, sessions.
+
+A session is a random token in an HttpOnly cookie; the index keeps only the token's SHA-256.
+Sessions expire after ``idle`` seconds without a request and ``absolute`` seconds after login;
+changing a user's password or removing the user ends their sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from peewee import SqliteDatabase
+
+from appliance.archive.index import Session, User
+from appliance.archive.writelock import WriteLock
+
+ROLES = ("admin", "viewer")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # hashing cost grows with length; bound what a stranger can make us hash
+LAST_SEEN_STEP = 60.0  # seconds: refresh a session's last-seen time at most this often (a write each)
+
+# argon2-cffi's default is Argon2id with RFC 9106's low-memory profile (64 MiB, t=3, p=4).
+_HASHER = PasswordHasher()
+# Each verification takes 64 MiB for ~0.1 s: at most two at once keeps a burst of logins (or an
+# attack spread over many addresses) from taking a small box's memory.
+_HASHING = threading.BoundedSemaphore(2)
+# Verified against when the user name is unknown, so that a wrong name costs as much as a wrong password.
+_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+class UserError(ValueError):
+    """A user name, role or password is not acceptable."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    role: str
+    created_at: float
+    password_hash: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    account: Account
+    csrf_token: str
+    created_at: float
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 64 or any(ord(c) < 33 or c in ":\\/\"'<>&" for c in name):
+        raise UserError("user name: 1-64 characters, no spaces, quotes, colons, slashes or <>&")
+    return name
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"password: at most {MAX_PASSWORD} characters")
+    return password
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f"role: one of {', '.join(ROLES)}")
+    return role
+
+
+def _account(row: User) -> Account:
+    return Account(row.id, row.name, row.role, row.created_at, row.password_hash)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserTable:
+    def __init__(self, db: SqliteDatabase, write_lock: WriteLock) -> None:
+        self.db = db
+        self.write_lock = write_lock
+
+    def count(self) -> int:
+        return User.select().count()
+
+    def all(self) -> list[Account]:
+        return [_account(row) for row in User.select().order_by(User.name)]
+
+    def get(self, name: str) -> Account | None:
+        row = User.get_or_none(User.name == name)
+        return _account(row) if row is not None else None
+
+    def add(self, name: str, password: str, role: str) -> Account:
+        name, role = check_name(name), check_role(role)
+        digest = _HASHER.hash(check_password(password))
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if User.select().where(User.name == name).exists():
+                raise UserError(f"user {name!r} exists already")
+            User.create(name=name, password_hash=digest, role=role, created_at=time.time())
+        return self.get(name)  # type: ignore[return-value]
+
+    def add_first_admin(self, name: str, password: str) -> Account:
+        """The first-run account: refused once any user exists (setup is then closed)."""
+        name = check_name(name)
+        digest = _HASHER.hash(check_password(password))
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if User.select().exists():
+                raise UserError("setup is closed: a user exists already")
+            User.create(name=name, password_hash=digest, role="admin", created_at=time.time())
+        return self.get(name)  # type: ignore[return-value]
+
+    def set_password(self, name: str, password: str) -> bool:
+        """Change the password and end every session of the user."""
+        digest = _HASHER.hash(check_password(password))
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            row = User.get_or_none(User.name == name)
+            if row is None:
+                return False
+            User.update(password_hash=digest).where(User.id == row.id).execute()
+            Session.delete().where(Session.user == row.id).execute()
+        return True
+
+    def remove(self, name: str) -> bool:
+        """Remove a user (and their sessions); the last admin cannot be removed."""
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            row = User.get_or_none(User.name == name)
+            if row is None:
+                return False
+            if row.role == "admin" and User.select().where(User.role == "admin").count() == 1:
+                raise UserError("the last admin cannot be removed")
+            Session.delete().where(Session.user == row.id).execute()
+            row.delete_instance()
+        return True
+
+    def authenticate(self, name: str, password: str) -> Account | None:
+        """The account if the password is right; the same work is done for an unknown name."""
+        row = User.get_or_none(User.name == name.strip()) if len(password) <= MAX_PASSWORD else None
+        try:
+            with _HASHING:
+                _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password[:MAX_PASSWORD])
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if _HASHER.check_needs_rehash(row.password_hash):
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                User.update(password_hash=_HASHER.hash(password)).where(User.id == row.id).execute()
+            row = User.get_by_id(row.id)
+        return _account(row)
+
+
+class SessionStore:
+    def __init__(self, db: SqliteDatabase, write_lock: WriteLock, idle: float, absolute: float) -> None:
+        self.db = db
+        self.write_lock = write_lock
+        self.idle = idle
+        self.absolute = absolute
+
+    def create(self, account: Account, address: str) -> str:
+        """A new session for ``account``; returns the token for the cookie."""
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            Session.delete().where(self._expired(now)).execute()
+            Session.create(
+                token_sha256=_token_digest(token),
+                user=account.id,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=now,
+                last_seen_at=now,
+                address=address,
+            )
+        return token
+
+    def _expired(self, now: float):
+        return (Session.last_seen_at < now - self.idle) | (Session.created_at < now - self.absolute)
+
+    def get(self, token: str, now: float | None = None) -> ActiveSession | None:
+        """The live session of ``token`` (refreshing its idle clock), or None."""
+        now = time.time() if now is None else now
+        row = (
+            Session.select(Session, User)
+            .join(User)
+            .where(Session.token_sha256 == _token_digest(token))
+            .first()
+        )
+        if row is None:
+            return None
+        if row.last_seen_at < now - self.idle or row.created_at < now - self.absolute:
+            self.end(token)
+            return None
+        if now - row.last_seen_at > min(LAST_SEEN_STEP, self.idle / 4):
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                Session.update(last_seen_at=now).where(Session.id == row.id).execute()
+        return ActiveSession(_account(row.user), row.csrf_token, row.created_at)
+
+    def end(self, token: str) -> None:
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            Session.delete().where(Session.token_sha256 == _token_digest(token)).execute()

@@ -1,0 +1,109 @@
+"""Admin pages: the archive at a glance, users, the audit trail; and their JSON twins."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import bottle
+from bottle import request
+
+from appliance import __version__
+from appliance.archive import Archive, audit
+from appliance.archive.users import MIN_PASSWORD, UserError
+from appliance.web.auth import Guard, fail
+from appliance.web.templates import render
+
+AUDIT_PAGE = 100
+
+
+def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
+    def users() -> list[dict[str, Any]]:
+        return [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in archive.users.all()]
+
+    def overview() -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "counts": archive.counts(),
+            "disk": archive.disk_usage(),
+            "last_change": archive.last_change(),
+            "recent_changes": [
+                {"seq": c.seq, "kind": c.kind, "at": c.at, "study_uid": c.study_uid} for c in archive.recent_changes(20)
+            ],
+            "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
+            "nodes": [{**asdict(n), "allowed": sorted(n.allowed)} for n in archive.nodes.all()],
+            "users": users(),
+        }
+
+    @app.get("/admin")
+    @guard("admin")
+    def admin_page():
+        return render(
+            "admin.tpl", user=guard.user(), csrf=guard.csrf_token(), section="admin", info=overview(),
+            min_password=MIN_PASSWORD,
+        )  # fmt: skip
+
+    @app.get("/api/admin")
+    @guard("admin")
+    def admin_api() -> dict:
+        return overview()
+
+    def audit_page_data() -> dict[str, Any]:
+        before = request.query.get("before")
+        try:
+            events = archive.audit.recent(AUDIT_PAGE, float(before) if before else None)
+        except ValueError:
+            raise fail(400, "before: a time in seconds") from None
+        return {"events": [asdict(e) for e in events], "more": len(events) == AUDIT_PAGE}
+
+    @app.get("/admin/audit")
+    @guard("admin")
+    def audit_page():
+        return render("audit.tpl", user=guard.user(), csrf=guard.csrf_token(), section="audit", data=audit_page_data())
+
+    @app.get("/api/audit")
+    @guard("admin")
+    def audit_api() -> dict:
+        return audit_page_data()
+
+    @app.get("/api/users")
+    @guard("admin")
+    def users_api() -> dict:
+        return {"users": users()}
+
+    def changed(action: str, name: str, detail: str) -> dict:
+        guard.audit(audit.SECURITY_ALERT, action=action, detail=f"user {name}: {detail}")
+        return {"ok": True, "users": users()}
+
+    @app.post("/api/users")
+    @guard("admin")
+    def add_user() -> dict:
+        form = request.forms
+        name, role = form.getunicode("name", ""), form.getunicode("role", "viewer")
+        try:
+            account = archive.users.add(name, form.getunicode("password", ""), role)
+        except UserError as exc:
+            raise fail(400, str(exc)) from None
+        return changed("C", account.name, f"added as {account.role}")
+
+    @app.post("/api/users/<name>/password")
+    @guard("admin")
+    def set_password(name: str) -> dict:
+        try:
+            found = archive.users.set_password(name, request.forms.getunicode("password", ""))
+        except UserError as exc:
+            raise fail(400, str(exc)) from None
+        if not found:
+            raise fail(404, "no such user")
+        return changed("U", name, "password changed")
+
+    @app.delete("/api/users/<name>")
+    @guard("admin")
+    def remove_user(name: str) -> dict:
+        try:
+            found = archive.users.remove(name)
+        except UserError as exc:
+            raise fail(400, str(exc)) from None
+        if not found:
+            raise fail(404, "no such user")
+        return changed("D", name, "removed")

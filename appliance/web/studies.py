@@ -1,0 +1,121 @@
+"""The study browser: the list (with search and filters), one study's page, and their JSON twins."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import bottle
+from bottle import request
+
+from appliance.archive import Archive, audit
+from appliance.archive.browse import BrowseError, StudyFilter
+from appliance.web.auth import Guard, fail
+from appliance.web.templates import render
+
+PAGE_SIZE = 50
+MODALITIES = ("IO", "PX", "DX", "CR", "US", "XC", "OT", "CT", "MR", "MG", "ES", "SC", "DOC")
+DATE_CHOICES = (("", "Any date"), ("today", "Today"), ("7d", "Last 7 days"), ("range", "Date range"))
+
+
+def _iso_to_dicom(value: str) -> str:
+    """An HTML date input's 2026-12-01 as DICOM's 20261201 ('' stays '')."""
+    return value.replace("-", "") if value else ""
+
+
+def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
+    """The study list filter from the URL's query, and the values to show in the form."""
+    get = query.getunicode
+    when, page, limit = get("date", "") or "", get("page", "1") or "1", get("limit", str(PAGE_SIZE)) or ""
+    today = date.today()
+    if when == "today":
+        date_from = date_to = today.strftime("%Y%m%d")
+    elif when == "7d":
+        date_from, date_to = (today - timedelta(days=6)).strftime("%Y%m%d"), today.strftime("%Y%m%d")
+    elif when == "range":
+        date_from, date_to = _iso_to_dicom(get("from", "") or ""), _iso_to_dicom(get("to", "") or "")
+    elif when == "":
+        date_from = date_to = ""
+    else:
+        raise fail(400, f"date: one of {', '.join(c for c, _ in DATE_CHOICES if c)}")
+    if not page.isdigit() or int(page) < 1 or not limit.isdigit():
+        raise fail(400, "page, limit: numbers from 1")
+    sort = get("sort", "date") or "date"
+    try:
+        study_filter = StudyFilter(
+            text=get("q", "") or "",
+            date_from=date_from,
+            date_to=date_to,
+            modality=get("modality", "") or "",
+            sort=sort,
+            descending=(get("order", "") or ("desc" if sort in ("date", "received", "images") else "asc")) == "desc",
+            offset=(int(page) - 1) * int(limit),
+            limit=int(limit),
+        )
+    except BrowseError as exc:
+        raise fail(400, str(exc)) from None
+    form = {
+        "q": study_filter.text, "date": when, "from": get("from", "") or "", "to": get("to", "") or "",
+        "modality": study_filter.modality, "sort": sort, "order": "desc" if study_filter.descending else "asc",
+        "page": int(page), "limit": int(limit) if int(limit) != PAGE_SIZE else "",
+    }  # fmt: skip
+    return study_filter, form
+
+
+def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
+    def study_list() -> dict[str, Any]:
+        study_filter, form = parse_filter(request.query)
+        rows, more = archive.list_studies(study_filter)
+        return {
+            "studies": [r.as_json() for r in rows],
+            "page": form["page"],
+            "more": more,
+            "filter": form,
+            "last_change": archive.last_change(),
+            "total_studies": archive.counts()["studies"],
+        }
+
+    @app.get("/")
+    @guard
+    def studies_page():
+        return render(
+            "studies.tpl", user=guard.user(), csrf=guard.csrf_token(), section="studies",
+            list=study_list(), modalities=MODALITIES, date_choices=DATE_CHOICES,
+        )  # fmt: skip
+
+    @app.get("/api/studies")
+    @guard
+    def studies_api() -> dict:
+        return study_list()
+
+    @app.get("/api/changes")
+    @guard
+    def changes_api() -> dict:
+        """The change log's head (and a study's image count, when asked): cheap to poll, so
+        pages refresh only when something changed."""
+        head: dict[str, Any] = {"last_change": archive.last_change()}
+        study_uid = request.query.getunicode("study")
+        if study_uid:
+            head["study_instances"] = archive.study_instance_count(study_uid)
+        return head
+
+    def detail(study_uid: str) -> dict[str, Any]:
+        found = archive.study_detail(study_uid)
+        if found is None:
+            raise fail(404, "no such study")
+        guard.audit(audit.INSTANCES_ACCESSED, study_uid=study_uid, detail=f"{found.study.num_instances} instances viewed")
+        return {**found.as_json(), "last_change": archive.last_change()}
+
+    @app.get("/studies/<study_uid>")
+    @guard
+    def study_page(study_uid: str):
+        return render(
+            "study.tpl", user=guard.user(), csrf=guard.csrf_token(), section="studies",
+            detail=detail(study_uid),
+        )  # fmt: skip
+
+    @app.get("/api/studies/<study_uid>")
+    @guard
+    def study_api(study_uid: str) -> dict:
+        return detail(study_uid)
+

@@ -1,0 +1,95 @@
+"""Helpers for the web UI tests: a logged-in HTTP client, the first-run setup, test studies."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from conftest import LightboxProcess
+from dicomgen import make_study
+
+ADMIN, ADMIN_PASSWORD = "admin", "correct horse battery"
+SETUP_CODE = re.compile(r"setup_code=([0-9A-F-]+)")
+
+
+@contextlib.contextmanager
+def running(data: Path, **settings: object) -> Iterator[LightboxProcess]:
+    """A `lightbox serve` for a whole test module (its start-up costs about a second)."""
+    lightbox = LightboxProcess(data, **settings).start()
+    try:
+        yield lightbox
+    finally:
+        lightbox.stop()
+
+
+def base_url(server: LightboxProcess) -> str:
+    return f"http://127.0.0.1:{server.http_port}"
+
+
+def setup_code(server: LightboxProcess) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = SETUP_CODE.findall(server.log())
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no setup code in the log:\n{server.log()}")
+
+
+class Client(requests.Session):
+    """A browser-like client: same-origin Origin header on state-changing requests, no redirects followed."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = base
+        self.trust_env = False  # never a proxy
+
+    def request(self, method: str, url: str, **kwargs):  # type: ignore[override]
+        kwargs["allow_redirects"] = False  # Session.get() would default it to True
+        kwargs.setdefault("timeout", 30)
+        headers = kwargs.setdefault("headers", {})
+        if method.upper() not in ("GET", "HEAD"):
+            headers.setdefault("Origin", self.base)
+        return super().request(method, self.base + url if url.startswith("/") else url, **kwargs)
+
+    def csrf(self) -> str:
+        return self.get("/api/me").json()["csrf_token"]
+
+    def login(self, name: str = ADMIN, password: str = ADMIN_PASSWORD) -> requests.Response:
+        return self.post("/login", data={"name": name, "password": password, "next": "/"})
+
+    def api_post(self, path: str, method: str = "POST", **data: str) -> requests.Response:
+        return self.request(method, path, data=data, headers={"X-CSRF-Token": self.csrf()})
+
+
+def first_admin(server: LightboxProcess) -> Client:
+    client = Client(base_url(server))
+    answer = client.post(
+        "/setup",
+        data={"code": setup_code(server), "name": ADMIN, "password": ADMIN_PASSWORD, "password2": ADMIN_PASSWORD},
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def add_user(admin: Client, name: str, password: str, role: str = "viewer") -> Client:
+    answer = admin.api_post("/api/users", name=name, password=password, role=role)
+    assert answer.status_code == 200, answer.text
+    client = Client(admin.base)
+    assert client.login(name, password).status_code == 303
+    return client
+
+
+def send_study(server: LightboxProcess, folder: Path, count: int = 2, **values: object) -> str:
+    """Store a small study with DCMTK storescu; return its Study Instance UID."""
+    files = make_study(folder, count, **values)
+    result = server.storescu(*files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from pydicom import dcmread
+
+    return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)

@@ -1,0 +1,93 @@
+% rebase('base.tpl', title='Admin')
+% import time
+% when = lambda t: time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))
+% size = lambda n: '%.1f GB' % (n / 1e9) if n >= 1e8 else '%.1f MB' % (n / 1e6) if n >= 1e5 else '%.0f kB' % (n / 1e3)
+% c, d = info['counts'], info['disk']
+<h1>Admin</h1>
+<section aria-labelledby="archive-h">
+<h2 id="archive-h">Archive</h2>
+<dl class="figures">
+  <dt>Version</dt><dd>Lightbox {{info['version']}}</dd>
+  <dt>Patients</dt><dd>{{c['patients']}}</dd>
+  <dt>Studies</dt><dd>{{c['studies']}}</dd>
+  <dt>Series</dt><dd>{{c['series']}}</dd>
+  <dt>Images</dt><dd>{{c['instances']}}</dd>
+  <dt>Stored</dt><dd>{{size(d['stored_bytes'])}}</dd>
+  <dt>Disk free</dt><dd>{{size(d['free_bytes'])}} of {{size(d['total_bytes'])}} ({{'%.0f' % (100 * d['free_bytes'] / d['total_bytes']) if d['total_bytes'] else 0}} %)</dd>
+</dl>
+</section>
+
+<section aria-labelledby="users-h">
+<h2 id="users-h">Users</h2>
+<div class="table-wrap"><table>
+<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Since</th><th scope="col">Change</th></tr></thead>
+<tbody>
+% for u in info['users']:
+<tr>
+  <td data-label="Name">{{u['name']}}</td><td data-label="Role">{{u['role']}}</td><td data-label="Since">{{when(u['created_at'])}}</td>
+  <td data-label="Change">
+    <form class="inline" data-api method="post" action="/api/users/{{u['name']}}/password">
+      <label>New password for {{u['name']}} <input name="password" type="password" minlength="{{min_password}}" autocomplete="new-password" required></label>
+      <button type="submit">Set password</button><output></output>
+    </form>
+%   if u['name'] != user.name:
+    <form class="inline" data-api data-method="DELETE" data-confirm="Remove user {{u['name']}}?" method="post" action="/api/users/{{u['name']}}">
+      <button type="submit">Remove {{u['name']}}</button><output></output>
+    </form>
+%   end
+  </td>
+</tr>
+% end
+</tbody></table></div>
+<h3>Add a user</h3>
+<form class="stack narrow" data-api method="post" action="/api/users">
+  <label for="new-name">User name</label><input id="new-name" name="name" required autocomplete="off">
+  <label for="new-role">Role</label>
+  <select id="new-role" name="role"><option value="viewer">viewer (browse, view, download)</option><option value="admin">admin (also users and settings)</option></select>
+  <label for="new-password">Password (at least {{min_password}} characters)</label>
+  <input id="new-password" name="password" type="password" minlength="{{min_password}}" autocomplete="new-password" required>
+  <button type="submit">Add user</button><output></output>
+</form>
+</section>
+
+<section aria-labelledby="nodes-h">
+<h2 id="nodes-h">DICOM nodes</h2>
+% if info['nodes']:
+<div class="table-wrap"><table>
+<thead><tr><th scope="col">AE title</th><th scope="col">Host</th><th scope="col">Port</th><th scope="col">Name</th><th scope="col">Allowed</th></tr></thead>
+<tbody>
+%   for n in info['nodes']:
+<tr><td data-label="AE title">{{n['aet']}}</td><td data-label="Host">{{n['host']}}</td><td data-label="Port">{{n['port']}}</td><td data-label="Name">{{n['name']}}</td><td data-label="Allowed">{{', '.join(n['allowed'])}}</td></tr>
+%   end
+</tbody></table></div>
+% else:
+<p>No nodes yet. Add one with <code>lightbox node add --aet AET --host HOST --port PORT</code>.</p>
+% end
+</section>
+
+<section aria-labelledby="activity-h">
+<h2 id="activity-h">Recent activity</h2>
+<div class="cols">
+<div>
+<h3>Archive changes</h3>
+<ul class="log">
+% for ch in info['recent_changes']:
+  <li><time>{{when(ch['at'])}}</time> {{ch['kind']}}
+%   if ch['study_uid']:
+   — <a href="/studies/{{ch['study_uid']}}">study</a>
+%   end
+  </li>
+% end
+</ul>
+</div>
+<div>
+<h3>Users' actions</h3>
+<ul class="log">
+% for e in info['recent_activity']:
+  <li><time>{{when(e['at'])}}</time> {{e['event']}}{{' (failed)' if e['outcome'] else ''}} · {{e['user_name'] or '-'}} · {{e['detail']}}</li>
+% end
+</ul>
+<p><a href="/admin/audit">The whole audit trail</a></p>
+</div>
+</div>
+</section>
