@@ -1,4 +1,4 @@
-"""`lightbox serve | import | verify | rebuild-index | node | user`: thin calls into the same code the servers use."""
+"""`lightbox serve | import | verify | rebuild-index | node | user | backup | restore`: thin calls into the same code the servers use."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from appliance.archive.nodes import DicomNode
 
 from appliance import __version__, config
+from appliance.backup.commands import add_commands as add_backup_commands
 from appliance.config import ConfigError, Settings
 from appliance.progress import ProgressBar
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("rebuild-index", cmd_rebuild_index, "Rebuild the index from the stored files alone.")
     _add_node_commands(sub)
     _add_user_commands(sub)
+    add_backup_commands(sub, _add_command, _settings)
     from appliance import cli_devices, cli_forward
 
     cli_devices.add_commands(sub)

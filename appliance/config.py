@@ -126,6 +126,35 @@ SETTINGS: tuple[Setting, ...] = (
         "Network interfaces (names or IPv4 addresses, comma-separated) to announce and browse on; empty for all.",
     ),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    Setting(
+        "backup_schedule",
+        "nightly",
+        "When the service backs up (once `lightbox backup init` has set a bucket): nightly at `backup_time`, "
+        "continuously once the archive has been quiet for `backup_delay` seconds, or only by `lightbox backup run`.",
+        choices=("nightly", "continuous", "manual"),
+    ),
+    Setting("backup_time", "02:00", "Local time (HH:MM) of the nightly backup."),
+    Setting("backup_delay", 300, "Continuous backup: seconds without new changes before a run starts."),
+    Setting("backup_bandwidth_kbps", 0, "Upload limit of a backup run in KiB/s (0: unlimited)."),
+    Setting("backup_concurrency", 4, "Objects a backup run uploads at once."),
+    Setting(
+        "backup_retention_days",
+        30.0,
+        "Days a deleted or replaced instance stays in the bucket before the backup deletes it there.",
+    ),
+    Setting(
+        "backup_verify_days",
+        7.0,
+        "Days between scheduled verifications (a sample is downloaded, decrypted and checked; 0: never).",
+    ),
+    Setting("backup_verify_sample_pct", 1.0, "Share of the objects a scheduled verification checks, in percent."),
+    Setting(
+        "backup_checksums",
+        "when_required",
+        "Request checksums sent to the bucket: only where the S3 API requires them (suits S3 clones), or "
+        "whenever supported (AWS S3 buckets with Object Lock default retention need this).",
+        choices=("when_required", "when_supported"),
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

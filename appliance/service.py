@@ -15,6 +15,7 @@ import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance.archive import Archive, ArchiveOptions
+from appliance.backup.schedule import backup_loop
 from appliance.config import Settings
 from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
@@ -117,6 +118,7 @@ class Service:
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
+        self._spawn("backup", lambda: backup_loop(self.archive, s, self.stopping))
         self._spawn("forwarding", self._forward_loop)
         if s.discovery:
             self.discovery = Discovery(self.archive, discovery_options(s))

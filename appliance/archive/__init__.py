@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import browse, importer, indexing, lookup, maintenance, media, query, retrieval
+from appliance.archive import browse, changes, importer, indexing, lookup, maintenance, media, query, restore, retrieval
 from appliance.archive.audit import AuditLog
 from appliance.archive.devices import DeviceTable
 from appliance.archive.discovered import DiscoveredTable
@@ -168,6 +168,35 @@ class Archive:
     def import_paths(self, paths: list[Path], progress: maintenance.Progress | None = None) -> importer.ImportSummary:
         """Import files, folders, zip files and DICOMDIR media through the one ingest path."""
         return importer.run_import(self.ingest, self.storage, paths, progress)
+
+    # Followers of the change log (backup): see ``changes.py``.
+    def changes_after(self, seq: int, limit: int = 500) -> list[changes.ChangeRow]:
+        return changes.changes_after(seq, limit)
+
+    def cursor(self, name: str) -> int:
+        return changes.cursor(name)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            changes.set_cursor(name, seq)
+
+    def stored_instance(self, sop_uid: str) -> changes.StoredInstance | None:
+        return changes.stored_instance(sop_uid)
+
+    def stored_instances(self, study_uid: str | None = None) -> Iterator[changes.StoredInstance]:
+        return changes.stored_instances(study_uid)
+
+    def pending_after(self, seq: int) -> tuple[int, int, float | None]:
+        return changes.pending_after(seq)
+
+    def snapshot_index(self, dest: Path) -> int:
+        """Copy the index into ``dest`` (a new file); return the newest change it holds."""
+        changes.snapshot(str(dest))
+        return restore.snapshot_change_seq(dest)
+
+    def adopt_restored(self, spooled: Path, file_key: str, sha256: str, size: int) -> None:
+        """Put a restored file that its index row describes into storage (see ``restore.py``)."""
+        restore.adopt_file(self.storage, spooled, file_key, sha256, size)
 
     def close(self) -> None:
         self.db.close()

@@ -75,12 +75,16 @@ class Storage:
             raise
         return StoredFile(key, size, sha)
 
-    def adopt(self, spooled: Path, sha256: str, size: int) -> StoredFile:
+    def adopt(self, spooled: Path, sha256: str, size: int, received_ns: int | None = None) -> StoredFile:
         """Move a spool file that already holds the exact bytes to store (head included, hash
-        computed while it was written) into place: fsync, rename, fsync the folder."""
+        computed while it was written) into place: fsync, rename, fsync the folder.  The
+        file's mtime becomes the reception time: now, or ``received_ns`` (a restored file)."""
         fd = os.open(spooled, os.O_RDONLY)
         try:
-            stamp_received_time(fd)
+            if received_ns is None:
+                stamp_received_time(fd)
+            else:
+                os.utime(fd, ns=(received_ns, received_ns))
             os.fsync(fd)
         finally:
             os.close(fd)

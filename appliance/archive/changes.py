@@ -1,0 +1,84 @@
+"""Reading the change log for followers (backup, later forwarding): the changes after a
+cursor, the cursor itself (kept in ``Meta`` so it survives restarts), and what a follower
+needs to know about the instances those changes name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from appliance.archive.index import Change, Instance, Meta, Series, Study, database
+
+STORED_KINDS = ("instance_stored",)
+REMOVED_KINDS = ("instance_deleted", "instance_replaced", "instance_missing")
+REBUILT_KIND = "index_rebuilt"  # every row was dropped and indexed again from the files
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    seq: int
+    kind: str
+    sop_uid: str
+    at: float
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    sop_uid: str
+    file_key: str
+    size: int
+    sha256: str
+    received_at: float
+
+
+def changes_after(seq: int, limit: int) -> list[ChangeRow]:
+    rows = (
+        Change.select(Change.seq, Change.kind, Change.sop_uid, Change.at)
+        .where(Change.seq > seq)
+        .order_by(Change.seq)
+        .limit(limit)
+        .tuples()
+    )
+    return [ChangeRow(*row) for row in rows]
+
+
+def cursor(name: str) -> int:
+    row = Meta.get_or_none(Meta.key == f"cursor:{name}")
+    return int(row.value) if row else 0
+
+
+def set_cursor(name: str, seq: int) -> None:
+    """Caller holds the write lock and a transaction."""
+    Meta.insert(key=f"cursor:{name}", value=str(seq)).on_conflict_replace().execute()
+
+
+_INSTANCE_COLUMNS = (Instance.sop_uid, Instance.file_key, Instance.size, Instance.sha256, Instance.received_at)
+
+
+def stored_instance(sop_uid: str) -> StoredInstance | None:
+    row = Instance.select(*_INSTANCE_COLUMNS).where(Instance.sop_uid == sop_uid).tuples().first()
+    return StoredInstance(*row) if row else None
+
+
+def stored_instances(study_uid: str | None = None) -> Iterator[StoredInstance]:
+    """Every indexed instance (or a study's), streamed."""
+    query = Instance.select(*_INSTANCE_COLUMNS)
+    if study_uid is not None:
+        query = query.join(Series).join(Study).where(Study.study_uid == study_uid)
+    for row in query.tuples().iterator():
+        yield StoredInstance(*row)
+
+
+def pending_after(seq: int) -> tuple[int, int, float | None]:
+    """(instances, bytes, time of the oldest change) stored after ``seq`` and still indexed."""
+    count, size, oldest = database.execute_sql(
+        "SELECT COUNT(*), COALESCE(SUM(i.size), 0), MIN(c.at) FROM change c JOIN instance i ON i.sop_uid = c.sop_uid"
+        " WHERE c.seq > ? AND c.kind = 'instance_stored'",
+        (seq,),
+    ).fetchone()
+    return count, size, oldest
+
+
+def snapshot(dest: str) -> None:
+    """A consistent copy of the whole index in one file (readers and writers go on)."""
+    database.execute_sql("VACUUM INTO ?", (dest,))

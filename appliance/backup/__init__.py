@@ -1,0 +1,4 @@
+"""Encrypted off-site backup to an S3-compatible bucket: age encryption on the box (crypto),
+the bucket (target), incremental runs following the change log (sync), verification (verify),
+restore on a new box (restore), set-up and the recovery sheet (setup), the service's loop
+(schedule), and status as plain data (status)."""

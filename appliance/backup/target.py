@@ -1,0 +1,173 @@
+"""The bucket: where it is, how to talk to it (boto3 set up for S3 clones), retries.
+
+Layout under the prefix (no UIDs, names or dates of patients anywhere in a name):
+
+    lightbox-backup.json        plaintext marker: format version and the public recipient
+    identity.age                the box's identity, encrypted with the passphrase (scrypt)
+    objects/<hmac>              one age object per stored instance (the Part 10 file)
+    index/<run>.age             the index snapshot a manifest refers to
+    manifests/<run>.age         every object with the SHA-256 of its plaintext; the newest
+                                manifest is the backup (it is written last in a run)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+LOG = logging.getLogger("lightbox.backup")
+
+MARKER = "lightbox-backup.json"
+IDENTITY = "identity.age"
+OBJECTS = "objects/"
+INDEX = "index/"
+MANIFESTS = "manifests/"
+PART_SIZE = 5 << 20  # multipart above this (S3's smallest part); each part is in memory while sent
+ATTEMPTS = 4  # of one object, on transient errors, with backoff 1, 2, 4 s (+ jitter)
+T = TypeVar("T")
+
+_PERMANENT = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoSuchBucket",
+    "AllAccessDisabled",
+    "InvalidBucketName",
+    "InvalidRequest",
+    "NoSuchKey",
+    "404",
+    "NotFound",
+    "MissingUploadObjectWithObjectLockHeaders",
+}
+
+
+class TargetError(Exception):
+    """The bucket cannot be used (wrong credentials, no such bucket, unreachable)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    bucket: str
+    endpoint: str = ""  # empty: AWS S3
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+    def key(self, name: str) -> str:
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/{name}" if prefix else name
+
+    def client(self, checksums: str = "when_required") -> Any:
+        """A boto3 client; ``checksums`` "when_supported" for AWS buckets with Object Lock."""
+        import boto3  # here, not at the top: boto3 costs the service ~35 MB until a bucket is set
+        from botocore.config import Config
+
+        config = Config(
+            s3={"addressing_style": "path"},  # S3 clones rarely have a DNS name per bucket
+            request_checksum_calculation=checksums,  # "when_required": clones choke on trailing CRCs
+            response_checksum_validation=checksums,
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=16,
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint or None,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id or None,
+            aws_secret_access_key=self.secret_access_key or None,
+            config=config,
+        )
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}{where}"
+
+    def public(self) -> dict[str, str]:
+        """What a status page may show: no secrets."""
+        return {"bucket": self.bucket, "endpoint": self.endpoint, "prefix": self.prefix, "region": self.region}
+
+
+def save(target: Target, path: Path) -> None:
+    write_private(path, json.dumps(asdict(target), indent=2).encode())
+
+
+def load(path: Path) -> Target:
+    return Target(**json.loads(path.read_text()))
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret file (mode 0600) atomically and durably."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = path.with_suffix(".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_missing(exc: BaseException) -> bool:
+    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+def explain(exc: BaseException, target: Target) -> str:
+    """One line an admin can act on."""
+    code = error_code(exc)
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return f"the bucket refused the credentials ({code}): check the access key and secret"
+    if code == "AccessDenied":
+        return "access denied by the bucket: the key lacks a permission (see README, backup permissions)"
+    if code == "MissingUploadObjectWithObjectLockHeaders":
+        return "the bucket has Object Lock retention and wants a checksum on each upload: set backup_checksums = when_supported"
+    if code == "NoSuchBucket":
+        return f"no bucket {target.bucket!r} at {target.endpoint or 'AWS S3'}"
+    if isinstance(exc, BotoCoreError):
+        return f"cannot reach {target.endpoint or 'AWS S3'}: {exc}"
+    return f"{code or type(exc).__name__}: {exc}"
+
+
+def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
+    """Run ``action``; on a transient error (network, 5xx, throttling) wait and try again,
+    on a permanent one (credentials, permissions) raise at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in _PERMANENT or attempt == attempts:
+                raise
+            delay = 2 ** (attempt - 1) * (1 + random.random() / 2)
+            LOG.warning("backup_retry what=%s attempt=%d wait=%.1f error=%s", what, attempt, delay, error_code(exc) or exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def list_keys(client: Any, target: Target, folder: str) -> Iterator[tuple[str, int]]:
+    """(name under the folder, size) of every object in a folder of the backup."""
+    prefix = target.key(folder)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"][len(prefix) :], item["Size"]
