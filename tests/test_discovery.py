@@ -76,7 +76,7 @@ def dig(*query: str) -> str:
 def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, lightbox_factory) -> None:
     dicom_browser, http_browser = Browser(DICOM), Browser(HTTP)
     try:
-        server = lightbox_factory(aet="LB_MDNS", mdns_hostname="lightbox-test", dicom_workers=0)
+        server = lightbox_factory(aet="LB_MDNS", mdns_hostname="lightbox-test", dicom_workers=0, discovery=True)
         found = dicom_browser.next("added", "LB_MDNS")
         assert found["txt"] == {"AET": "LB_MDNS", "AETitle": "LB_MDNS", "PrimaryDeviceType": "ARCHIVE"}
         assert found["server"] == "lightbox-test.local." and found["port"] == server.dicom_port
@@ -115,7 +115,7 @@ def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, l
 def test_new_address_is_announced(mdns_network, lightbox_factory) -> None:
     browser = Browser(DICOM)
     try:
-        server = lightbox_factory(aet="LB_MOVES", host="0.0.0.0", dicom_workers=0)
+        server = lightbox_factory(aet="LB_MOVES", host="0.0.0.0", dicom_workers=0, discovery=True)
         assert browser.next("added", "LB_MOVES")["addresses"] == ["127.0.0.1"]  # loopback: nothing else yet
         subprocess.run(["ip", "addr", "add", "10.77.0.1/24", "dev", "lo"], check=True)
         # Zeroconf starts afresh on the new address: goodbye, then an announcement.
@@ -130,7 +130,7 @@ def test_new_address_is_announced(mdns_network, lightbox_factory) -> None:
 
 
 def test_lightbox_lists_a_dicom_node_another_process_announces(mdns_network, lightbox_factory, tmp_path) -> None:
-    server = lightbox_factory(dicom_workers=0)
+    server = lightbox_factory(dicom_workers=0, discovery=True)
     scp = StoreSCP(tmp_path / "us-room", aet="US_ROOM_1")  # the announced node's own DICOM port
     port = scp.port
     peer = subprocess.Popen(
