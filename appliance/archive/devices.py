@@ -2,11 +2,14 @@
 
 Each A-ASSOCIATE-RQ is recorded against its device (calling AE title, source address,
 implementation, the SOP classes and transfer syntaxes it proposed, first/last seen); ingest
-adds what it received (images, studies) and the last error.  The policy (``device_policy``):
+adds what it received (images, studies) and the last error.  The policy:
 
   learning  any device is admitted and recorded (the default for a fresh box)
   locked    only approved devices (and nodes added with ``lightbox node add``) are admitted;
             any other is refused and shown as "refused" for an admin to approve
+
+The ``device_policy`` setting is the default; an admin's choice (web UI) is kept in ``Meta``
+and read by every association, so it takes effect at once in every DICOM worker process.
 
 A device's status is one of:
   new       seen while learning, never approved
@@ -29,10 +32,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
-from appliance.archive.index import Device, DiscoveredService, database
+from appliance.archive.index import Device, DiscoveredService, Meta, database
 from appliance.archive.nodes import DicomNode, NodeError, NodeTable, check_aet, parse_operations
 from appliance.archive.writelock import WriteLock
 
@@ -42,6 +45,7 @@ POLICIES = ("learning", "locked")
 STATUSES = ("new", "approved", "refused", "ignored")
 MAX_SYNTAXES = 256  # per device, so a peer proposing junk cannot grow a row without bound
 ERROR_LENGTH = 300
+POLICY_KEY = "device_policy"
 
 
 class DeviceError(ValueError):
@@ -200,7 +204,26 @@ class DeviceTable:
         self.db = db
         self.write_lock = write_lock
         self.nodes = nodes
-        self.policy = policy
+        self.default_policy = policy
+
+    @property
+    def policy(self) -> str:
+        """The policy in force: the one an admin chose (in ``Meta``), else the setting (also
+        when the index cannot be read: the door must still answer)."""
+        try:
+            row = database.execute_sql("SELECT value FROM meta WHERE key = ?", (POLICY_KEY,)).fetchone()
+        except DatabaseError:
+            return self.default_policy
+        return row[0] if row and row[0] in POLICIES else self.default_policy
+
+    def set_policy(self, policy: str) -> str:
+        """Keep an admin's choice of policy; new associations follow it at once."""
+        if policy not in POLICIES:
+            raise DeviceError(f"device policy {policy!r}: expected one of {', '.join(POLICIES)}")
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            Meta.insert(key=POLICY_KEY, value=policy).on_conflict_replace().execute()
+        LOG.info("device_policy_changed policy=%s", policy)
+        return policy
 
     def admit(self, seen: AssociationSeen, now: float | None = None) -> bool:
         """Record an association request; True when the policy admits it."""
@@ -211,6 +234,8 @@ class DeviceTable:
             row = Device.get_by_id(device_id) if device_id is not None else None
             if row is None:
                 row = Device(aet=seen.calling_ae, first_seen=now, host=seen.address)
+            # Read inside the association's own write transaction: one primary-key lookup,
+            # no cache that another process's change would have to wait out.
             admitted = self.policy == "learning" or known_node or row.status == "approved"
             if not admitted and row.status != "ignored":
                 row.status = "refused"
@@ -300,7 +325,9 @@ class DeviceTable:
         if device is None:
             raise DeviceError(f"no device {aet!r}")
         if not device.host or device.port is None:
-            raise DeviceError(f"device {aet!r} has no known port: set one with `lightbox device edit {aet} --port PORT`")
+            raise DeviceError(
+                f"device {aet!r} has no known port: set its own DICOM port first (`lightbox device edit {aet} --port PORT`)"
+            )
         return DicomNode(device.aet, device.host, device.port, device.name, device.allowed)
 
     def _set(self, aet: str, /, **values: object) -> LearnedDevice:

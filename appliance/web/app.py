@@ -10,10 +10,10 @@ from typing import Any, Callable, Iterable
 
 import bottle
 
-from appliance import __version__
+from appliance import __version__, config
 from appliance.archive import Archive
 from appliance.imaging import ImagingOptions
-from appliance.web import accounts, admin, downloads, frames, studies
+from appliance.web import accounts, admin, devices, downloads, frames, studies
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -57,6 +57,7 @@ def make_app(archive: Archive, imaging: ImagingOptions | None = None, settings: 
     for module in (accounts, studies, downloads):
         module.install(app, archive, guard)
     admin.install(app, archive, guard, settings)
+    devices.install(app, archive, guard, settings.aet if settings is not None else config.BY_NAME["aet"].default)
     frames.install(app, archive, guard, imaging)
 
     def error_page(error: bottle.HTTPError) -> Any:

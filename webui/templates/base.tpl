@@ -23,6 +23,7 @@
 %   if user.is_admin:
     <a href="/admin"{{!' aria-current="page"' if get('section') == 'admin' else ''}}>Admin</a>
     <a href="/admin/audit"{{!' aria-current="page"' if get('section') == 'audit' else ''}}>Audit</a>
+    <a href="/devices"{{!' aria-current="page"' if get('section') == 'devices' else ''}}>Devices</a>
 %   end
   </nav>
   <form class="logout" method="post" action="/logout">

@@ -1,0 +1,47 @@
+// Devices page: the Test (C-ECHO) buttons, and a reload when /api/devices shows something new
+// (a device connected or was refused, a forwarding job moved) unless the admin is editing.
+"use strict";
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.hasAttribute("data-echo")) return;
+  event.preventDefault();
+  const output = form.querySelector("output");
+  const button = form.querySelector("button");
+  output.className = "";
+  output.textContent = "testing…";
+  button.disabled = true;
+  try {
+    const answer = await lightbox.api(form.action, { method: "POST" });
+    output.className = answer.ok ? "ok" : "error";
+    output.textContent = (answer.ok ? "C-ECHO ok: " : "C-ECHO failed: ") + answer.message;
+  } catch (error) {
+    output.className = "error";
+    output.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+(() => {
+  const POLL_MS = 3000;
+  const fingerprint = (info) => JSON.stringify([
+    info.policy, info.devices, info.forwarding,
+    info.discovered.map((s) => [s.name, s.aet, s.host, s.port, s.present]),
+  ]);
+  const editing = () => {
+    const active = document.activeElement;
+    return document.querySelector("details[open]") !== null
+      || (active && ["INPUT", "SELECT", "TEXTAREA"].includes(active.tagName))
+      || [...document.querySelectorAll("output")].some((o) => o.textContent !== "");
+  };
+  let seen = null;
+  const poll = async () => {
+    try {
+      const now = fingerprint(await lightbox.api("/api/devices"));
+      if (seen !== null && now !== seen && !editing()) { window.location.reload(); return; }
+      if (seen === null) seen = now;
+    } catch (error) { /* the next poll tries again */ }
+    setTimeout(poll, POLL_MS);
+  };
+  poll();
+})();
