@@ -1,6 +1,7 @@
 """The Devices page and its JSON API over HTTP against a real `lightbox serve` (two DICOM worker
 processes): the policy changed in the UI holds for new associations at once; approve, rename,
-ignore, edit, quirks, Test (C-ECHO a DCMTK storescp); forwarding rules and the retry queue.
+ignore, edit, quirks, Test (C-ECHO a DCMTK storescp); forwarding rules and the retry queue;
+and the same story in Chromium.
 
 Everything runs in a private network namespace: DCMTK's storescp cannot bind to 127.0.0.1 only.
 """
@@ -16,7 +17,8 @@ from appliance.archive import Archive, ArchiveOptions
 from conftest import LightboxProcess, free_port
 from dicomgen import make_study
 from peers import StoreSCP, private_network
-from web import Client, first_admin, running
+from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
+from web import ADMIN, ADMIN_PASSWORD, Client, first_admin, running
 
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"
 WAIT = 30.0
@@ -190,3 +192,75 @@ def test_forwarding_rules_and_the_retry_queue(server, admin, tmp_path) -> None:
     assert forwarding["rules"] == [] and forwarding["queue"] == []
     assert admin.api_post(f"/api/forwarding/rules/{rule_id}", method="DELETE").status_code == 404
     assert admin.api_post("/api/forwarding/rules/x", method="DELETE").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def fresh_server(netns, tmp_path_factory) -> LightboxProcess:
+    with running(tmp_path_factory.mktemp("devices-browser") / "data", stable_age=1) as lightbox:
+        yield lightbox
+
+
+def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server, browser, tmp_path) -> None:
+    """In Chromium: a unit that stored is listed; locking refuses it, shown as refused; approving
+    lets it store again; Test runs a C-ECHO to the unit's own port (a DCMTK storescp)."""
+    server = fresh_server
+    first_admin(server)
+    dialogs: list[str] = []
+    page = new_page(browser, server, dialogs, viewport={"width": 1280, "height": 900})
+    page.goto(page.base + "/devices")
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.wait_for_url(page.base + "/devices")
+
+    assert server.storescu(*make_study(tmp_path / "a", 2), aet="US_ROOM_1").returncode == 0
+    unit = page.locator("article.device[data-aet='US_ROOM_1']")
+    expect(unit).to_contain_text("New (learned)")  # the page noticed the new device by itself
+    expect(unit).to_contain_text("1 study, 2 images")
+    assert "OFFIS_DCMTK" in unit.inner_text()
+    shot(page, "devices-learning")
+
+    page.check("input[name=policy][value=locked]")
+    page.click("#policy-form button[type=submit]")
+    expect(page.locator("#policy-now")).to_have_text("locked")
+    refused = server.storescu(*make_study(tmp_path / "b", 1), aet="US_ROOM_1")
+    assert refused.returncode != 0 and REJECTED_CALLING_AE in refused.stdout + refused.stderr
+    expect(unit.locator(".state")).to_have_text("✖ Refused — waiting for approval")
+    expect(page.locator("article.device.state-refused")).to_have_count(1)
+    shot(page, "devices-refused")
+
+    unit.locator("button", has_text="Approve US_ROOM_1").click()
+    expect(unit.locator(".state")).to_have_text("✔ Approved")
+    assert server.storescu(*make_study(tmp_path / "c", 1), aet="US_ROOM_1").returncode == 0
+    expect(unit).to_contain_text("2 studies, 3 images")
+
+    scp = StoreSCP(tmp_path / "scp", aet="US_ROOM_1")  # the unit's own DICOM port
+    try:
+        unit.locator("summary").click()
+        unit.locator("input[name=port]").fill(str(scp.port))
+        shot(page, "devices-edit")
+        unit.locator("button", has_text="Save").first.click()
+        expect(unit.locator("dt:text-is('Port') + dd")).to_have_text(str(scp.port))
+        unit.locator("button", has_text="Test (C-ECHO)").click()
+        expect(unit.locator("output.echo-result")).to_have_text(f"C-ECHO ok: 127.0.0.1:{scp.port} C-ECHO status 0x0000")
+        shot(page, "devices-echo")
+    finally:
+        scp.stop()
+    unit.locator("button", has_text="Test (C-ECHO)").click()
+    expect(unit.locator("output.echo-result.error")).to_contain_text("C-ECHO failed")
+
+    # Forward every new study to the unit (now down): the retry queue shows the failed attempt.
+    page.select_option("#fw-dest", "US_ROOM_1")
+    page.click("text=Add rule")
+    expect(page.locator("table.rules tbody tr")).to_have_count(1)
+    assert server.storescu(*make_study(tmp_path / "d", 1), aet="US_ROOM_1").returncode == 0
+    job = page.locator("table.queue tbody tr")
+    expect(job.locator("td[data-label=Attempts]")).not_to_have_text("0", timeout=30_000)
+    expect(job.locator("td[data-label='Last error']")).not_to_have_text("—")
+    shot(page, "devices-forwarding")
+
+    phone = new_page(browser, server, dialogs, viewport={"width": 360, "height": 740}, is_mobile=True)
+    phone.goto(phone.base + "/devices")
+    log_in(phone, ADMIN, ADMIN_PASSWORD)
+    phone.wait_for_url(phone.base + "/devices")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
+    shot(phone, "devices-phone")
+    assert dialogs == []

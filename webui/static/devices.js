@@ -7,16 +7,18 @@ document.addEventListener("submit", async (event) => {
   event.preventDefault();
   const output = form.querySelector("output");
   const button = form.querySelector("button");
-  output.className = "";
-  output.textContent = "testing…";
+  const show = (state, text) => {
+    output.classList.remove("ok", "error");
+    if (state) output.classList.add(state);
+    output.textContent = text;
+  };
+  show("", "testing…");
   button.disabled = true;
   try {
     const answer = await lightbox.api(form.action, { method: "POST" });
-    output.className = answer.ok ? "ok" : "error";
-    output.textContent = (answer.ok ? "C-ECHO ok: " : "C-ECHO failed: ") + answer.message;
+    show(answer.ok ? "ok" : "error", (answer.ok ? "C-ECHO ok: " : "C-ECHO failed: ") + answer.message);
   } catch (error) {
-    output.className = "error";
-    output.textContent = error.message;
+    show("error", error.message);
   } finally {
     button.disabled = false;
   }

@@ -4,7 +4,8 @@
 % when = lambda t: time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t)) if t else '—'
 % url = lambda aet, action: '/api/devices/%s/%s' % (quote(aet, safe=''), action)
 % announced = {s['aet']: s for s in info['discovered'] if s['aet']}
-% STATES = {'new': 'New (learned)', 'approved': '✔ Approved', 'refused': '⛔ Refused — waiting for approval', 'ignored': 'Ignored'}
+% count = lambda n, one, many: '%d %s' % (n, one if n == 1 else many)
+% STATES = {'new': 'New (learned)', 'approved': '✔ Approved', 'refused': '✖ Refused — waiting for approval', 'ignored': 'Ignored'}
 <h1>Devices</h1>
 
 <section aria-labelledby="policy-h">
@@ -40,9 +41,9 @@
     <dt>Implementation</dt><dd>{{d['implementation_version'] or '—'}} <span class="uid">{{d['implementation_class_uid']}}</span></dd>
     <dt>First seen</dt><dd>{{when(d['first_seen'])}}</dd>
     <dt>Last seen</dt><dd>{{when(d['last_seen'])}}</dd>
-    <dt>Received</dt><dd>{{d['studies_received']}} studies, {{d['images_received']}} images</dd>
+    <dt>Received</dt><dd>{{count(d['studies_received'], 'study', 'studies')}}, {{count(d['images_received'], 'image', 'images')}}</dd>
     <dt>Associations</dt><dd>{{d['associations']}} accepted, {{d['refused']}} refused</dd>
-    <dt>Proposed</dt><dd>{{len(d['sop_classes'])}} SOP classes, {{len(d['transfer_syntaxes'])}} transfer syntaxes</dd>
+    <dt>Proposed</dt><dd>{{count(len(d['sop_classes']), 'SOP class', 'SOP classes')}}, {{count(len(d['transfer_syntaxes']), 'transfer syntax', 'transfer syntaxes')}}</dd>
     <dt>Allowed</dt><dd>{{', '.join(d['allowed']) or 'nothing'}}</dd>
     <dt>Quirks</dt><dd>{{', '.join(quirks) or 'none'}}</dd>
     <dt>Last error</dt><dd class="last-error">{{d['last_error'] or 'none'}}{{' (%s)' % when(d['last_error_at']) if d['last_error'] else ''}}</dd>
@@ -76,7 +77,8 @@
     </form>
     <form class="grid-form" data-api method="post" action="{{url(d['aet'], 'edit')}}">
       <label for="dev{{i}}-cs">Character set override</label>
-      <input id="dev{{i}}-cs" name="charset_override" value="{{d['charset_override']}}" placeholder="e.g. ISO_IR 100 (empty: as the files say)">
+      <input id="dev{{i}}-cs" name="charset_override" value="{{d['charset_override']}}" placeholder="e.g. ISO_IR 100" aria-describedby="dev{{i}}-cs-help">
+      <p class="help" id="dev{{i}}-cs-help">For a unit whose files lie about their encoding; empty: as the files say.</p>
       <fieldset class="choices"><legend>Quirks</legend>
         <input type="hidden" name="accept_private_sop_classes" value="no">
         <label><input type="checkbox" name="accept_private_sop_classes" value="yes"{{!' checked' if d['accept_private_sop_classes'] else ''}}> Accept private SOP classes</label>
