@@ -64,8 +64,11 @@ def wait_for(predicate, what: str) -> None:
 def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, tmp_path) -> None:
     files = make_study(tmp_path / "s", 2)
     assert policy(admin) == "learning"  # the setting's default
+    before = admin.get("/api/devices").json()["version"]
     assert server.storescu(*files, aet="US_WEB_1").returncode == 0
     assert devices(admin)["US_WEB_1"]["status"] == "new"
+    after = admin.get("/api/devices").json()["version"]  # the page polls it to notice new devices
+    assert after != before and f'data-version="{after}"' in admin.get("/devices").text
 
     assert admin.post("/api/devices/policy", data={"policy": "locked"}).status_code == 403  # no CSRF token
     assert admin.post("/api/devices/policy", data={"policy": "locked"}, headers={"X-CSRF-Token": "forged"}).status_code == 403

@@ -4,6 +4,8 @@ and their retry queue; and the JSON twins.  Thin: ``archive.devices``, ``archive
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
 from typing import Any
 
@@ -21,6 +23,13 @@ from appliance.web.templates import render
 
 def device_json(device: LearnedDevice) -> dict[str, Any]:
     return {**asdict(device), "allowed": sorted(device.allowed)}
+
+
+def version(info: dict[str, Any]) -> str:
+    """A digest of what the page shows; the page polls it and reloads when it moves.  Not the
+    discovered services' last_seen: it moves with every re-announcement."""
+    shown = {**info, "discovered": [{k: v for k, v in s.items() if k != "last_seen"} for s in info["discovered"]]}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _last(name: str) -> str | None:
@@ -45,7 +54,7 @@ def _port(value: str | None) -> int | None:
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str) -> None:
     def overview() -> dict[str, Any]:
-        return {
+        info = {
             "policy": archive.devices.policy,
             "policies": list(POLICIES),
             "operations": list(OPERATIONS),
@@ -53,6 +62,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
             "discovered": [asdict(s) for s in archive.discovered.all()],
             "forwarding": forwarding(),
         }
+        return {**info, "version": version(info)}
 
     def forwarding() -> dict[str, Any]:
         return {

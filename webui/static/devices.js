@@ -26,24 +26,19 @@ document.addEventListener("submit", async (event) => {
 
 (() => {
   const POLL_MS = 3000;
-  const fingerprint = (info) => JSON.stringify([
-    info.policy, info.devices, info.forwarding,
-    info.discovered.map((s) => [s.name, s.aet, s.host, s.port, s.present]),
-  ]);
+  const shown = document.getElementById("devices-h").dataset.version;
   const editing = () => {
     const active = document.activeElement;
     return document.querySelector("details[open]") !== null
       || (active && ["INPUT", "SELECT", "TEXTAREA"].includes(active.tagName))
       || [...document.querySelectorAll("output")].some((o) => o.textContent !== "");
   };
-  let seen = null;
   const poll = async () => {
     try {
-      const now = fingerprint(await lightbox.api("/api/devices"));
-      if (seen !== null && now !== seen && !editing()) { window.location.reload(); return; }
-      if (seen === null) seen = now;
+      const info = await lightbox.api("/api/devices");
+      if (info.version !== shown && !editing()) { window.location.reload(); return; }
     } catch (error) { /* the next poll tries again */ }
     setTimeout(poll, POLL_MS);
   };
-  poll();
+  setTimeout(poll, POLL_MS);
 })();

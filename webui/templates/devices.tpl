@@ -6,7 +6,7 @@
 % announced = {s['aet']: s for s in info['discovered'] if s['aet']}
 % count = lambda n, one, many: '%d %s' % (n, one if n == 1 else many)
 % STATES = {'new': 'New (learned)', 'approved': '✔ Approved', 'refused': '✖ Refused — waiting for approval', 'ignored': 'Ignored'}
-<h1>Devices</h1>
+<h1 id="devices-h" data-version="{{info['version']}}">Devices</h1>
 
 <section aria-labelledby="policy-h">
 <h2 id="policy-h">Who may connect</h2>
