@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Callable
 
-from appliance.archive.devices import DeviceError, LearnedDevice
+from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice
 from appliance.archive.nodes import NodeError, parse_operations
 from appliance.cli import COMMON, _add_command, _settings
 
@@ -20,7 +20,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     def action(name: str, func: Callable[[argparse.Namespace], int], help_text: str, names=COMMON):
         p = _add_command(actions, name, func, help_text, names)
-        if name not in ("list", "discovered"):
+        if name not in ("list", "discovered", "policy"):
             p.add_argument("device", metavar="AET", help="the device's AE title")
         return p
 
@@ -40,6 +40,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lenient-aet", choices=("yes", "no"), help="recognise it by its address whatever AE title it calls with")
     action("echo", cmd_echo, "C-ECHO a device at its host and port (calling it as Lightbox's own AE title).", COMMON + ("aet",))
     action("discovered", cmd_discovered, "List the DICOM services announced on the LAN (DNS-SD), newest first.")
+    p = action("policy", cmd_policy, "Show the device policy in force, or set it (as the web UI's Devices page does).")
+    p.add_argument("policy", nargs="?", choices=POLICIES, help="learning or locked; takes effect at once")
 
 
 def _host_port(p: argparse.ArgumentParser) -> None:
@@ -132,6 +134,18 @@ def cmd_discovered(args: argparse.Namespace) -> int:
         )
     if not services:
         print("no DICOM services announced on the LAN (or discovery is off)")
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from appliance.service import open_archive
+
+    archive = open_archive(_settings(args))
+    try:
+        policy = archive.devices.set_policy(args.policy) if args.policy else archive.devices.policy
+    finally:
+        archive.close()
+    print(f"device_policy={policy}")
     return 0
 
 

@@ -88,7 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
         "learning",
         "Which devices may associate: learning admits any device and records it; locked admits only "
         "approved devices (`lightbox device approve`) and known nodes, and refuses the others "
-        "(A-ASSOCIATE-RJ: calling AE title not recognized), recording them as refused.",
+        "(A-ASSOCIATE-RJ: calling AE title not recognized), recording them as refused. The initial value: "
+        "once an admin chooses on the Devices page, that choice holds (at once, and across restarts).",
         choices=("learning", "locked"),
     ),
     Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),

@@ -99,7 +99,7 @@ def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, 
     assert any(e["detail"] == "device policy: locked" and e["user_name"] == "admin" for e in events)
 
 
-def test_policy_chosen_by_an_admin_outlives_the_setting_default(tmp_path) -> None:
+def test_policy_chosen_by_an_admin_outlives_the_setting_default_and_the_cli_sets_it_too(tmp_path) -> None:
     archive = Archive(tmp_path / "data", ArchiveOptions(device_policy="locked"))
     assert archive.devices.policy == "locked"
     archive.devices.set_policy("learning")
@@ -109,6 +109,10 @@ def test_policy_chosen_by_an_admin_outlives_the_setting_default(tmp_path) -> Non
         assert archive.devices.policy == "learning"
     finally:
         archive.close()
+    box = LightboxProcess(tmp_path / "data")  # not started: only its `cli` runs (other subcommands)
+    assert box.cli("device", "policy").stdout == "device_policy=learning\n"
+    assert box.cli("device", "policy", "locked").stdout == "device_policy=locked\n"
+    assert box.cli("device", "policy").stdout == "device_policy=locked\n"
 
 
 def test_rename_edit_quirks_ignore_and_test_with_c_echo(server, admin, tmp_path) -> None:
@@ -255,7 +259,7 @@ def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server
     page.click("text=Add rule")
     expect(page.locator("table.rules tbody tr")).to_have_count(1)
     assert server.storescu(*make_study(tmp_path / "d", 1), aet="US_ROOM_1").returncode == 0
-    job = page.locator("table.queue tbody tr")
+    job = page.locator("table.queue tbody tr").last  # study c may be queued too: stable after the rule came
     expect(job.locator("td[data-label=Attempts]")).not_to_have_text("0", timeout=30_000)
     expect(job.locator("td[data-label='Last error']")).not_to_have_text("—")
     shot(page, "devices-forwarding")
