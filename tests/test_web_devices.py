@@ -9,7 +9,6 @@ Everything runs in a private network namespace: DCMTK's storescp cannot bind to 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,11 +16,11 @@ from appliance.archive import Archive, ArchiveOptions
 from conftest import LightboxProcess, free_port
 from dicomgen import make_study
 from peers import StoreSCP, private_network
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
+from test_forwarding import wait_for
+from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401, F811 (browser: a fixture)
 from web import ADMIN, ADMIN_PASSWORD, Client, first_admin, running
 
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"
-WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +49,6 @@ def devices(admin: Client) -> dict[str, dict]:
 
 def policy(admin: Client) -> str:
     return admin.get("/api/devices").json()["policy"]
-
-
-def wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what} within {WAIT:.0f} s")
 
 
 def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, tmp_path) -> None:
@@ -191,7 +181,7 @@ def test_forwarding_rules_and_the_retry_queue(server, admin, tmp_path) -> None:
     assert job["state"] == "pending" and job["destination"] == "WS_DOWN" and job["last_error"]
     assert job["next_attempt_at"] > time.time()
     page = admin.get("/devices").text
-    assert "Remove rule %d" % rule_id in page and job["last_error"] in page
+    assert f"Remove rule {rule_id}" in page and job["last_error"] in page
 
     assert admin.request("DELETE", f"/api/forwarding/rules/{rule_id}").status_code == 403  # no CSRF token
     assert admin.api_post(f"/api/forwarding/rules/{rule_id}", method="DELETE").status_code == 200
