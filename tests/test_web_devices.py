@@ -17,7 +17,7 @@ from conftest import LightboxProcess, free_port
 from dicomgen import make_study
 from peers import StoreSCP, private_network
 from test_forwarding import wait_for
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401, F811 (browser: a fixture)
+from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
 from web import ADMIN, ADMIN_PASSWORD, Client, first_admin, running
 
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"
@@ -197,7 +197,7 @@ def fresh_server(netns, tmp_path_factory) -> LightboxProcess:
         yield lightbox
 
 
-def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server, browser, tmp_path) -> None:
+def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server, browser, tmp_path) -> None:  # noqa: F811
     """In Chromium: a unit that stored is listed; locking refuses it, shown as refused; approving
     lets it store again; Test runs a C-ECHO to the unit's own port (a DCMTK storescp)."""
     server = fresh_server
