@@ -53,7 +53,7 @@ def warnings(client: Client) -> set[str]:
 
 def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
     moto.client().create_bucket(Bucket="http-backup")
-    with running(tmp_path_factory.mktemp("webbackup") / "data", dicom_workers=0) as server:
+    with running(tmp_path_factory.mktemp("webbackup") / "data", dicom_workers=0, backup_verify_sample_pct=100) as server:
         admin = first_admin(server)
         viewer = add_user(admin, VIEWER, VIEWER_PASSWORD)
         answers: list[str] = []
@@ -145,6 +145,16 @@ def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
         status = wait_idle(admin, lambda st: st["last_verified_restore_at"] is not None)["status"]
         assert status["last_verify"]["ok"] and status["last_verified_restore_at"] > status["last_success_at"]
         assert warnings(admin) == set()
+
+        # Verification failed: a flipped byte in the bucket is named on the page.
+        name = next(k for k in (o["Key"] for o in s3.list_objects_v2(Bucket="http-backup")["Contents"]) if "/objects/" in k)
+        body = bytearray(s3.get_object(Bucket="http-backup", Key=name)["Body"].read())
+        body[len(body) // 2] ^= 0xFF
+        s3.put_object(Bucket="http-backup", Key=name, Body=bytes(body))
+        assert post("/api/backup/verify").status_code == 202
+        wait_idle(admin, lambda st: st["last_verify"]["id"] != status["last_verify"]["id"])
+        assert warnings(admin) == {"verification_failed"}
+        assert f"The last verification found problems: CORRUPT {name.removeprefix('clinic/')}" in admin.get("/admin/backup").text
 
         # The secret key was in exactly one answer; never in a page, the API, the audit trail or the log.
         for path in ("/admin/backup", "/api/backup", "/admin", "/api/admin", "/admin/audit", "/api/audit"):

@@ -97,7 +97,7 @@ class Trigger:
             if kind not in self._asked:
                 return False
             self._asked.discard(kind)
-            self._activity = {"kind": kind, "started": time.time(), "done": 0, "total": 0}  # no gap seen idle
+            self._activity = _started(kind)  # at once: the page never sees it idle in between
             return True
 
     def run(self, kind: str, work: Callable[[Callable[[int, int], None]], Any], asked: bool) -> None:
@@ -108,7 +108,7 @@ class Trigger:
                 self._activity = {**self._activity, "done": done, "total": total}  # type: ignore[dict-item]
 
         with self._lock:
-            self._activity = {"kind": kind, "started": time.time(), "done": 0, "total": 0}
+            self._activity = _started(kind)
         try:
             work(progress)
         except Busy as exc:
@@ -123,6 +123,10 @@ class Trigger:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"running": self._activity, "asked": sorted(self._asked), "refused": self._refused}
+
+
+def _started(kind: str) -> dict[str, Any]:
+    return {"kind": kind, "started": time.time(), "done": 0, "total": 0}
 
 
 def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event, trigger: Trigger | None = None) -> None:

@@ -94,7 +94,7 @@ class Target:
         where = f" at {self.endpoint}" if self.endpoint else ""
         return f"s3://{self.bucket}/{self.prefix.strip('/')}{where}"
 
-    def public(self) -> dict[str, str]:
+    def public(self) -> dict[str, Any]:
         """What a status page may show: no secrets."""
         return {
             "bucket": self.bucket,
