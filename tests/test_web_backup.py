@@ -169,6 +169,38 @@ def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
             assert word not in log and all(word not in e["detail"] for e in events)
 
 
+def test_stale_and_failing_backups_are_said_plainly(tmp_path):
+    """The clock moved past what the schedule expects (``now`` given: no waiting for days)."""
+    from appliance import config
+    from appliance.archive import Archive
+    from appliance.backup.crypto import generate_identity
+    from appliance.backup.state import BackupState
+    from appliance.backup.status import backup_status, save_schedule
+    from appliance.backup.target import Target
+    from appliance.web.backup import warning_text
+
+    archive, state = Archive(tmp_path / "data"), BackupState(tmp_path / "data")
+    try:
+        state.save_setup(generate_identity(), Target(bucket="b", endpoint="http://127.0.0.1:9"))
+        state.finish_run(state.begin_run("backup"), True, {})
+        settings = config.load({"data": str(tmp_path / "data")}, environ={})
+        day = 86400.0
+        assert "stale" not in backup_status(archive, state, settings, now=time.time() + day)["warnings"]  # nightly
+        status = backup_status(archive, state, settings, now=time.time() + 2 * day)
+        assert "stale" in status["warnings"]
+        assert warning_text("stale", status, now=time.time() + 2 * day) == (
+            "No successful backup for 2 days: longer than the nightly schedule expects."
+        )
+        save_schedule(state, {"backup_schedule": "manual"})  # as saved on the page: a week is fine then
+        assert "stale" not in backup_status(archive, state, settings, now=time.time() + 2 * day)["warnings"]
+        state.finish_run(state.begin_run("backup"), False, {"error": "no bucket 'b' at http://127.0.0.1:9"})
+        status = backup_status(archive, state, settings)
+        assert warning_text("failing", status).endswith("): no bucket 'b' at http://127.0.0.1:9")
+    finally:
+        state.close()
+        archive.close()
+
+
 def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):  # noqa: F811
     """Set-up through the page, the recovery sheet with its QR code (also as printed), the tick,
     "Back up now" until a recent success shows; a viewer gets 403."""

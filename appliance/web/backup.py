@@ -47,15 +47,16 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.0f} h" if seconds < 172800 else f"{seconds / 86400:.0f} days"
 
 
-def warning_text(code: str, status: dict[str, Any]) -> str:
+def warning_text(code: str, status: dict[str, Any], now: float | None = None) -> str:
     """One sentence an admin can act on, for each warning of ``backup_status``."""
+    now = time.time() if now is None else now
     last, verify = status.get("last_run") or {}, status.get("last_verify") or {}
     success = status.get("last_success_at")
     texts = {
         "not_configured": "Backup is not set up: if this box's disk dies, the archive is lost. Set it up below.",
         "failing": f"The last backup run failed ({when(last.get('finished'))}): {last.get('error', '')}",
         "never_succeeded": "No backup run has succeeded yet: nothing is safe off-site.",
-        "stale": f"No successful backup for {duration(time.time() - success) if success else '?'}: "
+        "stale": f"No successful backup for {duration(now - success) if success else '?'}: "
         f"longer than the {status.get('schedule')} schedule expects.",
         "verification_failed": "The last verification found problems: " + "; ".join(verify.get("problems", [])[:3]),
         "never_verified": "The backup has never been verified (downloaded, decrypted and checked against its manifest).",
