@@ -83,6 +83,14 @@ SETTINGS: tuple[Setting, ...] = (
         "each for its allowed operations, or any AE. C-MOVE destinations must always be known nodes.",
         choices=("known-nodes", "any"),
     ),
+    Setting(
+        "device_policy",
+        "learning",
+        "Which devices may associate: learning admits any device and records it; locked admits only "
+        "approved devices (`lightbox device approve`) and known nodes, and refuses the others "
+        "(A-ASSOCIATE-RJ: calling AE title not recognized), recording them as refused.",
+        choices=("learning", "locked"),
+    ),
     Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),
     Setting(
         "find_max_results",
@@ -100,6 +108,23 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("thumbnail_size", 160, "Side of the square that series thumbnails fit in, in pixels."),
     Setting("thumbnail_cache_mb", 64, "Disk space for cached thumbnails (data folder/cache/thumbnails), in MB."),
+    Setting(
+        "forward_retry_initial",
+        30,
+        "Seconds before a failed forward is tried again; the wait doubles after each failure, up to an hour.",
+    ),
+    Setting(
+        "discovery",
+        True,
+        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_http._tcp` for the "
+        "web UI) and keep a list of the DICOM services others announce.",
+    ),
+    Setting("mdns_hostname", "lightbox", "Host name announced over mDNS (with `.local` appended)."),
+    Setting(
+        "mdns_interfaces",
+        "",
+        "Network interfaces (names or IPv4 addresses, comma-separated) to announce and browse on; empty for all.",
+    ),
     Setting("log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting(
         "backup_schedule",
@@ -196,6 +221,15 @@ def _parse(setting: Setting, raw: Any, origin: str) -> Any:
         return setting.parse(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def effective(settings: Settings) -> list[dict[str, Any]]:
+    """Every setting with its value in force, for an admin to read (none of them is secret:
+    credentials live in their own files, e.g. backup/target.json)."""
+    return [
+        {"name": s.name, "value": settings.values[s.name], "default": s.default, "help": s.help, "choices": list(s.choices)}
+        for s in SETTINGS
+    ]
 
 
 def markdown_table() -> str:

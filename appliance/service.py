@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -18,13 +19,16 @@ from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import Settings
 from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
+from appliance.dicom.sender import send_instances
 from appliance.dicom.workers import FrontDoor, WorkerPool
+from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
 from appliance.web.app import make_app, with_security_headers
 
 LOG = logging.getLogger("lightbox.service")
 
 STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
+FORWARD_INTERVAL = 2.0  # seconds between looks at the forwarding queue
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -36,6 +40,8 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         find_max_results=settings.find_max_results,
         session_idle_s=float(settings.session_idle_timeout),
         session_max_s=float(settings.session_max_age),
+        device_policy=settings.device_policy,
+        forward_retry_initial=float(settings.forward_retry_initial),
     )
 
 
@@ -73,6 +79,7 @@ class Service:
         self.workers: WorkerPool | None = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
+        self.discovery: Discovery | None = None
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
@@ -113,6 +120,10 @@ class Service:
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
         self._spawn("backup", lambda: backup_loop(self.archive, s, self.stopping, self.backup_trigger))
+        self._spawn("forwarding", self._forward_loop)
+        if s.discovery:
+            self.discovery = Discovery(self.archive, discovery_options(s))
+            self.discovery.start()
         _sd_notify("READY=1")
 
     def _spawn(self, name: str, target: Any) -> None:
@@ -127,6 +138,21 @@ class Service:
                     LOG.info("study_stable study=%s", uid)
             except Exception:  # keep looking; a locked or full database is transient
                 LOG.exception("stability_check_failed")
+
+    def _forward_loop(self) -> None:
+        send = functools.partial(
+            send_instances,
+            storage=self.archive.storage,
+            calling_aet=self.settings.aet,
+            max_pdu=self.settings.max_pdu,
+            timeout=float(self.settings.network_timeout),
+        )
+        while not self.stopping.wait(FORWARD_INTERVAL):
+            try:
+                self.archive.forwarding.enqueue_stable()
+                self.archive.forwarding.run_due(send, self.stopping.is_set)
+            except Exception:  # keep going; the queue is in the index and survives
+                LOG.exception("forwarding_failed")
 
     def wait(self) -> None:
         """Block until SIGINT or SIGTERM, then stop cleanly."""
@@ -145,6 +171,8 @@ class Service:
             self.dicom.stop()
         if self.http is not None:
             self.http.close()
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")

@@ -50,7 +50,8 @@ class LightboxProcess:
         self.aet = aet
         self.dicom_port = free_port()
         self.http_port = free_port()
-        self.settings = {"stable_age": 60, "min_free_mb": 0, **settings}
+        # mDNS only where a test asks for it (test_discovery, in a private network namespace).
+        self.settings = {"stable_age": 60, "min_free_mb": 0, "discovery": False, **settings}
         self.proc: subprocess.Popen | None = None
         self.log_path = data.parent / f"{data.name}-server.log"
 

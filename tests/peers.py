@@ -71,10 +71,10 @@ def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
 class StoreSCP:
     """DCMTK storescp writing every received instance to ``folder`` (as received, +B)."""
 
-    def __init__(self, folder: Path, aet: str = "STORESCP", extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, folder: Path, aet: str = "STORESCP", extra: tuple[str, ...] = (), port: int | None = None) -> None:
         self.folder = folder
         self.aet = aet
-        self.port = free_port()
+        self.port = port or free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [dcmtk("storescp"), "-aet", aet, "+B", "-od", str(folder), *extra, str(self.port)],

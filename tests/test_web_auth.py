@@ -276,3 +276,12 @@ def test_audit_trail_records_logins_views_and_user_changes(server, admin, hostil
     assert any(e["event"] == "SecurityAlert" and "added as" in e["detail"] for e in events)
     page = admin.get("/admin/audit").text
     assert "DICOMInstancesAccessed" in page
+
+
+def test_admin_sees_the_settings_in_force_a_viewer_does_not(server, admin, viewer):
+    settings = {s["name"]: s for s in admin.get("/api/admin").json()["settings"]}
+    assert settings["stable_age"]["value"] == server.settings["stable_age"]
+    assert settings["dicom_port"]["value"] == server.dicom_port != settings["dicom_port"]["default"]
+    page = admin.get("/admin").text
+    assert "<code>find_max_results</code>" in page and f"{server.dicom_port} (changed; default 11112)" in page
+    assert viewer.get("/api/admin").status_code == 403

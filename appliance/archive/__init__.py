@@ -16,6 +16,9 @@ from peewee import fn
 
 from appliance.archive import browse, changes, importer, indexing, lookup, maintenance, media, query, restore, retrieval
 from appliance.archive.audit import AuditLog
+from appliance.archive.devices import DeviceTable
+from appliance.archive.discovered import DiscoveredTable
+from appliance.archive.forwarding import Forwarding
 from appliance.archive.header import Origin
 from appliance.archive.index import Change, Instance, Patient, Series, Study, open_database
 from appliance.archive.ingest import Ingest, IngestOptions, IngestResult, Outcome
@@ -37,6 +40,8 @@ class ArchiveOptions:
     stable_age: float = 60.0
     find_fold_names: bool = True
     find_max_results: int = 10000
+    device_policy: str = "learning"  # see devices.py
+    forward_retry_initial: float = 30.0  # see forwarding.py
     session_idle_s: float = 1800.0
     session_max_s: float = 43200.0
 
@@ -66,6 +71,9 @@ class Archive:
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
         self.audit = AuditLog(self.db, self.write_lock)
+        self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
+        self.discovered = DiscoveredTable(self.db, self.write_lock)
+        self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:

@@ -191,6 +191,72 @@ class AuditEvent(BaseModel):
     detail = TextField(default="")
 
 
+class Device(BaseModel):
+    """A device that has associated with Lightbox, learned from its A-ASSOCIATE-RQ (see
+    ``devices.py``).  ``status``: new, approved, refused (tried while locked), ignored."""
+
+    aet = CharField(unique=True)
+    name = CharField(default="")
+    status = CharField(default="new")
+    host = CharField(default="")  # last source address, or the one an admin set
+    port = IntegerField(null=True)  # its own DICOM port, when known (to C-ECHO it, to send to it)
+    allowed = CharField(default="find,move,get,store")
+    implementation_class_uid = CharField(default="")
+    implementation_version = CharField(default="")
+    sop_classes = TextField(default="[]")  # JSON list: every abstract syntax it proposed
+    transfer_syntaxes = TextField(default="[]")  # JSON list: every transfer syntax it proposed
+    first_seen = FloatField()
+    last_seen = FloatField()
+    associations = IntegerField(default=0)
+    refused = IntegerField(default=0)
+    studies_received = IntegerField(default=0)
+    images_received = IntegerField(default=0)
+    last_error = TextField(default="")
+    last_error_at = FloatField(null=True)
+    charset_override = CharField(default="")
+    accept_private_sop_classes = BooleanField(default=False)
+    lenient_aet = BooleanField(default=False)
+
+
+class DiscoveredService(BaseModel):
+    """A DICOM service announced on the LAN (DNS-SD ``_dicom._tcp`` / ``_dicom-tls._tcp``)."""
+
+    name = CharField(unique=True)  # the DNS-SD instance name, e.g. "US1._dicom._tcp.local."
+    service_type = CharField()
+    aet = CharField(default="", index=True)
+    host = CharField(default="")
+    port = IntegerField()
+    device_type = CharField(default="")
+    txt = TextField(default="{}")  # JSON: every TXT key as announced
+    first_seen = FloatField()
+    last_seen = FloatField()
+    present = BooleanField(default=True)  # False once it said goodbye (or expired)
+
+
+class ForwardRule(BaseModel):
+    """Send studies, once stable, to a node (see ``forwarding.py``); empty filters match all."""
+
+    destination = CharField()
+    modality = CharField(default="")
+    calling_ae = CharField(default="")
+    created_at = FloatField()
+
+
+class ForwardJob(BaseModel):
+    """One study to send to one destination: the persistent retry queue."""
+
+    rule_id = IntegerField(index=True)
+    destination = CharField()
+    study_uid = CharField()
+    state = CharField(default="pending", index=True)  # pending, done
+    attempts = IntegerField(default=0)
+    next_attempt_at = FloatField()
+    last_error = TextField(default="")
+    created_at = FloatField()
+    done_at = FloatField(null=True)
+    sent = IntegerField(default=0)
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -198,7 +264,10 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, Incident, Node, User, Session, AuditEvent, Meta)
+MODELS = (
+    Patient, Study, Series, Instance, Change, Incident, Node, User, Session, AuditEvent,
+    Device, DiscoveredService, ForwardRule, ForwardJob, Meta,
+)  # fmt: skip
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 

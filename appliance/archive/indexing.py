@@ -71,8 +71,9 @@ def file_key_of(sop_uid: str) -> str | None:
 
 def add_instance(
     fields: IndexFields, stored: StoredFile, transfer_syntax: str, origin: dict[str, str], received_at: float
-) -> None:
-    """Index one stored instance whose SOP Instance UID is not in the index yet.
+) -> bool:
+    """Index one stored instance whose SOP Instance UID is not in the index yet; True when
+    it began a new study.
 
     Plain SQL: this runs once per received image, and building peewee queries for these wide
     rows cost several milliseconds per instance.
@@ -135,6 +136,7 @@ def add_instance(
     if new_series:
         _sql("UPDATE study SET modalities = ? WHERE id = ?", (_modalities(study_id), study_id))
     record_change("instance_stored", study_uid, fields.series["series_uid"], sop_uid)
+    return found is None
 
 
 def remove_instance(instance: Instance, change_kind: str = "instance_deleted") -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import peewee
 
-from appliance.archive import indexing
+from appliance.archive import devices, indexing
 from appliance.archive.attributes import extract
 from appliance.archive.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
 from appliance.archive.index import Instance
@@ -95,13 +95,23 @@ class Ingest:
             result.sop_uid or "-",
             f" reason={result.reason!r}" if result.reason else "",
         )
+        if not result.ok and origin.via == "dicom":
+            self._record_device_error(origin, ": ".join(filter(None, (result.outcome.value, result.reason))))
         return result
+
+    def _record_device_error(self, origin: Origin, error: str) -> None:
+        try:
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                devices.record_error(origin.calling_ae, origin.address, error)
+        except Exception as exc:  # e.g. the disk is full: the refusal itself matters more
+            LOG.warning("device_error_not_recorded calling_ae=%r reason=%r", origin.calling_ae, str(exc))
 
     def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None) -> IngestResult:
         try:
             header = read_header(path)
             check(header)
-            fields = extract(header.dataset)
+            override = devices.charset_override(origin.calling_ae, origin.address) if origin.via == "dicom" else None
+            fields = extract(header.dataset, override)
         except UnreadableHeader as exc:
             return IngestResult(Outcome.REFUSED_UNREADABLE, str(exc)[:200])
         except Refusal as exc:
@@ -145,9 +155,11 @@ class Ingest:
                     if self.options.duplicate_policy != "replace":
                         raise _StoredMeanwhile()
                     indexing.remove_instance(Instance.get(Instance.sop_uid == sop_uid), "instance_replaced")
-                indexing.add_instance(
+                new_study = indexing.add_instance(
                     fields, stored, str(header.transfer_syntax), indexing.provenance(meta), received_at
                 )
+                if origin.via == "dicom":
+                    devices.count_received(origin.calling_ae, origin.address, new_study)
         except _StoredMeanwhile:
             # Another association indexed this UID while we were writing: judge it as a duplicate.
             self.storage.remove(stored.key)

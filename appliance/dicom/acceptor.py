@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from appliance.archive import Archive
-from appliance.dicom import pdu
+from appliance.dicom import admission, pdu
 from appliance.dicom.association import Association, AssociationOptions
 from appliance.dicom.options import DicomOptions
 
@@ -107,6 +107,10 @@ class Acceptor:
                 request.implementation_class_uid,
                 len(request.contexts),
             )
+            if (rejection := admission.rejection(self.archive, request, address)) is not None:
+                self._consume_rq(sock)
+                sock.sendall(rejection)
+                return
             if self._over_cap():
                 LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
                 self._consume_rq(sock)

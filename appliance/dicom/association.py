@@ -150,10 +150,12 @@ class Association:
         except pdu.ProtocolError as exc:
             LOG.warning("association_aborted calling_ae=%r address=%s reason=%r", self.calling_ae, self.origin.address, str(exc))
             self._send_quietly(pdu.abort(2, 2))
+            self.archive.devices.record_error(self.calling_ae, self.origin.address, f"aborted: {exc}")
         except PeerGone as exc:
             LOG.info("association_aborted_by_peer calling_ae=%r during=%s", self.calling_ae, exc)
         except (OSError, TimeoutError) as exc:
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", self.calling_ae, self.origin.address, str(exc) or type(exc).__name__)
+            self.archive.devices.record_error(self.calling_ae, self.origin.address, f"dropped: {str(exc) or type(exc).__name__}")
 
     def _send_quietly(self, data: bytes) -> None:
         try:

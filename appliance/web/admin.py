@@ -8,16 +8,17 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance import __version__
+from appliance import __version__, config
 from appliance.archive import Archive, audit
 from appliance.archive.users import MIN_PASSWORD, UserError
+from appliance.config import Settings
 from appliance.web.auth import Guard, fail
 from appliance.web.templates import render
 
 AUDIT_PAGE = 100
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings | None = None) -> None:
     def users() -> list[dict[str, Any]]:
         return [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in archive.users.all()]
 
@@ -33,6 +34,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
             "nodes": [{**asdict(n), "allowed": sorted(n.allowed)} for n in archive.nodes.all()],
             "users": users(),
+            "settings": config.effective(settings) if settings is not None else [],
         }
 
     @app.get("/admin")

@@ -61,8 +61,9 @@ def make_app(
         answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
         return answer
 
-    for module in (accounts, studies, downloads, admin):
+    for module in (accounts, studies, downloads):
         module.install(app, archive, guard)
+    admin.install(app, archive, guard, settings)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
 

@@ -65,6 +65,22 @@
 % end
 </section>
 
+<section aria-labelledby="settings-h">
+<h2 id="settings-h">Settings</h2>
+<p>Read from <code>lightbox.toml</code> (<code>--config</code> or <code>$LIGHTBOX_CONFIG</code>),
+<code>LIGHTBOX_*</code> environment variables and command-line flags; change them there and restart
+Lightbox. Values that differ from the default are marked.</p>
+<div class="table-wrap"><table>
+<thead><tr><th scope="col">Setting</th><th scope="col">Value</th><th scope="col">Meaning</th></tr></thead>
+<tbody>
+% for st in info['settings']:
+<tr><td data-label="Setting"><code>{{st['name']}}</code></td>
+  <td data-label="Value">{{st['value']}}{{' (changed; default %s)' % (st['default'],) if st['value'] != st['default'] else ''}}</td>
+  <td data-label="Meaning">{{st['help']}}</td></tr>
+% end
+</tbody></table></div>
+</section>
+
 <section aria-labelledby="activity-h">
 <h2 id="activity-h">Recent activity</h2>
 <div class="cols">

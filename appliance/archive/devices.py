@@ -1,0 +1,330 @@
+"""Learned devices: every peer that associates with Lightbox, and the policy that admits them.
+
+Each A-ASSOCIATE-RQ is recorded against its device (calling AE title, source address,
+implementation, the SOP classes and transfer syntaxes it proposed, first/last seen); ingest
+adds what it received (images, studies) and the last error.  The policy (``device_policy``):
+
+  learning  any device is admitted and recorded (the default for a fresh box)
+  locked    only approved devices (and nodes added with ``lightbox node add``) are admitted;
+            any other is refused and shown as "refused" for an admin to approve
+
+A device's status is one of:
+  new       seen while learning, never approved
+  approved  an admin approved it (with a host and port, it also becomes a node: see nodes.py)
+  refused   it tried to associate while locked
+  ignored   an admin dismissed it: refused while locked, without asking again
+
+Quirks, per device: ``charset_override`` (the Specific Character Set its files really use,
+applied when indexing), ``lenient_aet`` (recognised by its address when it calls with another
+AE title: units that send a blank, default or changing title), ``accept_private_sop_classes``
+(recorded for negotiation; today every peer's private storage classes are accepted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from peewee import SqliteDatabase
+from pydicom.charset import python_encoding
+
+from appliance.archive.index import Device, DiscoveredService, database
+from appliance.archive.nodes import DicomNode, NodeError, NodeTable, check_aet, parse_operations
+from appliance.archive.writelock import WriteLock
+
+LOG = logging.getLogger("lightbox.devices")
+
+POLICIES = ("learning", "locked")
+STATUSES = ("new", "approved", "refused", "ignored")
+MAX_SYNTAXES = 256  # per device, so a peer proposing junk cannot grow a row without bound
+ERROR_LENGTH = 300
+
+
+class DeviceError(ValueError):
+    """No such device, or invalid values for one."""
+
+
+@dataclass(frozen=True)
+class AssociationSeen:
+    """What an A-ASSOCIATE-RQ says about the device that sent it."""
+
+    calling_ae: str
+    address: str
+    implementation_class_uid: str = ""
+    implementation_version: str = ""
+    sop_classes: tuple[str, ...] = ()
+    transfer_syntaxes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LearnedDevice:
+    aet: str
+    name: str
+    status: str
+    host: str
+    port: int | None
+    allowed: frozenset[str]
+    implementation_class_uid: str
+    implementation_version: str
+    sop_classes: tuple[str, ...]
+    transfer_syntaxes: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+    associations: int
+    refused: int
+    studies_received: int
+    images_received: int
+    last_error: str
+    last_error_at: float | None
+    charset_override: str
+    accept_private_sop_classes: bool
+    lenient_aet: bool
+
+
+def _device(row: Device) -> LearnedDevice:
+    return LearnedDevice(
+        aet=row.aet,
+        name=row.name,
+        status=row.status,
+        host=row.host,
+        port=row.port,
+        allowed=parse_operations(row.allowed),
+        implementation_class_uid=row.implementation_class_uid,
+        implementation_version=row.implementation_version,
+        sop_classes=tuple(json.loads(row.sop_classes)),
+        transfer_syntaxes=tuple(json.loads(row.transfer_syntaxes)),
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        associations=row.associations,
+        refused=row.refused,
+        studies_received=row.studies_received,
+        images_received=row.images_received,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        charset_override=row.charset_override,
+        accept_private_sop_classes=row.accept_private_sop_classes,
+        lenient_aet=row.lenient_aet,
+    )
+
+
+def _merged(stored: str, new: Iterable[str]) -> str:
+    values = json.loads(stored)
+    known = set(values)
+    for value in new:
+        if value and value not in known and len(values) < MAX_SYNTAXES:
+            values.append(value)
+            known.add(value)
+    return json.dumps(values)
+
+
+# The device an association or a received file belongs to: its own AE title, else a device
+# with the lenient-AE quirk at that address.  Plain SQL: ingest runs it once per instance.
+_DEVICE_OF = (
+    "SELECT id FROM device WHERE aet = ? OR (lenient_aet = 1 AND host = ? AND host != '')"
+    " ORDER BY aet = ? DESC LIMIT 1"
+)
+
+
+def _device_id(calling_ae: str, address: str) -> int | None:
+    row = database.execute_sql(_DEVICE_OF, (calling_ae, address, calling_ae)).fetchone()
+    return row[0] if row else None
+
+
+def charset_override(calling_ae: str, address: str) -> str | None:
+    """The character set override of the device that sent a file, if it has one."""
+    row = database.execute_sql(
+        f"SELECT charset_override FROM device WHERE id = ({_DEVICE_OF})", (calling_ae, address, calling_ae)
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def count_received(calling_ae: str, address: str, new_study: bool) -> None:
+    """One more image (and study) stored from this device; runs in ingest's transaction."""
+    device_id = _device_id(calling_ae, address)
+    if device_id is not None:
+        database.execute_sql(
+            "UPDATE device SET images_received = images_received + 1, studies_received = studies_received + ?"
+            " WHERE id = ?",
+            (int(new_study), device_id),
+        )
+
+
+def record_error(calling_ae: str, address: str, error: str) -> None:
+    """The device's last error; runs in the caller's transaction."""
+    device_id = _device_id(calling_ae, address)
+    if device_id is not None:
+        Device.update(last_error=error[:ERROR_LENGTH], last_error_at=time.time()).where(Device.id == device_id).execute()
+
+
+def _announced(aet: str) -> DiscoveredService | None:
+    """The service announced on the LAN (DNS-SD) under this AE title, if one is there now."""
+    return (
+        DiscoveredService.select()
+        .where((DiscoveredService.aet == aet) & (DiscoveredService.present == True))  # noqa: E712
+        .order_by(DiscoveredService.last_seen.desc())
+        .first()
+    )
+
+
+def check_charset(value: str) -> str:
+    value = value.strip()
+    if value and value not in python_encoding:
+        raise DeviceError(f"unknown character set {value!r}: use a DICOM defined term such as ISO_IR 100, ISO_IR 192")
+    return value
+
+
+@contextlib.contextmanager
+def _bookkeeping(db: SqliteDatabase) -> Iterator[None]:
+    """Commit without waiting for the disk (this thread's connection, for one transaction).
+
+    A device record is bookkeeping, not an acknowledged image: losing the last ones to a
+    power cut is harmless, while an fsync per association (~2-5 ms) would slow units that
+    open one association per image.  WAL with synchronous=NORMAL stays consistent, and the
+    next FULL commit (an ingest) makes these frames durable too.
+    """
+    db.execute_sql("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        db.execute_sql("PRAGMA synchronous = FULL")
+
+
+class DeviceTable:
+    def __init__(self, db: SqliteDatabase, write_lock: WriteLock, nodes: NodeTable, policy: str = "learning") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"device policy {policy!r}: expected one of {', '.join(POLICIES)}")
+        self.db = db
+        self.write_lock = write_lock
+        self.nodes = nodes
+        self.policy = policy
+
+    def admit(self, seen: AssociationSeen, now: float | None = None) -> bool:
+        """Record an association request; True when the policy admits it."""
+        now = time.time() if now is None else now
+        known_node = self.nodes.get(seen.calling_ae) is not None if seen.calling_ae else False
+        with self.write_lock, _bookkeeping(self.db), self.db.atomic("IMMEDIATE"):
+            device_id = _device_id(seen.calling_ae, seen.address)
+            row = Device.get_by_id(device_id) if device_id is not None else None
+            if row is None:
+                row = Device(aet=seen.calling_ae, first_seen=now, host=seen.address)
+            admitted = self.policy == "learning" or known_node or row.status == "approved"
+            if not admitted and row.status != "ignored":
+                row.status = "refused"
+            if not row.lenient_aet:  # a lenient device is known by its address: keep it
+                row.host = seen.address
+            row.last_seen = now
+            row.implementation_class_uid = seen.implementation_class_uid
+            row.implementation_version = seen.implementation_version
+            row.sop_classes = _merged(row.sop_classes, seen.sop_classes)
+            row.transfer_syntaxes = _merged(row.transfer_syntaxes, seen.transfer_syntaxes)
+            row.associations += int(admitted)
+            row.refused += int(not admitted)
+            row.save()
+        return admitted
+
+    def record_error(self, calling_ae: str, address: str, error: str) -> None:
+        """The last error of an association (protocol error, dropped connection); never raises:
+        the association's own outcome matters more than this record of it."""
+        try:
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                record_error(calling_ae, address, error)
+        except Exception as exc:
+            LOG.warning("device_error_not_recorded calling_ae=%r reason=%r", calling_ae, str(exc))
+
+    def get(self, aet: str) -> LearnedDevice | None:
+        row = Device.get_or_none(Device.aet == aet.strip())
+        return _device(row) if row is not None else None
+
+    def all(self, include_ignored: bool = True) -> list[LearnedDevice]:
+        query = Device.select().order_by(Device.last_seen.desc())
+        if not include_ignored:
+            query = query.where(Device.status != "ignored")
+        return [_device(row) for row in query]
+
+    def approve(self, aet: str) -> tuple[LearnedDevice, DicomNode | None]:
+        """Approve a device; with a host and port known (set by an admin, or announced on
+        the LAN under its AE title), it becomes (or updates) its node."""
+        device = self._set(aet, status="approved")
+        if device.port is None and (announced := _announced(device.aet)) is not None:
+            self._set(aet, host=announced.host, port=announced.port)
+        return self._sync_node(aet)
+
+    def ignore(self, aet: str) -> LearnedDevice:
+        return self._set(aet, status="ignored")
+
+    def rename(self, aet: str, name: str) -> LearnedDevice:
+        return self._set(aet, name=name.strip())
+
+    def edit(
+        self,
+        aet: str,
+        *,
+        new_aet: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        allowed: frozenset[str] | None = None,
+        charset_override: str | None = None,
+        accept_private_sop_classes: bool | None = None,
+        lenient_aet: bool | None = None,
+    ) -> tuple[LearnedDevice, DicomNode | None]:
+        """Change what an admin may change; an approved device's node follows."""
+        values: dict[str, object] = {}
+        if new_aet is not None:
+            values["aet"] = check_aet(new_aet)
+        if host is not None:
+            values["host"] = host.strip()
+        if port is not None:
+            if not 1 <= port <= 65535:
+                raise DeviceError(f"invalid port {port}: 1-65535")
+            values["port"] = port
+        if allowed is not None:
+            values["allowed"] = ",".join(sorted(allowed))
+        if charset_override is not None:
+            values["charset_override"] = check_charset(charset_override)
+        if accept_private_sop_classes is not None:
+            values["accept_private_sop_classes"] = accept_private_sop_classes
+        if lenient_aet is not None:
+            values["lenient_aet"] = lenient_aet
+        device = self._set(aet, **values)
+        if device.aet != aet.strip() and device.status == "approved":
+            self.nodes.remove(aet)  # its node follows it to the new AE title
+        return self._sync_node(device.aet)
+
+    def reachable(self, aet: str) -> DicomNode:
+        """The device as a peer to call (C-ECHO): it needs a host and its own port."""
+        device = self.get(aet)
+        if device is None:
+            raise DeviceError(f"no device {aet!r}")
+        if not device.host or device.port is None:
+            raise DeviceError(f"device {aet!r} has no known port: set one with `lightbox device edit {aet} --port PORT`")
+        return DicomNode(device.aet, device.host, device.port, device.name, device.allowed)
+
+    def _set(self, aet: str, /, **values: object) -> LearnedDevice:
+        aet = aet.strip()
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if Device.get_or_none(Device.aet == aet) is None:
+                raise DeviceError(f"no device {aet!r}")
+            new_aet = values.get("aet")
+            if new_aet not in (None, aet) and Device.get_or_none(Device.aet == new_aet) is not None:
+                raise DeviceError(f"another device is called {new_aet!r}")
+            if values:
+                Device.update(values).where(Device.aet == aet).execute()
+        return self.get(str(values.get("aet", aet)))  # type: ignore[return-value]
+
+    def _sync_node(self, aet: str) -> tuple[LearnedDevice, DicomNode | None]:
+        """An approved device with a host and port is also a node (C-MOVE destination,
+        query/retrieve policy), with the device's AE title, name and allowed operations."""
+        device = self.get(aet)
+        assert device is not None
+        if device.status != "approved" or not device.host or device.port is None:
+            return device, self.nodes.get(device.aet)
+        try:
+            node, _ = self.nodes.add(device.aet, device.host, device.port, device.name, device.allowed)
+        except NodeError as exc:
+            raise DeviceError(str(exc)) from exc
+        return device, node
+

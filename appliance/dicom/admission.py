@@ -1,0 +1,44 @@
+"""The device policy at the door: each parsed A-ASSOCIATE-RQ is recorded against its device
+(``archive.devices``), and a device the policy does not admit gets an A-ASSOCIATE-RJ."""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.archive import Archive
+from appliance.archive.devices import AssociationSeen
+from appliance.dicom import pdu
+
+LOG = logging.getLogger("lightbox.dicom")
+
+
+def seen(request: pdu.AssociateRequest, address: tuple[str, int]) -> AssociationSeen:
+    syntaxes = dict.fromkeys(ts for cx in request.contexts for ts in cx.transfer_syntaxes)
+    return AssociationSeen(
+        calling_ae=request.calling_title,
+        address=address[0],
+        implementation_class_uid=request.implementation_class_uid,
+        implementation_version=request.implementation_version,
+        sop_classes=tuple(dict.fromkeys(cx.abstract_syntax for cx in request.contexts)),
+        transfer_syntaxes=tuple(syntaxes),
+    )
+
+
+def rejection(archive: Archive, request: pdu.AssociateRequest, address: tuple[str, int]) -> bytes | None:
+    """The A-ASSOCIATE-RJ to answer with, or None to go on with the association."""
+    try:
+        admitted = archive.devices.admit(seen(request, address))
+    except Exception:  # the index is unwritable: learning admits anyway, locked cannot tell
+        LOG.exception("device_not_recorded calling_ae=%r address=%s", request.calling_title, address[0])
+        if archive.devices.policy == "learning":
+            return None
+        return pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT)
+    if admitted:
+        return None
+    LOG.warning(
+        "association_rejected reason=device_not_approved calling_ae=%r address=%s policy=%s",
+        request.calling_title,
+        address[0],
+        archive.devices.policy,
+    )
+    return pdu.associate_rj(*pdu.REJECT_CALLING_AE)
