@@ -131,7 +131,8 @@ SETTINGS: tuple[Setting, ...] = (
         "backup_schedule",
         "nightly",
         "When the service backs up (once `lightbox backup init` has set a bucket): nightly at `backup_time`, "
-        "continuously once the archive has been quiet for `backup_delay` seconds, or only by `lightbox backup run`.",
+        "continuously once the archive has been quiet for `backup_delay` seconds, or only by `lightbox backup run`. "
+        "A schedule saved on the web UI's Backup page wins over this, `backup_time` and `backup_delay`.",
         choices=("nightly", "continuous", "manual"),
     ),
     Setting("backup_time", "02:00", "Local time (HH:MM) of the nightly backup."),

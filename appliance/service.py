@@ -15,7 +15,7 @@ import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance.archive import Archive, ArchiveOptions
-from appliance.backup.schedule import backup_loop
+from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import Settings
 from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
@@ -80,6 +80,7 @@ class Service:
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
         self.discovery: Discovery | None = None
+        self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
         s = self.settings
@@ -113,12 +114,12 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s), s))
+        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s), s, self.backup_trigger))
         self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
         self._spawn("stability", self._stability_loop)
-        self._spawn("backup", lambda: backup_loop(self.archive, s, self.stopping))
+        self._spawn("backup", lambda: backup_loop(self.archive, s, self.stopping, self.backup_trigger))
         self._spawn("forwarding", self._forward_loop)
         if s.discovery:
             self.discovery = Discovery(self.archive, discovery_options(s))
@@ -162,6 +163,7 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.backup_trigger.wake()
         _sd_notify("STOPPING=1")
         if self.workers is not None:
             self.workers.stop()

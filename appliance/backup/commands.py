@@ -74,6 +74,9 @@ def _bucket_flags(p: argparse.ArgumentParser, bucket_flag: str) -> None:
     p.add_argument("--endpoint", default="", help="S3 endpoint URL of a clone (B2, Wasabi, R2, MinIO...); empty: AWS S3")
     p.add_argument("--prefix", default="lightbox", help="folder in the bucket (default: lightbox)")
     p.add_argument("--region", default="us-east-1", help="region (default: us-east-1)")
+    p.add_argument(
+        "--virtual-hosted-style", action="store_true", help="address the bucket as BUCKET.endpoint (default: path-style)"
+    )
     p.add_argument("--access-key-id", default=os.environ.get("AWS_ACCESS_KEY_ID", ""), help="default: $AWS_ACCESS_KEY_ID")
     p.add_argument(
         "--secret-access-key",
@@ -92,6 +95,7 @@ def _target(args: argparse.Namespace):
         region=args.region,
         access_key_id=args.access_key_id,
         secret_access_key=args.secret_access_key,
+        path_style=not args.virtual_hosted_style,
     )
 
 

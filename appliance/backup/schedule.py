@@ -1,6 +1,7 @@
-"""The service's backup loop: runs a backup when the schedule says so, and a sample
-verification every `backup_verify_days`.  Each step is one plain function of the clock and
-the recorded runs, so it is the same after a restart."""
+"""The service's backup loop: runs a backup when the schedule says so (or when asked now, by
+the web page's buttons through a ``Trigger``), and a sample verification every
+`backup_verify_days`.  Each step is one plain function of the clock and the recorded runs, so
+it is the same after a restart."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import datetime as dt
 import logging
 import threading
 import time
+from typing import Any, Callable
 
 from appliance.archive import Archive
 from appliance.backup.state import CURSOR, BackupState, Busy
+from appliance.backup.status import scheduled
 from appliance.backup.sync import BackupOptions, run_backup
 from appliance.backup.verify import verify_backup
 from appliance.config import Settings
@@ -59,19 +62,91 @@ def verify_due(state: BackupState, settings: Settings, now: float) -> bool:
     return last is None or now - last["started"] >= settings.backup_verify_days * 86400
 
 
-def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event) -> None:
-    """Runs until ``stopping`` is set (a thread of the service)."""
+class Trigger:
+    """Work asked for now ("backup", "verify") and what the loop is doing, shared between the
+    loop's thread and the web server's (in memory: a restart forgets a request not yet taken)."""
+
+    KINDS = ("backup", "verify")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._asked: set[str] = set()
+        self._activity: dict[str, Any] | None = None
+        self._refused = ""  # why the last asked run did not start
+
+    def ask(self, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown backup work {kind!r}")
+        with self._lock:
+            self._asked.add(kind)
+            self._refused = ""
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        with self._lock:
+            if not self._asked:
+                self._wake.clear()
+
+    def take(self, kind: str) -> bool:
+        with self._lock:
+            if kind not in self._asked:
+                return False
+            self._asked.discard(kind)
+            self._activity = _started(kind)  # at once: the page never sees it idle in between
+            return True
+
+    def run(self, kind: str, work: Callable[[Callable[[int, int], None]], Any], asked: bool) -> None:
+        """Run ``work(progress)``, showing its progress; a Busy lock is noted if it was asked for."""
+
+        def progress(done: int, total: int) -> None:
+            with self._lock:
+                self._activity = {**self._activity, "done": done, "total": total}  # type: ignore[dict-item]
+
+        with self._lock:
+            self._activity = _started(kind)
+        try:
+            work(progress)
+        except Busy as exc:
+            if asked:
+                with self._lock:
+                    self._refused = f"{kind}: {exc}"
+            raise
+        finally:
+            with self._lock:
+                self._activity = None
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"running": self._activity, "asked": sorted(self._asked), "refused": self._refused}
+
+
+def _started(kind: str) -> dict[str, Any]:
+    return {"kind": kind, "started": time.time(), "done": 0, "total": 0}
+
+
+def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event, trigger: Trigger | None = None) -> None:
+    """Runs until ``stopping`` is set (a thread of the service; ``trigger.wake()`` ends a wait)."""
+    trigger = trigger or Trigger()
     state = BackupState(archive.data_dir, settings.backup_checksums)
     tick = min(TICK, max(1.0, float(settings.backup_delay)))
-    while not stopping.wait(tick):
+    while not stopping.is_set():
+        trigger.wait(tick)
+        if stopping.is_set():
+            break
         try:
             if not state.configured:
                 continue
+            current = scheduled(settings, state)  # the web page may have changed it
             now = time.time()
-            if backup_due(archive, state, settings, now):
-                run_backup(archive, state, backup_options(settings))
-            elif verify_due(state, settings, now):
-                verify_backup(state, settings.backup_verify_sample_pct)
+            if (asked := trigger.take("backup")) or backup_due(archive, state, current, now):
+                trigger.run("backup", lambda p: run_backup(archive, state, backup_options(current), p), asked)
+            elif (asked := trigger.take("verify")) or verify_due(state, current, now):
+                trigger.run("verify", lambda p: verify_backup(state, current.backup_verify_sample_pct, p), asked)
         except Busy:
             pass  # `lightbox backup run` or `verify` is at it
         except Exception:  # keep the service up; the next tick tries again

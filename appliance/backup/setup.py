@@ -25,6 +25,7 @@ from appliance.backup.target import (
 
 FORMAT_VERSION = 1
 MIN_PASSPHRASE = 12
+SHEET_CONFIRMED = "sheet_confirmed_at"  # state kv: "" while a sheet shown on the web waits for the admin's tick
 LOSS_WARNING = (
     "Losing BOTH the passphrase and this recovery sheet loses the backup: it is encrypted on this box, "
     "and nobody - not the cloud provider, not the Lightbox developers - can decrypt it without one of them."
@@ -38,9 +39,16 @@ class RecoverySheet:
     target: Target
     created: float
 
+    def qr(self) -> segno.QRCode:
+        return segno.make(self.secret_key, error="m")
+
+    def qr_data_uri(self) -> str:
+        """The QR code as an SVG ``data:`` URI, for an <img> (the CSP allows data: images)."""
+        return self.qr().svg_data_uri(scale=5, border=4)
+
     def text(self) -> str:
         qr = io.StringIO()
-        segno.make(self.secret_key, error="m").terminal(out=qr, compact=True)
+        self.qr().terminal(out=qr, compact=True)
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.created))
         return "\n".join(
             [
@@ -90,6 +98,15 @@ def init_backup(state: BackupState, target: Target, passphrase: str) -> Recovery
         raise TargetError(explain(exc, target)) from None
     state.save_setup(identity, target)
     return RecoverySheet(str(identity), recipient, target, created)
+
+
+def await_sheet_confirmation(state: BackupState) -> None:
+    """The sheet was shown on a page: until ``confirm_sheet``, the status warns that it may be lost."""
+    state.put(SHEET_CONFIRMED, "")
+
+
+def confirm_sheet(state: BackupState, at: float) -> None:
+    state.put(SHEET_CONFIRMED, str(at))
 
 
 def _put(client: Any, target: Target, name: str, data: bytes) -> None:

@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from appliance.archive import Archive
+from appliance.backup.setup import SHEET_CONFIRMED
 from appliance.backup.state import CURSOR, BackupState
-from appliance.config import SETTINGS, Settings
+from appliance.config import BY_NAME, SETTINGS, Settings
 
 STALE_AFTER = {"nightly": 36 * 3600.0, "continuous": 6 * 3600.0, "manual": 8 * 86400.0}
+SCHEDULE_SETTINGS = ("backup_schedule", "backup_time", "backup_delay")
+_SCHEDULE_KEY = "schedule"  # in the state's kv table: the schedule chosen on the web page
+_HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
-def backup_settings(settings: Settings) -> dict[str, Any]:
-    """The backup_* settings with their values (a settings page shows and edits these)."""
-    return {s.name: settings.values[s.name] for s in SETTINGS if s.name.startswith("backup_")}
+def scheduled(settings: Settings, state: BackupState) -> Settings:
+    """``settings`` with the schedule saved by ``save_schedule`` (the web page), which wins over
+    the file, the environment and the flags: the admin chose it last."""
+    saved = json.loads(state.get(_SCHEDULE_KEY) or "{}") if state.configured else {}
+    return dataclasses.replace(settings, values={**settings.values, **saved}) if saved else settings
+
+
+def parse_schedule(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The schedule settings among ``values``, checked (others are ignored); raises ValueError."""
+    parsed = {name: BY_NAME[name].parse(values[name]) for name in SCHEDULE_SETTINGS if name in values}
+    if "backup_time" in parsed and not _HH_MM.fullmatch(parsed["backup_time"]):
+        raise ValueError(f"backup_time: expected HH:MM, got {parsed['backup_time']!r}")
+    if parsed.get("backup_delay", 0) < 0:
+        raise ValueError("backup_delay: expected zero or more seconds")
+    return parsed
+
+
+def save_schedule(state: BackupState, parsed: Mapping[str, Any]) -> None:
+    """Keep a schedule from ``parse_schedule``; ``scheduled`` applies it."""
+    state.put(_SCHEDULE_KEY, json.dumps({**json.loads(state.get(_SCHEDULE_KEY) or "{}"), **parsed}))
+
+
+def backup_settings(settings: Settings, state: BackupState | None = None) -> dict[str, Any]:
+    """The backup_* settings with their values (a settings page shows and edits these), with
+    the saved schedule when ``state`` is given."""
+    values = scheduled(settings, state).values if state is not None else settings.values
+    return {s.name: values[s.name] for s in SETTINGS if s.name.startswith("backup_")}
 
 
 def backup_status(archive: Archive, state: BackupState, settings: Settings, now: float | None = None) -> dict[str, Any]:
     """Configured?  Last success, pending work, lag, verification, and warnings to show:
     not_configured, failing, stale, never_succeeded, verification_failed, never_verified,
-    damaged_files."""
+    damaged_files, sheet_unconfirmed."""
     now = time.time() if now is None else now
     if not state.configured:
         return {"configured": False, "warnings": ["not_configured"]}
+    settings = scheduled(settings, state)
     pending, pending_bytes, oldest = archive.pending_after(archive.cursor(CURSOR))
     last = state.last_run("backup")
     success = state.last_run("backup", ok=True)
@@ -44,6 +75,8 @@ def backup_status(archive: Archive, state: BackupState, settings: Settings, now:
     damaged = len(json.loads(state.get("damaged") or "[]"))
     if damaged:
         warnings.append("damaged_files")
+    if state.get(SHEET_CONFIRMED) == "":
+        warnings.append("sheet_unconfirmed")
     return {
         "configured": True,
         "target": state.target().public(),

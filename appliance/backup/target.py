@@ -61,6 +61,7 @@ class Target:
     region: str = "us-east-1"
     access_key_id: str = ""
     secret_access_key: str = ""
+    path_style: bool = True  # bucket in the path: S3 clones rarely have a DNS name per bucket
 
     def key(self, name: str) -> str:
         prefix = self.prefix.strip("/")
@@ -72,7 +73,7 @@ class Target:
         from botocore.config import Config
 
         config = Config(
-            s3={"addressing_style": "path"},  # S3 clones rarely have a DNS name per bucket
+            s3={"addressing_style": "path" if self.path_style else "virtual"},
             request_checksum_calculation=checksums,  # "when_required": clones choke on trailing CRCs
             response_checksum_validation=checksums,
             retries={"max_attempts": 3, "mode": "standard"},
@@ -93,9 +94,15 @@ class Target:
         where = f" at {self.endpoint}" if self.endpoint else ""
         return f"s3://{self.bucket}/{self.prefix.strip('/')}{where}"
 
-    def public(self) -> dict[str, str]:
+    def public(self) -> dict[str, Any]:
         """What a status page may show: no secrets."""
-        return {"bucket": self.bucket, "endpoint": self.endpoint, "prefix": self.prefix, "region": self.region}
+        return {
+            "bucket": self.bucket,
+            "endpoint": self.endpoint,
+            "prefix": self.prefix,
+            "region": self.region,
+            "path_style": self.path_style,
+        }
 
 
 def save(target: Target, path: Path) -> None:

@@ -12,8 +12,10 @@ import bottle
 
 from appliance import __version__, config
 from appliance.archive import Archive
+from appliance.backup.schedule import Trigger
+from appliance.config import Settings
 from appliance.imaging import ImagingOptions
-from appliance.web import accounts, admin, devices, downloads, frames, studies
+from appliance.web import accounts, admin, backup, devices, downloads, frames, studies
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -30,7 +32,12 @@ SECURITY_HEADERS = (
 )
 
 
-def make_app(archive: Archive, imaging: ImagingOptions | None = None, settings: Settings | None = None) -> bottle.Bottle:
+def make_app(
+    archive: Archive,
+    imaging: ImagingOptions | None = None,
+    settings: Settings | None = None,
+    backup_trigger: Trigger | None = None,
+) -> bottle.Bottle:
     app = bottle.Bottle()
     guard = Guard(Auth(archive))
 
@@ -59,6 +66,7 @@ def make_app(archive: Archive, imaging: ImagingOptions | None = None, settings: 
     admin.install(app, archive, guard, settings)
     devices.install(app, archive, guard, settings.aet if settings is not None else config.BY_NAME["aet"].default)
     frames.install(app, archive, guard, imaging)
+    backup.install(app, archive, guard, settings, backup_trigger)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(error.status_code, error.body if isinstance(error.body, str) and error.body else error.status_line)

@@ -22,6 +22,7 @@
     <a href="/"{{!' aria-current="page"' if get('section') == 'studies' else ''}}>Studies</a>
 %   if user.is_admin:
     <a href="/admin"{{!' aria-current="page"' if get('section') == 'admin' else ''}}>Admin</a>
+    <a href="/admin/backup"{{!' aria-current="page"' if get('section') == 'backup' else ''}}>Backup</a>
     <a href="/admin/audit"{{!' aria-current="page"' if get('section') == 'audit' else ''}}>Audit</a>
     <a href="/devices"{{!' aria-current="page"' if get('section') == 'devices' else ''}}>Devices</a>
 %   end
