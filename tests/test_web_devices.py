@@ -58,7 +58,7 @@ def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, 
     assert server.storescu(*files, aet="US_WEB_1").returncode == 0
     assert devices(admin)["US_WEB_1"]["status"] == "new"
     after = admin.get("/api/devices").json()["version"]  # the page polls it to notice new devices
-    assert after != before and f'data-version="{after}"' in admin.get("/devices").text
+    assert after != before and f'data-version="{after}"' in admin.get("/admin/devices").text
 
     assert admin.post("/api/devices/policy", data={"policy": "locked"}).status_code == 403  # no CSRF token
     assert admin.post("/api/devices/policy", data={"policy": "locked"}, headers={"X-CSRF-Token": "forged"}).status_code == 403
@@ -72,7 +72,7 @@ def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, 
         assert server.storescu(*files, aet="US_WEB_1").returncode != 0  # learned, never approved
         found = devices(admin)
         assert found["XRAY_WEB_2"]["status"] == "refused" and found["XRAY_WEB_2"]["refused"] == 1
-        page = admin.get("/devices").text
+        page = admin.get("/admin/devices").text
         assert "Refused — waiting for approval" in page and "Approve XRAY_WEB_2" in page
 
         assert admin.post("/api/devices/XRAY_WEB_2/approve").status_code == 403  # no CSRF token
@@ -148,7 +148,7 @@ def test_rename_edit_quirks_ignore_and_test_with_c_echo(server, admin, tmp_path)
 
     # AE titles come from the network: the page shows them as text, and their URLs are quoted.
     assert server.echoscu(aet="<i>X/Y</i>").returncode == 0
-    page = admin.get("/devices").text
+    page = admin.get("/admin/devices").text
     assert "<i>X/Y</i>" not in page and "&lt;i&gt;X/Y&lt;/i&gt;" in page
     assert "/api/devices/%3Ci%3EX%2FY%3C%2Fi%3E/approve" in page
     assert admin.api_post("/api/devices/%3Ci%3EX%2FY%3C%2Fi%3E/approve").json()["device"]["status"] == "approved"
@@ -180,7 +180,7 @@ def test_forwarding_rules_and_the_retry_queue(server, admin, tmp_path) -> None:
     job = failed_job()
     assert job["state"] == "pending" and job["destination"] == "WS_DOWN" and job["last_error"]
     assert job["next_attempt_at"] > time.time()
-    page = admin.get("/devices").text
+    page = admin.get("/admin/devices").text
     assert f"Remove rule {rule_id}" in page and job["last_error"] in page
 
     assert admin.request("DELETE", f"/api/forwarding/rules/{rule_id}").status_code == 403  # no CSRF token
@@ -204,9 +204,9 @@ def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server
     first_admin(server)
     dialogs: list[str] = []
     page = new_page(browser, server, dialogs, viewport={"width": 1280, "height": 900})
-    page.goto(page.base + "/devices")
+    page.goto(page.base + "/admin/devices")
     log_in(page, ADMIN, ADMIN_PASSWORD)
-    page.wait_for_url(page.base + "/devices")
+    page.wait_for_url(page.base + "/admin/devices")
 
     assert server.storescu(*make_study(tmp_path / "a", 2), aet="US_ROOM_1").returncode == 0
     unit = page.locator("article.device[data-aet='US_ROOM_1']")
@@ -255,9 +255,9 @@ def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server
     shot(page, "devices-forwarding")
 
     phone = new_page(browser, server, dialogs, viewport={"width": 360, "height": 740}, is_mobile=True)
-    phone.goto(phone.base + "/devices")
+    phone.goto(phone.base + "/admin/devices")
     log_in(phone, ADMIN, ADMIN_PASSWORD)
-    phone.wait_for_url(phone.base + "/devices")
+    phone.wait_for_url(phone.base + "/admin/devices")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
     shot(phone, "devices-phone")
     assert dialogs == []

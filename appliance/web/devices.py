@@ -81,7 +81,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
         guard.audit(audit.SECURITY_ALERT, action="U", detail=f"device {aet}: {what}")
         return {"ok": True, "device": device_json(device_or_404(aet))}
 
-    @app.get("/devices")
+    @app.get("/admin/devices")
     @guard("admin")
     def devices_page():
         return render("devices.tpl", user=guard.user(), csrf=guard.csrf_token(), section="devices", info=overview())

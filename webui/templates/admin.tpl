@@ -70,7 +70,8 @@
 <p>Read from <code>lightbox.toml</code> (<code>--config</code> or <code>$LIGHTBOX_CONFIG</code>),
 <code>LIGHTBOX_*</code> environment variables and command-line flags; change them there and restart
 Lightbox. Values that differ from the default are marked. A backup schedule saved on the
-<a href="/admin/backup">Backup page</a> takes precedence over <code>backup_schedule</code>.</p>
+<a href="/admin/backup">Backup page</a> takes precedence over <code>backup_schedule</code>, and a
+device policy chosen on the <a href="/admin/devices">Devices page</a> over <code>device_policy</code>.</p>
 <div class="table-wrap"><table>
 <thead><tr><th scope="col">Setting</th><th scope="col">Value</th><th scope="col">Meaning</th></tr></thead>
 <tbody>

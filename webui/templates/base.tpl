@@ -24,7 +24,7 @@
     <a href="/admin"{{!' aria-current="page"' if get('section') == 'admin' else ''}}>Admin</a>
     <a href="/admin/backup"{{!' aria-current="page"' if get('section') == 'backup' else ''}}>Backup</a>
     <a href="/admin/audit"{{!' aria-current="page"' if get('section') == 'audit' else ''}}>Audit</a>
-    <a href="/devices"{{!' aria-current="page"' if get('section') == 'devices' else ''}}>Devices</a>
+    <a href="/admin/devices"{{!' aria-current="page"' if get('section') == 'devices' else ''}}>Devices</a>
 %   end
   </nav>
   <form class="logout" method="post" action="/logout">
