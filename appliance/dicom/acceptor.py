@@ -95,7 +95,7 @@ class Acceptor:
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         try:
-            request = self._peek_associate_rq(sock)
+            request = self._read_associate_rq(sock)
             if request is None:
                 return
             LOG.info(
@@ -108,15 +108,12 @@ class Acceptor:
                 len(request.contexts),
             )
             if (rejection := admission.rejection(self.archive, request, address)) is not None:
-                self._consume_rq(sock)
                 sock.sendall(rejection)
                 return
             if self._over_cap():
                 LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
-                self._consume_rq(sock)
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
                 return
-            self._consume_rq(sock)
             if not request.protocol_version & 1:
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
                 return
@@ -150,9 +147,11 @@ class Acceptor:
                 ours = len(self._active)
         return ours > self.options.max_associations
 
-    def _peek_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:
-        """Read the A-ASSOCIATE-RQ without consuming it, so pynetdicom can still read it."""
-        header = self._peek(sock, 6)
+    def _read_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:
+        """The A-ASSOCIATE-RQ, read whole within ``network_timeout``; None when the peer closes
+        before sending anything (e.g. a port check)."""
+        deadline = time.monotonic() + self.options.network_timeout
+        header = self._read(sock, 6, deadline)
         if header is None:
             return None
         pdu_type, length = pdu.HEADER.unpack(header)
@@ -160,29 +159,19 @@ class Acceptor:
             raise pdu.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
         if length > pdu.MAX_ASSOCIATE_RQ:
             raise pdu.ProtocolError(f"A-ASSOCIATE-RQ of {length} bytes")
-        whole = self._peek(sock, 6 + length)
-        if whole is None:
-            return None
-        return pdu.parse_associate_rq(whole[6:])
-
-    def _peek(self, sock: socket.socket, n: int) -> bytes | None:
-        deadline = time.monotonic() + self.options.network_timeout
-        while True:
-            data = sock.recv(n, socket.MSG_PEEK)
-            if not data:
-                return None  # closed before a request (e.g. a port check)
-            if len(data) >= n:
-                return data
-            if time.monotonic() > deadline:
-                raise TimeoutError("A-ASSOCIATE-RQ incomplete")
-            time.sleep(0.002)  # the rest of the request is still on its way
+        body = self._read(sock, length, deadline)
+        if body is None:
+            raise ConnectionError("peer closed during A-ASSOCIATE-RQ")
+        return pdu.parse_associate_rq(body)
 
     @staticmethod
-    def _consume_rq(sock: socket.socket) -> None:
-        _, length = pdu.HEADER.unpack(sock.recv(6, socket.MSG_PEEK))
-        remaining = 6 + length
-        while remaining:
-            chunk = sock.recv(min(remaining, 65536))
+    def _read(sock: socket.socket, n: int, deadline: float) -> bytes | None:
+        data = bytearray()
+        while len(data) < n:
+            chunk = sock.recv(min(n - len(data), 65536))
             if not chunk:
-                raise ConnectionError("peer closed during A-ASSOCIATE-RQ")
-            remaining -= len(chunk)
+                return None
+            data += chunk
+            if len(data) < n and time.monotonic() > deadline:
+                raise TimeoutError("A-ASSOCIATE-RQ incomplete")
+        return bytes(data)
