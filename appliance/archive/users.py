@@ -7,6 +7,7 @@ changing a user's password or removing the user ends their sessions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -30,8 +31,19 @@ _HASHER = PasswordHasher()
 # Each verification takes 64 MiB for ~0.1 s: at most two at once keeps a burst of logins (or an
 # attack spread over many addresses) from taking a small box's memory.
 _HASHING = threading.BoundedSemaphore(2)
-# Verified against when the user name is unknown, so that a wrong name costs as much as a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user name is unknown, so that a wrong name costs as much as a
+    wrong password.  Made once, by the process that checks passwords (``prepare_logins``), not
+    at import: hashing costs ~0.2 s and 64 MiB, which every CLI command and DICOM worker paid."""
+    return _HASHER.hash(secrets.token_hex(16))
+
+
+def prepare_logins() -> None:
+    """Make the unknown-user hash before the first login, so the first one is timed like the rest."""
+    _dummy_hash()
 
 
 class UserError(ValueError):
@@ -149,7 +161,7 @@ class UserTable:
         row = User.get_or_none(User.name == name.strip()) if len(password) <= MAX_PASSWORD else None
         try:
             with _HASHING:
-                _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password[:MAX_PASSWORD])
+                _HASHER.verify(row.password_hash if row is not None else _dummy_hash(), password[:MAX_PASSWORD])
         except (VerificationError, InvalidHashError):
             return None
         if row is None:
