@@ -17,7 +17,14 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+)
 
 from appliance.archive.header import dataset_offset
 from appliance.archive.retrieval import RetrieveItem
@@ -25,6 +32,7 @@ from appliance.dicom import dimse
 from appliance.dicom.link import Link
 
 EXPLICIT_LE, IMPLICIT_LE = str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)
+ALWAYS_LOSSY = (str(JPEGBaseline8Bit), str(JPEGExtended12Bit))  # DCT: never lossless
 UNCOMPRESSED_LE = (EXPLICIT_LE, IMPLICIT_LE)  # in order of preference
 MAX_CONTEXTS = 128  # PS3.8: odd context IDs 1-255
 
@@ -72,16 +80,21 @@ def choose(item: RetrieveItem, accepted: Accepted) -> Choice:
 
 def reencoded(path: Path, stored_syntax: str, target: str) -> bytes:
     """The dataset of the file at ``path`` encoded in ``target``: an uncompressed little endian
-    syntax, or (for a file whose meta header we cannot skip) the stored syntax itself."""
+    syntax, or (for a file whose meta header we cannot skip) the stored syntax itself.
+
+    Every UID stays as stored (DESIGN rule 8): pydicom 3's ``decompress()`` would make a new
+    SOP Instance UID by default, and the C-STORE request names the stored one."""
     try:
         ds = dcmread(path)
     except (OSError, ValueError) as exc:
         raise CannotSend(f"stored file unreadable: {exc}") from exc
     if UID(stored_syntax).is_compressed and target in UNCOMPRESSED_LE:
         try:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)
         except Exception as exc:  # any decoder failure (no plugin, corrupt stream) means the same
             raise CannotSend(f"cannot decompress {UID(stored_syntax).name}: {exc}") from exc
+        if stored_syntax in ALWAYS_LOSSY and "LossyImageCompression" not in ds:
+            ds.LossyImageCompression = "01"  # as DCMTK's decoder does: the pixels were lossy once
     out = DicomBytesIO()
     out.is_implicit_VR, out.is_little_endian = target == IMPLICIT_LE, target != str(ExplicitVRBigEndian)
     write_dataset(out, ds)
