@@ -271,3 +271,18 @@ def test_unknown_ae_may_not_query_by_default(lightbox, tmp_path):
         if assoc.is_established:
             assoc.release()
     assert accepted == []
+
+
+def test_integer_strings_come_back_as_received(lightbox, tmp_path):
+    """IS values are returned as the modality sent them ("04", not "4"), and still match as
+    numbers (SeriesNumber=4 finds "04")."""
+    ds = make_dataset(patient_id="IS-1", SeriesNumber="04", InstanceNumber="01")
+    assert lightbox.storescu(write(ds, tmp_path / "is.dcm")).returncode == 0
+    assert lightbox.cli("node", "add", "--aet", "FINDSCU", "--host", "127.0.0.1", "--port", "1", "--allow", "find").returncode == 0
+    [series] = findscu(lightbox, tmp_path / "series", "-S", "QueryRetrieveLevel=SERIES",
+                       f"StudyInstanceUID={ds.StudyInstanceUID}", "SeriesNumber=4")  # fmt: skip
+    assert series["SeriesNumber"].value == "04" and series.data_element("SeriesNumber").VR == "IS"
+    [image] = findscu(lightbox, tmp_path / "image", "-S", "QueryRetrieveLevel=IMAGE",
+                      f"StudyInstanceUID={ds.StudyInstanceUID}", f"SeriesInstanceUID={ds.SeriesInstanceUID}",
+                      "InstanceNumber", "SeriesNumber")  # fmt: skip
+    assert (image["InstanceNumber"].value, image["SeriesNumber"].value) == ("01", "04")

@@ -1,5 +1,6 @@
 """UIDs built to escape the storage area or break the index: refused, nothing written, and the
-server goes on serving."""
+server goes on serving.  UIDs that are merely non-conformant (hex letters, leading zeros) are
+harmless, since no UID reaches a path: accepted, flagged in the index, and served as stored."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dicomgen import make_dataset
+from conftest import dcmtk
+from dicomgen import make_dataset, write
+from test_cfind import findscu
 from scu import NO_RESPONSE, echo, rows, store
 
 SUCCESS = 0x0000
@@ -27,9 +30,16 @@ LONG_UID = "1." + ".".join(["12345"] * 11) + ".1"  # digits and dots, 70 charact
 HOSTILE = {
     "dotdot": "../../x",
     "long": LONG_UID,
-    "letters": "1.2.abc",
     "empty": "",
     "absolute": "/etc/x",
+    "control": "1.2.3\x01.4",
+    "non_ascii": "1.2.3\u00e9",
+}
+# Seen from real devices (Orthanc and DCMTK store them): accepted and flagged.
+NONCONFORMANT = {
+    "SOPInstanceUID": "1.2.826.0.1.3680043.2.1125.1a2b3c4d5e6f",  # hex letters
+    "SeriesInstanceUID": "1.2.040.0012.3",  # leading zeros
+    "StudyInstanceUID": "1.2.3..99999999999999999999999999999999999999999",  # an empty and a 41-digit component
 }
 UID_FIELDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Files Lightbox itself may have under data/ (the server log lives next to it, not in it).
@@ -130,7 +140,7 @@ def test_valid_command_uid_with_hostile_dataset_uid_is_refused(lightbox, tmp_pat
     assert_nothing_stored(lightbox, list(HOSTILE.values()))
 
 
-@pytest.mark.parametrize("label", ["dotdot", "letters", "absolute"])
+@pytest.mark.parametrize("label", ["dotdot", "absolute", "control"])
 def test_hostile_command_uid_with_valid_dataset_is_refused(lightbox, tmp_path: Path, label: str) -> None:
     """The command names a hostile Affected SOP Instance UID, the dataset a valid one."""
     ds = make_dataset(patient_id="HOSTILE")
@@ -173,3 +183,38 @@ def test_hostile_uids_over_import_are_rejected(tmp_path: Path) -> None:
         for name in dirnames + filenames:
             rel = Path(dirpath, name).relative_to(data).as_posix()
             assert ALLOWED.fullmatch(rel) or rel in ("storage", "spool"), rel
+
+
+def test_nonconformant_uids_are_stored_flagged_and_retrieved_as_stored(lightbox, tmp_path: Path) -> None:
+    """A DCMTK storescu batch goes on past a file with hex letters, leading zeros and an
+    empty component in its UIDs (a refusal would halt storescu's whole batch); the file is
+    flagged in the index, found by C-FIND and retrieved by C-GET under the same UIDs."""
+    odd = make_dataset(patient_id="ODD-UIDS")
+    for keyword, value in NONCONFORMANT.items():
+        setattr(odd, keyword, value)
+    paths = [write(odd, tmp_path / "sent" / "odd.dcm"), write(make_dataset(patient_id="ODD-UIDS"), tmp_path / "sent" / "plain.dcm")]
+    sent = lightbox.storescu(*paths)
+    assert sent.returncode == 0 and sent.stderr.count("Received Store Response (Success)") == 2, sent.stderr
+    flagged = rows(lightbox.data, "SELECT nonconformant_uids FROM instance WHERE sop_uid = ?", NONCONFORMANT["SOPInstanceUID"])
+    assert flagged == [("SOPInstanceUID,StudyInstanceUID,SeriesInstanceUID",)]
+    assert rows(lightbox.data, "SELECT COUNT(*) FROM instance WHERE nonconformant_uids = ''") == [(1,)]
+
+    for aet, allow in (("FINDSCU", "find"), ("GETSCU", "get")):
+        assert lightbox.cli("node", "add", "--aet", aet, "--host", "127.0.0.1", "--port", "1", "--allow", allow).returncode == 0
+    found = findscu(lightbox, tmp_path / "found", "-S", "QueryRetrieveLevel=IMAGE",
+                    f"StudyInstanceUID={NONCONFORMANT['StudyInstanceUID']}", "SOPInstanceUID", "SeriesInstanceUID")  # fmt: skip
+    assert [(str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID)) for ds in found] == [
+        (NONCONFORMANT["SOPInstanceUID"], NONCONFORMANT["SeriesInstanceUID"])
+    ]
+    got = tmp_path / "got"
+    got.mkdir()
+    result = subprocess.run(
+        [dcmtk("getscu"), "-aet", "GETSCU", "-aec", lightbox.aet, "-od", str(got),
+         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={NONCONFORMANT['StudyInstanceUID']}",
+         "127.0.0.1", str(lightbox.dicom_port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    [received] = [dcmread(p) for p in got.iterdir()]
+    assert {k: str(received.get(k)) for k in NONCONFORMANT} == NONCONFORMANT
+    assert received.file_meta.MediaStorageSOPInstanceUID == NONCONFORMANT["SOPInstanceUID"]

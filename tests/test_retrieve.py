@@ -259,6 +259,28 @@ def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightb
     assert by_sop_uid(sorted(stored.iterdir())) == by_sop_uid(first + second)
 
 
+
+def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(netns, lightbox, tmp_path):
+    """Orthanc's "retrieve patient" is a PATIENT-level C-MOVE under the Study Root model, which
+    PS3.4 does not define: Lightbox moves all that patient's studies (and nobody else's)."""
+    _first_uid, first = study_of(tmp_path / "a", 2)
+    other = make_study(tmp_path / "other", 2, patient_id="PID-OTHER")
+    second = make_study(tmp_path / "b", 1, patient_id="PID-1")  # a second study of the same patient
+    assert lightbox.storescu(*first, *second, *other).returncode == 0
+    orthanc = Orthanc(tmp_path / "orthanc", {"lightbox": [lightbox.aet, "127.0.0.1", lightbox.dicom_port]})
+    try:
+        add_node(lightbox, "ORTHANC", orthanc.dicom_port)
+        orthanc.rest("POST", "/modalities/lightbox/move",
+                     {"Level": "Patient", "Resources": [{"PatientID": "PID-1"}], "TargetAet": "ORTHANC"})  # fmt: skip
+        stored = tmp_path / "from-orthanc"
+        stored.mkdir()
+        for n, instance in enumerate(orthanc.rest("GET", "/instances")):
+            (stored / f"{n}.dcm").write_bytes(orthanc.rest("GET", f"/instances/{instance}/file", raw=True))
+    finally:
+        orthanc.stop()
+    assert "retrieve_requested op=move" in lightbox.log() and "level=PATIENT" in lightbox.log()
+    assert by_sop_uid(sorted(stored.iterdir())) == by_sop_uid(first + second)
+
 def test_move_sub_association_proposes_stored_syntax_and_uncompressed():
     from appliance.archive.retrieval import RetrieveItem
     from appliance.dicom.outgoing import requested_contexts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from pydicom.dataset import Dataset
 
@@ -27,7 +27,8 @@ def _int_or_none(value: str) -> int | None:
         return None
 
 
-def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
+def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids: Sequence[str] = ()) -> IndexFields:
+    """The index's values of ``ds``; ``nonconformant_uids`` (from validate.check) are flagged."""
     charsets = declared_charsets(ds)
 
     def t(keyword: str) -> str:
@@ -67,6 +68,7 @@ def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
             series_uid=t("SeriesInstanceUID"),
             modality=t("Modality"),
             series_number=_int_or_none(t("SeriesNumber")),
+            series_number_text=t("SeriesNumber"),
             description=t("SeriesDescription"),
             body_part=t("BodyPartExamined"),
             laterality=t("Laterality"),
@@ -82,12 +84,15 @@ def extract(ds: Dataset, charset_override: str | None = None) -> IndexFields:
             sop_uid=t("SOPInstanceUID"),
             sop_class_uid=t("SOPClassUID"),
             instance_number=_int_or_none(t("InstanceNumber")),
+            instance_number_text=t("InstanceNumber"),
             content_date=t("ContentDate"),
             content_time=t("ContentTime"),
             acquisition_datetime=t("AcquisitionDateTime"),
             rows=_int_or_none(t("Rows")),
             columns=_int_or_none(t("Columns")),
             number_of_frames=_int_or_none(t("NumberOfFrames")),
+            number_of_frames_text=t("NumberOfFrames"),
+            nonconformant_uids=",".join(nonconformant_uids),
         ),
     )
 

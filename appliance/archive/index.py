@@ -87,6 +87,7 @@ class Series(BaseModel):
     study = ForeignKeyField(Study, backref="series", on_delete="RESTRICT")
     modality = CharField(default="", index=True)
     series_number = IntegerField(null=True)
+    series_number_text = CharField(default="")  # as received ("04"): C-FIND returns it so
     description = CharField(default="")
     body_part = CharField(default="")
     laterality = CharField(default="")
@@ -106,12 +107,14 @@ class Instance(BaseModel):
     series = ForeignKeyField(Series, backref="instances", on_delete="RESTRICT")
     sop_class_uid = CharField()
     instance_number = IntegerField(null=True)
+    instance_number_text = CharField(default="")  # as received, like series_number_text
     content_date = CharField(default="")
     content_time = CharField(default="")
     acquisition_datetime = CharField(default="")
     rows = IntegerField(null=True)
     columns = IntegerField(null=True)
     number_of_frames = IntegerField(null=True)
+    number_of_frames_text = CharField(default="")
     transfer_syntax = CharField()
     file_key = CharField(unique=True)
     size = IntegerField()
@@ -120,6 +123,8 @@ class Instance(BaseModel):
     calling_ae = CharField(default="")
     called_ae = CharField(default="")
     source_address = CharField(default="")
+    # Keywords of UIDs accepted although not conformant (letters, leading zeros; validate.py).
+    nonconformant_uids = CharField(default="")
 
 
 class Change(BaseModel):

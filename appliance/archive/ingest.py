@@ -109,9 +109,9 @@ class Ingest:
     def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None) -> IngestResult:
         try:
             header = read_header(path)
-            check(header)
+            nonconformant = check(header)
             override = devices.charset_override(origin.calling_ae, origin.address) if origin.via == "dicom" else None
-            fields = extract(header.dataset, override)
+            fields = extract(header.dataset, override, nonconformant)
         except UnreadableHeader as exc:
             return IngestResult(Outcome.REFUSED_UNREADABLE, str(exc)[:200])
         except Refusal as exc:
@@ -119,6 +119,8 @@ class Ingest:
         except Exception as exc:  # a value pydicom cannot convert: refuse, never crash
             return IngestResult(Outcome.REFUSED_UNREADABLE, f"undecodable attribute: {exc}"[:200])
         sop_uid = fields.instance["sop_uid"]
+        if nonconformant:
+            LOG.warning("uid_nonconformant sop=%s keywords=%s (accepted, flagged)", sop_uid, ",".join(nonconformant))
 
         existing_key = indexing.file_key_of(sop_uid)
         if existing_key is not None:

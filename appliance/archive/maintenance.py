@@ -70,10 +70,10 @@ def index_file(storage: Storage, key: str) -> None:
     """Add one stored file to the index (caller holds the write lock and a transaction)."""
     path = storage.path(key)
     header = read_header(path)
-    check(header)
+    nonconformant = check(header)
     stat = os.stat(path)
     indexing.add_instance(
-        extract(header.dataset),
+        extract(header.dataset, None, nonconformant),
         StoredFile(key, stat.st_size, storage.hash(key)),
         str(header.transfer_syntax),
         indexing.provenance(header.meta),

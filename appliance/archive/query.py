@@ -73,6 +73,12 @@ def _k(level: str, column: str, kind: str = "text", **kw: str) -> Key:
     return Key(level, column, kind, **kw)
 
 
+def _as_received(column: str) -> str:
+    """An IS value returned as received ("04" stays "04"), matched as a number; rows indexed
+    before the text was kept fall back to the number."""
+    return f"COALESCE(NULLIF({column}_text, ''), {column})"
+
+
 KEYS: dict[str, Key] = {
     # PS3.4 C.6.1.1.2 / C.6.2.1.2 (patient level; study level of the Study Root model)
     "PatientName": _k("PATIENT", "p.name", "name", match="p.name_norm"),
@@ -113,7 +119,7 @@ KEYS: dict[str, Key] = {
     # C.6.1.1.4 series level
     "SeriesInstanceUID": _k("SERIES", "se.series_uid", "uid"),
     "Modality": _k("SERIES", "se.modality"),
-    "SeriesNumber": _k("SERIES", "se.series_number", "number"),
+    "SeriesNumber": _k("SERIES", _as_received("se.series_number"), "number", match="se.series_number"),
     "SeriesDescription": _k("SERIES", "se.description"),
     "BodyPartExamined": _k("SERIES", "se.body_part"),
     "Laterality": _k("SERIES", "se.laterality"),
@@ -128,13 +134,13 @@ KEYS: dict[str, Key] = {
     # C.6.1.1.5 composite object instance level
     "SOPInstanceUID": _k("IMAGE", "i.sop_uid", "uid"),
     "SOPClassUID": _k("IMAGE", "i.sop_class_uid", "uid"),
-    "InstanceNumber": _k("IMAGE", "i.instance_number", "number"),
+    "InstanceNumber": _k("IMAGE", _as_received("i.instance_number"), "number", match="i.instance_number"),
     "ContentDate": _k("IMAGE", "i.content_date", "date"),
     "ContentTime": _k("IMAGE", "i.content_time", "date"),
     "AcquisitionDateTime": _k("IMAGE", "i.acquisition_datetime", "date"),
     "Rows": _k("IMAGE", "i.rows", "number"),
     "Columns": _k("IMAGE", "i.columns", "number"),
-    "NumberOfFrames": _k("IMAGE", "i.number_of_frames", "number"),
+    "NumberOfFrames": _k("IMAGE", _as_received("i.number_of_frames"), "number", match="i.number_of_frames"),
     "AvailableTransferSyntaxUID": _k("IMAGE", "i.transfer_syntax", "uid"),
 }
 

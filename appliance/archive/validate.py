@@ -10,9 +10,12 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from appliance.archive.charset import text
 from appliance.archive.header import Header
 
-# Digits and dots, no empty component, at most 64 characters (PS3.5 9.1).  Leading zeros in
-# a component are tolerated: real devices send them and they are harmless.
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+# PS3.5 9.1: digits and dots, no empty component, no leading zero, at most 64 characters.
+_CONFORMANT_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+# What Lightbox accepts: no UID reaches a file path, so letters (hex UIDs), leading zeros and
+# odd components are harmless and only flagged.  Refused: what could break a path, a log line
+# or the wire encoding (a path separator, a control character, a multi-value backslash, non-ASCII).
+_ACCEPTABLE_UID = re.compile(r"[\x20-\x2E\x30-\x5B\x5D-\x7E]+")  # printable ASCII but "/" and "\\"
 MAX_UID_LENGTH = 64
 
 # Deflate would let a small upload expand without bound (a 500 KB file past 1 GB).
@@ -38,24 +41,30 @@ class Refusal(ValueError):
         self.reason = reason
 
 
-def is_valid_uid(value: object) -> bool:
+def is_conformant_uid(value: object) -> bool:
     text = str(value) if value is not None else ""
-    return 0 < len(text) <= MAX_UID_LENGTH and _UID.fullmatch(text) is not None
+    return 0 < len(text) <= MAX_UID_LENGTH and _CONFORMANT_UID.fullmatch(text) is not None
 
 
-def check(header: Header) -> None:
-    """Raise Refusal naming the first thing wrong with ``header``."""
+def is_acceptable_uid(value: object) -> bool:
+    text = str(value) if value is not None else ""
+    return 0 < len(text) <= MAX_UID_LENGTH and _ACCEPTABLE_UID.fullmatch(text) is not None
+
+
+def check(header: Header) -> list[str]:
+    """Raise Refusal naming the first thing wrong with ``header``; return the keywords of the
+    UIDs accepted although not conformant (to be flagged in the index)."""
     if str(header.transfer_syntax) in REFUSED_SYNTAXES:
         raise Refusal(Problem.INVALID, "deflated transfer syntax is not accepted")
-    if not is_valid_uid(header.transfer_syntax):
+    if not is_conformant_uid(header.transfer_syntax):
         raise Refusal(Problem.INVALID, "transfer syntax is not a valid UID")
     ds = header.dataset
     values = {keyword: text(ds, keyword) for keyword in REQUIRED_UIDS}
     for keyword, value in values.items():
         if value == "":
             raise Refusal(Problem.MISMATCH, f"required attribute {keyword} missing")
-        if not is_valid_uid(value):
-            raise Refusal(Problem.INVALID, f"{keyword} is not a valid UID")
+        if not is_acceptable_uid(value):
+            raise Refusal(Problem.INVALID, f"{keyword} is not a usable UID (over 64 characters, a separator or a control character)")
     for meta_keyword, keyword in (
         ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
         ("MediaStorageSOPClassUID", "SOPClassUID"),
@@ -63,3 +72,4 @@ def check(header: Header) -> None:
         claimed = header.meta.get(meta_keyword)
         if claimed and claimed != values[keyword]:
             raise Refusal(Problem.MISMATCH, f"{keyword} differs from {meta_keyword}")
+    return [keyword for keyword, value in values.items() if not is_conformant_uid(value)]

@@ -49,7 +49,9 @@ def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str,
     retrieve level (a list allowed) and of each level above it (Patient ID only in the
     Patient Root model)."""
     level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-    levels = STUDY_ROOT_LEVELS if study_root else LEVELS
+    # A PATIENT-level move under the Study Root model (Orthanc sends one when a user retrieves
+    # a patient) is not in PS3.4 C.6.2; it is read as a move of all that patient's studies.
+    levels = STUDY_ROOT_LEVELS if study_root and level != "PATIENT" else LEVELS
     if level not in levels:
         raise BadIdentifier(f"Query/Retrieve Level {level!r} is not one of {', '.join(levels)}")
     keys = {}
