@@ -130,10 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_commands(sub)
     _add_user_commands(sub)
     add_backup_commands(sub, _add_command, _settings)
-    from appliance import cli_devices, cli_forward
+    from appliance import cli_corrections, cli_devices, cli_forward
 
     cli_devices.add_commands(sub)
     cli_forward.add_commands(sub)
+    cli_corrections.add_commands(sub)
     return parser
 
 

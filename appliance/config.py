@@ -145,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Days a deleted or replaced instance stays in the bucket before the backup deletes it there.",
     ),
     Setting(
+        "superseded_keep_days",
+        30.0,
+        "Days the original files of a corrected patient identity stay on disk when no backup is set up "
+        "(with a backup they stay until a backup run has them).",
+    ),
+    Setting(
         "backup_verify_days",
         7.0,
         "Days between scheduled verifications (a sample is downloaded, decrypted and checked; 0: never).",

@@ -95,6 +95,9 @@ class MotoIamS3:
         iam.create_user(UserName="box")
         resources = [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"]
         actions = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:AbortMultipartUpload"]
+        # moto 5.2 checks a listing as "s3:ListObjectsV2" (AWS: s3:ListBucket, as in README's
+        # policy); naming both keeps the key's rights the same under every moto 5.
+        actions.append("s3:ListObjectsV2")
         policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
         iam.put_user_policy(UserName="box", PolicyName="no-delete", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName="box")["AccessKey"]

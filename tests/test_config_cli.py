@@ -82,7 +82,8 @@ def test_parser_knows_every_setting_flag():
 
 
 def test_console_script_and_module_agree():
-    result = subprocess.run(["lightbox", "--version"], capture_output=True, text=True, timeout=60)
+    script = Path(sys.executable).parent / "lightbox"  # installed beside this Python: no PATH needed
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == run("--version").stdout.strip()
 
@@ -98,3 +99,27 @@ def test_healthz_reports_status_version_counts_and_disk(lightbox):
     assert health["version"]
     assert set(health["counts"]) >= {"patients", "studies", "series", "instances"}
     assert health["free_disk_bytes"] > 0
+
+
+def _commands_under(heading: str) -> list[str]:
+    """The lines of the first shell block below README's ``heading``."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    block = re.search(r"```sh\n(.*?)\n```", section, re.S)
+    assert block, f"README.md has no command under {heading!r}"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    [command] = _commands_under("## Run the tests")
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert command in ci, f".ci/run does not run README's test command: {command}"
+
+
+def test_readme_run_command_makes_a_venv_first():
+    """Debian 12 and Ubuntu 24.04 refuse pip installs into the system Python."""
+    [command] = _commands_under("## Run it")
+    steps = [step.strip() for step in command.split("&&")]
+    assert "apt-get install -y python3-venv" in steps and "python3 -m venv .venv" in steps
+    assert steps.index("python3 -m venv .venv") < steps.index(".venv/bin/pip install .")
+    assert steps[-1] == ".venv/bin/lightbox serve"

@@ -264,8 +264,8 @@ def test_broken_files_are_rejected_with_reasons(tmp_path: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about the invalid UIDs we write on purpose
-        write(make_dataset(sop_uid="1.2.abc", patient_id="BAD"), source / "bad_sop_uid.dcm")
-        write(make_dataset(study_uid="1.2.abc", patient_id="BAD"), source / "bad_study_uid.dcm")
+        write(make_dataset(sop_uid="1.2/3", patient_id="BAD"), source / "bad_sop_uid.dcm")  # a path separator
+        write(make_dataset(study_uid="1." + "2" * 70, patient_id="BAD"), source / "bad_study_uid.dcm")  # over 64
     (source / "notes.txt").write_text("not DICOM\n")
     data = tmp_path / "data"
 
@@ -276,8 +276,8 @@ def test_broken_files_are_rejected_with_reasons(tmp_path: Path) -> None:
     def rejected_for(*words: str) -> int:
         return sum(n for reason, n in reasons.items() if any(w in reason for w in words))
 
-    assert rejected_for("SOPInstanceUID is not a valid UID") == 1, reasons
-    assert rejected_for("StudyInstanceUID is not a valid UID") == 1, reasons
+    assert rejected_for("SOPInstanceUID is not a usable UID") == 1, reasons
+    assert rejected_for("StudyInstanceUID is not a usable UID") == 1, reasons
     assert rejected_for("truncated", "unreadable", "no DICOM dataset") == 3, reasons
     assert rejected_for("truncated file: Pixel Data") == 1, reasons
     for name in ("truncated_in_meta", "truncated_in_header", "truncated_in_pixels", "bad_sop_uid", "bad_study_uid"):

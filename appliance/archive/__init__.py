@@ -14,8 +14,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from peewee import fn
 
-from appliance.archive import browse, changes, importer, indexing, lookup, maintenance, media, query, restore, retrieval
+from appliance.archive import browse, changes, corrections, importer, indexing, lookup, maintenance, media, query, restore, retrieval
 from appliance.archive.audit import AuditLog
+from appliance.archive.corrections import Corrections
 from appliance.archive.devices import DeviceTable
 from appliance.archive.discovered import DiscoveredTable
 from appliance.archive.forwarding import Forwarding
@@ -74,6 +75,10 @@ class Archive:
         self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
         self.discovered = DiscoveredTable(self.db, self.write_lock)
         self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
+        # Delete, fix identity, merge: see corrections.py.
+        self.corrections = Corrections(
+            self.storage, self.db, self.write_lock, self.audit, self.options.min_free_mb * 1024 * 1024
+        )
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:
@@ -160,10 +165,25 @@ class Archive:
         return maintenance.verify(self.storage, progress)
 
     def rebuild_index(self, progress: maintenance.Progress | None = None) -> maintenance.ReconcileReport:
+        self.corrections.finish_removals()
         return maintenance.rebuild_index(self.storage, self.db, self.write_lock, self.options.stable_age, progress)
 
     def reconcile(self) -> maintenance.ReconcileReport:
+        """Start-up: finish interrupted deletions first (their files must not come back as
+        orphans), then reconcile files and rows."""
+        self.corrections.finish_removals()
         return maintenance.reconcile(self.storage, self.db, self.write_lock)
+
+    def describe(self, level: str, uid: str) -> corrections.Target | None:
+        """A study, series or instance with its patient and size (a deletion's confirmation)."""
+        return corrections.describe(level, uid)
+
+    def identity_of(self, study_uid: str) -> corrections.Identity | None:
+        return corrections.identity_of(study_uid)
+
+    def studies_of_patient(self, study_uid: str) -> list[str]:
+        """Every study of the patient (identity) that ``study_uid`` belongs to, itself included."""
+        return corrections.studies_of_patient(study_uid)
 
     def import_paths(self, paths: list[Path], progress: maintenance.Progress | None = None) -> importer.ImportSummary:
         """Import files, folders, zip files and DICOMDIR media through the one ingest path."""

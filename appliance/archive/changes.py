@@ -10,7 +10,10 @@ from typing import Iterator
 from appliance.archive.index import Change, Instance, Meta, Series, Study, database
 
 STORED_KINDS = ("instance_stored",)
-REMOVED_KINDS = ("instance_deleted", "instance_replaced", "instance_missing")
+# instance_superseded: an identity edit gave the instance a new file (and an instance_stored
+# follows); the original stays on disk until a backup run has taken it.
+SUPERSEDED_KIND = "instance_superseded"
+REMOVED_KINDS = ("instance_deleted", "instance_replaced", "instance_missing", SUPERSEDED_KIND)
 REBUILT_KIND = "index_rebuilt"  # every row was dropped and indexed again from the files
 
 

@@ -138,6 +138,27 @@ class Change(BaseModel):
     at = FloatField()
 
 
+class FileRemoval(BaseModel):
+    """A stored file whose index row is gone and whose bytes must go too (a deletion is
+    committed first, then the files are unlinked): finished at once, or at the next start-up
+    after a crash, so that a deleted instance never comes back as an orphan."""
+
+    file_key = CharField(unique=True)
+
+
+class Superseded(BaseModel):
+    """An original file replaced by an identity edit, kept on disk until the backup has it
+    (or, with no backup, for ``superseded_keep_days``); never indexed as an instance."""
+
+    sop_uid = CharField(index=True)
+    file_key = CharField(unique=True)
+    size = IntegerField()
+    sha256 = CharField()
+    received_at = FloatField()
+    superseded_at = FloatField()
+    change_seq = IntegerField()  # the change that superseded it: released once a backup passed it
+
+
 class Incident(BaseModel):
     """Something an admin should know about: a duplicate that differed, an identity conflict,
     a repair made at start-up."""
@@ -270,8 +291,8 @@ class Meta(BaseModel):
 
 
 MODELS = (
-    Patient, Study, Series, Instance, Change, Incident, Node, User, Session, AuditEvent,
-    Device, DiscoveredService, ForwardRule, ForwardJob, Meta,
+    Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, Node, User, Session,
+    AuditEvent, Device, DiscoveredService, ForwardRule, ForwardJob, Meta,
 )  # fmt: skip
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 

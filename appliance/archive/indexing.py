@@ -27,8 +27,9 @@ def provenance(meta: Mapping[str, Any]) -> dict[str, str]:
     )
 
 
-def record_change(kind: str, study_uid: str = "", series_uid: str = "", sop_uid: str = "") -> None:
-    _insert(Change, dict(kind=kind, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, at=time.time()))
+def record_change(kind: str, study_uid: str = "", series_uid: str = "", sop_uid: str = "") -> int:
+    """Append to the change log; return the change's sequence number."""
+    return _insert(Change, dict(kind=kind, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, at=time.time()))
 
 
 def record_incident(kind: str, detail: str, sop_uid: str = "", calling_ae: str = "", source_address: str = "") -> None:
@@ -86,7 +87,7 @@ def add_instance(
         (study_uid,),
     ).fetchone()
     if found is None:
-        patient_id = _patient_for(fields).id
+        patient_id = patient_for(fields.patient, sop_uid).id
         study_id = _insert(
             Study,
             dict(fields.study, patient_id=patient_id, first_received_at=received_at, last_received_at=received_at),
@@ -139,11 +140,14 @@ def add_instance(
     return found is None
 
 
-def remove_instance(instance: Instance, change_kind: str = "instance_deleted") -> None:
-    """Drop one instance's row, its emptied parents, and keep every count right."""
-    series = instance.series
-    study = series.study
-    patient = study.patient
+def remove_instance(instance: Instance, change_kind: str = "instance_deleted") -> int:
+    """Drop one instance's row, its emptied parents, and keep every count right; return the
+    sequence number of the change recorded."""
+    # Read the parents afresh: rows loaded with the instance (a join) may hold counts that an
+    # earlier removal in this transaction has already changed.
+    series = Series.get_by_id(instance.series_id)
+    study = Study.get_by_id(series.study_id)
+    patient = Patient.get_by_id(study.patient_id)
     instance.delete_instance()
     series.num_instances -= 1
     study.num_instances -= 1
@@ -164,7 +168,7 @@ def remove_instance(instance: Instance, change_kind: str = "instance_deleted") -
         patient.delete_instance()
     else:
         patient.save()
-    record_change(change_kind, study.study_uid, series.series_uid, instance.sop_uid)
+    return record_change(change_kind, study.study_uid, series.series_uid, instance.sop_uid)
 
 
 def mark_stable(older_than: float) -> list[str]:
@@ -190,14 +194,10 @@ def _identity(values: dict) -> tuple[str, str, str, str]:
     return (values["patient_id"], values["issuer"], values["name_norm"], values["birth_date"])
 
 
-def _same_identity(patient: Patient, values: dict) -> bool:
-    return (patient.patient_id, patient.issuer, patient.name_norm, patient.birth_date) == _identity(values)
-
-
-def _patient_for(fields: IndexFields) -> Patient:
+def patient_for(values: dict, sop_uid: str) -> Patient:
     """The Patient row for this identity; a new identity under a known Patient ID is kept
-    apart and flagged on every row that shares the ID."""
-    values = fields.patient
+    apart and flagged on every row that shares the ID (``sop_uid`` names the instance that
+    brought it, for the incident)."""
     patient_id, issuer, name_norm, birth_date = _identity(values)
     patient = Patient.get_or_none(
         (Patient.patient_id == patient_id)
@@ -208,17 +208,21 @@ def _patient_for(fields: IndexFields) -> Patient:
     if patient is not None:
         return patient
     patient = Patient.create(**values)
-    if patient_id:
-        same_id = Patient.select().where((Patient.patient_id == patient_id) & (Patient.issuer == issuer))
-        if same_id.count() > 1:
-            Patient.update(identity_conflict=True).where(
-                (Patient.patient_id == patient_id) & (Patient.issuer == issuer)
-            ).execute()
-            patient.identity_conflict = True
-            LOG.warning("patient_identity_conflict patient_row=%s rows=%d", patient.id, same_id.count())
-            record_incident(
-                "identity_conflict",
-                f"Patient ID shared by {same_id.count()} identities (name or birth date differ)",
-                fields.instance["sop_uid"],
-            )
+    rows = flag_identity_conflicts(patient_id, issuer)
+    if rows > 1:
+        patient.identity_conflict = True
+        LOG.warning("patient_identity_conflict patient_row=%s rows=%d", patient.id, rows)
+        record_incident(
+            "identity_conflict", f"Patient ID shared by {rows} identities (name or birth date differ)", sop_uid
+        )
     return patient
+
+
+def flag_identity_conflicts(patient_id: str, issuer: str) -> int:
+    """Flag (or unflag) every identity that shares this Patient ID; return how many there are."""
+    if not patient_id:
+        return 0
+    same_id = (Patient.patient_id == patient_id) & (Patient.issuer == issuer)
+    rows = Patient.select().where(same_id).count()
+    Patient.update(identity_conflict=rows > 1).where(same_id).execute()
+    return rows

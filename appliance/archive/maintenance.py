@@ -15,7 +15,9 @@ from peewee import fn
 from appliance.archive import indexing
 from appliance.archive.attributes import extract
 from appliance.archive.header import UnreadableHeader, read_header
-from appliance.archive.index import CONTENT_MODELS, Change, Instance
+from appliance.archive.changes import SUPERSEDED_KIND
+from appliance.archive.charset import text
+from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
 from appliance.archive.storage import Storage, StoredFile
 from appliance.archive.validate import Refusal, check
 from appliance.archive.writelock import WriteLock
@@ -89,8 +91,9 @@ def _by_received_time(storage: Storage, keys: Iterable[str]) -> list[str]:
 def rebuild_index(
     storage: Storage, db: peewee.Database, write_lock: WriteLock, stable_age: float, progress: Progress | None = None
 ) -> ReconcileReport:
-    """Drop every content row and index the stored files again, oldest first."""
-    keys = _by_received_time(storage, storage.keys())
+    """Drop every content row and index the stored files again, oldest first (originals kept
+    after an identity edit stay out)."""
+    keys = _by_received_time(storage, set(storage.keys()) - _superseded_keys())
     report = ReconcileReport()
     with write_lock, db.atomic("IMMEDIATE"):
         for model in CONTENT_MODELS:
@@ -118,7 +121,7 @@ def reconcile(storage: Storage, db: peewee.Database, write_lock: WriteLock) -> R
             .where((Instance.file_key >= folder + "/") & (Instance.file_key < folder + "0"))  # "0" follows "/"
             .tuples()
         }
-        orphans += on_disk - known
+        orphans += on_disk - known - _superseded_keys(folder)
         missing += known - on_disk
     with write_lock, db.atomic("IMMEDIATE"):
         for key in _by_received_time(storage, orphans):
@@ -145,11 +148,38 @@ def _top_level_folders(storage: Storage) -> list[str]:
     return sorted(on_disk | in_index)
 
 
+def _superseded_keys(folder: str = "") -> set[str]:
+    query = Superseded.select(Superseded.file_key)
+    if folder:
+        query = query.where((Superseded.file_key >= folder + "/") & (Superseded.file_key < folder + "0"))
+    return {k for (k,) in query.tuples()}
+
+
 def _index_or_report(storage: Storage, key: str, report: ReconcileReport) -> None:
     try:
         with Change._meta.database.atomic():  # a savepoint: one bad file does not undo the rest
-            index_file(storage, key)
+            try:
+                index_file(storage, key)
+            except peewee.IntegrityError:
+                _supersede_older_version(storage, key)
         report.indexed.append(key)
     except (UnreadableHeader, Refusal, peewee.IntegrityError) as exc:
         LOG.error("unindexable_file key=%s reason=%s", key, exc)
         report.unindexable.append(key)
+
+
+def _supersede_older_version(storage: Storage, key: str) -> None:
+    """Two stored files with one SOP Instance UID: an original and its edited version whose
+    Superseded row was lost with the index.  Files are indexed oldest first, so the one at
+    ``key`` is the newer: it becomes the instance, the other is kept as Superseded."""
+    sop_uid = text(read_header(storage.path(key)).dataset, "SOPInstanceUID")
+    older = Instance.get_or_none(Instance.sop_uid == sop_uid)
+    if older is None:
+        raise peewee.IntegrityError(f"{key}: not indexable (duplicate file key?)")
+    seq = indexing.remove_instance(older, SUPERSEDED_KIND)
+    index_file(storage, key)
+    Superseded.create(
+        sop_uid=sop_uid, file_key=older.file_key, size=older.size, sha256=older.sha256,
+        received_at=older.received_at, superseded_at=time.time(), change_seq=seq,
+    )  # fmt: skip
+    LOG.warning("superseded_on_rebuild sop=%s kept=%s", sop_uid, older.file_key)

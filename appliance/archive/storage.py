@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 CHUNK = 1 << 20
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -50,30 +51,37 @@ class Storage:
 
         Raises OSError (ENOSPC on a full disk) and leaves nothing behind in that case.
         """
-        temp = self.spool_path()
-        digest = hashlib.sha256(head)
-        size = len(head)
+        return self.write_chunks(itertools.chain((head,), read_from(body, body_offset)))
+
+    def write_chunks(self, chunks: Iterable[bytes]) -> StoredFile:
+        """Store the concatenation of ``chunks``: spooled and hashed on the way, then fsynced,
+        renamed into place and the folder fsynced.  Raises OSError, leaving nothing behind."""
+        temp, sha256, size = self.spool_chunks(chunks)
         try:
-            with open(temp, "wb") as out:
-                out.write(head)
-                body.seek(body_offset)
-                while chunk := body.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                stamp_received_time(out.fileno())
-                os.fsync(out.fileno())
-            sha = digest.hexdigest()
-            key = self._key(sha)
-            final = self.root / key
-            self._make_dirs(final.parent)
-            os.replace(temp, final)
-            fsync_dir(final.parent)
+            return self.adopt(temp, sha256, size)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return StoredFile(key, size, sha)
+
+    def spool_chunks(self, chunks: Iterable[bytes]) -> tuple[Path, str, int]:
+        """Write ``chunks`` to a new spool file: (its path, SHA-256, size), for ``adopt``."""
+        temp = self.spool_path()
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(temp, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return temp, digest.hexdigest(), size
+
+    def key_for(self, sha256: str) -> str:
+        """Where a file with this content hash is stored."""
+        return self._key(sha256)
 
     def adopt(self, spooled: Path, sha256: str, size: int, received_ns: int | None = None) -> StoredFile:
         """Move a spool file that already holds the exact bytes to store (head included, hash
@@ -96,9 +104,18 @@ class Storage:
         return StoredFile(key, size, sha256)
 
     def remove(self, key: str) -> None:
-        path = self.root / key
-        path.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        self.remove_many([key])
+
+    def remove_many(self, keys: Iterable[str]) -> None:
+        """Unlink stored files, then fsync each folder they were in once."""
+        folders = set()
+        for key in keys:
+            path = self.root / key
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        for folder in folders:
+            if folder.exists():
+                fsync_dir(folder)
 
     def hash(self, key: str) -> str:
         with open(self.root / key, "rb") as f:
@@ -162,10 +179,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def file_digest(f: BinaryIO, offset: int = 0) -> str:
+def read_from(f: BinaryIO, offset: int, end: int | None = None) -> Iterator[bytes]:
+    """The bytes of ``f`` from ``offset`` to ``end`` (default: its end), in CHUNK pieces."""
     f.seek(offset)
+    left = None if end is None else end - offset
+    while left is None or left > 0:
+        chunk = f.read(CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+def file_digest(f: BinaryIO, offset: int = 0) -> str:
     digest = hashlib.sha256()
-    while chunk := f.read(CHUNK):
+    for chunk in read_from(f, offset):
         digest.update(chunk)
     return digest.hexdigest()
 

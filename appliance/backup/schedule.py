@@ -140,6 +140,8 @@ def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event,
             break
         try:
             if not state.configured:
+                # No backup will ever take the originals an identity edit kept: keep them a while.
+                archive.corrections.release_superseded(older_than=time.time() - settings.superseded_keep_days * 86400)
                 continue
             current = scheduled(settings, state)  # the web page may have changed it
             now = time.time()

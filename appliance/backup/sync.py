@@ -24,6 +24,7 @@ from appliance.archive.changes import (
     REBUILT_KIND,
     REMOVED_KINDS,
     STORED_KINDS,
+    SUPERSEDED_KIND,
     StoredInstance,
 )
 from appliance.backup import crypto, manifest, transfer
@@ -101,6 +102,8 @@ def run_backup(
         except Exception as exc:  # boto3/botocore: keep the box serving, say what went wrong
             report.error = explain(exc, state.target())
         state.finish_run(run_id, report.ok, report.__dict__)
+    if report.ok:  # the manifest now lists the originals an identity edit kept: they may go
+        archive.corrections.release_superseded(backed_up_through=archive.cursor(CURSOR))
     LOG.log(
         logging.INFO if report.ok else logging.ERROR,
         "backup_run ok=%s uploaded=%d bytes=%d deleted=%d purged=%d manifest=%s%s",
@@ -187,6 +190,7 @@ class _Run:
                     break
                 self.state.put("in_flight", str(changes[-1].seq))
                 uploads: dict[str, Future] = {}
+                removals: list = []  # applied once this step's uploads are recorded
                 for change in changes:
                     if change.kind in STORED_KINDS:
                         instance = self.archive.stored_instance(change.sop_uid)
@@ -198,10 +202,12 @@ class _Run:
                         elif name not in uploads:
                             uploads[name] = pool.submit(self._upload, name, instance, change.seq <= unsure_until)
                     elif change.kind in REMOVED_KINDS:
-                        current = self.archive.stored_instance(change.sop_uid)
-                        self.report.deleted += self.state.mark_deleted(
-                            change.sop_uid, current.sha256 if current else None, change.at
-                        )
+                        if change.kind == SUPERSEDED_KIND:  # the original an edit kept: back it up first
+                            for original in self.archive.corrections.superseded(change.sop_uid):
+                                name = crypto.object_name(self.names, original.sop_uid, original.sha256)
+                                if not self.state.has_object(name) and name not in uploads:
+                                    uploads[name] = pool.submit(self._upload, name, original, change.seq <= unsure_until)
+                        removals.append(change)
                     elif change.kind == REBUILT_KIND:
                         self._sweep_deleted(change.at)
                 try:
@@ -212,6 +218,9 @@ class _Run:
                     for future in uploads.values():
                         future.cancel()  # do not wait out every queued upload's retries
                     raise
+                for change in removals:
+                    current = self.archive.stored_instance(change.sop_uid)
+                    self.report.deleted += self.state.mark_deleted(change.sop_uid, current.sha256 if current else None, change.at)
                 cursor = changes[-1].seq
                 self.archive.set_cursor(CURSOR, cursor)
                 if self.progress:
