@@ -32,6 +32,7 @@ __all__ = [
 ]  # fmt: skip
 
 MB = 1024 * 1024
+THUMBNAIL_VERSION = 2  # raised when rendering changes, so that cached thumbnails are made again
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,15 @@ class Thumbnails:
         self.cache = DiskCache(folder, options.thumbnail_cache_mb * MB)
 
     def get(self, path: Path, frame: int = 1) -> Rendered:
-        """The thumbnail of ``frame`` of the stored file ``path``.  Stored files are
-        content-addressed, so the path and frame name the picture for good."""
+        """The thumbnail of ``frame`` of the stored file ``path``."""
         side = self.options.thumbnail_size
-        key = f"{Path(path).resolve()}:{frame}:{side}"
 
         def make() -> bytes:
             return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data
 
-        return Rendered(self.cache.get_or_make(key, ".jpg", make), "image/jpeg")
+        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make), "image/jpeg")
+
+    def key(self, path: Path, frame: int) -> str:
+        """Stored files are content-addressed, so the path and frame name the picture for good
+        (until rendering changes: ``THUMBNAIL_VERSION``)."""
+        return f"{Path(path).resolve()}:{frame}:{self.options.thumbnail_size}:v{THUMBNAIL_VERSION}"
