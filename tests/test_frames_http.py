@@ -25,9 +25,12 @@ from pydicom.dataset import Dataset
 from appliance.archive import Archive
 from appliance.web import frames
 from tests.dicomgen import make_dataset, write
+from tests.test_imaging import palette_variant
+from tests.test_overlays import add_overlay, gradient_image
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 SESSION_HEADER = "X-Test-Session"
+BLOCK = (slice(20, 44), slice(20, 60))  # the overlay file's graphic plane, a filled block
 
 
 def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,6 +73,23 @@ def us_loop() -> Dataset:
     return ds
 
 
+def with_block_overlay() -> Dataset:
+    ds = gradient_image()
+    add_overlay(ds, 0x6000, [np.ones((24, 40), bool)], (21, 21))
+    return ds
+
+
+def ultrasound_palette(folder: Path) -> Path:
+    """examples_palette.dcm as an ultrasound machine writes it: 8-bit values in its 16-bit
+    tables, under a descriptor of 16 bits; an instance of its own."""
+    path = palette_variant(folder, "low", 16)
+    ds = pydicom.dcmread(path)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("frames")
@@ -81,6 +101,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     bomb.Rows = bomb.Columns = 60000
     write(bomb, incoming / "bomb.dcm")
     write(us_loop(), incoming / "us.dcm")
+    write(with_block_overlay(), incoming / "overlay.dcm")
+    ultrasound_palette(incoming)
     write(make_dataset(), incoming / "gone.dcm")  # its stored file is deleted below
     ct_series = pydicom.dcmread(incoming / "CT_small.dcm").SeriesInstanceUID
     for i in (2, 3):  # two more slices of CT_small's series, so it has an order and a middle
@@ -113,7 +135,8 @@ def image(body: bytes) -> Image.Image:
 def test_every_route_needs_the_guard(served: Served) -> None:
     sop, series = served.uids["MR_small"], served.series["MR_small"]
     for path in (f"/api/instances/{sop}/frames/1/rendered", f"/api/instances/{sop}/frames/1/raw",
-                 f"/api/series/{series}/thumbnail", f"/api/series/{series}/viewer"):  # fmt: skip
+                 f"/api/instances/{sop}/frames/1/overlay", f"/api/series/{series}/thumbnail",
+                 f"/api/series/{series}/viewer"):  # fmt: skip
         status, _, body = served.get(path, login=False)
         assert status == 401 and json.loads(body) == {"error": "login required"}
         assert served.get(path)[0] == 200
@@ -145,7 +168,7 @@ def test_download_names_no_patient_data(served: Served) -> None:
 @pytest.mark.parametrize(
     ("query", "status"),
     [("?format=gif", 400), ("?width=0", 400), ("?width=99999", 400), ("?quality=abc", 400), ("?window=1", 400),
-     ("?window=10,-5", 400), ("?window=a,b", 400), ("?function=CUBIC&window=1,2", 400)],
+     ("?window=10,-5", 400), ("?window=a,b", 400), ("?function=CUBIC&window=1,2", 400), ("?overlays=yes", 400)],
 )  # fmt: skip
 def test_bad_queries_get_400(served: Served, query: str, status: int) -> None:
     code, headers, body = served.get(f"/api/instances/{served.uids['MR_small']}/frames/1/rendered{query}")
@@ -244,3 +267,50 @@ def test_cine_exported_as_animation(served: Served, fmt: str) -> None:
     assert durations == [40] * 4
     assert greys == sorted(greys) and greys[0] < greys[-1]  # the frames in order
     assert served.get(f"/api/instances/{served.uids['us']}/animation?format=mp4")[0] == 400
+
+
+def test_overlays_burned_in_unless_asked_not_to(served: Served) -> None:
+    base = f"/api/instances/{served.uids['overlay']}/frames/1/rendered?format=png"
+    status, headers, body = served.get(base)
+    assert status == 200 and headers["X-Lightbox-Overlays"] == "1"
+    on, off = np.asarray(image(body)), np.asarray(image(served.get(base + "&overlays=0")[2]))
+    assert (on[BLOCK] == 255).all() and (off[BLOCK] < 255).all()
+    outside = np.ones(on.shape, bool)
+    outside[BLOCK] = False
+    assert np.array_equal(on[outside], off[outside])
+    assert served.get(f"/api/instances/{served.uids['MR_small']}/frames/1/rendered")[1]["X-Lightbox-Overlays"] == "0"
+    raw = served.get(f"/api/instances/{served.uids['overlay']}/frames/1/raw")[1]
+    assert json.loads(raw["X-Lightbox-Pixels"])["overlays"] == 1
+
+
+def test_thumbnail_and_exports_show_overlays(served: Served) -> None:
+    thumb = np.asarray(image(served.get(f"/api/series/{served.series['overlay']}/thumbnail")[2]).convert("L"))
+    assert thumb.shape == (128, 160)  # 64 x 80 fitted into 160: twice as large
+    assert thumb[64, 80] >= 250 and thumb[16, 80] < 100  # in the block; above it, the gradient
+    animation = f"/api/instances/{served.uids['overlay']}/animation?format=gif"
+    on, off = (image(served.get(animation + query)[2]).convert("L") for query in ("", "&overlays=0"))
+    assert on.getpixel((40, 30)) >= 250 and off.getpixel((40, 30)) < 200
+    download = served.get(f"/api/instances/{served.uids['overlay']}/frames/1/rendered?format=png&download=1")[2]
+    assert (np.asarray(image(download))[BLOCK] == 255).all()
+
+
+def test_overlay_layer_route(served: Served) -> None:
+    sop = served.uids["overlay"]
+    status, headers, body = served.get(f"/api/instances/{sop}/frames/1/overlay")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    layer = np.asarray(image(body))
+    assert layer.shape == (64, 80, 4) and (layer[BLOCK] == 255).all()
+    assert layer[..., 3].sum() == 255 * 24 * 40  # nothing outside the block
+    assert served.get(f"/api/instances/{sop}/frames/2/overlay")[0] == 404
+    empty = np.asarray(image(served.get(f"/api/instances/{served.uids['MR_small']}/frames/1/overlay")[2]))
+    assert empty.shape == (64, 64, 4) and not empty[..., 3].any()
+
+
+def test_ultrasound_palette_is_not_black(served: Served) -> None:
+    """8-bit values under a 16-bit descriptor: the same picture as the file they came from."""
+    sop = served.uids["palette-low-16"]
+    picture = np.asarray(image(served.get(f"/api/instances/{sop}/frames/1/rendered?format=png")[2]))
+    original = served.get(f"/api/instances/{served.uids['examples_palette']}/frames/1/rendered?format=png")[2]
+    assert picture.mean() > 15 and np.array_equal(picture, np.asarray(image(original)))
+    thumb = np.asarray(image(served.get(f"/api/series/{served.series['palette-low-16']}/thumbnail")[2]))
+    assert thumb.mean() > 15

@@ -75,9 +75,14 @@ def ours(path: Path, frame: int = 1, **kwargs) -> np.ndarray:
     return png(imaging.render_frame(path, frame, fmt="png", **kwargs).data)
 
 
-def dcmtk_render(path: Path, frame: int, voi: list[str], tmp: Path, tool: str = "dcmj2pnm") -> np.ndarray:
+def dcmtk_render(
+    path: Path, frame: int, options: list[str], tmp: Path, tool: str = "dcmj2pnm", overlays: bool = False
+) -> np.ndarray:
+    """DCMTK's picture of ``frame``; overlays as dcmj2pnm draws them by default, or none."""
     out = tmp / "dcmtk.png"
-    run = subprocess.run([dcmtk(tool), "+on", "-O", "+F", str(frame), *voi, str(path), str(out)], capture_output=True, text=True)
+    shown = [] if overlays else ["-O"]
+    command = [dcmtk(tool), "+on", *shown, "+F", str(frame), *options, str(path), str(out)]
+    run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     return np.asarray(Image.open(out))
 
@@ -126,7 +131,7 @@ def test_corpus_matches_dcmtk(path: Path, tmp_path: Path) -> None:
         tool = "dcml2pnm"
     voi, window = voi_arguments(path)
     for frame in sorted({1, frames}):
-        expected = dcmtk_render(reference, frame, voi, tmp_path, tool)
+        expected = dcmtk_render(reference, frame, voi, tmp_path, tool, overlays=True)
         assert_close(ours(path, frame, window=window), expected, TOLERANCE.get(path.name, DEFAULT_TOLERANCE))
 
 
@@ -271,6 +276,78 @@ def test_palette_colour() -> None:
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 16  # colours, not grey
 
 
+def palette_variant(tmp: Path, tables: str, declared_bits: int) -> Path:
+    """examples_palette.dcm (16-bit entries v << 8) with its tables rewritten: ``low`` 8-bit
+    values in 16-bit words, ``copied`` 8-bit values in both bytes (v * 257), ``packed`` one
+    8-bit entry per byte, ``true16`` 16-bit values whose low byte is noise; under a descriptor
+    of ``declared_bits``."""
+    ds = pydicom.dcmread(corpus_file("examples_palette.dcm"))
+    for colour in ("Red", "Green", "Blue"):
+        values = np.frombuffer(ds[f"{colour}PaletteColorLookupTableData"].value, "<u2") >> 8
+        stored = {"low": values, "copied": values * 257, "true16": values << 8 | (255 - values)}.get(tables)
+        data = values.astype(np.uint8).tobytes() if tables == "packed" else stored.astype("<u2").tobytes()
+        ds[f"{colour}PaletteColorLookupTableData"].value = data
+        ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, declared_bits]
+    path = tmp / f"palette-{tables}-{declared_bits}.dcm"
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize(("tables", "declared_bits"), [("low", 16), ("copied", 16), ("copied", 8), ("true16", 8)])
+def test_palette_depth_judged_like_dcmtk(tmp_path: Path, tables: str, declared_bits: int) -> None:
+    """Ultrasound machines write 8-bit tables under a descriptor of 16 bits: dcmj2pnm shows
+    them black unless told to check the depth (+Mc, --check-lut-depth), as Lightbox always does."""
+    path = palette_variant(tmp_path, tables, declared_bits)
+    mine = ours(path)
+    assert np.array_equal(mine, dcmtk_render(path, 1, ["+Mc"], tmp_path))
+    assert np.array_equal(mine, ours(corpus_file("examples_palette.dcm")))
+    assert mine.mean() > 15  # examples_palette is mostly dark background; black would be 0
+
+
+def test_palette_packed_one_entry_per_byte(tmp_path: Path) -> None:
+    """Entries packed one per byte are 8-bit whatever the descriptor says (dcmj2pnm, even with
+    +Mc, takes the descriptor's 16 bits and shows black): the same picture as under the right
+    descriptor, which DCMTK renders."""
+    right = palette_variant(tmp_path, "packed", 8)
+    mine = ours(palette_variant(tmp_path, "packed", 16))
+    assert np.array_equal(mine, ours(right))
+    assert np.array_equal(mine, dcmtk_render(right, 1, ["+Mc"], tmp_path))
+
+
+def test_palette_big_endian(tmp_path: Path) -> None:
+    """Explicit VR Big Endian (retired) swaps each word of the OW tables; dcmconv writes one."""
+    little = palette_variant(tmp_path, "true16", 16)
+    big = tmp_path / "palette-big-endian.dcm"
+    run = subprocess.run([dcmtk("dcmconv"), "+tb", str(little), str(big)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert pydicom.dcmread(big, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
+    assert np.array_equal(ours(big), ours(little))
+    assert np.array_equal(ours(big), dcmtk_render(big, 1, ["+Mc"], tmp_path))
+
+
+def segmented(values: list[int]) -> bytes:
+    """A segmented table (PS3.3 C.7.9.2): the first value as a discrete segment, then one
+    linear segment per further value, 255 entries apart."""
+    words = [0, 1, values[0]]
+    for value in values[1:]:
+        words += [1, 255, value]
+    return np.asarray(words, "<u2").tobytes()
+
+
+@pytest.mark.parametrize("scale", [1, 257])
+def test_segmented_palette(tmp_path: Path, scale: int) -> None:
+    """Segmented tables (DCMTK has none) expanded by pydicom, then judged like the others:
+    8-bit values under a 16-bit descriptor give the same colours as true 16-bit ones."""
+    ds = make_dataset(PhotometricInterpretation="PALETTE COLOR", BitsAllocated=8, BitsStored=8, HighBit=7, rows=1, columns=256)
+    ds.PixelData = np.arange(256, dtype=np.uint8).tobytes()
+    for colour, ends in (("Red", [0, 255]), ("Green", [255, 0]), ("Blue", [0, 0])):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(ds, f"Segmented{colour}PaletteColorLookupTableData", segmented([v * scale for v in ends]))
+    image = ours(save(ds, tmp_path, "segmented.dcm"))
+    assert image[0, 0].tolist() == [0, 255, 0] and image[0, 255].tolist() == [255, 0, 0]
+    assert image[0, 128].tolist() == [128, 127, 0]
+
+
 def multiframe(tmp_path: Path, frames: int = 5, syntax: str | None = None) -> Path:
     stack = np.stack([np.full((32, 48), 200 * (i + 1), dtype=np.uint16) for i in range(frames)])
     stack[:, :4, :4] = 0
@@ -376,7 +453,7 @@ def test_thumbnails_are_cached_with_a_cap(tmp_path: Path) -> None:
     thumbs.cache.max_bytes = len(first.data) + 10  # room for one: the older one goes
     thumbs.get(paths[1])
     names = list(cache.iterdir())
-    assert len(names) == 1 and names[0] == thumbs.cache.path(f"{paths[1].resolve()}:1:64", ".jpg")
+    assert len(names) == 1 and names[0] == thumbs.cache.path(thumbs.key(paths[1], 1), ".jpg")
     assert all("CT" not in n.name for n in names)
 
 

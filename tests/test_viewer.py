@@ -20,6 +20,7 @@ from appliance.archive import Archive
 from appliance.web import frames
 from tests.conftest import IN_CI, require
 from tests.dicomgen import make_dataset, write
+from tests.test_overlays import add_overlay, gradient_image
 
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
 CHROMIUM = "/usr/bin/chromium"
@@ -33,8 +34,9 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8">
 
 
 def write_corpus(folder: Path) -> dict[str, str]:
-    """A 5-slice CT-like series with 0.5 mm pixels, a 10-frame colour loop, an uncalibrated image."""
-    series = {"ct": generate_uid(), "us": generate_uid(), "plain": generate_uid()}
+    """A 5-slice CT-like series with 0.5 mm pixels, a 10-frame colour loop, an uncalibrated image,
+    a grayscale and a colour image with an overlay plane (a filled block)."""
+    series = {name: generate_uid() for name in ("ct", "us", "plain", "overlay", "colour-overlay")}
     study = generate_uid()
     y, x = np.mgrid[0:96, 0:128]
     for i in range(5):
@@ -53,6 +55,14 @@ def write_corpus(folder: Path) -> dict[str, str]:
     write(loop, folder / "us.dcm")
     plain = make_dataset(study_uid=study, series_uid=series["plain"], rows=64, columns=64)
     write(plain, folder / "plain.dcm")
+    grey = gradient_image()
+    colour = make_dataset(SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0,
+                          BitsAllocated=8, BitsStored=8, HighBit=7, rows=48, columns=64)  # fmt: skip
+    colour.PixelData = np.full((48, 64, 3), (60, 90, 120), np.uint8).tobytes()
+    for name, ds in (("overlay", grey), ("colour-overlay", colour)):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[name]
+        add_overlay(ds, 0x6000, [np.ones((20, 30), bool)], (21, 21))  # rows 20-39, columns 20-49
+        write(ds, folder / f"{name}.dcm")
     return series
 
 
@@ -129,6 +139,14 @@ def canvas_sum(page: Any) -> int:
     return page.evaluate("""() => { const c = document.querySelector('.lbv-canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] + 3 * d[i + 2]; return s; }""")
+
+
+def pixel(page: Any, x: float, y: float) -> list[int]:
+    """The canvas's colour at image pixel (x, y)."""
+    return page.evaluate(f"""() => {{ const v = document.getElementById('viewer').lightboxViewer;
+        const [cx, cy] = v.imageToCanvas({x} + 0.5, {y} + 0.5), ratio = window.devicePixelRatio || 1;
+        const d = v.canvas.getContext('2d').getImageData(Math.floor(cx * ratio), Math.floor(cy * ratio), 1, 1).data;
+        return [d[0], d[1], d[2]]; }}""")
 
 
 def image_point(page: Any, x: float, y: float) -> tuple[float, float]:
@@ -263,6 +281,34 @@ def test_pinch_zooms_and_one_finger_drags(open_series: Any) -> None:
         touch("touchMove", [(x + 20 * step, y)])
     touch("touchEnd", [])
     assert state(page)["width"] > before["width"]
+
+
+@pytest.mark.parametrize("name", ["overlay", "colour-overlay"])
+def test_overlays_shown_and_hidden(open_series: Any, name: str) -> None:
+    """Grayscale frames come raw and colour ones rendered without overlays: either way the
+    overlay layer goes over them in white, and the button takes it away and back."""
+    page = open_series(name, 1)
+    assert state(page)["overlays"] is True and not page.is_disabled(".lbv-overlays")
+    assert pixel(page, 30, 25) == [255, 255, 255]
+    under = pixel(page, 30, 55 if name == "overlay" else 45)  # below the block: the image itself
+    with page.expect_download() as download:
+        page.click(".lbv-export-png")
+    assert Image.open(download.value.path()).convert("RGB").getpixel((30, 25)) == (255, 255, 255)
+    page.click(".lbv-overlays")
+    assert state(page)["overlays"] is False and page.get_attribute(".lbv-overlays", "aria-pressed") == "false"
+    hidden = pixel(page, 30, 25)
+    assert max(hidden) < 200 and (name == "overlay" or hidden == under)
+    assert "overlays=0" in page.get_attribute(".lbv-export-gif", "href")
+    with page.expect_download() as download:
+        page.click(".lbv-export-png")
+    assert max(Image.open(download.value.path()).convert("RGB").getpixel((30, 25))) < 200
+    page.click(".lbv-overlays")
+    assert pixel(page, 30, 25) == [255, 255, 255] and "overlays=0" not in page.get_attribute(".lbv-export-gif", "href")
+
+
+def test_overlay_button_is_off_without_overlays(open_series: Any) -> None:
+    page = open_series("ct", 5)
+    assert page.is_disabled(".lbv-overlays")
 
 
 def test_without_login_the_viewer_says_so(site: tuple[str, dict[str, str]], browser: Any) -> None:

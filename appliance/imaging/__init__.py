@@ -2,9 +2,10 @@
 
 Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 
-- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=)`` -> ``Rendered``
+- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=, overlays=)`` -> ``Rendered``
 - ``raw_frame(path, frame)`` -> ``RawFrame`` (16-bit values and their LUT parameters)
-- ``image_info(path)`` -> dict (size, windows, calibration, frame timing; header only)
+- ``overlay_layer(path, frame)`` -> ``Rendered`` (the frame's overlay planes alone, PNG with alpha)
+- ``image_info(path)`` -> dict (size, windows, calibration, frame timing, overlays; header only)
 - ``animation(path, fmt=)`` -> ``Rendered`` (every frame as one animated GIF or WebP)
 - ``Thumbnails`` -> series thumbnails in a size-capped disk cache
 
@@ -23,15 +24,16 @@ from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
 from appliance.imaging.grayscale import FUNCTIONS, Window
-from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, render
+from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, render, render_layer
 from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, TooLarge
 
 __all__ = [
     "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
-    "Thumbnails", "TooLarge", "Window", "animation", "image_info", "raw_frame", "render_frame",
+    "Thumbnails", "TooLarge", "Window", "animation", "image_info", "overlay_layer", "raw_frame", "render_frame",
 ]  # fmt: skip
 
 MB = 1024 * 1024
+THUMBNAIL_VERSION = 2  # raised when rendering changes, so that cached thumbnails are made again
 
 
 @dataclass(frozen=True)
@@ -61,20 +63,29 @@ def render_frame(
     fmt: str = "jpeg",
     quality: int = 90,
     invert: bool = False,
+    overlays: bool = True,
     options: ImagingOptions = DEFAULTS,
 ) -> Rendered:
     """Frame ``frame`` (from 1) as a JPEG, PNG or WebP picture, fitted into ``size``
-    (width, height) when given.  ``window`` overrides the file's VOI."""
+    (width, height) when given.  ``window`` overrides the file's VOI; ``overlays`` burns in
+    the overlay planes."""
     if isinstance(window, tuple):
         window = Window(float(window[0]), float(window[1]))
     width, height = size or (None, None)
     with FrameSource(path, options.max_decode_bytes) as source:
-        return render(source, frame - 1, View(window, invert, width, height), fmt, quality)
+        return render(source, frame - 1, View(window, invert, width, height, overlays), fmt, quality)
 
 
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
     with FrameSource(path, options.max_decode_bytes) as source:
         return raw(source, frame - 1)
+
+
+def overlay_layer(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> Rendered:
+    """The overlay planes of frame ``frame`` (from 1) alone, as a PNG with transparency to lay
+    over the frame (``overlays``: how many planes it holds)."""
+    with FrameSource(path, options.max_decode_bytes) as source:
+        return render_layer(source, frame - 1)
 
 
 def animation(
@@ -84,22 +95,23 @@ def animation(
     window: Window | None = None,
     invert: bool = False,
     size: tuple[int | None, int | None] | None = None,
+    overlays: bool = True,
     options: ImagingOptions = DEFAULTS,
 ) -> Rendered:
     """All frames as one looping animation at the file's frame rate (for sharing a cine)."""
     width, height = size or (None, None)
     with FrameSource(path, options.max_decode_bytes) as source:
-        return Rendered(animate(source, fmt, View(window, invert, width, height)), ANIMATED[fmt])
+        return Rendered(animate(source, fmt, View(window, invert, width, height, overlays)), ANIMATED[fmt])
 
 
 def image_info(path: Path, *, options: ImagingOptions = DEFAULTS) -> dict[str, Any]:
     """Header facts for a viewer; ``too_large`` tells it that frames will be refused."""
     try:
         with FrameSource(path, options.max_decode_bytes) as source:
-            return {**describe(source.ds, source.frames), "too_large": False}
+            return {**describe(source.ds, source.frames, source.overlays), "too_large": False}
     except TooLarge:
         with FrameSource(path, max_decode_bytes=1 << 62) as source:
-            return {**describe(source.ds, source.frames), "too_large": True}
+            return {**describe(source.ds, source.frames, source.overlays), "too_large": True}
 
 
 class Thumbnails:
@@ -110,12 +122,15 @@ class Thumbnails:
         self.cache = DiskCache(folder, options.thumbnail_cache_mb * MB)
 
     def get(self, path: Path, frame: int = 1) -> Rendered:
-        """The thumbnail of ``frame`` of the stored file ``path``.  Stored files are
-        content-addressed, so the path and frame name the picture for good."""
+        """The thumbnail of ``frame`` of the stored file ``path``, overlays drawn."""
         side = self.options.thumbnail_size
-        key = f"{Path(path).resolve()}:{frame}:{side}"
 
         def make() -> bytes:
             return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data
 
-        return Rendered(self.cache.get_or_make(key, ".jpg", make), "image/jpeg")
+        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make), "image/jpeg")
+
+    def key(self, path: Path, frame: int) -> str:
+        """Stored files are content-addressed, so the path and frame name the picture for good
+        (until rendering changes: ``THUMBNAIL_VERSION``)."""
+        return f"{Path(path).resolve()}:{frame}:{self.options.thumbnail_size}:v{THUMBNAIL_VERSION}"

@@ -7,14 +7,15 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from appliance.imaging import grayscale
+from appliance.imaging.overlays import Plane
 
 # Sequence of Ultrasound Regions, Physical Units X/Y Direction (PS3.3 C.8.5.5.1.15): 3 is cm.
 _US_UNITS = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds",
              7: "cm/sec", 8: "cm2", 9: "cm2/sec", 0xA: "cm3", 0xB: "cm3/sec", 0xC: "degrees"}  # fmt: skip
 
 
-def describe(ds: Dataset, frames: int) -> dict[str, Any]:
-    """Size, presentation and calibration of one instance."""
+def describe(ds: Dataset, frames: int, overlays: tuple[Plane, ...]) -> dict[str, Any]:
+    """Size, presentation, calibration and overlay planes of one instance."""
     windows = grayscale.file_windows(grayscale.frame_attributes(ds, 0))
     return {
         "rows": int(ds.get("Rows") or 0),
@@ -38,6 +39,7 @@ def describe(ds: Dataset, frames: int) -> dict[str, Any]:
         "slice_location": _float(ds.get("SliceLocation")),
         "slice_thickness": _float(ds.get("SliceThickness")),
         "acquisition_date": str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", "")),
+        "overlays": [plane.as_dict() for plane in overlays],
     }
 
 

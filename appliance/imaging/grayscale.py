@@ -76,7 +76,7 @@ class Grayscale:
     def to_uint8(self, stored: np.ndarray) -> np.ndarray:
         """Stored values (any integer or float array) -> uint8 display values."""
         if stored.dtype in (np.uint8, np.int8, np.uint16, np.int16):
-            return self.table(stored.dtype)[stored.view(_UNSIGNED[stored.dtype])]
+            return self.table(stored.dtype)[stored.view(UNSIGNED[stored.dtype])]
         return _round_uint8(self.display(self.modality(stored)))
 
     def table(self, dtype: np.dtype) -> np.ndarray:
@@ -87,9 +87,7 @@ class Grayscale:
         return self._compute_table(np.dtype(dtype))
 
     def _compute_table(self, dtype: np.dtype) -> np.ndarray:
-        unsigned = _UNSIGNED[dtype]
-        domain = np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(dtype)
-        return _round_uint8(self.display(self.modality(domain)))
+        return _round_uint8(self.display(self.modality(every_value(dtype))))
 
 
 @functools.lru_cache(maxsize=64)
@@ -99,7 +97,14 @@ def _linear_table(dtype: str, slope: float, intercept: float, window: Window | N
     return table
 
 
-_UNSIGNED = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
+UNSIGNED = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
+
+
+def every_value(dtype: np.dtype) -> np.ndarray:
+    """Every value of an 8 or 16-bit integer dtype, in the order of its unsigned view: a table
+    computed over them is indexed by ``values.view(UNSIGNED[dtype])``."""
+    unsigned = UNSIGNED[np.dtype(dtype)]
+    return np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(dtype)
 
 
 def _round_uint8(values: np.ndarray) -> np.ndarray:

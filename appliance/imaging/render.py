@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance.imaging import color, grayscale
+from appliance.imaging import color, grayscale, overlays
 from appliance.imaging.grayscale import Grayscale, Window
 from appliance.imaging.source import FrameSource, ImagingError
 
@@ -26,6 +26,7 @@ class Rendered:
     data: bytes
     media_type: str
     passed_through: bool = False  # the stored JPEG bytes, not decoded
+    overlays: int = 0  # overlay planes on the frame, drawn or not
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class View:
     invert: bool = False
     width: int | None = None
     height: int | None = None
+    overlays: bool = True  # burn in the overlay planes (60xx), as DCMTK does by default
 
     @property
     def resized(self) -> bool:
@@ -57,27 +59,38 @@ class View:
 def render(source: FrameSource, index: int, view: View, fmt: str = "jpeg", quality: int = 90) -> Rendered:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    if fmt == "jpeg" and _stored_jpeg_fits(source, view):
+    planes = len(overlays.on_frame(source, index))
+    if fmt == "jpeg" and not (view.overlays and planes) and _stored_jpeg_fits(source, view):
         data = source.encoded_frame(index)
         if data[:2] == b"\xff\xd8":
-            return Rendered(data, FORMATS["jpeg"], passed_through=True)
+            return Rendered(data, FORMATS["jpeg"], passed_through=True, overlays=planes)
     image = to_image(source, index, view)
     if view.resized:
         image = fit(image, view.width, view.height)
-    return Rendered(encode(image, fmt, quality), FORMATS[fmt])
+    return Rendered(encode(image, fmt, quality), FORMATS[fmt], overlays=planes)
+
+
+def render_layer(source: FrameSource, index: int) -> Rendered:
+    """The overlays of frame ``index`` alone, as a PNG with transparency at the frame's size."""
+    source.check_frame(index)
+    image = Image.fromarray(overlays.layer(source, index), "RGBA")
+    return Rendered(encode(image, "png", 0), FORMATS["png"], overlays=len(overlays.on_frame(source, index)))
 
 
 def to_image(source: FrameSource, index: int, view: View) -> Image.Image:
-    """Frame ``index`` through the whole display pipeline, as an 8-bit L or RGB image."""
+    """Frame ``index`` through the whole display pipeline, overlays last, as an 8-bit L or RGB
+    image."""
     frame, photometric = source.decode(index)
     if photometric in MONOCHROME:
-        pipeline = pipeline_for(source, index, frame, view)
-        pixels = pipeline.to_uint8(frame)
-        return Image.fromarray(pixels, "L")
-    rgb = color.to_rgb8(frame, photometric, source.ds)
-    if view.invert:
-        rgb = 255 - rgb
-    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+        pixels = pipeline_for(source, index, frame, view).to_uint8(frame)
+    else:
+        pixels = color.to_rgb8(frame, photometric, source.ds)
+        if view.invert:
+            pixels = 255 - pixels
+    if view.overlays:
+        pixels = pixels if pixels.flags.writeable else pixels.copy()
+        overlays.draw([pixels], source, index)
+    return Image.fromarray(np.ascontiguousarray(pixels), "L" if pixels.ndim == 2 else "RGB")
 
 
 def pipeline_for(source: FrameSource, index: int, frame: np.ndarray, view: View) -> Grayscale:
@@ -115,6 +128,7 @@ def raw(source: FrameSource, index: int) -> RawFrame:
         "intercept": intercept,
         "window": window.as_dict(),
         "invert": pipeline.invert,
+        "overlays": len(overlays.on_frame(source, index)),
     }
     return RawFrame(values.tobytes(), parameters)
 

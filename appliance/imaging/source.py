@@ -24,6 +24,8 @@ from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from appliance.imaging.overlays import Plane, planes
+
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 HEADER_CACHE_SIZE = 32
@@ -59,7 +61,7 @@ class FrameSource:
         self._file: BinaryIO = open(self.path, "rb")
         try:
             stat = os.fstat(self._file.fileno())
-            self.ds, self.transfer_syntax, self.pixels = _header(str(self.path), stat.st_mtime_ns, stat.st_size)
+            self.ds, self.transfer_syntax, self.pixels, self.overlays = _header(str(self.path), stat.st_mtime_ns, stat.st_size)
             self.rows = _whole(self.ds, "Rows", 0)
             self.columns = _whole(self.ds, "Columns", 0)
             self.samples = _whole(self.ds, "SamplesPerPixel", 1)
@@ -120,6 +122,25 @@ class FrameSource:
         photometric = str(meta.get("photometric_interpretation", self.photometric)).strip().upper()
         return array, photometric
 
+    def stored_values(self, index: int) -> np.ndarray:
+        """Frame ``index`` of native (not encapsulated) single-sample pixel data as stored,
+        row by row, unused high bits included: the decoder clears them, but retired overlays
+        live there."""
+        self.check_frame(index)
+        if self.encapsulated or self.samples != 1 or self.bits_allocated not in (8, 16):
+            raise ImagingError("stored values are read from native 8 or 16-bit single-sample pixel data only")
+        size = self.rows * self.columns * self.bits_allocated // 8
+        data = self.read_at(self.pixels.value_offset + index * size, size)
+        if len(data) < size or (index + 1) * size > self.pixels.length:
+            raise ImagingError(f"pixel data ends within frame {index + 1}")
+        order = "<" if self.transfer_syntax.is_little_endian else ">"
+        return np.frombuffer(data, np.uint8 if self.bits_allocated == 8 else order + "u2")
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the file from ``offset`` (for values left on disk)."""
+        self._file.seek(offset)
+        return self._file.read(length)
+
     def encoded_frame(self, index: int) -> bytes:
         """The encoded bytes of frame ``index`` of encapsulated pixel data, as stored."""
         self.check_frame(index)
@@ -136,16 +157,16 @@ class FrameSource:
 
 
 @functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
-def _header(path: str, mtime_ns: int, size: int) -> tuple[Dataset, UID, PixelElement]:
-    """The parsed header of a file, kept for the next frames of the same file (a cine loop asks
-    for 30 in a row).  Keyed by modification time and size too, although stored files never
-    change (their names are their hashes).  Callers only read the dataset."""
+def _header(path: str, mtime_ns: int, size: int) -> tuple[Dataset, UID, PixelElement, tuple[Plane, ...]]:
+    """The parsed header of a file and its overlay planes, kept for the next frames of the same
+    file (a cine loop asks for 30 in a row).  Keyed by modification time and size too, although
+    stored files never change (their names are their hashes).  Callers only read the dataset."""
     with open(path, "rb") as f:
         ds = _read_header(f)
         syntax = UID(ds.file_meta.TransferSyntaxUID)
         if syntax == DeflatedExplicitVRLittleEndian:  # ingest refuses it too
             raise ImagingError("deflated transfer syntax is not supported")
-        return ds, syntax, _pixel_element(f, syntax)
+        return ds, syntax, _pixel_element(f, syntax), planes(ds)
 
 
 def _read_header(f: BinaryIO) -> Dataset:

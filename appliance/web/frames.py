@@ -2,11 +2,13 @@
 
     GET /api/instances/<sop_uid>/frames/<n>/rendered   JPEG/PNG/WebP of frame n (from 1)
         ?window=C,W or ?window-center=&window-width= (as Orthanc)   ?function=LINEAR|LINEAR_EXACT|SIGMOID
-        ?width=&height= (fit)   ?format=jpeg|png|webp
+        ?width=&height= (fit)   ?format=jpeg|png|webp   ?overlays=1|0 (burn in overlay planes; default 1)
         ?quality=1..100   ?invert=1   ?download=1 (attachment named without patient data)
+        X-Lightbox-Overlays: the number of overlay planes on the frame, drawn or not
     GET /api/instances/<sop_uid>/frames/<n>/raw        16-bit values; X-Lightbox-Pixels: LUT parameters
+    GET /api/instances/<sop_uid>/frames/<n>/overlay    the frame's overlay planes alone (PNG with alpha)
     GET /api/instances/<sop_uid>/animation             every frame as a looping GIF or WebP
-        ?format=gif|webp, and window, invert, width, height, download as above
+        ?format=gif|webp, and window, invert, width, height, overlays, download as above
     GET /api/series/<series_uid>/thumbnail             JPEG of a representative frame (cached)
     GET /api/series/<series_uid>/viewer                JSON: instances in order, frames, calibration
 
@@ -85,7 +87,15 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         quality = _bounded(query, "quality", 1, 100) or 90
         picture = imaging.render_frame(archive.file_path(entry.file_key), frame, fmt=fmt, quality=quality,
                                        options=options, **_view(query))  # fmt: skip
-        return _picture(picture, f"image-{entry.instance_number or 0}-frame-{frame}.{EXTENSIONS[fmt]}")
+        response = _picture(picture, f"image-{entry.instance_number or 0}-frame-{frame}.{EXTENSIONS[fmt]}")
+        response.set_header("X-Lightbox-Overlays", str(picture.overlays))
+        return response
+
+    def overlay(sop_uid: str, n: str) -> bottle.HTTPResponse:
+        entry = instance_or_404(sop_uid)
+        frame = _frame_number(n)
+        picture = imaging.overlay_layer(archive.file_path(entry.file_key), frame, options=options)
+        return _picture(picture, f"overlay-{entry.instance_number or 0}-frame-{frame}.png")
 
     def animation(sop_uid: str) -> bottle.HTTPResponse:
         entry = instance_or_404(sop_uid)
@@ -130,6 +140,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
 
     route("/api/instances/<sop_uid>/frames/<n>/rendered", rendered)
     route("/api/instances/<sop_uid>/frames/<n>/raw", raw)
+    route("/api/instances/<sop_uid>/frames/<n>/overlay", overlay)
     route("/api/instances/<sop_uid>/animation", animation)
     route("/api/series/<series_uid>/thumbnail", thumbnail)
     route("/api/series/<series_uid>/viewer", viewer)
@@ -162,11 +173,15 @@ def _format(query: bottle.FormsDict, formats: dict[str, str], default: str) -> s
 
 
 def _view(query: bottle.FormsDict) -> dict[str, Any]:
-    """The window, inversion and fit box a picture request asks for."""
+    """The window, inversion, fit box and overlays a picture request asks for."""
+    overlays = query.get("overlays", "1")
+    if overlays not in ("0", "1"):
+        raise Refused(400, "overlays must be 0 or 1")
     return {
         "window": _window(query),
         "invert": query.get("invert") == "1",
         "size": (_bounded(query, "width", 1, MAX_SIDE), _bounded(query, "height", 1, MAX_SIDE)),
+        "overlays": overlays == "1",
     }
 
 

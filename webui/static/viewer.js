@@ -4,6 +4,8 @@
 
    Grayscale frames come as raw 16-bit values (/api/instances/<sop>/frames/<n>/raw) and are
    windowed here, so window/level needs no round trip; colour frames come rendered (JPEG).
+   Overlay planes (60xx) come apart, as a transparent PNG per frame laid over the picture, so
+   that the Overlays button shows and hides them at once.
    Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
    (window/level, pan, zoom, measure), middle drag = pan.  Keys: arrows, Home/End, space = cine.
    Touch: one finger = the active tool, two fingers = pinch zoom and pan.
@@ -44,6 +46,7 @@
       this.tool = "wl";
       this.window = null;        // {center, width} in modality units, null: the frame's own
       this.invert = false;
+      this.showOverlays = true;  // as DCMTK and the rendered pictures: overlays on by default
       this.view = { scale: 1, tx: 0, ty: 0, fit: true };
       this.measure = null;       // {a: [x, y], b: [x, y]} in image pixels
       this.playing = false;
@@ -75,6 +78,10 @@
         return button;
       };
       action("Invert", "lbv-invert", () => { this.invert = !this.invert; this.draw(); });
+      this.overlayButton = action("Overlays", "lbv-overlays", () => this.toggleOverlays(),
+        "Show or hide the overlay planes (outlines, annotations)");
+      this.overlayButton.classList.add("lbv-active");
+      this.overlayButton.setAttribute("aria-pressed", "true");
       action("Reset", "lbv-reset", () => this.reset());
       action("Fit", "lbv-fit", () => { this.fitView(); this.draw(); });
       action("1:1", "lbv-actual", () => this.actualSize(), "Actual size");
@@ -133,6 +140,7 @@
         this.presetSelect.append(el("option", { value: String(i) }, `${preset.name} (${preset.center}/${preset.width})`));
       });
       this.presetSelect.disabled = !this.info.image.grayscale;
+      this.overlayButton.disabled = !(this.info.image.overlays || []).length;
       if (!this.info.image.grayscale && this.tool === "wl") this.setTool("pan");
       if (this.info.image.too_large) this.status.textContent = "This image is too large to display.";
       this.resize();
@@ -185,13 +193,22 @@
           if (v < min) min = v;
           if (v > max) max = v;
         }
+        const overlay = p.overlays > 0 ? await this.fetchOverlay(base) : null;
         return { kind: "raw", values, min, max, rows: p.rows, columns: p.columns, slope: p.slope,
-                 intercept: p.intercept, window: p.window, invert: p.invert, entry };
+                 intercept: p.intercept, window: p.window, invert: p.invert, overlay, entry };
       }
-      const response = await fetch(`${base}/rendered?format=jpeg&quality=92`, { credentials: "same-origin" });
+      const response = await fetch(`${base}/rendered?format=jpeg&quality=92&overlays=0`, { credentials: "same-origin" });
       if (!response.ok) throw new Error(await this.reason(response));
       const bitmap = await createImageBitmap(await response.blob());
-      return { kind: "bitmap", bitmap, rows: bitmap.height, columns: bitmap.width, entry };
+      const planes = Number(response.headers.get("X-Lightbox-Overlays") || 0);
+      const overlay = planes > 0 ? await this.fetchOverlay(base) : null;
+      return { kind: "bitmap", bitmap, rows: bitmap.height, columns: bitmap.width, overlay, entry };
+    }
+
+    async fetchOverlay(base) {
+      const response = await fetch(`${base}/overlay`, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(await this.reason(response));
+      return createImageBitmap(await response.blob());
     }
 
     async reason(response) {
@@ -224,6 +241,7 @@
       this.status.textContent = "";
       const sizeChanged = !this.current || this.current.rows !== frame.rows || this.current.columns !== frame.columns;
       this.current = frame;
+      if (frame.overlay) this.overlayButton.disabled = false;
       if (sizeChanged && this.view.fit) this.fitView();
       this.paintFrame();
       this.draw();
@@ -363,12 +381,26 @@
       const v = this.view;
       ctx.setTransform(ratio * v.scale, 0, 0, ratio * v.scale, ratio * v.tx, ratio * v.ty);
       ctx.imageSmoothingEnabled = v.scale < 1;
-      ctx.filter = this.current.kind === "bitmap" && this.invert ? "invert(1)" : "none";
-      ctx.drawImage(this.offscreen, 0, 0);
-      ctx.filter = "none";
+      this.composeFrame(ctx);
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
       this.drawMeasure(ctx);
       this.writeOverlays();
+    }
+
+    /** The frame (inverted here when it came rendered) and, over it, its overlays in white. */
+    composeFrame(ctx) {
+      ctx.filter = this.current.kind === "bitmap" && this.invert ? "invert(1)" : "none";
+      ctx.drawImage(this.offscreen, 0, 0);
+      ctx.filter = "none";
+      if (this.showOverlays && this.current.overlay) ctx.drawImage(this.current.overlay, 0, 0);
+    }
+
+    toggleOverlays() {
+      this.showOverlays = !this.showOverlays;
+      this.overlayButton.classList.toggle("lbv-active", this.showOverlays);
+      this.overlayButton.setAttribute("aria-pressed", String(this.showOverlays));
+      this.draw();
+      this.updateLinks();
     }
 
     drawMeasure(ctx) {
@@ -596,9 +628,7 @@
       const canvas = document.createElement("canvas");
       canvas.width = source.width;
       canvas.height = source.height;
-      const ctx = canvas.getContext("2d");
-      ctx.filter = this.current.kind === "bitmap" && this.invert ? "invert(1)" : "none";
-      ctx.drawImage(source, 0, 0);
+      this.composeFrame(canvas.getContext("2d"));
       canvas.toBlob((blob) => {
         const link = el("a", { href: URL.createObjectURL(blob), download: `image-${this.index + 1}.${format === "png" ? "png" : "jpg"}` });
         document.body.append(link);
@@ -614,6 +644,7 @@
       const params = new URLSearchParams({ download: "1" });
       if (this.window) params.set("window", `${this.window.center},${this.window.width}`);
       if (this.invert) params.set("invert", "1");
+      if (!this.showOverlays) params.set("overlays", "0");
       const base = `/api/instances/${encodeURIComponent(entry.sop)}/animation?`;
       params.set("format", "gif");
       this.gifLink.href = base + params;
@@ -625,7 +656,7 @@
     state() {
       const w = this.activeWindow();
       return { frame: this.index + 1, frames: this.frames.length, center: w.center, width: w.width,
-               scale: this.view.scale, playing: this.playing, invert: this.invert,
+               scale: this.view.scale, playing: this.playing, invert: this.invert, overlays: this.showOverlays,
                measurement: this.measure ? this.measureText() : null };
     }
   }
