@@ -181,6 +181,10 @@ class Archive:
     def identity_of(self, study_uid: str) -> corrections.Identity | None:
         return corrections.identity_of(study_uid)
 
+    def same_id_patients(self, study_uid: str) -> list[dict[str, Any]]:
+        """Other identities under this study's Patient ID (to merge with)."""
+        return corrections.same_id_patients(study_uid)
+
     def studies_of_patient(self, study_uid: str) -> list[str]:
         """Every study of the patient (identity) that ``study_uid`` belongs to, itself included."""
         return corrections.studies_of_patient(study_uid)

@@ -135,6 +135,23 @@ def identity_of(study_uid: str) -> Identity | None:
     return Identity(p.name, p.patient_id, p.issuer, p.birth_date)
 
 
+def same_id_patients(study_uid: str) -> list[dict[str, Any]]:
+    """The other identities sharing this study's Patient ID (a flagged conflict): name, birth
+    date, how many studies, and one study of each (to merge into)."""
+    study = Study.get_or_none(Study.study_uid == study_uid)
+    if study is None or not study.patient.patient_id:
+        return []
+    me = study.patient
+    others = Patient.select().where(
+        (Patient.patient_id == me.patient_id) & (Patient.issuer == me.issuer) & (Patient.id != me.id)
+    )
+    return [
+        {"name": p.name, "birth_date": p.birth_date, "studies": p.num_studies,
+         "study_uid": Study.select(Study.study_uid).where(Study.patient == p).scalar()}
+        for p in others
+    ]  # fmt: skip
+
+
 def studies_of_patient(study_uid: str) -> list[str]:
     study = Study.get_or_none(Study.study_uid == study_uid)
     if study is None:

@@ -15,7 +15,7 @@ from appliance.archive import Archive
 from appliance.backup.schedule import Trigger
 from appliance.config import Settings
 from appliance.imaging import ImagingOptions
-from appliance.web import accounts, admin, backup, devices, downloads, frames, studies
+from appliance.web import accounts, admin, backup, corrections, devices, downloads, frames, studies
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -61,7 +61,7 @@ def make_app(
         answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
         return answer
 
-    for module in (accounts, studies, downloads):
+    for module in (accounts, studies, downloads, corrections):
         module.install(app, archive, guard)
     admin.install(app, archive, guard, settings)
     devices.install(app, archive, guard, settings.aet if settings is not None else config.BY_NAME["aet"].default)

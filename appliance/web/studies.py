@@ -109,9 +109,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     @app.get("/studies/<study_uid>")
     @guard
     def study_page(study_uid: str):
+        user = guard.user()
+        manage = {  # the admin part: the patient's other records and studies (to fix and merge)
+            "others": archive.same_id_patients(study_uid),
+            "patient_studies": len(archive.studies_of_patient(study_uid)),
+        } if user.is_admin else {}  # fmt: skip
         return render(
-            "study.tpl", user=guard.user(), csrf=guard.csrf_token(), section="studies",
-            detail=detail(study_uid),
+            "study.tpl", user=user, csrf=guard.csrf_token(), section="studies", detail=detail(study_uid), **manage,
         )  # fmt: skip
 
     @app.get("/api/studies/<study_uid>")

@@ -1,10 +1,10 @@
-% rebase('base.tpl', title='Study', scripts=['viewer.js', 'study.js'], styles=['viewer.css'])
+% rebase('base.tpl', title='Study', scripts=['viewer.js', 'study.js', 'corrections.js'], styles=['viewer.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{s['description'] or 'Study'}} · {{dicom_date(s['study_date'])}}</span></h1>
 <div id="study" data-study-uid="{{s['study_uid']}}" data-images="{{s['num_instances']}}"></div>
 % if s['identity_conflict']:
-<p class="notice" role="note">Warning: another patient record has the same Patient ID with a different name or birth date.</p>
+<p class="notice" role="note">Warning: another patient record has the same Patient ID with a different name or birth date.{{!' <a href="#manage">Resolve it</a>' if user.is_admin else ''}}</p>
 % end
 <section class="details" aria-label="Patient and study">
 <dl>
@@ -44,7 +44,7 @@
       <ul class="images">
 %     for i in se['instances']:
 %       frames = i['number_of_frames'] or 1
-        <li>Image {{i['instance_number'] if i['instance_number'] is not None else '?'}}{{' (%d frames)' % frames if frames > 1 else ''}}:
+        <li data-sop-uid="{{i['sop_uid']}}">Image {{i['instance_number'] if i['instance_number'] is not None else '?'}}{{' (%d frames)' % frames if frames > 1 else ''}}:
           <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=jpeg&amp;download=1" download>JPEG</a>
           <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=png&amp;download=1" download>PNG</a></li>
 %     end
@@ -54,3 +54,6 @@
 </li>
 % end
 </ol>
+% if user.is_admin:
+%   include('study_manage.tpl', detail=detail, others=others, patient_studies=patient_studies)
+% end
