@@ -31,6 +31,12 @@ def require(path: str | Path) -> Path:
     return path
 
 
+# Debian's Chromium; Ubuntu ships it only as a snap.
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/snap/bin/chromium") if Path(p).exists()), "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
 def dcmtk(tool: str) -> str:
     # Always the Debian path: pynetdicom installs look-alike scripts that shadow DCMTK on PATH.
     return str(require(DCMTK / tool))

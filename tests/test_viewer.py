@@ -18,14 +18,11 @@ from pydicom.uid import generate_uid
 
 from appliance.archive import Archive
 from appliance.web import frames
-from tests.conftest import IN_CI, require
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, require
 from tests.dicomgen import make_dataset, write
 from tests.test_overlays import add_overlay, gradient_image
 
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="/static/viewer.css"><script src="/static/viewer.js"></script></head>
 <body style="margin:0"><div id="viewer" style="width:900px;height:640px"></div>

@@ -13,12 +13,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
-from conftest import IN_CI, LightboxProcess, require
+from conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, LightboxProcess, require
 from web import ADMIN, ADMIN_PASSWORD, running, send_study, setup_code
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).parent / "artifacts"
 HOSTILE = "<b>bold</b><script>alert(2)</script>^Eve"
 TIMEOUT_MS = 15_000
