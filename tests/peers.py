@@ -133,6 +133,13 @@ class Orthanc:
             content = rsp.read()
         return content if raw else json.loads(content or b"null")
 
+    def save_instances(self, folder: Path) -> list[Path]:
+        """Every instance Orthanc holds, as its file, into ``folder``."""
+        folder.mkdir(parents=True)
+        for n, instance in enumerate(self.rest("GET", "/instances")):
+            (folder / f"{n}.dcm").write_bytes(self.rest("GET", f"/instances/{instance}/file", raw=True))
+        return sorted(folder.iterdir())
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)

@@ -22,6 +22,7 @@ from pydicom.uid import UID, generate_uid
 from conftest import dcmtk
 from peers import StoreSCP, private_network
 from test_forwarding import wait_for
+from test_retrieve import add_node, movescu_to_storescp
 
 # (pydicom test file, lossless): every decoder Lightbox uses on the way out.
 SOURCES = (
@@ -92,27 +93,10 @@ def assert_same_identity_and_pixels(sent: list[Path], received: list[Path]) -> N
             assert np.array_equal(got.pixel_array, original.pixel_array), name
 
 
-def add_node(server, aet: str, port: int, allow: str) -> None:
-    result = server.cli("node", "add", "--aet", aet, "--host", "127.0.0.1", "--port", str(port), "--allow", allow)
-    assert result.returncode == 0, result.stderr
-
-
 def test_cmove_to_an_uncompressed_only_storescp_keeps_every_uid(netns, lightbox, tmp_path):
     study_uid, files = compressed_study(tmp_path / "sent")
     assert lightbox.cli("import", str(tmp_path / "sent")).returncode == 0
-    scp = StoreSCP(tmp_path / "received")  # storescp's default: uncompressed syntaxes only
-    try:
-        add_node(lightbox, "STORESCP", scp.port, "store")
-        add_node(lightbox, "MOVESCU", 1, "move")
-        result = subprocess.run(
-            [dcmtk("movescu"), "-v", "-S", "-aet", "MOVESCU", "-aec", lightbox.aet, "-aem", "STORESCP",
-             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
-             "127.0.0.1", str(lightbox.dicom_port)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        received = scp.files()
-    finally:
-        scp.stop()
+    result, received = movescu_to_storescp(lightbox, study_uid, tmp_path / "received")
     assert "Received Final Move Response (Success)" in result.stderr, result.stdout + result.stderr
     assert_same_identity_and_pixels(files, received)
 

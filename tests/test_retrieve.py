@@ -95,22 +95,28 @@ def test_node_cli_add_list_echo_remove(lightbox):
     assert bad.returncode == 2 and "invalid AE title" in bad.stderr
 
 
+def movescu_to_storescp(server, study_uid: str, received: Path) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    """DCMTK movescu asks ``server`` to C-MOVE a study to a DCMTK storescp (uncompressed
+    syntaxes only, its default); return movescu's run and the files storescp received."""
+    scp = StoreSCP(received)
+    try:
+        add_node(server, "STORESCP", scp.port, "store")
+        add_node(server, "MOVESCU", 1, "move")
+        result = subprocess.run(
+            [dcmtk("movescu"), "-v", "-S", "-aet", "MOVESCU", "-aec", server.aet, "-aem", "STORESCP",
+             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
+             "127.0.0.1", str(server.dicom_port)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        return result, scp.files()
+    finally:
+        scp.stop()
+
+
 def test_movescu_study_to_dcmtk_storescp_arrives_identical(netns, lightbox, tmp_path):
     study_uid, files = study_of(tmp_path, 5)
     assert lightbox.storescu(*files).returncode == 0
-    scp = StoreSCP(tmp_path / "received")
-    try:
-        add_node(lightbox, "STORESCP", scp.port, "store")
-        add_node(lightbox, "MOVESCU", 1, "move")
-        result = subprocess.run(
-            [dcmtk("movescu"), "-v", "-S", "-aet", "MOVESCU", "-aec", lightbox.aet, "-aem", "STORESCP",
-             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
-             "127.0.0.1", str(lightbox.dicom_port)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        received = scp.files()
-    finally:
-        scp.stop()
+    result, received = movescu_to_storescp(lightbox, study_uid, tmp_path / "received")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Received Final Move Response (Success)" in result.stderr
     assert by_sop_uid(received) == by_sop_uid(files)
@@ -250,13 +256,10 @@ def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightb
         final = list(assoc.send_c_move(study_identifier(second_uid), "ORTHANC", StudyRootQueryRetrieveInformationModelMove))[-1][0]
         assoc.release()
         assert int(final.Status) == SUCCESS and final.NumberOfCompletedSuboperations == 2
-        stored = tmp_path / "from-orthanc"
-        stored.mkdir()
-        for n, instance in enumerate(orthanc.rest("GET", "/instances")):
-            (stored / f"{n}.dcm").write_bytes(orthanc.rest("GET", f"/instances/{instance}/file", raw=True))
+        stored = orthanc.save_instances(tmp_path / "from-orthanc")
     finally:
         orthanc.stop()
-    assert by_sop_uid(sorted(stored.iterdir())) == by_sop_uid(first + second)
+    assert by_sop_uid(stored) == by_sop_uid(first + second)
 
 
 
@@ -272,14 +275,11 @@ def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(
         add_node(lightbox, "ORTHANC", orthanc.dicom_port)
         orthanc.rest("POST", "/modalities/lightbox/move",
                      {"Level": "Patient", "Resources": [{"PatientID": "PID-1"}], "TargetAet": "ORTHANC"})  # fmt: skip
-        stored = tmp_path / "from-orthanc"
-        stored.mkdir()
-        for n, instance in enumerate(orthanc.rest("GET", "/instances")):
-            (stored / f"{n}.dcm").write_bytes(orthanc.rest("GET", f"/instances/{instance}/file", raw=True))
+        stored = orthanc.save_instances(tmp_path / "from-orthanc")
     finally:
         orthanc.stop()
     assert "retrieve_requested op=move" in lightbox.log() and "level=PATIENT" in lightbox.log()
-    assert by_sop_uid(sorted(stored.iterdir())) == by_sop_uid(first + second)
+    assert by_sop_uid(stored) == by_sop_uid(first + second)
 
 def test_move_sub_association_proposes_stored_syntax_and_uncompressed():
     from appliance.archive.retrieval import RetrieveItem

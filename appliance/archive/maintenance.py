@@ -14,9 +14,9 @@ from peewee import fn
 
 from appliance.archive import indexing
 from appliance.archive.attributes import extract
-from appliance.archive.header import UnreadableHeader, read_header
 from appliance.archive.changes import SUPERSEDED_KIND
 from appliance.archive.charset import text
+from appliance.archive.header import UnreadableHeader, read_header
 from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
 from appliance.archive.storage import Storage, StoredFile
 from appliance.archive.validate import Refusal, check

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Mapping
 
 from pydicom import charset as dicom_charset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import data_element_generator, read_dataset
 from pydicom.filewriter import write_data_element
