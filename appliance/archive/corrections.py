@@ -166,6 +166,11 @@ class Corrections:
         self.write_lock = write_lock
         self.audit = audit_log
         self.min_free_bytes = min_free_bytes
+        # One correction at a time, across processes (the service, a `lightbox patient edit`):
+        # a new file is journalled for removal until its edit adopts it, and another
+        # correction's clean-up must not remove it meanwhile.  Not the index's write lock:
+        # rewriting a large study takes a while, and receiving must go on.
+        self.lock = WriteLock(storage.root.parent / "corrections.lock")
 
     # -- delete -------------------------------------------------------------------------
 
@@ -173,6 +178,13 @@ class Corrections:
         """Delete a study, series or instance.  ``confirmation`` must be the target's (its
         patient's ID, as the confirmation shows it): a stale page cannot delete another
         patient's images."""
+        with self.lock:
+            target = self._delete(level, uid, confirmation, user, address)
+            self.finish_removals()
+        LOG.info("deleted level=%s instances=%d bytes=%d user=%s", level, target.instances, target.bytes, user)
+        return target
+
+    def _delete(self, level: str, uid: str, confirmation: str, user: str, address: str) -> Target:
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             target = describe(level, uid)
             if target is None:
@@ -193,19 +205,19 @@ class Corrections:
                 audit.INSTANCES_ACCESSED, user, address, action="D", study_uid=target.study_uid,
                 detail=f"deleted {target.summary()}",
             )  # fmt: skip
-        LOG.info("deleted level=%s instances=%d bytes=%d user=%s", level, target.instances, target.bytes, user)
-        self.finish_removals()
         return target
 
     def finish_removals(self) -> int:
-        """Unlink the files whose rows a committed deletion removed; return how many."""
-        keys = [k for (k,) in FileRemoval.select(FileRemoval.file_key).tuples()]
-        if not keys:
+        """Unlink the files whose rows a committed deletion removed (and new files no edit
+        adopted); return how many."""
+        if not FileRemoval.select().exists():
             return 0
-        live = {k for (k,) in Instance.select(Instance.file_key).where(Instance.file_key.in_(keys)).tuples()}
-        self.storage.remove_many(k for k in keys if k not in live)  # never a file a row points to
-        with self.write_lock, self.db.atomic("IMMEDIATE"):
-            FileRemoval.delete().where(FileRemoval.file_key.in_(keys)).execute()
+        with self.lock:
+            keys = [k for (k,) in FileRemoval.select(FileRemoval.file_key).tuples()]
+            live = {k for (k,) in Instance.select(Instance.file_key).where(Instance.file_key.in_(keys)).tuples()}
+            self.storage.remove_many(k for k in keys if k not in live)  # never a file a row points to
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                FileRemoval.delete().where(FileRemoval.file_key.in_(keys)).execute()
         return len(keys)
 
     # -- identity -----------------------------------------------------------------------
@@ -213,7 +225,10 @@ class Corrections:
     def edit_identity(self, study_uids: Iterable[str], new: Identity, user: str, address: str = "", why: str = "edited") -> EditReport:
         """Give the studies' patient the identity ``new``: every file rewritten (same UIDs), the
         originals kept as Superseded, the index moved in one transaction, audited."""
-        study_uids = list(dict.fromkeys(study_uids))
+        with self.lock:
+            return self._edit_identity(list(dict.fromkeys(study_uids)), new, user, address, why)
+
+    def _edit_identity(self, study_uids: list[str], new: Identity, user: str, address: str, why: str) -> EditReport:
         studies = [Study.get_or_none(Study.study_uid == uid) for uid in study_uids]
         if not studies or None in studies:
             raise LookupError("no such study")
@@ -232,7 +247,11 @@ class Corrections:
         written = self._write_new_versions(plans)
         try:
             with self.write_lock, self.db.atomic("IMMEDIATE"):
-                for study, instances, changed in plans:
+                for planned, instances, changed in plans:
+                    study = Study.get_or_none(Study.id == planned.id)  # as it is now
+                    now_there = {i.sop_uid for i in Instance.select(Instance.sop_uid).join(Series).where(Series.study == study)}
+                    if study is None or now_there != {i.sop_uid for i in instances}:
+                        raise CorrectionError("images of the study arrived or went while it was corrected: try again")
                     old = study.patient
                     _move_study(study, new)
                     _adopt_new_versions(instances, written)
@@ -295,9 +314,9 @@ class Corrections:
         condition = Superseded.change_seq <= backed_up_through if backed_up_through is not None else (
             Superseded.superseded_at < older_than if older_than is not None else None
         )
-        if condition is None:
-            return 0
-        with self.write_lock, self.db.atomic("IMMEDIATE"):
+        if condition is None or not Superseded.select().where(condition).exists():
+            return 0  # the usual case, checked without taking the write lock
+        with self.lock, self.write_lock, self.db.atomic("IMMEDIATE"):
             keys = [k for (k,) in Superseded.select(Superseded.file_key).where(condition).tuples()]
             if keys:
                 FileRemoval.insert_many([{"file_key": k} for k in keys]).on_conflict_ignore().execute()
