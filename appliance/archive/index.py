@@ -49,6 +49,7 @@ class Patient(BaseModel):
     breed = CharField(default="")
     responsible_person = CharField(default="")
     responsible_organization = CharField(default="")
+    search_terms = CharField(default="")  # species, breed and responsible person, folded: see browse.py
     identity_conflict = BooleanField(default=False)
     num_studies = IntegerField(default=0)
     num_series = IntegerField(default=0)
