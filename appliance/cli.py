@@ -282,7 +282,7 @@ def cmd_node_add(args: argparse.Namespace) -> int:
 
     archive = open_archive(_settings(args))
     try:
-        node, created = archive.nodes.add(args.aet, args.host, args.port, args.name, parse_operations(args.allow))
+        node, created = archive.devices.save_node(args.aet, args.host, args.port, args.name, parse_operations(args.allow))
     except NodeError as exc:
         print(f"lightbox node add: {exc}", file=sys.stderr)
         return 2
@@ -306,11 +306,17 @@ def cmd_node_list(args: argparse.Namespace) -> int:
 
 
 def cmd_node_remove(args: argparse.Namespace) -> int:
+    from appliance.archive.nodes import NodeError
     from appliance.service import open_archive
 
     archive = open_archive(_settings(args))
-    removed = archive.nodes.remove(args.aet)
-    archive.close()
+    try:
+        removed = archive.devices.remove_node(args.aet)
+    except NodeError as exc:
+        print(f"lightbox node remove: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
     print(f"removed {args.aet}" if removed else f"lightbox node remove: no node {args.aet!r}", file=None if removed else sys.stderr)
     return 0 if removed else 1
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Callable
 
-from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice
+from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice, NoPort
 from appliance.archive.nodes import NodeError, parse_operations
 from appliance.cli import COMMON, _add_command, _settings
 
@@ -150,12 +150,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    def change(devices):
-        if args.host is not None or args.port is not None:
-            devices.edit(args.device, host=args.host, port=args.port)
-        return devices.approve(args.device)
-
-    return _run(args, "approve", change)
+    return _run(args, "approve", lambda devices: devices.approve(args.device, host=args.host, port=args.port))
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
@@ -191,7 +186,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
     try:
         ok, message = echo_device(archive, args.device, settings.aet)
     except DeviceError as exc:
-        print(f"lightbox device echo: {exc}", file=sys.stderr)
+        hint = f" (lightbox device edit {args.device} --port PORT)" if isinstance(exc, NoPort) else ""
+        print(f"lightbox device echo: {exc}{hint}", file=sys.stderr)
         return 1
     finally:
         archive.close()

@@ -24,7 +24,7 @@ from tests.test_overlays import add_overlay, gradient_image
 
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<link rel="stylesheet" href="/static/viewer.css"><script src="/static/viewer.js"></script></head>
+<link rel="stylesheet" href="/static/viewer.css"><script src="/static/lightbox.js"></script><script src="/static/viewer.js"></script></head>
 <body style="margin:0"><div id="viewer" style="width:900px;height:640px"></div>
 <script>LightboxViewer.open(document.getElementById("viewer"), new URLSearchParams(location.search).get("series"));</script>
 </body></html>"""
@@ -167,7 +167,7 @@ def test_scroll_frames_with_keys_wheel_and_slider(open_series: Any) -> None:
                            "document.getElementById('viewer').lightboxViewer.index === 4")
     assert canvas_sum(page) != first  # another slice is shown
     assert "Frame 5 / 5" in page.inner_text(".lbv-tr") and "Image 5 / 5" in page.inner_text(".lbv-tr")
-    assert "Doe Jane" in page.inner_text(".lbv-tl")
+    assert "Doe, Jane" in page.inner_text(".lbv-tl")
 
 
 def test_window_level_drag_presets_invert_reset(open_series: Any) -> None:

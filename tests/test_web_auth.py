@@ -218,7 +218,7 @@ def test_hostile_patient_name_is_shown_as_text(server, admin, hostile_study):
     for path in ("/?q=script", f"/studies/{hostile_study}"):
         page = admin.get(path).text
         assert "<script>alert" not in page and "<iframe" not in page, path
-        assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;iframe src/x&gt;" in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;, &lt;iframe src/x&gt;" in page, path
     assert admin.get("/api/studies?q=script").json()["studies"][0]["patient_name"] == HOSTILE_NAME
 
 

@@ -247,7 +247,7 @@ def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):  
 
         page.click("text=Back up now")
         expect(page.locator("#last-success")).not_to_have_text("never", timeout=30_000)
-        stamp = time.mktime(time.strptime(page.inner_text("#last-success"), "%Y-%m-%d %H:%M"))
+        stamp = time.mktime(time.strptime(page.inner_text("#last-success"), "%d %b %Y %H:%M:%S"))  # 6 Dec 2026 22:35:58
         assert time.time() - stamp < 120
         expect(page.locator("#pending")).to_have_text(re.compile(r"^0 objects"))
         assert page.locator("[data-warning=never_succeeded], [data-warning=failing]").count() == 0

@@ -67,7 +67,9 @@ def test_list_is_newest_first_with_the_columns(admin, corpus):
     vet = answer.json()["studies"][1]
     assert (vet["species"], vet["breed"], vet["owner"]) == ("Canine", "Beagle", "Smith^John")
     page = admin.get("/").text
-    assert "Canine · Beagle · owner Smith John" in page and "Müller Jürgen" in page
+    assert "Canine · Beagle · owner Smith, John" in page and "Müller, Jürgen" in page
+    assert "^" not in page  # names read "Family, Given": never DICOM's carets
+    assert "<td class=\"count\" data-label=\"Images\">3 images</td>" in page and ">2 images<" in page
 
 
 def test_search_folds_case_and_accents_and_matches_ids(admin, corpus):
@@ -126,7 +128,7 @@ def test_study_page_and_its_json_twin(admin, corpus):
     (series,) = detail["series"]
     assert (series["modality"], series["num_instances"], len(series["instances"])) == ("CR", 2, 2)
     page = admin.get(f"/studies/{uid}").text
-    assert "Study of VET-7" in page and "Beagle" in page and "Smith John" in page
+    assert "Study of VET-7" in page and "Beagle" in page and "Smith, John" in page and "^" not in page
     assert f'href="/api/studies/{uid}/archive.zip"' in page and f'/api/series/{series["series_uid"]}/archive.zip' in page
     assert admin.get("/studies/1.2.3.4").status_code == 404
     assert admin.get("/api/studies/1.2.3.4").json() == {"error": "no such study"}
@@ -185,13 +187,17 @@ def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
     from appliance.archive import Archive, browse
 
     archive = Archive(server.data)
-    filters = [browse.StudyFilter(text=t, modality=m) for t in ("", "doe", "p-10 muller", "_", "acc") for m in ("", "IO", "PX")]
+    texts = ("", "doe", "p-10 muller", "_", "acc", "canine", "beagle smith", "smith beagle jo")
+    filters = [browse.StudyFilter(text=t, modality=m) for t in texts for m in ("", "IO", "PX", "CR")]
     try:
         default = [archive.list_studies(f) for f in filters]
         monkeypatch.setattr(browse, "DENSE_WORD", 1000)
         monkeypatch.setattr(browse, "DENSE_MODALITY", -1)
         assert [archive.list_studies(f) for f in filters] == default
         monkeypatch.setattr(browse, "DENSE_WORD", 3)
+        monkeypatch.setattr(browse, "DENSE_MATCHES", 0)  # every word too common to look up
+        assert [archive.list_studies(f) for f in filters] == default
+        monkeypatch.setattr(browse, "DENSE_MATCHES", 10**9)
         monkeypatch.setattr(browse, "DENSE_MODALITY", 10**9)
         assert [archive.list_studies(f) for f in filters] == default
     finally:
@@ -242,5 +248,83 @@ def test_search_index_is_made_for_old_archives_and_follows_rebuild(tmp_path):
         assert sorted(found(archive, "zed")) == ["Z0", "Z1", "Z2"]
         (rows,) = database.execute_sql("SELECT count(*) FROM study_search").fetchone()
         assert rows == 3
+    finally:
+        archive.close()
+
+
+def test_search_finds_owner_species_and_breed(server, admin, corpus, tmp_path):
+    """Vet practices look an animal up by its owner (Responsible Person), species or breed,
+    folded like names."""
+    assert ids(admin.get("/api/studies", params={"q": "smith"})) == ["VET-7"]
+    assert ids(admin.get("/api/studies", params={"q": "beagle"})) == ["VET-7"]
+    assert ids(admin.get("/api/studies", params={"q": "CANINE rex"})) == ["VET-7"]
+    assert ids(admin.get("/api/studies", params={"q": "john smi"})) == ["VET-7"]  # not Doe^John
+    send_study(server, tmp_path, count=1, patient_name="Lefèvre^Filou", patient_id="VET-8", PatientSpeciesDescription="Chien",
+               PatientBreedDescription="Épagneul Breton", ResponsiblePerson="Lefèvre^Bérénice")  # fmt: skip
+    assert ids(admin.get("/api/studies", params={"q": "epagneul"})) == ["VET-8"]
+    assert ids(admin.get("/api/studies", params={"q": "BERENICE"})) == ["VET-8"]
+    assert ids(admin.get("/api/studies", params={"q": "bérénice chi"})) == ["VET-8"]  # a short word: tested row by row
+    assert ids(admin.get("/api/studies", params={"q": "br"})) == ["VET-8"]  # shorter than a trigram, in the breed
+
+
+def test_modality_filter_offers_the_modalities_in_the_archive(server, admin, corpus, tmp_path):
+    """Not a fixed list: NM, SEG, SR studies can be filtered once the archive holds them."""
+    present = admin.get("/api/studies").json()["modalities"]
+    assert {"IO", "US", "DX", "CR", "PX", "OT"} <= set(present) and "NM" not in present
+    send_study(server, tmp_path / "nm", count=1, patient_id="P-NM", modality="NM")
+    send_study(server, tmp_path / "seg", count=1, patient_id="P-SEG", modality="SEG")
+    answer = admin.get("/api/studies", params={"modality": "NM"})
+    assert ids(answer) == ["P-NM"]
+    present = answer.json()["modalities"]
+    assert {"NM", "SEG"} <= set(present) and present == sorted(present) and "" not in present
+    assert ids(admin.get("/api/studies", params={"modality": "seg"})) == ["P-SEG"]
+    assert '<option value="NM">NM</option>' in admin.get("/").text
+    asked = admin.get("/api/studies", params={"modality": "xa"}).json()  # none in the archive: still the choice shown
+    assert asked["studies"] == [] and "XA" in asked["modalities"]
+    assert '<option value="XA" selected>XA</option>' in admin.get("/", params={"modality": "xa"}).text
+
+
+def test_modalities_are_found_by_index_seeks_not_a_scan(server):
+    """The list of modalities is read from the series.modality index, one seek per modality,
+    so it stays cheap at 100,000 studies; a plain DISTINCT would read the whole index."""
+    from appliance.archive import Archive, browse
+    from appliance.archive.index import database
+
+    archive = Archive(server.data)
+    try:
+        plan = " ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + browse._MODALITIES))
+        assert archive.modalities() == sorted(archive.modalities()) and "CR" in archive.modalities()
+    finally:
+        archive.close()
+    assert "SCAN series" not in plan and plan.count("SEARCH series USING COVERING INDEX") == 2, plan
+
+
+def test_search_index_of_an_older_lightbox_is_extended_at_start_up(tmp_path):
+    """An archive whose search index predates owner, species and breed (version 1: names, IDs,
+    accession numbers) is given the new one when Lightbox starts, terms folded for old rows."""
+    from appliance.archive import Archive, browse
+    from appliance.archive.index import database
+
+    files = make_study(tmp_path / "vet", 1, patient_name="Rex", patient_id="V1", PatientBreedDescription="Épagneul",
+                       PatientSpeciesDescription="Canine", ResponsiblePerson="Smith^John")  # fmt: skip
+    archive = Archive(tmp_path / "data")
+    assert archive.import_paths(files).imported == 1
+    for kind, name in browse.SEARCH_OBJECTS:  # back to what version 1 made
+        database.execute_sql(f"DROP {kind} {name}")
+    database.execute_sql("ALTER TABLE patient DROP COLUMN search_terms")
+    database.execute_sql("CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')")
+    database.execute_sql(
+        "INSERT INTO study_search(rowid, terms) SELECT st.id, p.name_norm || ' ' || p.patient_id || ' ' || st.accession"
+        " FROM study st JOIN patient p ON p.id = st.patient_id"
+    )
+    database.execute_sql("DELETE FROM meta WHERE key = ?", (browse.SEARCH_VERSION_KEY,))
+    archive.close()
+
+    archive = Archive(tmp_path / "data")
+    try:
+        for word in ("smith", "epagneul", "canine", "rex", "v1"):
+            rows, _ = archive.list_studies(browse.StudyFilter(text=word))
+            assert [r.patient_id for r in rows] == ["V1"], word
+        assert browse.ensure_search_index() == ""  # current now: the next start leaves it alone
     finally:
         archive.close()

@@ -109,7 +109,7 @@ def test_rename_edit_quirks_ignore_and_test_with_c_echo(server, admin, tmp_path)
     assert server.echoscu(aet="US_WEB_3").returncode == 0
     assert admin.post("/api/devices/US_WEB_3/echo").status_code == 403  # no CSRF token
     untested = admin.api_post("/api/devices/US_WEB_3/echo").json()
-    assert untested["ok"] is False and "no known port" in untested["message"]
+    assert untested["ok"] is False and "does not know which port US_WEB_3 listens on" in untested["message"]
 
     scp = StoreSCP(tmp_path / "scp", aet="US_WEB_3")  # the unit's own DICOM port
     try:

@@ -10,7 +10,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from peewee import fn
 
@@ -66,8 +66,8 @@ class Archive:
             IngestOptions(self.options.duplicate_policy, self.options.min_free_mb * 1024 * 1024),
         )
         with self.write_lock, self.db.atomic("IMMEDIATE"):
-            if browse.create_search_index():
-                LOG.info("search_index_created studies=%d", Study.select().count())
+            if made := browse.ensure_search_index():
+                LOG.info("search_index_%s studies=%d", made, Study.select().count())
         self.nodes = NodeTable(self.db, self.write_lock)
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
@@ -94,6 +94,14 @@ class Archive:
     def list_studies(self, study_filter: browse.StudyFilter) -> tuple[list[browse.StudyRow], bool]:
         """One page of the web UI's study list, and whether more follow (see ``browse.py``)."""
         return browse.list_studies(study_filter)
+
+    def modalities(self) -> list[str]:
+        """The modalities present in the archive (for the study list's filter)."""
+        return browse.modalities()
+
+    def study_labels(self, study_uids: Iterable[str]) -> dict[str, browse.StudyLabel]:
+        """Patient, description and date of each of these studies still in the archive."""
+        return browse.study_labels(study_uids)
 
     def study_detail(self, study_uid: str) -> browse.StudyDetail | None:
         return browse.study_detail(study_uid)

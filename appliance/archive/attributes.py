@@ -27,6 +27,12 @@ def _int_or_none(value: str) -> int | None:
         return None
 
 
+def search_terms(species: str, breed: str, responsible_person: str) -> str:
+    """The words besides name and IDs that the study list's search finds a patient by, folded
+    like names (a vet practice looks an animal up by its owner, species or breed)."""
+    return " ".join(folded for value in (species, breed, responsible_person) if (folded := normalise_name(value)))
+
+
 def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids: Sequence[str] = ()) -> IndexFields:
     """The index's values of ``ds``; ``nonconformant_uids`` (from validate.check) are flagged."""
     charsets = declared_charsets(ds)
@@ -36,6 +42,7 @@ def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids
 
     patient_name = t("PatientName")
     referring = t("ReferringPhysicianName")
+    species, breed, owner = t("PatientSpeciesDescription"), t("PatientBreedDescription"), t("ResponsiblePerson")
     return IndexFields(
         patient=dict(
             patient_id=t("PatientID"),
@@ -44,10 +51,11 @@ def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids
             name_norm=normalise_name(patient_name),
             birth_date=t("PatientBirthDate"),
             sex=t("PatientSex"),
-            species=t("PatientSpeciesDescription"),
-            breed=t("PatientBreedDescription"),
-            responsible_person=t("ResponsiblePerson"),
+            species=species,
+            breed=breed,
+            responsible_person=owner,
             responsible_organization=t("ResponsibleOrganization"),
+            search_terms=search_terms(species, breed, owner),
         ),
         study=dict(
             study_uid=t("StudyInstanceUID"),

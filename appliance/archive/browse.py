@@ -1,17 +1,18 @@
 """The web UI's study list and study details, answered from the index.
 
-Unlike C-FIND (``query.py``) this is for people: search as you type over folded names, IDs
-and accession numbers, date and modality filters, sortable columns, pages.
+Unlike C-FIND (``query.py``) this is for people: search as you type over folded names, IDs,
+accession numbers, species, breed and owner, date and modality filters, sortable columns, pages.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
+from appliance.archive.attributes import search_terms
 from appliance.archive.charset import normalise_name
-from appliance.archive.index import database
+from appliance.archive.index import Meta, database
 
 PAGE_MAX = 200
 # sort key -> ORDER BY columns; every order ends with the study id so that pages are stable
@@ -41,7 +42,7 @@ class BrowseError(ValueError):
 
 @dataclass(frozen=True)
 class StudyFilter:
-    text: str = ""  # words, each matching a name (folded), Patient ID or accession number
+    text: str = ""  # words, each matching a name (folded), Patient ID, accession, species, breed or owner
     date_from: str = ""  # YYYYMMDD, inclusive
     date_to: str = ""
     modality: str = ""
@@ -99,11 +100,12 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-# The search index: for each study, its patient's folded name, Patient ID and accession number,
-# indexed by trigrams (SQLite FTS5), so that a word of three or more characters finds its studies
-# anywhere in those texts without scanning them.  Triggers keep it in step with every insert,
-# update and delete of the index, whoever makes them (ingest, rebuild-index).
-_TERMS = "p.name_norm || ' ' || p.patient_id || ' ' || {accession}"
+# The search index: for each study, its patient's folded name, Patient ID, accession number and
+# folded species, breed and owner (``patient.search_terms``), indexed by trigrams (SQLite FTS5),
+# so that a word of three or more characters finds its studies anywhere in those texts without
+# scanning them.  Triggers keep it in step with every insert, update and delete of the index,
+# whoever makes them (ingest, rebuild-index).
+_TERMS = "p.name_norm || ' ' || p.patient_id || ' ' || {accession} || ' ' || p.search_terms"
 SEARCH_SCHEMA = (
     "CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')",
     "CREATE TRIGGER study_search_insert AFTER INSERT ON study BEGIN"
@@ -113,48 +115,100 @@ SEARCH_SCHEMA = (
     f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='new.accession')}"
     " FROM patient p WHERE p.id = new.patient_id) WHERE rowid = new.id; END",
     "CREATE TRIGGER study_search_delete AFTER DELETE ON study BEGIN DELETE FROM study_search WHERE rowid = old.id; END",
-    "CREATE TRIGGER study_search_patient AFTER UPDATE OF name_norm, patient_id ON patient BEGIN"
+    "CREATE TRIGGER study_search_patient AFTER UPDATE OF name_norm, patient_id, search_terms ON patient BEGIN"
     f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='st.accession')}"
     " FROM study st JOIN patient p ON p.id = st.patient_id WHERE st.id = study_search.rowid)"
     " WHERE rowid IN (SELECT id FROM study WHERE patient_id = new.id); END",
     f"INSERT INTO study_search(rowid, terms) SELECT st.id, {_TERMS.format(accession='st.accession')}"
     " FROM study st JOIN patient p ON p.id = st.patient_id",
 )
+SEARCH_OBJECTS = (
+    ("TRIGGER", "study_search_insert"), ("TRIGGER", "study_search_update"), ("TRIGGER", "study_search_delete"),
+    ("TRIGGER", "study_search_patient"), ("TABLE", "study_search"),
+)  # fmt: skip
+# What the index holds; a database with an older one (or none) is given this one at start-up.
+# 1: names, IDs, accession numbers; 2: also species, breed and owner.
+SEARCH_VERSION = "2"
+SEARCH_VERSION_KEY = "search_index_version"
 
 
-def create_search_index() -> bool:
-    """Create (and fill) the search index if the database has none; True if it was made.
-    Runs inside the archive's write lock and one transaction."""
-    if database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'study_search'").fetchone():
-        return False
+def ensure_search_index() -> str:
+    """Make the search index if the database has none ("created"), or make it again if it was
+    made by an older Lightbox ("upgraded"); "" when it is current.  Runs inside the archive's
+    write lock and one transaction."""
+    exists = database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'study_search'").fetchone()
+    version = Meta.get_or_none(Meta.key == SEARCH_VERSION_KEY)
+    if exists and version is not None and version.value == SEARCH_VERSION:
+        return ""
+    for kind, name in SEARCH_OBJECTS:
+        database.execute_sql(f"DROP {kind} IF EXISTS {name}")
+    _fill_search_terms()
     for statement in SEARCH_SCHEMA:
         database.execute_sql(statement)
-    return True
+    Meta.insert(key=SEARCH_VERSION_KEY, value=SEARCH_VERSION).on_conflict_replace().execute()
+    return "upgraded" if exists else "created"
 
 
-# A word of three or more characters is looked up in the search index, and the matching studies
-# are then sorted; a shorter word matches densely, so the studies are tested one by one in list
-# order, which finds a page soonest.
+def _fill_search_terms() -> None:
+    """``patient.search_terms`` for rows indexed before the column existed (folding is Python's)."""
+    rows = database.execute_sql(
+        "SELECT id, species, breed, responsible_person FROM patient"
+        " WHERE search_terms = '' AND (species != '' OR breed != '' OR responsible_person != '')"
+    ).fetchall()
+    database.cursor().executemany(
+        "UPDATE patient SET search_terms = ? WHERE id = ?", [(search_terms(*values), row_id) for row_id, *values in rows]
+    )
+
+
+# The longest word of three or more characters that few studies match is looked up in the search
+# index, and the matching studies are then sorted; a shorter word, or one that many match (a
+# species, a common breed), matches densely, so the studies are tested one by one in list order,
+# which finds a page soonest.
 _WORD_MATCHES = "st.id IN (SELECT rowid FROM study_search WHERE study_search MATCH ?)"
-_WORD_TEST = "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\')"
+_WORD_COUNT = "SELECT count(*) FROM (SELECT 1 FROM study_search WHERE study_search MATCH ? LIMIT ?)"
+_WORD_TEST = (
+    "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\'"
+    " OR p.search_terms LIKE ? ESCAPE '\\')"
+)
 DENSE_WORD = 3  # the shortest word the trigram index can look up
+DENSE_MATCHES = 2000  # studies matching a word above which they are tested one by one
 DENSE_MODALITY = 2000  # series of a modality above which studies are tested one by one
 _MODALITY_MATCHES = "st.id IN (SELECT study_id FROM series WHERE modality = ?)"
 _MODALITY_TEST = "EXISTS (SELECT 1 FROM series se WHERE se.study_id = st.id AND se.modality = ?)"
+# The modalities in the archive by a loose scan of the series.modality index: one seek per
+# distinct value, so a few microseconds however many series there are.
+_MODALITIES = (
+    "WITH RECURSIVE m(modality) AS (SELECT min(modality) FROM series WHERE modality > ''"
+    " UNION ALL SELECT (SELECT min(modality) FROM series WHERE modality > m.modality) FROM m"
+    " WHERE m.modality IS NOT NULL) SELECT modality FROM m WHERE modality IS NOT NULL"
+)
+
+
+def modalities() -> list[str]:
+    """Every modality some series in the archive has, in alphabetical order."""
+    return [m for (m,) in database.execute_sql(_MODALITIES)]
+
+
+def _few_match(phrase: str) -> bool:
+    (count,) = database.execute_sql(_WORD_COUNT, (phrase, DENSE_MATCHES + 1)).fetchone()
+    return count <= DENSE_MATCHES
 
 
 def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
     """One page of studies matching ``f`` and whether more follow."""
     where, params = [], []
     words = sorted((w for w in _WORD_SPLIT.split(normalise_name(f.text)) if w), key=len, reverse=True)
-    for n, word in enumerate(words):
+    looked_up = False
+    for word in words:
         # Names are matched in their folded form, IDs case-insensitively.
-        if n == 0 and len(word) >= DENSE_WORD:
+        phrase = '"' + word.replace('"', '""') + '"'  # one FTS5 string: every character literal
+        if not looked_up and len(word) >= DENSE_WORD and _few_match(phrase):
+            looked_up = True
             where.append(_WORD_MATCHES)
-            params.append('"' + word.replace('"', '""') + '"')  # one FTS5 string: every character literal
+            params.append(phrase)
         else:
             where.append(_WORD_TEST)
-            params += [_like(word)] * 3
+            params += [_like(word)] * 4
     if f.date_from:
         where.append("st.study_date >= ?")
         params.append(f.date_from)
@@ -247,3 +301,27 @@ def study_of_series(series_uid: str) -> str | None:
         "SELECT st.study_uid FROM series se JOIN study st ON st.id = se.study_id WHERE se.series_uid = ?", (series_uid,)
     ).fetchone()
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class StudyLabel:
+    """What names a study for people: its patient, description and date."""
+
+    patient_name: str
+    description: str
+    study_date: str
+
+
+def study_labels(study_uids: Iterable[str]) -> dict[str, StudyLabel]:
+    """The labels of those studies still in the archive (for lists of events that name studies)."""
+    uids = sorted(set(study_uids) - {""})
+    labels: dict[str, StudyLabel] = {}
+    for start in range(0, len(uids), PAGE_MAX):  # within SQLite's limit of parameters
+        chunk = uids[start : start + PAGE_MAX]
+        rows = database.execute_sql(
+            "SELECT st.study_uid, p.name, st.description, st.study_date FROM study st"
+            f" JOIN patient p ON p.id = st.patient_id WHERE st.study_uid IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        labels.update((uid, StudyLabel(*values)) for uid, *values in rows)
+    return labels

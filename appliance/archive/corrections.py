@@ -341,7 +341,7 @@ def _move_study(study: Study, new: Identity) -> None:
     patient it leaves goes when empty; conflict flags are recomputed for both Patient IDs."""
     old = study.patient
     values = {
-        **{f: getattr(old, f) for f in ("sex", "species", "breed", "responsible_person", "responsible_organization")},
+        **{f: getattr(old, f) for f in ("sex", "species", "breed", "responsible_person", "responsible_organization", "search_terms")},
         "patient_id": new.patient_id, "issuer": new.issuer, "name": new.name,
         "name_norm": normalise_name(new.name), "birth_date": new.birth_date,
     }  # fmt: skip

@@ -35,8 +35,8 @@ from typing import Iterable, Iterator
 from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
-from appliance.archive.index import Device, DiscoveredService, Meta, database
-from appliance.archive.nodes import DicomNode, NodeError, NodeTable, check_aet, parse_operations
+from appliance.archive.index import Device, DiscoveredService, ForwardRule, Meta, database
+from appliance.archive.nodes import OPERATIONS, DicomNode, NodeError, NodeTable, check_aet, check_port, parse_operations
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.devices")
@@ -50,6 +50,10 @@ POLICY_KEY = "device_policy"
 
 class DeviceError(ValueError):
     """No such device, or invalid values for one."""
+
+
+class NoPort(DeviceError):
+    """The device's own DICOM port is not known: Lightbox cannot call it."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,11 @@ def _device(row: Device) -> LearnedDevice:
     )
 
 
+def admits(policy: str, status: str, known_node: bool) -> bool:
+    """Whether the device policy lets a device with this status associate at all."""
+    return policy == "learning" or known_node or status == "approved"
+
+
 def _merged(stored: str, new: Iterable[str]) -> str:
     values = json.loads(stored)
     known = set(values)
@@ -172,6 +181,27 @@ def _announced(aet: str) -> DiscoveredService | None:
         .order_by(DiscoveredService.last_seen.desc())
         .first()
     )
+
+
+def _address(host: str | None, port: int | None) -> dict[str, object]:
+    """The host and port values to set, checked; None leaves one as it is."""
+    values: dict[str, object] = {}
+    if host is not None:
+        values["host"] = host.strip()
+    if port is not None:
+        values["port"] = check_port(port)
+    return values
+
+
+def _not_forwarded_to(aet: str, why: str = "") -> None:
+    """Refuse a change that would leave forwarding rules sending to a node that is not there."""
+    rules = [str(r.id) for r in ForwardRule.select(ForwardRule.id).where(ForwardRule.destination == aet)]
+    if rules:
+        many = len(rules) > 1
+        raise NodeError(
+            f"Forwarding rule{'s' if many else ''} {', '.join(rules)} send{'' if many else 's'} studies to {aet}{why}:"
+            f" remove {'them' if many else 'it'} first."
+        )
 
 
 def check_charset(value: str) -> str:
@@ -236,7 +266,7 @@ class DeviceTable:
                 row = Device(aet=seen.calling_ae, first_seen=now, host=seen.address)
             # Read inside the association's own write transaction: one primary-key lookup,
             # no cache that another process's change would have to wait out.
-            admitted = self.policy == "learning" or known_node or row.status == "approved"
+            admitted = admits(self.policy, row.status, known_node)
             if not admitted and row.status != "ignored":
                 row.status = "refused"
             if not row.lenient_aet:  # a lenient device is known by its address: keep it
@@ -270,10 +300,11 @@ class DeviceTable:
             query = query.where(Device.status != "ignored")
         return [_device(row) for row in query]
 
-    def approve(self, aet: str) -> tuple[LearnedDevice, DicomNode | None]:
-        """Approve a device; with a host and port known (set by an admin, or announced on
-        the LAN under its AE title), it becomes (or updates) its node."""
-        device = self._set(aet, status="approved")
+    def approve(self, aet: str, host: str | None = None, port: int | None = None) -> tuple[LearnedDevice, DicomNode | None]:
+        """Approve a device, with its host and own DICOM port if given; with a port known (given,
+        set before, or announced on the LAN under its AE title), it becomes (or updates) its node.
+        Without one it may send images, but Lightbox cannot send to it or test it."""
+        device = self._set(aet, status="approved", **_address(host, port))
         if device.port is None and (announced := _announced(device.aet)) is not None:
             self._set(aet, host=announced.host, port=announced.port)
         return self._sync_node(aet)
@@ -297,15 +328,9 @@ class DeviceTable:
         lenient_aet: bool | None = None,
     ) -> tuple[LearnedDevice, DicomNode | None]:
         """Change what an admin may change; an approved device's node follows."""
-        values: dict[str, object] = {}
+        values: dict[str, object] = _address(host, port)
         if new_aet is not None:
             values["aet"] = check_aet(new_aet)
-        if host is not None:
-            values["host"] = host.strip()
-        if port is not None:
-            if not 1 <= port <= 65535:
-                raise DeviceError(f"invalid port {port}: 1-65535")
-            values["port"] = port
         if allowed is not None:
             values["allowed"] = ",".join(sorted(allowed))
         if charset_override is not None:
@@ -325,10 +350,39 @@ class DeviceTable:
         if device is None:
             raise DeviceError(f"no device {aet!r}")
         if not device.host or device.port is None:
-            raise DeviceError(
-                f"device {aet!r} has no known port: set its own DICOM port first (`lightbox device edit {aet} --port PORT`)"
+            raise NoPort(
+                f"Lightbox does not know which port {device.aet} listens on. Enter its DICOM port"
+                " (in the device's network or DICOM settings), then test it again."
             )
         return DicomNode(device.aet, device.host, device.port, device.name, device.allowed)
+
+    def save_node(
+        self, aet: str, host: str, port: int, name: str = "", allowed: frozenset[str] = frozenset(OPERATIONS), *, new: bool = False
+    ) -> tuple[DicomNode, bool]:
+        """Add a node (``new``: not if one has this AE title) or change it; return it and
+        whether it is new.  A learned device with its AE title takes the same host, port,
+        allowed operations (and name, if one is given): a device and its node never disagree."""
+        aet = check_aet(aet)
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            if new and self.nodes.get(aet) is not None:
+                raise NodeError(f"there is already a node {aet}: change that one instead")
+            if "store" not in allowed:
+                _not_forwarded_to(aet, ", so it must stay allowed to receive them (store)")
+            node, created = self.nodes.add(aet, host, port, name, allowed)
+            mirrored: dict[str, object] = {"host": node.host, "port": node.port, "allowed": ",".join(sorted(allowed))}
+            if name.strip():
+                mirrored["name"] = name.strip()
+            Device.update(mirrored).where(Device.aet == aet).execute()
+        return node, created
+
+    def remove_node(self, aet: str) -> bool:
+        """Remove a node.  Its learned device, if any, forgets its port too: approved or not,
+        it may still send images when the policy admits it, but Lightbox no longer sends to it."""
+        aet = aet.strip()
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            _not_forwarded_to(aet)
+            Device.update(port=None).where(Device.aet == aet).execute()
+            return self.nodes.remove(aet)
 
     def _set(self, aet: str, /, **values: object) -> LearnedDevice:
         aet = aet.strip()

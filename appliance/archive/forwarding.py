@@ -111,8 +111,8 @@ class Forwarding:
         node = self.nodes.get(destination)
         if node is None or not node.allows("store"):
             raise ForwardError(
-                f"{destination!r} is not a node Lightbox may send to: add it with "
-                f"`lightbox node add --aet {destination} --host HOST --port PORT --allow store`"
+                f"{destination} is not a node Lightbox may send to: add it as a node allowed to receive"
+                " studies (store), on the Devices page or with `lightbox node add`"
             )
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             row = ForwardRule.create(

@@ -12,6 +12,7 @@ from peewee import (
     BooleanField,
     CharField,
     DatabaseProxy,
+    Field,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -19,7 +20,6 @@ from peewee import (
     SqliteDatabase,
     TextField,
 )
-from playhouse.migrate import SqliteMigrator, migrate
 from playhouse.sqlite_ext import AutoIncrementField
 
 SCHEMA_VERSION = 1
@@ -49,6 +49,7 @@ class Patient(BaseModel):
     breed = CharField(default="")
     responsible_person = CharField(default="")
     responsible_organization = CharField(default="")
+    search_terms = CharField(default="")  # species, breed and responsible person, folded: see browse.py
     identity_conflict = BooleanField(default=False)
     num_studies = IntegerField(default=0)
     num_series = IntegerField(default=0)
@@ -321,10 +322,27 @@ def open_database(path: Path) -> SqliteDatabase:
 
 def _add_missing_columns(db: SqliteDatabase) -> None:
     """Columns added to a model since the database was made get their default in old rows;
-    `lightbox rebuild-index` fills in their real values."""
-    migrator = SqliteMigrator(db)
+    `lightbox rebuild-index` fills in their real values.
+
+    One ``ALTER TABLE ... ADD COLUMN ... DEFAULT`` each: peewee's migrator adds NOT NULL by
+    copying the table and dropping the old one, which the foreign keys refuse for a table that
+    others refer to (patient, study, series) as soon as it has rows."""
     for model in MODELS:
-        present = {c.name for c in db.get_columns(model._meta.table_name)}
-        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
-        if missing:
-            migrate(*(migrator.add_column(model._meta.table_name, f.column_name, f) for f in missing))
+        table = model._meta.table_name
+        present = {c.name for c in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {_column_definition(db, field)}')
+
+
+def _column_definition(db: SqliteDatabase, field: Field) -> str:
+    ctx = db.get_sql_context()
+    definition, _ = ctx.sql(field.ddl(ctx)).query()
+    if field.default is None or callable(field.default):
+        if not field.null:
+            raise RuntimeError(f"column {field.column_name}: a new NOT NULL column needs a constant default")
+        return definition
+    default = field.db_value(field.default)
+    if isinstance(default, str):
+        return f"{definition} DEFAULT '{default.replace(chr(39), chr(39) * 2)}'"
+    return f"{definition} DEFAULT {int(default) if isinstance(default, bool) else default!r}"

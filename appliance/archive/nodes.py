@@ -35,6 +35,14 @@ class DicomNode:
         return operation in self.allowed
 
 
+def may(operation: str, node: DicomNode | None, query_retrieve_from: str) -> bool:
+    """Whether a peer (``node``: its entry in the node table, or None) may perform a query or
+    retrieve ``operation``, under the ``query_retrieve_from`` setting (known-nodes or any)."""
+    if node is not None:
+        return node.allows(operation)
+    return query_retrieve_from == "any"
+
+
 def parse_operations(text: str) -> frozenset[str]:
     """``"find,move"`` -> {"find", "move"}; unknown names are an error."""
     names = {part.strip().lower() for part in text.split(",") if part.strip()}
@@ -52,6 +60,12 @@ def check_aet(aet: str) -> str:
     return aet
 
 
+def check_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise NodeError(f"port {port}: a DICOM port is a number from 1 to 65535 (often 104 or 11112)")
+    return port
+
+
 def _node(row: Node) -> DicomNode:
     return DicomNode(row.aet, row.host, row.port, row.name, parse_operations(row.allowed))
 
@@ -67,9 +81,8 @@ class NodeTable:
         """Add a node, or update the one with this AE title; return it and whether it is new."""
         aet = check_aet(aet)
         if not host.strip():
-            raise NodeError("host must not be empty")
-        if not 1 <= port <= 65535:
-            raise NodeError(f"invalid port {port}: 1-65535")
+            raise NodeError("host: enter its IP address or host name")
+        check_port(port)
         values = {"host": host.strip(), "port": port, "name": name, "allowed": ",".join(sorted(allowed))}
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             created = Node.update(values).where(Node.aet == aet).execute() == 0

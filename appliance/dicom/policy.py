@@ -16,7 +16,7 @@ from typing import Iterable
 
 from pydicom.uid import UID
 
-from appliance.archive.nodes import DicomNode, NodeTable
+from appliance.archive.nodes import NodeTable, may
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -30,13 +30,6 @@ def operation_of(abstract_syntax: str) -> str | None:
         if keyword.endswith("InformationModel" + suffix):
             return suffix.lower()
     return None
-
-
-def may(operation: str, node: DicomNode | None, query_retrieve_from: str) -> bool:
-    """Whether a peer (``node``: its entry in the node table, or None) may perform ``operation``."""
-    if node is not None:
-        return node.allows(operation)
-    return query_retrieve_from == "any"
 
 
 def allowed_services(

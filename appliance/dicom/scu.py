@@ -15,7 +15,9 @@ def echo(node: DicomNode, calling_aet: str, timeout: float = 10.0) -> tuple[bool
     ae.add_requested_context(Verification)
     assoc = ae.associate(node.host, node.port, ae_title=node.aet)
     if not assoc.is_established:
-        return False, "association rejected" if assoc.is_rejected else "no association (connection refused or timed out)"
+        if assoc.is_rejected:
+            return False, f"association rejected: the peer does not accept {calling_aet} (add it to the peer's DICOM nodes?)"
+        return False, "no association: nothing answered (is it switched on, are host and port right?)"
     try:
         rsp = assoc.send_c_echo()
     finally:

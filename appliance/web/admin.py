@@ -13,9 +13,11 @@ from appliance.archive import Archive, audit
 from appliance.archive.users import MIN_PASSWORD, UserError
 from appliance.config import Settings
 from appliance.web.auth import Guard, fail
+from appliance.web.devices import node_json
+from appliance.web.studies import with_study_labels
 from appliance.web.templates import render
 
-AUDIT_PAGE = 100
+AUDIT_PAGE = 50
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings | None = None) -> None:
@@ -28,11 +30,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             "counts": archive.counts(),
             "disk": archive.disk_usage(),
             "last_change": archive.last_change(),
-            "recent_changes": [
-                {"seq": c.seq, "kind": c.kind, "at": c.at, "study_uid": c.study_uid} for c in archive.recent_changes(20)
-            ],
+            "recent_changes": with_study_labels(
+                archive, [{"seq": c.seq, "kind": c.kind, "at": c.at, "study_uid": c.study_uid} for c in archive.recent_changes(20)]
+            ),
             "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
-            "nodes": [{**asdict(n), "allowed": sorted(n.allowed)} for n in archive.nodes.all()],
+            "nodes": [node_json(n) for n in archive.nodes.all()],
             "users": users(),
             "settings": config.effective(settings) if settings is not None else [],
         }
@@ -51,17 +53,38 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         return overview()
 
     def audit_page_data() -> dict[str, Any]:
-        before = request.query.get("before")
+        """A page of the trail with its filters; the cursors to the pages either side keep them."""
+        get = request.query.getunicode
+        form = {"event": get("event", "") or "", "user": (get("user", "") or "").strip(), "failures": get("failures", "") or ""}
         try:
-            events = archive.audit.recent(AUDIT_PAGE, float(before) if before else None)
-        except ValueError:
-            raise fail(400, "before: a time in seconds") from None
-        return {"events": [asdict(e) for e in events], "more": len(events) == AUDIT_PAGE}
+            cursor = {k: int(v) for k in ("before", "after", "limit") if (v := get(k, "") or "")}
+            page = archive.audit.page(audit.AuditQuery(
+                event=form["event"], user_name=form["user"], failures_only=bool(form["failures"]),
+                before=cursor.get("before"), after=cursor.get("after"), limit=cursor.get("limit", AUDIT_PAGE),
+            ))  # fmt: skip
+        except ValueError as exc:  # AuditError included
+            raise fail(400, str(exc) if isinstance(exc, audit.AuditError) else "before, after, limit: event numbers") from None
+        events = with_study_labels(archive, [asdict(e) for e in page.events])
+        # The cursors of the pages either side (the filter goes with them); a page past the
+        # end of the trail leads back to the newest ({}).
+        older = {"before": events[-1]["id"]} if events and page.older else None
+        newer = {"after": events[0]["id"]} if events and page.newer else None
+        return {
+            "events": events,
+            "filter": form,
+            "older": older,
+            "newer": {} if not events and (page.older or page.newer) else newer,
+            "event_types": audit.EVENTS,
+            "actions": audit.ACTIONS,
+        }
 
     @app.get("/admin/audit")
     @guard("admin")
     def audit_page():
-        return render("audit.tpl", user=guard.user(), csrf=guard.csrf_token(), section="audit", data=audit_page_data())
+        return render(
+            "audit.tpl", user=guard.user(), csrf=guard.csrf_token(), section="audit", data=audit_page_data(),
+            user_names=[u.name for u in archive.users.all()],
+        )  # fmt: skip
 
     @app.get("/api/audit")
     @guard("admin")

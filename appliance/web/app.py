@@ -64,7 +64,8 @@ def make_app(
     for module in (accounts, studies, downloads, corrections):
         module.install(app, archive, guard)
     admin.install(app, archive, guard, settings)
-    devices.install(app, archive, guard, settings.aet if settings is not None else config.BY_NAME["aet"].default)
+    in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
+    devices.install(app, archive, guard, in_force.aet, in_force.query_retrieve_from)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
 

@@ -25,6 +25,7 @@ from appliance.backup.setup import (
 from appliance.backup.state import BackupState
 from appliance.backup.status import backup_settings, backup_status, parse_schedule, save_schedule
 from appliance.backup.target import Target, TargetError
+from appliance.web import display
 from appliance.web.auth import Guard, fail
 from appliance.web.templates import render
 
@@ -32,7 +33,7 @@ LOG = logging.getLogger("lightbox.web.backup")
 
 
 def when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "never"
+    return display.when(stamp) if stamp else "never"
 
 
 def size(n: int) -> str:

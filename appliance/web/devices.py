@@ -1,6 +1,7 @@
-"""Devices page (admin): learned and discovered devices, the device policy, forwarding rules
-and their retry queue; and the JSON twins.  Thin: ``archive.devices``, ``archive.discovered``,
-``archive.forwarding`` and ``discovery.devices.echo_device`` do the work."""
+"""Devices page (admin): learned and discovered devices with what each may do now, the device
+policy, the DICOM nodes, forwarding rules and their retry queue; and the JSON twins.  Thin:
+``archive.devices``, ``archive.access``, ``archive.discovered``, ``archive.forwarding`` and
+``discovery.devices`` do the work."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ import bottle
 from bottle import request
 
 from appliance.archive import Archive, audit
+from appliance.archive.access import device_access
 from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice
 from appliance.archive.forwarding import ForwardError
-from appliance.archive.nodes import OPERATIONS, NodeError, parse_operations
-from appliance.discovery.devices import echo_device
+from appliance.archive.nodes import OPERATIONS, DicomNode, NodeError, parse_operations
+from appliance.discovery.devices import echo_device, echo_node
 from appliance.web.auth import Guard, fail
+from appliance.web.studies import with_study_labels
 from appliance.web.templates import render
 
 
-def device_json(device: LearnedDevice) -> dict[str, Any]:
-    return {**asdict(device), "allowed": sorted(device.allowed)}
+def node_json(node: DicomNode) -> dict[str, Any]:
+    return {**asdict(node), "allowed": sorted(node.allowed)}
 
 
 def version(info: dict[str, Any]) -> str:
@@ -49,16 +52,31 @@ def _port(value: str | None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise fail(400, f"port: a number, not {value!r}") from None
+        raise fail(400, f"port: a number such as 104, not {value!r}") from None
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str) -> None:
+def _allowed() -> frozenset[str] | None:
+    """The ticked operations; None when the form has none (a hidden empty value comes first,
+    so that a form with every box unticked still says "none")."""
+    values = request.forms.getall("allowed")
+    return parse_operations(",".join(values)) if values else None
+
+
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str, query_retrieve_from: str) -> None:
+    def device_json(device: LearnedDevice) -> dict[str, Any]:
+        """A device with what it may do now (``access``); ``allowed`` is what its node, once it
+        has one, allows."""
+        access = device_access(device, archive.nodes.get(device.aet), archive.devices.policy, query_retrieve_from)
+        return {**asdict(device), "allowed": sorted(device.allowed), "access": asdict(access)}
+
     def overview() -> dict[str, Any]:
         info = {
             "policy": archive.devices.policy,
             "policies": list(POLICIES),
+            "query_retrieve_from": query_retrieve_from,
             "operations": list(OPERATIONS),
             "devices": [device_json(d) for d in archive.devices.all()],
+            "nodes": [node_json(n) for n in archive.nodes.all()],
             "discovered": [asdict(s) for s in archive.discovered.all()],
             "forwarding": forwarding(),
         }
@@ -67,7 +85,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
     def forwarding() -> dict[str, Any]:
         return {
             "rules": [asdict(r) for r in archive.forwarding.rules()],
-            "queue": [asdict(j) for j in archive.forwarding.queue()],
+            "queue": with_study_labels(archive, [asdict(j) for j in archive.forwarding.queue()]),
             "destinations": [n.aet for n in archive.nodes.all() if n.allows("store")],
         }
 
@@ -104,12 +122,19 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
     @app.post("/api/devices/<aet:path>/approve")
     @guard("admin")
     def approve(aet: str) -> dict:
+        """Approve, with the device's host and own DICOM port when the form gives them."""
         device_or_404(aet)
         try:
-            archive.devices.approve(aet)
-        except DeviceError as exc:
+            device, node = archive.devices.approve(aet, host=_last("host") or None, port=_port(_last("port")))
+        except (DeviceError, NodeError) as exc:
             raise fail(400, str(exc)) from None
-        return changed(aet, "approved")
+        answer = changed(aet, "approved" + (f" as node {node.host}:{node.port}" if node else " without a port"))
+        if node is None:
+            answer["warning"] = (
+                f"{device.aet} is approved: it may send images. Without its DICOM port, Lightbox cannot"
+                " send it studies (C-MOVE, forwarding) or test it: enter the port under Edit."
+            )
+        return answer
 
     @app.post("/api/devices/<aet:path>/ignore")
     @guard("admin")
@@ -131,14 +156,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
     def edit(aet: str) -> dict:
         """Change the fields the form (or an API client) sends; the others stay."""
         device_or_404(aet)
-        allowed = request.forms.getall("allowed")
         try:
             device, _ = archive.devices.edit(
                 aet,
                 new_aet=_last("aet") or None,
                 host=_last("host"),
                 port=_port(_last("port")),
-                allowed=parse_operations(",".join(allowed)) if allowed else None,
+                allowed=_allowed(),
                 charset_override=_last("charset_override"),
                 accept_private_sop_classes=_flag("accept_private_sop_classes"),
                 lenient_aet=_flag("lenient_aet"),
@@ -177,3 +201,71 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
             raise fail(404, f"no forwarding rule {rule_id}")
         guard.audit(audit.SECURITY_ALERT, action="D", detail=f"forwarding rule {rule_id} removed")
         return {"ok": True}
+
+    # The node table: C-MOVE destinations, forwarding destinations, who may query and retrieve.
+    def node_or_404(aet: str) -> DicomNode:
+        node = archive.nodes.get(aet)
+        if node is None:
+            raise fail(404, f"no node {aet!r}")
+        return node
+
+    def save_node(aet: str, current: DicomNode | None) -> dict[str, Any]:
+        """Add a node (``current`` None) or change one with the fields the request sends; the
+        others stay as they are (a new node may do everything, unless the form says otherwise)."""
+        host, name, port, allowed = _last("host"), _last("name"), _port(_last("port")), _allowed()
+        if current is None:
+            if port is None:
+                raise fail(400, "port: enter the DICOM port the node listens on (often 104 or 11112)")
+            if archive.nodes.get(aet) is not None:
+                raise fail(409, f"there is already a node {aet.strip()}: change that one instead")
+        base = current or DicomNode(aet, "", 0, "", frozenset(OPERATIONS))  # what a new node starts from
+        try:
+            node, _ = archive.devices.save_node(
+                aet,
+                base.host if host is None else host,
+                base.port if port is None else port,
+                base.name if name is None else name,
+                base.allowed if allowed is None else allowed,
+                new=current is None,
+            )
+        except NodeError as exc:
+            raise fail(400, str(exc)) from None
+        allowed_now = ",".join(sorted(node.allowed)) or "nothing"
+        guard.audit(
+            audit.SECURITY_ALERT, action="U" if current else "C",
+            detail=f"node {node.aet} {'changed' if current else 'added'}: {node.host}:{node.port}, allowed {allowed_now}",
+        )  # fmt: skip
+        return {"ok": True, "node": node_json(node)}
+
+    @app.get("/api/nodes")
+    @guard("admin")
+    def nodes_api() -> dict:
+        return {"nodes": [node_json(n) for n in archive.nodes.all()], "operations": list(OPERATIONS)}
+
+    @app.post("/api/nodes")
+    @guard("admin")
+    def add_node() -> dict:
+        return save_node(request.forms.getunicode("aet", ""), None)
+
+    @app.post("/api/nodes/<aet:path>/edit")
+    @guard("admin")
+    def edit_node(aet: str) -> dict:
+        current = node_or_404(aet)
+        return save_node(current.aet, current)
+
+    @app.delete("/api/nodes/<aet:path>")
+    @guard("admin")
+    def remove_node(aet: str) -> dict:
+        node = node_or_404(aet)
+        try:
+            archive.devices.remove_node(node.aet)
+        except NodeError as exc:
+            raise fail(409, str(exc)) from None
+        guard.audit(audit.SECURITY_ALERT, action="D", detail=f"node {node.aet} removed")
+        return {"ok": True}
+
+    @app.post("/api/nodes/<aet:path>/echo")
+    @guard("admin")
+    def test_node(aet: str) -> dict:
+        ok, message = echo_node(node_or_404(aet), calling_aet)
+        return {"ok": ok, "message": message}

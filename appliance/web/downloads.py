@@ -19,6 +19,7 @@ from appliance.archive import Archive, audit
 from appliance.archive.media import MediaFile, dicomdir
 from appliance.archive.storage import CHUNK
 from appliance.web.auth import Guard, fail
+from appliance.web.display import plural
 
 LOG = logging.getLogger("lightbox.web.downloads")
 ZIP64_FROM = 1 << 31  # entries this large need ZIP64 sizes, announced before their data
@@ -75,7 +76,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             raise fail(404, f"no such {label}")
         guard.audit(
             audit.EXPORT, study_uid=study_uid,
-            detail=f"{label} ZIP, {len(files)} instances" + (f", series {series_uid}" if series_uid else ""),
+            detail=f"{label} ZIP, {plural(len(files), 'instance')}" + (f", series {series_uid}" if series_uid else ""),
         )  # fmt: skip
         response.content_type = "application/zip"
         response.set_header("Content-Disposition", f'attachment; filename="lightbox-{label}.zip"')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,10 +12,10 @@ from bottle import request
 from appliance.archive import Archive, audit
 from appliance.archive.browse import BrowseError, StudyFilter
 from appliance.web.auth import Guard, fail
+from appliance.web.display import plural
 from appliance.web.templates import render
 
 PAGE_SIZE = 50
-MODALITIES = ("IO", "PX", "DX", "CR", "US", "XC", "OT", "CT", "MR", "MG", "ES", "SC", "DOC")
 DATE_CHOICES = (("", "Any date"), ("today", "Today"), ("7d", "Last 7 days"), ("range", "Date range"))
 
 
@@ -62,10 +63,19 @@ def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
     return study_filter, form
 
 
+def with_study_labels(archive: Archive, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events, changes or jobs that name a study, each with its patient, description and date
+    (``study``: None when it names none, or one no longer in the archive)."""
+    labels = archive.study_labels(item["study_uid"] for item in items)
+    return [{**item, "study": asdict(labels[uid]) if (uid := item["study_uid"]) in labels else None} for item in items]
+
+
 def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def study_list() -> dict[str, Any]:
         study_filter, form = parse_filter(request.query)
         rows, more = archive.list_studies(study_filter)
+        present = archive.modalities()
+        chosen = study_filter.modality.upper()
         return {
             "studies": [r.as_json() for r in rows],
             "page": form["page"],
@@ -73,6 +83,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             "filter": form,
             "last_change": archive.last_change(),
             "total_studies": archive.counts()["studies"],
+            # the filter's choices: what the archive holds (and the one asked for, even if none has it)
+            "modalities": present if not chosen or chosen in present else sorted([*present, chosen]),
         }
 
     @app.get("/")
@@ -80,7 +92,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def studies_page():
         return render(
             "studies.tpl", user=guard.user(), csrf=guard.csrf_token(), section="studies",
-            list=study_list(), modalities=MODALITIES, date_choices=DATE_CHOICES,
+            list=study_list(), date_choices=DATE_CHOICES,
         )  # fmt: skip
 
     @app.get("/api/studies")
@@ -103,7 +115,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         found = archive.study_detail(study_uid)
         if found is None:
             raise fail(404, "no such study")
-        guard.audit(audit.INSTANCES_ACCESSED, study_uid=study_uid, detail=f"{found.study.num_instances} instances viewed")
+        guard.audit(audit.INSTANCES_ACCESSED, study_uid=study_uid, detail=plural(found.study.num_instances, "instance") + " viewed")
         return {**found.as_json(), "last_change": archive.last_change()}
 
     @app.get("/studies/<study_uid>")

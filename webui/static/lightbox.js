@@ -21,8 +21,23 @@ const lightbox = {
     for (const [name, v] of Object.entries(attributes)) element.setAttribute(name, v);
     return element;
   },
-  date(value) { return /^\d{8}$/.test(value) ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : value; },
-  person(value) { return (value || "").split("=")[0].split("^").filter(Boolean).join(" "); },
+  // Formatted as appliance/web/display.py does for the server-side pages (a test holds them equal).
+  MONTHS: ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+  date(value) {
+    // 20261201 -> 1 Dec 2026: no day/month order to guess.
+    const month = /^\d{8}$/.test(value || "") ? Number(value.slice(4, 6)) : 0;
+    return month >= 1 && month <= 12 ? `${Number(value.slice(6))} ${lightbox.MONTHS[month - 1]} ${value.slice(0, 4)}` : value || "";
+  },
+  person(value) {
+    // DOE^JOHN^PAUL^DR^JR -> "DOE, DR JOHN PAUL, JR": family name, other names, suffix.
+    const group = (value || "").split("=").find((g) => g.replace(/[\^ ]/g, "")) || "";
+    const parts = group.split("^").map((p) => p.trim());
+    const [family = "", given = "", middle = "", prefix = ""] = parts;
+    const suffix = parts.slice(4).filter(Boolean).join("^");
+    const join = (glue, ...items) => items.filter(Boolean).join(glue);
+    return join(", ", join(", ", family, join(" ", prefix, given, middle)), suffix);
+  },
+  plural(count, one, many) { return `${count} ${count === 1 ? one : many || one + "s"}`; },
 };
 
 document.addEventListener("submit", async (event) => {

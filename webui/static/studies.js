@@ -17,23 +17,34 @@
 
   function row(s) {
     const tr = document.createElement("tr");
-    const cell = (label, ...children) => {
-      const td = lightbox.text("td", undefined, { "data-label": label });
+    const cell = (cls, label, ...children) => {
+      const [name, short] = label.split("|"); // "Patient ID|ID": the column's label, and the phone's
+      const td = lightbox.text("td", undefined, { class: cls, "data-label": name, ...(short ? { "data-short": short } : {}) });
       td.append(...children);
       tr.append(td);
     };
     const link = lightbox.text("a", lightbox.person(s.patient_name) || "(no name)", { href: "/studies/" + encodeURIComponent(s.study_uid) });
     const vet = [s.species, s.breed, s.owner ? "owner " + lightbox.person(s.owner) : ""].filter(Boolean).join(" · ");
-    cell("Patient", link, ...(vet ? [lightbox.text("span", vet, { class: "vet" })] : []));
-    cell("Patient ID", s.patient_id);
-    cell("Born", lightbox.date(s.birth_date));
-    cell("Sex", s.sex);
-    cell("Study date", lightbox.date(s.study_date));
-    cell("Description", s.description);
-    cell("Modalities", s.modalities.join(" "));
-    cell("Accession", s.accession);
-    cell("Series / images", `${s.num_series} / ${s.num_instances}`);
+    cell("patient full", "Patient", link, ...(vet ? [lightbox.text("span", vet, { class: "vet" })] : []));
+    cell("pid", "Patient ID|ID", s.patient_id);
+    cell("born date", "Born|born", lightbox.date(s.birth_date));
+    cell("sex", "Sex", s.sex);
+    cell("when date", "Study date", lightbox.date(s.study_date));
+    cell("desc", "Description", s.description);
+    cell("mod", "Modalities", s.modalities.join(" "));
+    cell("acc", "Accession|acc.", s.accession);
+    cell("count", "Images", lightbox.plural(s.num_instances, "image") + (s.num_series > 1 ? ` in ${s.num_series} series` : ""));
     return tr;
+  }
+
+  function modalityChoices(present) {
+    // New modalities arrive with new studies: the filter offers what the archive holds.
+    const select = form.elements.modality;
+    const shown = [...select.options].slice(1).map((o) => o.value);
+    if (shown.join() === present.join()) return;
+    const chosen = select.value;
+    select.replaceChildren(select.options[0], ...present.map((m) => lightbox.text("option", m, { value: m })));
+    select.value = chosen;
   }
 
   function pager(data, query) {
@@ -55,7 +66,8 @@
     if (mine !== generation) return; // a newer search answered first
     table.tBodies[0].replaceChildren(...data.studies.map(row));
     lastChange = String(data.last_change);
-    status.textContent = `${data.studies.length} studies shown${data.more ? " (more on the next page)" : ""} · ${data.total_studies} in the archive`;
+    status.textContent = `${lightbox.plural(data.studies.length, "study", "studies")} shown${data.more ? " (more on the next page)" : ""} · ${data.total_studies} in the archive`;
+    modalityChoices(data.modalities);
     pager(data, query);
     history.replaceState(null, "", query.toString() ? "/?" + query : "/");
   }

@@ -26,13 +26,9 @@
     return node;
   }
 
-  function personName(value) {
-    return (value || "").split("^").filter(Boolean).join(" ");
-  }
-
-  function dicomDate(value) {
-    return /^\d{8}$/.test(value || "") ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6)}` : value || "";
-  }
+  // Names and dates read as on the pages around the viewer (lightbox.js).
+  const personName = (value) => lightbox.person(value);
+  const dicomDate = (value) => lightbox.date(value);
 
   class Viewer {
     constructor(element, seriesUid) {
@@ -97,6 +93,7 @@
       action("JPEG", "lbv-export-jpeg", () => this.exportImage("jpeg"), "Save this image as JPEG");
       this.gifLink = el("a", { class: "lbv-export-gif", title: "Save the cine loop as GIF" }, "GIF");
       this.webpLink = el("a", { class: "lbv-export-webp", title: "Save the cine loop as WebP" }, "WebP");
+      this.gifLink.hidden = this.webpLink.hidden = true;  // until a multi-frame image is shown (updateLinks)
       bar.append(this.gifLink, this.webpLink);
 
       const stage = el("div", { class: "lbv-stage" });
@@ -641,6 +638,8 @@
     updateLinks() {
       const entry = this.frames[this.index];
       if (!entry) return;
+      // A cine loop needs frames to loop: offered for multi-frame images only.
+      this.gifLink.hidden = this.webpLink.hidden = this.info.instances[entry.instance].frames < 2;
       const params = new URLSearchParams({ download: "1" });
       if (this.window) params.set("window", `${this.window.center},${this.window.width}`);
       if (this.invert) params.set("invert", "1");

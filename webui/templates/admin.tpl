@@ -1,6 +1,4 @@
 % rebase('base.tpl', title='Admin')
-% import time
-% when = lambda t: time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))
 % size = lambda n: '%.1f GB' % (n / 1e9) if n >= 1e8 else '%.1f MB' % (n / 1e6) if n >= 1e5 else '%.0f kB' % (n / 1e3)
 % c, d = info['counts'], info['disk']
 <h1>Admin</h1>
@@ -19,13 +17,13 @@
 
 <section aria-labelledby="users-h">
 <h2 id="users-h">Users</h2>
-<div class="table-wrap"><table>
-<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Since</th><th scope="col">Change</th></tr></thead>
+<div class="table-wrap"><table class="users cards">
+<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Added</th><th scope="col">Change</th></tr></thead>
 <tbody>
 % for u in info['users']:
 <tr>
-  <td data-label="Name">{{u['name']}}</td><td data-label="Role">{{u['role']}}</td><td data-label="Since">{{when(u['created_at'])}}</td>
-  <td data-label="Change">
+  <td class="name" data-label="Name">{{u['name']}}</td><td data-label="Role">{{u['role']}}</td><td class="date" data-label="Added" data-short="added">{{when(u['created_at'])}}</td>
+  <td class="full" data-label="Change">
     <form class="inline" data-api method="post" action="/api/users/{{u['name']}}/password">
       <label>New password for {{u['name']}} <input name="password" type="password" minlength="{{min_password}}" autocomplete="new-password" required></label>
       <button type="submit">Set password</button><output></output>
@@ -53,16 +51,17 @@
 <section aria-labelledby="nodes-h">
 <h2 id="nodes-h">DICOM nodes</h2>
 % if info['nodes']:
-<div class="table-wrap"><table>
-<thead><tr><th scope="col">AE title</th><th scope="col">Host</th><th scope="col">Port</th><th scope="col">Name</th><th scope="col">Allowed</th></tr></thead>
+<div class="table-wrap"><table class="cards">
+<thead><tr><th scope="col">AE title</th><th scope="col">Name</th><th scope="col">Address</th><th scope="col">Allowed</th></tr></thead>
 <tbody>
 %   for n in info['nodes']:
-<tr><td data-label="AE title">{{n['aet']}}</td><td data-label="Host">{{n['host']}}</td><td data-label="Port">{{n['port']}}</td><td data-label="Name">{{n['name']}}</td><td data-label="Allowed">{{', '.join(n['allowed'])}}</td></tr>
+<tr><td class="name" data-label="AE title">{{n['aet']}}</td><td data-label="Name">{{n['name']}}</td><td data-label="Address">{{n['host']}}:{{n['port']}}</td><td data-label="Allowed">{{', '.join(n['allowed']) or 'nothing'}}</td></tr>
 %   end
 </tbody></table></div>
 % else:
-<p>No nodes yet. Add one with <code>lightbox node add --aet AET --host HOST --port PORT</code>.</p>
+<p>No nodes yet.</p>
 % end
+<p><a href="/admin/devices#nodes-h">Add, change or test nodes on the Devices page</a></p>
 </section>
 
 <section aria-labelledby="settings-h">
@@ -72,13 +71,13 @@
 Lightbox. Values that differ from the default are marked. A backup schedule saved on the
 <a href="/admin/backup">Backup page</a> takes precedence over <code>backup_schedule</code>, and a
 device policy chosen on the <a href="/admin/devices">Devices page</a> over <code>device_policy</code>.</p>
-<div class="table-wrap"><table>
+<div class="table-wrap"><table class="settings cards">
 <thead><tr><th scope="col">Setting</th><th scope="col">Value</th><th scope="col">Meaning</th></tr></thead>
 <tbody>
 % for st in info['settings']:
-<tr><td data-label="Setting"><code>{{st['name']}}</code></td>
-  <td data-label="Value">{{st['value']}}{{' (changed; default %s)' % (st['default'],) if st['value'] != st['default'] else ''}}</td>
-  <td data-label="Meaning">{{st['help']}}</td></tr>
+<tr><td class="name" data-label="Setting"><code>{{st['name']}}</code></td>
+  <td class="full" data-label="Value" data-short="=">{{st['value']}}{{' (changed; default %s)' % (st['default'],) if st['value'] != st['default'] else ''}}</td>
+  <td class="full muted" data-label="Meaning">{{st['help']}}</td></tr>
 % end
 </tbody></table></div>
 </section>
@@ -92,7 +91,8 @@ device policy chosen on the <a href="/admin/devices">Devices page</a> over <code
 % for ch in info['recent_changes']:
   <li><time>{{when(ch['at'])}}</time> {{ch['kind']}}
 %   if ch['study_uid']:
-   — <a href="/studies/{{ch['study_uid']}}">study</a>
+   —
+%     include('study_link.tpl', uid=ch['study_uid'], label=ch['study'])
 %   end
   </li>
 % end

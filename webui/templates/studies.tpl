@@ -3,7 +3,7 @@
 <h1>Studies</h1>
 <form id="filters" class="filters" role="search" method="get" action="/">
   <div class="field grow">
-    <label for="q">Search name, patient ID or accession</label>
+    <label for="q">Search name, ID, accession, owner, species or breed</label>
     <input id="q" name="q" type="search" value="{{f['q']}}" autocomplete="off" autofocus
            aria-describedby="status">
   </div>
@@ -27,8 +27,8 @@
     <label for="modality">Modality</label>
     <select id="modality" name="modality">
       <option value="">Any</option>
-% for m in modalities:
-      <option value="{{m}}"{{!' selected' if f['modality'] == m else ''}}>{{m}}</option>
+% for m in list['modalities']:
+      <option value="{{m}}"{{!' selected' if f['modality'].upper() == m else ''}}>{{m}}</option>
 % end
     </select>
   </div>
@@ -36,11 +36,11 @@
   <input type="hidden" name="order" value="{{f['order']}}">
   <button type="submit">Search</button>
 </form>
-<p id="status" class="status" role="status" aria-live="polite">{{len(list['studies'])}} studies shown{{' (more on the next page)' if list['more'] else ''}} · {{list['total_studies']}} in the archive</p>
+<p id="status" class="status" role="status" aria-live="polite">{{plural(len(list['studies']), 'study', 'studies')}} shown{{' (more on the next page)' if list['more'] else ''}} · {{list['total_studies']}} in the archive</p>
 <div class="table-wrap">
-<table id="studies" class="studies" data-last-change="{{list['last_change']}}">
+<table id="studies" class="studies cards" data-last-change="{{list['last_change']}}">
 <thead><tr>
-% for key, label in (('name', 'Patient'), ('patient_id', 'Patient ID'), ('birth_date', 'Born'), (None, 'Sex'), ('date', 'Study date'), ('description', 'Description'), ('modalities', 'Modalities'), ('accession', 'Accession'), ('images', 'Series / images')):
+% for key, label in (('name', 'Patient'), ('patient_id', 'Patient ID'), ('birth_date', 'Born'), (None, 'Sex'), ('date', 'Study date'), ('description', 'Description'), ('modalities', 'Modalities'), ('accession', 'Accession'), ('images', 'Images')):
 %   if key:
 %     sorted_here = f['sort'] == key
   <th scope="col" aria-sort="{{('descending' if f['order'] == 'desc' else 'ascending') if sorted_here else 'none'}}">
@@ -53,20 +53,21 @@
 </tr></thead>
 <tbody>
 % for s in list['studies']:
+%   vet = [s['species'], s['breed'], 'owner ' + person(s['owner']) if s['owner'] else '']
 <tr>
-  <td data-label="Patient"><a href="/studies/{{s['study_uid']}}">{{person(s['patient_name']) or '(no name)'}}</a>
-%   if s['species'] or s['breed'] or s['owner']:
-    <span class="vet">{{' · '.join(v for v in (s['species'], s['breed'], ('owner ' + person(s['owner'])) if s['owner'] else '') if v)}}</span>
+  <td class="patient full" data-label="Patient"><a href="/studies/{{s['study_uid']}}">{{person(s['patient_name']) or '(no name)'}}</a>
+%   if any(vet):
+    <span class="vet">{{' · '.join(v for v in vet if v)}}</span>
 %   end
   </td>
-  <td data-label="Patient ID">{{s['patient_id']}}</td>
-  <td data-label="Born">{{dicom_date(s['birth_date'])}}</td>
-  <td data-label="Sex">{{s['sex']}}</td>
-  <td data-label="Study date">{{dicom_date(s['study_date'])}}</td>
-  <td data-label="Description">{{s['description']}}</td>
-  <td data-label="Modalities">{{' '.join(s['modalities'])}}</td>
-  <td data-label="Accession">{{s['accession']}}</td>
-  <td data-label="Series / images">{{s['num_series']}} / {{s['num_instances']}}</td>
+  <td class="pid" data-label="Patient ID" data-short="ID">{{s['patient_id']}}</td>
+  <td class="born date" data-label="Born" data-short="born">{{dicom_date(s['birth_date'])}}</td>
+  <td class="sex" data-label="Sex">{{s['sex']}}</td>
+  <td class="when date" data-label="Study date">{{dicom_date(s['study_date'])}}</td>
+  <td class="desc" data-label="Description">{{s['description']}}</td>
+  <td class="mod" data-label="Modalities">{{' '.join(s['modalities'])}}</td>
+  <td class="acc" data-label="Accession" data-short="acc.">{{s['accession']}}</td>
+  <td class="count" data-label="Images">{{plural(s['num_instances'], 'image')}}{{' in %d series' % s['num_series'] if s['num_series'] > 1 else ''}}</td>
 </tr>
 % end
 </tbody>

@@ -1,7 +1,7 @@
 % rebase('base.tpl', title='Study', scripts=['viewer.js', 'study.js', 'corrections.js'], styles=['viewer.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
-<h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{s['description'] or 'Study'}} · {{dicom_date(s['study_date'])}}</span></h1>
+<h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{' · '.join(v for v in (s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
 <div id="study" data-study-uid="{{s['study_uid']}}" data-images="{{s['num_instances']}}"></div>
 % if s['identity_conflict']:
 <p class="notice" role="note">Warning: another patient record has the same Patient ID with a different name or birth date.{{!' <a href="#manage">Resolve it</a>' if user.is_admin else ''}}</p>
@@ -9,7 +9,7 @@
 <section class="details" aria-label="Patient and study">
 <dl>
   <dt>Patient ID</dt><dd>{{s['patient_id']}}</dd>
-  <dt>Born</dt><dd>{{dicom_date(s['birth_date'])}}</dd>
+  <dt>Born</dt><dd class="date">{{dicom_date(s['birth_date'])}}</dd>
   <dt>Sex</dt><dd>{{s['sex']}}</dd>
 % for label, value in (('Species', s['species']), ('Breed', s['breed']), ('Owner', person(s['owner']))):
 %   if value:
@@ -18,13 +18,13 @@
 % end
 </dl>
 <dl>
-  <dt>Study date</dt><dd>{{dicom_date(s['study_date'])}} {{dicom_time(s['study_time'])}}</dd>
+  <dt>Study date</dt><dd class="date">{{dicom_date(s['study_date'])}} {{dicom_time(s['study_time'])}}</dd>
 % for label, value in (('Accession', s['accession']), ('Study ID', s['study_id']), ('Modalities', ' '.join(s['modalities'])), ('Referring physician', person(s['referring_physician'])), ('Institution', s['institution'])):
 %   if value:
   <dt>{{label}}</dt><dd>{{value}}</dd>
 %   end
 % end
-  <dt>Series / images</dt><dd>{{s['num_series']}} / {{s['num_instances']}}</dd>
+  <dt>Images</dt><dd>{{plural(s['num_instances'], 'image')}} in {{plural(s['num_series'], 'series', 'series')}}</dd>
 </dl>
 <p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a></p>
 </section>
@@ -38,7 +38,7 @@
   </button>
   <div class="series-text">
     <h3>{{se['modality']}} {{'#%s' % se['series_number'] if se['series_number'] is not None else ''}} {{se['description']}}</h3>
-    <p>{{se['num_instances']}} images{{(' · ' + se['body_part']) if se['body_part'] else ''}}{{(' · ' + se['laterality']) if se['laterality'] else ''}}{{(' · ' + se['manufacturer'] + ' ' + se['model_name']) if se['manufacturer'] else ''}}</p>
+    <p>{{plural(se['num_instances'], 'image')}}{{(' · ' + se['body_part']) if se['body_part'] else ''}}{{(' · ' + se['laterality']) if se['laterality'] else ''}}{{(' · ' + se['manufacturer'] + ' ' + se['model_name']) if se['manufacturer'] else ''}}</p>
     <p><a href="/api/series/{{se['series_uid']}}/archive.zip" download>Download series (ZIP)</a></p>
     <details><summary>Images as JPEG or PNG</summary>
       <ul class="images">
