@@ -11,7 +11,6 @@
   const output = dialog.querySelector("output");
   let pending = null; // {collection, uid, confirmation}
 
-  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
   const size = (bytes) => bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.max(0.1, bytes / 1e6).toFixed(1)} MB`;
   const what = { studies: "the study", series: "a series of the study", instances: "an image of the study" };
 
@@ -24,8 +23,8 @@
     document.getElementById("delete-what").textContent =
       `You are deleting ${what[collection]} “${target.study_description || "no description"}” of ` +
       `${lightbox.date(target.study_date) || "unknown date"} for ${patient} (Patient ID ${target.patient_id || "none"}, ` +
-      `born ${lightbox.date(target.birth_date) || "unknown"}): ${plural(target.series, "series", "series")}, ` +
-      `${plural(target.instances, "image", "images")}, ${size(target.bytes)}.`;
+      `born ${lightbox.date(target.birth_date) || "unknown"}): ${lightbox.plural(target.series, "series", "series")}, ` +
+      `${lightbox.plural(target.instances, "image")}, ${size(target.bytes)}.`;
     document.getElementById("delete-ask").textContent = target.patient_id
       ? `To confirm, type the Patient ID: ${target.patient_id}` : "To confirm, type: delete";
     input.value = "";

@@ -10,7 +10,7 @@
   same patient, merge them: the studies of one take the name and birth date of the other.
   <ul class="others">
 %   for o in others:
-    <li>{{person(o['name']) or '(no name)'}}, born {{dicom_date(o['birth_date']) or 'unknown'}}, {{o['studies']}} {{'study' if o['studies'] == 1 else 'studies'}}:
+    <li>{{person(o['name']) or '(no name)'}}, born {{dicom_date(o['birth_date']) or 'unknown'}}, {{plural(o['studies'], 'study', 'studies')}}:
       <button type="button" class="merge-into" data-into="{{o['study_uid']}}" data-label="{{person(o['name']) or '(no name)'}}">Use this record for this patient</button></li>
 %   end
   </ul>
@@ -26,7 +26,8 @@
     <label for="fix-id">Patient ID</label>
     <input id="fix-id" name="patient_id" value="{{s['patient_id']}}" autocomplete="off" maxlength="64">
     <label for="fix-born">Birth date</label>
-    <input id="fix-born" name="birth_date" type="date" value="{{dicom_date(s['birth_date']) if len(s['birth_date']) == 8 else ''}}">
+    % b = s['birth_date']
+    <input id="fix-born" name="birth_date" type="date" value="{{'%s-%s-%s' % (b[:4], b[4:6], b[6:]) if len(b) == 8 and b.isdigit() else ''}}">
 %   if patient_studies > 1:
     <label><input type="checkbox" name="scope" value="patient"> All {{patient_studies}} studies of this patient</label>
 %   end
