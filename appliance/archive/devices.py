@@ -155,14 +155,14 @@ def charset_override(calling_ae: str, address: str) -> str | None:
     return row[0] if row and row[0] else None
 
 
-def count_received(calling_ae: str, address: str, new_study: bool) -> None:
-    """One more image (and study) stored from this device; runs in ingest's transaction."""
+def count_received(calling_ae: str, address: str, images: int, studies: int) -> None:
+    """Images (and new studies) stored from this device; runs in the caller's transaction."""
     device_id = _device_id(calling_ae, address)
     if device_id is not None:
         database.execute_sql(
-            "UPDATE device SET images_received = images_received + 1, studies_received = studies_received + ?"
+            "UPDATE device SET images_received = images_received + ?, studies_received = studies_received + ?"
             " WHERE id = ?",
-            (int(new_study), device_id),
+            (images, studies, device_id),
         )
 
 
@@ -289,6 +289,17 @@ class DeviceTable:
                 record_error(calling_ae, address, error)
         except Exception as exc:
             LOG.warning("device_error_not_recorded calling_ae=%r reason=%r", calling_ae, str(exc))
+
+    def charset_override(self, calling_ae: str, address: str) -> str | None:
+        return charset_override(calling_ae, address)
+
+    def count_received(self, calling_ae: str, address: str, images: int, studies: int) -> None:
+        """What an association stored, recorded with its device; never raises (statistics)."""
+        try:
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                count_received(calling_ae, address, images, studies)
+        except Exception as exc:
+            LOG.warning("device_counts_not_recorded calling_ae=%r reason=%r", calling_ae, str(exc))
 
     def get(self, aet: str) -> LearnedDevice | None:
         row = Device.get_or_none(Device.aet == aet.strip())

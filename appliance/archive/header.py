@@ -48,6 +48,7 @@ class Origin:
     called_ae: str = ""
     address: str = ""
     port: int = 0
+    charset_override: str | None = None  # the sending device's quirk: its files lie about their charset
 
     @property
     def presentation_address(self) -> str:

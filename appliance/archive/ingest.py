@@ -17,7 +17,7 @@ from pathlib import Path
 
 import peewee
 
-from appliance.archive import devices, indexing
+from appliance.archive import indexing
 from appliance.archive.attributes import extract
 from appliance.archive.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
 from appliance.archive.index import Instance
@@ -52,6 +52,7 @@ class IngestResult:
     outcome: Outcome
     reason: str = ""
     sop_uid: str = ""
+    new_study: bool = False  # the instance began a study the index did not have
 
     @property
     def ok(self) -> bool:
@@ -82,7 +83,9 @@ class Ingest:
         self.options = options
 
     def __call__(self, path: Path, origin: Origin, spooled: Spooled | None = None) -> IngestResult:
-        """Store the DICOM file at ``path`` (left in place unless ``spooled`` lets it move)."""
+        """Store the DICOM file at ``path`` (left in place unless ``spooled`` lets it move).
+        What the door knows (who sent it, the sender's charset quirk) comes in ``origin``; what
+        the door does with the result (a device's counts and errors) is the door's."""
         result = self._ingest(path, origin, spooled)
         level = logging.INFO if result.ok else logging.WARNING
         LOG.log(
@@ -95,23 +98,13 @@ class Ingest:
             result.sop_uid or "-",
             f" reason={result.reason!r}" if result.reason else "",
         )
-        if not result.ok and origin.via == "dicom":
-            self._record_device_error(origin, ": ".join(filter(None, (result.outcome.value, result.reason))))
         return result
-
-    def _record_device_error(self, origin: Origin, error: str) -> None:
-        try:
-            with self.write_lock, self.db.atomic("IMMEDIATE"):
-                devices.record_error(origin.calling_ae, origin.address, error)
-        except Exception as exc:  # e.g. the disk is full: the refusal itself matters more
-            LOG.warning("device_error_not_recorded calling_ae=%r reason=%r", origin.calling_ae, str(exc))
 
     def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None) -> IngestResult:
         try:
             header = read_header(path)
             nonconformant = check(header)
-            override = devices.charset_override(origin.calling_ae, origin.address) if origin.via == "dicom" else None
-            fields = extract(header.dataset, override, nonconformant)
+            fields = extract(header.dataset, origin.charset_override, nonconformant)
         except UnreadableHeader as exc:
             return IngestResult(Outcome.REFUSED_UNREADABLE, str(exc)[:200])
         except Refusal as exc:
@@ -148,6 +141,7 @@ class Ingest:
 
         received_at = os.stat(self.storage.path(stored.key)).st_mtime
         replaced_key: str | None = None
+        new_study = False
         try:
             with self.write_lock, self.db.atomic("IMMEDIATE"):
                 replaced_key = indexing.file_key_of(sop_uid)
@@ -160,8 +154,6 @@ class Ingest:
                 new_study = indexing.add_instance(
                     fields, stored, str(header.transfer_syntax), indexing.provenance(meta), received_at
                 )
-                if origin.via == "dicom":
-                    devices.count_received(origin.calling_ae, origin.address, new_study)
         except _StoredMeanwhile:
             # Another association indexed this UID while we were writing: judge it as a duplicate.
             self.storage.remove(stored.key)
@@ -176,8 +168,8 @@ class Ingest:
             return IngestResult(Outcome.FAILED, f"index error: {exc}"[:200], sop_uid)
         if replaced_key is not None:
             self.storage.remove(replaced_key)
-            return IngestResult(Outcome.REPLACED, "", sop_uid)
-        return IngestResult(Outcome.STORED, "", sop_uid)
+            return IngestResult(Outcome.REPLACED, "", sop_uid, new_study)
+        return IngestResult(Outcome.STORED, "", sop_uid, new_study)
 
     def _duplicate(
         self, sop_uid: str, existing_key: str, path: Path, header: Header, origin: Origin

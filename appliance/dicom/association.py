@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
-from appliance.archive import Archive, Origin
+from appliance.archive import Archive, IngestResult, Origin, Outcome
 from appliance.archive.header import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, build_meta, encode_meta
 from appliance.archive.ingest import Spooled
 from appliance.archive.retrieval import RetrieveItem
@@ -33,6 +34,7 @@ from appliance.dicom.status import STATUS_FOR_OUTCOME, UNABLE_TO_PROCESS, VERIFI
 LOG = logging.getLogger("lightbox.dicom")
 
 _CHUNK = 1 << 18
+RECORD_COUNTS_EVERY = 5.0  # seconds between recordings of a device's received counts
 MAX_IDENTIFIER = 1 << 20  # a query identifier is a few hundred bytes; refuse absurd ones
 _IDENTIFIER_SYNTAXES = (outgoing.IMPLICIT_LE, outgoing.EXPLICIT_LE)
 
@@ -95,6 +97,23 @@ class AssociationOptions:
     network_timeout: float
 
 
+@dataclass
+class Received:
+    """What this association stored, recorded with its device now and then and at the end:
+    one write per few seconds, not one more commit (and fsync) per image."""
+
+    images: int = 0
+    studies: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    def add(self, result: IngestResult) -> None:
+        self.images += 1
+        self.studies += int(result.new_study)
+
+    def due(self) -> bool:
+        return self.images > 0 and time.monotonic() - self.since >= RECORD_COUNTS_EVERY
+
+
 class Association:
     """Serve one association (its A-ASSOCIATE-RQ already read) until release, abort or timeout."""
 
@@ -116,7 +135,9 @@ class Association:
             called_ae=request.called_title,
             address=address[0],
             port=address[1],
+            charset_override=archive.devices.charset_override(request.calling_title, address[0]),
         )
+        self.received = Received()
         self.negotiated = Negotiated()
         self._buffer = bytearray(_CHUNK)
         self._operation: dimse.Command | None = None  # the Q/R request being answered
@@ -156,6 +177,8 @@ class Association:
         except (OSError, TimeoutError) as exc:
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", self.calling_ae, self.origin.address, str(exc) or type(exc).__name__)
             self.archive.devices.record_error(self.calling_ae, self.origin.address, f"dropped: {str(exc) or type(exc).__name__}")
+        finally:
+            self._record_received()  # after an abort or a drop (a release has recorded them)
 
     def _send_quietly(self, data: bytes) -> None:
         try:
@@ -173,6 +196,7 @@ class Association:
             while True:
                 pdv = self.link.next_pdv()
                 if pdv == RELEASE:
+                    self._record_received()  # before the answer: the peer may look at once
                     self.link.send_pdu(pdu.release_rp())
                     return
                 if pdv == ABORT:
@@ -247,9 +271,25 @@ class Association:
             else:
                 result = self.archive.ingest(writer.path, self.origin, Spooled(writer.digest.hexdigest(), writer.size))
                 status, comment = STATUS_FOR_OUTCOME[result.outcome], result.reason
+                self._note(result)
         finally:
             writer.discard()  # gone already if ingest moved it into storage
         self.link.send(context_id, dimse.store_response(command, status, comment))
+
+    def _note(self, result: IngestResult) -> None:
+        """The device's counts and last error (what intake does not know about)."""
+        if result.outcome in (Outcome.STORED, Outcome.REPLACED):
+            self.received.add(result)
+            if self.received.due():
+                self._record_received()
+        elif not result.ok:
+            error = ": ".join(filter(None, (result.outcome.value, result.reason)))
+            self.archive.devices.record_error(self.calling_ae, self.origin.address, error)
+
+    def _record_received(self) -> None:
+        if self.received.images:
+            self.archive.devices.count_received(self.calling_ae, self.origin.address, self.received.images, self.received.studies)
+        self.received = Received()
 
     # -- Query/Retrieve ----------------------------------------------------------------
 
