@@ -1,4 +1,4 @@
-"""Real S3 servers on 127.0.0.1 for the backup tests and bench/backup.
+"""Real S3 servers on 127.0.0.1 for the backup tests and bench.backup.
 
 - moto's ThreadedMotoServer (moto[server], flask): in this process, any credentials.
 - moto's server in its own process with IAM enforced: a key without delete right.

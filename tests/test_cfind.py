@@ -5,7 +5,6 @@ UID list, sequence, character sets), pynetdicom (exact statuses, the cap) and a 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +15,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT
 
+from bench.wire import FindClient, encode_identifier
 from conftest import LightboxProcess, dcmtk
 from dicomgen import make_dataset, make_study, write
 
@@ -206,44 +206,18 @@ def test_study_root_has_no_patient_level(archive):
 
 def test_cancel_stops_the_stream(archive):
     """A workstation that reads slowly cancels after 5 responses: the stream stops well before
-    its end, and the association goes on.  The client is a raw one reading through a small
-    receive buffer: pynetdicom's reader thread reads eagerly, and the whole answer would be in
-    its buffers before it could cancel."""
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-
-    from appliance.dicom import dimse
-    from appliance.dicom.requestor import associate, release
-
+    its end, and the association goes on.  The client is a raw one (bench.wire's) reading
+    through a small receive buffer: pynetdicom's reader thread reads eagerly, and the whole
+    answer would be in its buffers before it could cancel."""
     server, uids = archive
-    link, accepted = associate("127.0.0.1", server.dicom_port, "PYFIND", server.aet, [(STUDY_ROOT, ["1.2.840.10008.1.2"])], 0, 30)
-    link.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    context_id = accepted[STUDY_ROOT]["1.2.840.10008.1.2"]
-    identifier = DicomBytesIO()
-    identifier.is_implicit_VR, identifier.is_little_endian = True, True
-    write_dataset(identifier, query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID=""))
-    request = {dimse.AFFECTED_SOP_CLASS: STUDY_ROOT, dimse.COMMAND_FIELD: dimse.C_FIND_RQ, dimse.MESSAGE_ID: 7,
-               dimse.PRIORITY: 0, dimse.DATASET_TYPE: dimse.HAS_DATASET}  # fmt: skip
-    link.send(context_id, dimse.encode(request), identifier.getvalue())
-    found, status, command = 0, None, bytearray()
-    while status is None:
-        pdv = link.next_pdv()
-        assert not isinstance(pdv, str), pdv
-        value = link.read_exactly(pdv.length)
-        if pdv.is_command:
-            command += value
-            if pdv.is_last:
-                code = dimse.decode(bytes(command)).us(dimse.STATUS)
-                command.clear()
-                if code != PENDING:
-                    status = code
-                    continue
+    identifier = encode_identifier(query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID=""))
+    found, status = 0, None
+    with FindClient("127.0.0.1", server.dicom_port, "PYFIND", server.aet, STUDY_ROOT, timeout=30, receive_buffer=4096) as client:
+        for status in client.find(identifier):
+            if status == PENDING:
                 found += 1
                 if found == 5:
-                    cancel = {dimse.COMMAND_FIELD: dimse.C_CANCEL_RQ, dimse.MESSAGE_ID_BEING_RESPONDED_TO: 7,
-                              dimse.DATASET_TYPE: dimse.NO_DATASET}  # fmt: skip
-                    link.send(context_id, dimse.encode(cancel))
-    release(link)
+                    client.cancel()
     assert status == CANCELLED
     assert 5 <= found < MANY
     everything, status = pyfind(server, query("IMAGE", StudyInstanceUID=uids["BULK"], SOPInstanceUID=""))

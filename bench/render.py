@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Rendering benchmark: Lightbox's frame routes against Orthanc's, over HTTP on loopback.
 
 Figures (each server holds the same files; Lightbox gets them with `appliance import`, Orthanc
@@ -16,8 +15,8 @@ Lightbox is served by the real routes (appliance.web.frames) in a bottle app wit
 guard, under waitress, in its own process; Orthanc answers /instances/{id}/frames/{n-1}/rendered.
 Both servers run side by side and take turns, one sample each, --repeat samples per figure after
 a warm-up of 2; the median is reported.  A sample is the client's wall time over a kept-alive
-loopback connection (a whole loop for cine).  Corpora, Orthanc and the private network
-namespace come from bench/ingest.
+loopback connection (a whole loop for cine).  Run as `python -m bench.render`, in a private
+network namespace like bench.ingest.
 """
 
 from __future__ import annotations
@@ -25,34 +24,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.machinery
-import importlib.util
 import io
 import json
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-BENCH_DIR = Path(__file__).resolve().parent
-_loader = importlib.machinery.SourceFileLoader("bench_ingest", str(BENCH_DIR / "ingest"))
-_spec = importlib.util.spec_from_loader("bench_ingest", _loader)
-ingest = importlib.util.module_from_spec(_spec)
-sys.modules["bench_ingest"] = ingest  # its dataclasses look their module up there
-_loader.exec_module(ingest)
+import numpy as np
+import pydicom
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit, UltrasoundMultiFrameImageStorage, generate_uid
 
-import numpy as np  # noqa: E402  (bench/ingest explains a missing numpy/pydicom)
-from pydicom.encaps import encapsulate  # noqa: E402
-from pydicom.uid import JPEGBaseline8Bit, UltrasoundMultiFrameImageStorage, generate_uid  # noqa: E402
+from bench import corpus, harness, servers
+from bench.corpus import Corpus
+from bench.harness import MB, BenchError
+from bench.procstat import rss_bytes
 
 CINE_FRAMES, US_ROWS, US_COLUMNS = 30, 480, 640
 THUMBNAIL_SIDE = 160
+WARMUP = 2  # untimed turns before each figure's samples
 # The routes under test in a minimal app: the web UI's login guard is replaced by a pass-through.
 LIGHTBOX_SERVER = """
 import sys, bottle, waitress
@@ -70,7 +63,7 @@ def write_us_loops(out: Path, rng: np.random.Generator) -> None:
     """A 30-frame 640x480 loop twice: JPEG Baseline YBR_FULL_422 (as scanners send it) and RGB."""
     from PIL import Image
 
-    study = ingest.new_study("BENCH^US", "BENCH-US", "Cardiac loop")
+    study = corpus.new_study("BENCH^US", "BENCH-US", "Cardiac loop")
     y, x = np.mgrid[0:US_ROWS, 0:US_COLUMNS]
     sector = np.hypot(x - US_COLUMNS / 2, y) < US_ROWS * 0.95
     frames = []
@@ -81,7 +74,7 @@ def write_us_loops(out: Path, rng: np.random.Generator) -> None:
         rgb[20:40, 20:200] = (250, 200, 40)  # a coloured annotation, as scanners burn in
         frames.append(rgb)
     for name, encoded in (("jpeg", True), ("rgb", False)):
-        ds = ingest.base_dataset(UltrasoundMultiFrameImageStorage, study, generate_uid(), "US")
+        ds = corpus.base_dataset(UltrasoundMultiFrameImageStorage, study, generate_uid(), "US")
         ds.InstanceNumber = 1
         ds.NumberOfFrames = CINE_FRAMES
         ds.FrameTime = 33.3
@@ -103,24 +96,24 @@ def write_us_loops(out: Path, rng: np.random.Generator) -> None:
         else:
             ds.PhotometricInterpretation = "RGB"
             ds.add_new(0x7FE00010, "OB", np.stack(frames).tobytes())
-        ingest.save_part10(ds, out / f"US-{name}.dcm")
+        corpus.save_part10(ds, out / f"US-{name}.dcm")
 
 
 def write_thumbnail_series(out: Path, count: int, rng: np.random.Generator) -> None:
     for i in range(count):
         folder = out / f"S{i:04d}"
         folder.mkdir()
-        ingest.write_ct_series(folder, 1, rng, f"THUMB{i:04d}")
+        corpus.write_ct_series(folder, 1, rng, f"THUMB{i:04d}")
 
 
-def build_corpora(args: argparse.Namespace) -> dict[str, "ingest.Corpus"]:
+def build_corpora(args: argparse.Namespace) -> dict[str, Corpus]:
     rng = np.random.default_rng(20240602)
-    series = args.repeat + WARMUP  # one new series per cold thumbnail
+    samples = args.repeat + WARMUP  # one new CT slice per frame sample, one new series per cold thumbnail
     return {
-        "ct": ingest.load_or_build_corpus(f"ct-{args.repeat + WARMUP}", lambda d: ingest.write_ct_series(d, args.repeat + WARMUP, rng, "CT")),
-        "dx": ingest.load_or_build_corpus("dx-1", lambda d: ingest.write_radiographs(d, 1, rng)),
-        "us": ingest.load_or_build_corpus("us-loops-v1", lambda d: write_us_loops(d, rng)),
-        "thumbs": ingest.load_or_build_corpus(f"thumbs-{series}", lambda d: write_thumbnail_series(d, series, rng)),
+        "ct": corpus.ct_series(samples, rng),
+        "dx": corpus.radiographs(1, rng),
+        "us": corpus.load_or_build("us-loops-v1", lambda d: write_us_loops(d, rng)),
+        "thumbs": corpus.load_or_build(f"thumbs-{samples}", lambda d: write_thumbnail_series(d, samples, rng)),
     }
 
 
@@ -138,7 +131,7 @@ class Client:
         response = self.connection.getresponse()
         body = response.read()
         if response.status != 200:
-            raise ingest.BenchError(f"GET {path} -> {response.status}: {body[:200]!r}")
+            raise BenchError(f"GET {path} -> {response.status}: {body[:200]!r}")
         return body
 
     def close(self) -> None:
@@ -184,11 +177,11 @@ class OrthancServer(Server):
 def lightbox(run_dir: Path, files: Sequence[Path]) -> Iterator[Server]:
     data = run_dir / "lightbox-data"
     for folder in sorted({f.parent for f in files}):
-        ingest.lightbox_import(data, folder, run_dir / "import.log")
-    port = ingest.free_port()
+        servers.lightbox_import(data, folder, run_dir / "import.log")
+    port = servers.free_port()
     cmd = [sys.executable, "-c", LIGHTBOX_SERVER, str(data), str(port)]
-    with ingest.managed_process(cmd, run_dir / "lightbox.log", ingest.lightbox_env(), ingest.REPO_ROOT) as proc:
-        wait_http(proc, f"http://127.0.0.1:{port}/healthz", run_dir / "lightbox.log")
+    with servers.managed_process(cmd, run_dir / "lightbox.log", servers.lightbox_env(), harness.REPO_ROOT) as proc:
+        servers.wait_ready(proc, "Lightbox", f"http://127.0.0.1:{port}/healthz", run_dir / "lightbox.log")
         server = LightboxServer()
         server.port, server.pid = port, proc.pid
         yield server
@@ -196,40 +189,17 @@ def lightbox(run_dir: Path, files: Sequence[Path]) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def orthanc(run_dir: Path, files: Sequence[Path]) -> Iterator[Server]:
-    with ingest.orthanc_server(run_dir, "orthanc") as running:
+    with servers.orthanc_server(run_dir, "orthanc") as running:
         server = OrthancServer()
         server.port, server.pid = running.http_port, running.proc.pid
         for path in files:
-            request = urllib.request.Request(f"http://127.0.0.1:{running.http_port}/instances", data=path.read_bytes(), method="POST")
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.load(response)
-            server.ids[sop_uid_of(path)] = answer["ID"]
+            answer = servers.http(f"http://127.0.0.1:{running.http_port}/instances", path.read_bytes(), "POST", timeout=60)
+            server.ids[uid_of(path, "SOPInstanceUID")] = json.loads(answer)["ID"]
         yield server
 
 
-def wait_http(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + ingest.READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ingest.BenchError(f"server exited with {proc.returncode}:\n{ingest.tail(log_path)}")
-        try:
-            ingest.http_get_json(url, timeout=1.0)
-            return
-        except (OSError, ValueError):
-            time.sleep(0.1)
-    raise ingest.BenchError(f"server not ready at {url}:\n{ingest.tail(log_path)}")
-
-
-def sop_uid_of(path: Path) -> str:
-    import pydicom
-
-    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-
-
-def series_uid_of(path: Path) -> str:
-    import pydicom
-
-    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).SeriesInstanceUID)
+def uid_of(path: Path, keyword: str) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword])[keyword].value)
 
 
 # --------------------------------------------------------------------------- figures
@@ -247,20 +217,21 @@ def timed_ms(action: Callable[[], object]) -> float:
     return 1000 * (time.perf_counter() - started)
 
 
-def make_figures(corpora: dict[str, "ingest.Corpus"]) -> list[Figure]:
+def make_figures(corpora: dict[str, Corpus]) -> list[Figure]:
     """Each figure's sample draws new slices and series from per-server queues, so that every
     CT slice and every cold thumbnail is a first request for that server."""
-    slices = [sop_uid_of(p) for p in corpora["ct"].files]
-    series = [(sop_uid_of(p), series_uid_of(p)) for p in corpora["thumbs"].files]
-    dx = sop_uid_of(corpora["dx"].files[0])
-    loops = {kind: sop_uid_of(next(p for p in corpora["us"].files if p.name == f"US-{kind}.dcm")) for kind in ("jpeg", "rgb")}
+    slices = [uid_of(p, "SOPInstanceUID") for p in corpora["ct"].files]
+    series = [(uid_of(p, "SOPInstanceUID"), uid_of(p, "SeriesInstanceUID")) for p in corpora["thumbs"].files]
+    dx = uid_of(corpora["dx"].files[0], "SOPInstanceUID")
+    loops = {kind: uid_of(next(p for p in corpora["us"].files if p.name == f"US-{kind}.dcm"), "SOPInstanceUID")
+             for kind in ("jpeg", "rgb")}  # fmt: skip
     unused: dict[tuple[str, str], list] = {}
     shown: dict[str, list] = {}
 
-    def fresh(kind: str, items: list, server: Server):
+    def fresh(kind: str, items: list, server: Server) -> Any:
         queue = unused.setdefault((kind, server.label), list(items))
         if not queue:
-            raise ingest.BenchError(f"not enough {kind} for --repeat; raise --series")
+            raise BenchError(f"not enough {kind} for --repeat")
         return queue.pop(0)
 
     def ct(server: Server, client: Client) -> float:
@@ -294,19 +265,16 @@ def make_figures(corpora: dict[str, "ingest.Corpus"]) -> list[Figure]:
     ]
 
 
-WARMUP = 2
-
-
-def measure(servers: list[Server], figures: list[Figure], repeat: int) -> dict[tuple[str, str], float]:
+def measure(running: list[Server], figures: list[Figure], repeat: int) -> dict[tuple[str, str], float]:
     """Median of each figure per server.  The servers run side by side and take turns, one
     sample each, so that the machine's ups and downs fall on both alike."""
-    clients = {s.label: Client(s.port, {"Accept": "image/jpeg"}) for s in servers}  # Orthanc answers PNG unless asked
+    clients = {s.label: Client(s.port, {"Accept": "image/jpeg"}) for s in running}  # Orthanc answers PNG unless asked
     results = {}
     try:
         for figure in figures:
-            samples: dict[str, list[float]] = {s.label: [] for s in servers}
+            samples: dict[str, list[float]] = {s.label: [] for s in running}
             for turn in range(WARMUP + repeat):
-                for server in servers:
+                for server in running:
                     value = figure.sample(server, clients[server.label])
                     if turn >= WARMUP:
                         samples[server.label].append(value)
@@ -321,60 +289,35 @@ def measure(servers: list[Server], figures: list[Figure], repeat: int) -> dict[t
 def benchmark(args: argparse.Namespace) -> None:
     corpora = build_corpora(args)
     files = [f for c in corpora.values() for f in c.files]
-    workdir = Path(tempfile.mkdtemp(prefix="lightbox-render-", dir=args.workdir))
-    ingest.log(f"work dir {workdir}")
     starters = {"lightbox": lightbox, "orthanc": orthanc}
-    try:
-        with contextlib.ExitStack() as stack:
-            servers = []
-            for name in args.servers:
-                (workdir / name).mkdir()
-                servers.append(stack.enter_context(starters[name](workdir / name, files)))
-            figures = make_figures(corpora)
-            results = measure(servers, figures, args.repeat)
-            for server in servers:
-                for figure in figures:
-                    print(f"{figure.name} {server.label} {results[(figure.name, server.label)]:.1f} {figure.unit}")
-                print(f"rss {server.label} {ingest.rss_bytes(server.pid) / ingest.MB:.0f} MB", flush=True)
-        if len(servers) == 2:
+    with harness.workdir("render", args) as workdir, contextlib.ExitStack() as stack:
+        running = []
+        for name in args.servers:
+            (workdir / name).mkdir()
+            running.append(stack.enter_context(starters[name](workdir / name, files)))
+        figures = make_figures(corpora)
+        results = measure(running, figures, args.repeat)
+        for server in running:
+            for figure in figures:
+                print(f"{figure.name} {server.label} {results[(figure.name, server.label)]:.1f} {figure.unit}")
+            print(f"rss {server.label} {rss_bytes(server.pid) / MB:.0f} MB", flush=True)
+        if len(running) == 2:
             for figure in figures:
                 ours, theirs = results[(figure.name, "lightbox")], results[(figure.name, "orthanc")]
                 faster = theirs / ours if figure.unit == "ms" else ours / theirs
                 print(f"{figure.name} ratio lightbox-speed/orthanc-speed {faster:.2f}")
-    finally:
-        if args.keep:
-            ingest.log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/render", description="Frame rendering: Lightbox vs Orthanc over HTTP.")
+    parser = harness.parser("render", "Frame rendering: Lightbox vs Orthanc over HTTP.")
     parser.add_argument("--repeat", type=int, default=20, help="timed requests per figure (cine: loops), default 20")
-    parser.add_argument("--servers", type=lambda s: s.split(","), default=["lightbox", "orthanc"],
-                        help="comma-separated subset of lightbox,orthanc")
-    parser.add_argument("--workdir", type=Path, default=None, help="where server data goes (default: $TMPDIR)")
-    parser.add_argument("--keep", action="store_true", help="keep server data and logs")
-    parser.add_argument("--inside-netns", action="store_true", help=argparse.SUPPRESS)
+    harness.add_servers(parser)
+    harness.add_workdir(parser)
     args = parser.parse_args(argv)
-    if not set(args.servers) <= {"lightbox", "orthanc"} or args.repeat < 1:
-        parser.error("--servers is a subset of lightbox,orthanc; --repeat is >= 1")
+    if args.repeat < 1:
+        parser.error("--repeat is >= 1")
     return args
 
 
-def main(argv: Sequence[str]) -> int:
-    args = parse_args(argv)
-    try:
-        if not args.inside_netns:
-            return ingest.reexec_in_netns(argv, Path(__file__))
-        benchmark(args)
-    except ingest.BenchError as exc:
-        print(f"render: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(harness.run("render", sys.argv[1:], parse_args, benchmark))

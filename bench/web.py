@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Web UI benchmark: server time of the study list, search and study page on a large archive.
 
-The corpus is bench/query's (one tiny instance per study, two studies per patient, names
+The corpus is bench.query's (one tiny instance per study, two studies per patient, names
 FAM0000^GIVENnnnnnn, accession QAnnnnnnnn), imported with `appliance import` in two parts
 (--small studies, then up to --studies).  After each part a fresh `lightbox serve` is
 started and, on one keep-alive HTTP connection with a logged-in session, each kind of
@@ -15,34 +14,26 @@ request is made --warmup times untimed and then --requests times timed:
   study-api    GET /api/studies/<uid>         its JSON twin
 Each figure is the time from sending the request to the last byte of the answer over
 loopback (median, p95).  Orthanc has no server-side sorted, paged study list to compare
-with (its 1.10 /tools/find neither sorts nor pages), so no ratio is printed.
+with (its 1.10 /tools/find neither sorts nor pages), so no ratio is printed.  Run as
+`python -m bench.web` (no Orthanc, so no private network namespace).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.machinery
-import importlib.util
 import json
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Sequence
 
-BENCH_DIR = Path(__file__).resolve().parent
-_loader = importlib.machinery.SourceFileLoader("bench_query", str(BENCH_DIR / "query"))
-_spec = importlib.util.spec_from_loader("bench_query", _loader)
-query = importlib.util.module_from_spec(_spec)
-sys.modules["bench_query"] = query
-_loader.exec_module(query)
-ingest = query.ingest
+from bench import harness, query, servers
+from bench.harness import BenchError
 
 USER, PASSWORD = "bench", "bench password 1"
 KINDS = ("list-page", "list-api", "search-name", "search-type", "search-id", "study-page", "study-api")
@@ -58,10 +49,11 @@ class Session:
         status, headers, _ = self.request("POST", "/login", body, {
             "Content-Type": "application/x-www-form-urlencoded", "Origin": f"http://127.0.0.1:{port}"})  # fmt: skip
         if status != 303:
-            raise ingest.BenchError(f"login failed with HTTP {status}")
+            raise BenchError(f"login failed with HTTP {status}")
         self.cookie = headers["Set-Cookie"].split(";", 1)[0]
 
-    def request(self, method: str, path: str, body: str | None = None, headers: dict | None = None):
+    def request(self, method: str, path: str, body: str | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
         self.conn.request(method, path, body, headers or {})
         answer = self.conn.getresponse()
         return answer.status, dict(answer.getheaders()), answer.read()
@@ -69,7 +61,7 @@ class Session:
     def get(self, path: str) -> bytes:
         status, _, body = self.request("GET", path, headers={"Cookie": self.cookie})
         if status != 200:
-            raise ingest.BenchError(f"GET {path}: HTTP {status}")
+            raise BenchError(f"GET {path}: HTTP {status}")
         return body
 
 
@@ -110,55 +102,39 @@ def measure(port: int, studies: int, args: argparse.Namespace) -> None:
             if i >= args.warmup:
                 times.append(time.perf_counter() - started)
         print(f"lightbox studies={studies:<7} {kind:<12} median={statistics.median(times) * 1000:7.1f} ms  "
-              f"p95={query.p95(times) * 1000:7.1f} ms", flush=True)  # fmt: skip
-
-
-def add_user(data: Path) -> None:
-    cmd = [sys.executable, "-m", "appliance", "user", "add", USER, "--role", "admin", "--password-stdin", "--data", str(data)]
-    done = subprocess.run(cmd, input=PASSWORD + "\n", text=True, capture_output=True, env=ingest.lightbox_env(), cwd=ingest.REPO_ROOT)
-    if done.returncode != 0:
-        raise ingest.BenchError(f"lightbox user add failed: {done.stderr.strip()}")
+              f"p95={harness.p95(times) * 1000:7.1f} ms", flush=True)  # fmt: skip
 
 
 def measure_loaded(data: Path, workdir: Path, args: argparse.Namespace) -> None:
     """Measure an archive loaded before (e.g. kept by --keep), with its bench user."""
-    with ingest.lightbox_server(workdir, "lightbox", data) as server:
-        studies = ingest.http_get_json(f"http://127.0.0.1:{server.http_port}/healthz")["counts"]["studies"]
+    with servers.lightbox_server(workdir, "lightbox", data) as server:
+        studies = servers.http_get_json(f"http://127.0.0.1:{server.http_port}/healthz")["counts"]["studies"]
         measure(server.http_port, studies, args)
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="lightbox-web-", dir=args.workdir))
-    try:
-        ingest.check_lightbox_importable()
+    servers.check_lightbox_importable()
+    with harness.workdir("web", args) as workdir:
         if args.data:
             return measure_loaded(args.data, workdir, args)
-        parts = query.corpus_parts(args)
         user_added = False
-        for studies, start in query.lightbox_runs(parts, workdir):
-            data = workdir / "lightbox-data"
+        for studies, start in query.lightbox_runs(query.corpus_parts(args), workdir):
             if not user_added:
-                add_user(data)
+                servers.lightbox_cli("user", "add", USER, "--role", "admin", "--password-stdin",
+                                     "--data", str(workdir / "lightbox-data"), stdin=PASSWORD + "\n")  # fmt: skip
                 user_added = True
             run_dir = workdir / f"lightbox-{studies}"
             run_dir.mkdir()
             with start(run_dir) as server:
                 measure(server.http_port, studies, args)
-    finally:
-        if args.keep:
-            ingest.log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/web", description=__doc__.split("\n")[0])
-    parser.add_argument("--studies", type=int, default=100_000, help="studies in the largest archive (default 100000)")
-    parser.add_argument("--small", type=int, default=10_000, help="studies in the first, smaller archive (default 10000)")
+    parser = harness.parser("web", __doc__.split("\n")[0], netns=False)
+    query.add_corpus_size(parser)
     parser.add_argument("--requests", type=int, default=50, help="timed requests of each kind (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests of each kind first (default 5)")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the data dir goes (default: $TMPDIR)")
-    parser.add_argument("--keep", action="store_true", help="keep the data dir and logs")
+    harness.add_workdir(parser)
     parser.add_argument("--data", type=Path, default=None,
                         help="measure this data dir, loaded and kept by an earlier run, instead of loading one")
     args = parser.parse_args(argv)
@@ -167,16 +143,5 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str]) -> int:
-    try:
-        benchmark(parse_args(argv))
-    except ingest.BenchError as exc:
-        print(f"web: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(harness.run("web", sys.argv[1:], parse_args, benchmark, netns=False))

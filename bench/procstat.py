@@ -1,0 +1,107 @@
+"""A server's memory and CPU, read from /proc: one process, or it and its children (Lightbox
+forks its DICOM workers), sampled while a bench feeds it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_INTERVAL_S = 0.05
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and all its descendants, from a scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def _kib_line(path: str, field: str) -> int:
+    """A ``field: N kB`` line of a /proc file, in bytes; 0 once the process is gone."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def rss_bytes(pid: int) -> int:
+    return _kib_line(f"/proc/{pid}/status", "VmRSS:")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM: the process's peak RSS since its exec (getrusage of a child would also count
+    the copy of the parent it started as)."""
+    return _kib_line(f"/proc/{pid}/status", "VmHWM:")
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages (a forked worker's copy-on-write code and heap)
+    counted once across the processes that share them, unlike VmRSS."""
+    return _kib_line(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of pid and of its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+
+
+class ServerSampler:
+    """While active: the peak of the summed VmRSS (and PSS) of a process and its descendants,
+    sampled every 50 ms in a thread, and the CPU time they used.  Descendants are rediscovered
+    every 10th sample (a /proc scan is the costly part)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.cpu_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ServerSampler:
+        pids = descendants(self.pid)
+        self._sample(pids)
+        self.cpu_s = -sum(cpu_seconds(p) for p in pids)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        pids = descendants(self.pid)
+        self._sample(pids)
+        self.cpu_s += sum(cpu_seconds(p) for p in pids)
+
+    def _sample(self, pids: list[int]) -> None:
+        self.peak_rss = max(self.peak_rss, sum(rss_bytes(p) for p in pids))
+        self.peak_pss = max(self.peak_pss, sum(pss_bytes(p) for p in pids))
+
+    def _run(self) -> None:
+        pids, n = descendants(self.pid), 0
+        while not self._stop.wait(SAMPLE_INTERVAL_S):
+            n += 1
+            if n % 10 == 0:
+                pids = descendants(self.pid)
+            self._sample(pids)
