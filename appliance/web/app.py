@@ -15,7 +15,8 @@ from appliance.archive import Archive
 from appliance.backup.schedule import Trigger
 from appliance.config import Settings
 from appliance.imaging import ImagingOptions
-from appliance.web import accounts, admin, backup, devices, downloads, frames, studies
+from appliance.imaging.videos import VideoLibrary, VideoOptions
+from appliance.web import accounts, admin, backup, devices, documents, downloads, frames, studies, video
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -61,8 +62,12 @@ def make_app(
         answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
         return answer
 
-    for module in (accounts, studies, downloads):
+    videos = VideoLibrary(archive.data_dir / "cache" / "videos",
+                          VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
+    for module in (accounts, downloads, documents):
         module.install(app, archive, guard)
+    studies.install(app, archive, guard, videos)
+    video.install(app, archive, guard, videos)
     admin.install(app, archive, guard, settings)
     devices.install(app, archive, guard, settings.aet if settings is not None else config.BY_NAME["aet"].default)
     frames.install(app, archive, guard, imaging)
