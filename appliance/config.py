@@ -121,7 +121,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Disk space for videos made playable (data folder/cache/videos: MP4 copies, first frames), in MB; "
         "the least recently played go first.",
     ),
-    Setting("video_transcodes", 1, "Videos transcoded to H.264 at once (MPEG-2 and the like; each keeps a core busy)."),
+    Setting(
+        "video_transcodes",
+        1,
+        "Videos transcoded to H.264 at once (MPEG-2 and the like; each keeps a core busy and takes ~190 MB at 1080p). "
+        "0: none (those videos then cannot be played in the browser; they stay in the series ZIP).",
+    ),
     Setting("video_timeout", 1800, "Seconds one video may take to be made playable before ffmpeg is stopped."),
     Setting(
         "forward_retry_initial",

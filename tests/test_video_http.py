@@ -16,6 +16,7 @@ from conftest import LightboxProcess, require
 from dicomgen import make_study
 from mediagen import (FFMPEG, H264_HP41, H264_HP41_FRAGMENTABLE, HEVC_MP51, MPEG2_MPML, VIDEO_ENDOSCOPIC, frame_hashes,
                       make_stream, probe, video_dicom)  # fmt: skip
+from appliance.imaging.videos import FAILED, READY, VideoLibrary, VideoOptions
 from web import Client, first_admin, running
 
 STORESCU_SYNTAX = {H264_HP41: "-xn", MPEG2_MPML: "-xm", HEVC_MP51: "-x4"}
@@ -226,3 +227,16 @@ def test_a_series_holding_an_image_and_a_video(server, admin, tmp_path):
     assert thumbnail.status_code == 200 and thumbnail.headers["Content-Type"] == "image/jpeg"
     page = admin.get(f"/studies/{ds.StudyInstanceUID}").text
     assert f'data-video-sop="{ds.SOPInstanceUID}"' in page and "Video 2: 50 frames, 2.0 s" in page
+
+
+def test_with_transcoding_off_only_remuxable_videos_play(tmp_path):
+    """video_transcodes = 0, for the smallest boxes: H.264 still plays, MPEG-2 says why not."""
+    library = VideoLibrary(tmp_path / "cache", VideoOptions(transcodes=0))
+    mpeg2 = video_dicom(make_stream(tmp_path / "clip.m2v", "mpeg2", "raw"), tmp_path / "mpeg2.dcm", MPEG2_MPML)
+    refused = library.prepare(mpeg2)
+    assert refused.state == FAILED and "video_transcodes = 0" in refused.reason
+    h264 = video_dicom(make_stream(tmp_path / "clip.ts", "h264", "ts"), tmp_path / "h264.dcm", H264_HP41)
+    deadline = time.monotonic() + 60
+    while (state := library.prepare(h264)).state != READY and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert state.state == READY and video_track(state.path)["nb_read_frames"] == "50"

@@ -87,7 +87,7 @@ class VideoLibrary:
         self._failed: dict[str, tuple[str, float]] = {}
         self._probe_slots = threading.BoundedSemaphore(PROBE_SLOTS)
         self._queues = {False: self._workers("video-copy", COPY_WORKERS),
-                        True: self._workers("video-transcode", max(1, options.transcodes))}  # fmt: skip
+                        True: self._workers("video-transcode", options.transcodes)}  # fmt: skip
 
     @property
     def available(self) -> bool:
@@ -110,6 +110,8 @@ class VideoLibrary:
         path = self.cache.lookup(key, ".mp4")
         if path is not None:
             return Prepared(READY, path, transcoded=plan.transcode, codec=codec)
+        if plan.transcode and self.options.transcodes < 1:
+            return Prepared(FAILED, reason="it would need transcoding, which is off on this server (video_transcodes = 0)")
         with self._lock:
             if key in self._waiting:
                 return Prepared(PREPARING, transcoded=plan.transcode, codec=codec)
