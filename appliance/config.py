@@ -110,6 +110,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("thumbnail_size", 160, "Side of the square that series thumbnails fit in, in pixels."),
     Setting("thumbnail_cache_mb", 64, "Disk space for cached thumbnails (data folder/cache/thumbnails), in MB."),
     Setting(
+        "video_ffmpeg",
+        "/usr/bin/ffmpeg",
+        "ffmpeg, which makes stored videos (MPEG-2, H.264, HEVC) playable in a browser; ffprobe must be beside it. "
+        "Without it the web UI says that video playback needs ffmpeg.",
+    ),
+    Setting(
+        "video_cache_mb",
+        1024,
+        "Disk space for videos made playable (data folder/cache/videos: MP4 copies, first frames), in MB; "
+        "the least recently played go first.",
+    ),
+    Setting(
+        "video_transcodes",
+        1,
+        "Videos transcoded to H.264 at once (MPEG-2 and the like; each keeps a core busy and takes ~190 MB at 1080p). "
+        "0: none (those videos then cannot be played in the browser; they stay in the series ZIP).",
+    ),
+    Setting("video_timeout", 1800, "Seconds one video may take to be made playable before ffmpeg is stopped."),
+    Setting(
         "forward_retry_initial",
         30,
         "Seconds before a failed forward is tried again; the wait doubles after each failure, up to an hour.",

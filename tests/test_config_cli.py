@@ -120,6 +120,6 @@ def test_readme_run_command_makes_a_venv_first():
     """Debian 12 and Ubuntu 24.04 refuse pip installs into the system Python."""
     [command] = _commands_under("## Run it")
     steps = [step.strip() for step in command.split("&&")]
-    assert "apt-get install -y python3-venv" in steps and "python3 -m venv .venv" in steps
+    assert "apt-get install -y python3-venv ffmpeg" in steps and "python3 -m venv .venv" in steps
     assert steps.index("python3 -m venv .venv") < steps.index(".venv/bin/pip install .")
     assert steps[-1] == ".venv/bin/lightbox serve"

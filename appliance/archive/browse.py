@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+from appliance.archive import kinds
 from appliance.archive.attributes import search_terms
 from appliance.archive.charset import normalise_name
 from appliance.archive.index import Meta, database
@@ -241,6 +242,7 @@ class InstanceRow:
     rows: int | None
     columns: int | None
     number_of_frames: int | None
+    kind: str  # see kinds.py
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ class SeriesRow:
     model_name: str
     num_instances: int
     instances: list[InstanceRow]
+    kind: str  # the instances' kind, or "mixed"
 
 
 @dataclass(frozen=True)
@@ -277,22 +280,23 @@ def study_detail(study_uid: str) -> StudyDetail | None:
         return None
     study_id = found[0]
     instances: dict[int, list[InstanceRow]] = {}
-    for series_id, *values in database.execute_sql(
-        "SELECT i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns, i.number_of_frames"
-        " FROM instance i JOIN series se ON se.id = i.series_id WHERE se.study_id = ?"
+    for series_id, syntax, sop_uid, sop_class, number, rows, columns, frames in database.execute_sql(
+        "SELECT i.series_id, i.transfer_syntax, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns,"
+        " i.number_of_frames FROM instance i JOIN series se ON se.id = i.series_id WHERE se.study_id = ?"
         " ORDER BY i.instance_number, i.sop_uid",
         (study_id,),
     ):
-        instances.setdefault(series_id, []).append(InstanceRow(*values))
-    series = [
-        SeriesRow(*values, instances=instances.get(series_id, []))
-        for series_id, *values in database.execute_sql(
-            "SELECT id, series_uid, modality, series_number, description, body_part, laterality, series_date,"
-            " series_time, manufacturer, model_name, num_instances FROM series WHERE study_id = ?"
-            " ORDER BY series_number IS NULL, series_number, series_uid",
-            (study_id,),
-        )
-    ]
+        kind = kinds.instance_kind(sop_class, syntax, rows is not None)
+        instances.setdefault(series_id, []).append(InstanceRow(sop_uid, sop_class, number, rows, columns, frames, kind))
+    series = []
+    for series_id, *values in database.execute_sql(
+        "SELECT id, series_uid, modality, series_number, description, body_part, laterality, series_date,"
+        " series_time, manufacturer, model_name, num_instances FROM series WHERE study_id = ?"
+        " ORDER BY series_number IS NULL, series_number, series_uid",
+        (study_id,),
+    ):
+        members = instances.get(series_id, [])
+        series.append(SeriesRow(*values, instances=members, kind=kinds.series_kind(i.kind for i in members)))
     return StudyDetail(_row(found[1:]), series)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.archive import kinds
 from appliance.archive.index import Instance, Patient, Series, Study
 
 
@@ -17,6 +18,7 @@ class InstanceEntry:
     columns: int | None
     transfer_syntax: str
     file_key: str
+    kind: str  # see kinds.py
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,16 @@ class SeriesEntry:
 
 _INSTANCE_COLUMNS = (
     Instance.sop_uid, Series.series_uid, Instance.instance_number, Instance.number_of_frames,
-    Instance.rows, Instance.columns, Instance.transfer_syntax, Instance.file_key,
+    Instance.rows, Instance.columns, Instance.transfer_syntax, Instance.file_key, Instance.sop_class_uid,
 )  # fmt: skip
+# The instances a frame can be rendered from: pixels, and not a video stream.
+_HAS_FRAMES = Instance.rows.is_null(False) & Instance.transfer_syntax.not_in(list(kinds.VIDEO_SYNTAXES))
 
 
 def _entry(row: tuple) -> InstanceEntry:
-    sop_uid, series_uid, number, frames, rows, columns, syntax, key = row
-    return InstanceEntry(sop_uid, series_uid, number, max(frames or 1, 1), rows, columns, syntax, key)
+    sop_uid, series_uid, number, frames, rows, columns, syntax, key, sop_class = row
+    kind = kinds.instance_kind(sop_class, syntax, rows is not None)
+    return InstanceEntry(sop_uid, series_uid, number, max(frames or 1, 1), rows, columns, syntax, key, kind)
 
 
 def instance(sop_uid: str) -> InstanceEntry | None:
@@ -49,9 +54,9 @@ _DISPLAY_ORDER = (Instance.instance_number.asc(nulls="LAST"), Instance.sop_uid)
 
 
 def middle_instance(series_uid: str) -> InstanceEntry | None:
-    """The instance halfway through a series in display order (a series' thumbnail),
-    without listing the series."""
-    in_series = Instance.select(*_INSTANCE_COLUMNS).join(Series).where(Series.series_uid == series_uid)
+    """The image halfway through a series in display order (a series' thumbnail), without
+    listing the series; videos, documents and reports are passed over."""
+    in_series = Instance.select(*_INSTANCE_COLUMNS).join(Series).where((Series.series_uid == series_uid) & _HAS_FRAMES)
     count = in_series.count()
     if not count:
         return None

@@ -34,22 +34,43 @@ class DiskCache:
             pass
         data = make()
         if len(data) <= self.max_bytes:
-            self._store(path, data)
+            temp = self.scratch(path)
+            temp.write_bytes(data)
+            self.adopt(temp, path)
         return data
 
-    def _store(self, path: Path, data: bytes) -> None:
+    def lookup(self, key: str, suffix: str) -> Path | None:
+        """The cached file for ``key``, marked as just used, or None."""
+        path = self.path(key, suffix)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return None
+        return path
+
+    def scratch(self, path: Path) -> Path:
+        """A name beside ``path`` to make its file under; the cache ignores it until ``adopt``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+
+    def adopt(self, temp: Path, path: Path) -> None:
+        """Move a file made at ``scratch`` into the cache, then drop the least recently used
+        others past the cap (never this one, even when it alone is over the cap)."""
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
             if self._total is None:
                 self._total = sum(p.stat().st_size for p in self._files())
-            temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-            temp.write_bytes(data)
             os.replace(temp, path)  # a cache: no fsync, a lost file is made again
-            self._total += len(data)
+            self._total += path.stat().st_size
             if self._total > self.max_bytes:
-                self._evict()
+                self._evict(keep=path)
 
-    def _evict(self) -> None:
+    def clear_scratch(self) -> None:
+        """Remove files left half-made by a process that stopped (call before any making)."""
+        if self.folder.is_dir():
+            for leftover in self.folder.glob(".*.part"):
+                leftover.unlink(missing_ok=True)
+
+    def _evict(self, keep: Path) -> None:
         """Drop the least recently used files until the folder is at 90 % of its cap."""
         entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self._files()), key=lambda e: e[0])
         total = sum(size for _, size, _ in entries)
@@ -57,7 +78,9 @@ class DiskCache:
         for _, size, p in entries:
             if total <= target:
                 break
-            p.unlink(missing_ok=True)
+            if p == keep:
+                continue
+            p.unlink(missing_ok=True)  # a reader that has it open keeps reading
             total -= size
         self._total = total
 

@@ -156,6 +156,13 @@ class FrameSource:
             raise ImagingError(f"cannot read frame {index + 1}: {exc}") from exc
 
 
+def stored_header(path: Path) -> tuple[Dataset, UID, PixelElement]:
+    """The header of a stored file and where its pixel data starts, with no size check: for
+    callers that stream the pixel data rather than decode it (video)."""
+    stat = os.stat(path)
+    return _header(str(path), stat.st_mtime_ns, stat.st_size)
+
+
 @functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
 def _header(path: str, mtime_ns: int, size: int) -> tuple[Dataset, UID, PixelElement, tuple[Plane, ...]]:
     """The parsed header of a file and its overlay planes, kept for the next frames of the same

@@ -15,7 +15,8 @@ from appliance.archive import Archive
 from appliance.backup.schedule import Trigger
 from appliance.config import Settings
 from appliance.imaging import ImagingOptions
-from appliance.web import accounts, admin, backup, corrections, devices, downloads, frames, studies
+from appliance.imaging.videos import VideoLibrary, VideoOptions
+from appliance.web import accounts, admin, backup, corrections, devices, documents, downloads, frames, studies, video
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -61,8 +62,12 @@ def make_app(
         answer.set_header("Cache-Control", "no-cache")  # revalidate: an upgrade must not leave old scripts
         return answer
 
-    for module in (accounts, studies, downloads, corrections):
+    videos = VideoLibrary(archive.data_dir / "cache" / "videos",
+                          VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
+    for module in (accounts, downloads, documents, corrections):
         module.install(app, archive, guard)
+    studies.install(app, archive, guard, videos)
+    video.install(app, archive, guard, videos)
     admin.install(app, archive, guard, settings)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
     devices.install(app, archive, guard, in_force.aet, in_force.query_retrieve_from)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import bottle
 
 from appliance import imaging
-from appliance.archive import Archive
+from appliance.archive import Archive, kinds
 from appliance.archive.lookup import InstanceEntry
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
 
@@ -117,7 +117,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
     def thumbnail(series_uid: str) -> bottle.HTTPResponse:
         representative = archive.middle_instance(series_uid)
         if representative is None:
-            raise Refused(404, "no such series")
+            raise Refused(404, "no such series, or no images in it")
         picture = thumbnails.get(archive.file_path(representative.file_key))
         return bottle.HTTPResponse(picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"})
 
@@ -125,7 +125,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         entry = archive.series_entry(series_uid)
         if entry is None or not entry.instances:
             raise Refused(404, "no such series")
-        first = entry.instances[0]
+        images = [i for i in entry.instances if i.kind == kinds.IMAGE]  # videos and documents open elsewhere
+        if not images:
+            raise Refused(422, "no images in this series: it holds a video, a document or a report")
+        first = images[0]
         image = imaging.image_info(archive.file_path(first.file_key), options=options)
         body = {
             "series": entry.series,
@@ -133,8 +136,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             "patient": entry.patient,
             "image": image,
             "presets": _presets(str(entry.series.get("modality", "")), image),
-            "instances": [_instance_json(i) for i in entry.instances],
-            "frames": sum(i.frames for i in entry.instances),
+            "instances": [_instance_json(i) for i in images],
+            "frames": sum(i.frames for i in images),
         }
         return bottle.HTTPResponse(json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"})
 

@@ -11,6 +11,8 @@ from bottle import request
 
 from appliance.archive import Archive, audit
 from appliance.archive.browse import BrowseError, StudyFilter
+from appliance.imaging.videos import VideoLibrary
+from appliance.web import contents
 from appliance.web.auth import Guard, fail
 from appliance.web.display import plural
 from appliance.web.templates import render
@@ -70,7 +72,7 @@ def with_study_labels(archive: Archive, items: list[dict[str, Any]]) -> list[dic
     return [{**item, "study": asdict(labels[uid]) if (uid := item["study_uid"]) in labels else None} for item in items]
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary) -> None:
     def study_list() -> dict[str, Any]:
         study_filter, form = parse_filter(request.query)
         rows, more = archive.list_studies(study_filter)
@@ -116,7 +118,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         if found is None:
             raise fail(404, "no such study")
         guard.audit(audit.INSTANCES_ACCESSED, study_uid=study_uid, detail=plural(found.study.num_instances, "instance") + " viewed")
-        return {**found.as_json(), "last_change": archive.last_change()}
+        body = {**found.as_json(), "last_change": archive.last_change()}
+        contents.describe(body, archive, videos)
+        return body
 
     @app.get("/studies/<study_uid>")
     @guard

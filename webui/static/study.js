@@ -1,18 +1,30 @@
-// The study page: a series opens in the viewer in place; a notice when new images arrive.
+// The study page: a series opens in the viewer in place, a video in the player; a notice when new images arrive.
 "use strict";
 (() => {
   const study = document.getElementById("study");
   const viewer = document.getElementById("viewer");
   const shown = Number(study.dataset.images);
 
-  for (const button of document.querySelectorAll("button.view")) {
+  function pressed(button) {
+    for (const other of document.querySelectorAll("button[aria-controls=viewer]")) other.removeAttribute("aria-pressed");
+    button.setAttribute("aria-pressed", "true");
+    viewer.scrollIntoView({ block: "nearest" });
+  }
+
+  for (const button of document.querySelectorAll("button.view[data-series-uid]")) {
     button.addEventListener("click", () => {
-      for (const other of document.querySelectorAll("button.view")) other.removeAttribute("aria-pressed");
-      button.setAttribute("aria-pressed", "true");
+      pressed(button);
       window.LightboxViewer.open(viewer, button.dataset.seriesUid);
-      viewer.scrollIntoView({ block: "nearest" });
       const surface = viewer.querySelector("[tabindex]");
       if (surface) surface.focus(); // arrow keys page through the frames at once
+    });
+  }
+
+  // A video plays in the same place, in the browser's own player (it is not a stack of frames).
+  for (const button of document.querySelectorAll("button[data-video-sop]")) {
+    button.addEventListener("click", () => {
+      pressed(button);
+      window.LightboxPlayer.open(viewer, button.dataset.videoSop);
     });
   }
 

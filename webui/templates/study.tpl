@@ -1,4 +1,4 @@
-% rebase('base.tpl', title='Study', scripts=['viewer.js', 'study.js', 'corrections.js'], styles=['viewer.css'])
+% rebase('base.tpl', title='Study', scripts=['viewer.js', 'player.js', 'study.js', 'corrections.js'], styles=['viewer.css', 'contents.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{' · '.join(v for v in (s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
@@ -32,17 +32,73 @@
 <h2>Series</h2>
 <ol class="series">
 % for se in detail['series']:
-<li class="series-item" data-series-uid="{{se['series_uid']}}">
+%   front = se['front']
+%   label = 'Series %s (%s)' % (se['series_number'] if se['series_number'] is not None else '', se['modality'])
+<li class="series-item" data-series-uid="{{se['series_uid']}}" data-kind="{{se['kind']}}">
+%   if front['kind'] == 'image':
   <button type="button" class="view" data-series-uid="{{se['series_uid']}}" aria-controls="viewer" title="Open in the viewer">
-    <img class="thumb" src="/api/series/{{se['series_uid']}}/thumbnail" alt="Series {{se['series_number'] if se['series_number'] is not None else ''}} ({{se['modality']}}): open in the viewer" width="128" height="128">
+    <img class="thumb" src="/api/series/{{se['series_uid']}}/thumbnail" alt="{{label}}: open in the viewer" width="128" height="128">
   </button>
+%   elif front['kind'] == 'video':
+  <button type="button" class="view" data-video-sop="{{front['sop_uid']}}" aria-controls="viewer" title="Play the video">
+    <img class="thumb" src="/api/instances/{{front['sop_uid']}}/poster" alt="{{label}}: play the video" width="128" height="128">
+  </button>
+%   elif front['kind'] == 'pdf':
+  <a class="view" href="/api/instances/{{front['sop_uid']}}/document" target="_blank" rel="noopener" title="Open the PDF">
+    <img class="thumb" src="/static/icon-pdf.svg" alt="{{label}}: open the PDF" width="128" height="128">
+  </a>
+%   elif front['kind'] == 'report':
+  <a class="view" href="/instances/{{front['sop_uid']}}/report" title="Read the report">
+    <img class="thumb" src="/static/icon-report.svg" alt="{{label}}: read the report" width="128" height="128">
+  </a>
+%   else:
+  <span class="view"><img class="thumb" src="/static/icon-{{front['kind'] if front['kind'] == 'document' else 'other'}}.svg" alt="{{label}}" width="128" height="128"></span>
+%   end
   <div class="series-text">
     <h3>{{se['modality']}} {{'#%s' % se['series_number'] if se['series_number'] is not None else ''}} {{se['description']}}</h3>
-    <p>{{plural(se['num_instances'], 'image')}}{{(' · ' + se['body_part']) if se['body_part'] else ''}}{{(' · ' + se['laterality']) if se['laterality'] else ''}}{{(' · ' + se['manufacturer'] + ' ' + se['model_name']) if se['manufacturer'] else ''}}</p>
+    <p class="summary">{{se['summary']}}{{(' · ' + se['body_part']) if se['body_part'] else ''}}{{(' · ' + se['laterality']) if se['laterality'] else ''}}{{(' · ' + se['manufacturer'] + ' ' + se['model_name']) if se['manufacturer'] else ''}}</p>
     <p><a href="/api/series/{{se['series_uid']}}/archive.zip" download>Download series (ZIP)</a></p>
+%   others = [i for i in se['instances'] if i['kind'] != 'image']
+%   playback = next((i['video']['playback'] for i in others if i['kind'] == 'video' and i['video']['playback']), '')
+%   if playback:
+    <p class="notice" role="note">{{playback}}</p>
+%   end
+%   if others:
+    <ul class="contents">
+%     for i in others:
+%       number = i['instance_number'] if i['instance_number'] is not None else '?'
+%       if i['kind'] == 'video':
+      <li data-sop-uid="{{i['sop_uid']}}">Video {{number}}: {{i['video']['length']}}
+%         if not playback:
+        <button type="button" class="link" data-video-sop="{{i['sop_uid']}}" aria-controls="viewer">Play</button> ·
+        <a href="/api/instances/{{i['sop_uid']}}/video.mp4?download=1" download>Download MP4</a>
+%         end
+      </li>
+%       elif i['kind'] in ('pdf', 'document'):
+%         doc = i['document']
+      <li data-sop-uid="{{i['sop_uid']}}">{{doc['title'] or doc['label']}}{{(' (%s)' % doc['label']) if doc['title'] else ''}}:
+%         if not doc['readable']:
+        cannot be read (it is in the series ZIP)
+%         elif doc['inline']:
+        <a href="/api/instances/{{i['sop_uid']}}/document" target="_blank" rel="noopener">Open</a> ·
+        <a href="/api/instances/{{i['sop_uid']}}/document?download=1" download>Download</a>
+%         else:
+        <a href="/api/instances/{{i['sop_uid']}}/document?download=1" download>Download</a>
+%         end
+      </li>
+%       elif i['kind'] == 'report':
+      <li data-sop-uid="{{i['sop_uid']}}">{{i['description']}} {{number}}: <a href="/instances/{{i['sop_uid']}}/report">Read the report</a></li>
+%       else:
+      <li data-sop-uid="{{i['sop_uid']}}">{{i['description']}} {{number}}: nothing to show here (it is in the series ZIP)</li>
+%       end
+%     end
+    </ul>
+%   end
+%   images = [i for i in se['instances'] if i['kind'] == 'image']
+%   if images:
     <details><summary>Images as JPEG or PNG</summary>
       <ul class="images">
-%     for i in se['instances']:
+%     for i in images:
 %       frames = i['number_of_frames'] or 1
         <li data-sop-uid="{{i['sop_uid']}}">Image {{i['instance_number'] if i['instance_number'] is not None else '?'}}{{' (%d frames)' % frames if frames > 1 else ''}}:
           <a href="/api/instances/{{i['sop_uid']}}/frames/1/rendered?format=jpeg&amp;download=1" download>JPEG</a>
@@ -50,6 +106,7 @@
 %     end
       </ul>
     </details>
+%   end
   </div>
 </li>
 % end
