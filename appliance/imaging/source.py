@@ -160,7 +160,8 @@ def stored_header(path: Path) -> tuple[Dataset, UID, PixelElement]:
     """The header of a stored file and where its pixel data starts, with no size check: for
     callers that stream the pixel data rather than decode it (video)."""
     stat = os.stat(path)
-    return _header(str(path), stat.st_mtime_ns, stat.st_size)
+    ds, syntax, pixels, _planes = _header(str(path), stat.st_mtime_ns, stat.st_size)
+    return ds, syntax, pixels
 
 
 @functools.lru_cache(maxsize=HEADER_CACHE_SIZE)

@@ -22,7 +22,8 @@ from appliance.archive.lookup import InstanceEntry
 from appliance.documents import encapsulated, sr
 from appliance.web import ranges
 from appliance.web.auth import Guard, fail
-from appliance.web.templates import dicom_date, person, render
+from appliance.web.display import dicom_date, person
+from appliance.web.templates import render
 
 # A PDF is shown by the browser's own viewer; whatever the document holds runs in a sandbox
 # (a unique origin: no script, no cookies of ours) and may fetch nothing.

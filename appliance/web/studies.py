@@ -127,7 +127,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     def study_page(study_uid: str):
         user = guard.user()
         manage = {  # the admin part: the patient's other records and studies (to fix and merge)
-            "others": archive.same_id_patients(study_uid),
+            "other_records": archive.same_id_patients(study_uid),
             "patient_studies": len(archive.studies_of_patient(study_uid)),
         } if user.is_admin else {}  # fmt: skip
         return render(

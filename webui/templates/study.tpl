@@ -112,5 +112,5 @@
 % end
 </ol>
 % if user.is_admin:
-%   include('study_manage.tpl', detail=detail, others=others, patient_studies=patient_studies)
+%   include('study_manage.tpl', detail=detail, other_records=other_records, patient_studies=patient_studies)
 % end

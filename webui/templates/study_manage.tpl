@@ -5,11 +5,11 @@
 <section class="manage" id="manage" aria-labelledby="manage-title" data-study-uid="{{s['study_uid']}}"
   data-patient-id="{{s['patient_id']}}" data-patient-name="{{s['patient_name']}}" data-birth-date="{{s['birth_date']}}">
 <h2 id="manage-title">Manage this study</h2>
-% if others:
+% if other_records:
 <div class="notice" role="note">The same Patient ID ({{s['patient_id']}}) names other patient records. If they are the
   same patient, merge them: the studies of one take the name and birth date of the other.
   <ul class="others">
-%   for o in others:
+%   for o in other_records:
     <li>{{person(o['name']) or '(no name)'}}, born {{dicom_date(o['birth_date']) or 'unknown'}}, {{plural(o['studies'], 'study', 'studies')}}:
       <button type="button" class="merge-into" data-into="{{o['study_uid']}}" data-label="{{person(o['name']) or '(no name)'}}">Use this record for this patient</button></li>
 %   end
