@@ -19,6 +19,8 @@ from dicomgen import make_dataset, make_study, write
 from pydicom.uid import generate_uid
 from s3servers import ACCESS_KEY, SECRET_KEY, MotoIamS3, MotoS3, SeaweedS3
 
+pytestmark = pytest.mark.slow  # real S3 servers, kill -9 and restores
+
 PASSPHRASE = "correct horse battery staple"
 PATIENTS = ("Smith^John", "Nguyen^Thi^Mai", "Kowalski^Anna")
 

@@ -8,6 +8,8 @@ checked to be exactly that difference, not skipped.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import random
@@ -28,6 +30,8 @@ from appliance.archive.charset import normalise_name
 from conftest import dcmtk
 from dicomgen import make_dataset, write
 from peers import Orthanc, private_network
+
+pytestmark = pytest.mark.slow  # Orthanc as the oracle
 
 SCU_AET = "ORACLE"
 QUERIES = 300

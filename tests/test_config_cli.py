@@ -62,6 +62,7 @@ def test_bad_config_is_a_clear_error(tmp_path, content, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_for_every_subcommand():
     top = run("--help")
     assert top.returncode == 0

@@ -16,6 +16,8 @@ from mediagen import FFMPEG, H264_HP41, MPEG2_MPML, make_stream, odd_pdf, pdf_di
 from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser is a fixture)
 from web import ADMIN, ADMIN_PASSWORD, first_admin, running
 
+pytestmark = pytest.mark.slow  # Chromium
+
 HOSTILE = "<img src=x onerror=alert(3)>"
 
 

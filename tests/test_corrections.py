@@ -166,6 +166,7 @@ def test_merge_resolves_a_flagged_identity_conflict(lightbox, tmp_path):
     assert again.returncode == 1 and "same patient" in again.stderr
 
 
+@pytest.mark.slow
 def test_edited_originals_are_backed_up_then_released_and_a_restore_has_the_corrected_files(tmp_path):
     server = MotoS3().start()
     try:

@@ -17,6 +17,8 @@ from pynetdicom import AE, _config
 from conftest import dcmtk
 from dicomgen import dataset_bytes
 
+pytestmark = pytest.mark.slow  # the whole pydicom corpus, twice
+
 DEFLATED = {"1.2.840.10008.1.2.1.99"}
 
 

@@ -3,6 +3,8 @@ an admin approves them; quirks (character set override, lenient AE title); C-ECH
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from appliance.archive.devices import AssociationSeen
 from conftest import free_port
 from dicomgen import make_dataset, make_study, write
 from scu import rows, store
+
+pytestmark = pytest.mark.slow  # locked policies, restarts, DCMTK peers
 
 DCMTK_IMPLEMENTATION = "1.2.276.0.7230010.3.0."  # OFFIS DCMTK's implementation class UID root
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"

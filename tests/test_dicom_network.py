@@ -8,6 +8,7 @@ import struct
 import time
 
 import numpy as np
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import AE
@@ -36,6 +37,7 @@ def test_echoscu(lightbox):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_stalled_peer_is_dropped_and_others_served(lightbox_factory):
     server = lightbox_factory(network_timeout=2)
     with socket.create_connection(("127.0.0.1", server.dicom_port)) as stalled:

@@ -29,6 +29,8 @@ from pynetdicom import AE
 from conftest import IN_CI, LightboxProcess, dcmtk
 from dicomgen import dataset_bytes, make_dataset, make_study, write
 
+pytestmark = pytest.mark.slow  # kill -9, full disks, concurrent loads
+
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 

@@ -15,6 +15,8 @@ from conftest import free_port
 from dicomgen import dataset_bytes, make_study
 from peers import StoreSCP, private_network
 
+pytestmark = pytest.mark.slow  # restarts and retry back-off
+
 WAIT = 45.0  # seconds: stable_age 1 s, the stability check every 5 s, retries after 1, 2, 4 ... s
 
 

@@ -117,6 +117,7 @@ def test_getscu_receives_every_instance_under_its_stored_uids(lightbox, tmp_path
     assert_same_identity_and_pixels(files, sorted(out.iterdir()))
 
 
+@pytest.mark.slow
 def test_forwarding_to_an_uncompressed_only_storescp_keeps_every_uid(netns, lightbox_factory, tmp_path):
     _study_uid, files = compressed_study(tmp_path / "sent")
     scp = StoreSCP(tmp_path / "received", aet="FWD_DEST")

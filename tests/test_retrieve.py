@@ -83,6 +83,7 @@ def c_get(server, identifier: Dataset, storage_class=SecondaryCaptureImageStorag
     return received, responses[-1]
 
 
+@pytest.mark.slow
 def test_node_cli_add_list_echo_remove(lightbox):
     add_node(lightbox, "SELF", lightbox.dicom_port, "store")
     listed = lightbox.cli("node", "list")
@@ -235,6 +236,7 @@ def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(lightbox, tmp_
     assert np.array_equal(got.pixel_array, original.pixel_array)
 
 
+@pytest.mark.slow
 def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightbox, tmp_path):
     first_uid, first = study_of(tmp_path / "a", 3)
     second_uid, second = study_of(tmp_path / "b", 2)
@@ -263,6 +265,7 @@ def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightb
 
 
 
+@pytest.mark.slow
 def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(netns, lightbox, tmp_path):
     """Orthanc's "retrieve patient" is a PATIENT-level C-MOVE under the Study Root model, which
     PS3.4 does not define: Lightbox moves all that patient's studies (and nobody else's)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import time
 from pathlib import Path
 
@@ -9,6 +11,8 @@ from pydicom.uid import generate_uid
 
 from dicomgen import make_dataset
 from scu import rows, store
+
+pytestmark = pytest.mark.slow  # waits out the stable age, restarts
 
 SUCCESS = 0x0000
 WAIT = 30.0  # seconds; the stability check runs every few seconds

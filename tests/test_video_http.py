@@ -19,6 +19,8 @@ from mediagen import (FFMPEG, H264_HP41, H264_HP41_FRAGMENTABLE, HEVC_MP51, MPEG
 from appliance.imaging.videos import FAILED, READY, VideoLibrary, VideoOptions
 from web import Client, first_admin, running
 
+pytestmark = pytest.mark.slow  # ffmpeg transcodes
+
 STORESCU_SYNTAX = {H264_HP41: "-xn", MPEG2_MPML: "-xm", HEVC_MP51: "-x4"}
 
 

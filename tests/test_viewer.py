@@ -22,6 +22,8 @@ from tests.conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, require
 from tests.dicomgen import make_dataset, write
 from tests.test_overlays import add_overlay, gradient_image
 
+pytestmark = pytest.mark.slow  # Chromium
+
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="/static/viewer.css"><script src="/static/lightbox.js"></script><script src="/static/viewer.js"></script></head>

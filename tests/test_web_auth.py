@@ -39,6 +39,7 @@ def hostile_study(server, tmp_path_factory) -> str:
     return send_study(server, tmp_path_factory.mktemp("hostile"), patient_name=HOSTILE_NAME, patient_id="XSS-1")
 
 
+@pytest.mark.slow
 def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
     lightbox = LightboxProcess(tmp_path / "data", dicom_workers=0, session_idle_timeout=2, session_max_age=6).start()
     try:
@@ -100,6 +101,7 @@ def test_session_cookie_is_httponly_strict_and_secure_over_https(server, admin, 
     assert "; secure" in answered[0][1]["Set-Cookie"].lower()
 
 
+@pytest.mark.slow
 def test_wrong_passwords_back_off_per_address_and_per_user_name(server, admin):
     def login(source: str, name: str, password: str) -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", server.http_port, source_address=(source, 0), timeout=30)
@@ -242,6 +244,7 @@ def test_own_password_change_needs_the_current_one(server, admin):
     assert elsewhere.login("changer", "second password 2").status_code == 303
 
 
+@pytest.mark.slow
 def test_cli_user_commands_and_ended_sessions(server, admin):
     def cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
         flags = ("--password-stdin",) if password is not None else ()

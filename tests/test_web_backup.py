@@ -14,6 +14,8 @@ from s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from test_web_browser import ARTIFACTS, browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
 from web import ADMIN, ADMIN_PASSWORD, Client, add_user, first_admin, running, send_study
 
+pytestmark = pytest.mark.slow  # a browser and real S3 servers
+
 PASSPHRASE = "a long backup passphrase"
 VIEWER, VIEWER_PASSWORD = "frontdesk", "front desk password"
 KEY = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+")

@@ -16,6 +16,8 @@ from pydicom.fileset import FileSet
 from conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, LightboxProcess, require
 from web import ADMIN, ADMIN_PASSWORD, running, send_study, setup_code
 
+pytestmark = pytest.mark.slow  # Chromium
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 HOSTILE = "<b>bold</b><script>alert(2)</script>^Eve"
 TIMEOUT_MS = 15_000

@@ -53,6 +53,7 @@ def test_edit_keeps_the_other_name_components_and_refuses_bad_dates(server, admi
     assert same.status_code == 400 and "nothing to change" in same.json()["error"]
 
 
+@pytest.mark.slow
 def test_study_page_fix_merge_and_delete_in_chromium(server, admin, browser, tmp_path):  # noqa: F811
     right = send_study(server, tmp_path / "right", 2, patient_id="WEB-7", patient_name="Doe^Jane", PatientBirthDate="19800101")
     files = make_study(tmp_path / "typo", 3, patient_id="WEB-7", patient_name="Deo^Jnae", PatientBirthDate="19800101")

@@ -20,6 +20,8 @@ from test_forwarding import wait_for
 from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
 from web import ADMIN, ADMIN_PASSWORD, Client, first_admin, running
 
+pytestmark = pytest.mark.slow  # a browser and DCMTK peers
+
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"
 
 

@@ -19,6 +19,8 @@ from dicomgen import make_dataset, write
 from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
 from web import ADMIN, ADMIN_PASSWORD, add_user, first_admin, running, send_study
 
+pytestmark = pytest.mark.slow  # Chromium at two sizes
+
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 360, "height": 740}
 NAMES = ["DOE^JOHN^PAUL^DR^JR", "Rex", "^John", "Smith^John", "=山田^太郎", "a^b^c^d^e^f", "", "Doe^^^Dr", " Doe ^ Jo "]

@@ -4,6 +4,7 @@ audit; these routes read the forms and answer plainly."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import bottle
@@ -14,7 +15,6 @@ from appliance.archive.corrections import CorrectionError, Identity
 from appliance.web.auth import Guard, client_address, fail
 
 _LEVELS = {"studies": "study", "series": "series", "instances": "instance"}
-_COLLECTION = "<collection:re:studies|series|instances>"
 
 
 def _field(name: str) -> str | None:
@@ -47,17 +47,12 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             raise fail(404, f"no such {level}")
         return target
 
-    @app.get(f"/api/{_COLLECTION}/<uid>/deletion")
-    @guard("admin")
-    def deletion(collection: str, uid: str) -> dict:
+    def deletion(level: str, uid: str) -> dict:
         """What a deletion would remove, and what to type to confirm it."""
-        target = target_or_404(_LEVELS[collection], uid)
+        target = target_or_404(level, uid)
         return {**target.as_json(), "confirmation": target.confirmation}
 
-    @app.post(f"/api/{_COLLECTION}/<uid>/delete")
-    @guard("admin")
-    def delete(collection: str, uid: str) -> dict:
-        level = _LEVELS[collection]
+    def delete(level: str, uid: str) -> dict:
         target_or_404(level, uid)
         try:
             deleted = archive.corrections.delete(level, uid, _field("confirm") or "", guard.user().name, client_address())
@@ -67,6 +62,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             raise fail(404, f"no such {level}") from None
         study_left = archive.describe("study", deleted.study_uid) is not None
         return {"deleted": deleted.as_json(), "next": f"/studies/{deleted.study_uid}" if study_left else "/"}
+
+    for collection, level in _LEVELS.items():  # plain rules, one per level: every route stays enumerable
+        app.get(f"/api/{collection}/<uid>/deletion")(guard("admin")(functools.partial(deletion, level)))
+        app.post(f"/api/{collection}/<uid>/delete")(guard("admin")(functools.partial(delete, level)))
 
     @app.post("/api/studies/<study_uid>/patient")
     @guard("admin")
