@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from appliance.archive.nodes import DicomNode
+    from appliance.archive import DicomNode
 
 from appliance import __version__, config
 from appliance.backup.commands import add_commands as add_backup_commands
@@ -148,7 +148,7 @@ def _add_command(
 
 
 def _add_node_commands(sub: argparse._SubParsersAction) -> None:
-    from appliance.archive.nodes import OPERATIONS
+    from appliance.archive import OPERATIONS
 
     node = sub.add_parser("node", help="Known DICOM nodes: C-MOVE destinations and who may query/retrieve.")
     actions = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
@@ -208,13 +208,13 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _audit(archive, action: str, detail: str) -> None:
-    from appliance.archive.audit import SECURITY_ALERT
+    from appliance.archive import audit
 
-    archive.audit.record(SECURITY_ALERT, "(command line)", action=action, detail=detail)
+    archive.audit.record(audit.SECURITY_ALERT, "(command line)", action=action, detail=detail)
 
 
 def _user_command(args: argparse.Namespace, work: Callable) -> int:
-    from appliance.archive.users import UserError
+    from appliance.archive import UserError
     from appliance.service import open_archive
 
     archive = open_archive(_settings(args))
@@ -277,7 +277,7 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_node_add(args: argparse.Namespace) -> int:
-    from appliance.archive.nodes import NodeError, parse_operations
+    from appliance.archive import NodeError, parse_operations
     from appliance.service import open_archive
 
     archive = open_archive(_settings(args))
@@ -306,7 +306,7 @@ def cmd_node_list(args: argparse.Namespace) -> int:
 
 
 def cmd_node_remove(args: argparse.Namespace) -> int:
-    from appliance.archive.nodes import NodeError
+    from appliance.archive import NodeError
     from appliance.service import open_archive
 
     archive = open_archive(_settings(args))

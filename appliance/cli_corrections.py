@@ -8,13 +8,13 @@ import getpass
 import sys
 from typing import Callable
 
-from appliance.archive.corrections import LEVELS, CorrectionError, Identity
+from appliance.archive import DELETABLE_LEVELS, CorrectionError, Identity
 from appliance.cli import COMMON, _add_command, _settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = _add_command(sub, "delete", cmd_delete, "Delete a study, a series or an instance (asks to type the Patient ID).", COMMON)
-    p.add_argument("level", choices=LEVELS)
+    p.add_argument("level", choices=DELETABLE_LEVELS)
     p.add_argument("uid", help="its Study, Series or SOP Instance UID")
     p.add_argument("--confirm", metavar="PATIENT_ID", help="the Patient ID (or 'delete' if it has none), for scripts")
 

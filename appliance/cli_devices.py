@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Callable
 
-from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice, NoPort
-from appliance.archive.nodes import NodeError, parse_operations
+from appliance.archive import POLICIES, DeviceError, LearnedDevice, NoPort
+from appliance.archive import NodeError, parse_operations
 from appliance.cli import COMMON, _add_command, _settings
 
 

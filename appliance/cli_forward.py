@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Callable
 
-from appliance.archive.forwarding import ForwardError, Job, Rule
-from appliance.archive.nodes import NodeError
+from appliance.archive import ForwardError, Job, Rule
+from appliance.archive import NodeError
 from appliance.cli import COMMON, _add_command, _settings
 
 

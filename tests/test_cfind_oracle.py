@@ -26,7 +26,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT,
 )
 
-from appliance.archive.charset import normalise_name
+from appliance.archive.intake.charset import normalise_name
 from conftest import dcmtk
 from dicomgen import make_dataset, write
 from peers import Orthanc, private_network

@@ -14,9 +14,9 @@ import pytest
 from pydicom.data import get_charset_files
 from pydicom.dataelem import DataElement, RawDataElement
 
-from appliance.archive.attributes import extract
-from appliance.archive.charset import declared_charsets, effective_encodings, normalise_name, text
-from appliance.archive.header import read_header
+from appliance.archive.intake.attributes import extract
+from appliance.archive.intake.charset import declared_charsets, effective_encodings, normalise_name, text
+from appliance.archive.intake.header import read_header
 from dicomgen import make_dataset, write
 
 CHARSET_FILES = sorted(Path(p) for p in get_charset_files("chr*.dcm"))

@@ -13,7 +13,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from appliance.archive import Archive
-from appliance.archive.devices import AssociationSeen
+from appliance.archive.registry.devices import AssociationSeen
 from conftest import free_port
 from dicomgen import make_dataset, make_study, write
 from scu import rows, store

@@ -10,7 +10,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 
-from appliance.archive.header import Origin, encode_meta, read_header, stored_meta
+from appliance.archive.intake.header import Origin, encode_meta, read_header, stored_meta
 
 
 @pytest.mark.parametrize(

@@ -285,12 +285,12 @@ def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(
     assert by_sop_uid(stored) == by_sop_uid(first + second)
 
 def test_move_sub_association_proposes_stored_syntax_and_uncompressed():
-    from appliance.archive.retrieval import RetrieveItem
+    from appliance.archive import InstanceFile
     from appliance.dicom.outgoing import requested_contexts
 
     items = [
-        RetrieveItem(str(MRImageStorage), generate_uid(), str(JPEG2000Lossless), "k1", 1),
-        RetrieveItem(str(MRImageStorage), generate_uid(), "1.2.840.10008.1.2.1", "k2", 1),
+        InstanceFile(generate_uid(), str(MRImageStorage), str(JPEG2000Lossless), "k1", 1, "", 0.0),
+        InstanceFile(generate_uid(), str(MRImageStorage), "1.2.840.10008.1.2.1", "k2", 1, "", 0.0),
     ]
     assert requested_contexts(items) == [
         (str(MRImageStorage), ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]),

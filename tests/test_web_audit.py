@@ -8,7 +8,8 @@ from html import unescape
 
 import pytest
 
-from appliance.archive import Archive, audit as audit_events
+from appliance.archive import Archive
+from appliance.archive.registry import audit as audit_events
 from conftest import LightboxProcess
 from web import Client, add_user, first_admin, running, send_study
 

@@ -184,7 +184,8 @@ def test_series_zip_and_a_multi_series_dicomdir(server, admin, tmp_path):
 def test_both_query_plans_give_the_same_answers(server, corpus, monkeypatch):
     """Words are looked up in the trigram index, or tested study by study in list order; rare
     modalities are looked up first, common ones tested one by one.  Either way, the same page."""
-    from appliance.archive import Archive, browse
+    from appliance.archive import Archive
+    from appliance.archive.reading import browse
 
     archive = Archive(server.data)
     texts = ("", "doe", "p-10 muller", "_", "acc", "canine", "beagle smith", "smith beagle jo")
@@ -226,7 +227,8 @@ def test_zip_is_written_piece_by_piece(tmp_path):
 
 
 def test_search_index_is_made_for_old_archives_and_follows_rebuild(tmp_path):
-    from appliance.archive import Archive, browse
+    from appliance.archive import Archive
+    from appliance.archive.reading import browse
     from appliance.archive.index import database
 
     files = [f for n in range(3) for f in make_study(tmp_path / f"s{n}", 1, patient_name=f"Zed^Nr{n}", patient_id=f"Z{n}")]
@@ -287,7 +289,8 @@ def test_modality_filter_offers_the_modalities_in_the_archive(server, admin, cor
 def test_modalities_are_found_by_index_seeks_not_a_scan(server):
     """The list of modalities is read from the series.modality index, one seek per modality,
     so it stays cheap at 100,000 studies; a plain DISTINCT would read the whole index."""
-    from appliance.archive import Archive, browse
+    from appliance.archive import Archive
+    from appliance.archive.reading import browse
     from appliance.archive.index import database
 
     archive = Archive(server.data)
@@ -302,7 +305,8 @@ def test_modalities_are_found_by_index_seeks_not_a_scan(server):
 def test_search_index_of_an_older_lightbox_is_extended_at_start_up(tmp_path):
     """An archive whose search index predates owner, species and breed (version 1: names, IDs,
     accession numbers) is given the new one when Lightbox starts, terms folded for old rows."""
-    from appliance.archive import Archive, browse
+    from appliance.archive import Archive
+    from appliance.archive.reading import browse
     from appliance.archive.index import database
 
     files = make_study(tmp_path / "vet", 1, patient_name="Rex", patient_id="V1", PatientBreedDescription="Épagneul",

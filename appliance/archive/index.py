@@ -7,6 +7,7 @@ each level carries the PS3.4 C.6 required and common optional keys and its relat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from peewee import (
     BooleanField,
@@ -25,6 +26,16 @@ from playhouse.sqlite_ext import AutoIncrementField
 SCHEMA_VERSION = 1
 
 database = DatabaseProxy()
+
+
+# The items of a series' Request Attributes Sequence that the index keeps (Series.request_attributes,
+# JSON) and C-FIND matches on, each with how it is matched.
+ITEM_KEYS = {
+    "RequestedProcedureID": "text",
+    "ScheduledProcedureStepID": "text",
+    "RequestedProcedureDescription": "text",
+    "ScheduledProcedureStepDescription": "text",
+}
 
 
 class BaseModel(Model):
@@ -98,7 +109,7 @@ class Series(BaseModel):
     station_name = CharField(default="")
     manufacturer = CharField(default="")
     model_name = CharField(default="")
-    request_attributes = TextField(default="")  # JSON list of items (query.ITEM_KEYS) for C-FIND
+    request_attributes = TextField(default="")  # JSON list of items (ITEM_KEYS) for C-FIND
     num_instances = IntegerField(default=0)
     last_received_at = FloatField()
 
@@ -152,6 +163,8 @@ class Superseded(BaseModel):
     (or, with no backup, for ``superseded_keep_days``); never indexed as an instance."""
 
     sop_uid = CharField(index=True)
+    sop_class_uid = CharField(default="")
+    transfer_syntax = CharField(default="")
     file_key = CharField(unique=True)
     size = IntegerField()
     sha256 = CharField()
@@ -172,118 +185,6 @@ class Incident(BaseModel):
     source_address = CharField(default="")
 
 
-class Node(BaseModel):
-    """A known DICOM peer: a C-MOVE destination and, by policy, who may query and retrieve.
-
-    ``allowed`` is a comma-separated subset of find, move, get, store (see ``nodes.py``)."""
-
-    aet = CharField(unique=True)
-    host = CharField()
-    port = IntegerField()
-    name = CharField(default="")
-    allowed = CharField(default="find,move,get,store")
-
-
-class User(BaseModel):
-    """A person who may use the web UI and the HTTP API (see ``users.py``)."""
-
-    name = CharField(unique=True)
-    password_hash = CharField()  # Argon2id, in the PHC string format
-    role = CharField()  # admin or viewer
-    created_at = FloatField()
-
-
-class Session(BaseModel):
-    """A logged-in browser.  Only the token's SHA-256 is kept: a copy of the index gives no
-    one a session."""
-
-    token_sha256 = CharField(unique=True)
-    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
-    csrf_token = CharField()
-    created_at = FloatField()
-    last_seen_at = FloatField()
-    address = CharField(default="")
-
-
-class AuditEvent(BaseModel):
-    """Who did what to which study, from where, when (event types after DICOM PS3.15 A.5)."""
-
-    at = FloatField(index=True)
-    event = CharField(index=True)  # e.g. UserAuthentication, DICOMInstancesAccessed, Export
-    action = CharField(default="E")  # PS3.15 EventActionCode: C, R, U, D, E
-    outcome = IntegerField(default=0)  # EventOutcomeIndicator: 0 success, 4 minor, 8 serious failure
-    user_name = CharField(default="")
-    address = CharField(default="")
-    study_uid = CharField(default="")
-    detail = TextField(default="")
-
-
-class Device(BaseModel):
-    """A device that has associated with Lightbox, learned from its A-ASSOCIATE-RQ (see
-    ``devices.py``).  ``status``: new, approved, refused (tried while locked), ignored."""
-
-    aet = CharField(unique=True)
-    name = CharField(default="")
-    status = CharField(default="new")
-    host = CharField(default="")  # last source address, or the one an admin set
-    port = IntegerField(null=True)  # its own DICOM port, when known (to C-ECHO it, to send to it)
-    allowed = CharField(default="find,move,get,store")
-    implementation_class_uid = CharField(default="")
-    implementation_version = CharField(default="")
-    sop_classes = TextField(default="[]")  # JSON list: every abstract syntax it proposed
-    transfer_syntaxes = TextField(default="[]")  # JSON list: every transfer syntax it proposed
-    first_seen = FloatField()
-    last_seen = FloatField()
-    associations = IntegerField(default=0)
-    refused = IntegerField(default=0)
-    studies_received = IntegerField(default=0)
-    images_received = IntegerField(default=0)
-    last_error = TextField(default="")
-    last_error_at = FloatField(null=True)
-    charset_override = CharField(default="")
-    accept_private_sop_classes = BooleanField(default=False)
-    lenient_aet = BooleanField(default=False)
-
-
-class DiscoveredService(BaseModel):
-    """A DICOM service announced on the LAN (DNS-SD ``_dicom._tcp`` / ``_dicom-tls._tcp``)."""
-
-    name = CharField(unique=True)  # the DNS-SD instance name, e.g. "US1._dicom._tcp.local."
-    service_type = CharField()
-    aet = CharField(default="", index=True)
-    host = CharField(default="")
-    port = IntegerField()
-    device_type = CharField(default="")
-    txt = TextField(default="{}")  # JSON: every TXT key as announced
-    first_seen = FloatField()
-    last_seen = FloatField()
-    present = BooleanField(default=True)  # False once it said goodbye (or expired)
-
-
-class ForwardRule(BaseModel):
-    """Send studies, once stable, to a node (see ``forwarding.py``); empty filters match all."""
-
-    destination = CharField()
-    modality = CharField(default="")
-    calling_ae = CharField(default="")
-    created_at = FloatField()
-
-
-class ForwardJob(BaseModel):
-    """One study to send to one destination: the persistent retry queue."""
-
-    rule_id = IntegerField(index=True)
-    destination = CharField()
-    study_uid = CharField()
-    state = CharField(default="pending", index=True)  # pending, done
-    attempts = IntegerField(default=0)
-    next_attempt_at = FloatField()
-    last_error = TextField(default="")
-    created_at = FloatField()
-    done_at = FloatField(null=True)
-    sent = IntegerField(default=0)
-
-
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -291,15 +192,13 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (
-    Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, Node, User, Session,
-    AuditEvent, Device, DiscoveredService, ForwardRule, ForwardJob, Meta,
-)  # fmt: skip
+MODELS = (Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
 
 
-def open_database(path: Path) -> SqliteDatabase:
-    """Open (creating if needed) the index at ``path`` and bind the models to it."""
+def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
+    """Open (creating if needed) the index at ``path`` and bind the models to it; ``models``
+    are the tables to make (the facade adds the registry's to the index's own)."""
     db = SqliteDatabase(
         str(path),
         pragmas={  # busy_timeout first: the others may have to wait for another process
@@ -314,20 +213,20 @@ def open_database(path: Path) -> SqliteDatabase:
     database.initialize(db)
     db.connect(reuse_if_open=True)
     with db.atomic("IMMEDIATE"):  # take the write lock up front: no read-to-write upgrade
-        db.create_tables(MODELS)
-        _add_missing_columns(db)
+        db.create_tables(models)
+        _add_missing_columns(db, models)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
     return db
 
 
-def _add_missing_columns(db: SqliteDatabase) -> None:
+def _add_missing_columns(db: SqliteDatabase, models: Sequence[type[Model]]) -> None:
     """Columns added to a model since the database was made get their default in old rows;
     `lightbox rebuild-index` fills in their real values.
 
     One ``ALTER TABLE ... ADD COLUMN ... DEFAULT`` each: peewee's migrator adds NOT NULL by
     copying the table and dropping the old one, which the foreign keys refuse for a table that
     others refer to (patient, study, series) as soon as it has rows."""
-    for model in MODELS:
+    for model in models:
         table = model._meta.table_name
         present = {c.name for c in db.get_columns(table)}
         for field in model._meta.sorted_fields:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from appliance.archive import Archive
-from appliance.archive import restore as archive_restore
+from appliance.archive import Archive, RestoreError, install_index
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR
 from appliance.backup.target import INDEX, OBJECTS, Target, explain
@@ -67,7 +66,7 @@ def restore_from_bucket(
             raise RestoreFailed(str(exc)) from None
         except Exception as exc:
             raise RestoreFailed(explain(exc, target)) from None
-        archive_restore.install_index(data_dir, snapshot)
+        install_index(data_dir, snapshot)
         archive = Archive(data_dir)
         try:
             archive.set_cursor(CURSOR, 0)  # this box has not backed anything up yet
@@ -107,7 +106,7 @@ def _restore_objects(
             with lock:
                 report.restored += 1
                 report.restored_bytes += entry.size
-        except (transfer.ObjectProblem, archive_restore.RestoreError) as exc:
+        except (transfer.ObjectProblem, RestoreError) as exc:
             with lock:
                 report.problems.append(f"{exc} (sop_instance_uid={entry.sop_uid})")
         except Exception as exc:

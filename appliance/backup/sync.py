@@ -20,13 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from appliance.archive import Archive
-from appliance.archive.changes import (
-    REBUILT_KIND,
-    REMOVED_KINDS,
-    STORED_KINDS,
-    SUPERSEDED_KIND,
-    StoredInstance,
-)
+from appliance.archive import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, SUPERSEDED_KIND, InstanceFile
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR, BackupState, ObjectRow
 from appliance.backup.target import (
@@ -226,7 +220,7 @@ class _Run:
                 if self.progress:
                     self.progress(cursor - start, total)
 
-    def _upload(self, name: str, instance: StoredInstance, unsure: bool) -> tuple[ObjectRow, bool] | None:
+    def _upload(self, name: str, instance: InstanceFile, unsure: bool) -> tuple[ObjectRow, bool] | None:
         """Upload one instance unless an earlier, interrupted run did (runs in a pool thread);
         return its row and whether it was sent now."""
         if self.failed.is_set():
@@ -239,7 +233,7 @@ class _Run:
             self.failed.set()
             raise
 
-    def _upload_once(self, name: str, instance: StoredInstance, unsure: bool) -> tuple[ObjectRow, bool] | None:
+    def _upload_once(self, name: str, instance: InstanceFile, unsure: bool) -> tuple[ObjectRow, bool] | None:
         key = OBJECTS + name
         stored_size = self._uploaded_size(key) if unsure else None
         sent_now = stored_size is None

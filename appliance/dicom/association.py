@@ -22,9 +22,9 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from appliance.archive import Archive, IngestResult, Origin, Outcome
-from appliance.archive.header import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, build_meta, encode_meta
-from appliance.archive.ingest import Spooled
-from appliance.archive.retrieval import RetrieveItem
+from appliance.archive import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, build_meta, encode_meta
+from appliance.archive import Spooled
+from appliance.archive import InstanceFile
 from appliance.dicom import dimse, find, outgoing, pdu, policy, retrieve
 from appliance.dicom.contexts import ACCEPTED_SYNTAXES, QUERY_RETRIEVE_CLASSES, is_storage_like
 from appliance.dicom.link import ABORT, RELEASE, Link
@@ -338,7 +338,7 @@ class Association:
             raise pdu.ProtocolError(f"DIMSE command 0x{command.field:04X} while a request is being answered")
         return command
 
-    def store_here(self, item: RetrieveItem, path: Path, message_id: int) -> int:
+    def store_here(self, item: InstanceFile, path: Path, message_id: int) -> int:
         """A C-GET sub-operation: C-STORE ``item`` to the peer on this association; the status."""
         outgoing.send_instance(self.link, item, path, self.negotiated.sendable, message_id)
         while True:

@@ -7,7 +7,7 @@ from pydicom.uid import UID, AllTransferSyntaxes
 from pynetdicom import sop_class
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
-from appliance.archive.validate import REFUSED_SYNTAXES
+from appliance.archive import REFUSED_SYNTAXES
 
 REFUSED = REFUSED_SYNTAXES | {"1.2.840.10008.1.2.4.205"}  # JPIP HTJ2K Referenced Deflate
 # Retired JPEG processes (PS3.5 Table A-1 history): still sent by old equipment.

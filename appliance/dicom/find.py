@@ -16,8 +16,8 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from appliance.archive.charset import declared_charsets, text
-from appliance.archive.query import ITEM_KEYS, QueryError, TooManyMatches
+from appliance.archive import charset
+from appliance.archive import ITEM_KEYS, QueryError, TooManyMatches
 from appliance.dicom import dimse
 from appliance.dicom.encoding import FindResponseEncoder
 from appliance.dicom.status import CANCEL, IDENTIFIER_MISMATCH, OUT_OF_RESOURCES, PENDING, SUCCESS, UNABLE_TO_PROCESS
@@ -39,8 +39,8 @@ class Request:
     item mappings for a sequence) and every element asked for, in order."""
 
     def __init__(self, identifier: Dataset) -> None:
-        charsets = declared_charsets(identifier)
-        self.level = text(identifier, "QueryRetrieveLevel", charsets).upper()
+        charsets = charset.declared_charsets(identifier)
+        self.level = charset.text(identifier, "QueryRetrieveLevel", charsets).upper()
         self.keys: dict[str, Any] = {}
         self.asked: list[tuple[BaseTag, str]] = []  # (tag, VR) of each requested element
         self.item_keys: dict[str, list[str]] = {}  # sequence keyword -> item keywords asked
@@ -55,11 +55,11 @@ class Request:
             self.asked.append((tag, vr))
             if vr == "SQ":
                 items = list(identifier[tag].value or [])
-                self.keys[keyword] = [{kw: text(item, kw, charsets) for kw in ITEM_KEYS if kw in item} for item in items[:1]]
+                self.keys[keyword] = [{kw: charset.text(item, kw, charsets) for kw in ITEM_KEYS if kw in item} for item in items[:1]]
                 asked = [kw for t in (items[0].keys() if items else []) if (kw := keyword_for_tag(t))]
                 self.item_keys[keyword] = asked or list(ITEM_KEYS)
             elif keyword:
-                self.keys[keyword] = text(identifier, keyword, charsets)
+                self.keys[keyword] = charset.text(identifier, keyword, charsets)
 
 
 def _vr(tag: BaseTag, raw_vr: str | None) -> str:

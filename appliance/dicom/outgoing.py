@@ -26,8 +26,8 @@ from pydicom.uid import (
     JPEGExtended12Bit,
 )
 
-from appliance.archive.header import dataset_offset
-from appliance.archive.retrieval import RetrieveItem
+from appliance.archive import dataset_offset
+from appliance.archive import InstanceFile
 from appliance.dicom import dimse
 from appliance.dicom.link import Link
 
@@ -43,7 +43,7 @@ class CannotSend(Exception):
     """An instance that cannot go to this peer; the message is the reason for the log."""
 
 
-def requested_contexts(items: Iterable[RetrieveItem]) -> list[tuple[str, list[str]]]:
+def requested_contexts(items: Iterable[InstanceFile]) -> list[tuple[str, list[str]]]:
     """(abstract syntax, transfer syntaxes) to propose to a C-MOVE destination: per SOP class,
     uncompressed little endian (which every instance can be sent in), and each compressed
     syntax as stored in a context of its own so that the peer can accept it without giving up
@@ -64,7 +64,7 @@ class Choice:
     as_stored: bool
 
 
-def choose(item: RetrieveItem, accepted: Accepted) -> Choice:
+def choose(item: InstanceFile, accepted: Accepted) -> Choice:
     """The context and syntax ``item`` goes out in, or CannotSend."""
     offered = accepted.get(item.sop_class_uid, {})
     stored = item.transfer_syntax
@@ -103,7 +103,7 @@ def reencoded(path: Path, stored_syntax: str, target: str) -> bytes:
 
 def send_instance(
     link: Link,
-    item: RetrieveItem,
+    item: InstanceFile,
     path: Path,
     accepted: Accepted,
     message_id: int,

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from pydicom.uid import UID
 
-from appliance.archive.nodes import NodeTable, may
+from appliance.archive import NodeTable, may
 
 LOG = logging.getLogger("lightbox.dicom")
 

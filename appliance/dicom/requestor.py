@@ -11,8 +11,8 @@ import logging
 import socket
 from pathlib import Path
 
-from appliance.archive.header import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from appliance.archive.retrieval import RetrieveItem
+from appliance.archive import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from appliance.archive import InstanceFile
 from appliance.dicom import dimse, outgoing, pdu
 from appliance.dicom.link import Link
 
@@ -90,7 +90,7 @@ class StoreRequestor:
         """Associate (see ``associate``) for sending C-STOREs."""
         return cls(*associate(*args, **kwargs))  # type: ignore[arg-type]
 
-    def store(self, item: RetrieveItem, path: Path, originator: tuple[str, int] | None) -> int:
+    def store(self, item: InstanceFile, path: Path, originator: tuple[str, int] | None) -> int:
         """C-STORE one instance; its response status.  Raises outgoing.CannotSend before
         anything is sent, AssociationFailed when the association breaks."""
         self._message_id = self._message_id % 0xFFFF + 1

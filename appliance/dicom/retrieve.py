@@ -17,7 +17,7 @@ from typing import Any, Callable
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from appliance.archive.retrieval import LEVEL_KEYS, RetrieveItem
+from appliance.archive import LEVEL_KEYS, InstanceFile
 from appliance.dicom import dimse, outgoing
 from appliance.dicom.encoding import FindResponseEncoder
 from appliance.dicom.requestor import AssociationFailed, StoreRequestor
@@ -65,7 +65,7 @@ def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str,
     return level, keys
 
 
-def _selection(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str, op: str) -> list[RetrieveItem] | None:
+def _selection(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str, op: str) -> list[InstanceFile] | None:
     """The instances to send, or None after answering a bad identifier."""
     try:
         level, keys = retrieve_keys(identifier, abstract in _STUDY_ROOT)
@@ -81,10 +81,10 @@ def _selection(assoc: Any, context_id: int, command: dimse.Command, identifier: 
     return items
 
 
-Send = Callable[[RetrieveItem, Path, int], int]  # (item, stored file, message id) -> C-STORE status
+Send = Callable[[InstanceFile, Path, int], int]  # (item, stored file, message id) -> C-STORE status
 
 
-def _sub_operations(assoc: Any, context_id: int, command: dimse.Command, items: list[RetrieveItem], send: Send) -> None:
+def _sub_operations(assoc: Any, context_id: int, command: dimse.Command, items: list[InstanceFile], send: Send) -> None:
     """One C-STORE per instance, a Pending response after each, then the final response."""
     completed = failed = warning = 0
     failed_uids: list[str] = []

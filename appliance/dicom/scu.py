@@ -5,7 +5,7 @@ from __future__ import annotations
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from appliance.archive.nodes import DicomNode
+from appliance.archive import DicomNode
 
 
 def echo(node: DicomNode, calling_aet: str, timeout: float = 10.0) -> tuple[bool, str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from appliance.archive.forwarding import SendResult
-from appliance.archive.nodes import DicomNode
-from appliance.archive.retrieval import RetrieveItem
-from appliance.archive.storage import Storage
+from appliance.archive import SendResult
+from appliance.archive import DicomNode
+from appliance.archive import InstanceFile
+from appliance.archive import Storage
 from appliance.dicom import outgoing
 from appliance.dicom.requestor import AssociationFailed, StoreRequestor
 from appliance.dicom.status import STORE_WARNINGS, SUCCESS
@@ -22,7 +22,7 @@ LOG = logging.getLogger("lightbox.dicom")
 
 def send_instances(
     node: DicomNode,
-    items: list[RetrieveItem],
+    items: list[InstanceFile],
     storage: Storage,
     calling_aet: str,
     max_pdu: int,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.archive import Archive
-from appliance.archive.nodes import DicomNode
+from appliance.archive import DicomNode
 from appliance.dicom.scu import echo
 
 

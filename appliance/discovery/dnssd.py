@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from zeroconf import ServiceInfo
 
-from appliance.archive.discovered import FoundService
+from appliance.archive import FoundService
 
 DICOM = "_dicom._tcp.local."
 DICOM_TLS = "_dicom-tls._tcp.local."

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
-from appliance.archive.kinds import sop_class_name
+from appliance.archive import kinds
 
 MAX_FILE_BYTES = 32 << 20
 MAX_ITEMS = 20_000
@@ -96,7 +96,7 @@ def read(path: Path) -> Report:
         raise ReportError(f"not a readable structured report: {exc}") from None
     return Report(
         title=root.name,
-        document_type=sop_class_name(str(ds.get("SOPClassUID", ""))),
+        document_type=kinds.sop_class_name(str(ds.get("SOPClassUID", ""))),
         completion=str(ds.get("CompletionFlag", "")),
         completion_description=str(ds.get("CompletionFlagDescription", "")),
         verification=str(ds.get("VerificationFlag", "")),
@@ -173,7 +173,7 @@ def _value(ds: Dataset, value_type: str) -> tuple[str, str]:
 def _reference(ref: Dataset | None) -> str:
     if ref is None:
         return ""
-    text = sop_class_name(str(ref.get("ReferencedSOPClassUID", "")))
+    text = kinds.sop_class_name(str(ref.get("ReferencedSOPClassUID", "")))
     frames = _list(ref.get("ReferencedFrameNumber"))
     if frames:
         text += f", frame{'s' if len(frames) > 1 else ''} {', '.join(str(f) for f in frames)}"

@@ -8,8 +8,9 @@ import logging
 import bottle
 from bottle import request
 
-from appliance.archive import Archive, audit
-from appliance.archive.users import MIN_PASSWORD, UserError
+from appliance.archive import Archive
+from appliance.archive import audit
+from appliance.archive import MIN_PASSWORD, UserError
 from appliance.web.auth import Guard, client_address, fail, public, see_other
 from appliance.web.templates import render
 

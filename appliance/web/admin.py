@@ -9,8 +9,9 @@ import bottle
 from bottle import request
 
 from appliance import __version__, config
-from appliance.archive import Archive, audit
-from appliance.archive.users import MIN_PASSWORD, UserError
+from appliance.archive import Archive
+from appliance.archive import audit
+from appliance.archive import MIN_PASSWORD, UserError
 from appliance.config import Settings
 from appliance.web.auth import Guard, fail
 from appliance.web.devices import node_json

@@ -22,8 +22,9 @@ from urllib.parse import quote
 import bottle
 from bottle import request, response
 
-from appliance.archive import Archive, audit, users
-from appliance.archive.users import Account
+from appliance.archive import Archive
+from appliance.archive import audit, prepare_logins
+from appliance.archive import Account
 from appliance.web.backoff import LoginBackoff
 
 LOG = logging.getLogger("lightbox.web.auth")
@@ -87,7 +88,7 @@ class Auth:
         self._basic_secret = secrets.token_bytes(32)
         self._basic_ok: dict[bytes, tuple[int, str, float]] = {}  # digest -> (user id, hash, expiry)
         self._basic_lock = threading.Lock()
-        users.prepare_logins()
+        prepare_logins()
         if self.setup_needed():
             self.setup_code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
             LOG.warning(

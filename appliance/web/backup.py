@@ -13,7 +13,8 @@ import bottle
 from bottle import request, response
 
 from appliance import config
-from appliance.archive import Archive, audit
+from appliance.archive import Archive
+from appliance.archive import audit
 from appliance.backup.schedule import Trigger
 from appliance.backup.setup import (
     LOSS_WARNING,

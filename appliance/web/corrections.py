@@ -11,7 +11,7 @@ import bottle
 from bottle import request
 
 from appliance.archive import Archive
-from appliance.archive.corrections import CorrectionError, Identity
+from appliance.archive import CorrectionError, Identity
 from appliance.web.auth import Guard, client_address, fail
 
 _LEVELS = {"studies": "study", "series": "series", "instances": "instance"}

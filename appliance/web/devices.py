@@ -13,11 +13,12 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance.archive import Archive, audit
-from appliance.archive.access import device_access
-from appliance.archive.devices import POLICIES, DeviceError, LearnedDevice
-from appliance.archive.forwarding import ForwardError
-from appliance.archive.nodes import OPERATIONS, DicomNode, NodeError, parse_operations
+from appliance.archive import Archive
+from appliance.archive import audit
+from appliance.archive import device_access
+from appliance.archive import POLICIES, DeviceError, LearnedDevice
+from appliance.archive import ForwardError
+from appliance.archive import OPERATIONS, DicomNode, NodeError, parse_operations
 from appliance.discovery.devices import echo_device, echo_node
 from appliance.web.auth import Guard, fail
 from appliance.web.studies import with_study_labels

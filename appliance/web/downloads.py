@@ -15,9 +15,10 @@ from typing import Iterator
 import bottle
 from bottle import response
 
-from appliance.archive import Archive, audit
-from appliance.archive.media import MediaFile, dicomdir
-from appliance.archive.storage import CHUNK
+from appliance.archive import Archive
+from appliance.archive import audit
+from appliance.archive import MediaFile, dicomdir
+from appliance.archive import CHUNK
 from appliance.web.auth import Guard, fail
 from appliance.web.display import plural
 

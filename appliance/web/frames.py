@@ -26,8 +26,9 @@ from typing import Any, Callable
 import bottle
 
 from appliance import imaging
-from appliance.archive import Archive, kinds
-from appliance.archive.lookup import InstanceEntry
+from appliance.archive import Archive
+from appliance.archive import kinds
+from appliance.archive import InstanceEntry
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
 
 log = logging.getLogger("lightbox.web.frames")

@@ -14,7 +14,7 @@ from typing import BinaryIO, Iterator
 
 import bottle
 
-from appliance.archive.storage import CHUNK
+from appliance.archive import CHUNK
 
 _RANGE = re.compile(r"^bytes=\s*(\d*)\s*-\s*(\d*)\s*$")
 

@@ -9,8 +9,9 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance.archive import Archive, audit
-from appliance.archive.browse import BrowseError, StudyFilter
+from appliance.archive import Archive
+from appliance.archive import audit
+from appliance.archive import BrowseError, StudyFilter
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents
 from appliance.web.auth import Guard, fail

@@ -20,8 +20,10 @@ from typing import Any
 
 import bottle
 
-from appliance.archive import Archive, audit, kinds
-from appliance.archive.lookup import InstanceEntry
+from appliance.archive import Archive
+from appliance.archive import kinds
+from appliance.archive import audit
+from appliance.archive import InstanceEntry
 from appliance.imaging import videostream
 from appliance.imaging.source import ImagingError
 from appliance.imaging.videos import BUSY, PREPARING, READY, UNAVAILABLE, Prepared, VideoLibrary

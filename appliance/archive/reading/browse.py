@@ -10,9 +10,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from appliance.archive import kinds
-from appliance.archive.attributes import search_terms
-from appliance.archive.charset import normalise_name
+from appliance.archive.reading import kinds
+from appliance.archive.intake.attributes import search_terms
+from appliance.archive.intake.charset import normalise_name
 from appliance.archive.index import Meta, database
 
 PAGE_MAX = 200

@@ -12,14 +12,14 @@ from typing import Callable, Iterable
 import peewee
 from peewee import fn
 
-from appliance.archive import indexing
-from appliance.archive.attributes import extract
-from appliance.archive.changes import SUPERSEDED_KIND
-from appliance.archive.charset import text
-from appliance.archive.header import UnreadableHeader, read_header
+from appliance.archive.intake import indexing
+from appliance.archive.intake.attributes import extract
+from appliance.archive.reading.changes import SUPERSEDED_KIND
+from appliance.archive.intake.charset import text
+from appliance.archive.intake.header import UnreadableHeader, read_header
 from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
 from appliance.archive.storage import Storage, StoredFile
-from appliance.archive.validate import Refusal, check
+from appliance.archive.intake.validate import Refusal, check
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.maintenance")
@@ -179,7 +179,8 @@ def _supersede_older_version(storage: Storage, key: str) -> None:
     seq = indexing.remove_instance(older, SUPERSEDED_KIND)
     index_file(storage, key)
     Superseded.create(
-        sop_uid=sop_uid, file_key=older.file_key, size=older.size, sha256=older.sha256,
+        sop_uid=sop_uid, sop_class_uid=older.sop_class_uid, transfer_syntax=older.transfer_syntax,
+        file_key=older.file_key, size=older.size, sha256=older.sha256,
         received_at=older.received_at, superseded_at=time.time(), change_seq=seq,
     )  # fmt: skip
     LOG.warning("superseded_on_rebuild sop=%s kept=%s", sop_uid, older.file_key)

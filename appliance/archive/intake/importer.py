@@ -16,8 +16,8 @@ from typing import Callable, Iterator
 
 from pydicom import dcmread
 
-from appliance.archive.header import Origin
-from appliance.archive.ingest import Ingest, Outcome
+from appliance.archive.intake.header import Origin
+from appliance.archive.intake.ingest import Ingest, Outcome
 from appliance.archive.storage import Storage
 
 DICOMDIR = "DICOMDIR"

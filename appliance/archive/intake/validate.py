@@ -7,8 +7,8 @@ from enum import Enum
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from appliance.archive.charset import text
-from appliance.archive.header import Header
+from appliance.archive.intake.charset import text
+from appliance.archive.intake.header import Header
 
 # PS3.5 9.1: digits and dots, no empty component, no leading zero, at most 64 characters.
 _CONFORMANT_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")

@@ -17,10 +17,11 @@ from typing import Callable
 
 from peewee import SqliteDatabase, fn
 
-from appliance.archive import retrieval
-from appliance.archive.index import Change, ForwardJob, ForwardRule, Meta, database
-from appliance.archive.nodes import DicomNode, NodeTable, check_aet
-from appliance.archive.retrieval import RetrieveItem
+from appliance.archive.reading import retrieval
+from appliance.archive.index import Change, Meta, database
+from appliance.archive.registry.models import ForwardJob, ForwardRule
+from appliance.archive.registry.nodes import DicomNode, NodeTable, check_aet
+from appliance.archive.reading.rows import InstanceFile
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.forward")
@@ -69,7 +70,7 @@ class SendResult:
         return self.failed == 0 and not self.error
 
 
-Send = Callable[[DicomNode, list[RetrieveItem]], SendResult]
+Send = Callable[[DicomNode, list[InstanceFile]], SendResult]
 
 
 def _rule(row: ForwardRule) -> Rule:

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 from pydicom.dataset import Dataset
 
-from appliance.archive.charset import declared_charsets, normalise_name, text
-from appliance.archive.query import ITEM_KEYS
+from appliance.archive.index import ITEM_KEYS
+from appliance.archive.intake.charset import declared_charsets, normalise_name, text
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,20 @@ from typing import Any, Iterable
 
 import peewee
 
-from appliance.archive import audit, indexing
-from appliance.archive.audit import AuditLog
-from appliance.archive.changes import SUPERSEDED_KIND, StoredInstance
-from appliance.archive.charset import normalise_name
+from appliance.archive.intake import indexing
+from appliance.archive.registry import audit
+from appliance.archive.registry.audit import AuditLog
+from appliance.archive.reading.changes import SUPERSEDED_KIND
+from appliance.archive.reading.rows import InstanceFile
+from appliance.archive.intake.charset import normalise_name
 from appliance.archive.index import FileRemoval, Instance, Patient, Series, Study, Superseded
-from appliance.archive.rewrite import CannotRewrite, rewritten
+from appliance.archive.upkeep.rewrite import CannotRewrite, rewritten
 from appliance.archive.storage import Storage, free_bytes
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.corrections")
 
-LEVELS = ("study", "series", "instance")
+DELETABLE_LEVELS = ("study", "series", "instance")
 IDENTITY_KEYWORDS = {  # DICOM keyword -> Patient column
     "PatientName": "name",
     "PatientID": "patient_id",
@@ -110,7 +112,7 @@ _SELECTED = {  # the instances a deletion names
 
 def _selected(level: str, uid: str) -> peewee.ModelSelect:
     if level not in _SELECTED:
-        raise CorrectionError(f"level: one of {', '.join(LEVELS)}")
+        raise CorrectionError(f"level: one of {', '.join(DELETABLE_LEVELS)}")
     return Instance.select(Instance, Series, Study).join(Series).join(Study).where(_SELECTED[level](uid))
 
 
@@ -303,10 +305,13 @@ class Corrections:
 
     # -- originals kept after an edit ----------------------------------------------------
 
-    def superseded(self, sop_uid: str) -> list[StoredInstance]:
+    def superseded(self, sop_uid: str) -> list[InstanceFile]:
         """The originals of this instance still on disk (for the backup to take)."""
         rows = Superseded.select().where(Superseded.sop_uid == sop_uid)
-        return [StoredInstance(r.sop_uid, r.file_key, r.size, r.sha256, r.received_at) for r in rows]
+        return [
+            InstanceFile(r.sop_uid, r.sop_class_uid, r.transfer_syntax, r.file_key, r.size, r.sha256, r.received_at)
+            for r in rows
+        ]
 
     def release_superseded(self, backed_up_through: int | None = None, older_than: float | None = None) -> int:
         """Remove the originals that the backup has (their change is at or before
@@ -369,7 +374,8 @@ def _adopt_new_versions(instances: list[Instance], written: dict[str, tuple[str,
         study_uid, series_uid = instance.series.study.study_uid, instance.series.series_uid
         seq = indexing.record_change(SUPERSEDED_KIND, study_uid, series_uid, instance.sop_uid)
         Superseded.insert(
-            sop_uid=instance.sop_uid, file_key=instance.file_key, size=instance.size, sha256=instance.sha256,
+            sop_uid=instance.sop_uid, sop_class_uid=instance.sop_class_uid, transfer_syntax=instance.transfer_syntax,
+            file_key=instance.file_key, size=instance.size, sha256=instance.sha256,
             received_at=instance.received_at, superseded_at=now, change_seq=seq,
         ).on_conflict_ignore().execute()  # fmt: skip
         indexing.record_change("instance_stored", study_uid, series_uid, instance.sop_uid)

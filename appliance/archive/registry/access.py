@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.archive.devices import LearnedDevice, admits
-from appliance.archive.nodes import DicomNode, may
+from appliance.archive.registry.devices import LearnedDevice, admits
+from appliance.archive.registry.nodes import DicomNode, may
 
 QUERY_RETRIEVE = ("find", "get", "move")
 

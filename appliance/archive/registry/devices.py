@@ -35,8 +35,9 @@ from typing import Iterable, Iterator
 from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
-from appliance.archive.index import Device, DiscoveredService, ForwardRule, Meta, database
-from appliance.archive.nodes import OPERATIONS, DicomNode, NodeError, NodeTable, check_aet, check_port, parse_operations
+from appliance.archive.index import Meta, database
+from appliance.archive.registry.models import Device, DiscoveredService, ForwardRule
+from appliance.archive.registry.nodes import OPERATIONS, DicomNode, NodeError, NodeTable, check_aet, check_port, parse_operations
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.devices")

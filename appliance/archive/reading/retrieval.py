@@ -7,10 +7,10 @@ This is a lookup by those keys, not the C-FIND matcher.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from appliance.archive.index import Instance, Patient, Series, Study
+from appliance.archive.reading.rows import FILE_COLUMNS, InstanceFile
 
 LEVEL_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
 _COLUMNS = {
@@ -21,16 +21,7 @@ _COLUMNS = {
 }
 
 
-@dataclass(frozen=True)
-class RetrieveItem:
-    sop_class_uid: str
-    sop_uid: str
-    transfer_syntax: str
-    file_key: str
-    size: int
-
-
-def instances_for_retrieve(level: str, keys: dict[str, Sequence[str]]) -> list[RetrieveItem]:
+def instances_for_retrieve(level: str, keys: dict[str, Sequence[str]]) -> list[InstanceFile]:
     """Instances under the ``level`` key values in ``keys``, narrowed by any higher-level key
     also given; in study, series and instance order.  ``keys`` maps DICOM keywords (the
     values of ``LEVEL_KEYS``) to values; the key of ``level`` itself must be there."""
@@ -39,7 +30,7 @@ def instances_for_retrieve(level: str, keys: dict[str, Sequence[str]]) -> list[R
     if not keys.get(LEVEL_KEYS[level]):
         raise ValueError(f"{LEVEL_KEYS[level]} is required at {level} level")
     query = (
-        Instance.select(Instance.sop_class_uid, Instance.sop_uid, Instance.transfer_syntax, Instance.file_key, Instance.size)
+        Instance.select(*FILE_COLUMNS)
         .join(Series)
         .join(Study)
         .join(Patient)
@@ -48,4 +39,4 @@ def instances_for_retrieve(level: str, keys: dict[str, Sequence[str]]) -> list[R
         if values and keyword in _COLUMNS:
             query = query.where(_COLUMNS[keyword].in_(list(values)))
     query = query.order_by(Study.study_uid, Series.series_number, Series.series_uid, Instance.instance_number, Instance.sop_uid)
-    return [RetrieveItem(*row) for row in query.tuples()]
+    return [InstanceFile(*row) for row in query.tuples()]

@@ -25,7 +25,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from appliance.archive.header import read_header
+from appliance.archive.intake.header import read_header
 from appliance.archive.storage import read_from
 
 ORIGINAL_ATTRIBUTES = Tag("OriginalAttributesSequence")  # (0400,0561)

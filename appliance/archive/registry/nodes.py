@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from peewee import SqliteDatabase
 
-from appliance.archive.index import Node
+from appliance.archive.registry.models import Node
 from appliance.archive.writelock import WriteLock
 
 OPERATIONS = ("find", "move", "get", "store")

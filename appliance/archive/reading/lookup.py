@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.archive import kinds
+from appliance.archive.reading import kinds
 from appliance.archive.index import Instance, Patient, Series, Study
 
 

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from peewee import SqliteDatabase
 
-from appliance.archive.index import Session, User
+from appliance.archive.registry.models import Session, User
 from appliance.archive.writelock import WriteLock
 
 ROLES = ("admin", "viewer")

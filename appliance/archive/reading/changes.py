@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from appliance.archive.index import Change, Instance, Meta, Series, Study, database
+from appliance.archive.reading.rows import FILE_COLUMNS, InstanceFile
 
 STORED_KINDS = ("instance_stored",)
 # instance_superseded: an identity edit gave the instance a new file (and an instance_stored
@@ -23,15 +24,6 @@ class ChangeRow:
     kind: str
     sop_uid: str
     at: float
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    sop_uid: str
-    file_key: str
-    size: int
-    sha256: str
-    received_at: float
 
 
 def changes_after(seq: int, limit: int) -> list[ChangeRow]:
@@ -55,21 +47,18 @@ def set_cursor(name: str, seq: int) -> None:
     Meta.insert(key=f"cursor:{name}", value=str(seq)).on_conflict_replace().execute()
 
 
-_INSTANCE_COLUMNS = (Instance.sop_uid, Instance.file_key, Instance.size, Instance.sha256, Instance.received_at)
+def stored_instance(sop_uid: str) -> InstanceFile | None:
+    row = Instance.select(*FILE_COLUMNS).where(Instance.sop_uid == sop_uid).tuples().first()
+    return InstanceFile(*row) if row else None
 
 
-def stored_instance(sop_uid: str) -> StoredInstance | None:
-    row = Instance.select(*_INSTANCE_COLUMNS).where(Instance.sop_uid == sop_uid).tuples().first()
-    return StoredInstance(*row) if row else None
-
-
-def stored_instances(study_uid: str | None = None) -> Iterator[StoredInstance]:
+def stored_instances(study_uid: str | None = None) -> Iterator[InstanceFile]:
     """Every indexed instance (or a study's), streamed."""
-    query = Instance.select(*_INSTANCE_COLUMNS)
+    query = Instance.select(*FILE_COLUMNS)
     if study_uid is not None:
         query = query.join(Series).join(Study).where(Study.study_uid == study_uid)
     for row in query.tuples().iterator():
-        yield StoredInstance(*row)
+        yield InstanceFile(*row)
 
 
 def pending_after(seq: int) -> tuple[int, int, float | None]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from peewee import SqliteDatabase
 
-from appliance.archive.index import AuditEvent
+from appliance.archive.registry.models import AuditEvent
 from appliance.archive.writelock import WriteLock
 
 # PS3.15 A.5.3 event IDs used by Lightbox

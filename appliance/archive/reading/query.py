@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import json
 from typing import Any, Iterator, Mapping, Sequence
 
-from appliance.archive.charset import normalise_name
-from appliance.archive.index import database
+from appliance.archive.intake.charset import normalise_name
+from appliance.archive.index import ITEM_KEYS, database
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 MODELS = {"PATIENT_ROOT": LEVELS, "STUDY_ROOT": LEVELS[1:]}
@@ -143,15 +143,6 @@ KEYS: dict[str, Key] = {
     "NumberOfFrames": _k("IMAGE", _as_received("i.number_of_frames"), "number", match="i.number_of_frames"),
     "AvailableTransferSyntaxUID": _k("IMAGE", "i.transfer_syntax", "uid"),
 }
-
-# Items of the series-level Request Attributes Sequence kept in the index (as JSON).
-ITEM_KEYS = {
-    "RequestedProcedureID": "text",
-    "ScheduledProcedureStepID": "text",
-    "RequestedProcedureDescription": "text",
-    "ScheduledProcedureStepDescription": "text",
-}
-
 
 @dataclass
 class _Sql:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from peewee import SqliteDatabase
 
-from appliance.archive.index import DiscoveredService
+from appliance.archive.registry.models import DiscoveredService
 from appliance.archive.writelock import WriteLock
 
 

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any, Mapping
 
 
-from appliance.archive.attributes import IndexFields
+from appliance.archive.intake.attributes import IndexFields
 from peewee import Model
 
 from appliance.archive.index import Change, Incident, Instance, Patient, Series, Study, database
