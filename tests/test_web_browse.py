@@ -306,14 +306,15 @@ def test_search_index_of_an_older_lightbox_is_extended_at_start_up(tmp_path):
     """An archive whose search index predates owner, species and breed (version 1: names, IDs,
     accession numbers) is given the new one when Lightbox starts, terms folded for old rows."""
     from appliance.archive import Archive
-    from appliance.archive.reading import browse
     from appliance.archive.index import database
+    from appliance.archive.reading import browse
+    from appliance.archive.reading import sqlite as search
 
     files = make_study(tmp_path / "vet", 1, patient_name="Rex", patient_id="V1", PatientBreedDescription="Épagneul",
                        PatientSpeciesDescription="Canine", ResponsiblePerson="Smith^John")  # fmt: skip
     archive = Archive(tmp_path / "data")
     assert archive.import_paths(files).imported == 1
-    for kind, name in browse.SEARCH_OBJECTS:  # back to what version 1 made
+    for kind, name in search.SEARCH_OBJECTS:  # back to what version 1 made
         database.execute_sql(f"DROP {kind} {name}")
     database.execute_sql("ALTER TABLE patient DROP COLUMN search_terms")
     database.execute_sql("CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')")
@@ -321,7 +322,7 @@ def test_search_index_of_an_older_lightbox_is_extended_at_start_up(tmp_path):
         "INSERT INTO study_search(rowid, terms) SELECT st.id, p.name_norm || ' ' || p.patient_id || ' ' || st.accession"
         " FROM study st JOIN patient p ON p.id = st.patient_id"
     )
-    database.execute_sql("DELETE FROM meta WHERE key = ?", (browse.SEARCH_VERSION_KEY,))
+    database.execute_sql("DELETE FROM meta WHERE key = ?", (search.SEARCH_VERSION_KEY,))
     archive.close()
 
     archive = Archive(tmp_path / "data")

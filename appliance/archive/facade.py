@@ -18,7 +18,6 @@ from appliance.archive.index import (
     Patient,
     Series,
     Study,
-    open_database,
 )
 from appliance.archive.intake import importer, indexing
 from appliance.archive.intake.ingest import Ingest, IngestOptions
@@ -31,6 +30,8 @@ from appliance.archive.registry.discovered import DiscoveredTable
 from appliance.archive.registry.forwarding import Forwarding
 from appliance.archive.registry.nodes import NodeTable
 from appliance.archive.registry.users import SessionStore, UserTable
+from appliance.archive import sqlite
+from appliance.archive.sqlite import open_database
 from appliance.archive.storage import Storage, free_bytes
 from appliance.archive.upkeep import corrections, maintenance, restore
 from appliance.archive.upkeep.corrections import Corrections
@@ -227,7 +228,7 @@ class Archive:
 
     def snapshot_index(self, dest: Path) -> int:
         """Copy the index into ``dest`` (a new file); return the newest change it holds."""
-        changes.snapshot(str(dest))
+        sqlite.snapshot(str(dest))
         return restore.snapshot_change_seq(dest)
 
     def adopt_restored(self, spooled: Path, file_key: str, sha256: str, size: int) -> None:

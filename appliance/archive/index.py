@@ -1,24 +1,21 @@
-"""The index: peewee models over SQLite (WAL, synchronous=FULL).
+"""The index's content tables (peewee models): patients, studies, series, instances, the change
+log, and the journals of removals and superseded files.  Opening the database is
+``sqlite.py``'s; the registry's tables are in ``registry/models.py``.
 
-Denormalised so that C-FIND and QIDO-RS can answer at every level without opening files:
-each level carries the PS3.4 C.6 required and common optional keys and its related counts.
+Denormalised so that C-FIND can answer at every level without opening files: each level
+carries the PS3.4 C.6 required and common optional keys and its related counts.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Sequence
 
 from peewee import (
     BooleanField,
     CharField,
     DatabaseProxy,
-    Field,
     FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
-    SqliteDatabase,
     TextField,
 )
 from playhouse.sqlite_ext import AutoIncrementField
@@ -194,54 +191,3 @@ class Meta(BaseModel):
 
 MODELS = (Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)
-
-
-def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
-    """Open (creating if needed) the index at ``path`` and bind the models to it; ``models``
-    are the tables to make (the facade adds the registry's to the index's own)."""
-    db = SqliteDatabase(
-        str(path),
-        pragmas={  # busy_timeout first: the others may have to wait for another process
-            "busy_timeout": 30000,
-            "journal_mode": "wal",
-            "synchronous": 2,  # FULL: a commit is on disk before we acknowledge
-            "foreign_keys": 1,
-            "cache_size": -8000,
-        },
-        check_same_thread=False,
-    )
-    database.initialize(db)
-    db.connect(reuse_if_open=True)
-    with db.atomic("IMMEDIATE"):  # take the write lock up front: no read-to-write upgrade
-        db.create_tables(models)
-        _add_missing_columns(db, models)
-        Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
-    return db
-
-
-def _add_missing_columns(db: SqliteDatabase, models: Sequence[type[Model]]) -> None:
-    """Columns added to a model since the database was made get their default in old rows;
-    `lightbox rebuild-index` fills in their real values.
-
-    One ``ALTER TABLE ... ADD COLUMN ... DEFAULT`` each: peewee's migrator adds NOT NULL by
-    copying the table and dropping the old one, which the foreign keys refuse for a table that
-    others refer to (patient, study, series) as soon as it has rows."""
-    for model in models:
-        table = model._meta.table_name
-        present = {c.name for c in db.get_columns(table)}
-        for field in model._meta.sorted_fields:
-            if field.column_name not in present:
-                db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {_column_definition(db, field)}')
-
-
-def _column_definition(db: SqliteDatabase, field: Field) -> str:
-    ctx = db.get_sql_context()
-    definition, _ = ctx.sql(field.ddl(ctx)).query()
-    if field.default is None or callable(field.default):
-        if not field.null:
-            raise RuntimeError(f"column {field.column_name}: a new NOT NULL column needs a constant default")
-        return definition
-    default = field.db_value(field.default)
-    if isinstance(default, str):
-        return f"{definition} DEFAULT '{default.replace(chr(39), chr(39) * 2)}'"
-    return f"{definition} DEFAULT {int(default) if isinstance(default, bool) else default!r}"

@@ -13,7 +13,8 @@ from typing import Any, Iterable
 from appliance.archive.reading import kinds
 from appliance.archive.intake.attributes import search_terms
 from appliance.archive.intake.charset import normalise_name
-from appliance.archive.index import Meta, database
+from appliance.archive.index import database
+from appliance.archive.reading import sqlite
 
 PAGE_MAX = 200
 # sort key -> ORDER BY columns; every order ends with the study id so that pages are stable
@@ -101,53 +102,16 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-# The search index: for each study, its patient's folded name, Patient ID, accession number and
-# folded species, breed and owner (``patient.search_terms``), indexed by trigrams (SQLite FTS5),
-# so that a word of three or more characters finds its studies anywhere in those texts without
-# scanning them.  Triggers keep it in step with every insert, update and delete of the index,
-# whoever makes them (ingest, rebuild-index).
-_TERMS = "p.name_norm || ' ' || p.patient_id || ' ' || {accession} || ' ' || p.search_terms"
-SEARCH_SCHEMA = (
-    "CREATE VIRTUAL TABLE study_search USING fts5(terms, tokenize='trigram')",
-    "CREATE TRIGGER study_search_insert AFTER INSERT ON study BEGIN"
-    f" INSERT INTO study_search(rowid, terms) SELECT new.id, {_TERMS.format(accession='new.accession')}"
-    " FROM patient p WHERE p.id = new.patient_id; END",
-    "CREATE TRIGGER study_search_update AFTER UPDATE OF accession, patient_id ON study BEGIN"
-    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='new.accession')}"
-    " FROM patient p WHERE p.id = new.patient_id) WHERE rowid = new.id; END",
-    "CREATE TRIGGER study_search_delete AFTER DELETE ON study BEGIN DELETE FROM study_search WHERE rowid = old.id; END",
-    "CREATE TRIGGER study_search_patient AFTER UPDATE OF name_norm, patient_id, search_terms ON patient BEGIN"
-    f" UPDATE study_search SET terms = (SELECT {_TERMS.format(accession='st.accession')}"
-    " FROM study st JOIN patient p ON p.id = st.patient_id WHERE st.id = study_search.rowid)"
-    " WHERE rowid IN (SELECT id FROM study WHERE patient_id = new.id); END",
-    f"INSERT INTO study_search(rowid, terms) SELECT st.id, {_TERMS.format(accession='st.accession')}"
-    " FROM study st JOIN patient p ON p.id = st.patient_id",
-)
-SEARCH_OBJECTS = (
-    ("TRIGGER", "study_search_insert"), ("TRIGGER", "study_search_update"), ("TRIGGER", "study_search_delete"),
-    ("TRIGGER", "study_search_patient"), ("TABLE", "study_search"),
-)  # fmt: skip
-# What the index holds; a database with an older one (or none) is given this one at start-up.
-# 1: names, IDs, accession numbers; 2: also species, breed and owner.
-SEARCH_VERSION = "2"
-SEARCH_VERSION_KEY = "search_index_version"
-
-
 def ensure_search_index() -> str:
     """Make the search index if the database has none ("created"), or make it again if it was
     made by an older Lightbox ("upgraded"); "" when it is current.  Runs inside the archive's
     write lock and one transaction."""
-    exists = database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'study_search'").fetchone()
-    version = Meta.get_or_none(Meta.key == SEARCH_VERSION_KEY)
-    if exists and version is not None and version.value == SEARCH_VERSION:
+    state = sqlite.search_index_state()
+    if state == "current":
         return ""
-    for kind, name in SEARCH_OBJECTS:
-        database.execute_sql(f"DROP {kind} IF EXISTS {name}")
     _fill_search_terms()
-    for statement in SEARCH_SCHEMA:
-        database.execute_sql(statement)
-    Meta.insert(key=SEARCH_VERSION_KEY, value=SEARCH_VERSION).on_conflict_replace().execute()
-    return "upgraded" if exists else "created"
+    sqlite.make_search_index()
+    return "upgraded" if state == "old" else "created"
 
 
 def _fill_search_terms() -> None:
@@ -165,8 +129,6 @@ def _fill_search_terms() -> None:
 # index, and the matching studies are then sorted; a shorter word, or one that many match (a
 # species, a common breed), matches densely, so the studies are tested one by one in list order,
 # which finds a page soonest.
-_WORD_MATCHES = "st.id IN (SELECT rowid FROM study_search WHERE study_search MATCH ?)"
-_WORD_COUNT = "SELECT count(*) FROM (SELECT 1 FROM study_search WHERE study_search MATCH ? LIMIT ?)"
 _WORD_TEST = (
     "(p.name_norm LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession LIKE ? ESCAPE '\\'"
     " OR p.search_terms LIKE ? ESCAPE '\\')"
@@ -191,7 +153,7 @@ def modalities() -> list[str]:
 
 
 def _few_match(phrase: str) -> bool:
-    (count,) = database.execute_sql(_WORD_COUNT, (phrase, DENSE_MATCHES + 1)).fetchone()
+    (count,) = database.execute_sql(sqlite.WORD_COUNT, (phrase, DENSE_MATCHES + 1)).fetchone()
     return count <= DENSE_MATCHES
 
 
@@ -202,10 +164,10 @@ def list_studies(f: StudyFilter) -> tuple[list[StudyRow], bool]:
     looked_up = False
     for word in words:
         # Names are matched in their folded form, IDs case-insensitively.
-        phrase = '"' + word.replace('"', '""') + '"'  # one FTS5 string: every character literal
+        phrase = sqlite.phrase(word)
         if not looked_up and len(word) >= DENSE_WORD and _few_match(phrase):
             looked_up = True
-            where.append(_WORD_MATCHES)
+            where.append(sqlite.WORD_MATCHES)
             params.append(phrase)
         else:
             where.append(_WORD_TEST)

@@ -9,6 +9,7 @@ from typing import Iterator
 
 from appliance.archive.index import Change, Instance, Meta, Series, Study, database
 from appliance.archive.reading.rows import FILE_COLUMNS, InstanceFile
+from appliance.archive.sqlite import put_meta
 
 STORED_KINDS = ("instance_stored",)
 # instance_superseded: an identity edit gave the instance a new file (and an instance_stored
@@ -44,7 +45,7 @@ def cursor(name: str) -> int:
 
 def set_cursor(name: str, seq: int) -> None:
     """Caller holds the write lock and a transaction."""
-    Meta.insert(key=f"cursor:{name}", value=str(seq)).on_conflict_replace().execute()
+    put_meta(f"cursor:{name}", str(seq))
 
 
 def stored_instance(sop_uid: str) -> InstanceFile | None:
@@ -71,6 +72,3 @@ def pending_after(seq: int) -> tuple[int, int, float | None]:
     return count, size, oldest
 
 
-def snapshot(dest: str) -> None:
-    """A consistent copy of the whole index in one file (readers and writers go on)."""
-    database.execute_sql("VACUUM INTO ?", (dest,))

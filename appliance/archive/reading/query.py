@@ -1,4 +1,5 @@
-"""DICOM matching (PS3.4 C.2.2.2) compiled to SQL over the index; shared by C-FIND and QIDO-RS.
+"""DICOM matching (PS3.4 C.2.2.2) compiled to SQL over the index: what C-FIND answers from
+(QIDO-RS and the worklist will use it too).  The SQLite expressions it needs are in ``sqlite.py``.
 
 An identifier is a mapping of DICOM keywords to decoded values: a ``str`` (backslash-separated
 when multi-valued) or, for a sequence key, a list of items (mappings of keyword to ``str``).
@@ -19,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from appliance.archive.intake.charset import normalise_name
 from appliance.archive.index import ITEM_KEYS, database
+from appliance.archive.reading import sqlite
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 MODELS = {"PATIENT_ROOT": LEVELS, "STUDY_ROOT": LEVELS[1:]}
@@ -35,7 +37,6 @@ _FROM = {  # each level's table, joined to the levels above it
 }
 _STUDY_SERIES = "SELECT 1 FROM series x WHERE x.study_id = st.id AND {}"
 _STUDY_INSTANCES = "SELECT 1 FROM series x JOIN instance y ON y.series_id = x.id WHERE x.study_id = st.id AND {}"
-_ITEMS = "FROM json_each(NULLIF(se.request_attributes, '')) j WHERE {}"
 
 
 class QueryError(ValueError):
@@ -108,8 +109,10 @@ KEYS: dict[str, Key] = {
     "ModalitiesInStudy": _k("STUDY", "st.modalities", match="x.modality", exists=_STUDY_SERIES),
     "SOPClassesInStudy": _k(
         "STUDY",
-        "(SELECT group_concat(c, '\\') FROM (SELECT DISTINCT y.sop_class_uid AS c"
-        " FROM series x JOIN instance y ON y.series_id = x.id WHERE x.study_id = st.id))",
+        sqlite.joined(
+            "SELECT DISTINCT y.sop_class_uid AS c FROM series x JOIN instance y ON y.series_id = x.id"
+            " WHERE x.study_id = st.id"
+        ),
         "uid",
         match="y.sop_class_uid",
         exists=_STUDY_INSTANCES,
@@ -150,11 +153,6 @@ class _Sql:
     params: list[Any]
 
 
-def _glob(pattern: str) -> str:
-    """A DICOM wildcard pattern as a GLOB pattern: * and ? mean the same; [ and ] are literal."""
-    return "".join("[" + ch + "]" if ch in "[]" else ch for ch in pattern)
-
-
 def _alternatives(value: str) -> list[str]:
     return [v.strip() for v in value.split("\\")]
 
@@ -167,8 +165,8 @@ def _is_universal(value: str) -> bool:
 def _text(column: str, value: str, wildcards: bool = True) -> tuple[str, list[Any]]:
     """Single value (C.2.2.2.1), wildcard (C.2.2.2.4) and list matching: case-sensitive."""
     exact = [v for v in _alternatives(value) if not (wildcards and ("*" in v or "?" in v))]
-    patterns = [_glob(v) for v in _alternatives(value) if v not in exact]
-    parts = [f"{column} GLOB ?" for _ in patterns]
+    patterns = [sqlite.glob(v) for v in _alternatives(value) if v not in exact]
+    parts = [sqlite.WILDCARD_MATCH.format(column) for _ in patterns]
     if exact:
         parts.append(f"{column} = ?" if len(exact) == 1 else f"{column} IN ({', '.join('?' * len(exact))})")
     return "(" + " OR ".join(parts) + ")", patterns + exact
@@ -215,7 +213,7 @@ def _item_conditions(items: Sequence[Mapping[str, str]]) -> _Sql:
     sql = _Sql([], [])
     for keyword, value in (items[0] if items else {}).items():
         if keyword in ITEM_KEYS and not _is_universal(value):
-            condition, params = _condition(ITEM_KEYS[keyword], f"json_extract(j.value, '$.{keyword}')", value)
+            condition, params = _condition(ITEM_KEYS[keyword], sqlite.item_value(keyword), value)
             sql.conditions.append(condition)
             sql.params += params
     return sql
@@ -247,10 +245,10 @@ def compile_query(model: str, level: str, identifier: Mapping[str, Any], options
         if key.kind == "items":
             items = _item_conditions(value or [])
             test = " AND ".join(items.conditions) or "1"
-            columns.append(f"(SELECT json_group_array(json(j.value)) {_ITEMS.format(test)})")
+            columns.append(sqlite.ITEMS_AS_JSON.format(test))
             select_params += items.params
             if items.conditions:
-                where.conditions.append(f"EXISTS (SELECT 1 {_ITEMS.format(test)})")
+                where.conditions.append(f"EXISTS (SELECT 1 {sqlite.ITEMS.format(test)})")
                 where.params += items.params
             continue
         columns.append(key.column)

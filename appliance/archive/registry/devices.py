@@ -25,17 +25,17 @@ AE title: units that send a blank, default or changing title), ``accept_private_
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
-from appliance.archive.index import Meta, database
+from appliance.archive.index import database
+from appliance.archive.sqlite import bookkeeping, put_meta
 from appliance.archive.registry.models import Device, DiscoveredService, ForwardRule
 from appliance.archive.registry.nodes import OPERATIONS, DicomNode, NodeError, NodeTable, check_aet, check_port, parse_operations
 from appliance.archive.writelock import WriteLock
@@ -212,22 +212,6 @@ def check_charset(value: str) -> str:
     return value
 
 
-@contextlib.contextmanager
-def _bookkeeping(db: SqliteDatabase) -> Iterator[None]:
-    """Commit without waiting for the disk (this thread's connection, for one transaction).
-
-    A device record is bookkeeping, not an acknowledged image: losing the last ones to a
-    power cut is harmless, while an fsync per association (~2-5 ms) would slow units that
-    open one association per image.  WAL with synchronous=NORMAL stays consistent, and the
-    next FULL commit (an ingest) makes these frames durable too.
-    """
-    db.execute_sql("PRAGMA synchronous = NORMAL")
-    try:
-        yield
-    finally:
-        db.execute_sql("PRAGMA synchronous = FULL")
-
-
 class DeviceTable:
     def __init__(self, db: SqliteDatabase, write_lock: WriteLock, nodes: NodeTable, policy: str = "learning") -> None:
         if policy not in POLICIES:
@@ -252,7 +236,7 @@ class DeviceTable:
         if policy not in POLICIES:
             raise DeviceError(f"device policy {policy!r}: expected one of {', '.join(POLICIES)}")
         with self.write_lock, self.db.atomic("IMMEDIATE"):
-            Meta.insert(key=POLICY_KEY, value=policy).on_conflict_replace().execute()
+            put_meta(POLICY_KEY, policy)
         LOG.info("device_policy_changed policy=%s", policy)
         return policy
 
@@ -260,7 +244,7 @@ class DeviceTable:
         """Record an association request; True when the policy admits it."""
         now = time.time() if now is None else now
         known_node = self.nodes.get(seen.calling_ae) is not None if seen.calling_ae else False
-        with self.write_lock, _bookkeeping(self.db), self.db.atomic("IMMEDIATE"):
+        with self.write_lock, bookkeeping(self.db), self.db.atomic("IMMEDIATE"):
             device_id = _device_id(seen.calling_ae, seen.address)
             row = Device.get_by_id(device_id) if device_id is not None else None
             if row is None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import peewee
-from peewee import fn
 
 from appliance.archive.intake import indexing
 from appliance.archive.intake.attributes import extract
@@ -18,6 +17,7 @@ from appliance.archive.reading.changes import SUPERSEDED_KIND
 from appliance.archive.intake.charset import text
 from appliance.archive.intake.header import UnreadableHeader, read_header
 from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
+from appliance.archive.sqlite import folder_of
 from appliance.archive.storage import Storage, StoredFile
 from appliance.archive.intake.validate import Refusal, check
 from appliance.archive.writelock import WriteLock
@@ -143,7 +143,7 @@ def reconcile(storage: Storage, db: peewee.Database, write_lock: WriteLock) -> R
 def _top_level_folders(storage: Storage) -> list[str]:
     """Every top-level folder that holds stored files or that index rows point into."""
     on_disk = {entry.name for entry in os.scandir(storage.root) if entry.is_dir()}
-    prefix = fn.substr(Instance.file_key, 1, fn.instr(Instance.file_key, "/") - 1)
+    prefix = folder_of(Instance.file_key)
     in_index = {p for (p,) in Instance.select(prefix).distinct().tuples()}
     return sorted(on_disk | in_index)
 
