@@ -238,3 +238,9 @@ class Archive:
     def close(self) -> None:
         self.db.close()
         self.write_lock.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
