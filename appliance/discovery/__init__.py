@@ -1,1 +1,3 @@
-"""LAN discovery: DNS-SD announce and browse (zeroconf), and the learned devices' operations."""
+"""LAN discovery: announcing Lightbox (DNS-SD ``_dicom._tcp``, ``_http._tcp``) and browsing the
+DICOM services others announce (``lan``, ``dnssd``), recorded in the registry; the learned
+devices' operations (``devices``)."""

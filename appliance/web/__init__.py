@@ -1,1 +1,12 @@
-"""The HTTP front door: bottle app (pages, JSON API, DICOMweb later), served by waitress."""
+"""The HTTP front door: a bottle app served by waitress; pages rendered on the server from
+``webui/templates`` with a JSON twin under ``/api/`` for each, plain JS from ``webui/static``.
+
+- ``app``: assembles the routes (each module's ``install``), security headers, error pages.
+- ``auth``, ``backoff``, ``accounts``: login, sessions, CSRF and Origin checks, roles, setup.
+- ``studies``, ``contents``, ``corrections``: the study list and page, what each instance is,
+  delete/fix identity/merge.
+- ``frames``, ``video``, ``documents``, ``ranges``: pixels, videos, PDFs and reports; Range.
+- ``downloads``: ZIP with DICOMDIR, streamed.
+- ``admin``, ``devices``, ``backup``: the admin pages.
+- ``display``, ``templates``: how values read for people; rendering.
+"""
