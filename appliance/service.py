@@ -114,15 +114,16 @@ class Service:
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, listener)
-        app = with_security_headers(make_app(self.archive, ImagingOptions.from_settings(s), s, self.backup_trigger))
+        archive = self.archive
+        app = with_security_headers(make_app(archive, ImagingOptions.from_settings(s), s, self.backup_trigger))
         self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
         LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
         self._spawn("http", self.http.run)
-        self._spawn("stability", self._stability_loop)
-        self._spawn("backup", lambda: backup_loop(self.archive, s, self.stopping, self.backup_trigger))
-        self._spawn("forwarding", self._forward_loop)
+        self._spawn("stability", functools.partial(self._stability_loop, archive))
+        self._spawn("backup", functools.partial(backup_loop, archive, s, self.stopping, self.backup_trigger))
+        self._spawn("forwarding", functools.partial(self._forward_loop, archive))
         if s.discovery:
-            self.discovery = Discovery(self.archive, discovery_options(s))
+            self.discovery = Discovery(archive, discovery_options(s))
             self.discovery.start()
         _sd_notify("READY=1")
 
@@ -131,26 +132,26 @@ class Service:
         thread.start()
         self._threads.append(thread)
 
-    def _stability_loop(self) -> None:
+    def _stability_loop(self, archive: Archive) -> None:
         while not self.stopping.wait(STABILITY_INTERVAL):
             try:
-                for uid in self.archive.mark_stable():
+                for uid in archive.mark_stable():
                     LOG.info("study_stable study=%s", uid)
             except Exception:  # keep looking; a locked or full database is transient
                 LOG.exception("stability_check_failed")
 
-    def _forward_loop(self) -> None:
+    def _forward_loop(self, archive: Archive) -> None:
         send = functools.partial(
             send_instances,
-            storage=self.archive.storage,
+            storage=archive.storage,
             calling_aet=self.settings.aet,
             max_pdu=self.settings.max_pdu,
             timeout=float(self.settings.network_timeout),
         )
         while not self.stopping.wait(FORWARD_INTERVAL):
             try:
-                self.archive.forwarding.enqueue_stable()
-                self.archive.forwarding.run_due(send, self.stopping.is_set)
+                archive.forwarding.enqueue_stable()
+                archive.forwarding.run_due(send, self.stopping.is_set)
             except Exception:  # keep going; the queue is in the index and survives
                 LOG.exception("forwarding_failed")
 

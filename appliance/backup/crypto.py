@@ -13,11 +13,11 @@ import hashlib
 import hmac
 import queue
 import threading
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import pyrage
+from pyrage.x25519 import Identity
 
-Identity = pyrage.x25519.Identity
 QUEUE_PIECES = 4  # x 64 KiB of ciphertext waiting for the upload: 256 KiB at most
 _NAMES_LABEL = b"lightbox backup object names v1"
 
@@ -178,7 +178,11 @@ class EncryptingStream:
         self._thread.join()
 
 
-def decrypt_stream(source: BinaryIO, identity: Identity, sink: BinaryIO | None = None) -> HashingWriter:
+class Readable(Protocol):
+    def read(self, n: int = -1) -> bytes: ...
+
+
+def decrypt_stream(source: Readable, identity: Identity, sink: BinaryIO | None = None) -> HashingWriter:
     """Decrypt ``source`` into ``sink`` (or only hash it).  A header no key opens raises
     pyrage.DecryptError; an altered or truncated payload, OSError("decryption error")."""
     plain = HashingWriter(sink)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from appliance.backup import crypto, target
+from appliance.backup.target import Target
 
 CURSOR = "backup"
 
@@ -97,7 +98,7 @@ class BackupState:
     def client(self) -> Any:
         return self.target().client(self.checksums)
 
-    def save_setup(self, identity: crypto.Identity, where: target.Target) -> None:
+    def save_setup(self, identity: crypto.Identity, where: Target) -> None:
         target.write_private(self.identity_path, (str(identity) + "\n").encode())
         target.save(where, self.target_path)
 
@@ -180,7 +181,10 @@ class BackupState:
 
     # runs
     def begin_run(self, kind: str) -> int:
-        return self.db.execute("INSERT INTO run (kind, started) VALUES (?, ?)", (kind, time.time())).lastrowid
+        run_id = self.db.execute("INSERT INTO run (kind, started) VALUES (?, ?)", (kind, time.time())).lastrowid
+        if run_id is None:
+            raise sqlite3.DatabaseError("no id for the new run")
+        return run_id
 
     def finish_run(self, run_id: int, ok: bool, detail: dict[str, Any]) -> None:
         self.db.execute(

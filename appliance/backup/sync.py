@@ -11,6 +11,7 @@ manifest in force; the next run finds what was already uploaded and goes on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -19,8 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from appliance.archive import Archive
-from appliance.archive import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, SUPERSEDED_KIND, InstanceFile
+from appliance.archive import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, SUPERSEDED_KIND, Archive, InstanceFile
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR, BackupState, ObjectRow
 from appliance.backup.target import (
@@ -235,9 +235,11 @@ class _Run:
 
     def _upload_once(self, name: str, instance: InstanceFile, unsure: bool) -> tuple[ObjectRow, bool] | None:
         key = OBJECTS + name
-        stored_size = self._uploaded_size(key) if unsure else None
-        sent_now = stored_size is None
-        if sent_now:
+        found_size = self._uploaded_size(key) if unsure else None
+        sent_now = found_size is None
+        if found_size is not None:
+            stored_size = found_size
+        else:
             path = self.archive.storage.path(instance.file_key)
             try:
                 with self.multipart if instance.size > PART_SIZE else contextlib.nullcontext():
@@ -292,7 +294,7 @@ class _Run:
         for name in self.state.expired(before):
             try:
                 with_retries(
-                    lambda name=name: self.client.delete_object(Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
+                    functools.partial(self.client.delete_object, Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
                     "delete",
                 )
                 self.report.purged += 1

@@ -96,7 +96,8 @@ def upload_stream(
             return Uploaded(stream.sha256, stream.plain_size, len(part))
         upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=key)["UploadId"]
         try:
-            parts, stored = [], 0
+            parts: list[dict[str, Any]] = []
+            stored = 0
             while part:
                 _pace(bandwidth, len(part))
                 number = len(parts) + 1

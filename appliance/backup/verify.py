@@ -6,6 +6,7 @@ A scheduled sample is a small restore drill; its date is the "last verified rest
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -102,7 +103,7 @@ def _verify(
             # Streamed: a manifest of a million entries is never in memory.  A sample holds at least one object.
             if sample_pct >= 100 or rng.random() * 100 < sample_pct or (last and not sampled and sample_pct > 0):
                 sampled += 1
-                if _check(report, lambda e=entry: _object(client, target, identity, e), entry.sop_uid):
+                if _check(report, functools.partial(_object, client, target, identity, entry), entry.sop_uid):
                     verified.append(entry.name)
                     report.checked_bytes += entry.size
             if len(verified) >= 500:

@@ -97,7 +97,7 @@ def _linear_table(dtype: str, slope: float, intercept: float, window: Window | N
     return table
 
 
-UNSIGNED = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
+UNSIGNED: dict[np.dtype, type[np.unsignedinteger]] = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
 
 
 def every_value(dtype: np.dtype) -> np.ndarray:
@@ -161,8 +161,10 @@ def frame_attributes(ds: Dataset, index: int) -> Dataset:
     merged.update(ds)
     merged.file_meta = ds.file_meta
     for sequence, keywords in _FUNCTIONAL_GROUPS.items():
-        item = next((g.get(sequence)[0] for g in groups if g.get(sequence)), None)
-        for keyword in keywords if item is not None else ():
+        item = next((found[0] for g in groups if (found := g.get(sequence))), None)
+        if item is None:
+            continue
+        for keyword in keywords:
             if keyword in item:
                 setattr(merged, keyword, item.get(keyword))
     return merged
@@ -198,6 +200,7 @@ def read_lut(item: Dataset, little_endian: bool) -> Lut:
     first = descriptor[1] - 65536 if descriptor[1] > 32767 else descriptor[1]
     bits = descriptor[2]
     raw = item.LUTData
+    data: np.ndarray
     if isinstance(raw, bytes):
         data = np.frombuffer(raw, dtype="<u2" if little_endian else ">u2")[:entries].astype(np.uint16)
     else:

@@ -201,7 +201,8 @@ def _data_length(ds: Dataset, group: int) -> int:
         return 0
     if element.value is not None:
         return len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
-    return 0 if element.length == UNDEFINED_LENGTH else int(element.length)
+    length = getattr(element, "length", 0)  # a value left on disk: its length as read
+    return 0 if length == UNDEFINED_LENGTH else int(length)
 
 
 def _overlay_value(ds: Dataset, group: int, element: int) -> Any:

@@ -131,5 +131,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         except UserError as exc:
             raise fail(400, str(exc)) from None
         guard.audit(audit.SECURITY_ALERT, action="U", detail=f"user {user.name}: own password changed")
-        auth.start_session(archive.users.get(user.name))  # this browser stays logged in
+        account = archive.users.get(user.name)
+        if account is None:  # removed meanwhile
+            raise fail(403, "this account no longer exists")
+        auth.start_session(account)  # this browser stays logged in
         return {"ok": True}

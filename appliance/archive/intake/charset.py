@@ -60,7 +60,10 @@ def effective_encodings(raw_value: bytes, charsets: Iterable[str], override: str
 
 @cache
 def _tag(keyword: str) -> BaseTag:
-    return BaseTag(tag_for_keyword(keyword))
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"no DICOM keyword {keyword!r}")
+    return BaseTag(tag)
 
 
 def text(ds: Dataset, keyword: str, charsets: list[str] | None = None, override: str | None = None) -> str:

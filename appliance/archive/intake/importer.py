@@ -140,13 +140,15 @@ def run_import(
 def _import_one(ingest: Ingest, storage: Storage, source: Source, summary: ImportSummary) -> None:
     temp: Path | None = None
     try:
-        if source.archive is not None:
+        if source.archive is not None and source.member is not None:
             temp = storage.spool_path(".import")
             with zipfile.ZipFile(source.archive) as zf, zf.open(source.member) as member, open(temp, "wb") as out:
                 shutil.copyfileobj(member, out, 1 << 20)
             path = temp
-        else:
+        elif source.path is not None:
             path = source.path
+        else:
+            raise ValueError(f"{source.label}: neither a file nor a zip member")
         if not looks_like_dicom(path):
             summary.skipped_not_dicom += 1
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import cache
 from typing import Any, Mapping
 
 
@@ -47,14 +46,19 @@ def _sql(query: str, params: tuple = ()) -> Any:
     return database.execute_sql(query, params)
 
 
-@cache
+_DEFAULTS: dict[str, dict[str, Any]] = {}  # by table
+
+
 def _defaults(model: type[Model]) -> dict[str, Any]:
     """Column defaults that peewee applies in Python (the tables have no SQL DEFAULTs)."""
-    return {
-        f.column_name: f.default
-        for f in model._meta.sorted_fields
-        if f.default is not None and not callable(f.default)
-    }
+    table = model._meta.table_name
+    if table not in _DEFAULTS:
+        _DEFAULTS[table] = {
+            f.column_name: f.default
+            for f in model._meta.sorted_fields
+            if f.default is not None and not callable(f.default)
+        }
+    return _DEFAULTS[table]
 
 
 def _insert(model: type[Model], values: dict[str, Any]) -> int:

@@ -157,6 +157,7 @@ class Ingest:
         except _StoredMeanwhile:
             # Another association indexed this UID while we were writing: judge it as a duplicate.
             self.storage.remove(stored.key)
+            assert replaced_key is not None  # the row that won the race
             return self._duplicate(sop_uid, replaced_key, path, header, origin) or IngestResult(
                 Outcome.FAILED, "", sop_uid
             )

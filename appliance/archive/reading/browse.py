@@ -91,8 +91,8 @@ class StudyRow:
         return asdict(self)
 
 
-def _row(values: tuple) -> StudyRow:
-    values = list(values)
+def _row(row: tuple) -> StudyRow:
+    values = list(row)
     values[11] = [m for m in values[11].split("\\") if m]
     values[18] = bool(values[18])
     return StudyRow(*values)
@@ -258,7 +258,8 @@ def study_detail(study_uid: str) -> StudyDetail | None:
         (study_id,),
     ):
         members = instances.get(series_id, [])
-        series.append(SeriesRow(*values, instances=members, kind=kinds.series_kind(i.kind for i in members)))
+        kind = kinds.series_kind(i.kind for i in members)
+        series.append(SeriesRow(*values, members, kind))  # type: ignore[call-arg]  # the row's columns, in field order
     return StudyDetail(_row(found[1:]), series)
 
 

@@ -57,7 +57,9 @@ def media_files(study_uid: str, series_uid: str | None = None) -> list[MediaFile
         + " ORDER BY se.series_number IS NULL, se.series_number, se.series_uid, i.instance_number, i.sop_uid"
     )
     rows = database.execute_sql(sql, (study_uid, series_uid) if series_uid else (study_uid,)).fetchall()
-    files, folders, counts = [], {}, {}
+    files: list[MediaFile] = []
+    folders: dict[str, int] = {}
+    counts: dict[int, int] = {}
     for row in rows:
         folder = folders.setdefault(row[6], len(folders) + 1)
         counts[folder] = counts.get(folder, 0) + 1

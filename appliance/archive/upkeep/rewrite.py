@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from io import BytesIO
 from typing import BinaryIO, Iterable, Iterator, Mapping
 
 from pydicom import charset as dicom_charset
@@ -22,7 +23,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import data_element_generator, read_dataset
 from pydicom.filewriter import write_data_element
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from appliance.archive.intake.header import read_header
@@ -62,7 +63,7 @@ class _Encoding:
         return out.getvalue()
 
     def decode(self, raw: bytes) -> Dataset:
-        ds = read_dataset(DicomBytesIO(raw), self.implicit, self.little)
+        ds = read_dataset(BytesIO(raw), self.implicit, self.little)
         ds.SpecificCharacterSet = self.charsets or ""
         return ds
 
@@ -90,7 +91,7 @@ def rewritten(path: Path, values: Mapping[str, str], reason: str = "CORRECT") ->
     syntax = str(header.transfer_syntax)
     stored = _Encoding(syntax, _declared_charsets(header.dataset))
     encoding = _Encoding(syntax, _charsets_for(values.values(), stored))
-    tags = {Tag(tag_for_keyword(k)): k for k in values}
+    tags = {_tag(k): k for k in values}
     if any(tag.group >= ORIGINAL_ATTRIBUTES.group for tag in tags):
         raise CannotRewrite("only attributes before group 0400 can be rewritten")
     with open(path, "rb") as fp:
@@ -107,6 +108,13 @@ def rewritten(path: Path, values: Mapping[str, str], reason: str = "CORRECT") ->
     replacements[ORIGINAL_ATTRIBUTES] = DataElement(ORIGINAL_ATTRIBUTES, "SQ", previous)
     encoded = {tag: encoding.encode(element) for tag, element in replacements.items()}
     return _spliced(path, header.dataset_offset, elements, encoded)
+
+
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise CannotRewrite(f"no DICOM attribute {keyword!r}")
+    return Tag(tag)
 
 
 def _declared_charsets(ds: Dataset) -> list[str]:
@@ -127,7 +135,7 @@ def _charsets_for(values: Iterable[str], stored: _Encoding) -> list[str]:
     )
 
 
-def _modification(old: Mapping[str, object], tags: Mapping[int, str], reason: str) -> Dataset:
+def _modification(old: Mapping[str, object], tags: Mapping[BaseTag, str], reason: str) -> Dataset:
     """One Original Attributes Sequence item: the values before, when, by whom, why."""
     modified = Dataset()
     for tag, keyword in tags.items():
@@ -163,7 +171,7 @@ def _read(fp: BinaryIO, element: _Element) -> bytes:
     return fp.read(element.end - element.start)
 
 
-def _spliced(path: Path, offset: int, elements: list[_Element], encoded: Mapping[int, bytes]) -> Iterator[bytes]:
+def _spliced(path: Path, offset: int, elements: list[_Element], encoded: Mapping[BaseTag, bytes]) -> Iterator[bytes]:
     """The file with each element of ``encoded`` replacing the stored one or inserted in tag
     order; everything else copied in order from the stored file."""
     edits: list[tuple[int, int, bytes]] = []  # (start, end) of the stored bytes replaced, new bytes
