@@ -67,15 +67,12 @@ def restore_from_bucket(
         except Exception as exc:
             raise RestoreFailed(explain(exc, target)) from None
         install_index(data_dir, snapshot)
-        archive = Archive(data_dir)
-        try:
+        with Archive(data_dir) as archive:
             archive.set_cursor(CURSOR, 0)  # this box has not backed anything up yet
             _restore_objects(client, target, identity, archive, work / "manifest.jsonl", header.objects, report, progress)
             repaired = archive.reconcile()
             for sop_uid in repaired.missing_files:
                 LOG.warning("restore_row_without_object sop=%s", sop_uid)
-        finally:
-            archive.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     LOG.info("restore ok=%s restored=%d bytes=%d problems=%d", report.ok, report.restored, report.restored_bytes, len(report.problems))

@@ -91,11 +91,10 @@ class WorkerPool:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-        archive = self.open_archive()
-        door = FrontDoor(archive, self.options, self.listener, self.shared_active)
-        stop.wait()
-        door.stop()
-        archive.close()
+        with self.open_archive() as archive:
+            door = FrontDoor(archive, self.options, self.listener, self.shared_active)
+            stop.wait()
+            door.stop()
         return 0
 
     def _supervise(self) -> None:

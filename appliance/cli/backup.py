@@ -9,13 +9,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from appliance.archive import Archive
+from appliance.cli.common import Command, add_command, fail, settings_of
 from appliance.config import Settings
 from appliance.progress import ProgressBar
 
-AddCommand = Callable[..., argparse.ArgumentParser]
 BACKUP_SETTINGS = (
     "data",
     "backup_bandwidth_kbps",
@@ -27,10 +28,8 @@ BACKUP_SETTINGS = (
 PASSPHRASE_ENV = "LIGHTBOX_BACKUP_PASSPHRASE"
 
 
-def add_commands(sub: argparse._SubParsersAction, add_command: AddCommand, settings_of: Callable) -> None:
-    """Register the commands; ``add_command(sub, name, func, help, setting_names)`` comes from cli.py."""
-
-    def bind(func: Callable[[argparse.Namespace, Settings], int]) -> Callable[[argparse.Namespace], int]:
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    def bind(func: Callable[[argparse.Namespace, Settings], int]) -> Command:
         return lambda args: func(args, settings_of(args))
 
     backup = sub.add_parser("backup", help="Encrypted off-site backup to an S3-compatible bucket.")
@@ -43,9 +42,17 @@ def add_commands(sub: argparse._SubParsersAction, add_command: AddCommand, setti
         BACKUP_SETTINGS,
     )
     _bucket_flags(p, "--bucket")
-    p.add_argument("--passphrase-file", metavar="FILE", help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else asked)")
+    p.add_argument(
+        "--passphrase-file", metavar="FILE", help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else asked)"
+    )
     add_command(actions, "run", bind(cmd_run), "Back up what changed since the last run.", BACKUP_SETTINGS)
-    p = add_command(actions, "status", bind(cmd_status), "Last success, pending objects and bytes, lag, verification.", BACKUP_SETTINGS)
+    p = add_command(
+        actions,
+        "status",
+        bind(cmd_status),
+        "Last success, pending objects and bytes, lag, verification.",
+        BACKUP_SETTINGS,
+    )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p = add_command(
         actions,
@@ -54,30 +61,43 @@ def add_commands(sub: argparse._SubParsersAction, add_command: AddCommand, setti
         "Download, decrypt and check objects against the manifest; exit 1 on any problem.",
         BACKUP_SETTINGS,
     )
-    p.add_argument("--sample", type=float, default=100.0, metavar="PCT", help="check PCT percent of the objects (default: all)")
+    p.add_argument(
+        "--sample", type=float, default=100.0, metavar="PCT", help="check PCT percent of the objects (default: all)"
+    )
     p = add_command(
         sub,
         "restore",
         cmd_restore,
-        "Rebuild an archive on a new box from a backup bucket (needs its credentials and the passphrase or recovery key).",
+        "Rebuild an archive on a new box from a backup bucket "
+        "(needs its credentials and the passphrase or recovery key).",
         (),
     )
     _bucket_flags(p, "--from-bucket")
     p.add_argument("--to", required=True, metavar="DIR", help="the new, empty data folder")
     key = p.add_mutually_exclusive_group()
-    key.add_argument("--passphrase-file", metavar="FILE", help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else asked)")
-    key.add_argument("--recovery-key-file", metavar="FILE", help="read the recovery key (AGE-SECRET-KEY-1...) from FILE")
+    key.add_argument(
+        "--passphrase-file", metavar="FILE", help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else asked)"
+    )
+    key.add_argument(
+        "--recovery-key-file", metavar="FILE", help="read the recovery key (AGE-SECRET-KEY-1...) from FILE"
+    )
 
 
 def _bucket_flags(p: argparse.ArgumentParser, bucket_flag: str) -> None:
     p.add_argument(bucket_flag, dest="bucket", required=True, help="bucket name")
-    p.add_argument("--endpoint", default="", help="S3 endpoint URL of a clone (B2, Wasabi, R2, MinIO...); empty: AWS S3")
+    p.add_argument(
+        "--endpoint", default="", help="S3 endpoint URL of a clone (B2, Wasabi, R2, MinIO...); empty: AWS S3"
+    )
     p.add_argument("--prefix", default="lightbox", help="folder in the bucket (default: lightbox)")
     p.add_argument("--region", default="us-east-1", help="region (default: us-east-1)")
     p.add_argument(
-        "--virtual-hosted-style", action="store_true", help="address the bucket as BUCKET.endpoint (default: path-style)"
+        "--virtual-hosted-style",
+        action="store_true",
+        help="address the bucket as BUCKET.endpoint (default: path-style)",
     )
-    p.add_argument("--access-key-id", default=os.environ.get("AWS_ACCESS_KEY_ID", ""), help="default: $AWS_ACCESS_KEY_ID")
+    p.add_argument(
+        "--access-key-id", default=os.environ.get("AWS_ACCESS_KEY_ID", ""), help="default: $AWS_ACCESS_KEY_ID"
+    )
     p.add_argument(
         "--secret-access-key",
         default=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
@@ -110,11 +130,6 @@ def _passphrase(args: argparse.Namespace, confirm: bool) -> str:
     return first
 
 
-def _fail(message: str) -> int:
-    print(f"lightbox: {message}", file=sys.stderr)
-    return 1
-
-
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.setup import LOSS_WARNING, init_backup
     from appliance.backup.state import BackupState
@@ -124,18 +139,16 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     try:
         sheet = init_backup(state, _target(args), _passphrase(args, confirm=True))
     except TargetError as exc:
-        return _fail(f"backup init: {exc}")
+        return fail(f"backup init: {exc}")
     print(sheet.text())
     print(f"\nbackup set up: {sheet.target.describe()}; first run: lightbox backup run")
     print(f"The web UI and `backup status` never show this key again. {LOSS_WARNING}", file=sys.stderr)
     return 0
 
 
-def _archive(settings: Settings):
+def _archive(settings: Settings) -> Archive:
     """The archive with default options: the backup never ingests or queries, and going
     around appliance.service keeps the DICOM and web servers' modules (~10 MB) out."""
-    from appliance.archive import Archive
-
     return Archive(settings.data_dir)
 
 
@@ -154,28 +167,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.sync import run_backup
 
     state = _configured_state(settings)
-    archive = _archive(settings)
-    try:
-        report = run_backup(archive, state, backup_options(settings), ProgressBar("backing up"))
-    except Busy as exc:
-        return _fail(str(exc))
-    finally:
-        archive.close()
+    with _archive(settings) as archive:
+        try:
+            report = run_backup(archive, state, backup_options(settings), ProgressBar("backing up"))
+        except Busy as exc:
+            return fail(exc)
     print(
         f"uploaded: {report.uploaded} ({report.uploaded_bytes / 1e6:.1f} MB)  found uploaded: {report.already_there}  "
         f"deletions recorded: {report.deleted}  purged: {report.purged}  kept by the bucket: {report.purge_refused}  "
         f"manifest: {report.manifest or 'unchanged'}"
     )
-    return 0 if report.ok else _fail(f"backup failed: {report.error}")
+    return 0 if report.ok else fail(f"backup failed: {report.error}")
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.backup.state import BackupState
     from appliance.backup.status import backup_status
 
-    archive = _archive(settings)
-    status = backup_status(archive, BackupState(settings.data_dir, settings.backup_checksums), settings)
-    archive.close()
+    with _archive(settings) as archive:
+        status = backup_status(archive, BackupState(settings.data_dir, settings.backup_checksums), settings)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -213,7 +223,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = verify_backup(state, max(0.0, min(100.0, args.sample)), ProgressBar("verifying"))
     except Busy as exc:
-        return _fail(str(exc))
+        return fail(exc)
     for line in report.problems:
         print(line)
     print(
@@ -237,7 +247,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             identity = fetch_identity(target, _passphrase(args, confirm=False), None)
         report = restore_from_bucket(target, identity, Path(args.to).expanduser().resolve(), ProgressBar("restoring"))
     except (WrongKey, TargetError, RestoreFailed) as exc:
-        return _fail(f"restore: {exc}")
+        return fail(f"restore: {exc}")
     for line in report.problems:
         print(line)
     print(

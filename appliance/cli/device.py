@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from appliance.archive import POLICIES, DeviceError, LearnedDevice, NoPort
-from appliance.archive import NodeError, parse_operations
-from appliance.cli import COMMON, _add_command, _settings
+from appliance.archive import POLICIES, DeviceError, FoundService, LearnedDevice, NodeError, NoPort, parse_operations
+from appliance.cli.common import (
+    DATA_ONLY,
+    Command,
+    add_command,
+    fail,
+    list_rows,
+    local_time,
+    open_archive,
+    settings_of,
+    with_archive,
+)
+
+if TYPE_CHECKING:
+    from appliance.archive import Archive
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -18,15 +29,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     actions = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
 
-    def action(name: str, func: Callable[[argparse.Namespace], int], help_text: str, names=COMMON):
-        p = _add_command(actions, name, func, help_text, names)
+    def action(name: str, func: Command, help_text: str, names: tuple[str, ...] = DATA_ONLY) -> argparse.ArgumentParser:
+        p = add_command(actions, name, func, help_text, names)
         if name not in ("list", "discovered", "policy"):
             p.add_argument("device", metavar="AET", help="the device's AE title")
         return p
 
     p = action("list", cmd_list, "List the learned devices, most recently seen first.")
     p.add_argument("--all", action="store_true", help="include ignored devices")
-    p = action("approve", cmd_approve, "Approve a device (locked mode admits it); with a host and port it becomes a node.")
+    p = action(
+        "approve", cmd_approve, "Approve a device (locked mode admits it); with a host and port it becomes a node."
+    )
     _host_port(p)
     p = action("rename", cmd_rename, "Give a device a name for people.")
     p.add_argument("name")
@@ -37,8 +50,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow", help="comma-separated operations: find, move, get, store (as for `lightbox node add`)")
     p.add_argument("--charset", help="character set its files really use (e.g. ISO_IR 100); '' for none")
     p.add_argument("--accept-private", choices=("yes", "no"), help="accept its private SOP classes")
-    p.add_argument("--lenient-aet", choices=("yes", "no"), help="recognise it by its address whatever AE title it calls with")
-    action("echo", cmd_echo, "C-ECHO a device at its host and port (calling it as Lightbox's own AE title).", COMMON + ("aet",))
+    p.add_argument(
+        "--lenient-aet", choices=("yes", "no"), help="recognise it by its address whatever AE title it calls with"
+    )
+    action(
+        "echo",
+        cmd_echo,
+        "C-ECHO a device at its host and port (calling it as Lightbox's own AE title).",
+        DATA_ONLY + ("aet",),
+    )
     action("discovered", cmd_discovered, "List the DICOM services announced on the LAN (DNS-SD), newest first.")
     p = action("policy", cmd_policy, "Show the device policy in force, or set it (as the web UI's Devices page does).")
     p.add_argument("policy", nargs="?", choices=POLICIES, help="learning or locked; takes effect at once")
@@ -51,10 +71,6 @@ def _host_port(p: argparse.ArgumentParser) -> None:
 
 def _yes(value: str | None) -> bool | None:
     return None if value is None else value == "yes"
-
-
-def _when(at: float | None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(at)) if at else "-"
 
 
 def device_line(d: LearnedDevice) -> str:
@@ -78,8 +94,8 @@ def device_line(d: LearnedDevice) -> str:
         f"refused={d.refused}",
         f"studies={d.studies_received}",
         f"images={d.images_received}",
-        f"first_seen={_when(d.first_seen)}",
-        f"last_seen={_when(d.last_seen)}",
+        f"first_seen={local_time(d.first_seen)}",
+        f"last_seen={local_time(d.last_seen)}",
         f"implementation={d.implementation_class_uid or '-'}/{d.implementation_version or '-'}",
         f"sop_classes={len(d.sop_classes)}",
         f"transfer_syntaxes={len(d.transfer_syntaxes)}",
@@ -89,76 +105,63 @@ def device_line(d: LearnedDevice) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _run(args: argparse.Namespace, verb: str, change: Callable) -> int:
-    """Open the archive, apply ``change(devices)``, print the device (and its node)."""
-    from appliance.service import open_archive
+def _run(args: argparse.Namespace, change: Callable) -> int:
+    """Apply ``change(devices)``, print the device (and its node)."""
 
-    archive = open_archive(_settings(args))
-    try:
+    def work(archive: Archive) -> int:
         result = change(archive.devices)
-    except (DeviceError, NodeError) as exc:
-        print(f"lightbox device {verb}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        archive.close()
-    device, node = result if isinstance(result, tuple) else (result, None)
-    print(f"{verb.rstrip('e')}ed {device_line(device)}")
-    if node is not None:
-        print(f"  node {node.aet} host={node.host} port={node.port} allow={','.join(sorted(node.allowed)) or '-'}")
-    return 0
+        device, node = result if isinstance(result, tuple) else (result, None)
+        print(f"{args.device_command.rstrip('e')}ed {device_line(device)}")
+        if node is not None:
+            print(f"  node {node.aet} host={node.host} port={node.port} allow={','.join(sorted(node.allowed)) or '-'}")
+        return 0
+
+    return with_archive(args, work, (DeviceError, NodeError), 2)
+
+
+def service_line(s: FoundService) -> str:
+    return (
+        f"{s.name!r} aet={s.aet or '-'} host={s.host} port={s.port} type={s.device_type or '-'} "
+        f"present={'yes' if s.present else 'no'} "
+        f"first_seen={local_time(s.first_seen)} last_seen={local_time(s.last_seen)}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from appliance.service import open_archive
-
-    archive = open_archive(_settings(args))
-    devices = archive.devices.all(include_ignored=args.all)
-    archive.close()
-    for device in devices:
-        print(device_line(device))
-    if not devices:
-        print("no devices yet: every device that associates with Lightbox is listed here")
-    return 0
+    return list_rows(
+        args,
+        lambda archive: archive.devices.all(include_ignored=args.all),
+        device_line,
+        "no devices yet: every device that associates with Lightbox is listed here",
+    )
 
 
 def cmd_discovered(args: argparse.Namespace) -> int:
-    from appliance.service import open_archive
-
-    archive = open_archive(_settings(args))
-    services = archive.discovered.all()
-    archive.close()
-    for s in services:
-        print(
-            f"{s.name!r} aet={s.aet or '-'} host={s.host} port={s.port} type={s.device_type or '-'} "
-            f"present={'yes' if s.present else 'no'} first_seen={_when(s.first_seen)} last_seen={_when(s.last_seen)}"
-        )
-    if not services:
-        print("no DICOM services announced on the LAN (or discovery is off)")
-    return 0
+    return list_rows(
+        args,
+        lambda archive: archive.discovered.all(),
+        service_line,
+        "no DICOM services announced on the LAN (or discovery is off)",
+    )
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from appliance.service import open_archive
-
-    archive = open_archive(_settings(args))
-    try:
+    with open_archive(settings_of(args)) as archive:
         policy = archive.devices.set_policy(args.policy) if args.policy else archive.devices.policy
-    finally:
-        archive.close()
     print(f"device_policy={policy}")
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _run(args, "approve", lambda devices: devices.approve(args.device, host=args.host, port=args.port))
+    return _run(args, lambda devices: devices.approve(args.device, host=args.host, port=args.port))
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    return _run(args, "rename", lambda devices: devices.rename(args.device, args.name))
+    return _run(args, lambda devices: devices.rename(args.device, args.name))
 
 
 def cmd_ignore(args: argparse.Namespace) -> int:
-    return _run(args, "ignore", lambda devices: devices.ignore(args.device))
+    return _run(args, lambda devices: devices.ignore(args.device))
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
@@ -174,22 +177,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
             lenient_aet=_yes(args.lenient_aet),
         )
 
-    return _run(args, "edit", change)
+    return _run(args, change)
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
     from appliance.discovery.devices import echo_device
-    from appliance.service import open_archive
 
-    settings = _settings(args)
-    archive = open_archive(settings)
-    try:
-        ok, message = echo_device(archive, args.device, settings.aet)
-    except DeviceError as exc:
-        hint = f" (lightbox device edit {args.device} --port PORT)" if isinstance(exc, NoPort) else ""
-        print(f"lightbox device echo: {exc}{hint}", file=sys.stderr)
-        return 1
-    finally:
-        archive.close()
+    settings = settings_of(args)
+    with open_archive(settings) as archive:
+        try:
+            ok, message = echo_device(archive, args.device, settings.aet)
+        except DeviceError as exc:
+            hint = f" (lightbox device edit {args.device} --port PORT)" if isinstance(exc, NoPort) else ""
+            return fail(f"{exc}{hint}", 1, args.prog)
     print(f"{'ok' if ok else 'FAILED'} {args.device}: {message}")
     return 0 if ok else 1

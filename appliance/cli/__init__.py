@@ -1,0 +1,41 @@
+"""`lightbox serve | import | verify | rebuild-index | node | user | backup | restore | device |
+forward | delete | patient`: thin calls into the same code the servers use.
+
+This module is the one place that assembles the command groups; each group is a module of its
+own (``serve``, ``upkeep``, ``node``, ``user``, ``backup``, ``device``, ``forward``,
+``corrections``) built on ``common`` (settings flags, the archive, errors), and none imports another.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from appliance import __version__
+from appliance.cli import backup, corrections, device, forward, node, serve, upkeep, user
+from appliance.cli.common import fail
+from appliance.config import ConfigError
+
+GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections)  # the order of `lightbox --help`
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lightbox",
+        description="Lightbox: an appliance PACS for small clinics. "
+        "Receives DICOM images, keeps them safe on disk, indexed in SQLite.",
+    )
+    parser.add_argument("--version", action="version", version=f"lightbox {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return fail(exc, 2)
+    except KeyboardInterrupt:
+        return 130
