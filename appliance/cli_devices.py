@@ -178,7 +178,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from appliance.discovery.devices import echo_device
+    from appliance.dicom.scu import echo_device
     from appliance.service import open_archive
 
     settings = _settings(args)

@@ -1,1 +1,1 @@
-"""LAN discovery: DNS-SD announce and browse (zeroconf), and the learned devices' operations."""
+"""LAN discovery: DNS-SD announce and browse (zeroconf)."""
