@@ -19,7 +19,7 @@ from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import Settings
 from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
-from appliance.dicom.sender import send_instances
+from appliance.dicom.sender import forward
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
@@ -142,7 +142,7 @@ class Service:
 
     def _forward_loop(self, archive: Archive) -> None:
         send = functools.partial(
-            send_instances,
+            forward,
             storage=archive.storage,
             calling_aet=self.settings.aet,
             max_pdu=self.settings.max_pdu,

@@ -74,7 +74,7 @@ def test_store_response_round_trips():
             }
         )[12:]  # past the group length element
     )
-    response = dimse.decode(dimse.store_response(request, 0xA700, "refused: disk full")[12:])
+    response = dimse.decode(dimse.response(request, 0xA700, comment="refused: disk full")[12:])
     assert response.us(dimse.COMMAND_FIELD) == dimse.C_STORE_RSP
     assert response.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == 7
     assert response.us(dimse.STATUS) == 0xA700

@@ -181,7 +181,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from appliance.discovery.devices import echo_device
+    from appliance.dicom.scu import echo_device
 
     settings = settings_of(args)
     with open_archive(settings) as archive:

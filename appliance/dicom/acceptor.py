@@ -16,8 +16,8 @@ from typing import Any
 
 from appliance.archive import Archive
 from appliance.dicom import admission, pdu
-from appliance.dicom.association import Association, AssociationOptions
-from appliance.dicom.options import DicomOptions
+from appliance.dicom.association import Association
+from appliance.dicom.options import AssociationOptions, DicomOptions
 
 LOG = logging.getLogger("lightbox.dicom")
 

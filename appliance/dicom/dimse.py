@@ -1,10 +1,12 @@
-"""DIMSE command sets (PS3.7 section 9.3 and 9.1): always Implicit VR Little Endian."""
+"""DIMSE command sets (PS3.7 sections 9.1 and 9.3), always Implicit VR Little Endian: decoding a
+request, encoding any service's response, and the C-STORE request of a sub-operation."""
 
 from __future__ import annotations
 
 import struct
 
 from appliance.dicom.pdu import ProtocolError
+from appliance.dicom.status import CANCEL, PENDING, SUCCESS
 
 # Command Field values
 C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
@@ -14,7 +16,10 @@ C_GET_RQ, C_GET_RSP = 0x0010, 0x8010
 C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
 C_CANCEL_RQ = 0x0FFF
 NO_DATASET, HAS_DATASET = 0x0101, 0x0001
-RESPONSE_TO = {C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP}
+RESPONSE_TO = {
+    C_STORE_RQ: C_STORE_RSP, C_ECHO_RQ: C_ECHO_RSP, C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP,
+}  # fmt: skip
+_NAMES_INSTANCE = frozenset({C_STORE_RQ})  # requests whose response repeats their Affected SOP Instance UID
 
 AFFECTED_SOP_CLASS = 0x00000002
 COMMAND_FIELD = 0x00000100
@@ -88,53 +93,32 @@ def encode(elements: dict[int, bytes | str | int]) -> bytes:
     return _ELEMENT.pack(0, 0, 4) + struct.pack("<L", len(body)) + body
 
 
-def store_response(request: Command, status: int, comment: str = "") -> bytes:
-    elements: dict[int, bytes | str | int] = {
-        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
-        COMMAND_FIELD: C_STORE_RSP,
-        MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
-        DATASET_TYPE: NO_DATASET,
-        STATUS: status,
-        AFFECTED_SOP_INSTANCE: request.get(AFFECTED_SOP_INSTANCE, b""),
-    }
-    if comment and status != 0:
-        elements[ERROR_COMMENT] = comment[:64]
-    return encode(elements)
-
-
-def echo_response(request: Command) -> bytes:
-    return encode(
-        {
-            AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
-            COMMAND_FIELD: C_ECHO_RSP,
-            MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
-            DATASET_TYPE: NO_DATASET,
-            STATUS: 0,
-        }
-    )
-
-
-def operation_response(
+def response(
     request: Command,
     status: int,
-    has_dataset: bool = False,
-    counts: tuple[int, int, int, int] | None = None,
+    *,
     comment: str = "",
+    counts: tuple[int, int, int, int] | None = None,
+    has_dataset: bool = False,
 ) -> bytes:
-    """A C-FIND, C-MOVE or C-GET response; ``counts`` are the (remaining, completed, failed,
-    warning) sub-operations of a retrieve (remaining is left out of a final response)."""
+    """The response to ``request`` (any service's).  ``comment`` goes with a status other than
+    success or pending; ``counts`` are the (remaining, completed, failed, warning)
+    sub-operations of a retrieve, remaining left out of a final response."""
+    field = request.field
     elements: dict[int, bytes | str | int] = {
         AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
-        COMMAND_FIELD: RESPONSE_TO[request.field],
+        COMMAND_FIELD: RESPONSE_TO[field],
         MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
         DATASET_TYPE: HAS_DATASET if has_dataset else NO_DATASET,
         STATUS: status,
     }
+    if field in _NAMES_INSTANCE:
+        elements[AFFECTED_SOP_INSTANCE] = request.get(AFFECTED_SOP_INSTANCE, b"")
     if counts is not None:
         remaining, elements[COMPLETED], elements[FAILED], elements[WARNING] = counts
-        if status in (0xFF00, 0xFE00):  # pending, or cancelled: what was left undone
+        if status in (PENDING, CANCEL):  # what was left undone
             elements[REMAINING] = remaining
-    if comment and status not in (0x0000, 0xFF00):
+    if comment and status not in (SUCCESS, PENDING):
         elements[ERROR_COMMENT] = comment[:64]
     return encode(elements)
 

@@ -1,9 +1,10 @@
-"""The C-FIND handler (Query/Retrieve Find, Patient Root and Study Root models).
+"""The C-FIND service (Query/Retrieve Find, Patient Root and Study Root models).
 
-The identifier is decoded with its Specific Character Set (and the usual repairs of
-``charset.py``), matched by ``archive.find`` and answered one pending response per match.
-Answers holding any non-ASCII text say ``ISO_IR 192`` (UTF-8).  Who may query at all is
-decided at negotiation (``policy.py``).
+The identifier is decoded with its Specific Character Set (and the usual repairs of the
+archive's ``charset``), matched by ``archive.find`` and answered one pending response per
+match, encoded straight from the index row (``encoding.py``).  Answers holding any non-ASCII
+text say ``ISO_IR 192`` (UTF-8).  Who may query at all is decided at negotiation
+(``policy.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from appliance.archive import charset
-from appliance.archive import ITEM_KEYS, QueryError, TooManyMatches
+from appliance.archive import ITEM_KEYS, QueryError, TooManyMatches, charset
 from appliance.dicom import dimse
+from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.encoding import FindResponseEncoder
 from appliance.dicom.status import CANCEL, IDENTIFIER_MISMATCH, OUT_OF_RESOURCES, PENDING, SUCCESS, UNABLE_TO_PROCESS
 
@@ -26,15 +27,15 @@ LOG = logging.getLogger("lightbox.dicom")
 
 _QUERY_RETRIEVE_LEVEL, _RETRIEVE_AE_TITLE, _INSTANCE_AVAILABILITY = 0x00080052, 0x00080054, 0x00080056
 
-MODELS = {
+MODELS = {  # the abstract syntaxes of the service's row
     "1.2.840.10008.5.1.4.1.2.1.1": "PATIENT_ROOT",  # Patient Root Query/Retrieve Information Model - FIND
     "1.2.840.10008.5.1.4.1.2.2.1": "STUDY_ROOT",  # Study Root Query/Retrieve Information Model - FIND
 }
-# Keys answered by the handler itself, not matched (PS3.4 C.4.1.1.3.2; C.6.1.1.5).
+# Keys answered by the service itself, not matched (PS3.4 C.4.1.1.3.2; C.6.1.1.5).
 _ANSWERED_HERE = {"SpecificCharacterSet", "QueryRetrieveLevel", "RetrieveAETitle", "InstanceAvailability"}
 
 
-class Request:
+class Query:
     """A decoded identifier: its level, the keys to match (keyword -> str, or a list of
     item mappings for a sequence) and every element asked for, in order."""
 
@@ -71,57 +72,52 @@ def _vr(tag: BaseTag, raw_vr: str | None) -> str:
         return "UN"
 
 
-def serve(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
-    """Answer one C-FIND-RQ on ``assoc`` (an ``association.Association``): a pending response
-    per match, streamed from the index cursor and batched into few sends, until the end or
-    the peer's C-CANCEL."""
+def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
+    """Answer one C-FIND-RQ: a pending response per match, streamed from the index cursor and
+    batched into few sends, until the end or the peer's C-CANCEL."""
     started = time.perf_counter()
-    model = MODELS[abstract]
+    model = MODELS[request.abstract_syntax]
     outcome, count, level = "refused", 0, "?"
     try:
         try:
-            request = Request(identifier)
-            level = request.level or "?"
-            matches = assoc.archive.find(model, request.level, request.keys)
+            query = Query(request.dataset)
+            level = query.level or "?"
+            matches = context.archive.find(model, query.level, query.keys)
         except QueryError as exc:
-            assoc.respond(context_id, dimse.operation_response(command, IDENTIFIER_MISMATCH, comment=str(exc)))
-            return
+            return Final(IDENTIFIER_MISMATCH, str(exc))
         except TooManyMatches as exc:
-            assoc.respond(context_id, dimse.operation_response(command, OUT_OF_RESOURCES, comment=str(exc)))
-            return
+            return Final(OUT_OF_RESOURCES, str(exc))
         except Exception as exc:  # an undecodable identifier
-            LOG.warning("find_failed calling_ae=%r reason=%r", assoc.calling_ae, str(exc))
-            assoc.respond(context_id, dimse.operation_response(command, UNABLE_TO_PROCESS, comment="cannot read the identifier"))
-            return
+            LOG.warning("find_failed calling_ae=%r reason=%r", context.calling_ae, str(exc))
+            return Final(UNABLE_TO_PROCESS, "cannot read the identifier")
         outcome = "aborted"  # until the stream ends one way or the other
-        pending = dimse.operation_response(command, PENDING, has_dataset=True)
+        pending = dimse.response(request.command, PENDING, has_dataset=True)
         encoder: FindResponseEncoder | None = None
         try:
             for match in matches:
-                if assoc.cancelled():
+                if context.cancelled():
                     outcome = "cancelled"
-                    assoc.respond(context_id, dimse.operation_response(command, CANCEL))
-                    return
+                    return Final(CANCEL)
                 if encoder is None:
-                    encoder = _encoder(request, match, assoc.options.aet, assoc.is_explicit(context_id))
-                assoc.respond(context_id, pending, encoder.encode(match), flush=False)
+                    encoder = _encoder(query, match, context.options.aet, request.explicit_vr)
+                context.respond(request.context_id, pending, encoder.encode(match), flush=False)
                 count += 1
         finally:
             matches.close()
         outcome = "ok"
-        assoc.respond(context_id, dimse.operation_response(command, SUCCESS))
+        return Final(SUCCESS)
     finally:
         LOG.info(
             "find model=%s level=%s calling_ae=%r outcome=%s results=%d ms=%.1f",
-            model, level, assoc.calling_ae, outcome, count, (time.perf_counter() - started) * 1000,
+            model, level, context.calling_ae, outcome, count, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
 
 
-def _encoder(request: Request, match: dict[str, Any], ae_title: str, explicit: bool) -> FindResponseEncoder:
+def _encoder(query: Query, match: dict[str, Any], ae_title: str, explicit: bool) -> FindResponseEncoder:
     """Every key asked (empty when unknown or below the level), the unique keys of the level
     and above, the level itself and the Retrieve AE Title."""
-    fixed = [(_QUERY_RETRIEVE_LEVEL, "CS", request.level), (_RETRIEVE_AE_TITLE, "AE", ae_title)]
-    if request.availability:
+    fixed = [(_QUERY_RETRIEVE_LEVEL, "CS", query.level), (_RETRIEVE_AE_TITLE, "AE", ae_title)]
+    if query.availability:
         fixed.append((_INSTANCE_AVAILABILITY, "CS", "ONLINE"))  # every instance is on this box's disk
-    asked = [(int(tag), vr) for tag, vr in request.asked]
-    return FindResponseEncoder(fixed, asked, match.keys(), request.item_keys, explicit)
+    asked = [(int(tag), vr) for tag, vr in query.asked]
+    return FindResponseEncoder(fixed, asked, match.keys(), query.item_keys, explicit)

@@ -1,10 +1,13 @@
-"""One end of an association on the wire: PDVs in, DIMSE messages out.
+"""One end of an association on the wire: DIMSE messages in and out over P-DATA-TF PDUs.
 
-Reads come from our own buffer over the socket (so that ``has_input`` can tell, without
-blocking, whether the peer sent something, e.g. a C-CANCEL in the middle of a C-FIND stream);
-writes are fragmented to the peer's maximum PDU and may be batched (``send(..., flush=False)``)
-so that a stream of small responses costs few system calls.  Used by the acceptor's loop and by
-the C-MOVE sub-association alike.
+In: ``read_command`` is the one place a command set is read (a request, a C-STORE-RSP, a
+C-CANCEL), ``read_dataset`` hands the dataset after it to a writer piece by piece, straight
+from the socket.  Reads come from our own buffer over the socket (so that ``has_input`` can
+tell, without blocking, whether the peer sent something, e.g. a C-CANCEL in the middle of a
+C-FIND stream).  Out: messages are fragmented to the peer's maximum PDU and may be batched
+(``send(..., flush=False)``) so that a stream of small responses costs few system calls; a
+stored file's dataset goes from disk to the socket in PDU-sized pieces.  Used by the
+association (``association.py``) and by the requestor (``requestor.py``) alike.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import select
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from io import BufferedIOBase
 
 from appliance.dicom import pdu
 
@@ -47,6 +51,7 @@ class Link:
         self._buffer = bytearray()
         self._pdu_left = 0  # bytes of the current P-DATA-TF not yet read
         self._out = bytearray()
+        self._dataset_buffer: bytearray | None = None  # made on the first dataset received
         self.set_peer_max_pdu(peer_max_pdu)
 
     def set_peer_max_pdu(self, peer_max_pdu: int) -> None:
@@ -105,19 +110,45 @@ class Link:
 
     def read_command(self, limit: int) -> tuple[int, bytes] | str:
         """A whole command set (context id, bytes), or RELEASE / ABORT.  A dataset fragment here
-        is a protocol error: the caller expects a command (e.g. a C-STORE-RSP, a C-CANCEL)."""
+        is a protocol error: the caller expects a command (a request, a C-STORE-RSP, a C-CANCEL)."""
         command = bytearray()
+        context_id: int | None = None
         while True:
             pdv = self.next_pdv()
             if isinstance(pdv, str):
                 return pdv
             if not pdv.is_command:
                 raise pdu.ProtocolError("dataset fragment where a command was expected")
+            if context_id not in (None, pdv.context_id):
+                raise pdu.ProtocolError("command fragments on different presentation contexts")
+            context_id = pdv.context_id
             if len(command) + pdv.length > limit:
                 raise pdu.ProtocolError("command set too large")
             command += self.read_exactly(pdv.length)
             if pdv.is_last:
-                return pdv.context_id, bytes(command)
+                return context_id, bytes(command)
+
+    def read_dataset(self, context_id: int, write: Callable[[memoryview], object]) -> str | None:
+        """The dataset following the command just read on ``context_id``, handed to ``write``
+        piece by piece as it comes off the socket (a view into a buffer reused at once); None
+        once it is whole, or RELEASE / ABORT when the peer sent that instead.  A command
+        fragment, or one on another context, is a protocol error."""
+        if self._dataset_buffer is None:
+            self._dataset_buffer = bytearray(_READ_CHUNK)
+        view = memoryview(self._dataset_buffer)
+        while True:
+            pdv = self.next_pdv()
+            if isinstance(pdv, str):
+                return pdv
+            if pdv.is_command or pdv.context_id != context_id:
+                raise pdu.ProtocolError("expected a dataset fragment of the request being received")
+            left = pdv.length
+            while left:
+                got = self.readinto(view[: min(left, len(view))])
+                write(view[:got])
+                left -= got
+            if pdv.is_last:
+                return None
 
     # -- writing ------------------------------------------------------------------------
 
@@ -137,7 +168,7 @@ class Link:
             self._out += pdu.p_data_header(context_id, control | last, len(piece))
             self._out += piece
 
-    def send_file_dataset(self, context_id: int, command: bytes, source: BinaryIO, length: int) -> None:
+    def send_file_dataset(self, context_id: int, command: bytes, source: BufferedIOBase, length: int) -> None:
         """A DIMSE message whose dataset is the next ``length`` bytes of ``source``, read in
         PDU-sized pieces and sent without further copies (header and piece in one sendmsg)."""
         self.send(context_id, command)

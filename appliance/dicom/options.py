@@ -1,4 +1,5 @@
-"""Settings of the DICOM front door, as the acceptor and its associations see them."""
+"""Settings of the DICOM front door: the acceptor's (``DicomOptions``) and the part of them an
+association and its services see (``AssociationOptions``)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ class DicomOptions:
     max_pdu: int = 1 << 20
     max_instance_bytes: int = 4096 << 20
     query_retrieve_from: str = "known-nodes"  # see policy.py
+
+
+@dataclass(frozen=True)
+class AssociationOptions:
+    aet: str
+    max_pdu: int
+    max_instance_bytes: int
+    query_retrieve_from: str
+    network_timeout: float

@@ -1,4 +1,4 @@
-"""Stored instances on their way out to a peer (C-MOVE and C-GET sub-operations).
+"""Stored instances on their way out to a peer (the sub-operations of ``sender.py``).
 
 A file goes out as stored, its bytes streamed from disk, when the peer accepted its transfer
 syntax.  Otherwise it is re-encoded by pydicom: to the other uncompressed little endian syntax,
@@ -17,21 +17,13 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import (
-    UID,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-)
+from pydicom.uid import UID, ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit
 
-from appliance.archive import dataset_offset
-from appliance.archive import InstanceFile
+from appliance.archive import InstanceFile, dataset_offset
 from appliance.dicom import dimse
 from appliance.dicom.link import Link
+from appliance.dicom.syntaxes import EXPLICIT_LE, IMPLICIT_LE
 
-EXPLICIT_LE, IMPLICIT_LE = str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)
 ALWAYS_LOSSY = (str(JPEGBaseline8Bit), str(JPEGExtended12Bit))  # DCT: never lossless
 UNCOMPRESSED_LE = (EXPLICIT_LE, IMPLICIT_LE)  # in order of preference
 MAX_CONTEXTS = 128  # PS3.8: odd context IDs 1-255

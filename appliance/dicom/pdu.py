@@ -1,5 +1,5 @@
 """DICOM upper-layer PDUs (PS3.8 section 9.3): what Lightbox reads and writes as an association
-acceptor (every service it offers) and as a requestor (C-MOVE sub-associations)."""
+acceptor (every service it offers) and as a requestor (C-MOVE destinations, forwarding)."""
 
 from __future__ import annotations
 

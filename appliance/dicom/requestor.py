@@ -1,4 +1,5 @@
-"""Lightbox as an association requestor sending C-STOREs: the C-MOVE sub-association.
+"""Lightbox as an association requestor sending C-STOREs: the association to a C-MOVE
+destination or a forwarding node (``sender.py`` drives it).
 
 pynetdicom's C-MOVE path (pydicom decode and re-encode of every instance, polling threads)
 ran at 0.15-0.2x Orthanc's rate; here each stored file's bytes go from disk to the socket in

@@ -1,33 +1,33 @@
-"""C-MOVE and C-GET (Patient Root and Study Root), answered on our own association loop.
+"""The C-MOVE and C-GET services (Patient Root and Study Root models).
 
-The identifier names instances by unique keys; each instance becomes a C-STORE sub-operation:
-on a new association to the move destination (a known node) for C-MOVE, on the requestor's
-own association for C-GET.  A Pending response with the remaining/completed/failed/warning
-counts follows each sub-operation; the final response is Success, 0xB000 (some failed or
-warned: the Failed SOP Instance UID List) or 0xA702 (all failed).  Who may retrieve at all is
-decided at negotiation (``policy.py``).
+The identifier names instances by unique keys; each instance becomes a C-STORE sub-operation
+of ``sender.py``'s loop: on a new association to the move destination (a known node allowed
+to store) for C-MOVE, on the requestor's own association for C-GET.  A Pending response with
+the remaining/completed/failed/warning counts follows each sub-operation; the final response
+is Success, 0xB000 (some failed or warned: the Failed SOP Instance UID List), 0xA702 (all
+failed) or Cancel.  Who may retrieve at all is decided at negotiation (``policy.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from appliance.archive import LEVEL_KEYS, InstanceFile
-from appliance.dicom import dimse, outgoing
+from appliance.archive import LEVEL_KEYS, InstanceFile, SendResult
+from appliance.dicom import dimse
+from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.encoding import FindResponseEncoder
-from appliance.dicom.requestor import AssociationFailed, StoreRequestor
+from appliance.dicom.requestor import AssociationFailed
+from appliance.dicom.sender import GoOn, send_to_node, store_each
 from appliance.dicom.status import (
     CANCEL,
     IDENTIFIER_MISMATCH,
     MOVE_DESTINATION_UNKNOWN,
     PENDING,
     SOME_SUB_OPERATIONS_FAILED,
-    STORE_WARNINGS,
     SUB_OPERATIONS_FAILED,
     SUCCESS,
 )
@@ -44,7 +44,7 @@ class BadIdentifier(ValueError):
     """The identifier does not name instances the way PS3.4 C.4.2.1.4.1 says."""
 
 
-def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str, list[str]]]:
+def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str, Sequence[str]]]:
     """(level, {keyword: values}) from a C-MOVE/C-GET identifier: the unique keys of the
     retrieve level (a list allowed) and of each level above it (Patient ID only in the
     Patient Root model)."""
@@ -54,7 +54,7 @@ def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str,
     levels = STUDY_ROOT_LEVELS if study_root and level != "PATIENT" else LEVELS
     if level not in levels:
         raise BadIdentifier(f"Query/Retrieve Level {level!r} is not one of {', '.join(levels)}")
-    keys = {}
+    keys: dict[str, Sequence[str]] = {}
     for above in levels[: levels.index(level) + 1]:
         keyword = LEVEL_KEYS[above]
         value = identifier.get(keyword, "")
@@ -65,111 +65,95 @@ def retrieve_keys(identifier: Dataset, study_root: bool) -> tuple[str, dict[str,
     return level, keys
 
 
-def _selection(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str, op: str) -> list[InstanceFile] | None:
-    """The instances to send, or None after answering a bad identifier."""
+def _selection(context: ServiceContext, request: Request[Dataset], op: str) -> list[InstanceFile] | Final:
+    """The instances to send, or the answer to a bad identifier."""
     try:
-        level, keys = retrieve_keys(identifier, abstract in _STUDY_ROOT)
+        level, keys = retrieve_keys(request.dataset, request.abstract_syntax in _STUDY_ROOT)
     except Exception as exc:  # an undecodable identifier as much as a wrong one
-        LOG.warning("retrieve_refused op=%s calling_ae=%r reason=%r", op, assoc.calling_ae, str(exc))
-        assoc.respond(context_id, dimse.operation_response(command, IDENTIFIER_MISMATCH, comment=str(exc)))
-        return None
-    items = assoc.archive.instances_for_retrieve(level, keys)
+        LOG.warning("retrieve_refused op=%s calling_ae=%r reason=%r", op, context.calling_ae, str(exc))
+        return Final(IDENTIFIER_MISMATCH, str(exc))
+    items = context.archive.instances_for_retrieve(level, keys)
     LOG.info(
         "retrieve_requested op=%s calling_ae=%r level=%s keys=%d instances=%d",
-        op, assoc.calling_ae, level, len(keys[LEVEL_KEYS[level]]), len(items),
+        op, context.calling_ae, level, len(keys[LEVEL_KEYS[level]]), len(items),
     )  # fmt: skip
     return items
 
 
-Send = Callable[[InstanceFile, Path, int], int]  # (item, stored file, message id) -> C-STORE status
+def _progress(context: ServiceContext, request: Request[Dataset]) -> GoOn:
+    """Before each sub-operation: a Pending response after the one before, then the peer's
+    C-CANCEL, if it sent one, stops the rest."""
+
+    def go_on(progress: SendResult) -> bool:
+        if progress.completed or progress.warning or progress.failed:
+            context.respond(request.context_id, dimse.response(request.command, PENDING, counts=_counts(progress)))
+        if context.cancelled():
+            LOG.info("retrieve_cancelled calling_ae=%r remaining=%d", context.calling_ae, progress.remaining)
+            return False
+        return True
+
+    return go_on
 
 
-def _sub_operations(assoc: Any, context_id: int, command: dimse.Command, items: list[InstanceFile], send: Send) -> None:
-    """One C-STORE per instance, a Pending response after each, then the final response."""
-    completed = failed = warning = 0
-    failed_uids: list[str] = []
-    for number, item in enumerate(items):
-        if assoc.cancelled():
-            LOG.info("retrieve_cancelled calling_ae=%r remaining=%d", assoc.calling_ae, len(items) - number)
-            counts = (len(items) - number, completed, failed, warning)
-            assoc.respond(context_id, dimse.operation_response(command, CANCEL, bool(failed_uids), counts), _uid_list(assoc, context_id, failed_uids))
-            return
-        try:
-            status = send(item, assoc.archive.storage.path(item.file_key), number + 1)
-        except outgoing.CannotSend as exc:
-            LOG.warning("retrieve_instance_failed sop_instance_uid=%s reason=%r", item.sop_uid, str(exc))
-            status = None
-        except AssociationFailed as exc:  # the destination went away: the rest fail with it
-            LOG.warning("retrieve_failed calling_ae=%r reason=%r", assoc.calling_ae, str(exc))
-            failed += len(items) - number
-            failed_uids += [i.sop_uid for i in items[number:]]
-            break
-        if status == SUCCESS:
-            completed += 1
-        elif status in STORE_WARNINGS:
-            warning += 1
-        else:
-            if status is not None:
-                LOG.warning("retrieve_instance_failed sop_instance_uid=%s status=0x%04X", item.sop_uid, status)
-            failed += 1
-            failed_uids.append(item.sop_uid)
-        if number + 1 < len(items):
-            counts = (len(items) - number - 1, completed, failed, warning)
-            assoc.respond(context_id, dimse.operation_response(command, PENDING, counts=counts))
-    if not failed and not warning:
-        final = SUCCESS
-    elif not completed and not warning:
-        final = SUB_OPERATIONS_FAILED
+def _final(context: ServiceContext, request: Request[Dataset], result: SendResult) -> Final:
+    """Cancel when the peer stopped it; else Success, 0xA702 when every sub-operation failed,
+    0xB000 when some failed or warned (PS3.4 C.4.2.1.5).  The failed ones are listed."""
+    LOG.info(
+        "retrieve_done calling_ae=%r completed=%d failed=%d warning=%d remaining=%d",
+        context.calling_ae, result.completed, result.failed, result.warning, result.remaining,
+    )  # fmt: skip
+    if result.remaining:
+        status = CANCEL
+    elif not result.failed and not result.warning:
+        status = SUCCESS
+    elif not result.completed and not result.warning:
+        status = SUB_OPERATIONS_FAILED
     else:
-        final = SOME_SUB_OPERATIONS_FAILED
-    LOG.info("retrieve_done instances=%d completed=%d failed=%d warning=%d", len(items), completed, failed, warning)
-    counts = (0, completed, failed, warning)
-    assoc.respond(context_id, dimse.operation_response(command, final, bool(failed_uids), counts), _uid_list(assoc, context_id, failed_uids))
+        status = SOME_SUB_OPERATIONS_FAILED
+    return Final(status, counts=_counts(result), dataset=_uid_list(result.failed_uids, request.explicit_vr))
 
 
-def _uid_list(assoc: Any, context_id: int, failed_uids: list[str]) -> bytes | None:
+def _counts(result: SendResult) -> tuple[int, int, int, int]:
+    return result.remaining, result.completed, result.failed, result.warning
+
+
+def _uid_list(failed_uids: list[str], explicit: bool) -> bytes | None:
     if not failed_uids:
         return None
-    encoder = FindResponseEncoder([(_FAILED_SOP_INSTANCE_UID_LIST, "UI", "\\".join(failed_uids))], [], (), {}, assoc.is_explicit(context_id))
+    encoder = FindResponseEncoder([(_FAILED_SOP_INSTANCE_UID_LIST, "UI", "\\".join(failed_uids))], [], (), {}, explicit)
     return encoder.encode({})
 
 
-def serve_move(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
-    destination = command.text(dimse.MOVE_DESTINATION)
-    node = assoc.archive.nodes.get(destination)
+def serve_move(context: ServiceContext, request: Request[Dataset]) -> Final:
+    destination = request.command.text(dimse.MOVE_DESTINATION)
+    node = context.archive.nodes.get(destination)
     if node is None or not node.allows("store"):
         reason = "unknown destination" if node is None else "destination not allowed to receive (store)"
-        LOG.warning("retrieve_refused op=move calling_ae=%r destination=%r reason=%s", assoc.calling_ae, destination, reason)
-        assoc.respond(context_id, dimse.operation_response(command, MOVE_DESTINATION_UNKNOWN, comment=reason))
-        return
-    items = _selection(assoc, context_id, command, identifier, abstract, "move")
-    if items is None:
-        return
+        LOG.warning(
+            "retrieve_refused op=move calling_ae=%r destination=%r reason=%s", context.calling_ae, destination, reason
+        )
+        return Final(MOVE_DESTINATION_UNKNOWN, reason)
+    items = _selection(context, request, "move")
+    if isinstance(items, Final):
+        return items
     if not items:
-        assoc.respond(context_id, dimse.operation_response(command, SUCCESS, counts=(0, 0, 0, 0)))
-        return
+        return Final(SUCCESS, counts=(0, 0, 0, 0))
     LOG.info("retrieve_destination aet=%r host=%s port=%d", node.aet, node.host, node.port)
+    options = context.options
     try:
-        requestor = StoreRequestor.open(
-            node.host, node.port, assoc.options.aet, node.aet, outgoing.requested_contexts(items),
-            assoc.options.max_pdu, assoc.options.network_timeout,
+        result = send_to_node(
+            node, items, context.archive.storage, options.aet, options.max_pdu, options.network_timeout, "retrieve",
+            originator=(context.calling_ae, request.command.us(dimse.MESSAGE_ID)), go_on=_progress(context, request),
         )  # fmt: skip
     except AssociationFailed as exc:
         LOG.warning("retrieve_failed op=move destination=%r reason=%r", node.aet, str(exc))
-        counts = (len(items), 0, 0, 0)
-        assoc.respond(context_id, dimse.operation_response(command, SUB_OPERATIONS_FAILED, counts=counts, comment=str(exc)))
-        return
-    originator = (assoc.calling_ae, command.us(dimse.MESSAGE_ID))
-    try:
-        _sub_operations(
-            assoc, context_id, command, items,
-            lambda item, path, _number: requestor.store(item, path, originator),
-        )  # fmt: skip
-    finally:
-        requestor.release()
+        return Final(SUB_OPERATIONS_FAILED, str(exc), counts=(len(items), 0, 0, 0))
+    return _final(context, request, result)
 
 
-def serve_get(assoc: Any, context_id: int, command: dimse.Command, identifier: Dataset, abstract: str) -> None:
-    items = _selection(assoc, context_id, command, identifier, abstract, "get")
-    if items is not None:
-        _sub_operations(assoc, context_id, command, items, assoc.store_here)
+def serve_get(context: ServiceContext, request: Request[Dataset]) -> Final:
+    items = _selection(context, request, "get")
+    if isinstance(items, Final):
+        return items
+    result = store_each(items, context.archive.storage, context.store_here, "retrieve", _progress(context, request))
+    return _final(context, request, result)

@@ -1,4 +1,4 @@
-"""Where a C-STORE dataset is written while it is received.
+"""Where a C-STORE dataset is written while it is received (``store.spool`` opens it).
 
 The spool folder is on the same file system as storage, so ingest can move a file into place.
 A full disk or an oversize dataset becomes a recorded state, not an exception, so the
@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import secrets
 from pathlib import Path
 
-from appliance.archive import Origin
-from appliance.dicom.status import OUT_OF_RESOURCES
-
-LOG = logging.getLogger("lightbox.dicom")
 
 class BoundedSpool:
     """A dataset being received into the spool folder.
 
     A full disk or an oversize dataset does not raise: the space is given back at once, the
     rest of the dataset is read and dropped, and ``error`` says why, for a 0xA700 answer.
-    With ``hashed``, every byte kept is also hashed (ingest then need not read it again)."""
+    Every byte kept is also hashed (ingest then need not read it again)."""
 
-    def __init__(self, directory: Path, limit: int, hashed: bool = False) -> None:
+    def __init__(self, directory: Path, limit: int) -> None:
         self.path = directory / (secrets.token_hex(16) + ".spool")
-        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.closed = False
         self.limit = limit
-        self.digest = hashlib.sha256() if hashed else None
+        self.digest = hashlib.sha256()
         self.size = 0
         self.error: str | None = None  # "disk full" or "instance too large"
 
@@ -48,8 +44,7 @@ class BoundedSpool:
                         raise
                     self._fail("disk full")
                 else:
-                    if self.digest is not None:
-                        self.digest.update(data)
+                    self.digest.update(data)
                     self.size += len(data)
         return len(data)
 
@@ -57,22 +52,17 @@ class BoundedSpool:
         self.error = reason
         os.ftruncate(self.fd, 0)
 
+    def finish(self) -> BoundedSpool:
+        """The whole dataset is in: the file is closed, for ingest to take."""
+        self.close()
+        return self
+
     def close(self) -> None:
-        if self.fd is not None:
+        if not self.closed:
             os.close(self.fd)
-            self.fd = None
+            self.closed = True
 
     def discard(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
 
-
-def refusal(origin: Origin, error: str) -> tuple[int, str]:
-    """The answer (status, error comment) to a dataset the spool could not take, logged."""
-    LOG.warning(
-        "ingest outcome=out_of_resources via=dicom calling_ae=%r address=%s reason=%r",
-        origin.calling_ae,
-        origin.address,
-        error,
-    )
-    return OUT_OF_RESOURCES, f"refused: {error}"

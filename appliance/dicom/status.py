@@ -1,10 +1,9 @@
-"""DIMSE statuses Lightbox answers with, and how archive outcomes map onto them."""
+"""DIMSE statuses Lightbox answers with, how archive outcomes map onto them, and how a peer's
+C-STORE status counts in a sub-operation."""
 
 from __future__ import annotations
 
 from appliance.archive import Outcome
-
-VERIFICATION = "1.2.840.10008.1.1"
 
 # C-STORE statuses (PS3.4 Table B.2-1; 0x0110 is the general processing failure of PS3.7 C).
 SUCCESS = 0x0000
@@ -21,7 +20,6 @@ UNABLE_TO_PROCESS = 0xC000
 SUB_OPERATIONS_FAILED = 0xA702  # "Refused: Out of Resources - Unable to perform sub-operations"
 MOVE_DESTINATION_UNKNOWN = 0xA801
 SOME_SUB_OPERATIONS_FAILED = 0xB000  # "Sub-operations Complete - One or more Failures or Warnings"
-STORE_WARNINGS = frozenset({0x0001, 0xB000, 0xB006, 0xB007})
 
 STATUS_FOR_OUTCOME = {
     Outcome.STORED: SUCCESS,
@@ -34,3 +32,10 @@ STATUS_FOR_OUTCOME = {
     Outcome.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
     Outcome.FAILED: PROCESSING_FAILURE,
 }
+
+
+def is_warning(status: int) -> bool:
+    """A Warning status (PS3.7 Annex C: 0001, 0107, 0116, Bxxx).  From a storage SCP (PS3.4
+    B.2.3: B000 elements coerced, B006 elements discarded, B007 not matching the SOP class) it
+    means the instance was stored: a warning sub-operation (PS3.4 C.4.2.1.5, C.4.3.1.5)."""
+    return status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF

@@ -1,7 +1,7 @@
 """Devices page (admin): learned and discovered devices with what each may do now, the device
 policy, the DICOM nodes, forwarding rules and their retry queue; and the JSON twins.  Thin:
 ``archive.devices``, ``archive.access``, ``archive.discovered``, ``archive.forwarding`` and
-``discovery.devices`` do the work."""
+``dicom.scu`` (the Test buttons' C-ECHO) do the work."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from appliance.archive import device_access
 from appliance.archive import POLICIES, DeviceError, LearnedDevice
 from appliance.archive import ForwardError
 from appliance.archive import OPERATIONS, DicomNode, NodeError, parse_operations
-from appliance.discovery.devices import echo_device, echo_node
+from appliance.dicom.scu import echo_device, echo_node
 from appliance.web.auth import Guard, fail
 from appliance.web.studies import with_study_labels
 from appliance.web.templates import render

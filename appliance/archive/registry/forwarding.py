@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from peewee import SqliteDatabase, fn
@@ -59,15 +59,29 @@ class Job:
     sent: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class SendResult:
-    sent: int
-    failed: int
+    """What became of sending stored instances to a peer, one C-STORE each (forwarding here;
+    C-MOVE and C-GET in the DICOM door, which count with the same type): completed, completed
+    with a warning (the peer stored it, perhaps with elements coerced), failed (their SOP
+    Instance UIDs listed), or not tried (remaining, after a cancel); ``error`` says why the last
+    failure happened."""
+
+    completed: int = 0
+    warning: int = 0
+    failed: int = 0
+    remaining: int = 0
+    failed_uids: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
+    def sent(self) -> int:
+        """The instances the peer now has."""
+        return self.completed + self.warning
+
+    @property
     def ok(self) -> bool:
-        return self.failed == 0 and not self.error
+        return self.failed == 0 and self.remaining == 0 and not self.error
 
 
 Send = Callable[[DicomNode, list[InstanceFile]], SendResult]
@@ -193,15 +207,15 @@ class Forwarding:
     def _attempt(self, job: ForwardJob, send: Send) -> SendResult:
         node = self.nodes.get(job.destination)
         if node is None or not node.allows("store"):
-            return SendResult(0, 0, f"destination {job.destination!r} is no longer a node Lightbox may send to")
+            return SendResult(error=f"destination {job.destination!r} is no longer a node Lightbox may send to")
         items = retrieval.instances_for_retrieve("STUDY", {"StudyInstanceUID": [job.study_uid]})
         if not items:
-            return SendResult(0, 0)  # deleted meanwhile: nothing left to send
+            return SendResult()  # deleted meanwhile: nothing left to send
         try:
             return send(node, items)
         except Exception as exc:  # a sender bug or a broken peer: retry later like any failure
             LOG.exception("forward_send_failed job=%d", job.id)
-            return SendResult(0, len(items), f"send failed: {exc}")
+            return SendResult(failed=len(items), error=f"send failed: {exc}")
 
     def _record(self, job: ForwardJob, result: SendResult) -> None:
         now = time.time()
