@@ -7,7 +7,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generator, Iterable, Iterator, Mapping, Sequence
 
 from peewee import fn
 
@@ -90,7 +90,7 @@ class Archive:
         """The instances a C-MOVE/C-GET identifier names (see ``retrieval.py``)."""
         return retrieval.instances_for_retrieve(level, keys)
 
-    def find(self, model: str, level: str, identifier: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def find(self, model: str, level: str, identifier: Mapping[str, Any]) -> Generator[dict[str, Any], None, None]:
         """C-FIND/QIDO-RS matches, streamed (see ``query.py``); raises query.QueryError or
         query.TooManyMatches before the first match."""
         options = query.FindOptions(self.options.find_fold_names, self.options.find_max_results)

@@ -27,6 +27,8 @@ UTF8 = "ISO_IR 192"
 def spec(keyword: str) -> tuple[int, str]:
     """(tag, VR) of a dictionary keyword."""
     tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"no DICOM keyword {keyword!r}")
     return tag, dictionary_VR(tag)
 
 
@@ -101,7 +103,8 @@ class FindResponseEncoder:
         for tag, (vr, keyword, fixed) in self.layout:
             value = match.get(keyword, "") if keyword else fixed
             if vr == "SQ":
-                parts.append(self.writer.sequence(tag, self._items(keyword, value or [], charset)))
+                items = value if isinstance(value, list) else []
+                parts.append(self.writer.sequence(tag, self._items(keyword, items, charset)))
             else:
                 parts.append(self.writer.element(tag, vr, value, charset))
         return b"".join(parts)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Generator, Mapping, Sequence
 
 from appliance.archive.intake.charset import normalise_name
 from appliance.archive.index import ITEM_KEYS, database
@@ -270,7 +270,7 @@ def _count_plan(plan: Plan, limit: int) -> tuple[str, tuple[Any, ...]]:
     return f"SELECT COUNT(*) FROM ({plan.sql} LIMIT ?)", plan.params + (limit,)
 
 
-def find(model: str, level: str, identifier: Mapping[str, Any], options: FindOptions) -> Iterator[dict[str, Any]]:
+def find(model: str, level: str, identifier: Mapping[str, Any], options: FindOptions) -> Generator[dict[str, Any], None, None]:
     """The matches of ``identifier``, one dict (keyword -> value) each, streamed.
 
     Raises QueryError or TooManyMatches before anything is streamed: the cap is checked with
@@ -284,7 +284,7 @@ def find(model: str, level: str, identifier: Mapping[str, Any], options: FindOpt
     return _rows(plan)
 
 
-def _rows(plan: Plan) -> Iterator[dict[str, Any]]:
+def _rows(plan: Plan) -> Generator[dict[str, Any], None, None]:
     cursor = database.execute_sql(plan.sql, plan.params)
     try:
         for row in cursor:
