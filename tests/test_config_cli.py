@@ -124,3 +124,16 @@ def test_readme_run_command_makes_a_venv_first():
     assert "apt-get install -y python3-venv ffmpeg" in steps and "python3 -m venv .venv" in steps
     assert steps.index("python3 -m venv .venv") < steps.index(".venv/bin/pip install .")
     assert steps[-1] == ".venv/bin/lightbox serve"
+
+
+def test_readme_map_matches_the_tree():
+    """README's "How it is built" names every package of appliance/ and of the archive, and
+    nothing that is not there."""
+    text = README.read_text()
+    block = re.search(r"## How it is built.*?```\n(.*?)```", text, re.S)
+    assert block, "README.md lost its map"
+    named = set(re.findall(r"^ {2,4}([a-z_]+)/", block.group(1), re.M))
+    root = README.parent / "appliance"
+    packages = {p.parent.name for p in root.glob("*/__init__.py")} | {p.parent.name for p in root.glob("archive/*/__init__.py")}
+    packages -= {"webui"}  # a link to the top-level webui/, named on its own line
+    assert named == packages
