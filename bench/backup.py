@@ -9,7 +9,7 @@ process, timed with wall clock and peak RSS (the child's VmHWM):
   restore  lightbox restore (recovery key: the passphrase's scrypt would dominate a small run)
            against a boto3 download_file of every plain object
 The S3 server is SeaweedFS `weed mini` (default; checks signatures, stores on disk) or moto's
-(in memory, slower), both from tests/s3servers.py, which the backup tests use.  Run as
+(in memory, slower), both from tests/support/s3servers.py, which the backup tests use.  Run as
 `python -m bench.backup` (no Orthanc, so no private network namespace).
 """
 
@@ -30,9 +30,9 @@ from bench import corpus, harness, servers
 from bench.harness import MB, REPO_ROOT, BenchError, log
 from bench.procstat import peak_rss_bytes
 
-TESTS_DIR = REPO_ROOT / "tests"  # s3servers.py: the S3 servers, for this process and the plain-boto3 ones
+TESTS_DIR = REPO_ROOT / "tests"  # support/s3servers.py: the S3 servers, for this process and the plain-boto3 ones
 sys.path.insert(0, str(TESTS_DIR))
-from s3servers import ACCESS_KEY, SECRET_KEY, MotoS3, SeaweedS3  # noqa: E402
+from support.s3servers import ACCESS_KEY, SECRET_KEY, MotoS3, SeaweedS3  # noqa: E402
 
 PASSPHRASE = "benchmark passphrase, not secret"
 BUCKET = "bench"
@@ -42,7 +42,7 @@ PLAIN_UPLOAD = """
 import sys, pathlib
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
-from s3servers import s3_client
+from support.s3servers import s3_client
 from boto3.s3.transfer import TransferConfig
 client = s3_client(sys.argv[2])
 root = pathlib.Path(sys.argv[3])
@@ -56,7 +56,7 @@ PLAIN_DOWNLOAD = """
 import sys, pathlib
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
-from s3servers import s3_client
+from support.s3servers import s3_client
 from boto3.s3.transfer import TransferConfig
 client = s3_client(sys.argv[2])
 out = pathlib.Path(sys.argv[3]); out.mkdir(parents=True)

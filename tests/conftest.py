@@ -1,146 +1,34 @@
-"""Shared fixtures: a real `lightbox serve` process, DCMTK tools by their Debian paths."""
+"""Fixtures and hooks only; the helpers they use are in tests/support/.
+
+Servers: `lightbox` is a fresh `lightbox serve` for one test (`lightbox_factory` makes more);
+`server` is one shared by a module's tests, for tests that leave alone what the others assert
+on (a module overrides `server_settings` to start it with other settings).  Web tests log in
+with `admin` and `viewer`; browser tests drive `browser`.  A module that talks to peers which
+cannot bind to 127.0.0.1 only runs in a private network: `pytestmark = usefixtures("netns")`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DCMTK = Path("/usr/bin")
+from support.browser import chromium
+from support.lightbox import LightboxProcess, running
+from support.netns import private_network
+from support.tools import DCMTK
+from support.web import VIEWER, VIEWER_PASSWORD, Client, add_user, first_admin
 
-
-def require(path: str | Path) -> Path:
-    """A tool the tests need: missing is a skip on a laptop, a failure in CI."""
-    path = Path(path)
-    if not path.exists():
-        message = f"{path} is not installed (Debian package: see .ci/run)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-# Debian's Chromium; Ubuntu ships it only as a snap.
-CHROMIUM = next((p for p in ("/usr/bin/chromium", "/snap/bin/chromium") if Path(p).exists()), "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-
-def dcmtk(tool: str) -> str:
-    # Always the Debian path: pynetdicom installs look-alike scripts that shadow DCMTK on PATH.
-    return str(require(DCMTK / tool))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LightboxProcess:
-    """`python -m appliance serve` on 127.0.0.1 with its own data folder and ports."""
-
-    def __init__(self, data: Path, aet: str = "LIGHTBOX", **settings: object) -> None:
-        self.data = data
-        self.aet = aet
-        self.dicom_port = free_port()
-        self.http_port = free_port()
-        # mDNS only where a test asks for it (test_discovery, in a private network namespace).
-        self.settings = {"stable_age": 60, "min_free_mb": 0, "discovery": False, **settings}
-        self.proc: subprocess.Popen | None = None
-        self.log_path = data.parent / f"{data.name}-server.log"
-
-    def command(self) -> list[str]:
-        cmd = [
-            sys.executable, "-m", "appliance", "serve",
-            "--data", str(self.data), "--aet", self.aet, "--host", "127.0.0.1",
-            "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
-        ]  # fmt: skip
-        for name, value in self.settings.items():
-            cmd += ["--" + name.replace("_", "-"), str(value)]
-        return cmd
-
-    def start(self, timeout: float = 30) -> "LightboxProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"lightbox exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                self.health()  # HTTP starts after the DICOM listener, so both are up
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"lightbox did not become ready:\n{self.log()}")
-
-    def health(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as rsp:
-            return json.load(rsp)
-
-    def count(self, level: str = "instances") -> int:
-        return self.health()["counts"][level]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run another `lightbox` subcommand on the same data folder."""
-        return subprocess.run(
-            [sys.executable, "-m", "appliance", *args, "--data", str(self.data)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def storescu(self, *paths: str | Path, aet: str = "STORESCU", extra: tuple[str, ...] = (), timeout: float = 300):
-        return subprocess.run(
-            [dcmtk("storescu"), "-v", "-aet", aet, "-aec", self.aet, *extra, "127.0.0.1", str(self.dicom_port), *map(str, paths)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "TCP_NODELAY": "1"},
-        )
-
-    def echoscu(self, aet: str = "ECHOSCU") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [dcmtk("echoscu"), "-aet", aet, "-aec", self.aet, "127.0.0.1", str(self.dicom_port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+if TYPE_CHECKING:
+    from support.s3servers import MotoS3
 
 
 @pytest.fixture
-def lightbox_factory(tmp_path: Path) -> Iterator:
+def lightbox_factory(tmp_path: Path) -> Iterator[Callable[..., LightboxProcess]]:
+    """``make(name="data", start=True, **settings)``: servers of this test's own, stopped after it."""
     started: list[LightboxProcess] = []
 
     def make(name: str = "data", start: bool = True, **settings: object) -> LightboxProcess:
@@ -155,8 +43,60 @@ def lightbox_factory(tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture
-def lightbox(lightbox_factory) -> LightboxProcess:
+def lightbox(lightbox_factory: Callable[..., LightboxProcess]) -> LightboxProcess:
+    """A fresh `lightbox serve` with an empty archive, for this test alone."""
     return lightbox_factory()
+
+
+@pytest.fixture(scope="module")
+def server_settings() -> dict[str, object]:
+    """Settings of the module's shared `server`; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(server_settings: dict[str, object], request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxProcess]:  # fmt: skip
+    """One `lightbox serve` shared by the module's tests (it starts in about a second)."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    with running(folder / "data", **server_settings) as lightbox:
+        yield lightbox
+
+
+@pytest.fixture(scope="module")
+def admin(server: LightboxProcess) -> Client:
+    """The first admin of the module's `server`, logged in (setup done)."""
+    return first_admin(server)
+
+
+@pytest.fixture(scope="module")
+def viewer(admin: Client) -> Client:
+    """A viewer account made by `admin`, logged in."""
+    return add_user(admin, VIEWER, VIEWER_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the module's pages."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[None]:
+    """The module's tests, and every process they start, in a private network namespace."""
+    with private_network():
+        yield
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoS3]:
+    """moto's S3 server on 127.0.0.1 for the module (any credentials)."""
+    from support.s3servers import MotoS3  # boto3 and moto: only where a test needs them
+
+    s3 = MotoS3().start()
+    yield s3
+    s3.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,22 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LightboxProcess
-from dicomgen import make_dataset, make_study, write
 from pydicom.uid import generate_uid
-from s3servers import ACCESS_KEY, SECRET_KEY, MotoIamS3, MotoS3, SeaweedS3
+
+from support.backupbox import Box, numbers
+from support.dicomgen import make_dataset, make_study, write
+from support.lightbox import LightboxProcess
+from support.s3servers import MotoIamS3, MotoS3, SeaweedS3
 
 pytestmark = pytest.mark.slow  # real S3 servers, kill -9 and restores
 
-PASSPHRASE = "correct horse battery staple"
 PATIENTS = ("Smith^John", "Nguyen^Thi^Mai", "Kowalski^Anna")
-
-
-@pytest.fixture(scope="module")
-def moto() -> MotoS3:
-    server = MotoS3().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -40,71 +33,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_study(root / "b", 4, patient_id="PID-B", patient_name=PATIENTS[1], rows=256, columns=256)
     make_study(root / "c", 1, patient_id="PID-C", patient_name=PATIENTS[2], rows=2400, columns=2400)
     return root
-
-
-class Box:
-    """One Lightbox data folder and the commands run on it."""
-
-    def __init__(
-        self, data: Path, endpoint: str, bucket: str, prefix: str = "lightbox", keys: tuple[str, str] = (ACCESS_KEY, SECRET_KEY)
-    ) -> None:
-        self.keys = keys
-        self.data = data
-        self.endpoint = endpoint
-        self.bucket = bucket
-        self.prefix = prefix
-        self.passphrase_file = data.parent / f"{data.name}-passphrase"
-        self.passphrase_file.write_text(PASSPHRASE + "\n")
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "AWS_ACCESS_KEY_ID": self.keys[0], "AWS_SECRET_ACCESS_KEY": self.keys[1], **extra}
-
-    def run(
-        self, *args: str | Path, data: bool = True, timeout: float = 300, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
-        extra = ["--data", str(self.data)] if data else []
-        return subprocess.run(
-            [sys.executable, "-m", "appliance", *map(str, args), *extra],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.env(**(env or {})),
-        )
-
-    def ok(self, *args: str | Path, **kwargs) -> subprocess.CompletedProcess:
-        proc = self.run(*args, **kwargs)
-        assert proc.returncode == 0, f"lightbox {' '.join(map(str, args))}: {proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def init(self, *extra: str) -> subprocess.CompletedProcess:
-        return self.ok(
-            "backup", "init", "--bucket", self.bucket, "--endpoint", self.endpoint, "--prefix", self.prefix,
-            "--passphrase-file", self.passphrase_file, *extra,
-        )  # fmt: skip
-
-    def backup(self, *extra: str) -> dict[str, int]:
-        out = self.ok("backup", "run", *extra).stdout
-        return _numbers(out, ("uploaded", "found uploaded", "deletions recorded", "purged"))
-
-    def restore(self, to: Path, *key: str) -> subprocess.CompletedProcess:
-        return self.run(
-            "restore", "--from-bucket", self.bucket, "--endpoint", self.endpoint, "--prefix", self.prefix,
-            "--to", to, *(key or ("--passphrase-file", self.passphrase_file)), data=False,
-        )  # fmt: skip
-
-    def status(self) -> dict:
-        return json.loads(self.ok("backup", "status", "--json").stdout)
-
-
-def _numbers(text: str, labels: tuple[str, ...]) -> dict[str, int]:
-    import re
-
-    found = {}
-    for label in labels:
-        match = re.search(rf"{label}: (\d+)", text)
-        assert match, f"no {label!r} in {text!r}"
-        found[label] = int(match[1])
-    return found
 
 
 def _bucket_keys(client, bucket: str) -> list[str]:
@@ -152,7 +80,7 @@ def test_disaster_drill_restores_byte_identical_archive(moto: MotoS3, corpus: Pa
     status = box.status()
     assert status["pending_objects"] == 0 and status["objects"] == 11 and status["last_success_at"]
     assert "never_verified" in status["warnings"]
-    sample = _numbers(box.ok("backup", "verify", "--sample", "1").stdout, ("checked",))["checked"]
+    sample = numbers(box.ok("backup", "verify", "--sample", "1").stdout, ("checked",))["checked"]
     assert 2 <= sample < 12  # the index snapshot and at least one of the 11 objects
     box.ok("backup", "verify")
     assert box.status()["last_verified_restore_at"] and not box.status()["warnings"]

@@ -4,10 +4,7 @@ UID list, sequence, character sets), pynetdicom (exact statuses, the cap) and a 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from pydicom import dcmread
@@ -16,12 +13,19 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT
 
 from bench.wire import FindClient, encode_identifier
-from conftest import LightboxProcess, dcmtk
-from dicomgen import make_dataset, make_study, write
+from support.dicomgen import make_dataset, make_study, write
+from support.lightbox import LightboxProcess
+from support.qr import findscu
 
 PENDING, SUCCESS, CANCELLED = 0xFF00, 0x0000, 0xFE00
 OUT_OF_RESOURCES, IDENTIFIER_MISMATCH = 0xA700, 0xA900
 MANY = 1500  # instances in one series: a stream long enough to cancel in the middle
+
+
+def bulk_series(folder: Path, count: int) -> list[Path]:
+    """A study of 2020 with one series of ``count`` tiny instances."""
+    return make_study(folder, count, patient_id="BULK", patient_name="Bulk^Series", rows=1, columns=1,
+                      StudyDate="20200101")  # fmt: skip
 
 
 def build_corpus(src: Path) -> dict[str, str]:
@@ -39,8 +43,7 @@ def build_corpus(src: Path) -> dict[str, str]:
         "P3": make_study(src / "p3", 1, patient_id="P3", patient_name="Yamada^Tarou=山田^太郎=やまだ^たろう",
                          modality="US", SpecificCharacterSet="ISO_IR 192", StudyDate="20231201",
                          AccessionNumber="A-300"),
-        "BULK": make_study(src / "bulk", MANY, patient_id="BULK", patient_name="Bulk^Series", rows=1, columns=1,
-                           StudyDate="20200101"),
+        "BULK": bulk_series(src / "bulk", 1),
     }  # fmt: skip
     p2 = dcmread(studies["P2"][0])  # a second series (US) in Jane Doe's study
     write(make_dataset(study_uid=p2.StudyInstanceUID, patient_id="P2", patient_name="Doe^Jane", modality="US",
@@ -50,29 +53,18 @@ def build_corpus(src: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Iterator[tuple[LightboxProcess, dict[str, str]]]:
-    root = tmp_path_factory.mktemp("cfind")
-    uids = build_corpus(root / "src")
-    server = LightboxProcess(root / "data", query_retrieve_from="any")
-    server.data.mkdir()
-    imported = server.cli("import", str(root / "src"))
+def server_settings() -> dict[str, object]:
+    return {"query_retrieve_from": "any"}
+
+
+@pytest.fixture(scope="module")
+def archive(server, tmp_path_factory) -> tuple[LightboxProcess, dict[str, str]]:
+    """The module's server with the corpus imported; its study UIDs by patient."""
+    src = tmp_path_factory.mktemp("cfind-src")
+    uids = build_corpus(src)
+    imported = server.cli("import", str(src))
     assert imported.returncode == 0, imported.stderr
-    server.start()
-    yield server, uids
-    server.stop()
-
-
-def findscu(server: LightboxProcess, out: Path, model: str, *keys: str | bytes) -> list[Dataset]:
-    """DCMTK findscu (-P patient root, -S study root); every pending identifier, read back."""
-    out.mkdir(parents=True, exist_ok=True)
-    cmd: list[str | bytes] = [dcmtk("findscu"), "-aet", "FINDSCU", "-aec", server.aet, model, "-X", "-od", str(out)]
-    for key in keys:
-        cmd += ["-k", key]
-    result = subprocess.run(
-        cmd + ["127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=60, env={**os.environ, "TCP_NODELAY": "1"}
-    )
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+    return server, uids
 
 
 def pyfind(server: LightboxProcess, identifier: Dataset, model=STUDY_ROOT) -> tuple[list[Dataset], int]:
@@ -204,13 +196,24 @@ def test_study_root_has_no_patient_level(archive):
     assert (found, status) == ([], IDENTIFIER_MISMATCH)
 
 
-def test_cancel_stops_the_stream(archive):
+@pytest.fixture
+def bulk(lightbox_factory, tmp_path) -> tuple[LightboxProcess, str]:
+    """A server of its own holding a series of MANY instances; their Study Instance UID."""
+    server = lightbox_factory(query_retrieve_from="any")
+    files = bulk_series(tmp_path / "bulk", MANY)
+    imported = server.cli("import", str(tmp_path / "bulk"))
+    assert imported.returncode == 0, imported.stderr
+    return server, str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+
+
+@pytest.mark.slow  # a series of 1500 instances, made and imported
+def test_cancel_stops_the_stream(bulk):
     """A workstation that reads slowly cancels after 5 responses: the stream stops well before
     its end, and the association goes on.  The client is a raw one (bench.wire's) reading
     through a small receive buffer: pynetdicom's reader thread reads eagerly, and the whole
     answer would be in its buffers before it could cancel."""
-    server, uids = archive
-    identifier = encode_identifier(query("IMAGE", StudyInstanceUID=uids["BULK"], SeriesInstanceUID="", SOPInstanceUID=""))
+    server, study_uid = bulk
+    identifier = encode_identifier(query("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID="", SOPInstanceUID=""))
     found, status = 0, None
     with FindClient("127.0.0.1", server.dicom_port, "PYFIND", server.aet, STUDY_ROOT, timeout=30, receive_buffer=4096) as client:
         for status in client.find(identifier):
@@ -220,7 +223,7 @@ def test_cancel_stops_the_stream(archive):
                     client.cancel()
     assert status == CANCELLED
     assert 5 <= found < MANY
-    everything, status = pyfind(server, query("IMAGE", StudyInstanceUID=uids["BULK"], SOPInstanceUID=""))
+    everything, status = pyfind(server, query("IMAGE", StudyInstanceUID=study_uid, SOPInstanceUID=""))
     assert (len(everything), status) == (MANY, SUCCESS)
     assert "outcome=cancelled" in server.log()
 

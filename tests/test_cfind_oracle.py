@@ -8,8 +8,6 @@ checked to be exactly that difference, not skipped.
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import random
@@ -17,19 +15,23 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind as PATIENT_ROOT,
+)
+from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT,
 )
 
 from appliance.archive.intake.charset import normalise_name
-from conftest import dcmtk
-from dicomgen import make_dataset, write
-from peers import Orthanc, private_network
+from support.dicomgen import make_dataset, write
+from support.netns import private_network
+from support.peers import Orthanc
+from support.tools import dcmtk
 
 pytestmark = pytest.mark.slow  # Orthanc as the oracle
 

@@ -17,7 +17,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from appliance.archive.intake.attributes import extract
 from appliance.archive.intake.charset import declared_charsets, effective_encodings, normalise_name, text
 from appliance.archive.intake.header import read_header
-from dicomgen import make_dataset, write
+from support.dicomgen import make_dataset, write
 
 CHARSET_FILES = sorted(Path(p) for p in get_charset_files("chr*.dcm"))
 WITH_PATIENT_NAME = [p for p in CHARSET_FILES if "PatientName" in pydicom.dcmread(p, force=True)]

@@ -10,11 +10,11 @@ import time
 import pytest
 from pydicom import dcmread
 
-from conftest import LightboxProcess, dcmtk, require
-from dicomgen import make_study
-from mediagen import FFMPEG, H264_HP41, MPEG2_MPML, make_stream, odd_pdf, pdf_dicom, sr_dicom, video_dicom
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser is a fixture)
-from web import ADMIN, ADMIN_PASSWORD, first_admin, running
+from support.browser import expect, log_in, new_page, shot
+from support.dicomgen import make_study
+from support.mediagen import FFMPEG, H264_HP41, MPEG2_MPML, make_stream, odd_pdf, pdf_dicom, sr_dicom, video_dicom
+from support.tools import dcmtk, require
+from support.web import ADMIN, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.slow  # Chromium
 
@@ -22,11 +22,9 @@ HOSTILE = "<img src=x onerror=alert(3)>"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    require(FFMPEG)
-    with running(tmp_path_factory.mktemp("contents") / "data", dicom_workers=0) as lightbox:
-        first_admin(lightbox)
-        yield lightbox
+def server_settings() -> dict[str, object]:
+    require(FFMPEG)  # the server makes MP4s with it
+    return {"dicom_workers": 0}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +79,7 @@ def wait_playing(page) -> dict:
     )
 
 
-def test_study_page_shows_each_instance_for_what_it_is(server, study, browser):  # noqa: F811
+def test_study_page_shows_each_instance_for_what_it_is(server, admin, study, browser):
     dialogs: list[str] = []
     page = new_page(browser, server, dialogs, viewport={"width": 1280, "height": 900})
     page.goto(page.base + f"/studies/{study['uid']}")

@@ -14,12 +14,12 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from appliance.archive import Archive
-from conftest import dcmtk
-from dicomgen import make_study
-from s3servers import MotoS3
-from scu import rows, stored_files
-from test_backup import Box
-from test_cfind import findscu
+from support.backupbox import Box
+from support.dicomgen import make_study
+from support.qr import findscu
+from support.s3servers import MotoS3
+from support.scu import rows, stored_files
+from support.tools import dcmtk
 
 
 def uid_of(path: Path, keyword: str) -> str:
@@ -53,6 +53,7 @@ def audit(server) -> list[tuple]:
     return rows(server.data, "SELECT event, action, user_name, study_uid, detail FROM auditevent ORDER BY id")
 
 
+@pytest.mark.slow  # a restart and `lightbox verify`
 def test_delete_study_series_and_instance_with_a_confirmation_naming_the_patient(lightbox, tmp_path):
     keep = make_study(tmp_path / "keep", 2, patient_id="KEEP-1", patient_name="Keep^Me")
     doomed = make_study(tmp_path / "doomed", 2, patient_id="WRONG-1", patient_name="Wrong^Patient")
@@ -108,6 +109,7 @@ def test_a_deletion_interrupted_after_its_commit_is_finished_at_start_up(tmp_pat
     reopened.close()
 
 
+@pytest.mark.slow  # `lightbox rebuild-index` and a restart
 def test_fix_identity_rewrites_every_file_under_the_same_uids_and_keeps_the_originals(lightbox, tmp_path):
     plain = make_study(tmp_path / "study", 2, patient_id="TYPO-1", patient_name="Mueler^Hans", PatientBirthDate="19700101")
     study_uid = uid_of(plain[0], "StudyInstanceUID")

@@ -14,8 +14,8 @@ from pydicom.data import get_testdata_files
 from pydicom.uid import UID
 from pynetdicom import AE, _config
 
-from conftest import dcmtk
-from dicomgen import dataset_bytes
+from support.dicomgen import dataset_bytes, make_study
+from support.tools import dcmtk
 
 pytestmark = pytest.mark.slow  # the whole pydicom corpus, twice
 
@@ -153,8 +153,6 @@ def test_corpus_through_dcmtk_dcmsend(lightbox):
 
 @pytest.mark.parametrize("aet", ["lowercase", "TRAILING   ", "A B"])
 def test_lenient_calling_ae_titles_are_accepted_and_recorded(lightbox, tmp_path, aet):
-    from dicomgen import make_study
-
     files = make_study(tmp_path / "study", 1)
     result = lightbox.storescu(*files, aet=aet)
     assert "Store Response (Success)" in result.stdout + result.stderr, result.stdout + result.stderr

@@ -3,20 +3,19 @@ an admin approves them; quirks (character set override, lenient AE title); C-ECH
 
 from __future__ import annotations
 
-import pytest
-
 import subprocess
 from pathlib import Path
 
+import pytest
 from pydicom.uid import SecondaryCaptureImageStorage
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from appliance.archive import Archive
 from appliance.archive.registry.devices import AssociationSeen
-from conftest import free_port
-from dicomgen import make_dataset, make_study, write
-from scu import rows, store
+from support.dicomgen import make_dataset, make_study, write
+from support.ports import free_port
+from support.scu import rows, store
 
 pytestmark = pytest.mark.slow  # locked policies, restarts, DCMTK peers
 

@@ -14,7 +14,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from dicomgen import make_dataset, make_study, write
+from support.dicomgen import make_dataset, make_study, write
 
 
 def peak_rss_kb(pid: int) -> int:
@@ -32,8 +32,8 @@ def associate(port: int, contexts=((Verification, None),), aet: str = "TESTSCU")
     return ae.associate("127.0.0.1", port, ae_title="LIGHTBOX")
 
 
-def test_echoscu(lightbox):
-    result = lightbox.echoscu()
+def test_echoscu(server):
+    result = server.echoscu()
     assert result.returncode == 0, result.stderr
 
 
@@ -56,17 +56,17 @@ def test_stalled_peer_is_dropped_and_others_served(lightbox_factory):
     assert server.echoscu().returncode == 0
 
 
-def test_garbage_bytes_do_not_hurt(lightbox):
+def test_garbage_bytes_do_not_hurt(server):
     for payload in (b"\xff" * 64, b"GET / HTTP/1.1\r\n\r\n", struct.pack(">BBL", 0x04, 0, 0xFFFFFFF0) + b"x" * 100):
-        with socket.create_connection(("127.0.0.1", lightbox.dicom_port), timeout=10) as s:
+        with socket.create_connection(("127.0.0.1", server.dicom_port), timeout=10) as s:
             s.sendall(payload)
             try:
                 while s.recv(1024):
                     pass
             except (ConnectionResetError, socket.timeout):
                 pass
-    assert lightbox.echoscu().returncode == 0
-    assert "Traceback" not in lightbox.log()
+    assert server.echoscu().returncode == 0
+    assert "Traceback" not in server.log()
 
 
 def test_association_cap_rejects_then_recovers(lightbox_factory):
@@ -88,9 +88,9 @@ def test_association_cap_rejects_then_recovers(lightbox_factory):
         raise AssertionError("no association accepted after the others were released")
 
 
-def test_deflate_is_refused_at_negotiation(lightbox):
+def test_deflate_is_refused_at_negotiation(server):
     ds = make_dataset()
-    assoc = associate(lightbox.dicom_port, ((ds.SOPClassUID, [DeflatedExplicitVRLittleEndian]), (Verification, None)))
+    assoc = associate(server.dicom_port, ((ds.SOPClassUID, [DeflatedExplicitVRLittleEndian]), (Verification, None)))
     assert assoc.is_established
     assert [str(cx.abstract_syntax) for cx in assoc.accepted_contexts] == [str(Verification)]
     assoc.release()
@@ -148,6 +148,7 @@ def test_oversize_instance_refused_with_a700_nothing_left(lightbox_factory, tmp_
     assert server.count() == 1
 
 
+@pytest.mark.slow  # a 128 MB instance, written and sent
 def test_memory_does_not_grow_with_image_size(lightbox, tmp_path):
     """A 128 MB instance is streamed to disk: the server's peak RSS barely moves."""
     lightbox.storescu(*make_study(tmp_path / "warm", 2))  # warm up code paths

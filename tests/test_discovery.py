@@ -18,13 +18,14 @@ from typing import Iterator
 
 import pytest
 
-from conftest import dcmtk, require
-from peers import StoreSCP, private_network
-from scu import rows
+from support.netns import private_network
+from support.peers import StoreSCP
+from support.scu import rows
+from support.tools import dcmtk, require
 
 pytestmark = pytest.mark.slow  # private networks and mDNS timing
 
-PEER = str(Path(__file__).with_name("mdns_peer.py"))
+PEER = str(Path(__file__).parent / "support" / "mdns_peer.py")
 DICOM, HTTP = "_dicom._tcp.local.", "_http._tcp.local."
 WAIT = 20.0  # seconds: probing and announcing take ~2 s, the address check runs every 5 s
 

@@ -14,11 +14,10 @@ import pytest
 from pydicom import dcmread
 
 from appliance.web.display import dicom_date
-
-from conftest import LightboxProcess, dcmtk
-from dicomgen import make_study
-from mediagen import odd_pdf, pdf_dicom, sr_dicom
-from web import Client, first_admin, running
+from support.dicomgen import make_study
+from support.mediagen import odd_pdf, pdf_dicom, sr_dicom
+from support.tools import dcmtk
+from support.web import Client
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 SR_LABELS = {"Observation Context", "Concept Modifier", "Properties", "Inferred from", "Acquisition Context",
@@ -30,14 +29,8 @@ CDA = (b'<?xml version="1.0" encoding="UTF-8"?>\n<ClinicalDocument xmlns="urn:hl
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("documents") / "data", dicom_workers=0) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+def server_settings() -> dict[str, object]:
+    return {"dicom_workers": 0}
 
 
 @pytest.fixture(scope="module")

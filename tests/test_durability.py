@@ -26,8 +26,9 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from pynetdicom import AE
 
-from conftest import IN_CI, LightboxProcess, dcmtk
-from dicomgen import dataset_bytes, make_dataset, make_study, write
+from support.dicomgen import dataset_bytes, make_dataset, make_study, write
+from support.lightbox import LightboxProcess
+from support.tools import IN_CI, dcmtk
 
 pytestmark = pytest.mark.slow  # kill -9, full disks, concurrent loads
 

@@ -4,39 +4,22 @@ also across a Lightbox restart."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.uid import ImplicitVRLittleEndian
 
-from conftest import free_port
-from dicomgen import dataset_bytes, make_study
-from peers import StoreSCP, private_network
+from support.dicomgen import dataset_bytes, make_study
+from support.peers import StoreSCP
+from support.ports import free_port
+from support.waiting import wait_for
 
-pytestmark = pytest.mark.slow  # restarts and retry back-off
-
-WAIT = 45.0  # seconds: stable_age 1 s, the stability check every 5 s, retries after 1, 2, 4 ... s
-
-
-@pytest.fixture
-def netns():
-    with private_network():
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("netns")]  # restarts and retry back-off; storescp
 
 
 def by_sop_uid(paths: list[Path]) -> dict[str, bytes]:
     return {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): dataset_bytes(p) for p in paths}
-
-
-def wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what} within {WAIT:.0f} s")
 
 
 def job_of(server, study_uid: str) -> str:
@@ -49,7 +32,7 @@ def attempts(line: str) -> int:
     return int(line.split("attempts=")[1].split()[0]) if line else 0
 
 
-def test_stable_study_is_forwarded_and_retried_until_delivered_across_restart(netns, lightbox_factory, tmp_path) -> None:
+def test_stable_study_is_forwarded_and_retried_until_delivered_across_restart(lightbox_factory, tmp_path) -> None:
     scp_port = free_port()
     server = lightbox_factory(stable_age=1, forward_retry_initial=1, dicom_workers=0)
     assert server.cli("node", "add", "--aet", "WORKSTATION", "--host", "127.0.0.1", "--port", str(scp_port),
@@ -107,7 +90,7 @@ def test_stable_study_is_forwarded_and_retried_until_delivered_across_restart(ne
     assert server.cli("forward", "remove", "2").returncode == 1
 
 
-def test_forward_converts_for_a_destination_that_refuses_the_stored_syntax(netns, lightbox_factory, tmp_path) -> None:
+def test_forward_converts_for_a_destination_that_refuses_the_stored_syntax(lightbox_factory, tmp_path) -> None:
     files = make_study(tmp_path / "study", 2)  # stored as Explicit VR Little Endian
     scp = StoreSCP(tmp_path / "received", aet="IMPLICIT_ONLY", extra=("+xi",))  # accepts Implicit VR only
     server = lightbox_factory(stable_age=1, dicom_workers=0)

@@ -24,11 +24,9 @@ from pydicom.dataset import Dataset
 
 from appliance.archive import Archive
 from appliance.web import frames
-from tests.dicomgen import make_dataset, write
-from tests.test_imaging import palette_variant
-from tests.test_overlays import add_overlay, gradient_image
+from support.dicomgen import make_dataset, write
+from support.imagegen import TEST_FILES, add_overlay, gradient_image, palette_variant
 
-TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 SESSION_HEADER = "X-Test-Session"
 BLOCK = (slice(20, 44), slice(20, 60))  # the overlay file's graphic plane, a filled block
 

@@ -20,10 +20,10 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from conftest import dcmtk
-from dicomgen import make_dataset, write
-from test_cfind import findscu
-from scu import NO_RESPONSE, echo, rows, store
+from support.dicomgen import make_dataset, write
+from support.qr import findscu
+from support.scu import NO_RESPONSE, echo, rows, store
+from support.tools import dcmtk
 
 SUCCESS = 0x0000
 LONG_UID = "1." + ".".join(["12345"] * 11) + ".1"  # digits and dots, 70 characters
@@ -91,19 +91,20 @@ def hostile_dataset(field: str, value: str):
     return ds
 
 
+# The refusals share the module's server: each leaves it empty, as the next one checks again.
 @pytest.mark.parametrize("field", UID_FIELDS)
-def test_hostile_uids_in_the_dataset_are_refused(lightbox, field: str) -> None:
+def test_hostile_uids_in_the_dataset_are_refused(server, field: str) -> None:
     """The C-STORE command carries the same UID pynetdicom puts there (for the instance UID:
     the hostile one, where pynetdicom allows it); the dataset carries the hostile value."""
     statuses = {}
     for label, value in HOSTILE.items():
         if field == "SOPInstanceUID" and label in ("long", "empty"):
             continue  # not sendable as the command's UID; see the file-based tests below
-        [status] = store(lightbox, [hostile_dataset(field, value)])
+        [status] = store(server, [hostile_dataset(field, value)])
         statuses[label] = status
     assert all(refused(s) for s in statuses.values()), {k: hex(v) for k, v in statuses.items()}
-    assert echo(lightbox) == SUCCESS
-    assert_nothing_stored(lightbox, list(HOSTILE.values()))
+    assert echo(server) == SUCCESS
+    assert_nothing_stored(server, list(HOSTILE.values()))
 
 
 def write_with_meta(ds, path: Path, meta_sop_uid: str) -> Path:
@@ -126,7 +127,7 @@ def write_with_meta(ds, path: Path, meta_sop_uid: str) -> Path:
 
 
 @pytest.mark.parametrize("label", list(HOSTILE))
-def test_valid_command_uid_with_hostile_dataset_uid_is_refused(lightbox, tmp_path: Path, label: str) -> None:
+def test_valid_command_uid_with_hostile_dataset_uid_is_refused(server, tmp_path: Path, label: str) -> None:
     """A valid Affected SOP Instance UID in the command, a hostile UID in the dataset (for the
     SOP Instance UID also a mismatch with the command): refused as well."""
     paths = []
@@ -134,30 +135,30 @@ def test_valid_command_uid_with_hostile_dataset_uid_is_refused(lightbox, tmp_pat
         ds = hostile_dataset(field, HOSTILE[label])
         command_uid = generate_uid() if field == "SOPInstanceUID" else str(ds.SOPInstanceUID)
         paths.append(write_with_meta(ds, tmp_path / f"{field}.dcm", command_uid))
-    statuses = store(lightbox, paths)
+    statuses = store(server, paths)
     assert len(statuses) == 3 and all(refused(s) for s in statuses), [hex(s) for s in statuses]
-    assert echo(lightbox) == SUCCESS
-    assert_nothing_stored(lightbox, list(HOSTILE.values()))
+    assert echo(server) == SUCCESS
+    assert_nothing_stored(server, list(HOSTILE.values()))
 
 
 @pytest.mark.parametrize("label", ["dotdot", "absolute", "control"])
-def test_hostile_command_uid_with_valid_dataset_is_refused(lightbox, tmp_path: Path, label: str) -> None:
+def test_hostile_command_uid_with_valid_dataset_is_refused(server, tmp_path: Path, label: str) -> None:
     """The command names a hostile Affected SOP Instance UID, the dataset a valid one."""
     ds = make_dataset(patient_id="HOSTILE")
     path = write_with_meta(ds, tmp_path / "cmd.dcm", HOSTILE[label])
-    [status] = store(lightbox, [path])
+    [status] = store(server, [path])
     assert refused(status), hex(status)
-    assert echo(lightbox) == SUCCESS
-    assert_nothing_stored(lightbox, list(HOSTILE.values()))
+    assert echo(server) == SUCCESS
+    assert_nothing_stored(server, list(HOSTILE.values()))
 
 
-def test_missing_affected_sop_instance_uid_gets_a_failure_status(lightbox) -> None:
+def test_missing_affected_sop_instance_uid_gets_a_failure_status(server) -> None:
     """pynetdicom leaves an empty Affected SOP Instance UID out of the command altogether."""
-    [status] = store(lightbox, [hostile_dataset("SOPInstanceUID", "")])
+    [status] = store(server, [hostile_dataset("SOPInstanceUID", "")])
     assert status != NO_RESPONSE and refused(status), hex(status)
-    assert echo(lightbox) == SUCCESS
-    assert "Traceback" not in lightbox.log()
-    assert_nothing_stored(lightbox, list(HOSTILE.values()))  # and no spool file left behind
+    assert echo(server) == SUCCESS
+    assert "Traceback" not in server.log()
+    assert_nothing_stored(server, list(HOSTILE.values()))  # and no spool file left behind
 
 
 def test_hostile_uids_over_import_are_rejected(tmp_path: Path) -> None:

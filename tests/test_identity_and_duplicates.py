@@ -9,8 +9,8 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from dicomgen import dataset_bytes, make_dataset, write
-from scu import rows, store, stored_files
+from support.dicomgen import dataset_bytes, make_dataset, write
+from support.scu import rows, store, stored_files
 
 SUCCESS = 0x0000
 
@@ -157,32 +157,33 @@ def test_same_patient_id_and_name_in_other_case_and_accents_is_one_patient(light
     assert incidents(server, "identity_conflict") == []
 
 
+# The calling AE title tests share the module's server: each looks only at its own instance.
 @pytest.mark.parametrize(
     ("sent", "recorded"),
     [("modality", "modality"), ("ct_scanner1", "ct_scanner1"), ("CT1   ", "CT1"), (" US2", "US2"), ("A B", "A B")],
 )
-def test_lenient_calling_ae_titles_are_accepted_and_recorded(lightbox, tmp_path: Path, sent: str, recorded: str) -> None:
+def test_lenient_calling_ae_titles_are_accepted_and_recorded(server, tmp_path: Path, sent: str, recorded: str) -> None:
     path = write(make_dataset(patient_id="AE-1"), tmp_path / "ae.dcm")
-    result = lightbox.storescu(path, aet=sent)
+    result = server.storescu(path, aet=sent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Received Store Response (Success)" in result.stdout + result.stderr
     sop_uid = sop_uid_of(path)
-    assert rows(lightbox.data, "SELECT calling_ae, called_ae FROM instance WHERE sop_uid = ?", sop_uid) == [
-        (recorded, lightbox.aet)
+    assert rows(server.data, "SELECT calling_ae, called_ae FROM instance WHERE sop_uid = ?", sop_uid) == [
+        (recorded, server.aet)
     ]
 
 
-def test_lower_case_calling_ae_over_pynetdicom(lightbox) -> None:
+def test_lower_case_calling_ae_over_pynetdicom(server) -> None:
     ds = make_dataset(patient_id="AE-2")
-    assert store(lightbox, [ds], aet="lower ae") == [SUCCESS]
-    assert rows(lightbox.data, "SELECT calling_ae FROM instance WHERE sop_uid = ?", str(ds.SOPInstanceUID)) == [
+    assert store(server, [ds], aet="lower ae") == [SUCCESS]
+    assert rows(server.data, "SELECT calling_ae FROM instance WHERE sop_uid = ?", str(ds.SOPInstanceUID)) == [
         ("lower ae",)
     ]
 
 
-def test_blank_calling_ae_title_is_accepted_and_recorded_empty(lightbox, tmp_path: Path) -> None:
+def test_blank_calling_ae_title_is_accepted_and_recorded_empty(server, tmp_path: Path) -> None:
     path = write(make_dataset(patient_id="AE-3"), tmp_path / "blank.dcm")
-    result = lightbox.storescu(path, aet=" " * 16)  # DCMTK refuses "", but sends 16 spaces
+    result = server.storescu(path, aet=" " * 16)  # DCMTK refuses "", but sends 16 spaces
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Received Store Response (Success)" in result.stdout + result.stderr
-    assert rows(lightbox.data, "SELECT calling_ae FROM instance WHERE sop_uid = ?", sop_uid_of(path)) == [("",)]
+    assert rows(server.data, "SELECT calling_ae FROM instance WHERE sop_uid = ?", sop_uid_of(path)) == [("",)]

@@ -14,17 +14,17 @@ import pydicom.data
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from appliance import imaging
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
-from tests.conftest import dcmtk
-from tests.dicomgen import make_dataset, write
+from support.dicomgen import make_dataset, write
+from support.imagegen import TEST_FILES, corpus_file, palette_variant
+from support.render import assert_close, dcmtk_render, ours, voi_arguments
+from support.tools import dcmtk
 
 # DCMTK decodes JPEG (dcmj2pnm) and JPEG-LS (dcml2pnm) but not JPEG 2000; for those, and for
 # files DCMTK cannot parse, it renders an uncompressed copy that pydicom decoded.
-TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
 JPEG_LS = {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 NOT_DECODABLE = {  # known-broken files of pydicom's corpus, refused with an ImagingError
@@ -63,60 +63,12 @@ def corpus() -> list[Path]:
 CORPUS = corpus()
 
 
-def corpus_file(name: str) -> Path:
-    return TEST_FILES / name
-
-
-def png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)))
-
-
-def ours(path: Path, frame: int = 1, **kwargs) -> np.ndarray:
-    return png(imaging.render_frame(path, frame, fmt="png", **kwargs).data)
-
-
-def dcmtk_render(
-    path: Path, frame: int, options: list[str], tmp: Path, tool: str = "dcmj2pnm", overlays: bool = False
-) -> np.ndarray:
-    """DCMTK's picture of ``frame``; overlays as dcmj2pnm draws them by default, or none."""
-    out = tmp / "dcmtk.png"
-    shown = [] if overlays else ["-O"]
-    command = [dcmtk(tool), "+on", *shown, "+F", str(frame), *options, str(path), str(out)]
-    run = subprocess.run(command, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    return np.asarray(Image.open(out))
-
-
 def uncompressed_copy(path: Path, tmp: Path) -> Path:
     ds = pydicom.dcmread(path)
     ds.decompress()
     copy = tmp / f"decoded-{path.name}"
     ds.save_as(copy, enforce_file_format=True)
     return copy
-
-
-def voi_arguments(path: Path) -> tuple[list[str], Window | None]:
-    """The same VOI for both renderers: the file's first window or VOI LUT, else a window
-    computed here from the pixels (the default-window choice is tested on its own)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    if not str(ds.get("PhotometricInterpretation", "")).startswith("MONOCHROME"):
-        return [], None
-    if "WindowWidth" in ds:
-        return ["+Wi", "1"], None
-    if ds.get("VOILUTSequence"):
-        return ["+Wl", "1"], None
-    full = pydicom.dcmread(path)
-    first = full.pixel_array[0] if int(full.get("NumberOfFrames") or 1) > 1 else full.pixel_array
-    values = apply_modality_lut(first.astype(np.float64), ds)
-    lo, hi = np.percentile(values, [1, 99])
-    window = Window(float(lo + hi) / 2, max(float(hi - lo), 1.0))
-    return ["+Ww", str(window.center), str(window.width)], window
-
-
-def assert_close(a: np.ndarray, b: np.ndarray, tolerance: int) -> None:
-    assert a.shape == b.shape
-    diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
-    assert diff.max() <= tolerance, f"max difference {diff.max()}, mean {diff.mean():.3f}"
 
 
 @pytest.mark.parametrize("path", [p for p in CORPUS if p.name not in set(NOT_DECODABLE) | DCMTK_WRONG | NO_REFERENCE], ids=lambda p: p.name)
@@ -274,23 +226,6 @@ def test_palette_colour() -> None:
     image = ours(path)
     assert image.ndim == 3 and image.shape[2] == 3
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 16  # colours, not grey
-
-
-def palette_variant(tmp: Path, tables: str, declared_bits: int) -> Path:
-    """examples_palette.dcm (16-bit entries v << 8) with its tables rewritten: ``low`` 8-bit
-    values in 16-bit words, ``copied`` 8-bit values in both bytes (v * 257), ``packed`` one
-    8-bit entry per byte, ``true16`` 16-bit values whose low byte is noise; under a descriptor
-    of ``declared_bits``."""
-    ds = pydicom.dcmread(corpus_file("examples_palette.dcm"))
-    for colour in ("Red", "Green", "Blue"):
-        values = np.frombuffer(ds[f"{colour}PaletteColorLookupTableData"].value, "<u2") >> 8
-        stored = {"low": values, "copied": values * 257, "true16": values << 8 | (255 - values)}.get(tables)
-        data = values.astype(np.uint8).tobytes() if tables == "packed" else stored.astype("<u2").tobytes()
-        ds[f"{colour}PaletteColorLookupTableData"].value = data
-        ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, declared_bits]
-    path = tmp / f"palette-{tables}-{declared_bits}.dcm"
-    ds.save_as(path)
-    return path
 
 
 @pytest.mark.parametrize(("tables", "declared_bits"), [("low", 16), ("copied", 16), ("copied", 8), ("true16", 8)])

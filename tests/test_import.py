@@ -18,8 +18,8 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
-from conftest import dcmtk
-from dicomgen import dataset_bytes, make_dataset, make_study, write
+from support.dicomgen import dataset_bytes, make_dataset, make_study, write
+from support.tools import dcmtk
 
 SUMMARY = re.compile(
     r"imported: (?P<imported>\d+)\s+already present: (?P<already>\d+)\s+"

@@ -19,10 +19,12 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
 
-from conftest import dcmtk
-from peers import StoreSCP, private_network
-from test_forwarding import wait_for
-from test_retrieve import add_node, movescu_to_storescp
+from support.peers import StoreSCP
+from support.qr import add_node, movescu_to_storescp
+from support.tools import dcmtk
+from support.waiting import wait_for
+
+pytestmark = pytest.mark.usefixtures("netns")  # storescp cannot bind to 127.0.0.1 only
 
 # (pydicom test file, lossless): every decoder Lightbox uses on the way out.
 SOURCES = (
@@ -36,12 +38,6 @@ SOURCES = (
     ("JPEGLSNearLossless_16.dcm", False),  # JPEG-LS near-lossless
 )
 IMAGE_META = ("MediaStorageSOPInstanceUID", "MediaStorageSOPClassUID")
-
-
-@pytest.fixture
-def netns():
-    with private_network():
-        yield
 
 
 def compressed_study(folder: Path) -> tuple[str, list[Path]]:
@@ -93,24 +89,24 @@ def assert_same_identity_and_pixels(sent: list[Path], received: list[Path]) -> N
             assert np.array_equal(got.pixel_array, original.pixel_array), name
 
 
-def test_cmove_to_an_uncompressed_only_storescp_keeps_every_uid(netns, lightbox, tmp_path):
+def test_cmove_to_an_uncompressed_only_storescp_keeps_every_uid(server, tmp_path):
     study_uid, files = compressed_study(tmp_path / "sent")
-    assert lightbox.cli("import", str(tmp_path / "sent")).returncode == 0
-    result, received = movescu_to_storescp(lightbox, study_uid, tmp_path / "received")
+    assert server.cli("import", str(tmp_path / "sent")).returncode == 0
+    result, received = movescu_to_storescp(server, study_uid, tmp_path / "received")
     assert "Received Final Move Response (Success)" in result.stderr, result.stdout + result.stderr
     assert_same_identity_and_pixels(files, received)
 
 
-def test_getscu_receives_every_instance_under_its_stored_uids(lightbox, tmp_path):
+def test_getscu_receives_every_instance_under_its_stored_uids(server, tmp_path):
     study_uid, files = compressed_study(tmp_path / "sent")
-    assert lightbox.cli("import", str(tmp_path / "sent")).returncode == 0
-    add_node(lightbox, "GETSCU", 1, "get")
+    assert server.cli("import", str(tmp_path / "sent")).returncode == 0
+    add_node(server, "GETSCU", 1, "get")
     out = tmp_path / "got"
     out.mkdir()
     result = subprocess.run(
-        [dcmtk("getscu"), "-v", "-aet", "GETSCU", "-aec", lightbox.aet, "-od", str(out),
+        [dcmtk("getscu"), "-v", "-aet", "GETSCU", "-aec", server.aet, "-od", str(out),
          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
-         "127.0.0.1", str(lightbox.dicom_port)],
+         "127.0.0.1", str(server.dicom_port)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -118,7 +114,7 @@ def test_getscu_receives_every_instance_under_its_stored_uids(lightbox, tmp_path
 
 
 @pytest.mark.slow
-def test_forwarding_to_an_uncompressed_only_storescp_keeps_every_uid(netns, lightbox_factory, tmp_path):
+def test_forwarding_to_an_uncompressed_only_storescp_keeps_every_uid(lightbox_factory, tmp_path):
     _study_uid, files = compressed_study(tmp_path / "sent")
     scp = StoreSCP(tmp_path / "received", aet="FWD_DEST")
     server = lightbox_factory(stable_age=1, dicom_workers=0)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset
 
 from appliance import imaging
-from tests.conftest import dcmtk
-from tests.dicomgen import make_dataset, write
-from tests.test_imaging import assert_close, corpus_file, dcmtk_render, ours, voi_arguments
+from support.dicomgen import make_dataset, write
+from support.imagegen import add_overlay, corpus_file, gradient_image
+from support.render import assert_close, dcmtk_render, ours, voi_arguments
+from support.tools import dcmtk
 
 WINDOW = ["+Wi", "1"]
 LETTER_R = np.array([[1, 1, 1, 1, 0], [1, 0, 0, 0, 1], [1, 0, 0, 0, 1], [1, 1, 1, 1, 0],
@@ -28,34 +28,6 @@ def outline(rows: int, columns: int) -> np.ndarray:
     mask = np.zeros((rows, columns), bool)
     mask[[0, -1], :] = mask[:, [0, -1]] = True
     return mask
-
-
-def add_overlay(ds: Dataset, group: int, frames: list[np.ndarray], origin: tuple[int, int], kind: str = "G",
-                frame_origin: int | None = None, label: str = "") -> None:  # fmt: skip
-    """Overlay Plane (and, with ``frame_origin``, Multi-frame Overlay) attributes in ``group``,
-    the data packed one bit per pixel, least significant bit first."""
-    rows, columns = frames[0].shape
-    ds.add_new((group, 0x0010), "US", rows)
-    ds.add_new((group, 0x0011), "US", columns)
-    ds.add_new((group, 0x0040), "CS", kind)
-    ds.add_new((group, 0x0050), "SS", list(origin))
-    ds.add_new((group, 0x0100), "US", 1)
-    ds.add_new((group, 0x0102), "US", 0)
-    if label:
-        ds.add_new((group, 0x1500), "LO", label)
-    if frame_origin is not None:
-        ds.add_new((group, 0x0015), "IS", len(frames))
-        ds.add_new((group, 0x0051), "US", frame_origin)
-    data = np.packbits(np.stack(frames).ravel(), bitorder="little").tobytes()
-    ds.add_new((group, 0x3000), "OW", data + b"\0" * (len(data) % 2))
-
-
-def gradient_image(rows: int = 64, columns: int = 80, frames: int = 1) -> Dataset:
-    values = np.linspace(0, 4095, rows * columns).reshape(rows, columns).astype(np.uint16)
-    extra = {"NumberOfFrames": frames} if frames > 1 else {}
-    ds = make_dataset(rows=rows, columns=columns, WindowCenter=2048, WindowWidth=4096, **extra)
-    ds.PixelData = np.stack([values // (i + 1) for i in range(frames)]).tobytes()
-    return ds
 
 
 def with_overlays(tmp: Path) -> Path:

@@ -20,18 +20,15 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from conftest import dcmtk
-from dicomgen import dataset_bytes, make_study
-from peers import Orthanc, StoreSCP, private_network
-from scu import rows
+from support.dicomgen import dataset_bytes, make_study
+from support.peers import Orthanc
+from support.qr import add_node, movescu_to_storescp
+from support.scu import rows
+from support.tools import dcmtk
 
 PENDING, SUCCESS, WARNING, CANCELLED, UNKNOWN_DESTINATION = 0xFF00, 0x0000, 0xB000, 0xFE00, 0xA801
 
-
-@pytest.fixture
-def netns():
-    with private_network():
-        yield
+pytestmark = pytest.mark.usefixtures("netns")  # storescp and Orthanc cannot bind to 127.0.0.1 only
 
 
 def study_of(tmp_path: Path, count: int) -> tuple[str, list[Path]]:
@@ -41,11 +38,6 @@ def study_of(tmp_path: Path, count: int) -> tuple[str, list[Path]]:
 
 def by_sop_uid(paths: list[Path]) -> dict[str, bytes]:
     return {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): dataset_bytes(p) for p in paths}
-
-
-def add_node(server, aet: str, port: int, allow: str = "find,move,get,store") -> None:
-    result = server.cli("node", "add", "--aet", aet, "--host", "127.0.0.1", "--port", str(port), "--allow", allow)
-    assert result.returncode == 0, result.stderr
 
 
 def study_identifier(study_uid: str) -> Dataset:
@@ -96,57 +88,39 @@ def test_node_cli_add_list_echo_remove(lightbox):
     assert bad.returncode == 2 and "invalid AE title" in bad.stderr
 
 
-def movescu_to_storescp(server, study_uid: str, received: Path) -> tuple[subprocess.CompletedProcess, list[Path]]:
-    """DCMTK movescu asks ``server`` to C-MOVE a study to a DCMTK storescp (uncompressed
-    syntaxes only, its default); return movescu's run and the files storescp received."""
-    scp = StoreSCP(received)
-    try:
-        add_node(server, "STORESCP", scp.port, "store")
-        add_node(server, "MOVESCU", 1, "move")
-        result = subprocess.run(
-            [dcmtk("movescu"), "-v", "-S", "-aet", "MOVESCU", "-aec", server.aet, "-aem", "STORESCP",
-             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
-             "127.0.0.1", str(server.dicom_port)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        return result, scp.files()
-    finally:
-        scp.stop()
-
-
-def test_movescu_study_to_dcmtk_storescp_arrives_identical(netns, lightbox, tmp_path):
+def test_movescu_study_to_dcmtk_storescp_arrives_identical(server, tmp_path):
     study_uid, files = study_of(tmp_path, 5)
-    assert lightbox.storescu(*files).returncode == 0
-    result, received = movescu_to_storescp(lightbox, study_uid, tmp_path / "received")
+    assert server.storescu(*files).returncode == 0
+    result, received = movescu_to_storescp(server, study_uid, tmp_path / "received")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Received Final Move Response (Success)" in result.stderr
     assert by_sop_uid(received) == by_sop_uid(files)
 
 
-def test_getscu_series_arrives_identical(lightbox, tmp_path):
+def test_getscu_series_arrives_identical(server, tmp_path):
     _study_uid, files = study_of(tmp_path, 4)
-    assert lightbox.storescu(*files).returncode == 0
-    add_node(lightbox, "GETSCU", 1, "get")
+    assert server.storescu(*files).returncode == 0
+    add_node(server, "GETSCU", 1, "get")
     series_uid = str(dcmread(files[0]).SeriesInstanceUID)
     out = tmp_path / "got"
     out.mkdir()
     result = subprocess.run(
-        [dcmtk("getscu"), "-v", "-P", "-aet", "GETSCU", "-aec", lightbox.aet, "-od", str(out),
+        [dcmtk("getscu"), "-v", "-P", "-aet", "GETSCU", "-aec", server.aet, "-od", str(out),
          "-k", "QueryRetrieveLevel=SERIES", "-k", "PatientID=PID-1", "-k", "StudyInstanceUID=",
-         "-k", f"SeriesInstanceUID={series_uid}", "127.0.0.1", str(lightbox.dicom_port)],
+         "-k", f"SeriesInstanceUID={series_uid}", "127.0.0.1", str(server.dicom_port)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert by_sop_uid(sorted(out.iterdir())) == by_sop_uid(files)
 
 
-def test_unknown_move_destination_is_a801(lightbox, tmp_path):
+def test_unknown_move_destination_is_a801(server, tmp_path):
     study_uid, files = study_of(tmp_path, 1)
-    assert lightbox.storescu(*files).returncode == 0
-    add_node(lightbox, "PYMOVE", 1, "move")
+    assert server.storescu(*files).returncode == 0
+    add_node(server, "PYMOVE", 1, "move")
     ae = AE(ae_title="PYMOVE")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = ae.associate("127.0.0.1", lightbox.dicom_port, ae_title=lightbox.aet)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     assert assoc.is_established
     responses = list(assoc.send_c_move(study_identifier(study_uid), "NOWHERE", StudyRootQueryRetrieveInformationModelMove))
     assoc.release()
@@ -167,9 +141,9 @@ def test_missing_file_is_a_failed_suboperation_b000(lightbox, tmp_path):
     assert f"retrieve_instance_failed sop_instance_uid={lost_uid}" in lightbox.log()
 
 
-def test_unknown_ae_may_not_retrieve_unless_opened(lightbox_factory, tmp_path):
+def test_unknown_ae_may_not_retrieve_unless_opened(server, lightbox_factory, tmp_path):
     study_uid, files = study_of(tmp_path, 1)
-    closed = lightbox_factory("closed")
+    closed = server  # retrieval by known nodes only, the default
     assert closed.storescu(*files).returncode == 0
     ae = AE(ae_title="STRANGER")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
@@ -181,10 +155,10 @@ def test_unknown_ae_may_not_retrieve_unless_opened(lightbox_factory, tmp_path):
     assert int(final.Status) == SUCCESS and len(received) == 1
 
 
-def test_cancel_stops_a_move(lightbox, tmp_path):
+def test_cancel_stops_a_move(server, tmp_path):
     count = 10
     study_uid, files = study_of(tmp_path, count)
-    assert lightbox.storescu(*files).returncode == 0
+    assert server.storescu(*files).returncode == 0
     first_store, cancel_sent = threading.Event(), threading.Event()
 
     def on_store(event: evt.Event) -> int:
@@ -194,12 +168,13 @@ def test_cancel_stops_a_move(lightbox, tmp_path):
 
     destination = AE(ae_title="PYDEST")
     destination.add_supported_context(SecondaryCaptureImageStorage)
-    server = destination.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    add_node(lightbox, "PYDEST", server.server_address[1], "store")
-    add_node(lightbox, "PYMOVE", 1, "move")
+    handlers = [(evt.EVT_C_STORE, on_store)]
+    destination_scp = destination.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    add_node(server, "PYDEST", destination_scp.server_address[1], "store")
+    add_node(server, "PYMOVE", 1, "move")
     ae = AE(ae_title="PYMOVE")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = ae.associate("127.0.0.1", lightbox.dicom_port, ae_title=lightbox.aet)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     assert assoc.is_established
     responses: list = []
     mover = threading.Thread(
@@ -216,20 +191,20 @@ def test_cancel_stops_a_move(lightbox, tmp_path):
     finally:
         cancel_sent.set()
         assoc.release()
-        server.shutdown()
+        destination_scp.shutdown()
     final = responses[-1][0]
     assert int(final.Status) == CANCELLED
     assert final.NumberOfCompletedSuboperations + final.NumberOfRemainingSuboperations == count
     assert final.NumberOfRemainingSuboperations > 0
 
 
-def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(lightbox, tmp_path):
+def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(server, tmp_path):
     source = Path(get_testdata_file("MR_small_jp2klossless.dcm"))
     original = dcmread(source)
     assert original.file_meta.TransferSyntaxUID == JPEG2000Lossless
-    assert lightbox.cli("import", str(source)).returncode == 0
-    add_node(lightbox, "PYGET", 1, "get")
-    received, (final, _) = c_get(lightbox, study_identifier(original.StudyInstanceUID), MRImageStorage, [ImplicitVRLittleEndian])
+    assert server.cli("import", str(source)).returncode == 0
+    add_node(server, "PYGET", 1, "get")
+    received, (final, _) = c_get(server, study_identifier(original.StudyInstanceUID), MRImageStorage, [ImplicitVRLittleEndian])
     assert int(final.Status) == SUCCESS and len(received) == 1
     got = received[0]
     assert got.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
@@ -237,7 +212,7 @@ def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(lightbox, tmp_
 
 
 @pytest.mark.slow
-def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightbox, tmp_path):
+def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(lightbox, tmp_path):
     first_uid, first = study_of(tmp_path / "a", 3)
     second_uid, second = study_of(tmp_path / "b", 2)
     assert lightbox.storescu(*first, *second).returncode == 0
@@ -266,7 +241,7 @@ def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(netns, lightb
 
 
 @pytest.mark.slow
-def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(netns, lightbox, tmp_path):
+def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(lightbox, tmp_path):
     """Orthanc's "retrieve patient" is a PATIENT-level C-MOVE under the Study Root model, which
     PS3.4 does not define: Lightbox moves all that patient's studies (and nobody else's)."""
     _first_uid, first = study_of(tmp_path / "a", 2)

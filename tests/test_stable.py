@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 import time
 from pathlib import Path
 
+import pytest
 from pydicom.uid import generate_uid
 
-from dicomgen import make_dataset
-from scu import rows, store
+from support.dicomgen import make_dataset
+from support.scu import rows, store
 
 pytestmark = pytest.mark.slow  # waits out the stable age, restarts
 

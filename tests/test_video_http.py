@@ -12,12 +12,23 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 
-from conftest import LightboxProcess, require
-from dicomgen import make_study
-from mediagen import (FFMPEG, H264_HP41, H264_HP41_FRAGMENTABLE, HEVC_MP51, MPEG2_MPML, VIDEO_ENDOSCOPIC, frame_hashes,
-                      make_stream, probe, video_dicom)  # fmt: skip
 from appliance.imaging.videos import FAILED, READY, VideoLibrary, VideoOptions
-from web import Client, first_admin, running
+from support.dicomgen import make_study
+from support.lightbox import LightboxProcess, running
+from support.mediagen import (
+    FFMPEG,
+    H264_HP41,
+    H264_HP41_FRAGMENTABLE,
+    HEVC_MP51,
+    MPEG2_MPML,
+    VIDEO_ENDOSCOPIC,
+    frame_hashes,
+    make_stream,
+    probe,
+    video_dicom,
+)
+from support.tools import require
+from support.web import Client, first_admin
 
 pytestmark = pytest.mark.slow  # ffmpeg transcodes
 
@@ -25,15 +36,9 @@ STORESCU_SYNTAX = {H264_HP41: "-xn", MPEG2_MPML: "-xm", HEVC_MP51: "-x4"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    require(FFMPEG)
-    with running(tmp_path_factory.mktemp("video") / "data", dicom_workers=0) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+def server_settings() -> dict[str, object]:
+    require(FFMPEG)  # the server makes MP4s with it
+    return {"dicom_workers": 0}
 
 
 def send(server: LightboxProcess, path: Path) -> str:

@@ -18,9 +18,8 @@ from pydicom.uid import generate_uid
 
 from appliance.archive import Archive
 from appliance.web import frames
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, require
-from tests.dicomgen import make_dataset, write
-from tests.test_overlays import add_overlay, gradient_image
+from support.dicomgen import make_dataset, write
+from support.imagegen import add_overlay, gradient_image
 
 pytestmark = pytest.mark.slow  # Chromium
 
@@ -92,22 +91,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     server.close()
     thread.join(10)
     archive.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require(CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # like a missing tool: a failure in CI, a skip on a laptop
-        message = "the playwright package is not installed (pip install -e '.[test]')"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -10,19 +10,12 @@ import pytest
 
 from appliance.archive import Archive
 from appliance.archive.registry import audit as audit_events
-from conftest import LightboxProcess
-from web import Client, add_user, first_admin, running, send_study
+from support.web import Client, add_user, send_study
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("audit") / "data", dicom_workers=0) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+def server_settings() -> dict[str, object]:
+    return {"dicom_workers": 0}
 
 
 @pytest.fixture(scope="module")

@@ -11,27 +11,15 @@ import time
 
 import pytest
 
-from conftest import LightboxProcess
-from web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, first_admin, running, send_study, setup_code
+from support.lightbox import LightboxProcess
+from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, send_study, setup_code
 
-VIEWER, VIEWER_PASSWORD = "reception", "viewer password 1"
 HOSTILE_NAME = "<script>alert(1)</script>^<iframe src/x>"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("web") / "data", dicom_workers=0) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
-
-
-@pytest.fixture(scope="module")
-def viewer(admin) -> Client:
-    return add_user(admin, VIEWER, VIEWER_PASSWORD)
+def server_settings() -> dict[str, object]:
+    return {"dicom_workers": 0}
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,17 @@ from pathlib import Path
 
 import pytest
 import segno
-from s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
-from test_web_browser import ARTIFACTS, browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
-from web import ADMIN, ADMIN_PASSWORD, Client, add_user, first_admin, running, send_study
+
+from support.browser import ARTIFACTS, expect, log_in, new_page, shot
+from support.lightbox import running
+from support.s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
+from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, first_admin, send_study
 
 pytestmark = pytest.mark.slow  # a browser and real S3 servers
 
 PASSPHRASE = "a long backup passphrase"
 VIEWER, VIEWER_PASSWORD = "frontdesk", "front desk password"
 KEY = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+")
-
-
-@pytest.fixture(scope="module")
-def moto() -> MotoS3:
-    server = MotoS3().start()
-    yield server
-    server.stop()
 
 
 def setup_form(moto: MotoS3, bucket: str) -> dict[str, str]:
@@ -203,7 +198,7 @@ def test_stale_and_failing_backups_are_said_plainly(tmp_path):
         archive.close()
 
 
-def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):  # noqa: F811
+def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):
     """Set-up through the page, the recovery sheet with its QR code (also as printed), the tick,
     "Back up now" until a recent success shows; a viewer gets 403."""
     moto.client().create_bucket(Bucket="browser-backup")

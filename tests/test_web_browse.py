@@ -11,9 +11,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
-from conftest import LightboxProcess
-from dicomgen import make_study
-from web import Client, first_admin, running, send_study
+from support.dicomgen import make_study
+from support.web import Client, send_study
 
 TODAY = date.today()
 DAY = lambda days_ago: (TODAY - timedelta(days=days_ago)).strftime("%Y%m%d")  # noqa: E731
@@ -29,14 +28,8 @@ STUDIES = (  # patient name, patient ID, accession, study date, modality, extra 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("browse") / "data", dicom_workers=0) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+def server_settings() -> dict[str, object]:
+    return {"dicom_workers": 0}
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +221,8 @@ def test_zip_is_written_piece_by_piece(tmp_path):
 
 def test_search_index_is_made_for_old_archives_and_follows_rebuild(tmp_path):
     from appliance.archive import Archive
-    from appliance.archive.reading import browse
     from appliance.archive.index import database
+    from appliance.archive.reading import browse
 
     files = [f for n in range(3) for f in make_study(tmp_path / f"s{n}", 1, patient_name=f"Zed^Nr{n}", patient_id=f"Z{n}")]
     archive = Archive(tmp_path / "data")
@@ -290,8 +283,8 @@ def test_modalities_are_found_by_index_seeks_not_a_scan(server):
     """The list of modalities is read from the series.modality index, one seek per modality,
     so it stays cheap at 100,000 studies; a plain DISTINCT would read the whole index."""
     from appliance.archive import Archive
-    from appliance.archive.reading import browse
     from appliance.archive.index import database
+    from appliance.archive.reading import browse
 
     archive = Archive(server.data)
     try:

@@ -7,70 +7,22 @@ from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, LightboxProcess, require
-from web import ADMIN, ADMIN_PASSWORD, running, send_study, setup_code
+from support.browser import TIMEOUT_MS, expect, log_in, new_page, shot
+from support.web import ADMIN, ADMIN_PASSWORD, send_study, setup_code
 
 pytestmark = pytest.mark.slow  # Chromium
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 HOSTILE = "<b>bold</b><script>alert(2)</script>^Eve"
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("browser") / "data") as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        message = "playwright is not installed (pip install '.[test]')"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def new_page(browser, server, dialogs: list, **context):
-    page = browser.new_context(accept_downloads=True, **context).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.base = f"http://127.0.0.1:{server.http_port}"
-    return page
 
 
 def wait_rows(page, count: int) -> None:
     # A locator assertion, not wait_for_function: the pages' CSP (rightly) forbids eval.
     expect(page.locator("#studies tbody tr")).to_have_count(count, timeout=TIMEOUT_MS)
-
-
-def log_in(page, name: str, password: str) -> None:
-    page.fill("#name", name)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def test_clinic_day(server, browser, tmp_path):

@@ -6,22 +6,10 @@ from __future__ import annotations
 import pytest
 from pydicom import dcmread
 
-from conftest import LightboxProcess
-from dicomgen import make_study
-from scu import rows
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
-from web import ADMIN, ADMIN_PASSWORD, Client, add_user, first_admin, running, send_study
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("corrections") / "data") as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+from support.browser import expect, log_in, new_page, shot
+from support.dicomgen import make_study
+from support.scu import rows
+from support.web import ADMIN, ADMIN_PASSWORD, add_user, send_study
 
 
 def test_only_admins_delete_and_only_with_the_patient_id(server, admin, tmp_path):
@@ -54,7 +42,7 @@ def test_edit_keeps_the_other_name_components_and_refuses_bad_dates(server, admi
 
 
 @pytest.mark.slow
-def test_study_page_fix_merge_and_delete_in_chromium(server, admin, browser, tmp_path):  # noqa: F811
+def test_study_page_fix_merge_and_delete_in_chromium(server, admin, browser, tmp_path):
     right = send_study(server, tmp_path / "right", 2, patient_id="WEB-7", patient_name="Doe^Jane", PatientBirthDate="19800101")
     files = make_study(tmp_path / "typo", 3, patient_id="WEB-7", patient_name="Deo^Jnae", PatientBirthDate="19800101")
     more = make_study(tmp_path / "typo2", 2, patient_id="WEB-7", patient_name="Deo^Jnae", PatientBirthDate="19800101",

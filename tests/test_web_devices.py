@@ -13,34 +13,22 @@ import time
 import pytest
 
 from appliance.archive import Archive, ArchiveOptions
-from conftest import LightboxProcess, free_port
-from dicomgen import make_study
-from peers import StoreSCP, private_network
-from test_forwarding import wait_for
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
-from web import ADMIN, ADMIN_PASSWORD, Client, first_admin, running
+from support.browser import expect, log_in, new_page, shot
+from support.dicomgen import make_study
+from support.lightbox import LightboxProcess
+from support.peers import StoreSCP
+from support.ports import free_port
+from support.waiting import wait_for
+from support.web import ADMIN, ADMIN_PASSWORD, Client, first_admin
 
-pytestmark = pytest.mark.slow  # a browser and DCMTK peers
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("netns")]  # a browser and DCMTK peers
 
 REJECTED_CALLING_AE = "Reason: Calling AE Title Not Recognized"
 
 
 @pytest.fixture(scope="module")
-def netns():
-    with private_network():
-        yield
-
-
-@pytest.fixture(scope="module")
-def server(netns, tmp_path_factory) -> LightboxProcess:
-    # stable_age 1 s: a study is forwarded (or its job fails) within seconds.
-    with running(tmp_path_factory.mktemp("devices") / "data", stable_age=1) as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+def server_settings() -> dict[str, object]:
+    return {"stable_age": 1}  # a study is forwarded (or its job fails) within seconds
 
 
 def devices(admin: Client) -> dict[str, dict]:
@@ -193,16 +181,10 @@ def test_forwarding_rules_and_the_retry_queue(server, admin, tmp_path) -> None:
     assert admin.api_post("/api/forwarding/rules/x", method="DELETE").status_code == 404
 
 
-@pytest.fixture(scope="module")
-def fresh_server(netns, tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("devices-browser") / "data", stable_age=1) as lightbox:
-        yield lightbox
-
-
-def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(fresh_server, browser, tmp_path) -> None:  # noqa: F811
+def test_admin_locks_the_box_approves_the_refused_unit_and_tests_it(lightbox_factory, browser, tmp_path) -> None:
     """In Chromium: a unit that stored is listed; locking refuses it, shown as refused; approving
     lets it store again; Test runs a C-ECHO to the unit's own port (a DCMTK storescp)."""
-    server = fresh_server
+    server = lightbox_factory(stable_age=1)  # a fresh archive: the unit is its only device
     first_admin(server)
     dialogs: list[str] = []
     page = new_page(browser, server, dialogs, viewport={"width": 1280, "height": 900})

@@ -5,21 +5,9 @@ messages for a clinic's admin rather than a shell user."""
 
 from __future__ import annotations
 
-import pytest
-
-from conftest import LightboxProcess, free_port
-from web import Client, first_admin, running
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("nodes") / "data") as lightbox:
-        yield lightbox
-
-
-@pytest.fixture(scope="module")
-def admin(server) -> Client:
-    return first_admin(server)
+from support.lightbox import LightboxProcess
+from support.ports import free_port
+from support.web import Client
 
 
 def device(admin: Client, aet: str) -> dict:

@@ -8,16 +8,14 @@ Screenshots go to tests/artifacts/ (desktop-*.png, phone-*.png) for people to lo
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
 from appliance.web import display
-from conftest import LightboxProcess
-from dicomgen import make_dataset, write
-from test_web_browser import browser, expect, log_in, new_page, shot  # noqa: F401 (browser: a fixture)
-from web import ADMIN, ADMIN_PASSWORD, add_user, first_admin, running, send_study
+from support.browser import expect, log_in, new_page, shot
+from support.dicomgen import make_dataset, write
+from support.web import ADMIN, ADMIN_PASSWORD, add_user, first_admin, send_study
 
 pytestmark = pytest.mark.slow  # Chromium at two sizes
 
@@ -30,12 +28,6 @@ LINES = """e => { const r = document.createRange(); r.selectNodeContents(e);
   return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"""
 OVERFLOW = """() => [...document.querySelectorAll('.table-wrap, main')]
   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.className || e.tagName)"""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> LightboxProcess:
-    with running(tmp_path_factory.mktemp("screens") / "data") as lightbox:
-        yield lightbox
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +65,7 @@ def clinic(server, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pages(server, clinic, browser):  # noqa: F811
+def pages(server, clinic, browser):
     """An admin logged in at each size."""
     dialogs: list[str] = []
     opened = {}

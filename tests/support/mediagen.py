@@ -15,8 +15,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import itemize_fragment
 from pydicom.uid import generate_uid
 
-from conftest import require
-from dicomgen import make_dataset
+from support.dicomgen import make_dataset
+from support.tools import require
 
 FFMPEG = "/usr/bin/ffmpeg"
 FFPROBE = "/usr/bin/ffprobe"

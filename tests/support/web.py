@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Iterator
 
 import requests
 
-from conftest import LightboxProcess
-from dicomgen import make_study
+from support.dicomgen import make_study
+from support.lightbox import LightboxProcess
 
 ADMIN, ADMIN_PASSWORD = "admin", "correct horse battery"
+VIEWER, VIEWER_PASSWORD = "reception", "viewer password 1"
 SETUP_CODE = re.compile(r"setup_code=([0-9A-F-]+)")
-
-
-@contextlib.contextmanager
-def running(data: Path, **settings: object) -> Iterator[LightboxProcess]:
-    """A `lightbox serve` for a whole test module (its start-up costs about a second)."""
-    lightbox = LightboxProcess(data, **settings).start()
-    try:
-        yield lightbox
-    finally:
-        lightbox.stop()
 
 
 def base_url(server: LightboxProcess) -> str:

@@ -1,71 +1,19 @@
-"""Independent DICOM peers for tests, and the private network they run in.
-
-DCMTK's storescp and Orthanc cannot bind to 127.0.0.1 only.  ``private_network`` moves the
-test process into a new network namespace with nothing but loopback, so every process it
-starts (Lightbox, storescp, Orthanc) is unreachable from outside; it moves back afterwards.
-"""
+"""Independent DICOM peers for tests: DCMTK's storescp and Orthanc (in a private network:
+neither can bind to 127.0.0.1 only, see support.netns)."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import fcntl
 import json
 import os
-import socket
-import struct
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
+from support.ports import free_port, wait_port
+from support.tools import dcmtk, require
 
-from conftest import IN_CI, dcmtk, free_port, require
-
-CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 ORTHANC = "/usr/sbin/Orthanc"
-READY_TIMEOUT = 30.0
-
-
-def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
-
-
-@contextlib.contextmanager
-def private_network() -> Iterator[None]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    try:
-        if libc.unshare(CLONE_NEWNET) != 0:
-            message = f"cannot create a private network namespace: {os.strerror(ctypes.get_errno())} (needs root)"
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
-        try:
-            _loopback_up()
-            yield
-        finally:
-            if libc.setns(home, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "cannot return to the original network namespace")
-    finally:
-        os.close(home)
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} not listening on {port}")
 
 
 class StoreSCP:
