@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "find_max_results",
         10000,
-        "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). "
-        "0: no cap.",
+        "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
     ),
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
@@ -253,7 +253,13 @@ def effective(settings: Settings) -> list[dict[str, Any]]:
     """Every setting with its value in force, for an admin to read (none of them is secret:
     credentials live in their own files, e.g. backup/target.json)."""
     return [
-        {"name": s.name, "value": settings.values[s.name], "default": s.default, "help": s.help, "choices": list(s.choices)}
+        {
+            "name": s.name,
+            "value": settings.values[s.name],
+            "default": s.default,
+            "help": s.help,
+            "choices": list(s.choices),
+        }
         for s in SETTINGS
     ]
 

@@ -21,8 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -89,7 +89,9 @@ def timed(cmd: list[str], log_path: Path, env: dict[str, str]) -> tuple[float, i
 def benchmark(args: argparse.Namespace) -> None:
     servers.check_lightbox_importable()
     rng = np.random.default_rng(20261201)
-    corpora = [corpus.ct_series(args.slices, rng)] + ([corpus.radiographs(args.radiographs, rng)] if args.radiographs else [])
+    corpora = [corpus.ct_series(args.slices, rng)] + (
+        [corpus.radiographs(args.radiographs, rng)] if args.radiographs else []
+    )
     total = sum(c.total_bytes for c in corpora)
     count = sum(len(c) for c in corpora)
     figures: dict[str, list[tuple[float, int]]] = {}
@@ -123,7 +125,12 @@ def run_steps(args: argparse.Namespace, endpoint: str, template: Path, work: Pat
     """One run: a copy of the template box backed up and restored by Lightbox, and its files
     sent and fetched by plain boto3; (step, (wall s, peak RSS bytes)) for each."""
     env = {**servers.lightbox_env(), "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    prefix, data, restored, plain_out = f"run{rep}", work / f"box-{rep}", work / f"restored-{rep}", work / f"plain-{rep}"
+    prefix, data, restored, plain_out = (
+        f"run{rep}",
+        work / f"box-{rep}",
+        work / f"restored-{rep}",
+        work / f"plain-{rep}",
+    )
     shutil.copytree(template, data)  # a box that has never backed up
     sheet = servers.lightbox_cli("backup", "init", "--data", str(data), "--bucket", BUCKET, "--endpoint", endpoint,
                                  "--prefix", prefix, "--passphrase-file", str(work / "passphrase"), env=env)  # fmt: skip

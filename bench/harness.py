@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -49,6 +49,7 @@ def p95(values: Sequence[float]) -> float:
 
 # --------------------------------------------------------------------------- options
 
+
 def parser(name: str, description: str, netns: bool = True) -> argparse.ArgumentParser:
     """The options of `python -m bench.<name>`; a bench run in a network namespace is told so
     by a hidden flag when it is re-run there."""
@@ -65,7 +66,9 @@ def add_servers(parser: argparse.ArgumentParser) -> None:
             raise argparse.ArgumentTypeError(f"a comma-separated subset of {','.join(SERVERS)}, not {text!r}")
         return chosen
 
-    parser.add_argument("--servers", type=servers, default=list(SERVERS), help="comma-separated subset of lightbox,orthanc")
+    parser.add_argument(
+        "--servers", type=servers, default=list(SERVERS), help="comma-separated subset of lightbox,orthanc"
+    )
 
 
 def add_workdir(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +92,14 @@ def workdir(name: str, args: argparse.Namespace) -> Iterator[Path]:
 
 # --------------------------------------------------------------------------- running
 
-def run(name: str, argv: Sequence[str], parse: Callable[[Sequence[str]], argparse.Namespace],
-        benchmark: Callable[[argparse.Namespace], None], netns: bool = True) -> int:
+
+def run(
+    name: str,
+    argv: Sequence[str],
+    parse: Callable[[Sequence[str]], argparse.Namespace],
+    benchmark: Callable[[argparse.Namespace], None],
+    netns: bool = True,
+) -> int:
     """The entry point of `python -m bench.<name>`: its exit status.  With ``netns``, the bench
     re-runs itself in a private network namespace first."""
     args = parse(argv)

@@ -18,9 +18,10 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 from pydicom.uid import CTImageStorage, generate_uid
@@ -36,6 +37,7 @@ SCENARIOS = {"ct-1assoc": ("ct", 1), "ct-4assoc": ("ct", 4), "dx-1assoc": ("dx",
 
 
 # --------------------------------------------------------------------------- corpus
+
 
 def write_tiny_archive(out: Path, count: int, rng: np.random.Generator) -> None:
     """Many small studies (8x8 CT images) to fill an index: 2 studies per patient,
@@ -79,11 +81,14 @@ def build_corpora(args: argparse.Namespace) -> dict[str, Corpus]:
     if args.warmup:
         corpora["warmup"] = corpus.ct_series(args.warmup, rng, "WARMUP")
     if args.preload:
-        corpora["preload"] = corpus.load_or_build(f"preload-{args.preload}", lambda d: write_tiny_archive(d, args.preload, rng))
+        corpora["preload"] = corpus.load_or_build(
+            f"preload-{args.preload}", lambda d: write_tiny_archive(d, args.preload, rng)
+        )
     return corpora
 
 
 # --------------------------------------------------------------------------- scenarios
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -95,7 +100,7 @@ class Scenario:
 @dataclass(frozen=True)
 class Target:
     label: str
-    start: Callable[[Path], ContextManager[RunningServer]]
+    start: Callable[[Path], AbstractContextManager[RunningServer]]
 
 
 @dataclass(frozen=True)
@@ -132,12 +137,15 @@ def run_once(scenario: Scenario, target: Target, warmup: Corpus | None, run_dir:
 
 # --------------------------------------------------------------------------- reporting
 
+
 def figure_line(scenario: Scenario, label: str, m: Measurement) -> str:
     images = len(scenario.corpus) / m.wall_s
     mbytes = scenario.corpus.total_bytes / MB / m.wall_s
     cpu_ms = 1000 * m.server_cpu_s / len(scenario.corpus)
-    return (f"{scenario.name} {label} {images:.1f} img/s {mbytes:.1f} MB/s "
-            f"peak_rss {m.peak_rss / MB:.0f} MB peak_pss {m.peak_pss / MB:.0f} MB wall {m.wall_s:.2f} s server_cpu {cpu_ms:.1f} ms/img")
+    return (
+        f"{scenario.name} {label} {images:.1f} img/s {mbytes:.1f} MB/s "
+        f"peak_rss {m.peak_rss / MB:.0f} MB peak_pss {m.peak_pss / MB:.0f} MB wall {m.wall_s:.2f} s server_cpu {cpu_ms:.1f} ms/img"
+    )
 
 
 def median_measurement(runs: list[Measurement]) -> Measurement:
@@ -151,8 +159,12 @@ def median_measurement(runs: list[Measurement]) -> Measurement:
 
 def report(scenarios: list[Scenario], targets: list[Target], results: dict[tuple[str, str], list[Measurement]]) -> None:
     labels = [t.label for t in targets]
-    pairs = [(a, b) for a, b in [("lightbox", "orthanc")] + [(l, "lightbox") for l in labels if l.startswith("lightbox@")]
-             if a in labels and b in labels]
+    pairs = [
+        (a, b)
+        for a, b in [("lightbox", "orthanc")]
+        + [(label, "lightbox") for label in labels if label.startswith("lightbox@")]
+        if a in labels and b in labels
+    ]
     for scenario in scenarios:
         medians = {label: median_measurement(results[(scenario.name, label)]) for label in labels}
         for label in labels:
@@ -163,6 +175,7 @@ def report(scenarios: list[Scenario], targets: list[Target], results: dict[tuple
 
 
 # --------------------------------------------------------------------------- main
+
 
 def preload_template(preload: Corpus, workdir: Path) -> Path:
     """Import the preload corpus once into a Lightbox data dir that each run copies."""
@@ -176,7 +189,9 @@ def preload_template(preload: Corpus, workdir: Path) -> Path:
     return template / "data"
 
 
-def preloaded_lightbox(template: Path, label: str, count: int) -> Callable[[Path], ContextManager[RunningServer]]:
+def preloaded_lightbox(
+    template: Path, label: str, count: int
+) -> Callable[[Path], AbstractContextManager[RunningServer]]:
     @contextlib.contextmanager
     def start(run_dir: Path) -> Iterator[RunningServer]:
         data_dir = run_dir / "lightbox-data"
@@ -185,6 +200,7 @@ def preloaded_lightbox(template: Path, label: str, count: int) -> Callable[[Path
             if (got := server.count_instances()) < count:
                 raise BenchError(f"preloaded Lightbox reports {got} instances, expected at least {count}")
             yield server
+
     return start
 
 
@@ -227,15 +243,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, default=1000, help="CT slices (512x512 int16), default 1000")
     parser.add_argument("--radiographs", type=int, default=5, help="~10 MB DX radiographs, default 5")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; medians are reported")
-    parser.add_argument("--preload", type=int, default=0, metavar="N",
-                        help="also measure Lightbox with N tiny instances imported beforehand")
-    parser.add_argument("--scale", action="store_const", const=100_000, dest="preload",
-                        help="shorthand for --preload 100000")
-    parser.add_argument("--warmup", type=int, default=10, metavar="N",
-                        help="CT slices sent (untimed) to each fresh server first; 0 to skip")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure Lightbox with N tiny instances imported beforehand",
+    )
+    parser.add_argument(
+        "--scale", action="store_const", const=100_000, dest="preload", help="shorthand for --preload 100000"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        metavar="N",
+        help="CT slices sent (untimed) to each fresh server first; 0 to skip",
+    )
     harness.add_servers(parser)
-    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(SCENARIOS),
-                        help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: s.split(","),
+        default=list(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)}",
+    )
     harness.add_workdir(parser)
     args = parser.parse_args(argv)
     for scenario in args.scenarios:

@@ -18,8 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,9 @@ def associations_per_second(server: RunningServer, count: int) -> float:
 
 def lightbox_forward_seconds(server: RunningServer, run_dir: Path, study: Corpus, dest_port: int) -> float:
     data = ["--data", str(run_dir / "lightbox-data")]
-    servers.lightbox_cli("node", "add", *data, "--aet", DEST_AET, "--host", "127.0.0.1", "--port", str(dest_port), "--allow", "store")
+    servers.lightbox_cli(
+        "node", "add", *data, "--aet", DEST_AET, "--host", "127.0.0.1", "--port", str(dest_port), "--allow", "store"
+    )
     servers.lightbox_cli("forward", "add", *data, "--to", DEST_AET)
     servers.send(server, study, 1, run_dir)
     db_path = run_dir / "lightbox-data" / "index.sqlite"
@@ -105,7 +107,9 @@ def benchmark(args: argparse.Namespace) -> None:
         results = {label: measure(label, args, study, workdir) for label in args.servers}
     medians = {label: {k: statistics.median(v) for k, v in r.items()} for label, r in results.items()}
     for label, m in medians.items():
-        print(f"associations {label} {m['associations']:.1f}/s ({1000 / m['associations']:.1f} ms each, echoscu included)")
+        print(
+            f"associations {label} {m['associations']:.1f}/s ({1000 / m['associations']:.1f} ms each, echoscu included)"
+        )
         print(f"forward {label} {m['forward']:.1f} img/s")
     if len(medians) == 2:
         for figure in ("associations", "forward"):

@@ -23,9 +23,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -103,7 +104,9 @@ def query_values(kind: str, studies: int, count: int, rng: random.Random) -> lis
     return months
 
 
-def timed_queries(server: RunningServer, kind: str, values: Sequence[str], warmup: int) -> tuple[list[float], list[int]]:
+def timed_queries(
+    server: RunningServer, kind: str, values: Sequence[str], warmup: int
+) -> tuple[list[float], list[int]]:
     """Seconds per query and matches per query, on one association (the first `warmup` untimed)."""
     times, hits = [], []
     try:
@@ -139,10 +142,14 @@ def measure(server: RunningServer, studies: int, args: argparse.Namespace) -> di
 def store_folders(server: RunningServer, part: Corpus, associations: int, log_dir: Path) -> None:
     """C-STORE a corpus part with DCMTK storescu, its folders dealt out over parallel associations."""
     folders = sorted(str(p) for p in part.dicom_dir.iterdir() if p.is_dir())
-    servers.storescu(server, [["+sd", "+r", *folders[n::associations]] for n in range(min(associations, len(folders)))], log_dir)
+    servers.storescu(
+        server, [["+sd", "+r", *folders[n::associations]] for n in range(min(associations, len(folders)))], log_dir
+    )
 
 
-def lightbox_runs(parts: list[tuple[int, Corpus]], workdir: Path) -> Iterator[tuple[int, Callable[[Path], ContextManager[RunningServer]]]]:
+def lightbox_runs(
+    parts: list[tuple[int, Corpus]], workdir: Path
+) -> Iterator[tuple[int, Callable[[Path], AbstractContextManager[RunningServer]]]]:
     """Import the parts one after the other into one data dir; after each, (studies so far,
     how to start a server on it)."""
     data = workdir / "lightbox-data"
@@ -189,13 +196,17 @@ def benchmark(args: argparse.Namespace) -> None:
 def add_corpus_size(parser: argparse.ArgumentParser) -> None:
     """--studies and --small, shared with bench.web, which measures the same corpus."""
     parser.add_argument("--studies", type=int, default=100_000, help="studies in the largest archive (default 100000)")
-    parser.add_argument("--small", type=int, default=10_000, help="studies in the first, smaller archive (default 10000)")
+    parser.add_argument(
+        "--small", type=int, default=10_000, help="studies in the first, smaller archive (default 10000)"
+    )
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = harness.parser("query", __doc__.split("\n")[0])
     add_corpus_size(parser)
-    parser.add_argument("--orthanc-max", type=int, default=10_000, help="largest archive loaded into Orthanc (default 10000)")
+    parser.add_argument(
+        "--orthanc-max", type=int, default=10_000, help="largest archive loaded into Orthanc (default 10000)"
+    )
     parser.add_argument("--load-associations", type=int, default=4, help="parallel storescu loading Orthanc")
     parser.add_argument("--queries", type=int, default=30, help="timed queries of each kind (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed queries of each kind first (default 5)")

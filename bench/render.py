@@ -29,9 +29,10 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -119,6 +120,7 @@ def build_corpora(args: argparse.Namespace) -> dict[str, Corpus]:
 
 # --------------------------------------------------------------------------- servers
 
+
 class Client:
     """GETs over one kept-alive connection; each returns the body (status must be 200)."""
 
@@ -193,7 +195,9 @@ def orthanc(run_dir: Path, files: Sequence[Path]) -> Iterator[Server]:
         server = OrthancServer()
         server.port, server.pid = running.http_port, running.proc.pid
         for path in files:
-            answer = servers.http(f"http://127.0.0.1:{running.http_port}/instances", path.read_bytes(), "POST", timeout=60)
+            answer = servers.http(
+                f"http://127.0.0.1:{running.http_port}/instances", path.read_bytes(), "POST", timeout=60
+            )
             server.ids[uid_of(path, "SOPInstanceUID")] = json.loads(answer)["ID"]
         yield server
 
@@ -203,6 +207,7 @@ def uid_of(path: Path, keyword: str) -> str:
 
 
 # --------------------------------------------------------------------------- figures
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -252,7 +257,12 @@ def make_figures(corpora: dict[str, Corpus]) -> list[Figure]:
     def cine(kind: str) -> Callable[[Server, Client], float]:
         def sample(server: Server, client: Client) -> float:
             loop = loops[kind]
-            return CINE_FRAMES * 1000 / timed_ms(lambda: [client.get(server.frame(loop, n)) for n in range(1, CINE_FRAMES + 1)])
+            return (
+                CINE_FRAMES
+                * 1000
+                / timed_ms(lambda: [client.get(server.frame(loop, n)) for n in range(1, CINE_FRAMES + 1)])
+            )
+
         return sample
 
     return [

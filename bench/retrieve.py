@@ -16,8 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 from pydicom import dcmread
@@ -63,11 +64,13 @@ def timed_retrieve(operation: str, server: RunningServer, study_uid: str, out: P
     wall = time.perf_counter() - started
     got = len(list(out.iterdir()))
     if code != 0 or got != expected:
-        raise BenchError(f"{operation} from {server.label}: exit {code}, {got}/{expected} files; log:\n{harness.tail(log_path)}")
+        raise BenchError(
+            f"{operation} from {server.label}: exit {code}, {got}/{expected} files; log:\n{harness.tail(log_path)}"
+        )
     return wall
 
 
-def measure(label: str, start: Callable[[Path], ContextManager[RunningServer]], study: Corpus, study_uid: str,
+def measure(label: str, start: Callable[[Path], AbstractContextManager[RunningServer]], study: Corpus, study_uid: str,
             args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:  # fmt: skip
     run_dir = workdir / label
     run_dir.mkdir()
@@ -92,13 +95,18 @@ def benchmark(args: argparse.Namespace) -> None:
     servers.check_lightbox_importable()
     study = corpus.ct_series(args.slices, np.random.default_rng(20240601))
     study_uid = str(dcmread(study.files[0], stop_before_pixels=True).StudyInstanceUID)
-    starts = {"lightbox": lambda d: servers.lightbox_server(d, "lightbox"), "orthanc": lambda d: servers.orthanc_server(d, "orthanc")}
+    starts = {
+        "lightbox": lambda d: servers.lightbox_server(d, "lightbox"),
+        "orthanc": lambda d: servers.orthanc_server(d, "orthanc"),
+    }
     with harness.workdir("retrieve", args) as workdir:
         results = {label: measure(label, starts[label], study, study_uid, args, workdir) for label in args.servers}
     for op in args.operations:
         medians = {label: statistics.median(results[label][op]) for label in args.servers}
         for label, wall in medians.items():
-            print(f"{op} {label} {len(study) / wall:.1f} img/s {study.total_bytes / MB / wall:.1f} MB/s wall {wall:.2f} s")
+            print(
+                f"{op} {label} {len(study) / wall:.1f} img/s {study.total_bytes / MB / wall:.1f} MB/s wall {wall:.2f} s"
+            )
         if len(medians) == 2:
             print(f"{op} ratio lightbox/orthanc img/s {medians['orthanc'] / medians['lightbox']:.2f}")
     sys.stdout.flush()
@@ -109,7 +117,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, default=500, help="CT images in the study (512x512 int16), default 500")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure (after one warm-up); medians")
     harness.add_servers(parser)
-    parser.add_argument("--operations", type=lambda s: s.split(","), default=list(OPERATIONS), help="cmove,cget or one of them")
+    parser.add_argument(
+        "--operations", type=lambda s: s.split(","), default=list(OPERATIONS), help="cmove,cget or one of them"
+    )
     harness.add_workdir(parser)
     args = parser.parse_args(argv)
     if set(args.operations) - set(OPERATIONS) or args.repeat < 1:

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from bench.corpus import Corpus
 from bench.harness import BENCH_ENV, REPO_ROOT, BenchError, log, tail, with_repo_on_path
@@ -45,6 +46,7 @@ def check_tools(*tools: str) -> None:
 
 
 # --------------------------------------------------------------------------- loopback
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -77,6 +79,7 @@ def http_put_json(url: str, body: dict) -> None:
 
 # --------------------------------------------------------------------------- processes
 
+
 @contextlib.contextmanager
 def managed_process(cmd: Sequence[str], log_path: Path, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
     """Start cmd in its own session; on exit SIGTERM it, then SIGKILL its process group if it hangs."""
@@ -95,12 +98,16 @@ def managed_process(cmd: Sequence[str], log_path: Path, env: dict[str, str], cwd
                 proc.wait()
 
 
-def wait_ready(proc: subprocess.Popen, name: str, health_url: str, log_path: Path, dicom_port: int | None = None) -> None:
+def wait_ready(
+    proc: subprocess.Popen, name: str, health_url: str, log_path: Path, dicom_port: int | None = None
+) -> None:
     """Until ``health_url`` answers JSON (and ``dicom_port``, if any, accepts connections)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"{name} exited with status {proc.returncode} during start-up; its output:\n{tail(log_path)}")
+            raise BenchError(
+                f"{name} exited with status {proc.returncode} during start-up; its output:\n{tail(log_path)}"
+            )
         try:
             http_get_json(health_url, timeout=1.0)
             if dicom_port is None or port_accepts(dicom_port):
@@ -112,6 +119,7 @@ def wait_ready(proc: subprocess.Popen, name: str, health_url: str, log_path: Pat
 
 
 # --------------------------------------------------------------------------- Lightbox
+
 
 def lightbox_env() -> dict[str, str]:
     return with_repo_on_path(BENCH_ENV)
@@ -176,6 +184,7 @@ def lightbox_server(run_dir: Path, label: str, data_dir: Path | None = None) -> 
 
 # --------------------------------------------------------------------------- Orthanc
 
+
 @contextlib.contextmanager
 def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
     dicom_port, http_port = free_port(), free_port()
@@ -207,10 +216,13 @@ def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
 
 def orthanc_modality(server: RunningServer, name: str, aet: str, port: int) -> None:
     """Make Orthanc know a DICOM peer on loopback (it answers and sends only to those it knows)."""
-    http_put_json(f"http://127.0.0.1:{server.http_port}/modalities/{name}", {"AET": aet, "Host": "127.0.0.1", "Port": port})
+    http_put_json(
+        f"http://127.0.0.1:{server.http_port}/modalities/{name}", {"AET": aet, "Host": "127.0.0.1", "Port": port}
+    )
 
 
 # --------------------------------------------------------------------------- DCMTK peers
+
 
 def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path) -> float:
     """One DCMTK storescu per argument list (files, or +sd +r and folders), all at once, each
@@ -218,13 +230,13 @@ def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path) -> f
     logs = [log_dir / f"storescu-{i}.log" for i in range(len(inputs))]
     procs = []
     started = time.perf_counter()
-    for args, log_path in zip(inputs, logs):
+    for args, log_path in zip(inputs, logs, strict=True):
         cmd = [STORESCU, "-aet", CALLING_AET, "-aec", server.aet, "127.0.0.1", str(server.dicom_port), *args]
         with open(log_path, "wb") as out:
             procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=BENCH_ENV))
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - started
-    for code, log_path in zip(codes, logs):
+    for code, log_path in zip(codes, logs, strict=True):
         if code != 0:
             raise BenchError(f"storescu to {server.label} exited with status {code}; its output:\n{tail(log_path)}")
     return wall
@@ -236,7 +248,9 @@ def send(server: RunningServer, corpus: Corpus, associations: int, log_dir: Path
     if associations == 1:
         return storescu(server, [["+sd", "+r", str(corpus.dicom_dir)]], log_dir)
     size = -(-len(corpus.files) // associations)
-    return storescu(server, [[str(p) for p in corpus.files[i:i + size]] for i in range(0, len(corpus.files), size)], log_dir)
+    return storescu(
+        server, [[str(p) for p in corpus.files[i : i + size]] for i in range(0, len(corpus.files), size)], log_dir
+    )
 
 
 def wait_for_count(server: RunningServer, expected: int) -> None:
@@ -260,6 +274,8 @@ def storescp(run_dir: Path, out: Path, aet: str) -> Iterator[int]:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not port_accepts(port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"storescp did not start on port {port}; its output:\n{tail(run_dir / 'storescp.log')}")
+                raise BenchError(
+                    f"storescp did not start on port {port}; its output:\n{tail(run_dir / 'storescp.log')}"
+                )
             time.sleep(0.05)
         yield port

@@ -29,8 +29,8 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench import harness, query, servers
 from bench.harness import BenchError
@@ -135,8 +135,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=50, help="timed requests of each kind (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests of each kind first (default 5)")
     harness.add_workdir(parser)
-    parser.add_argument("--data", type=Path, default=None,
-                        help="measure this data dir, loaded and kept by an earlier run, instead of loading one")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="measure this data dir, loaded and kept by an earlier run, instead of loading one",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.small <= args.studies or args.requests < 2:
         parser.error("need 0 < --small <= --studies and --requests >= 2")

@@ -9,7 +9,7 @@ would measure itself); tests/test_cfind.py cancels with it through a small recei
 from __future__ import annotations
 
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -36,7 +36,9 @@ class FindClient:
     def __init__(self, host: str, port: int, calling_ae: str, called_ae: str, model: str,
                  timeout: float = 60.0, receive_buffer: int | None = None) -> None:  # fmt: skip
         self.model = model
-        self.link, accepted = associate(host, port, calling_ae, called_ae, [(model, [IMPLICIT_VR_LITTLE_ENDIAN])], 0, timeout)
+        self.link, accepted = associate(
+            host, port, calling_ae, called_ae, [(model, [IMPLICIT_VR_LITTLE_ENDIAN])], 0, timeout
+        )
         if model not in accepted:
             release(self.link)
             raise AssociationFailed(f"{called_ae} refused the C-FIND context {model}")

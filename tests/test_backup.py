@@ -47,10 +47,27 @@ def _objects(client, bucket: str, prefix: str = "lightbox") -> list[str]:
 def _queries() -> list[tuple[str, str, dict]]:
     return [
         ("PATIENT_ROOT", "PATIENT", {"PatientID": "", "PatientName": "", "NumberOfPatientRelatedInstances": ""}),
-        ("STUDY_ROOT", "STUDY", {"StudyInstanceUID": "", "PatientName": "*o*", "ModalitiesInStudy": "", "NumberOfStudyRelatedInstances": ""}),
+        (
+            "STUDY_ROOT",
+            "STUDY",
+            {
+                "StudyInstanceUID": "",
+                "PatientName": "*o*",
+                "ModalitiesInStudy": "",
+                "NumberOfStudyRelatedInstances": "",
+            },
+        ),
         ("STUDY_ROOT", "STUDY", {"StudyInstanceUID": "", "PatientID": "PID-B", "StudyDate": "20260101-"}),
-        ("STUDY_ROOT", "SERIES", {"StudyInstanceUID": "", "SeriesInstanceUID": "", "Modality": "OT", "NumberOfSeriesRelatedInstances": ""}),
-        ("STUDY_ROOT", "IMAGE", {"StudyInstanceUID": "", "SeriesInstanceUID": "", "SOPInstanceUID": "", "InstanceNumber": ""}),
+        (
+            "STUDY_ROOT",
+            "SERIES",
+            {"StudyInstanceUID": "", "SeriesInstanceUID": "", "Modality": "OT", "NumberOfSeriesRelatedInstances": ""},
+        ),
+        (
+            "STUDY_ROOT",
+            "IMAGE",
+            {"StudyInstanceUID": "", "SeriesInstanceUID": "", "SOPInstanceUID": "", "InstanceNumber": ""},
+        ),
     ]
 
 
@@ -74,7 +91,9 @@ def test_disaster_drill_restores_byte_identical_archive(moto: MotoS3, corpus: Pa
     box = Box(tmp_path / "box", moto.endpoint, "drill")
     box.ok("import", corpus)
     sheet = box.init().stdout
-    assert "AGE-SECRET-KEY-1" in sheet and "Losing BOTH the passphrase and this recovery sheet loses the backup" in sheet
+    assert (
+        "AGE-SECRET-KEY-1" in sheet and "Losing BOTH the passphrase and this recovery sheet loses the backup" in sheet
+    )
     assert (box.data / "backup" / "identity.txt").stat().st_mode & 0o777 == 0o600
     assert box.backup()["uploaded"] == 11
     status = box.status()
@@ -294,7 +313,11 @@ def test_bucket_never_holds_plaintext(moto: MotoS3, corpus: Path, tmp_path: Path
         import pydicom
 
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        secrets |= {str(ds.SOPInstanceUID).encode(), str(ds.StudyInstanceUID).encode(), str(ds.SeriesInstanceUID).encode()}
+        secrets |= {
+            str(ds.SOPInstanceUID).encode(),
+            str(ds.StudyInstanceUID).encode(),
+            str(ds.SeriesInstanceUID).encode(),
+        }
         data = path.read_bytes()
         pieces += [data[i : i + 32] for i in range(132, len(data) - 32, max(32, len(data) // 16))]
     keys = _bucket_keys(client, "scanned")
@@ -331,11 +354,16 @@ def test_object_lock_bucket_needs_checksums_and_then_works(moto: MotoS3, corpus:
     client.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
     client.put_object_lock_configuration(
         Bucket="locked",
-        ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}},
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+        },
     )
     box = Box(tmp_path / "box", moto.endpoint, "locked")
     box.ok("import", corpus / "b", corpus / "c")
-    refused = box.run("backup", "init", "--bucket", "locked", "--endpoint", moto.endpoint, "--passphrase-file", box.passphrase_file)
+    refused = box.run(
+        "backup", "init", "--bucket", "locked", "--endpoint", moto.endpoint, "--passphrase-file", box.passphrase_file
+    )
     assert refused.returncode == 1 and "backup_checksums = when_supported" in refused.stderr
     box.init("--backup-checksums", "when_supported")
     assert box.backup("--backup-checksums", "when_supported")["uploaded"] == 5  # the 11.5 MB one in parts

@@ -104,10 +104,19 @@ def test_study_root_study_level_returns_computed_and_unknown_keys(archive, tmp_p
         "PatientComments", "Rows",
     )  # fmt: skip
     assert rsp.StudyInstanceUID == uids["P2"]
-    assert (rsp.PatientName, rsp.StudyDate, rsp.StudyTime, rsp.AccessionNumber) == ("Doe^Jane", "20240220", "141500", "A-200")
+    assert (rsp.PatientName, rsp.StudyDate, rsp.StudyTime, rsp.AccessionNumber) == (
+        "Doe^Jane",
+        "20240220",
+        "141500",
+        "A-200",
+    )
     assert list(rsp.ModalitiesInStudy) == ["MR", "US"]
     assert rsp.SOPClassesInStudy == "1.2.840.10008.5.1.4.1.1.7"
-    assert (rsp.NumberOfStudyRelatedSeries, rsp.NumberOfStudyRelatedInstances, rsp.NumberOfPatientRelatedStudies) == (2, 2, 1)
+    assert (rsp.NumberOfStudyRelatedSeries, rsp.NumberOfStudyRelatedInstances, rsp.NumberOfPatientRelatedStudies) == (
+        2,
+        2,
+        1,
+    )
     assert rsp.ReferringPhysicianName == "Smith^Anna"
     assert rsp.RetrieveAETitle == server.aet and rsp.QueryRetrieveLevel == "STUDY"
     assert rsp.PatientComments == "" and rsp.Rows is None  # unknown key; a key below the level
@@ -157,7 +166,9 @@ def test_study_matching(archive, tmp_path, keys, expected):
 
 def test_uid_list(archive, tmp_path):
     server, uids = archive
-    found = findscu(server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={uids['P1']}\\{uids['P3']}", "PatientID")
+    found = findscu(
+        server, tmp_path, "-S", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={uids['P1']}\\{uids['P3']}", "PatientID"
+    )
     assert {r.PatientID for r in found} == {"P1", "P3"}
 
 
@@ -215,7 +226,9 @@ def test_cancel_stops_the_stream(bulk):
     server, study_uid = bulk
     identifier = encode_identifier(query("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID="", SOPInstanceUID=""))
     found, status = 0, None
-    with FindClient("127.0.0.1", server.dicom_port, "PYFIND", server.aet, STUDY_ROOT, timeout=30, receive_buffer=4096) as client:
+    with FindClient(
+        "127.0.0.1", server.dicom_port, "PYFIND", server.aet, STUDY_ROOT, timeout=30, receive_buffer=4096
+    ) as client:
         for status in client.find(identifier):
             if status == PENDING:
                 found += 1
@@ -243,7 +256,9 @@ def test_unknown_ae_may_not_query_by_default(lightbox, tmp_path):
     ae.add_requested_context(STUDY_ROOT)
     assoc = ae.associate("127.0.0.1", lightbox.dicom_port, ae_title=lightbox.aet)
     try:
-        accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == STUDY_ROOT] if assoc.is_established else []
+        accepted = (
+            [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == STUDY_ROOT] if assoc.is_established else []
+        )
     finally:
         if assoc.is_established:
             assoc.release()
@@ -255,7 +270,12 @@ def test_integer_strings_come_back_as_received(lightbox, tmp_path):
     numbers (SeriesNumber=4 finds "04")."""
     ds = make_dataset(patient_id="IS-1", SeriesNumber="04", InstanceNumber="01")
     assert lightbox.storescu(write(ds, tmp_path / "is.dcm")).returncode == 0
-    assert lightbox.cli("node", "add", "--aet", "FINDSCU", "--host", "127.0.0.1", "--port", "1", "--allow", "find").returncode == 0
+    assert (
+        lightbox.cli(
+            "node", "add", "--aet", "FINDSCU", "--host", "127.0.0.1", "--port", "1", "--allow", "find"
+        ).returncode
+        == 0
+    )
     [series] = findscu(lightbox, tmp_path / "series", "-S", "QueryRetrieveLevel=SERIES",
                        f"StudyInstanceUID={ds.StudyInstanceUID}", "SeriesNumber=4")  # fmt: skip
     assert series["SeriesNumber"].value == "04" and series.data_element("SeriesNumber").VR == "IS"

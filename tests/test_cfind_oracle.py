@@ -61,7 +61,12 @@ KNOWN_DIFFERENCES = {
 
 def build_corpus(src: Path, rng: random.Random) -> dict[str, list[str]]:
     """~200 instances; returns the values queries are drawn from."""
-    values: dict[str, list[str]] = {"StudyInstanceUID": [], "SOPInstanceUID": [], "AccessionNumber": [], "StudyDate": []}
+    values: dict[str, list[str]] = {
+        "StudyInstanceUID": [],
+        "SOPInstanceUID": [],
+        "AccessionNumber": [],
+        "StudyDate": [],
+    }
     n = 0
     for p, name in enumerate(NAMES * 2):
         patient = dict(patient_id=f"PID{p:03d}", patient_name=name, birth_date=f"19{rng.randrange(30, 99)}0{rng.randrange(1, 9)}1{rng.randrange(10)}",
@@ -92,7 +97,14 @@ def random_query(rng: random.Random, values: dict[str, list[str]]) -> tuple[str,
     level = rng.choice(levels)
     name = rng.choice(NAMES)
     pool = {
-        "PatientName": [name, name.upper(), name[:3] + "*", "*" + name[2:5] + "*", "?" + name[1:], name.split("^")[0] + "^*"],
+        "PatientName": [
+            name,
+            name.upper(),
+            name[:3] + "*",
+            "*" + name[2:5] + "*",
+            "?" + name[1:],
+            name.split("^")[0] + "^*",
+        ],
         "PatientID": [f"PID{rng.randrange(24):03d}", "PID00*", "PID0?1"],
         "PatientSex": ["M", "F"],
     }
@@ -156,13 +168,19 @@ def explained(level: str, keys: dict[str, str], asked: list[str], ours: set[tupl
     if pattern is not None and theirs < ours:
         names = [row[asked.index("PatientName")] for row in ours - theirs]
         # Each extra answer matches only when accents are folded, not with case folding alone.
-        if all(_matches(normalise_name(n), normalise_name(pattern)) and not _matches(n.upper(), pattern.upper()) for n in names):
+        if all(
+            _matches(normalise_name(n), normalise_name(pattern)) and not _matches(n.upper(), pattern.upper())
+            for n in names
+        ):
             return "accent-folding"
     return None
 
 
 def _matches(value: str, pattern: str) -> bool:
-    return re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), value) is not None
+    return (
+        re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), value)
+        is not None
+    )
 
 
 def run_oracle(tmp_path: Path, lightbox_factory) -> dict:

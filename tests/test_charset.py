@@ -223,7 +223,9 @@ def test_normalise_name_keeps_different_names_apart(a: str, b: str) -> None:
 
 
 def test_extract_normalises_patient_and_referring_names(tmp_path: Path) -> None:
-    ds = raw_dataset(tmp_path, "ISO_IR 100", PatientName=b"M\xfcller^Jos\xe9^^", ReferringPhysicianName=b"\xc9mile^Zola")
+    ds = raw_dataset(
+        tmp_path, "ISO_IR 100", PatientName=b"M\xfcller^Jos\xe9^^", ReferringPhysicianName=b"\xc9mile^Zola"
+    )
     fields = extract(ds)
     assert fields.patient["name"] == "Müller^José^^"
     assert fields.patient["name_norm"] == "muller^jose"

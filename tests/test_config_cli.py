@@ -16,7 +16,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_every_setting_is_documented_in_the_readme():
@@ -48,7 +50,7 @@ def test_config_file_from_environment(tmp_path):
     "content, message",
     [
         ('dicom_port = "many"\n', "dicom_port"),
-        ('no_such_setting = 1\n', "unknown setting"),
+        ("no_such_setting = 1\n", "unknown setting"),
         ('duplicate_policy = "merge"\n', "keep-first"),
         ("aet = \n", "cannot read"),
     ],
@@ -134,6 +136,8 @@ def test_readme_map_matches_the_tree():
     assert block, "README.md lost its map"
     named = set(re.findall(r"^ {2,4}([a-z_]+)/", block.group(1), re.M))
     root = README.parent / "appliance"
-    packages = {p.parent.name for p in root.glob("*/__init__.py")} | {p.parent.name for p in root.glob("archive/*/__init__.py")}
+    packages = {p.parent.name for p in root.glob("*/__init__.py")} | {
+        p.parent.name for p in root.glob("archive/*/__init__.py")
+    }
     packages -= {"webui"}  # a link to the top-level webui/, named on its own line
     assert named == packages

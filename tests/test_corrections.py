@@ -73,7 +73,10 @@ def test_delete_study_series_and_instance_with_a_confirmation_naming_the_patient
 
     series_uid = uid_of(more[0], "SeriesInstanceUID")
     assert lightbox.cli("delete", "series", series_uid, "--confirm", "TWO-1").returncode == 0
-    assert lightbox.cli("delete", "instance", uid_of(two_series[0], "SOPInstanceUID"), "--confirm", "TWO-1").returncode == 0
+    assert (
+        lightbox.cli("delete", "instance", uid_of(two_series[0], "SOPInstanceUID"), "--confirm", "TWO-1").returncode
+        == 0
+    )
     assert lightbox.count() == 4 and len(stored_files(lightbox.data)) == 4
     assert rows(lightbox.data, "SELECT num_series, num_instances FROM study WHERE study_uid = ?",
                 uid_of(two_series[0], "StudyInstanceUID")) == [(1, 2)]  # fmt: skip
@@ -111,17 +114,26 @@ def test_a_deletion_interrupted_after_its_commit_is_finished_at_start_up(tmp_pat
 
 @pytest.mark.slow  # `lightbox rebuild-index` and a restart
 def test_fix_identity_rewrites_every_file_under_the_same_uids_and_keeps_the_originals(lightbox, tmp_path):
-    plain = make_study(tmp_path / "study", 2, patient_id="TYPO-1", patient_name="Mueler^Hans", PatientBirthDate="19700101")
+    plain = make_study(
+        tmp_path / "study", 2, patient_id="TYPO-1", patient_name="Mueler^Hans", PatientBirthDate="19700101"
+    )
     study_uid = uid_of(plain[0], "StudyInstanceUID")
     j2k = dcmread(get_testdata_file("MR_small_jp2klossless.dcm"))
-    j2k.StudyInstanceUID, j2k.PatientID, j2k.PatientName, j2k.PatientBirthDate = study_uid, "TYPO-1", "Mueler^Hans", "19700101"
+    j2k.StudyInstanceUID, j2k.PatientID, j2k.PatientName, j2k.PatientBirthDate = (
+        study_uid,
+        "TYPO-1",
+        "Mueler^Hans",
+        "19700101",
+    )
     j2k.save_as(tmp_path / "study" / "j2k.dcm")
     sent = [*plain, tmp_path / "study" / "j2k.dcm"]
     assert lightbox.cli("import", str(tmp_path / "study")).returncode == 0
     add_nodes(lightbox)
     originals = {p.name for p in stored_files(lightbox.data)}
 
-    edited = lightbox.cli("patient", "edit", study_uid, "--name", "Müller^Hans", "--id", "PID-7", "--birth-date", "19700102")
+    edited = lightbox.cli(
+        "patient", "edit", study_uid, "--name", "Müller^Hans", "--id", "PID-7", "--birth-date", "19700102"
+    )
     assert edited.returncode == 0, edited.stderr
     assert "3 instances rewritten" in edited.stdout
     assert studies_of(lightbox, tmp_path, "PID-7") == [study_uid] and studies_of(lightbox, tmp_path, "TYPO-1") == []
@@ -132,7 +144,9 @@ def test_fix_identity_rewrites_every_file_under_the_same_uids_and_keeps_the_orig
         after = received[str(before.SOPInstanceUID)]  # every instance, under its own UID
         assert (str(after.PatientName), after.PatientID, after.PatientBirthDate) == ("Müller^Hans", "PID-7", "19700102")
         assert (after.StudyInstanceUID, after.SeriesInstanceUID) == (before.StudyInstanceUID, before.SeriesInstanceUID)
-        stored_syntax = rows(lightbox.data, "SELECT transfer_syntax FROM instance WHERE sop_uid = ?", str(before.SOPInstanceUID))
+        stored_syntax = rows(
+            lightbox.data, "SELECT transfer_syntax FROM instance WHERE sop_uid = ?", str(before.SOPInstanceUID)
+        )
         assert stored_syntax == [(str(before.file_meta.TransferSyntaxUID),)]  # pixels untouched: J2K stays J2K
         assert np.array_equal(after.pixel_array, before.pixel_array)
         [change] = after.OriginalAttributesSequence
@@ -160,10 +174,15 @@ def test_merge_resolves_a_flagged_identity_conflict(lightbox, tmp_path):
     right = make_study(tmp_path / "right", 2, patient_id="PID-9", patient_name="Doe^Jane", PatientBirthDate="19800101")
     typo = make_study(tmp_path / "typo", 1, patient_id="PID-9", patient_name="Deo^Jane", PatientBirthDate="19800101")
     assert lightbox.storescu(*right, *typo).returncode == 0
-    assert rows(lightbox.data, "SELECT name, identity_conflict FROM patient ORDER BY id") == [("Doe^Jane", 1), ("Deo^Jane", 1)]
+    assert rows(lightbox.data, "SELECT name, identity_conflict FROM patient ORDER BY id") == [
+        ("Doe^Jane", 1),
+        ("Deo^Jane", 1),
+    ]
     merged = lightbox.cli("patient", "merge", uid_of(typo[0], "StudyInstanceUID"), uid_of(right[0], "StudyInstanceUID"))
     assert merged.returncode == 0, merged.stderr
-    assert rows(lightbox.data, "SELECT name, identity_conflict, num_studies, num_instances FROM patient") == [("Doe^Jane", 0, 2, 3)]
+    assert rows(lightbox.data, "SELECT name, identity_conflict, num_studies, num_instances FROM patient") == [
+        ("Doe^Jane", 0, 2, 3)
+    ]
     again = lightbox.cli("patient", "merge", uid_of(typo[0], "StudyInstanceUID"), uid_of(right[0], "StudyInstanceUID"))
     assert again.returncode == 1 and "same patient" in again.stderr
 

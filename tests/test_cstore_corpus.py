@@ -53,9 +53,9 @@ def is_valid_instance(path: Path, meta_must_agree: bool = True) -> bool:
         return False
     if not meta_must_agree:
         return True
-    return str(meta.MediaStorageSOPInstanceUID) == str(ds.SOPInstanceUID) and str(
-        meta.MediaStorageSOPClassUID
-    ) == str(ds.SOPClassUID)
+    return str(meta.MediaStorageSOPInstanceUID) == str(ds.SOPInstanceUID) and str(meta.MediaStorageSOPClassUID) == str(
+        ds.SOPClassUID
+    )
 
 
 def dcmtk_parses_whole_file(path: Path) -> bool:
@@ -127,7 +127,18 @@ def test_corpus_through_dcmtk_dcmsend(lightbox):
     answered = 0
     for path in corpus():
         result = subprocess.run(
-            [tool, "-v", "-dn", "-aet", "DCMSEND", "-aec", "LIGHTBOX", "127.0.0.1", str(lightbox.dicom_port), str(path)],
+            [
+                tool,
+                "-v",
+                "-dn",
+                "-aet",
+                "DCMSEND",
+                "-aec",
+                "LIGHTBOX",
+                "127.0.0.1",
+                str(lightbox.dicom_port),
+                str(path),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

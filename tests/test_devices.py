@@ -33,9 +33,8 @@ def device_row(server, aet: str) -> dict | None:
     )
     if not found:
         return None
-    keys = ("status host implementation_class_uid implementation_version sop_classes transfer_syntaxes first_seen "
-            "last_seen associations refused studies_received images_received last_error name").split()  # fmt: skip
-    return dict(zip(keys, found[0]))
+    keys = ["status", "host", "implementation_class_uid", "implementation_version", "sop_classes", "transfer_syntaxes", "first_seen", "last_seen", "associations", "refused", "studies_received", "images_received", "last_error", "name"]  # fmt: skip
+    return dict(zip(keys, found[0], strict=True))
 
 
 def device_cli(server, *args: str) -> subprocess.CompletedProcess:
@@ -61,7 +60,7 @@ def test_unknown_storescu_is_recorded_with_what_it_proposed_and_sent(lightbox, t
 
     listed = device_cli(lightbox, "list")
     assert listed.returncode == 0
-    line = next(l for l in listed.stdout.splitlines() if l.startswith("US_UNIT_1 "))
+    line = next(row for row in listed.stdout.splitlines() if row.startswith("US_UNIT_1 "))
     assert "status=new" in line and "studies=2" in line and "images=5" in line and "associations=2" in line
 
     # A refused instance is the device's last error.
@@ -88,7 +87,11 @@ def test_locked_refuses_unknown_device_until_approved(lightbox_factory, tmp_path
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     assert assoc.is_rejected
-    assert (assoc.acceptor.primitive.result, assoc.acceptor.primitive.result_source, assoc.acceptor.primitive.diagnostic) == (1, 1, 3)
+    assert (
+        assoc.acceptor.primitive.result,
+        assoc.acceptor.primitive.result_source,
+        assoc.acceptor.primitive.diagnostic,
+    ) == (1, 1, 3)
 
     approved = device_cli(server, "approve", "XRAY_ROOM_2")
     assert approved.returncode == 0 and "status=approved" in approved.stdout, approved.stderr
@@ -167,7 +170,6 @@ def test_charset_override_decodes_files_that_lie(lightbox, tmp_path: Path) -> No
     assert names["AFTER"] == "Иванов^Иван"
     assert names["BEFORE"] != "Иванов^Иван"  # decoded as declared, before the override
     assert "charset=ISO_IR 144" in device_cli(lightbox, "list").stdout
-
 
 
 def test_recording_a_device_leaves_ingest_commits_durable(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -33,7 +33,10 @@ WAIT = 20.0  # seconds: probing and announcing take ~2 s, the address check runs
 @pytest.fixture
 def mdns_network() -> Iterator[None]:
     with private_network():
-        for command in (["ip", "link", "set", "lo", "multicast", "on"], ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"]):
+        for command in (
+            ["ip", "link", "set", "lo", "multicast", "on"],
+            ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"],
+        ):
             subprocess.run(command, check=True)
         yield
 
@@ -58,7 +61,11 @@ class Browser:
                 found = self.events.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if found["event"] in events and name_contains in found["name"] and all(found.get(k) == v for k, v in where.items()):
+            if (
+                found["event"] in events
+                and name_contains in found["name"]
+                and all(found.get(k) == v for k, v in where.items())
+            ):
                 return found
         raise AssertionError(f"no {event} event for {name_contains!r} {where} within {WAIT:.0f} s")
 
@@ -144,7 +151,9 @@ def test_lightbox_lists_a_dicom_node_another_process_announces(mdns_network, lig
         assert peer.stdout.readline().strip() == "announced"  # type: ignore[union-attr]
         name = "Ultrasound Room 1._dicom._tcp.local."
         deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline and not rows(server.data, "SELECT 1 FROM discoveredservice WHERE name = ?", name):
+        while time.monotonic() < deadline and not rows(
+            server.data, "SELECT 1 FROM discoveredservice WHERE name = ?", name
+        ):
             time.sleep(0.2)
         listed = server.cli("device", "discovered")
         assert listed.returncode == 0
@@ -161,6 +170,8 @@ def test_lightbox_lists_a_dicom_node_another_process_announces(mdns_network, lig
         peer.wait(30)
         scp.stop()
     deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline and rows(server.data, "SELECT present FROM discoveredservice WHERE name = ?", name) != [(0,)]:
+    while time.monotonic() < deadline and rows(
+        server.data, "SELECT present FROM discoveredservice WHERE name = ?", name
+    ) != [(0,)]:
         time.sleep(0.2)
     assert "present=no" in server.cli("device", "discovered").stdout

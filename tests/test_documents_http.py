@@ -148,8 +148,14 @@ def test_report_reads_as_dsr2html_renders_it(admin, study):
     assert len(expected) > 30
     missing = [value for value in expected if re.sub(r"\s+", " ", value) not in ours]
     assert not missing, f"dsr2html shows these, the report page does not: {missing}"
-    for header in ("Diagnosis", "Comprehensive SR", "COMPLETE (This document is completed!)", "VERIFIED",
-                   "Riesmeier, Jörg, OFFIS e.V., 2001-02-13 18:47:46", "Paper, Pia (DOC-1)"):  # fmt: skip (names as the UI writes them)
+    for header in (
+        "Diagnosis",
+        "Comprehensive SR",
+        "COMPLETE (This document is completed!)",
+        "VERIFIED",
+        "Riesmeier, Jörg, OFFIS e.V., 2001-02-13 18:47:46",
+        "Paper, Pia (DOC-1)",
+    ):  # fmt: skip (names as the UI writes them)
         assert as_shown(header) in ours, header
 
 

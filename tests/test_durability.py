@@ -195,9 +195,21 @@ def test_four_concurrent_associations_index_correctly(lightbox: LightboxProcess,
 
     senders = [
         subprocess.Popen(
-            [dcmtk("storescu"), "-aet", f"MOD{n}", "-aec", lightbox.aet,
-             "+sd", "+r", "127.0.0.1", str(lightbox.dicom_port), str(folder)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                dcmtk("storescu"),
+                "-aet",
+                f"MOD{n}",
+                "-aec",
+                lightbox.aet,
+                "+sd",
+                "+r",
+                "127.0.0.1",
+                str(lightbox.dicom_port),
+                str(folder),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         for n, (_, _, _, folder, _) in enumerate(studies)
     ]
@@ -514,7 +526,7 @@ def test_peer_dying_mid_dataset_leaves_no_spool_file(lightbox: LightboxProcess, 
     message.primitive_to_message(request)
     context_id = assoc.accepted_contexts[0].context_id
     fragments = message.encode_msg(context_id, assoc.dimse.maximum_pdu_size)
-    for _, p_data in zip(range(3), fragments):  # the command and the first two megabytes
+    for _, p_data in zip(range(3), fragments, strict=False):  # the command and the first two megabytes
         assoc.dul.send_pdu(p_data)
     for _ in range(500):  # bounded: until the server has spooled some of it
         if any(e.stat().st_size > 0 for e in (data / "spool").iterdir()):

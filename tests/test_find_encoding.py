@@ -15,7 +15,9 @@ def test_find_response_decodes_in_pydicom(explicit):
     fixed = [(0x00080052, "CS", "IMAGE"), (0x00080054, "AE", "LIGHTBOX")]
     asked = [spec("PatientName"), spec("StudyDescription"), spec("RequestAttributesSequence"), (0x00091010, "UN")]
     returned = ["PatientName", "PatientID", "Rows", "InstanceNumber", "SOPInstanceUID", "RequestAttributesSequence"]
-    encoder = FindResponseEncoder(fixed, asked, returned, {"RequestAttributesSequence": ["RequestedProcedureID"]}, explicit)
+    encoder = FindResponseEncoder(
+        fixed, asked, returned, {"RequestAttributesSequence": ["RequestedProcedureID"]}, explicit
+    )
     match = {
         "PatientName": "Müller^Jürgen",
         "PatientID": "P1",
@@ -32,7 +34,7 @@ def test_find_response_decodes_in_pydicom(explicit):
     assert ds.StudyDescription == "" and ds[0x00091010].value in (b"", None)
     items = ds.RequestAttributesSequence
     assert [item.get("RequestedProcedureID") for item in items] == ["RP-17", ""]
-    tags = [int(tag) for tag in ds.keys()]
+    tags = [int(element.tag) for element in ds]
     assert tags == sorted(tags)
 
 

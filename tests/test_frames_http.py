@@ -10,8 +10,9 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import bottle
 import numpy as np
@@ -36,7 +37,9 @@ def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         if bottle.request.get_header(SESSION_HEADER) != "let-me-in":
-            return bottle.HTTPResponse(json.dumps({"error": "login required"}), 401, {"Content-Type": "application/json"})
+            return bottle.HTTPResponse(
+                json.dumps({"error": "login required"}), 401, {"Content-Type": "application/json"}
+            )
         return handler(*args, **kwargs)
 
     return checked

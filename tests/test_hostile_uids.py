@@ -9,8 +9,8 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from pydicom import config as pydicom_config
@@ -193,15 +193,23 @@ def test_nonconformant_uids_are_stored_flagged_and_retrieved_as_stored(lightbox,
     odd = make_dataset(patient_id="ODD-UIDS")
     for keyword, value in NONCONFORMANT.items():
         setattr(odd, keyword, value)
-    paths = [write(odd, tmp_path / "sent" / "odd.dcm"), write(make_dataset(patient_id="ODD-UIDS"), tmp_path / "sent" / "plain.dcm")]
+    paths = [
+        write(odd, tmp_path / "sent" / "odd.dcm"),
+        write(make_dataset(patient_id="ODD-UIDS"), tmp_path / "sent" / "plain.dcm"),
+    ]
     sent = lightbox.storescu(*paths)
     assert sent.returncode == 0 and sent.stderr.count("Received Store Response (Success)") == 2, sent.stderr
-    flagged = rows(lightbox.data, "SELECT nonconformant_uids FROM instance WHERE sop_uid = ?", NONCONFORMANT["SOPInstanceUID"])
+    flagged = rows(
+        lightbox.data, "SELECT nonconformant_uids FROM instance WHERE sop_uid = ?", NONCONFORMANT["SOPInstanceUID"]
+    )
     assert flagged == [("SOPInstanceUID,StudyInstanceUID,SeriesInstanceUID",)]
     assert rows(lightbox.data, "SELECT COUNT(*) FROM instance WHERE nonconformant_uids = ''") == [(1,)]
 
     for aet, allow in (("FINDSCU", "find"), ("GETSCU", "get")):
-        assert lightbox.cli("node", "add", "--aet", aet, "--host", "127.0.0.1", "--port", "1", "--allow", allow).returncode == 0
+        assert (
+            lightbox.cli("node", "add", "--aet", aet, "--host", "127.0.0.1", "--port", "1", "--allow", allow).returncode
+            == 0
+        )
     found = findscu(lightbox, tmp_path / "found", "-S", "QueryRetrieveLevel=IMAGE",
                     f"StudyInstanceUID={NONCONFORMANT['StudyInstanceUID']}", "SOPInstanceUID", "SeriesInstanceUID")  # fmt: skip
     assert [(str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID)) for ds in found] == [

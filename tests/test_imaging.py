@@ -71,7 +71,9 @@ def uncompressed_copy(path: Path, tmp: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("path", [p for p in CORPUS if p.name not in set(NOT_DECODABLE) | DCMTK_WRONG | NO_REFERENCE], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in CORPUS if p.name not in set(NOT_DECODABLE) | DCMTK_WRONG | NO_REFERENCE], ids=lambda p: p.name
+)
 def test_corpus_matches_dcmtk(path: Path, tmp_path: Path) -> None:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     syntax = str(ds.file_meta.TransferSyntaxUID)
@@ -101,7 +103,11 @@ def test_files_without_a_reference_still_render(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("little", "big"),
-    [("MR_small.dcm", "MR_small_bigendian.dcm"), ("rtdose.dcm", "rtdose_expb.dcm"), ("SC_rgb_small_odd.dcm", "SC_rgb_small_odd_big_endian.dcm")],
+    [
+        ("MR_small.dcm", "MR_small_bigendian.dcm"),
+        ("rtdose.dcm", "rtdose_expb.dcm"),
+        ("SC_rgb_small_odd.dcm", "SC_rgb_small_odd_big_endian.dcm"),
+    ],
 )
 def test_big_endian_matches_little_endian(little: str, big: str) -> None:
     window = Window(1025985.0, 456030.0) if little.startswith("rtdose") else None
@@ -111,6 +117,7 @@ def test_big_endian_matches_little_endian(little: str, big: str) -> None:
 
 
 # ---------------------------------------------------------------------- synthetic images
+
 
 def gradient(rows: int = 64, columns: int = 80, top: int = 4095) -> np.ndarray:
     return (np.linspace(0, top, rows * columns).reshape(rows, columns)).astype(np.uint16)
@@ -154,7 +161,9 @@ def test_signed_pixels_with_rescale(tmp_path: Path, bits: int) -> None:
     ds = make_dataset(BitsAllocated=8 if bits == 8 else 16, BitsStored=bits, HighBit=bits - 1, PixelRepresentation=1,
                       RescaleSlope=2, RescaleIntercept=-100, WindowCenter=-100, WindowWidth=2 * top, rows=64, columns=80)  # fmt: skip
     stored = values.astype(np.int16) & ((1 << bits) - 1) if bits < 16 else values  # two's complement in bits
-    ds.PixelData = stored.astype(values.dtype.newbyteorder("<")).tobytes() if bits != 12 else stored.astype("<u2").tobytes()
+    ds.PixelData = (
+        stored.astype(values.dtype.newbyteorder("<")).tobytes() if bits != 12 else stored.astype("<u2").tobytes()
+    )
     path = save(ds, tmp_path, f"signed{bits}.dcm")
     mine = ours(path)
     assert mine[0, 0] == 0 and mine[-1, -1] == 255
@@ -188,7 +197,13 @@ def test_sigmoid_window_matches_dcmtk(tmp_path: Path) -> None:
     ds = make_dataset(WindowCenter=2000, WindowWidth=1500, VOILUTFunction="SIGMOID", rows=64, columns=80)
     ds.PixelData = gradient().tobytes()
     path = save(ds, tmp_path, "sigmoid.dcm")
-    linear = ours(save(make_dataset(WindowCenter=2000, WindowWidth=1500, rows=64, columns=80, PixelData=gradient().tobytes()), tmp_path, "lin.dcm"))
+    linear = ours(
+        save(
+            make_dataset(WindowCenter=2000, WindowWidth=1500, rows=64, columns=80, PixelData=gradient().tobytes()),
+            tmp_path,
+            "lin.dcm",
+        )
+    )
     mine = ours(path)
     assert not np.array_equal(mine, linear)
     assert_close(mine, dcmtk_render(path, 1, ["+Wi", "1"], tmp_path), 1)
@@ -222,7 +237,7 @@ def test_planar_configuration(tmp_path: Path, photometric: str) -> None:
 
 
 def test_palette_colour() -> None:
-    path = (corpus_file("examples_palette.dcm"))
+    path = corpus_file("examples_palette.dcm")
     image = ours(path)
     assert image.ndim == 3 and image.shape[2] == 3
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 16  # colours, not grey
@@ -273,7 +288,9 @@ def segmented(values: list[int]) -> bytes:
 def test_segmented_palette(tmp_path: Path, scale: int) -> None:
     """Segmented tables (DCMTK has none) expanded by pydicom, then judged like the others:
     8-bit values under a 16-bit descriptor give the same colours as true 16-bit ones."""
-    ds = make_dataset(PhotometricInterpretation="PALETTE COLOR", BitsAllocated=8, BitsStored=8, HighBit=7, rows=1, columns=256)
+    ds = make_dataset(
+        PhotometricInterpretation="PALETTE COLOR", BitsAllocated=8, BitsStored=8, HighBit=7, rows=1, columns=256
+    )
     ds.PixelData = np.arange(256, dtype=np.uint8).tobytes()
     for colour, ends in (("Red", [0, 255]), ("Green", [255, 0]), ("Blue", [0, 0])):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
@@ -352,7 +369,7 @@ def test_memory_cap_refuses_before_decoding(tmp_path: Path) -> None:
 
 
 def test_jpeg_baseline_frame_served_as_stored() -> None:
-    path = (corpus_file("examples_ybr_color.dcm"))  # 30 frames of YBR_FULL_422 JPEG
+    path = corpus_file("examples_ybr_color.dcm")  # 30 frames of YBR_FULL_422 JPEG
     rendered = imaging.render_frame(path, 7)
     assert rendered.passed_through and rendered.media_type == "image/jpeg"
     with open(path, "rb") as f:

@@ -77,7 +77,7 @@ def identity(path: Path) -> dict[str, str]:
 def assert_same_identity_and_pixels(sent: list[Path], received: list[Path]) -> None:
     by_uid = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in received}
     assert len(received) == len(sent)
-    for path, (name, lossless) in zip(sent, SOURCES):
+    for path, (name, lossless) in zip(sent, SOURCES, strict=True):
         original = dcmread(path)
         got_path = by_uid.get(str(original.SOPInstanceUID))
         assert got_path is not None, f"{name}: not received under its SOP Instance UID"

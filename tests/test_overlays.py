@@ -64,7 +64,8 @@ def test_real_world_roi_outline(tmp_path: Path) -> None:
     assert ((mine == 255) & (plain != 255)).sum() > 200
     assert_close(mine, dcmtk_render(path, 1, voi, tmp_path, overlays=True), 2)
     assert imaging.image_info(path)["overlays"] == [
-        {"group": "6000", "type": "G", "label": "", "frames": 1, "embedded": False}]
+        {"group": "6000", "type": "G", "label": "", "frames": 1, "embedded": False}
+    ]
 
 
 def test_multiframe_overlay_on_its_own_frames(tmp_path: Path) -> None:
@@ -209,6 +210,10 @@ def test_overlay_layer_for_the_viewer(tmp_path: Path) -> None:
     composed = np.rint(rgba[..., :3] * alpha + plain * (1 - alpha))[..., 0]
     assert_close(composed, ours(path), 1)
     info = imaging.image_info(path)["overlays"]
-    assert [(p["group"], p["type"], p["label"]) for p in info] == [("6000", "G", "box"), ("6002", "G", ""), ("601E", "R", "")]
+    assert [(p["group"], p["type"], p["label"]) for p in info] == [
+        ("6000", "G", "box"),
+        ("6002", "G", ""),
+        ("601E", "R", ""),
+    ]
     assert imaging.raw_frame(path, 1).parameters["overlays"] == 3
     assert imaging.raw_frame(write(gradient_image(), tmp_path / "none.dcm"), 1).parameters["overlays"] == 0

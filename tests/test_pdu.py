@@ -17,7 +17,10 @@ def pynetdicom_request() -> bytes:
     primitive.application_context_name = pdu.APPLICATION_CONTEXT
     primitive.calling_ae_title = "US_ROOM_1"
     primitive.called_ae_title = "LIGHTBOX"
-    contexts = [build_context(Verification), build_context(CTImageStorage, ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"])]
+    contexts = [
+        build_context(Verification),
+        build_context(CTImageStorage, ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"]),
+    ]
     for number, cx in enumerate(contexts):
         cx.context_id = 2 * number + 1
     primitive.presentation_context_definition_list = contexts
@@ -58,7 +61,10 @@ def test_associate_ac_decodes_in_pynetdicom():
     primitive = ac.to_primitive()
     assert primitive.maximum_length_received == 1 << 20
     assert primitive.implementation_class_uid == "2.25.1"
-    outcome = {cx.context_id: (cx.result, cx.transfer_syntax[0]) for cx in primitive.presentation_context_definition_results_list}
+    outcome = {
+        cx.context_id: (cx.result, cx.transfer_syntax[0])
+        for cx in primitive.presentation_context_definition_results_list
+    }
     assert outcome == {1: (0, "1.2.840.10008.1.2"), 3: (4, "1.2.840.10008.1.2.4.50")}
 
 

@@ -122,7 +122,9 @@ def test_unknown_move_destination_is_a801(server, tmp_path):
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     assert assoc.is_established
-    responses = list(assoc.send_c_move(study_identifier(study_uid), "NOWHERE", StudyRootQueryRetrieveInformationModelMove))
+    responses = list(
+        assoc.send_c_move(study_identifier(study_uid), "NOWHERE", StudyRootQueryRetrieveInformationModelMove)
+    )
     assoc.release()
     assert [int(status.Status) for status, _ in responses] == [UNKNOWN_DESTINATION]
 
@@ -179,7 +181,9 @@ def test_cancel_stops_a_move(server, tmp_path):
     responses: list = []
     mover = threading.Thread(
         target=lambda: responses.extend(
-            assoc.send_c_move(study_identifier(study_uid), "PYDEST", StudyRootQueryRetrieveInformationModelMove, msg_id=7)
+            assoc.send_c_move(
+                study_identifier(study_uid), "PYDEST", StudyRootQueryRetrieveInformationModelMove, msg_id=7
+            )
         )
     )
     try:
@@ -204,7 +208,9 @@ def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(server, tmp_pa
     assert original.file_meta.TransferSyntaxUID == JPEG2000Lossless
     assert server.cli("import", str(source)).returncode == 0
     add_node(server, "PYGET", 1, "get")
-    received, (final, _) = c_get(server, study_identifier(original.StudyInstanceUID), MRImageStorage, [ImplicitVRLittleEndian])
+    received, (final, _) = c_get(
+        server, study_identifier(original.StudyInstanceUID), MRImageStorage, [ImplicitVRLittleEndian]
+    )
     assert int(final.Status) == SUCCESS and len(received) == 1
     got = received[0]
     assert got.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
@@ -230,14 +236,15 @@ def test_orthanc_moves_from_lightbox_and_lightbox_moves_to_orthanc(lightbox, tmp
         ae = AE(ae_title="PYMOVE")
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
         assoc = ae.associate("127.0.0.1", lightbox.dicom_port, ae_title=lightbox.aet)
-        final = list(assoc.send_c_move(study_identifier(second_uid), "ORTHANC", StudyRootQueryRetrieveInformationModelMove))[-1][0]
+        final = list(
+            assoc.send_c_move(study_identifier(second_uid), "ORTHANC", StudyRootQueryRetrieveInformationModelMove)
+        )[-1][0]
         assoc.release()
         assert int(final.Status) == SUCCESS and final.NumberOfCompletedSuboperations == 2
         stored = orthanc.save_instances(tmp_path / "from-orthanc")
     finally:
         orthanc.stop()
     assert by_sop_uid(stored) == by_sop_uid(first + second)
-
 
 
 @pytest.mark.slow
@@ -258,6 +265,7 @@ def test_orthanc_retrieves_a_patient_with_a_patient_level_move_under_study_root(
         orthanc.stop()
     assert "retrieve_requested op=move" in lightbox.log() and "level=PATIENT" in lightbox.log()
     assert by_sop_uid(stored) == by_sop_uid(first + second)
+
 
 def test_move_sub_association_proposes_stored_syntax_and_uncompressed():
     from appliance.archive import InstanceFile

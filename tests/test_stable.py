@@ -54,7 +54,9 @@ def test_study_becomes_stable_then_unstable_and_survives_restart(lightbox_factor
     assert stable(data, a) == 0  # just received: not stable yet
     wait_until_stable(data, a, changes=1)
     first_seq = stable_changes(data, a)[0]
-    stored_seq = max(s for (s,) in rows(data, "SELECT seq FROM change WHERE kind = 'instance_stored' AND study_uid = ?", a))
+    stored_seq = max(
+        s for (s,) in rows(data, "SELECT seq FROM change WHERE kind = 'instance_stored' AND study_uid = ?", a)
+    )
     assert first_seq > stored_seq  # the stable mark follows the last instance in the change log
 
     # Another instance: unstable again, at once (the C-STORE success is sent after the commit).

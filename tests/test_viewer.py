@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import bottle
 import numpy as np
@@ -43,13 +44,20 @@ def write_corpus(folder: Path) -> dict[str, str]:
         ds.PixelData = ((x * 16 + 400 * i) % 4096).astype(np.uint16).tobytes()  # each slice different
         write(ds, folder / f"ct{i}.dcm")
     region = Dataset()  # the left half is calibrated at 0.1 mm per pixel
-    region.RegionLocationMinX0, region.RegionLocationMinY0, region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 0, 0, 31, 47
+    region.RegionLocationMinX0, region.RegionLocationMinY0, region.RegionLocationMaxX1, region.RegionLocationMaxY1 = (
+        0,
+        0,
+        31,
+        47,
+    )
     region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
     region.PhysicalDeltaX = region.PhysicalDeltaY = 0.01
     loop = make_dataset(study_uid=study, series_uid=series["us"], modality="US", rows=48, columns=64, NumberOfFrames=10,
                         FrameTime=50.0, SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0,
                         BitsAllocated=8, BitsStored=8, HighBit=7, SequenceOfUltrasoundRegions=[region])  # fmt: skip
-    loop.PixelData = np.stack([np.full((48, 64, 3), (25 * i, 100, 255 - 25 * i), np.uint8) for i in range(10)]).tobytes()
+    loop.PixelData = np.stack(
+        [np.full((48, 64, 3), (25 * i, 100, 255 - 25 * i), np.uint8) for i in range(10)]
+    ).tobytes()
     write(loop, folder / "us.dcm")
     plain = make_dataset(study_uid=study, series_uid=series["plain"], rows=64, columns=64)
     write(plain, folder / "plain.dcm")
@@ -148,8 +156,10 @@ def test_scroll_frames_with_keys_wheel_and_slider(open_series: Any) -> None:
     page.wait_for_function("document.querySelector('.lbv-frame').textContent === '3 / 5'")
     page.fill(".lbv-slider", "5")
     page.wait_for_function("document.querySelector('.lbv-frame').textContent === '5 / 5'")
-    page.wait_for_function("document.getElementById('viewer').lightboxViewer.current.entry.frame === 1 && "
-                           "document.getElementById('viewer').lightboxViewer.index === 4")
+    page.wait_for_function(
+        "document.getElementById('viewer').lightboxViewer.current.entry.frame === 1 && "
+        "document.getElementById('viewer').lightboxViewer.index === 4"
+    )
     assert canvas_sum(page) != first  # another slice is shown
     assert "Frame 5 / 5" in page.inner_text(".lbv-tr") and "Image 5 / 5" in page.inner_text(".lbv-tr")
     assert "Doe, Jane" in page.inner_text(".lbv-tl")
@@ -237,7 +247,7 @@ def test_export_image_and_cine(open_series: Any) -> None:
     exported = Image.open(download.value.path())
     assert exported.size == (64, 48)
     colour = exported.convert("RGB").getpixel((10, 10))  # frame 1, through a JPEG of quality 92
-    assert all(abs(a - b) <= 3 for a, b in zip(colour, (0, 100, 255)))
+    assert all(abs(a - b) <= 3 for a, b in zip(colour, (0, 100, 255), strict=True))
     with page.expect_download() as download:
         page.click(".lbv-export-gif")
     animated = Image.open(io.BytesIO(Path(download.value.path()).read_bytes()))
@@ -251,7 +261,10 @@ def test_pinch_zooms_and_one_finger_drags(open_series: Any) -> None:
     x, y = image_point(page, 64, 48)
 
     def touch(kind: str, points: list[tuple[float, float]]) -> None:
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]})
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]},
+        )
 
     touch("touchStart", [(x - 40, y), (x + 40, y)])
     for spread in range(40, 160, 20):

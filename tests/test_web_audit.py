@@ -35,7 +35,9 @@ def trail(server, admin, tmp_path_factory) -> dict[str, str]:
         assert Client(admin.base).login("frontdesk", "not the password").status_code == 401
     archive = Archive(server.data)  # another process, as `lightbox` commands are
     try:
-        archive.audit.record(audit_events.EXPORT, "admin", "127.0.0.1", action="R", study_uid="1.2.3.4.5", detail="gone since")
+        archive.audit.record(
+            audit_events.EXPORT, "admin", "127.0.0.1", action="R", study_uid="1.2.3.4.5", detail="gone since"
+        )
     finally:
         archive.close()
     return {"described": described, "bare": bare}
@@ -77,18 +79,27 @@ def test_filters_are_kept_across_pages(admin, trail):
     assert [e["user_name"] for e in downloads["events"]] == ["admin"] + ["frontdesk"] * 3
 
     viewed = audit(admin, event="DICOMInstancesAccessed", user="admin", limit=40)
-    assert len(viewed["events"]) == 40 and viewed["filter"] == {"event": "DICOMInstancesAccessed", "user": "admin", "failures": ""}
+    assert len(viewed["events"]) == 40 and viewed["filter"] == {
+        "event": "DICOMInstancesAccessed",
+        "user": "admin",
+        "failures": "",
+    }
     filtered = {"event": "DICOMInstancesAccessed", "user": "admin"}
     html = unescape(admin.get("/admin/audit", params=filtered).text)
     older = re.search(r'id="older" rel="next" href="([^"]+)"', html).group(1)
-    assert older == f"/admin/audit?event=DICOMInstancesAccessed&user=admin&before={audit(admin, **filtered)['older']['before']}"
+    assert (
+        older
+        == f"/admin/audit?event=DICOMInstancesAccessed&user=admin&before={audit(admin, **filtered)['older']['before']}"
+    )
     second = unescape(admin.get(older).text)
     assert second.count('data-label="Event">Study viewed') == second.count('data-label="When"') == 50
     assert 'id="newer"' in second and 'id="older"' in second  # 120 views: pages 1, 2 and 3
     assert 'value="DICOMInstancesAccessed" selected' in second and 'name="user" value="admin"' in second
 
     failures = audit(admin, failures="1")
-    assert [(e["event"], e["outcome"], e["user_name"]) for e in failures["events"]] == [("UserAuthentication", 4, "frontdesk")] * 2
+    assert [(e["event"], e["outcome"], e["user_name"]) for e in failures["events"]] == [
+        ("UserAuthentication", 4, "frontdesk")
+    ] * 2
     assert audit(admin, user="nobody")["events"] == []
     assert "No events match these filters" in admin.get("/admin/audit", params={"user": "nobody"}).text
 
@@ -101,7 +112,10 @@ def test_events_name_their_study_by_patient_description_and_date(admin, trail):
     html = admin.get("/admin/audit", params={"event": "DICOMInstancesAccessed"}).text
     assert f'<a class="study-link" href="/studies/{trail["described"]}">Doe, Jane Q</a>' in html
     assert 'Bitewings · <span class="date">23 Nov 2026</span>' in html
-    assert f'href="/studies/{trail["bare"]}">Roe, Rick</a>\n<span class="study-about muted"><span class="date">23 Nov 2026</span>' in html
+    assert (
+        f'href="/studies/{trail["bare"]}">Roe, Rick</a>\n<span class="study-about muted"><span class="date">23 Nov 2026</span>'
+        in html
+    )
     assert ">open<" not in html and "^" not in html
     assert "Study viewed" in html and "1 instance viewed" in html and "2 instances viewed" in html
     assert "study ZIP, 1 instance" in admin.get("/admin/audit", params={"event": "Export"}).text
@@ -109,7 +123,13 @@ def test_events_name_their_study_by_patient_description_and_date(admin, trail):
 
 
 def test_bad_queries_are_refused_and_the_trail_is_for_admins(admin, trail):
-    for bad in ({"before": "yesterday"}, {"event": "Coffee"}, {"limit": "0"}, {"limit": "100000"}, {"before": "9", "after": "3"}):
+    for bad in (
+        {"before": "yesterday"},
+        {"event": "Coffee"},
+        {"limit": "0"},
+        {"limit": "100000"},
+        {"before": "9", "after": "3"},
+    ):
         assert admin.get("/api/audit", params=bad).status_code == 400, bad
     viewer = Client(admin.base)
     assert viewer.login("frontdesk", "front desk password").status_code == 303

@@ -64,7 +64,11 @@ def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
 
 def test_session_cookie_is_httponly_strict_and_secure_over_https(server, admin, tmp_path):
     client = Client(admin.base)
-    for target, landing in (("/studies/1.2?q=a", "/studies/1.2?q=a"), ("//evil.example/", "/"), ("https://evil.example", "/")):
+    for target, landing in (
+        ("/studies/1.2?q=a", "/studies/1.2?q=a"),
+        ("//evil.example/", "/"),
+        ("https://evil.example", "/"),
+    ):
         answer = client.post("/login", data={"name": ADMIN, "password": ADMIN_PASSWORD, "next": target})
         assert answer.headers["Location"] == landing  # never an open redirect
     cookie = client.login().headers["Set-Cookie"].lower()
@@ -94,7 +98,9 @@ def test_wrong_passwords_back_off_per_address_and_per_user_name(server, admin):
     def login(source: str, name: str, password: str) -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", server.http_port, source_address=(source, 0), timeout=30)
         body = f"name={name}&password={password.replace(' ', '+')}"
-        conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Origin": admin.base})
+        conn.request(
+            "POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Origin": admin.base}
+        )
         answer = conn.getresponse()
         text = answer.read().decode()
         conn.close()
@@ -173,7 +179,10 @@ def test_state_changing_requests_need_csrf_token_and_same_origin(server, admin):
     evil = {"X-CSRF-Token": token, "Origin": "http://evil.example"}
     assert admin.post("/api/users", data=user, headers=evil).status_code == 403
     assert admin.post("/logout", data={"csrf": token}, headers={"Origin": "http://evil.example"}).status_code == 403
-    assert admin.post("/login", data={"name": ADMIN, "password": ADMIN_PASSWORD}, headers={"Origin": "null"}).status_code == 403
+    assert (
+        admin.post("/login", data={"name": ADMIN, "password": ADMIN_PASSWORD}, headers={"Origin": "null"}).status_code
+        == 403
+    )
     assert "csrfvictim" not in admin.get("/api/users").text
     answer = admin.post("/api/users", data=user, headers={"X-CSRF-Token": token})
     assert answer.status_code == 200 and "csrfvictim" in answer.text
@@ -224,9 +233,14 @@ def test_own_password_change_needs_the_current_one(server, admin):
     elsewhere = Client(admin.base)
     assert elsewhere.login("changer", "first password 1").status_code == 303
     assert "Change your password" in changer.get("/account").text
-    assert changer.api_post("/api/me/password", current="wrong password", password="second password 2").status_code == 403
+    assert (
+        changer.api_post("/api/me/password", current="wrong password", password="second password 2").status_code == 403
+    )
     assert changer.api_post("/api/me/password", current="first password 1", password="short").status_code == 400
-    assert changer.api_post("/api/me/password", current="first password 1", password="second password 2").status_code == 200
+    assert (
+        changer.api_post("/api/me/password", current="first password 1", password="second password 2").status_code
+        == 200
+    )
     assert changer.get("/account").status_code == 200  # this browser stays logged in
     assert elsewhere.get("/account").status_code == 303  # the other session ended
     assert elsewhere.login("changer", "second password 2").status_code == 303

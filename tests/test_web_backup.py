@@ -50,7 +50,9 @@ def warnings(client: Client) -> set[str]:
 
 def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
     moto.client().create_bucket(Bucket="http-backup")
-    with running(tmp_path_factory.mktemp("webbackup") / "data", dicom_workers=0, backup_verify_sample_pct=100) as server:
+    with running(
+        tmp_path_factory.mktemp("webbackup") / "data", dicom_workers=0, backup_verify_sample_pct=100
+    ) as server:
         admin = first_admin(server)
         viewer = add_user(admin, VIEWER, VIEWER_PASSWORD)
         answers: list[str] = []
@@ -70,7 +72,13 @@ def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
 
         # State-changing requests need the CSRF token and our Origin.
         form = setup_form(moto, "http-backup")
-        for path in ("/api/backup/setup", "/api/backup/run", "/api/backup/verify", "/api/backup/schedule", "/api/backup/sheet-confirmed"):
+        for path in (
+            "/api/backup/setup",
+            "/api/backup/run",
+            "/api/backup/verify",
+            "/api/backup/schedule",
+            "/api/backup/sheet-confirmed",
+        ):
             assert admin.post(path, data=form).status_code == 403, path
             assert admin.post(path, data=form, headers={"X-CSRF-Token": "forged"}).status_code == 403, path
             evil = {"X-CSRF-Token": admin.csrf(), "Origin": "http://evil.example"}
@@ -119,7 +127,10 @@ def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
 
         # Failing: the bucket went away; the page names the error.  Back, the next run succeeds.
         s3 = moto.client()
-        kept = {k: s3.get_object(Bucket="http-backup", Key=k)["Body"].read() for k in ("clinic/identity.age", "clinic/lightbox-backup.json")}
+        kept = {
+            k: s3.get_object(Bucket="http-backup", Key=k)["Body"].read()
+            for k in ("clinic/identity.age", "clinic/lightbox-backup.json")
+        }
         for key in kept:
             s3.delete_object(Bucket="http-backup", Key=key)
         s3.delete_bucket(Bucket="http-backup")
@@ -144,14 +155,19 @@ def test_backup_setup_warnings_and_runs_over_http(tmp_path_factory, moto):
         assert warnings(admin) == set()
 
         # Verification failed: a flipped byte in the bucket is named on the page.
-        name = next(k for k in (o["Key"] for o in s3.list_objects_v2(Bucket="http-backup")["Contents"]) if "/objects/" in k)
+        name = next(
+            k for k in (o["Key"] for o in s3.list_objects_v2(Bucket="http-backup")["Contents"]) if "/objects/" in k
+        )
         body = bytearray(s3.get_object(Bucket="http-backup", Key=name)["Body"].read())
         body[len(body) // 2] ^= 0xFF
         s3.put_object(Bucket="http-backup", Key=name, Body=bytes(body))
         assert post("/api/backup/verify").status_code == 202
         wait_idle(admin, lambda st: st["last_verify"]["id"] != status["last_verify"]["id"])
         assert warnings(admin) == {"verification_failed"}
-        assert f"The last verification found problems: CORRUPT {name.removeprefix('clinic/')}" in admin.get("/admin/backup").text
+        assert (
+            f"The last verification found problems: CORRUPT {name.removeprefix('clinic/')}"
+            in admin.get("/admin/backup").text
+        )
 
         # The secret key was in exactly one answer; never in a page, the API, the audit trail or the log.
         for path in ("/admin/backup", "/api/backup", "/admin", "/api/admin", "/admin/audit", "/api/audit"):
@@ -249,7 +265,9 @@ def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):
         expect(page.locator("#pending")).to_have_text(re.compile(r"^0 objects"))
         assert page.locator("[data-warning=never_succeeded], [data-warning=failing]").count() == 0
         with page.expect_navigation():  # the page reloads once the loop has it, and again when it is done
-            page.click("text=Verify a sample now")  # (the loop may have begun one of its own: a first success is due one)
+            page.click(
+                "text=Verify a sample now"
+            )  # (the loop may have begun one of its own: a first success is due one)
         expect(page.locator("#activity:not([data-busy])")).to_have_text("", timeout=30_000)
         expect(page.locator("#last-verified")).not_to_have_text("never")
         expect(page.locator("#warnings .notice")).to_have_count(0)

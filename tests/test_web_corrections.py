@@ -25,7 +25,9 @@ def test_only_admins_delete_and_only_with_the_patient_id(server, admin, tmp_path
     assert done.status_code == 200 and done.json()["next"] == "/"
     assert admin.get(f"/api/studies/{study}").status_code == 404
     assert admin.api_post(f"/api/studies/{study}/delete", confirm="API-1").status_code == 404
-    [event] = rows(server.data, "SELECT user_name, action, detail FROM auditevent WHERE study_uid = ? AND action = 'D'", study)
+    [event] = rows(
+        server.data, "SELECT user_name, action, detail FROM auditevent WHERE study_uid = ? AND action = 'D'", study
+    )
     assert event[0] == ADMIN and "Api^Anna" in event[2]
 
 
@@ -43,7 +45,9 @@ def test_edit_keeps_the_other_name_components_and_refuses_bad_dates(server, admi
 
 @pytest.mark.slow
 def test_study_page_fix_merge_and_delete_in_chromium(server, admin, browser, tmp_path):
-    right = send_study(server, tmp_path / "right", 2, patient_id="WEB-7", patient_name="Doe^Jane", PatientBirthDate="19800101")
+    right = send_study(
+        server, tmp_path / "right", 2, patient_id="WEB-7", patient_name="Doe^Jane", PatientBirthDate="19800101"
+    )
     files = make_study(tmp_path / "typo", 3, patient_id="WEB-7", patient_name="Deo^Jnae", PatientBirthDate="19800101")
     more = make_study(tmp_path / "typo2", 2, patient_id="WEB-7", patient_name="Deo^Jnae", PatientBirthDate="19800101",
                       study_uid=str(dcmread(files[0]).StudyInstanceUID))  # fmt: skip
@@ -76,7 +80,9 @@ def test_study_page_fix_merge_and_delete_in_chromium(server, admin, browser, tmp
     page.check("input[name=scope]")
     page.click(".manage details.fix button[type=submit]")
     expect(page.locator("h1")).to_contain_text("Doe-Smith")
-    assert rows(server.data, "SELECT name, num_studies FROM patient WHERE patient_id = 'WEB-7'") == [("Doe-Smith^Jane", 2)]
+    assert rows(server.data, "SELECT name, num_studies FROM patient WHERE patient_id = 'WEB-7'") == [
+        ("Doe-Smith^Jane", 2)
+    ]
     assert admin.get(f"/api/studies/{right}").json()["study"]["patient_name"] == "Doe-Smith^Jane"
 
     # Delete one image, then a series, then the study: each dialog names the patient and

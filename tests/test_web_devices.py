@@ -51,7 +51,10 @@ def test_policy_set_in_the_ui_refuses_then_admits_after_approval(server, admin, 
     assert after != before and f'data-version="{after}"' in admin.get("/admin/devices").text
 
     assert admin.post("/api/devices/policy", data={"policy": "locked"}).status_code == 403  # no CSRF token
-    assert admin.post("/api/devices/policy", data={"policy": "locked"}, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert (
+        admin.post("/api/devices/policy", data={"policy": "locked"}, headers={"X-CSRF-Token": "forged"}).status_code
+        == 403
+    )
     assert policy(admin) == "learning"
     assert admin.api_post("/api/devices/policy", policy="paranoid").status_code == 400
     try:
@@ -112,7 +115,10 @@ def test_rename_edit_quirks_ignore_and_test_with_c_echo(server, admin, tmp_path)
     failed = admin.api_post("/api/devices/US_WEB_3/echo").json()
     assert failed["ok"] is False and "no association" in failed["message"]
 
-    assert admin.api_post("/api/devices/US_WEB_3/rename", name=" Ultrasound room 3 ").json()["device"]["name"] == "Ultrasound room 3"
+    assert (
+        admin.api_post("/api/devices/US_WEB_3/rename", name=" Ultrasound room 3 ").json()["device"]["name"]
+        == "Ultrasound room 3"
+    )
     # The quirks form: a hidden "no" before each checkbox, the box's "yes" after it when ticked.
     quirks = admin.request(
         "POST", "/api/devices/US_WEB_3/edit", headers={"X-CSRF-Token": admin.csrf()},
@@ -120,9 +126,15 @@ def test_rename_edit_quirks_ignore_and_test_with_c_echo(server, admin, tmp_path)
               ("accept_private_sop_classes", "yes"), ("lenient_aet", "no")],
     )  # fmt: skip
     device = quirks.json()["device"]
-    assert (device["charset_override"], device["accept_private_sop_classes"], device["lenient_aet"]) == ("ISO_IR 144", True, False)
+    assert (device["charset_override"], device["accept_private_sop_classes"], device["lenient_aet"]) == (
+        "ISO_IR 144",
+        True,
+        False,
+    )
     allowed = admin.request(
-        "POST", "/api/devices/US_WEB_3/edit", headers={"X-CSRF-Token": admin.csrf()},
+        "POST",
+        "/api/devices/US_WEB_3/edit",
+        headers={"X-CSRF-Token": admin.csrf()},
         data=[("allowed", ""), ("allowed", "find"), ("allowed", "store")],
     )
     assert allowed.json()["device"]["allowed"] == ["find", "store"]

@@ -31,8 +31,13 @@ def test_a_device_shows_what_it_may_do_under_the_policy_in_force(server, admin):
     learning = device(admin, "US_TRUTH")["access"]
     assert learning == {"admitted": True, "may": ["store"], "receives": False, "testable": False,
                         "reason": "Admitted while the box is learning: once it is locked, refused until approved."}  # fmt: skip
-    assert device(admin, "US_TRUTH")["allowed"] == ["find", "get", "move", "store"]  # what a node of it would be allowed
-    assert "May now</dt><dd class=\"may\">send images</dd>" in card(admin, "US_TRUTH")
+    assert device(admin, "US_TRUTH")["allowed"] == [
+        "find",
+        "get",
+        "move",
+        "store",
+    ]  # what a node of it would be allowed
+    assert 'May now</dt><dd class="may">send images</dd>' in card(admin, "US_TRUTH")
     try:
         assert admin.api_post("/api/devices/policy", policy="locked").status_code == 200
         assert server.echoscu(aet="US_TRUTH").returncode != 0
@@ -61,11 +66,21 @@ def test_approving_asks_for_the_port_and_says_what_is_missing_without_it(server,
     assert "lightbox" not in echo["message"] and "`" not in echo["message"]  # no shell command for a clinic admin
 
     assert admin.api_post("/api/devices/XRAY_NOPORT/approve", port="seventy").status_code == 400
-    assert admin.api_post("/api/devices/XRAY_NOPORT/approve", port="70000").json()["error"].startswith("port 70000: a DICOM port")
+    assert (
+        admin.api_post("/api/devices/XRAY_NOPORT/approve", port="70000")
+        .json()["error"]
+        .startswith("port 70000: a DICOM port")
+    )
     with_port = admin.api_post("/api/devices/XRAY_NOPORT/approve", host="127.0.0.1", port=str(server.dicom_port))
     assert "warning" not in with_port.json()
     access = with_port.json()["device"]["access"]
-    assert access == {"admitted": True, "may": ["store", "find", "get", "move"], "receives": True, "testable": True, "reason": "Approved."}
+    assert access == {
+        "admitted": True,
+        "may": ["store", "find", "get", "move"],
+        "receives": True,
+        "testable": True,
+        "reason": "Approved.",
+    }
     assert f"XRAY_NOPORT host=127.0.0.1 port={server.dicom_port}" in node_list(server)
     assert admin.api_post("/api/devices/XRAY_NOPORT/echo").json()["ok"] is True  # Lightbox answers its own C-ECHO
 
@@ -73,11 +88,22 @@ def test_approving_asks_for_the_port_and_says_what_is_missing_without_it(server,
 def test_an_admin_adds_changes_tests_and_removes_a_node(server, admin):
     form = {"aet": "WS_READ", "name": "Reading room", "host": "127.0.0.1", "port": str(server.dicom_port)}
     assert admin.post("/api/nodes", data=form).status_code == 403  # no CSRF token
-    assert admin.post("/api/nodes", data=form, headers={"X-CSRF-Token": admin.csrf(), "Origin": "http://evil.example"}).status_code == 403
+    assert (
+        admin.post(
+            "/api/nodes", data=form, headers={"X-CSRF-Token": admin.csrf(), "Origin": "http://evil.example"}
+        ).status_code
+        == 403
+    )
     added = admin.request("POST", "/api/nodes", headers={"X-CSRF-Token": admin.csrf()},
                           data=[*form.items(), ("allowed", ""), ("allowed", "find"), ("allowed", "store")])  # fmt: skip
     assert added.status_code == 200, added.text
-    assert added.json()["node"] == {"aet": "WS_READ", "host": "127.0.0.1", "port": server.dicom_port, "name": "Reading room", "allowed": ["find", "store"]}
+    assert added.json()["node"] == {
+        "aet": "WS_READ",
+        "host": "127.0.0.1",
+        "port": server.dicom_port,
+        "name": "Reading room",
+        "allowed": ["find", "store"],
+    }
     assert f"WS_READ host=127.0.0.1 port={server.dicom_port} name='Reading room' allow=find,store" in node_list(server)
     assert admin.api_post("/api/nodes", **form).status_code == 409  # taken: change that one instead
 
@@ -97,7 +123,10 @@ def test_an_admin_adds_changes_tests_and_removes_a_node(server, admin):
     # A forwarding rule to the node keeps it: removing it, or its right to receive, is refused.
     rule = admin.api_post("/api/forwarding/rules", destination="WS_READ").json()["rule"]
     refused = admin.api_post("/api/nodes/WS_READ", method="DELETE")
-    assert refused.status_code == 409 and refused.json()["error"] == f"Forwarding rule {rule['id']} sends studies to WS_READ: remove it first."
+    assert (
+        refused.status_code == 409
+        and refused.json()["error"] == f"Forwarding rule {rule['id']} sends studies to WS_READ: remove it first."
+    )
     assert admin.api_post("/api/nodes/WS_READ/edit", allowed="find").status_code == 400
     assert admin.api_post(f"/api/forwarding/rules/{rule['id']}", method="DELETE").status_code == 200
 

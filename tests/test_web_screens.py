@@ -94,7 +94,9 @@ def test_no_page_is_clipped_or_wider_than_the_screen(pages, size):
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
         assert page.evaluate(OVERFLOW) == [], path  # no table scrolls sideways, none is cut off
     users = page.locator("table.users")  # the admin page's, with its password forms
-    assert users.evaluate("t => [t.closest('.table-wrap').scrollWidth, t.closest('.table-wrap').clientWidth]")[0] <= width
+    assert (
+        users.evaluate("t => [t.closest('.table-wrap').scrollWidth, t.closest('.table-wrap').clientWidth]")[0] <= width
+    )
     assert users.evaluate("t => t.closest('.table-wrap').scrollWidth <= t.closest('.table-wrap').clientWidth")
     assert page.locator("table.users tbody tr").count() == 2
 
@@ -146,7 +148,10 @@ def test_names_dates_and_counts_read_as_people_write_them(pages, clinic):
     row = page.locator("#studies tbody tr", has_text="Doe, Jane Q")
     assert row.locator("td.count").inner_text() == "1 image"
     assert row.locator("td.when").inner_text() == "23 Nov 2026" and row.locator("td.born").inner_text() == "1 Jan 1980"
-    assert page.locator("#studies tbody tr", has_text="Echo, Eve").locator("td.count").inner_text() == "2 images in 2 series"
+    assert (
+        page.locator("#studies tbody tr", has_text="Echo, Eve").locator("td.count").inner_text()
+        == "2 images in 2 series"
+    )
 
     visit(page, f"/studies/{clinic['vet']}", "desktop-study-vet")
     assert page.inner_text("h1 .sub") == "24 Nov 2026"  # no description: no "Study ·"
@@ -160,9 +165,9 @@ def test_names_dates_and_counts_read_as_people_write_them(pages, clinic):
     # The rows studies.js builds and the viewer's overlay format as the server does.
     assert page.evaluate("names => names.map(lightbox.person)", NAMES) == [display.person(n) for n in NAMES]
     assert page.evaluate("dates => dates.map(lightbox.date)", DATES) == [display.dicom_date(d) for d in DATES]
-    assert page.evaluate("[0, 1, 2].map(n => lightbox.plural(n, 'series', 'series') + lightbox.plural(n, 'image'))") == [
-        display.plural(n, "series", "series") + display.plural(n, "image") for n in (0, 1, 2)
-    ]
+    assert page.evaluate(
+        "[0, 1, 2].map(n => lightbox.plural(n, 'series', 'series') + lightbox.plural(n, 'image'))"
+    ) == [display.plural(n, "series", "series") + display.plural(n, "image") for n in (0, 1, 2)]
 
 
 def test_cine_exports_are_offered_for_multi_frame_images_only(pages, clinic):

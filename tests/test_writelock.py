@@ -11,10 +11,9 @@ from appliance.archive.writelock import WriteLock
 
 def bump(counter: Path, lock: WriteLock, times: int) -> None:
     for _ in range(times):
-        with lock:
-            with lock:  # re-entrant, as ingest calls into indexing under the same lock
-                value = int(counter.read_text())
-                counter.write_text(str(value + 1))
+        with lock, lock:  # re-entrant, as ingest calls into indexing under the same lock
+            value = int(counter.read_text())
+            counter.write_text(str(value + 1))
 
 
 def test_lock_serialises_processes_and_threads(tmp_path: Path) -> None:

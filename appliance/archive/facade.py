@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from peewee import fn
 
-from appliance.archive import index
+from appliance.archive import index, sqlite
 from appliance.archive.index import (
     Change,
     Instance,
@@ -30,7 +31,6 @@ from appliance.archive.registry.discovered import DiscoveredTable
 from appliance.archive.registry.forwarding import Forwarding
 from appliance.archive.registry.nodes import NodeTable
 from appliance.archive.registry.users import SessionStore, UserTable
-from appliance.archive import sqlite
 from appliance.archive.sqlite import open_database
 from appliance.archive.storage import Storage, free_bytes
 from appliance.archive.upkeep import corrections, maintenance, restore
@@ -38,6 +38,7 @@ from appliance.archive.upkeep.corrections import Corrections
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.archive")
+
 
 @dataclass(frozen=True)
 class ArchiveOptions:

@@ -10,8 +10,9 @@ one box moves the index to PostgreSQL by a twin of these modules, not a rewrite 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from peewee import Field, Model, SqliteDatabase, fn
 

@@ -14,9 +14,10 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 CHUNK = 1 << 20
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)

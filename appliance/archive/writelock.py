@@ -32,7 +32,7 @@ class WriteLock:
             self._pid = os.getpid()
         return self._fd
 
-    def __enter__(self) -> "WriteLock":
+    def __enter__(self) -> WriteLock:
         self._local.acquire()
         if self._depth == 0:
             try:

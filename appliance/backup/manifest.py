@@ -5,9 +5,10 @@ temporary file, so a manifest of a million objects never sits in memory."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 FORMAT = "lightbox-backup-manifest"
 VERSION = 1

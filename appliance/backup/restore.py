@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from appliance.archive import Archive, RestoreError, install_index
 from appliance.backup import crypto, manifest, transfer
@@ -69,13 +69,21 @@ def restore_from_bucket(
         install_index(data_dir, snapshot)
         with Archive(data_dir) as archive:
             archive.set_cursor(CURSOR, 0)  # this box has not backed anything up yet
-            _restore_objects(client, target, identity, archive, work / "manifest.jsonl", header.objects, report, progress)
+            _restore_objects(
+                client, target, identity, archive, work / "manifest.jsonl", header.objects, report, progress
+            )
             repaired = archive.reconcile()
             for sop_uid in repaired.missing_files:
                 LOG.warning("restore_row_without_object sop=%s", sop_uid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    LOG.info("restore ok=%s restored=%d bytes=%d problems=%d", report.ok, report.restored, report.restored_bytes, len(report.problems))
+    LOG.info(
+        "restore ok=%s restored=%d bytes=%d problems=%d",
+        report.ok,
+        report.restored,
+        report.restored_bytes,
+        len(report.problems),
+    )
     return report
 
 

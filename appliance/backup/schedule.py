@@ -6,10 +6,12 @@ it is the same after a restart."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from appliance.archive import Archive
 from appliance.backup.state import CURSOR, BackupState, Busy
@@ -129,7 +131,9 @@ def _started(kind: str) -> dict[str, Any]:
     return {"kind": kind, "started": time.time(), "done": 0, "total": 0}
 
 
-def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event, trigger: Trigger | None = None) -> None:
+def backup_loop(
+    archive: Archive, settings: Settings, stopping: threading.Event, trigger: Trigger | None = None
+) -> None:
     """Runs until ``stopping`` is set (a thread of the service; ``trigger.wake()`` ends a wait)."""
     trigger = trigger or Trigger()
     state = BackupState(archive.data_dir, settings.backup_checksums)
@@ -146,9 +150,9 @@ def backup_loop(archive: Archive, settings: Settings, stopping: threading.Event,
             current = scheduled(settings, state)  # the web page may have changed it
             now = time.time()
             if (asked := trigger.take("backup")) or backup_due(archive, state, current, now):
-                trigger.run("backup", lambda p: run_backup(archive, state, backup_options(current), p), asked)
+                trigger.run("backup", functools.partial(run_backup, archive, state, backup_options(current)), asked)
             elif (asked := trigger.take("verify")) or verify_due(state, current, now):
-                trigger.run("verify", lambda p: verify_backup(state, current.backup_verify_sample_pct, p), asked)
+                trigger.run("verify", functools.partial(verify_backup, state, current.backup_verify_sample_pct), asked)
         except Busy:
             pass  # `lightbox backup run` or `verify` is at it
         except Exception:  # keep the service up; the next tick tries again

@@ -14,9 +14,10 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from appliance.backup import crypto, target
 from appliance.backup.target import Target
@@ -112,7 +113,7 @@ class BackupState:
             self._db.executescript(_SCHEMA)
         return self._db
 
-    def lock(self) -> "_RunLock":
+    def lock(self) -> _RunLock:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return _RunLock(self.folder / "run.lock")
 
@@ -225,7 +226,7 @@ class _RunLock:
         self.path = path
         self.fd = -1
 
-    def __enter__(self) -> "_RunLock":
+    def __enter__(self) -> _RunLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

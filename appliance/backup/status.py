@@ -6,7 +6,8 @@ import dataclasses
 import json
 import re
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from appliance.archive import Archive
 from appliance.backup.setup import SHEET_CONFIRMED

@@ -16,9 +16,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from appliance.archive import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, SUPERSEDED_KIND, Archive, InstanceFile
 from appliance.backup import crypto, manifest, transfer
@@ -144,7 +144,9 @@ class _Run:
             snapshot.unlink()
             return  # nothing new: the last manifest still describes the backup
         snap_name = f"{run_id:08d}.age"
-        snap = transfer.upload_file(self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.bandwidth)
+        snap = transfer.upload_file(
+            self.client, self.target, INDEX + snap_name, snapshot, self.recipient, self.bandwidth
+        )
         snapshot.unlink()
         self._write_manifest(run_id, seq, snap_name, snap)
 
@@ -170,7 +172,7 @@ class _Run:
                 continue
             name = crypto.object_name(self.names, instance.sop_uid, instance.sha256)
             if not self.state.has_object(name):
-                self._record_or_note(lambda: self._upload(name, instance, False))
+                self._record_or_note(functools.partial(self._upload, name, instance, False))
 
     def _follow(self, cursor: int, until: int) -> None:
         total = max(0, until - cursor)
@@ -200,7 +202,9 @@ class _Run:
                             for original in self.archive.corrections.superseded(change.sop_uid):
                                 name = crypto.object_name(self.names, original.sop_uid, original.sha256)
                                 if not self.state.has_object(name) and name not in uploads:
-                                    uploads[name] = pool.submit(self._upload, name, original, change.seq <= unsure_until)
+                                    uploads[name] = pool.submit(
+                                        self._upload, name, original, change.seq <= unsure_until
+                                    )
                         removals.append(change)
                     elif change.kind == REBUILT_KIND:
                         self._sweep_deleted(change.at)
@@ -214,7 +218,9 @@ class _Run:
                     raise
                 for change in removals:
                     current = self.archive.stored_instance(change.sop_uid)
-                    self.report.deleted += self.state.mark_deleted(change.sop_uid, current.sha256 if current else None, change.at)
+                    self.report.deleted += self.state.mark_deleted(
+                        change.sop_uid, current.sha256 if current else None, change.at
+                    )
                 cursor = changes[-1].seq
                 self.archive.set_cursor(CURSOR, cursor)
                 if self.progress:
@@ -251,7 +257,17 @@ class _Run:
             except transfer.SourceChanged:
                 raise _Damaged(instance.sop_uid, instance.file_key) from None
             stored_size = sent.stored_size
-        row = ObjectRow(name, instance.sop_uid, instance.file_key, instance.size, instance.sha256, stored_size, time.time(), None, None)
+        row = ObjectRow(
+            name,
+            instance.sop_uid,
+            instance.file_key,
+            instance.size,
+            instance.sha256,
+            stored_size,
+            time.time(),
+            None,
+            None,
+        )
         return row, sent_now
 
     def _record_or_note(self, upload: Callable[[], tuple[ObjectRow, bool] | None]) -> None:
@@ -273,7 +289,9 @@ class _Run:
 
     def _uploaded_size(self, key: str) -> int | None:
         try:
-            head = with_retries(lambda: self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(key)), "head")
+            head = with_retries(
+                lambda: self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(key)), "head"
+            )
         except Exception as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -294,7 +312,9 @@ class _Run:
         for name in self.state.expired(before):
             try:
                 with_retries(
-                    functools.partial(self.client.delete_object, Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)),
+                    functools.partial(
+                        self.client.delete_object, Bucket=self.target.bucket, Key=self.target.key(OBJECTS + name)
+                    ),
                     "delete",
                 )
                 self.report.purged += 1

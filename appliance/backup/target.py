@@ -17,9 +17,10 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -167,7 +168,9 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -
             if error_code(exc) in _PERMANENT or attempt == attempts:
                 raise
             delay = 2 ** (attempt - 1) * (1 + random.random() / 2)
-            LOG.warning("backup_retry what=%s attempt=%d wait=%.1f error=%s", what, attempt, delay, error_code(exc) or exc)
+            LOG.warning(
+                "backup_retry what=%s attempt=%d wait=%.1f error=%s", what, attempt, delay, error_code(exc) or exc
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 

@@ -101,7 +101,9 @@ def upload_stream(
             while part:
                 _pace(bandwidth, len(part))
                 number = len(parts) + 1
-                sent = client.upload_part(Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part)
+                sent = client.upload_part(
+                    Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
+                )
                 parts.append({"PartNumber": number, "ETag": sent["ETag"]})
                 stored += len(part)
                 part = stream.read_part(PART_SIZE)
@@ -158,7 +160,9 @@ def _is_corrupt(exc: BaseException) -> bool:
     return isinstance(exc, pyrage.DecryptError) or (isinstance(exc, OSError) and exc.errno is None)
 
 
-def download(client: Any, target: Target, name: str, identity: crypto.Identity, sink_path: Path | None) -> crypto.HashingWriter:
+def download(
+    client: Any, target: Target, name: str, identity: crypto.Identity, sink_path: Path | None
+) -> crypto.HashingWriter:
     """Download and decrypt ``name`` into ``sink_path`` (or only hash it)."""
 
     def attempt() -> crypto.HashingWriter:

@@ -10,9 +10,10 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import BackupState
@@ -92,9 +93,15 @@ def _verify(
     try:
         report.manifest, header = fetch_manifest(client, target, identity, local)
         snapshot = INDEX + header.snapshot
-        _check(report, lambda: transfer.check(
-            transfer.download(client, target, snapshot, identity, None), snapshot, header.snapshot_sha256, header.snapshot_size
-        ))
+        _check(
+            report,
+            lambda: transfer.check(
+                transfer.download(client, target, snapshot, identity, None),
+                snapshot,
+                header.snapshot_sha256,
+                header.snapshot_size,
+            ),
+        )
         report.total = header.objects + 1  # and the index snapshot
         verified: list[str] = []
         sampled = done = 0
@@ -113,7 +120,9 @@ def _verify(
                 progress(done, header.objects)
         state.mark_verified(verified, time.time())
         if done != header.objects:
-            report.problems.append(f"CORRUPT {MANIFESTS}{report.manifest}: lists {done} objects, its header says {header.objects}")
+            report.problems.append(
+                f"CORRUPT {MANIFESTS}{report.manifest}: lists {done} objects, its header says {header.objects}"
+            )
     finally:
         local.unlink(missing_ok=True)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from appliance.archive import Archive
-from appliance.archive import AssociationSeen
+from appliance.archive import Archive, AssociationSeen
 from appliance.dicom import pdu
 
 LOG = logging.getLogger("lightbox.dicom")

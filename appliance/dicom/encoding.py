@@ -10,8 +10,9 @@ and then writes each match's values (Implicit or Explicit VR Little Endian, PS3.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from functools import cache
-from typing import Any, Iterable
+from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 

@@ -56,7 +56,9 @@ class Query:
             self.asked.append((tag, vr))
             if vr == "SQ":
                 items = list(identifier[tag].value or [])
-                self.keys[keyword] = [{kw: charset.text(item, kw, charsets) for kw in ITEM_KEYS if kw in item} for item in items[:1]]
+                self.keys[keyword] = [
+                    {kw: charset.text(item, kw, charsets) for kw in ITEM_KEYS if kw in item} for item in items[:1]
+                ]
                 asked = [kw for t in (items[0].keys() if items else []) if (kw := keyword_for_tag(t))]
                 self.item_keys[keyword] = asked or list(ITEM_KEYS)
             elif keyword:

@@ -66,7 +66,9 @@ def choose(item: InstanceFile, accepted: Accepted) -> Choice:
         return Choice(offered[stored], stored, True)
     target = next((ts for ts in UNCOMPRESSED_LE if ts in offered), None)
     if target is None or not (stored in UNCOMPRESSED_LE or UID(stored).is_compressed):
-        raise CannotSend(f"peer refused {UID(stored).name} and accepted no uncompressed little endian syntax to decode to")
+        raise CannotSend(
+            f"peer refused {UID(stored).name} and accepted no uncompressed little endian syntax to decode to"
+        )
     return Choice(offered[target], target, False)
 
 

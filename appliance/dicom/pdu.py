@@ -181,7 +181,9 @@ def associate_rq(
 ) -> bytes:
     items = [_item(0x10, APPLICATION_CONTEXT.encode())]
     for cx in contexts:
-        body = _item(0x30, cx.abstract_syntax.encode()) + b"".join(_item(0x40, ts.encode()) for ts in cx.transfer_syntaxes)
+        body = _item(0x30, cx.abstract_syntax.encode()) + b"".join(
+            _item(0x40, ts.encode()) for ts in cx.transfer_syntaxes
+        )
         items.append(_item(0x20, bytes([cx.context_id, 0, 0, 0]) + body))
     items.append(_user_info(max_pdu, implementation_class_uid, implementation_version, b""))
     fixed = struct.pack(">H2x", 1) + _ae_field(called_ae) + _ae_field(calling_ae) + bytes(32)

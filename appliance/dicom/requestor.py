@@ -12,8 +12,7 @@ import logging
 import socket
 from pathlib import Path
 
-from appliance.archive import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from appliance.archive import InstanceFile
+from appliance.archive import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, InstanceFile
 from appliance.dicom import dimse, outgoing, pdu
 from appliance.dicom.link import Link
 
@@ -44,7 +43,9 @@ def associate(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # request/response: no Nagle
         link = Link(sock)
         link.send_pdu(
-            pdu.associate_rq(called_ae, calling_ae, proposed, max_pdu, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+            pdu.associate_rq(
+                called_ae, calling_ae, proposed, max_pdu, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+            )
         )
         pdu_type, length = pdu.HEADER.unpack(link.read_exactly(6))
         body = link.read_exactly(length)
@@ -87,7 +88,7 @@ class StoreRequestor:
         self._message_id = 0
 
     @classmethod
-    def open(cls, *args: object, **kwargs: object) -> "StoreRequestor":
+    def open(cls, *args: object, **kwargs: object) -> StoreRequestor:
         """Associate (see ``associate``) for sending C-STOREs."""
         return cls(*associate(*args, **kwargs))  # type: ignore[arg-type]
 

@@ -65,4 +65,3 @@ class BoundedSpool:
     def discard(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
-

@@ -18,7 +18,8 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from appliance.archive import Archive
 from appliance.dicom.acceptor import Acceptor
@@ -39,7 +40,9 @@ def _die_with_parent(parent: int) -> None:
 class FrontDoor:
     """The acceptor serving one listening socket."""
 
-    def __init__(self, archive: Archive, options: DicomOptions, listener: socket.socket, shared_active: Any = None) -> None:
+    def __init__(
+        self, archive: Archive, options: DicomOptions, listener: socket.socket, shared_active: Any = None
+    ) -> None:
         self.acceptor = Acceptor(archive, options, listener=listener, shared_active=shared_active)
         self.acceptor.start()
 

@@ -162,11 +162,7 @@ class Discovery:
         zc = self._zc
         if zc is None:
             return []
-        return [
-            name
-            for name in list(self._present)
-            if ServiceInfo(_service_type(name), name).load_from_cache(zc)
-        ]
+        return [name for name in list(self._present) if ServiceInfo(_service_type(name), name).load_from_cache(zc)]
 
 
 def _service_type(name: str) -> str:

@@ -51,7 +51,7 @@ class Item:
     code: str = ""  # CODE: the code value and its scheme, as dsr2html shows them ("2222, 99_OFFIS_DCMTK")
     observed: str = ""  # Observation DateTime, as stored
     reference: str = ""  # a by-reference item: the position of the item it points to
-    children: list["Item"] = field(default_factory=list)
+    children: list[Item] = field(default_factory=list)
 
 
 @dataclass
@@ -86,8 +86,11 @@ def read(path: Path) -> Report:
             raise ReportError("not a structured report (its root is not a CONTAINER)")
         root = _item(ds, "1", 0, counter)
         observers = [
-            Observer(str(o.get("VerifyingObserverName", "")), str(o.get("VerifyingOrganization", "")),
-                     str(o.get("VerificationDateTime", "")))  # fmt: skip
+            Observer(
+                str(o.get("VerifyingObserverName", "")),
+                str(o.get("VerifyingOrganization", "")),
+                str(o.get("VerificationDateTime", "")),
+            )  # fmt: skip
             for o in ds.get("VerifyingObserverSequence") or []
         ]
     except ReportError:

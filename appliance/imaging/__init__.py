@@ -43,7 +43,7 @@ class ImagingOptions:
     thumbnail_cache_mb: int = 64
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "ImagingOptions":
+    def from_settings(cls, settings: Any) -> ImagingOptions:
         return cls(settings.imaging_max_decode_mb, settings.thumbnail_size, settings.thumbnail_cache_mb)
 
     @property

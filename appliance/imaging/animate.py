@@ -8,7 +8,7 @@ only its encoded output), bounded by ``MAX_FRAMES`` frames of at most ``BOX`` pi
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 from PIL import Image
 

@@ -55,7 +55,13 @@ def ultrasound_regions(ds: Dataset) -> list[dict[str, Any]]:
                    int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)]  # fmt: skip
         except (AttributeError, TypeError, ValueError):
             continue
-        region: dict[str, Any] = {"box": box, "unit_x": unit_x, "unit_y": unit_y, "delta_x": delta_x, "delta_y": delta_y}
+        region: dict[str, Any] = {
+            "box": box,
+            "unit_x": unit_x,
+            "unit_y": unit_y,
+            "delta_x": delta_x,
+            "delta_y": delta_y,
+        }
         if unit_x == unit_y == "cm":
             region["mm_per_pixel"] = [delta_y * 10.0, delta_x * 10.0]  # [row, column] like Pixel Spacing
         regions.append(region)

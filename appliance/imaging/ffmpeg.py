@@ -13,9 +13,9 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from appliance.imaging.source import ImagingError
 from appliance.imaging.videostream import VideoStream

@@ -55,7 +55,7 @@ class Grayscale:
     voi_lut: Lut | None = None
     invert: bool = False
 
-    def with_window(self, window: Window) -> "Grayscale":
+    def with_window(self, window: Window) -> Grayscale:
         return replace(self, window=window, voi_lut=None)
 
     def modality(self, stored: np.ndarray) -> np.ndarray:
@@ -97,7 +97,12 @@ def _linear_table(dtype: str, slope: float, intercept: float, window: Window | N
     return table
 
 
-UNSIGNED: dict[np.dtype, type[np.unsignedinteger]] = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8, np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
+UNSIGNED: dict[np.dtype, type[np.unsignedinteger]] = {
+    np.dtype(np.uint8): np.uint8,
+    np.dtype(np.int8): np.uint8,
+    np.dtype(np.uint16): np.uint16,
+    np.dtype(np.int16): np.uint16,
+}
 
 
 def every_value(dtype: np.dtype) -> np.ndarray:
@@ -187,7 +192,7 @@ def file_windows(ds: Dataset) -> list[Window]:
     if function not in FUNCTIONS:
         function = LINEAR
     windows = []
-    for i, (c, w) in enumerate(zip(centers, widths)):
+    for i, (c, w) in enumerate(zip(centers, widths, strict=False)):  # as many as both give
         if w > 0:
             windows.append(Window(c, w, function, explanations[i] if i < len(explanations) else ""))
     return windows
@@ -235,7 +240,11 @@ def _number(value: Any, default: float) -> float:
 def _numbers(value: Any) -> list[float]:
     if value is None or value == "":
         return []
-    items = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    items = (
+        value
+        if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str)
+        else [value]
+    )
     out = []
     for item in items:
         try:

@@ -25,8 +25,9 @@ work stays within a few times the frame's own, whatever the file declares.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -174,7 +175,9 @@ def _plane(ds: Dataset, group: int) -> Plane | None:
             return None
         frame_origin = max((_overlay_int(ds, group, FRAME_ORIGIN) or 1) - 1, 0)
         multiframe = (group, FRAMES) in ds
-        return Plane(**common, frames=frames, frame_origin=frame_origin, multiframe=multiframe, bit_position=0, embedded=False)
+        return Plane(
+            **common, frames=frames, frame_origin=frame_origin, multiframe=multiframe, bit_position=0, embedded=False
+        )
     return _embedded(ds, common, position, image_pixels)
 
 

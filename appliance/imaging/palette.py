@@ -52,7 +52,7 @@ def read_palette(ds: Dataset) -> Palette:
         tables = [_stored_table(ds, colour, entries) for colour in COLOURS]
     else:
         tables = _segmented(ds, entries, first)
-    judged = [_judge(values, int(d[2]), packed) for (values, packed), d in zip(tables, descriptors)]
+    judged = [_judge(values, int(d[2]), packed) for (values, packed), d in zip(tables, descriptors, strict=True)]
     depth = max(bits for _, bits in judged)  # DCMTK: the deepest table sets the depth of all three
     length = min(len(values) for values, _ in judged)
     if length == 0:

@@ -186,4 +186,3 @@ def encode(image: Image.Image, fmt: str, quality: int) -> bytes:
     else:
         image.save(out, _PIL_FORMAT[fmt], quality=quality)
     return out.getvalue()
-

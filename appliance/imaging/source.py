@@ -30,7 +30,16 @@ _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009
 _LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 HEADER_CACHE_SIZE = 32
 DEFER_BYTES = 1 << 20
-_DECODE_ERRORS = (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, TypeError, struct.error, EOFError)
+_DECODE_ERRORS = (
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    AttributeError,
+    KeyError,
+    TypeError,
+    struct.error,
+    EOFError,
+)
 
 
 class ImagingError(Exception):
@@ -61,7 +70,9 @@ class FrameSource:
         self._file: BinaryIO = open(self.path, "rb")
         try:
             stat = os.fstat(self._file.fileno())
-            self.ds, self.transfer_syntax, self.pixels, self.overlays = _header(str(self.path), stat.st_mtime_ns, stat.st_size)
+            self.ds, self.transfer_syntax, self.pixels, self.overlays = _header(
+                str(self.path), stat.st_mtime_ns, stat.st_size
+            )
             self.rows = _whole(self.ds, "Rows", 0)
             self.columns = _whole(self.ds, "Columns", 0)
             self.samples = _whole(self.ds, "SamplesPerPixel", 1)
@@ -89,7 +100,7 @@ class FrameSource:
     def encapsulated(self) -> bool:
         return self.transfer_syntax.is_encapsulated
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

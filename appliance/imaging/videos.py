@@ -47,7 +47,7 @@ class VideoOptions:
     reserve_mb: int = 200  # free disk the archive keeps for receiving (min_free_mb)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "VideoOptions":
+    def from_settings(cls, settings: Any) -> VideoOptions:
         return cls(settings.video_ffmpeg, settings.video_cache_mb, settings.video_transcodes,
                    float(settings.video_timeout), settings.thumbnail_size, settings.min_free_mb)  # fmt: skip
 
@@ -111,7 +111,9 @@ class VideoLibrary:
         if path is not None:
             return Prepared(READY, path, transcoded=plan.transcode, codec=codec)
         if plan.transcode and self.options.transcodes < 1:
-            return Prepared(FAILED, reason="it would need transcoding, which is off on this server (video_transcodes = 0)")
+            return Prepared(
+                FAILED, reason="it would need transcoding, which is off on this server (video_transcodes = 0)"
+            )
         with self._lock:
             if key in self._waiting:
                 return Prepared(PREPARING, transcoded=plan.transcode, codec=codec)
@@ -155,13 +157,13 @@ class VideoLibrary:
                 self._plans.popitem(last=False)
         return plan
 
-    def _workers(self, name: str, count: int) -> "queue.Queue[_Plan]":
+    def _workers(self, name: str, count: int) -> queue.Queue[_Plan]:
         jobs: queue.Queue[_Plan] = queue.Queue()
         for n in range(count):  # daemon threads: a transcode never holds up a shutdown
             threading.Thread(target=self._work, args=(jobs,), name=f"{name}-{n}", daemon=True).start()
         return jobs
 
-    def _work(self, jobs: "queue.Queue[_Plan]") -> None:
+    def _work(self, jobs: queue.Queue[_Plan]) -> None:
         while True:
             plan = jobs.get()
             key = plan.key()

@@ -8,9 +8,7 @@ import logging
 import bottle
 from bottle import request
 
-from appliance.archive import Archive
-from appliance.archive import audit
-from appliance.archive import MIN_PASSWORD, UserError
+from appliance.archive import MIN_PASSWORD, Archive, UserError, audit
 from appliance.web.auth import Guard, client_address, fail, public, see_other
 from appliance.web.templates import render
 
@@ -59,7 +57,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             return setup_page(str(exc).capitalize() + ".", name, 400)
         auth.backoff.succeeded(keys)
         LOG.info("first_admin_created address=%s", client_address())
-        archive.audit.record(audit.APPLICATION_ACTIVITY, account.name, client_address(), action="C", detail="first-run setup: admin created")
+        archive.audit.record(
+            audit.APPLICATION_ACTIVITY,
+            account.name,
+            client_address(),
+            action="C",
+            detail="first-run setup: admin created",
+        )
         auth.start_session(account)
         return see_other("/")
 
@@ -112,7 +116,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     @app.get("/account")
     @guard
     def account_page():
-        return render("account.tpl", user=guard.user(), csrf=guard.csrf_token(), section="account", min_password=MIN_PASSWORD)
+        return render(
+            "account.tpl", user=guard.user(), csrf=guard.csrf_token(), section="account", min_password=MIN_PASSWORD
+        )
 
     @app.post("/api/me/password")
     @guard

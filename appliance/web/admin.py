@@ -9,9 +9,7 @@ import bottle
 from bottle import request
 
 from appliance import __version__, config
-from appliance.archive import Archive
-from appliance.archive import audit
-from appliance.archive import MIN_PASSWORD, UserError
+from appliance.archive import MIN_PASSWORD, Archive, UserError, audit
 from appliance.config import Settings
 from appliance.web.auth import Guard, fail
 from appliance.web.devices import node_json
@@ -32,7 +30,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             "disk": archive.disk_usage(),
             "last_change": archive.last_change(),
             "recent_changes": with_study_labels(
-                archive, [{"seq": c.seq, "kind": c.kind, "at": c.at, "study_uid": c.study_uid} for c in archive.recent_changes(20)]
+                archive,
+                [
+                    {"seq": c.seq, "kind": c.kind, "at": c.at, "study_uid": c.study_uid}
+                    for c in archive.recent_changes(20)
+                ],
             ),
             "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
             "nodes": [node_json(n) for n in archive.nodes.all()],
@@ -56,7 +58,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     def audit_page_data() -> dict[str, Any]:
         """A page of the trail with its filters; the cursors to the pages either side keep them."""
         get = request.query.getunicode
-        form = {"event": get("event", "") or "", "user": (get("user", "") or "").strip(), "failures": get("failures", "") or ""}
+        form = {
+            "event": get("event", "") or "",
+            "user": (get("user", "") or "").strip(),
+            "failures": get("failures", "") or "",
+        }
         try:
             cursor = {k: int(v) for k in ("before", "after", "limit") if (v := get(k, "") or "")}
             page = archive.audit.page(audit.AuditQuery(
@@ -64,7 +70,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
                 before=cursor.get("before"), after=cursor.get("after"), limit=cursor.get("limit", AUDIT_PAGE),
             ))  # fmt: skip
         except ValueError as exc:  # AuditError included
-            raise fail(400, str(exc) if isinstance(exc, audit.AuditError) else "before, after, limit: event numbers") from None
+            raise fail(
+                400, str(exc) if isinstance(exc, audit.AuditError) else "before, after, limit: event numbers"
+            ) from None
         events = with_study_labels(archive, [asdict(e) for e in page.events])
         # The cursors of the pages either side (the filter goes with them); a page past the
         # end of the trail leads back to the newest ({}).

@@ -6,7 +6,8 @@ Route modules expose ``install(app, archive, guard)``; every route they add is e
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import bottle
 
@@ -75,7 +76,9 @@ def make_app(
     backup.install(app, archive, guard, settings, backup_trigger)
 
     def error_page(error: bottle.HTTPError) -> Any:
-        answer = fail(error.status_code, error.body if isinstance(error.body, str) and error.body else error.status_line)
+        answer = fail(
+            error.status_code, error.body if isinstance(error.body, str) and error.body else error.status_line
+        )
         bottle.response.content_type = answer.content_type
         return answer.body
 

@@ -16,15 +16,14 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import bottle
 from bottle import request, response
 
-from appliance.archive import Archive
-from appliance.archive import audit, prepare_logins
-from appliance.archive import Account
+from appliance.archive import Account, Archive, audit, prepare_logins
 from appliance.web.backoff import LoginBackoff
 
 LOG = logging.getLogger("lightbox.web.auth")
@@ -158,7 +157,11 @@ class Auth:
     def login_failed(self, name: str, how: str) -> None:
         LOG.info("login_failed how=%s address=%s", how, client_address())
         self.archive.audit.record(
-            audit.USER_AUTHENTICATION, name[:64], client_address(), outcome=audit.MINOR_FAILURE, detail=f"{how} login failed"
+            audit.USER_AUTHENTICATION,
+            name[:64],
+            client_address(),
+            outcome=audit.MINOR_FAILURE,
+            detail=f"{how} login failed",
         )
 
     # ------------------------------------------------------------------ the rules
@@ -204,7 +207,11 @@ class Auth:
     def refused(self, reason: str) -> None:
         LOG.warning("request_refused reason=%r path=%s address=%s", reason, request.path, client_address())
         self.archive.audit.record(
-            audit.SECURITY_ALERT, "", client_address(), outcome=audit.SERIOUS_FAILURE, detail=f"{reason}: {request.path}"
+            audit.SECURITY_ALERT,
+            "",
+            client_address(),
+            outcome=audit.SERIOUS_FAILURE,
+            detail=f"{reason}: {request.path}",
         )
         raise fail(403, f"refused: {reason}")
 
@@ -260,5 +267,11 @@ class Guard:
 
     def audit(self, event: str, *, action: str = "R", study_uid: str = "", detail: str = "", outcome: int = 0) -> None:
         self.auth.archive.audit.record(
-            event, self.user().name, client_address(), action=action, outcome=outcome, study_uid=study_uid, detail=detail
+            event,
+            self.user().name,
+            client_address(),
+            action=action,
+            outcome=outcome,
+            study_uid=study_uid,
+            detail=detail,
         )

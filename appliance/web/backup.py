@@ -7,14 +7,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import bottle
 from bottle import request, response
 
 from appliance import config
-from appliance.archive import Archive
-from appliance.archive import audit
+from appliance.archive import Archive, audit
 from appliance.backup.schedule import Trigger
 from appliance.backup.setup import (
     LOSS_WARNING,
@@ -71,7 +71,11 @@ def warning_text(code: str, status: dict[str, Any], now: float | None = None) ->
 
 
 def install(
-    app: bottle.Bottle, archive: Archive, guard: Guard, settings: config.Settings | None = None, trigger: Trigger | None = None
+    app: bottle.Bottle,
+    archive: Archive,
+    guard: Guard,
+    settings: config.Settings | None = None,
+    trigger: Trigger | None = None,
 ) -> None:
     settings = settings or config.load({"data": str(archive.data_dir)}, environ={})
     trigger = trigger or Trigger()  # without the service's loop (a test's app), asked work only waits
@@ -153,7 +157,9 @@ def install(
             save_schedule(state, schedule)
             await_sheet_confirmation(state)
         LOG.info("backup_setup target=%s", target.describe())
-        guard.audit(audit.SECURITY_ALERT, action="C", detail=f"backup set up: {target.describe()}, key {sheet.recipient}")
+        guard.audit(
+            audit.SECURITY_ALERT, action="C", detail=f"backup set up: {target.describe()}, key {sheet.recipient}"
+        )
         return {
             "ok": True,
             "recovery_sheet": {

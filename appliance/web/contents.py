@@ -8,8 +8,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from appliance.archive import Archive
-from appliance.archive import kinds
+from appliance.archive import Archive, kinds
 from appliance.documents import encapsulated
 from appliance.imaging import videostream
 from appliance.imaging.source import ImagingError

@@ -10,8 +10,7 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance.archive import Archive
-from appliance.archive import CorrectionError, Identity
+from appliance.archive import Archive, CorrectionError, Identity
 from appliance.web.auth import Guard, client_address, fail
 
 _LEVELS = {"studies": "study", "series": "series", "instances": "instance"}
@@ -55,7 +54,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def delete(level: str, uid: str) -> dict:
         target_or_404(level, uid)
         try:
-            deleted = archive.corrections.delete(level, uid, _field("confirm") or "", guard.user().name, client_address())
+            deleted = archive.corrections.delete(
+                level, uid, _field("confirm") or "", guard.user().name, client_address()
+            )
         except CorrectionError as exc:
             raise fail(400, str(exc)) from None
         except LookupError:

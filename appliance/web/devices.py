@@ -13,12 +13,19 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance.archive import Archive
-from appliance.archive import audit
-from appliance.archive import device_access
-from appliance.archive import POLICIES, DeviceError, LearnedDevice
-from appliance.archive import ForwardError
-from appliance.archive import OPERATIONS, DicomNode, NodeError, parse_operations
+from appliance.archive import (
+    OPERATIONS,
+    POLICIES,
+    Archive,
+    DeviceError,
+    DicomNode,
+    ForwardError,
+    LearnedDevice,
+    NodeError,
+    audit,
+    device_access,
+    parse_operations,
+)
 from appliance.dicom.scu import echo_device, echo_node
 from appliance.web.auth import Guard, fail
 from appliance.web.studies import with_study_labels

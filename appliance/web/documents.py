@@ -17,10 +17,7 @@ from typing import Any
 
 import bottle
 
-from appliance.archive import Archive
-from appliance.archive import kinds
-from appliance.archive import audit
-from appliance.archive import InstanceEntry
+from appliance.archive import Archive, InstanceEntry, audit, kinds
 from appliance.documents import encapsulated, sr
 from appliance.web import ranges
 from appliance.web.auth import Guard, fail

@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 import time
 import zipfile
-from typing import IO, Iterator, cast
+from collections.abc import Iterator
+from typing import IO, cast
 
 import bottle
 from bottle import response
 
-from appliance.archive import Archive
-from appliance.archive import audit
-from appliance.archive import MediaFile, dicomdir
-from appliance.archive import CHUNK
+from appliance.archive import CHUNK, Archive, MediaFile, audit, dicomdir
 from appliance.web.auth import Guard, fail
 from appliance.web.display import plural
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import bottle
 
 from appliance import imaging
-from appliance.archive import Archive
-from appliance.archive import kinds
-from appliance.archive import InstanceEntry
+from appliance.archive import Archive, InstanceEntry, kinds
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
 
 log = logging.getLogger("lightbox.web.frames")
@@ -38,7 +37,13 @@ MAX_SIDE = 8192
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 # Common presets (centre, width) offered next to the file's own windows.
 MODALITY_PRESETS = {
-    "CT": [("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 400, 1800), ("Brain", 40, 80), ("Abdomen", 60, 400)],
+    "CT": [
+        ("Soft tissue", 40, 400),
+        ("Lung", -600, 1500),
+        ("Bone", 400, 1800),
+        ("Brain", 40, 80),
+        ("Abdomen", 60, 400),
+    ],
 }
 
 
@@ -120,7 +125,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         if representative is None:
             raise Refused(404, "no such series, or no images in it")
         picture = thumbnails.get(archive.file_path(representative.file_key))
-        return bottle.HTTPResponse(picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"})
+        return bottle.HTTPResponse(
+            picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
+        )
 
     def viewer(series_uid: str) -> bottle.HTTPResponse:
         entry = archive.series_entry(series_uid)
@@ -140,7 +147,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             "instances": [_instance_json(i) for i in images],
             "frames": sum(i.frames for i in images),
         }
-        return bottle.HTTPResponse(json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+        return bottle.HTTPResponse(
+            json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        )
 
     route("/api/instances/<sop_uid>/frames/<n>/rendered", rendered)
     route("/api/instances/<sop_uid>/frames/<n>/raw", raw)
@@ -165,7 +174,10 @@ def _presets(modality: str, image: dict[str, Any]) -> list[dict[str, Any]]:
     presets = [{"name": w["explanation"] or f"File {i + 1}", "center": w["center"], "width": w["width"], "source": "file"}
                for i, w in enumerate(image["windows"])]  # fmt: skip
     if image.get("grayscale"):
-        presets += [{"name": name, "center": c, "width": w, "source": "modality"} for name, c, w in MODALITY_PRESETS.get(modality, [])]
+        presets += [
+            {"name": name, "center": c, "width": w, "source": "modality"}
+            for name, c, w in MODALITY_PRESETS.get(modality, [])
+        ]
     return presets
 
 

@@ -9,8 +9,9 @@ The bytes are streamed from the file in pieces, never read whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import bottle
 

@@ -9,9 +9,7 @@ from typing import Any
 import bottle
 from bottle import request
 
-from appliance.archive import Archive
-from appliance.archive import audit
-from appliance.archive import BrowseError, StudyFilter
+from appliance.archive import Archive, BrowseError, StudyFilter, audit
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents
 from appliance.web.auth import Guard, fail
@@ -118,7 +116,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         found = archive.study_detail(study_uid)
         if found is None:
             raise fail(404, "no such study")
-        guard.audit(audit.INSTANCES_ACCESSED, study_uid=study_uid, detail=plural(found.study.num_instances, "instance") + " viewed")
+        guard.audit(
+            audit.INSTANCES_ACCESSED,
+            study_uid=study_uid,
+            detail=plural(found.study.num_instances, "instance") + " viewed",
+        )
         body = {**found.as_json(), "last_change": archive.last_change()}
         contents.describe(body, archive, videos)
         return body
@@ -139,4 +141,3 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     @guard
     def study_api(study_uid: str) -> dict:
         return detail(study_uid)
-

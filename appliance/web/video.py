@@ -20,10 +20,7 @@ from typing import Any
 
 import bottle
 
-from appliance.archive import Archive
-from appliance.archive import kinds
-from appliance.archive import audit
-from appliance.archive import InstanceEntry
+from appliance.archive import Archive, InstanceEntry, audit, kinds
 from appliance.imaging import videostream
 from appliance.imaging.source import ImagingError
 from appliance.imaging.videos import BUSY, PREPARING, READY, UNAVAILABLE, Prepared, VideoLibrary
@@ -98,7 +95,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         except (ImagingError, OSError) as exc:
             LOG.warning("video_poster_failed reason=%s", exc)
             return _icon(ICON)
-        return bottle.HTTPResponse(picture, 200, {"Content-Type": "image/jpeg", "Cache-Control": "private, max-age=300"})
+        return bottle.HTTPResponse(
+            picture, 200, {"Content-Type": "image/jpeg", "Cache-Control": "private, max-age=300"}
+        )
 
 
 def _not_ready(state: str, reason: str) -> bottle.HTTPResponse:

@@ -92,8 +92,18 @@ class LightboxProcess:
     def storescu(self, *paths: str | Path, aet: str = "STORESCU", extra: tuple[str, ...] = (),
                  timeout: float = 300) -> subprocess.CompletedProcess:  # fmt: skip
         return subprocess.run(
-            [dcmtk("storescu"), "-v", "-aet", aet, "-aec", self.aet, *extra,
-             "127.0.0.1", str(self.dicom_port), *map(str, paths)],
+            [
+                dcmtk("storescu"),
+                "-v",
+                "-aet",
+                aet,
+                "-aec",
+                self.aet,
+                *extra,
+                "127.0.0.1",
+                str(self.dicom_port),
+                *map(str, paths),
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -1,9 +1,9 @@
 """Another process on the LAN, for the discovery tests (python-zeroconf, separate from Lightbox's).
 
-  python mdns_peer.py browse TYPE       print one JSON line per event (added/updated with the
-                                        resolved service, removed) until killed
-  python mdns_peer.py announce NAME TYPE PORT KEY=VALUE...
-                                        announce a service on 127.0.0.1 until stdin closes
+python mdns_peer.py browse TYPE       print one JSON line per event (added/updated with the
+                                      resolved service, removed) until killed
+python mdns_peer.py announce NAME TYPE PORT KEY=VALUE...
+                                      announce a service on 127.0.0.1 until stdin closes
 """
 
 from __future__ import annotations

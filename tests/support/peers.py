@@ -19,7 +19,9 @@ ORTHANC = "/usr/sbin/Orthanc"
 class StoreSCP:
     """DCMTK storescp writing every received instance to ``folder`` (as received, +B)."""
 
-    def __init__(self, folder: Path, aet: str = "STORESCP", extra: tuple[str, ...] = (), port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, aet: str = "STORESCP", extra: tuple[str, ...] = (), port: int | None = None
+    ) -> None:
         self.folder = folder
         self.aet = aet
         self.port = port or free_port()

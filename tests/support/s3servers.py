@@ -92,7 +92,11 @@ class MotoIamS3:
                 raise RuntimeError("moto server did not start")
             time.sleep(0.1)
         iam = boto3.client(
-            "iam", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="admin", aws_secret_access_key="admin"
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="admin",
+            aws_secret_access_key="admin",
         )
         iam.create_user(UserName="box")
         resources = [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"]

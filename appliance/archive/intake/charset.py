@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
+from functools import cache
 
 from pydicom.charset import convert_encodings
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
@@ -44,7 +44,7 @@ def effective_encodings(raw_value: bytes, charsets: Iterable[str], override: str
     """The encodings to decode ``raw_value`` with: the declared ones, unless they are a known lie."""
     if override:
         return [override]
-    charsets = [c for c in charsets]
+    charsets = list(charsets)
     if not charsets or all(c in _ASCII_TERMS for c in charsets):
         if raw_value.isascii():
             return ["ISO_IR 6"]
@@ -111,7 +111,5 @@ def normalise_name(name: str) -> str:
     # tell different names apart (やまだ is not やまた).
     stripped = "".join(ch for ch in decomposed if not "\u0300" <= ch <= "\u036f")
     folded = " ".join(unicodedata.normalize("NFC", stripped).casefold().split())
-    groups = [
-        "^".join(part.strip() for part in group.split("^")).rstrip("^") for group in folded.split("=")
-    ]
+    groups = ["^".join(part.strip() for part in group.split("^")).rstrip("^") for group in folded.split("=")]
     return "=".join(groups).rstrip("=")

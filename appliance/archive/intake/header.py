@@ -168,9 +168,12 @@ def _truncation(ds: Dataset, fp: BinaryIO) -> str | None:
     """
     size = os.fstat(fp.fileno()).st_size
     for elem in _raw_elements(ds):
-        if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED_LENGTH:
-            if elem.value_tell + elem.length > size:
-                return f"truncated file: {elem.tag} runs past the end of the file"
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.length != _UNDEFINED_LENGTH
+            and elem.value_tell + elem.length > size
+        ):
+            return f"truncated file: {elem.tag} runs past the end of the file"
     position = fp.tell()
     head = fp.read(12)
     if len(head) < 8:

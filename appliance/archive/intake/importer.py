@@ -10,9 +10,9 @@ import os
 import shutil
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from pydicom import dcmread
 

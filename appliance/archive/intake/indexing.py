@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-
-from appliance.archive.intake.attributes import IndexFields
 from peewee import Model
 
 from appliance.archive.index import Change, Incident, Instance, Patient, Series, Study, database
+from appliance.archive.intake.attributes import IndexFields
 from appliance.archive.storage import StoredFile
 
 LOG = logging.getLogger("lightbox.index")
@@ -125,8 +125,7 @@ def add_instance(
         ),
     )
     _sql(
-        "UPDATE series SET num_instances = num_instances + 1, last_received_at = MAX(last_received_at, ?)"
-        " WHERE id = ?",
+        "UPDATE series SET num_instances = num_instances + 1, last_received_at = MAX(last_received_at, ?) WHERE id = ?",
         (received_at, series_id),
     )
     _sql(

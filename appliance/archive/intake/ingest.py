@@ -17,12 +17,12 @@ from pathlib import Path
 
 import peewee
 
+from appliance.archive.index import Instance
 from appliance.archive.intake import indexing
 from appliance.archive.intake.attributes import extract
 from appliance.archive.intake.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
-from appliance.archive.index import Instance
-from appliance.archive.storage import Storage, file_digest, free_bytes, is_out_of_space
 from appliance.archive.intake.validate import Problem, Refusal, check
+from appliance.archive.storage import Storage, file_digest, free_bytes, is_out_of_space
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.ingest")

@@ -64,7 +64,10 @@ def check(header: Header) -> list[str]:
         if value == "":
             raise Refusal(Problem.MISMATCH, f"required attribute {keyword} missing")
         if not is_acceptable_uid(value):
-            raise Refusal(Problem.INVALID, f"{keyword} is not a usable UID (over 64 characters, a separator or a control character)")
+            raise Refusal(
+                Problem.INVALID,
+                f"{keyword} is not a usable UID (over 64 characters, a separator or a control character)",
+            )
     for meta_keyword, keyword in (
         ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
         ("MediaStorageSOPClassUID", "SOPClassUID"),

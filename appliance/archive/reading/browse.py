@@ -7,14 +7,14 @@ accession numbers, species, breed and owner, date and modality filters, sortable
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from appliance.archive.reading import kinds
+from appliance.archive.index import database
 from appliance.archive.intake.attributes import search_terms
 from appliance.archive.intake.charset import normalise_name
-from appliance.archive.index import database
-from appliance.archive.reading import sqlite
+from appliance.archive.reading import kinds, sqlite
 
 PAGE_MAX = 200
 # sort key -> ORDER BY columns; every order ends with the study id so that pages are stable
@@ -121,7 +121,8 @@ def _fill_search_terms() -> None:
         " WHERE search_terms = '' AND (species != '' OR breed != '' OR responsible_person != '')"
     ).fetchall()
     database.cursor().executemany(
-        "UPDATE patient SET search_terms = ? WHERE id = ?", [(search_terms(*values), row_id) for row_id, *values in rows]
+        "UPDATE patient SET search_terms = ? WHERE id = ?",
+        [(search_terms(*values), row_id) for row_id, *values in rows],
     )
 
 

@@ -4,8 +4,8 @@ needs to know about the instances those changes name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from appliance.archive.index import Change, Instance, Meta, Series, Study, database
 from appliance.archive.reading.rows import FILE_COLUMNS, InstanceFile
@@ -70,5 +70,3 @@ def pending_after(seq: int) -> tuple[int, int, float | None]:
         (seq,),
     ).fetchone()
     return count, size, oldest
-
-

@@ -6,7 +6,7 @@ page never opens a file to know how to show an instance.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydicom.uid import UID, MPEGTransferSyntaxes
 
@@ -45,5 +45,5 @@ def series_kind(kinds: Iterable[str]) -> str:
 
 
 def sop_class_name(uid: str) -> str:
-    """"CT Image", "Comprehensive SR", ...: the class's name without "Storage", or the UID."""
+    """ "CT Image", "Comprehensive SR", ...: the class's name without "Storage", or the UID."""
     return (UID(uid).name.removesuffix(" Storage") if uid else "") or uid

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.archive.reading import kinds
 from appliance.archive.index import Instance, Patient, Series, Study
+from appliance.archive.reading import kinds
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,31 @@ def series(series_uid: str) -> SeriesEntry | None:
     if found is None:
         return None
     rows = (
-        Instance.select(*_INSTANCE_COLUMNS)
-        .join(Series)
-        .where(Series.id == found.id)
-        .order_by(*_DISPLAY_ORDER)
-        .tuples()
+        Instance.select(*_INSTANCE_COLUMNS).join(Series).where(Series.id == found.id).order_by(*_DISPLAY_ORDER).tuples()
     )
     study, patient = found.study, found.study.patient
     return SeriesEntry(
-        series={"uid": found.series_uid, "modality": found.modality, "number": found.series_number,
-                "description": found.description, "body_part": found.body_part},  # fmt: skip
-        study={"uid": study.study_uid, "date": study.study_date, "time": study.study_time,
-               "description": study.description, "accession": study.accession, "institution": study.institution},  # fmt: skip
-        patient={"name": patient.name, "id": patient.patient_id, "birth_date": patient.birth_date,
-                 "sex": patient.sex, "species": patient.species},  # fmt: skip
+        series={
+            "uid": found.series_uid,
+            "modality": found.modality,
+            "number": found.series_number,
+            "description": found.description,
+            "body_part": found.body_part,
+        },  # fmt: skip
+        study={
+            "uid": study.study_uid,
+            "date": study.study_date,
+            "time": study.study_time,
+            "description": study.description,
+            "accession": study.accession,
+            "institution": study.institution,
+        },  # fmt: skip
+        patient={
+            "name": patient.name,
+            "id": patient.patient_id,
+            "birth_date": patient.birth_date,
+            "sex": patient.sex,
+            "species": patient.species,
+        },  # fmt: skip
         instances=[_entry(row) for row in rows],
     )

@@ -98,7 +98,11 @@ def _records(files: list[MediaFile]) -> tuple[list[Dataset], list[tuple[int, int
     links: list[tuple[int, int | None, int | None]] = []
     for i, level in enumerate(levels):
         following = next((j for j in range(i + 1, len(records)) if levels[j] <= level), None)
-        sibling = following if following is not None and levels[following] == level and parents[following] == parents[i] else None
+        sibling = (
+            following
+            if following is not None and levels[following] == level and parents[following] == parents[i]
+            else None
+        )
         child = i + 1 if i + 1 < len(records) and levels[i + 1] == level + 1 else None
         links.append((level, sibling, child))
     return records, links
@@ -160,7 +164,7 @@ def dicomdir(files: list[MediaFile]) -> bytes:
 
     first = dcmread(BytesIO(encode()))
     starts = [item.seq_item_tell for item in first.DirectoryRecordSequence]
-    for record, (_level, sibling, child) in zip(records, links):
+    for record, (_level, sibling, child) in zip(records, links, strict=True):
         record.OffsetOfTheNextDirectoryRecord = starts[sibling] if sibling is not None else 0
         record.OffsetOfReferencedLowerLevelDirectoryEntity = starts[child] if child is not None else 0
     roots = [i for i, (level, _s, _c) in enumerate(links) if level == 0]

@@ -14,17 +14,23 @@ hierarchical query too (more lenient than C.4.1.3.1, as most archives are).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
-from typing import Any, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from appliance.archive.intake.charset import normalise_name
 from appliance.archive.index import ITEM_KEYS, database
+from appliance.archive.intake.charset import normalise_name
 from appliance.archive.reading import sqlite
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 MODELS = {"PATIENT_ROOT": LEVELS, "STUDY_ROOT": LEVELS[1:]}
-UNIQUE_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+UNIQUE_KEYS = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
 
 _TO_PATIENT = " JOIN patient p ON p.id = st.patient_id"
 _TO_STUDY = " JOIN study st ON st.id = se.study_id" + _TO_PATIENT
@@ -146,6 +152,7 @@ KEYS: dict[str, Key] = {
     "NumberOfFrames": _k("IMAGE", _as_received("i.number_of_frames"), "number", match="i.number_of_frames"),
     "AvailableTransferSyntaxUID": _k("IMAGE", "i.transfer_syntax", "uid"),
 }
+
 
 @dataclass
 class _Sql:
@@ -270,7 +277,9 @@ def _count_plan(plan: Plan, limit: int) -> tuple[str, tuple[Any, ...]]:
     return f"SELECT COUNT(*) FROM ({plan.sql} LIMIT ?)", plan.params + (limit,)
 
 
-def find(model: str, level: str, identifier: Mapping[str, Any], options: FindOptions) -> Generator[dict[str, Any], None, None]:
+def find(
+    model: str, level: str, identifier: Mapping[str, Any], options: FindOptions
+) -> Generator[dict[str, Any], None, None]:
     """The matches of ``identifier``, one dict (keyword -> value) each, streamed.
 
     Raises QueryError or TooManyMatches before anything is streamed: the cap is checked with
@@ -288,7 +297,7 @@ def _rows(plan: Plan) -> Generator[dict[str, Any], None, None]:
     cursor = database.execute_sql(plan.sql, plan.params)
     try:
         for row in cursor:
-            yield {kw: _value(kw, v) for kw, v in zip(plan.returned, row)}
+            yield {kw: _value(kw, v) for kw, v in zip(plan.returned, row, strict=True)}
     finally:
         cursor.close()  # a cancelled query must not hold its read snapshot
 

@@ -7,12 +7,17 @@ This is a lookup by those keys, not the C-FIND matcher.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from appliance.archive.index import Instance, Patient, Series, Study
 from appliance.archive.reading.rows import FILE_COLUMNS, InstanceFile
 
-LEVEL_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+LEVEL_KEYS = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
 _COLUMNS = {
     "PatientID": Patient.patient_id,
     "StudyInstanceUID": Study.study_uid,
@@ -29,14 +34,11 @@ def instances_for_retrieve(level: str, keys: dict[str, Sequence[str]]) -> list[I
         raise ValueError(f"unknown Query/Retrieve Level {level!r}")
     if not keys.get(LEVEL_KEYS[level]):
         raise ValueError(f"{LEVEL_KEYS[level]} is required at {level} level")
-    query = (
-        Instance.select(*FILE_COLUMNS)
-        .join(Series)
-        .join(Study)
-        .join(Patient)
-    )
+    query = Instance.select(*FILE_COLUMNS).join(Series).join(Study).join(Patient)
     for keyword, values in keys.items():
         if values and keyword in _COLUMNS:
             query = query.where(_COLUMNS[keyword].in_(list(values)))
-    query = query.order_by(Study.study_uid, Series.series_number, Series.series_uid, Instance.instance_number, Instance.sop_uid)
+    query = query.order_by(
+        Study.study_uid, Series.series_number, Series.series_uid, Instance.instance_number, Instance.sop_uid
+    )
     return [InstanceFile(*row) for row in query.tuples()]

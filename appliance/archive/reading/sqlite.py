@@ -40,7 +40,7 @@ SEARCH_VERSION_KEY = "search_index_version"
 
 
 def search_index_state() -> str:
-    """"current", "old" (made by an older Lightbox) or "none"."""
+    """ "current", "old" (made by an older Lightbox) or "none"."""
     if not has_table("study_search"):
         return "none"
     version = Meta.get_or_none(Meta.key == SEARCH_VERSION_KEY)

@@ -28,16 +28,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
 from appliance.archive.index import database
-from appliance.archive.sqlite import bookkeeping, put_meta
 from appliance.archive.registry.models import Device, DiscoveredService, ForwardRule
-from appliance.archive.registry.nodes import OPERATIONS, DicomNode, NodeError, NodeTable, check_aet, check_port, parse_operations
+from appliance.archive.registry.nodes import (
+    OPERATIONS,
+    DicomNode,
+    NodeError,
+    NodeTable,
+    check_aet,
+    check_port,
+    parse_operations,
+)
+from appliance.archive.sqlite import bookkeeping, put_meta
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.devices")
@@ -138,8 +146,7 @@ def _merged(stored: str, new: Iterable[str]) -> str:
 # The device an association or a received file belongs to: its own AE title, else a device
 # with the lenient-AE quirk at that address.  Plain SQL: ingest runs it once per instance.
 _DEVICE_OF = (
-    "SELECT id FROM device WHERE aet = ? OR (lenient_aet = 1 AND host = ? AND host != '')"
-    " ORDER BY aet = ? DESC LIMIT 1"
+    "SELECT id FROM device WHERE aet = ? OR (lenient_aet = 1 AND host = ? AND host != '') ORDER BY aet = ? DESC LIMIT 1"
 )
 
 
@@ -171,7 +178,9 @@ def record_error(calling_ae: str, address: str, error: str) -> None:
     """The device's last error; runs in the caller's transaction."""
     device_id = _device_id(calling_ae, address)
     if device_id is not None:
-        Device.update(last_error=error[:ERROR_LENGTH], last_error_at=time.time()).where(Device.id == device_id).execute()
+        Device.update(last_error=error[:ERROR_LENGTH], last_error_at=time.time()).where(
+            Device.id == device_id
+        ).execute()
 
 
 def _announced(aet: str) -> DiscoveredService | None:
@@ -296,7 +305,9 @@ class DeviceTable:
             query = query.where(Device.status != "ignored")
         return [_device(row) for row in query]
 
-    def approve(self, aet: str, host: str | None = None, port: int | None = None) -> tuple[LearnedDevice, DicomNode | None]:
+    def approve(
+        self, aet: str, host: str | None = None, port: int | None = None
+    ) -> tuple[LearnedDevice, DicomNode | None]:
         """Approve a device, with its host and own DICOM port if given; with a port known (given,
         set before, or announced on the LAN under its AE title), it becomes (or updates) its node.
         Without one it may send images, but Lightbox cannot send to it or test it."""
@@ -353,7 +364,14 @@ class DeviceTable:
         return DicomNode(device.aet, device.host, device.port, device.name, device.allowed)
 
     def save_node(
-        self, aet: str, host: str, port: int, name: str = "", allowed: frozenset[str] = frozenset(OPERATIONS), *, new: bool = False
+        self,
+        aet: str,
+        host: str,
+        port: int,
+        name: str = "",
+        allowed: frozenset[str] = frozenset(OPERATIONS),
+        *,
+        new: bool = False,
     ) -> tuple[DicomNode, bool]:
         """Add a node (``new``: not if one has this AE title) or change it; return it and
         whether it is new.  A learned device with its AE title takes the same host, port,
@@ -404,4 +422,3 @@ class DeviceTable:
         except NodeError as exc:
             raise DeviceError(str(exc)) from exc
         return device, node
-

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from peewee import SqliteDatabase, fn
 
-from appliance.archive.reading import retrieval
 from appliance.archive.index import Change, Meta, database
+from appliance.archive.reading import retrieval
+from appliance.archive.reading.rows import InstanceFile
 from appliance.archive.registry.models import ForwardJob, ForwardRule
 from appliance.archive.registry.nodes import DicomNode, NodeTable, check_aet
-from appliance.archive.reading.rows import InstanceFile
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.forward")
@@ -115,7 +115,9 @@ def _matches(rule: ForwardRule, study_uid: str) -> bool:
 
 
 class Forwarding:
-    def __init__(self, db: SqliteDatabase, write_lock: WriteLock, nodes: NodeTable, retry_initial: float = 30.0) -> None:
+    def __init__(
+        self, db: SqliteDatabase, write_lock: WriteLock, nodes: NodeTable, retry_initial: float = 30.0
+    ) -> None:
         self.db = db
         self.write_lock = write_lock
         self.nodes = nodes
@@ -226,10 +228,18 @@ class Forwarding:
             else:
                 delay = min(self.retry_initial * 2 ** (attempts - 1), RETRY_MAX)
                 error = result.error or f"{result.failed} instance(s) not accepted"
-                values = dict(attempts=attempts, next_attempt_at=now + delay, last_error=error[:ERROR_LENGTH], sent=result.sent)
+                values = dict(
+                    attempts=attempts, next_attempt_at=now + delay, last_error=error[:ERROR_LENGTH], sent=result.sent
+                )
             ForwardJob.update(values).where(ForwardJob.id == job.id).execute()
         if result.ok:
-            LOG.info("forward_delivered job=%d destination=%s instances=%d attempts=%d", job.id, job.destination, result.sent, attempts)
+            LOG.info(
+                "forward_delivered job=%d destination=%s instances=%d attempts=%d",
+                job.id,
+                job.destination,
+                result.sent,
+                attempts,
+            )
         else:
             LOG.warning(
                 "forward_failed job=%d destination=%s attempts=%d retry_in=%.0f reason=%r",

@@ -202,12 +202,7 @@ class SessionStore:
     def get(self, token: str, now: float | None = None) -> ActiveSession | None:
         """The live session of ``token`` (refreshing its idle clock), or None."""
         now = time.time() if now is None else now
-        row = (
-            Session.select(Session, User)
-            .join(User)
-            .where(Session.token_sha256 == _token_digest(token))
-            .first()
-        )
+        row = Session.select(Session, User).join(User).where(Session.token_sha256 == _token_digest(token)).first()
         if row is None:
             return None
         if row.last_seen_at < now - self.idle or row.created_at < now - self.absolute:

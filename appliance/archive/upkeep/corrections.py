@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import peewee
 
+from appliance.archive.index import FileRemoval, Instance, Patient, Series, Study, Superseded
 from appliance.archive.intake import indexing
-from appliance.archive.registry import audit
-from appliance.archive.registry.audit import AuditLog
+from appliance.archive.intake.charset import normalise_name
 from appliance.archive.reading.changes import SUPERSEDED_KIND
 from appliance.archive.reading.rows import InstanceFile
-from appliance.archive.intake.charset import normalise_name
-from appliance.archive.index import FileRemoval, Instance, Patient, Series, Study, Superseded
-from appliance.archive.upkeep.rewrite import CannotRewrite, rewritten
+from appliance.archive.registry import audit
+from appliance.archive.registry.audit import AuditLog
 from appliance.archive.storage import Storage, free_bytes
+from appliance.archive.upkeep.rewrite import CannotRewrite, rewritten
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.corrections")
@@ -162,7 +163,9 @@ def studies_of_patient(study_uid: str) -> list[str]:
 
 
 class Corrections:
-    def __init__(self, storage: Storage, db: peewee.Database, write_lock: WriteLock, audit_log: AuditLog, min_free_bytes: int) -> None:
+    def __init__(
+        self, storage: Storage, db: peewee.Database, write_lock: WriteLock, audit_log: AuditLog, min_free_bytes: int
+    ) -> None:
         self.storage = storage
         self.db = db
         self.write_lock = write_lock
@@ -224,7 +227,9 @@ class Corrections:
 
     # -- identity -----------------------------------------------------------------------
 
-    def edit_identity(self, study_uids: Iterable[str], new: Identity, user: str, address: str = "", why: str = "edited") -> EditReport:
+    def edit_identity(
+        self, study_uids: Iterable[str], new: Identity, user: str, address: str = "", why: str = "edited"
+    ) -> EditReport:
         """Give the studies' patient the identity ``new``: every file rewritten (same UIDs), the
         originals kept as Superseded, the index moved in one transaction, audited."""
         with self.lock:
@@ -251,7 +256,9 @@ class Corrections:
             with self.write_lock, self.db.atomic("IMMEDIATE"):
                 for planned, instances, changed in plans:
                     study = Study.get_or_none(Study.id == planned.id)  # as it is now
-                    now_there = {i.sop_uid for i in Instance.select(Instance.sop_uid).join(Series).where(Series.study == study)}
+                    now_there = {
+                        i.sop_uid for i in Instance.select(Instance.sop_uid).join(Series).where(Series.study == study)
+                    }
                     if study is None or now_there != {i.sop_uid for i in instances}:
                         raise CorrectionError("images of the study arrived or went while it was corrected: try again")
                     old = study.patient
@@ -271,14 +278,19 @@ class Corrections:
 
     def merge(self, from_study: str, into_study: str, user: str, address: str = "") -> EditReport:
         """Every study of ``from_study``'s patient takes the identity of ``into_study``'s."""
-        source, target = Study.get_or_none(Study.study_uid == from_study), Study.get_or_none(Study.study_uid == into_study)
+        source, target = (
+            Study.get_or_none(Study.study_uid == from_study),
+            Study.get_or_none(Study.study_uid == into_study),
+        )
         if source is None or target is None:
             raise LookupError("no such study")
         if source.patient_id == target.patient_id:
             raise CorrectionError("both studies already belong to the same patient")
         studies = studies_of_patient(from_study)
         p = target.patient
-        return self.edit_identity(studies, Identity(p.name, p.patient_id, p.issuer, p.birth_date), user, address, "merged")
+        return self.edit_identity(
+            studies, Identity(p.name, p.patient_id, p.issuer, p.birth_date), user, address, "merged"
+        )
 
     def _write_new_versions(self, plans: list) -> dict[str, tuple[str, int, str]]:
         """Write each instance's new version; sop_uid -> (file key, size, sha256).  Each new
@@ -316,8 +328,10 @@ class Corrections:
     def release_superseded(self, backed_up_through: int | None = None, older_than: float | None = None) -> int:
         """Remove the originals that the backup has (their change is at or before
         ``backed_up_through``) or, with no backup, those superseded before ``older_than``."""
-        condition = Superseded.change_seq <= backed_up_through if backed_up_through is not None else (
-            Superseded.superseded_at < older_than if older_than is not None else None
+        condition = (
+            Superseded.change_seq <= backed_up_through
+            if backed_up_through is not None
+            else (Superseded.superseded_at < older_than if older_than is not None else None)
         )
         if condition is None or not Superseded.select().where(condition).exists():
             return 0  # the usual case, checked without taking the write lock
@@ -379,4 +393,3 @@ def _adopt_new_versions(instances: list[Instance], written: dict[str, tuple[str,
             received_at=instance.received_at, superseded_at=now, change_seq=seq,
         ).on_conflict_ignore().execute()  # fmt: skip
         indexing.record_change("instance_stored", study_uid, series_uid, instance.sop_uid)
-

@@ -6,20 +6,20 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import peewee
 
+from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
 from appliance.archive.intake import indexing
 from appliance.archive.intake.attributes import extract
-from appliance.archive.reading.changes import SUPERSEDED_KIND
 from appliance.archive.intake.charset import text
 from appliance.archive.intake.header import UnreadableHeader, read_header
-from appliance.archive.index import CONTENT_MODELS, Change, Instance, Superseded
+from appliance.archive.intake.validate import Refusal, check
+from appliance.archive.reading.changes import SUPERSEDED_KIND
 from appliance.archive.sqlite import folder_of
 from appliance.archive.storage import Storage, StoredFile
-from appliance.archive.intake.validate import Refusal, check
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.maintenance")

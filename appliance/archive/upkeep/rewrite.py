@@ -9,11 +9,12 @@ damaged by a round trip through a decoder.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from io import BytesIO
-from typing import BinaryIO, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import charset as dicom_charset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -130,19 +131,18 @@ def _charsets_for(values: Iterable[str], stored: _Encoding) -> list[str]:
     if len(stored.charsets) <= 1 and (stored.charsets or [""])[0] in _DEFAULT_REPERTOIRE:
         return [_UTF8]
     raise CannotRewrite(
-        "the new values need characters that the stored files' character set (%s) cannot hold"
-        % "\\".join(stored.charsets)
+        f"the new values need characters that the stored files' character set ({'/'.join(stored.charsets)}) cannot hold"
     )
 
 
 def _modification(old: Mapping[str, object], tags: Mapping[BaseTag, str], reason: str) -> Dataset:
     """One Original Attributes Sequence item: the values before, when, by whom, why."""
     modified = Dataset()
-    for tag, keyword in tags.items():
+    for keyword in tags.values():
         if old[keyword] is not None:
             setattr(modified, keyword, old[keyword])
     item = Dataset()
-    item.AttributeModificationDateTime = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S.%f+0000")
+    item.AttributeModificationDateTime = datetime.now(UTC).strftime("%Y%m%d%H%M%S.%f+0000")
     item.ModifiedAttributesSequence = [modified]
     item.ModifyingSystem = MODIFYING_SYSTEM
     item.ReasonForTheAttributeModification = reason
