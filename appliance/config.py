@@ -102,6 +102,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
     Setting(
+        "setup_code_file",
+        "",
+        "File that keeps the first-run setup code (mode 0600) until the first administrator exists, so the "
+        "code stays the same across restarts; it is removed when setup is done. The appliance image copies "
+        "it to the SD card's boot partition and the console. Empty: a new code at each start, in the log only.",
+    ),
+    Setting(
         "imaging_max_decode_mb",
         1024,
         "Largest pixel data decoded for display, in MB (rows x columns x frames x samples x bytes, as declared); "

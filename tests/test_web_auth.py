@@ -12,7 +12,7 @@ import time
 import pytest
 
 from support.lightbox import LightboxProcess
-from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, send_study, setup_code
+from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, first_admin, send_study, setup_code
 
 HOSTILE_NAME = "<script>alert(1)</script>^<iframe src/x>"
 
@@ -58,6 +58,30 @@ def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
                 assert status == 200, elapsed
             time.sleep(0.4)
         assert anonymous.get("/api/changes").status_code == 401
+    finally:
+        lightbox.stop()
+
+
+@pytest.mark.slow
+def test_setup_code_file_keeps_the_code_across_restarts_until_the_first_admin_exists(tmp_path):
+    """The appliance image shows the code from `setup_code_file` on the SD card's boot partition:
+    the code must survive a reboot, never be served, and go once setup is done."""
+    kept = tmp_path / "state" / "setup-code"
+    lightbox = LightboxProcess(tmp_path / "data", dicom_workers=0, setup_code_file=kept).start()
+    try:
+        code = setup_code(lightbox)
+        assert kept.read_text() == code + "\n" and kept.stat().st_mode & 0o777 == 0o600
+        anonymous = Client(base_url(lightbox))
+        for path in ("/setup", "/healthz", "/api/studies", "/static/lightbox.js"):
+            assert code not in anonymous.get(path).text, path
+        lightbox.stop()
+        lightbox.start()
+        assert setup_code(lightbox) == code and lightbox.log().count("first_run") == 2  # the same after a restart
+        first_admin(lightbox)
+        assert not kept.exists()
+        lightbox.stop()
+        lightbox.start()
+        assert lightbox.log().count("first_run") == 2 and not kept.exists()
     finally:
         lightbox.stop()
 

@@ -56,6 +56,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         except UserError as exc:
             return setup_page(str(exc).capitalize() + ".", name, 400)
         auth.backoff.succeeded(keys)
+        auth.setup_done()
         LOG.info("first_admin_created address=%s", client_address())
         archive.audit.record(
             audit.APPLICATION_ACTIVITY,

@@ -7,6 +7,7 @@ Route modules expose ``install(app, archive, guard)``; every route they add is e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import bottle
@@ -41,7 +42,8 @@ def make_app(
     backup_trigger: Trigger | None = None,
 ) -> bottle.Bottle:
     app = bottle.Bottle()
-    guard = Guard(Auth(archive))
+    setup_code_file = Path(settings.setup_code_file) if settings is not None and settings.setup_code_file else None
+    guard = Guard(Auth(archive, setup_code_file))
 
     @app.get("/healthz")
     @public

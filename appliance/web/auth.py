@@ -13,10 +13,12 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +26,7 @@ import bottle
 from bottle import request, response
 
 from appliance.archive import Account, Archive, audit, prepare_logins
+from appliance.backup.target import write_private
 from appliance.web.backoff import LoginBackoff
 
 LOG = logging.getLogger("lightbox.web.auth")
@@ -36,6 +39,7 @@ BASIC_CACHE_S = 300.0  # a verified Basic credential is trusted this long (Argon
 _ENV_USER = "lightbox.user"
 _ENV_CSRF = "lightbox.csrf"
 _ENV_VIA = "lightbox.via"  # "session" or "basic"
+SETUP_CODE = re.compile(r"[0-9A-F]{6}(?:-[0-9A-F]{6}){2}")
 
 
 def client_address() -> str:
@@ -80,19 +84,51 @@ def fail(status: int, message: str, **headers: str) -> bottle.HTTPResponse:
 
 
 class Auth:
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, setup_code_file: Path | None = None) -> None:
         self.archive = archive
         self.backoff = LoginBackoff()
         self.setup_code = ""
+        self.setup_code_file = setup_code_file
         self._basic_secret = secrets.token_bytes(32)
         self._basic_ok: dict[bytes, tuple[int, str, float]] = {}  # digest -> (user id, hash, expiry)
         self._basic_lock = threading.Lock()
         prepare_logins()
         if self.setup_needed():
-            self.setup_code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
+            self.setup_code = self._kept_or_new_setup_code()
             LOG.warning(
                 "first_run no users yet: open the web UI's /setup page and enter setup_code=%s", self.setup_code
             )
+        else:
+            self.setup_done()  # e.g. the first admin was made with `lightbox user add`
+
+    def _kept_or_new_setup_code(self) -> str:
+        """The code kept in ``setup_code_file`` by an earlier start, else a new one (kept there).
+
+        Kept because the appliance shows it on the SD card's boot partition: an admin who reads
+        it there and puts the card back must find the same code after the reboot."""
+        path = self.setup_code_file
+        if path is not None:
+            try:
+                kept = path.read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                kept = ""
+            if SETUP_CODE.fullmatch(kept):
+                return kept
+        code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
+        if path is not None:
+            try:
+                write_private(path, code.encode() + b"\n")
+            except OSError as exc:
+                LOG.error("setup_code_file_unwritable path=%s error=%s", path, exc)
+        return code
+
+    def setup_done(self) -> None:
+        """The first admin exists: remove the kept setup code (setup is closed anyway)."""
+        if self.setup_code_file is not None:
+            try:
+                self.setup_code_file.unlink(missing_ok=True)
+            except OSError as exc:
+                LOG.error("setup_code_file_not_removed path=%s error=%s", self.setup_code_file, exc)
 
     # ------------------------------------------------------------------ who is asking
 

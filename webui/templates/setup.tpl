@@ -3,6 +3,10 @@
 <h1>Welcome to Lightbox</h1>
 <p>No account exists yet. Create the first administrator. The setup code is printed in the
 server's log (console or <code>journalctl -u lightbox</code>) when Lightbox starts.</p>
+<p>On a Lightbox box made from the Raspberry Pi image, the code is also on its memory card: unplug
+the box, put the card in any computer and open the file <code>lightbox-setup-code.txt</code> on
+the drive named LIGHTBOX (then put the card back and plug the box in again; the code stays the
+same). A screen plugged into the box shows it too.</p>
 % if message:
 <p class="notice" role="alert">{{message}}</p>
 % end
