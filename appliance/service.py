@@ -45,6 +45,18 @@ def archive_options(settings: Settings) -> ArchiveOptions:
     )
 
 
+def dicom_options(settings: Settings) -> DicomOptions:
+    return DicomOptions(
+        aet=settings.aet,
+        max_associations=settings.max_associations,
+        network_timeout=float(settings.network_timeout),
+        max_pdu=settings.max_pdu,
+        max_instance_bytes=settings.max_instance_mb * 1024 * 1024,
+        query_retrieve_from=settings.query_retrieve_from,
+        health_aet=health.probe_aet(),
+    )
+
+
 def open_archive(settings: Settings) -> Archive:
     return Archive(settings.data_dir, archive_options(settings))
 
@@ -100,15 +112,7 @@ class Service:
         passed = systemd.passed_sockets()
         s = self.settings
         dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
-        options = DicomOptions(
-            aet=s.aet,
-            max_associations=s.max_associations,
-            network_timeout=float(s.network_timeout),
-            max_pdu=s.max_pdu,
-            max_instance_bytes=s.max_instance_mb * 1024 * 1024,
-            query_retrieve_from=s.query_retrieve_from,
-            health_aet=health.probe_aet(),
-        )
+        options = dicom_options(s)
         if s.dicom_workers > 0:
             self.archive.close()  # an SQLite connection must not cross fork(); reopen after
             self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets)
@@ -124,19 +128,21 @@ class Service:
             s.aet,
             options.health_aet,
         )
-        s = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
+        served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
         archive = self.archive
-        app = with_security_headers(make_app(archive, ImagingOptions.from_settings(s), s, self.backup_trigger))
+        app = with_security_headers(
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger)
+        )
         self.http = waitress.create_server(app, sockets=http_sockets, threads=8)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
-        self._spawn("backup", functools.partial(backup_loop, archive, s, self.stopping, self.backup_trigger))
+        self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
-        if s.discovery:
-            self.discovery = Discovery(archive, discovery_options(s))
+        if served.discovery:
+            self.discovery = Discovery(archive, discovery_options(served))
             self.discovery.start()
         if systemd.under_systemd():
-            watchdog = health.Watchdog(targets, s.data_dir, self.stopping)
+            watchdog = health.Watchdog(targets, served.data_dir, self.stopping)
             watchdog.ready(READY_WITHIN)
             self._spawn("health", watchdog.run)
 

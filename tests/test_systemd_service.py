@@ -212,6 +212,54 @@ def test_sandbox_keeps_the_service_in_its_state_directory(machine: Machine) -> N
     machine.run("rm", f"{DATA}/sandbox-check")
 
 
+# Every native dependency at work, in a oneshot unit with lightbox.service's own sandbox.
+SANDBOX_CHECK = """
+import ctypes, mmap, os, sys
+from pathlib import Path
+import argon2, ifaddr, pydicom, pydicom.data, pyrage
+hasher = argon2.PasswordHasher()
+assert hasher.verify(hasher.hash("correct horse battery"), "correct horse battery")
+key = pyrage.x25519.Identity.generate()
+assert pyrage.decrypt(pyrage.encrypt(b"pixels" * 1000, [key.to_public()]), [key]) == b"pixels" * 1000
+files = Path(pydicom.data.__file__).parent / "test_files"
+for name in ("JPEG2000.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_RLE.dcm", "JPGExtended.dcm"):
+    assert pydicom.dcmread(files / name).pixel_array.size > 0, name
+assert ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)() == 7  # a libffi closure
+assert ifaddr.get_adapters()  # netlink
+# ... and the sandbox is in force: each of these must be refused.
+def refused(attempt):
+    try:
+        attempt()
+    except OSError:
+        return True
+    return False
+held = {
+    "ProtectSystem": refused(lambda: open("/etc/lightbox/written", "w")),
+    "MemoryDenyWriteExecute": refused(lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC)),
+    "SystemCallFilter": refused(lambda: os.setpriority(os.PRIO_PROCESS, 0, 5)),  # @resources; anyone may, else
+}
+if not all(held.values()):
+    sys.exit(f"the sandbox did not hold: {held}")
+print("sandbox-check ok")
+"""
+NOT_SANDBOX = ("Type=", "NotifyAccess=", "ExecStart=", "Sockets=", "TimeoutStartSec=", "WatchdogSec=", "Restart")
+
+
+def test_native_dependencies_work_in_the_sandbox(machine: Machine) -> None:
+    """argon2-cffi, pyrage, pylibjpeg's decoders, numpy, ctypes and netlink under the unit's
+    sandbox (MemoryDenyWriteExecute, the system call filter, the address families, ...)."""
+    service = (SYSTEMD / "lightbox.service").read_text().split("[Service]")[1].split("[Install]")[0]
+    sandbox = [line for line in service.splitlines() if not line.startswith(NOT_SANDBOX)]
+    unit = ["[Service]", "Type=oneshot", "ExecStart=/opt/lightbox/venv/bin/python3 /usr/local/lib/sandbox-check.py"]
+    (machine.root / "usr/local/lib/sandbox-check.py").write_text(SANDBOX_CHECK)
+    (machine.root / "etc/systemd/system/lightbox-sandbox-check.service").write_text("\n".join(unit + sandbox))
+    machine.run("systemctl", "daemon-reload")
+    started = machine.run("systemctl", "start", "lightbox-sandbox-check.service", check=False, timeout=300)
+    said = machine.run("journalctl", "-u", "lightbox-sandbox-check", "--no-pager", "-o", "cat").stdout
+    assert started.returncode == 0 and "sandbox-check ok" in said, started.stderr + said
+    assert "MemoryDenyWriteExecute=yes" in sandbox and "SystemCallFilter=@system-service" in sandbox
+
+
 def test_kill9_during_a_cstore_stream_loses_nothing_acknowledged(machine: Machine, tmp_path: Path) -> None:
     files = make_study(tmp_path / "stream", 300, rows=128, columns=128, patient_id="SVC-KILL")
     uid_of = {str(f): str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}

@@ -1,9 +1,10 @@
 """The DICOM ports: accept, protect, and route each connection.
 
 One thread accepts on every DICOM listening socket (104 and 11112 under systemd), woken by a
-pipe to stop: the sockets may be systemd's, shared with sibling workers and the next start of
-the service, so they are closed here but never shut down.  Every accepted socket gets a timeout (a peer that stalls must not hold a thread forever) and
-TCP_NODELAY (DIMSE is request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
+pipe to stop: the sockets may be systemd's, shared with sibling workers and with the next
+start of the service, so they are closed here but never shut down.  Every accepted socket gets
+a timeout (a peer that stalls must not hold a thread forever) and TCP_NODELAY (DIMSE is
+request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
 Each association is then served by Lightbox's own loop (``association.py``).
 """
 

@@ -1,9 +1,9 @@
 """DICOM worker processes sharing the listening sockets.
 
 One Python process receives C-STOREs on about one core (the GIL); Orthanc, in C++, uses
-several.  Forked workers each accept on the inherited sockets (each new connection
-goes to the worker that accepts it first, usually an idle one) and run the same acceptor, each with its own SQLite connection; writes stay serialised by
-SQLite's write lock.  They are forked before the main process starts any thread, and die
+several.  Forked workers each accept on the inherited sockets (a new connection goes to the
+worker that accepts it first, usually an idle one) and run the same acceptor, each with its
+own SQLite connection; writes stay serialised by SQLite's write lock.  They are forked before the main process starts any thread, and die
 with it (PR_SET_PDEATHSIG), so a killed server leaves no worker holding the port.
 """
 
