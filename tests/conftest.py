@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from support import rpi_image
 from support.browser import chromium
 from support.lightbox import LightboxProcess, running
 from support.netns import private_network
@@ -24,6 +25,22 @@ from support.web import VIEWER, VIEWER_PASSWORD, Client, add_user, first_admin
 
 if TYPE_CHECKING:
     from support.s3servers import MotoS3
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The Raspberry Pi image's tests go last, and its build starts now, in the background:
+    ~10 minutes of emulated dpkg overlap the rest of the suite instead of adding to it."""
+    image_tests = [item for item in items if item.path.name == "test_image.py"]
+    if image_tests:
+        items[:] = [item for item in items if item.path.name != "test_image.py"] + image_tests
+        if not config.option.collectonly and not rpi_image.cannot_build():
+            rpi_image.BackgroundBuild(Path(__file__).parent / "artifacts" / "image-build.log")
+
+
+def pytest_sessionfinish() -> None:
+    if rpi_image.BackgroundBuild.started is not None:
+        rpi_image.BackgroundBuild.started.stop()
 
 
 @pytest.fixture
