@@ -96,6 +96,9 @@ class Service:
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
+        # From the first moment, not only once serving: a SIGTERM while starting stops cleanly too.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
         limit_malloc_arenas()
         faulthandler.enable()  # a watchdog's SIGABRT, or a crash, leaves every thread's traceback in the log
         systemd.notify("STATUS=starting: checking the archive")
@@ -175,9 +178,7 @@ class Service:
                 LOG.exception("forwarding_failed")
 
     def wait(self) -> None:
-        """Block until SIGINT or SIGTERM, then stop cleanly."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stopping.set())
+        """Block until SIGINT or SIGTERM (handled since start()), then stop cleanly."""
         self.stopping.wait()
         self.stop()
 
