@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import functools
 import logging
-import os
 import signal
-import socket
 import threading
 from typing import Any
 
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
+from appliance import health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import Settings
-from appliance.dicom.acceptor import listen
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
 from appliance.dicom.workers import FrontDoor, WorkerPool
@@ -29,6 +28,7 @@ LOG = logging.getLogger("lightbox.service")
 
 STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
 FORWARD_INTERVAL = 2.0  # seconds between looks at the forwarding queue
+READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first health round
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -42,6 +42,18 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         session_max_s=float(settings.session_max_age),
         device_policy=settings.device_policy,
         forward_retry_initial=float(settings.forward_retry_initial),
+    )
+
+
+def dicom_options(settings: Settings) -> DicomOptions:
+    return DicomOptions(
+        aet=settings.aet,
+        max_associations=settings.max_associations,
+        network_timeout=float(settings.network_timeout),
+        max_pdu=settings.max_pdu,
+        max_instance_bytes=settings.max_instance_mb * 1024 * 1024,
+        query_retrieve_from=settings.query_retrieve_from,
+        health_aet=health.probe_aet(),
     )
 
 
@@ -63,10 +75,11 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    log_format = "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=log_format)
+    if systemd.logs_to_journal():
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(systemd.JournalFormatter(log_format))
     logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
@@ -83,49 +96,55 @@ class Service:
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
-        s = self.settings
         limit_malloc_arenas()
-        self.archive = open_archive(s)
+        faulthandler.enable()  # a watchdog's SIGABRT, or a crash, leaves every thread's traceback in the log
+        systemd.notify("STATUS=starting: checking the archive")
+        self.archive = open_archive(self.settings)
         report = self.archive.reconcile()
         LOG.info(
             "started data=%s reindexed_orphans=%d unindexable=%d missing_files=%d spool_cleared=%d",
-            s.data_dir,
+            self.settings.data_dir,
             len(report.indexed),
             len(report.unindexable),
             len(report.missing_files),
             report.spool_cleared,
         )
-        options = DicomOptions(
-            aet=s.aet,
-            host=s.host,
-            port=s.dicom_port,
-            max_associations=s.max_associations,
-            network_timeout=float(s.network_timeout),
-            max_pdu=s.max_pdu,
-            max_instance_bytes=s.max_instance_mb * 1024 * 1024,
-            query_retrieve_from=s.query_retrieve_from,
-        )
-        listener = listen(options)
+        passed = systemd.passed_sockets()
+        s = self.settings
+        dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
+        options = dicom_options(s)
         if s.dicom_workers > 0:
             self.archive.close()  # an SQLite connection must not cross fork(); reopen after
-            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, listener)
+            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets)
             self.workers.start()
             self.archive = open_archive(s)
             self.workers.supervise()
         else:
-            self.dicom = FrontDoor(self.archive, options, listener)
+            self.dicom = FrontDoor(self.archive, options, dicom_sockets)
+        http_sockets = listeners.take(passed, listeners.HTTP, s.host, s.http_port)
+        targets = health.Targets(
+            tuple(listeners.reachable(sock) for sock in dicom_sockets),
+            listeners.reachable(http_sockets[0]),
+            s.aet,
+            options.health_aet,
+        )
+        served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
         archive = self.archive
-        app = with_security_headers(make_app(archive, ImagingOptions.from_settings(s), s, self.backup_trigger))
-        self.http = waitress.create_server(app, host=s.host, port=s.http_port, threads=8)
-        LOG.info("http_listening host=%s port=%d", s.host, s.http_port)
+        app = with_security_headers(
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger)
+        )
+        self.http = waitress.create_server(app, sockets=http_sockets, threads=8)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
-        self._spawn("backup", functools.partial(backup_loop, archive, s, self.stopping, self.backup_trigger))
+        self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
-        if s.discovery:
-            self.discovery = Discovery(archive, discovery_options(s))
+        if served.discovery:
+            self.discovery = Discovery(archive, discovery_options(served))
             self.discovery.start()
-        _sd_notify("READY=1")
+        if systemd.under_systemd():
+            watchdog = health.Watchdog(targets, served.data_dir, self.stopping)
+            watchdog.ready(READY_WITHIN)
+            self._spawn("health", watchdog.run)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -165,7 +184,7 @@ class Service:
     def stop(self) -> None:
         self.stopping.set()
         self.backup_trigger.wake()
-        _sd_notify("STOPPING=1")
+        systemd.notify("STOPPING=1", "STATUS=stopping: letting transfers finish")
         if self.workers is not None:
             self.workers.stop()
         if self.dicom is not None:
@@ -177,14 +196,3 @@ class Service:
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")
-
-
-def _sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(message.encode(), address)

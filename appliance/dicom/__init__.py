@@ -3,8 +3,8 @@ archive, and the SCU side that sends to peers.
 
 The door, from the socket in:
 
-- ``workers.py``: forked worker processes sharing the DICOM port; ``options.py``: its settings.
-- ``acceptor.py``: the port: socket timeout and TCP_NODELAY, the association cap, the
+- ``workers.py``: forked worker processes sharing the DICOM ports; ``options.py``: their settings.
+- ``acceptor.py``: the ports: socket timeout and TCP_NODELAY, the association cap, the
   A-ASSOCIATE-RQ read whole; ``admission.py``: the device policy (A-ASSOCIATE-RJ).
 - ``pdu.py``: upper-layer PDUs; ``link.py``: one end of an association on the wire
   (``read_command``, ``read_dataset``, ``send``); ``dimse.py``: command sets and responses.
@@ -23,7 +23,8 @@ The door, from the socket in:
 
 The SCU side: ``sender.py``, the one loop of C-STORE sub-operations (C-MOVE, C-GET and
 forwarding) and its counts; ``requestor.py``, an association to a peer; ``outgoing.py``, each
-instance in a syntax the peer accepted; ``scu.py``, C-ECHO of nodes and devices.
+instance in a syntax the peer accepted; ``scu.py``, C-ECHO of nodes and devices; ``probe.py``, the
+service's C-ECHO of its own ports (its health rounds).
 
 A C-STORE: ``Association.run`` accepts the storage class's context (``negotiation.negotiate``:
 the ``store`` row); ``Link.read_command`` reads the C-STORE-RQ; the row's ``store.spool`` opens

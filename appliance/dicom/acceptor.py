@@ -1,17 +1,22 @@
-"""The DICOM port: accept, protect, and route each connection.
+"""The DICOM ports: accept, protect, and route each connection.
 
-Every accepted socket gets a timeout (a peer that stalls must not hold a thread forever) and
-TCP_NODELAY (DIMSE is request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
+One thread accepts on every DICOM listening socket (104 and 11112 under systemd), woken by a
+pipe to stop: the sockets may be systemd's, shared with sibling workers and with the next
+start of the service, so they are closed here but never shut down.  Every accepted socket gets
+a timeout (a peer that stalls must not hold a thread forever) and TCP_NODELAY (DIMSE is
+request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
 Each association is then served by Lightbox's own loop (``association.py``).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
+import os
+import selectors
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from appliance.archive import Archive
@@ -22,30 +27,25 @@ from appliance.dicom.options import AssociationOptions, DicomOptions
 LOG = logging.getLogger("lightbox.dicom")
 
 
-def listen(options: DicomOptions) -> socket.socket:
-    listener = socket.create_server((options.host, options.port), backlog=128)
-    LOG.info("dicom_listening aet=%s host=%s port=%d", options.aet, options.host, listener.getsockname()[1])
-    return listener
-
-
 class Acceptor:
-    """Serves a listening socket: its own, or one shared with other worker processes."""
+    """Serves listening sockets, maybe shared with other worker processes."""
 
     def __init__(
         self,
         archive: Archive,
         options: DicomOptions,
-        listener: socket.socket | None = None,
+        listeners: Sequence[socket.socket],
         shared_active: Any = None,
     ) -> None:
         self.archive = archive
         self.options = options
-        self.listener = listener or listen(options)
+        self.listeners = listeners
         # Associations served by every worker process (a multiprocessing.Value), for the cap.
         self.shared_active = shared_active
         self._lock = threading.Lock()
         self._active: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
         o = options
         self._association_options = AssociationOptions(
@@ -58,11 +58,10 @@ class Acceptor:
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop accepting; let running transfers finish (up to ``grace`` seconds)."""
         self._stopping.set()
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
-        except OSError:
-            pass
-        self.listener.close()
+        os.write(self._wake_write, b"x")
+        self._thread.join()
+        for listener in self.listeners:
+            listener.close()
         deadline = time.monotonic() + grace
         for thread in list(self._active):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -74,45 +73,43 @@ class Acceptor:
                     pass
 
     def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, address = self.listener.accept()
-            except OSError as exc:
-                if self._stopping.is_set() or exc.errno in (errno.EINVAL, errno.EBADF):
-                    return  # shut down (by us, or by a sibling worker sharing the socket)
-                LOG.exception("dicom_accept_failed")
-                time.sleep(0.1)
-                continue
-            sock.settimeout(self.options.network_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True
-            )
-            with self._lock:
-                self._active[thread] = sock
-            self._count(+1)
-            thread.start()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_read, selectors.EVENT_READ, None)
+            for listener in self.listeners:
+                listener.setblocking(False)  # a sibling worker may take a connection first
+                selector.register(listener, selectors.EVENT_READ, listener)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.data is not None:
+                        self._accept(key.data)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, address = listener.accept()
+        except BlockingIOError:
+            return  # a sibling worker took it
+        except OSError:
+            LOG.exception("dicom_accept_failed")
+            time.sleep(0.1)
+            return
+        sock.settimeout(self.options.network_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        thread = threading.Thread(
+            target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True
+        )
+        with self._lock:
+            self._active[thread] = sock
+        self._count(+1)
+        thread.start()
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         try:
             request = self._read_associate_rq(sock)
             if request is None:
                 return
-            LOG.info(
-                "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
-                request.calling_title,
-                request.called_title,
-                address[0],
-                address[1],
-                request.implementation_class_uid,
-                len(request.contexts),
-            )
-            if (rejection := admission.rejection(self.archive, request, address)) is not None:
-                sock.sendall(rejection)
-                return
-            if self._over_cap():
-                LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
-                sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
+            if not self._is_probe(request, sock, address) and not self._admit(sock, request, address):
                 return
             if not request.protocol_version & 1:
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
@@ -133,6 +130,34 @@ class Acceptor:
                 self._active.pop(threading.current_thread(), None)
             self._count(-1)
             sock.close()
+
+    def _is_probe(self, request: pdu.AssociateRequest, sock: socket.socket, address: tuple[str, int]) -> bool:
+        """The service's own health check (``appliance.health``): from this machine (the peer's
+        address is the one it connected to), calling with a secret AE title made at start-up.
+        Served like any association, but neither logged nor recorded as a device, and never
+        refused for the cap (a busy archive is not a broken one)."""
+        own = self.options.health_aet
+        return bool(own) and request.calling_title == own and address[0] == sock.getsockname()[0]
+
+    def _admit(self, sock: socket.socket, request: pdu.AssociateRequest, address: tuple[str, int]) -> bool:
+        """Log the request; admit it under the device policy and the cap, else answer A-ASSOCIATE-RJ."""
+        LOG.info(
+            "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
+            request.calling_title,
+            request.called_title,
+            address[0],
+            address[1],
+            request.implementation_class_uid,
+            len(request.contexts),
+        )
+        if (rejection := admission.rejection(self.archive, request, address)) is not None:
+            sock.sendall(rejection)
+            return False
+        if self._over_cap():
+            LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
+            sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
+            return False
+        return True
 
     def _count(self, delta: int) -> None:
         if self.shared_active is not None:

@@ -1,5 +1,6 @@
 """DIMSE command sets (PS3.7 sections 9.1 and 9.3), always Implicit VR Little Endian: decoding a
-request, encoding any service's response, and the C-STORE request of a sub-operation."""
+request, encoding any service's response, the C-STORE request of a sub-operation and a C-ECHO
+request."""
 
 from __future__ import annotations
 
@@ -121,6 +122,12 @@ def response(
     if comment and status not in (SUCCESS, PENDING):
         elements[ERROR_COMMENT] = comment[:64]
     return encode(elements)
+
+
+def echo_request(message_id: int, sop_class: str) -> bytes:
+    """A C-ECHO-RQ (the service's health check of its own door)."""
+    return encode({AFFECTED_SOP_CLASS: sop_class, COMMAND_FIELD: C_ECHO_RQ, MESSAGE_ID: message_id,
+                   DATASET_TYPE: NO_DATASET})  # fmt: skip
 
 
 def store_request(

@@ -1,10 +1,9 @@
-"""DICOM worker processes sharing one listening socket.
+"""DICOM worker processes sharing the listening sockets.
 
 One Python process receives C-STOREs on about one core (the GIL); Orthanc, in C++, uses
-several.  Forked workers each accept on the inherited socket (the kernel hands a new
-connection to the worker that has waited longest, so associations spread round-robin) and
-run the same acceptor, each with its own SQLite connection; writes stay serialised by
-SQLite's write lock.  They are forked before the main process starts any thread, and die
+several.  Forked workers each accept on the inherited sockets (a new connection goes to the
+worker that accepts it first, usually an idle one) and run the same acceptor, each with its
+own SQLite connection; writes stay serialised by SQLite's write lock.  They are forked before the main process starts any thread, and die
 with it (PR_SET_PDEATHSIG), so a killed server leaves no worker holding the port.
 """
 
@@ -18,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from appliance.archive import Archive
@@ -38,12 +37,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 class FrontDoor:
-    """The acceptor serving one listening socket."""
+    """The acceptor serving the listening sockets."""
 
     def __init__(
-        self, archive: Archive, options: DicomOptions, listener: socket.socket, shared_active: Any = None
+        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], shared_active: Any = None
     ) -> None:
-        self.acceptor = Acceptor(archive, options, listener=listener, shared_active=shared_active)
+        self.acceptor = Acceptor(archive, options, listeners, shared_active=shared_active)
         self.acceptor.start()
 
     def stop(self) -> None:
@@ -56,12 +55,12 @@ class WorkerPool:
         count: int,
         open_archive: Callable[[], Archive],
         options: DicomOptions,
-        listener: socket.socket,
+        listeners: Sequence[socket.socket],
     ) -> None:
         self.count = count
         self.open_archive = open_archive
         self.options = options
-        self.listener = listener
+        self.listeners = listeners
         self.shared_active = multiprocessing.Value("i", 0)
         self.pids: dict[int, int] = {}  # pid -> worker number
         self._stopping = threading.Event()
@@ -95,7 +94,7 @@ class WorkerPool:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
         with self.open_archive() as archive:
-            door = FrontDoor(archive, self.options, self.listener, self.shared_active)
+            door = FrontDoor(archive, self.options, self.listeners, self.shared_active)
             stop.wait()
             door.stop()
         return 0
@@ -132,6 +131,8 @@ class WorkerPool:
             else:
                 _signal(pid, signal.SIGKILL)
         self.pids.clear()
+        for listener in self.listeners:  # this process's copies, kept to fork workers again
+            listener.close()
 
 
 def _signal(pid: int, sig: int) -> None:
