@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import socket
 import stat
 import subprocess
@@ -14,6 +15,8 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from PIL import Image
+from pydicom import dcmread
 
 from appliance.archive import Archive, ArchiveOptions, AssociationSeen
 from appliance.dicom.probe import echo
@@ -215,3 +218,27 @@ def test_login_and_reading_keep_working_on_a_full_disk(small_tmpfs: Path, lightb
     filler.unlink()
     assert client.get("/api/studies").status_code == 200  # the session outlives the full disk
     assert server.storescu(*make_study(tmp_path / "more", 1, patient_id="AFTER")).returncode == 0
+
+
+def pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no Pss in smaps_rollup")
+
+
+def test_an_upscaling_render_is_bounded(lightbox: LightboxProcess, tmp_path: Path) -> None:
+    """A 64 x 64 image asked at 8192 x 8192 as WebP took the main process from 359 to 1,009 MB;
+    now the output is at most what a screen shows."""
+    tiny = make_study(tmp_path / "tiny", 1, rows=64, columns=64)
+    assert lightbox.storescu(*tiny).returncode == 0
+    admin = first_admin(lightbox)
+    instance = dcmread(tiny[0], stop_before_pixels=True).SOPInstanceUID
+    assert lightbox.proc is not None
+    before = pss_mb(lightbox.proc.pid)
+    for fmt in ("webp", "png", "jpeg"):
+        answer = admin.get(f"/api/instances/{instance}/frames/1/rendered?width=8192&height=8192&format={fmt}")
+        assert answer.status_code == 200, answer.text[:200]
+        assert Image.open(io.BytesIO(answer.content)).size == (2048, 2048)
+    grown = pss_mb(lightbox.proc.pid) - before
+    assert grown < 120, f"the main process grew by {grown:.0f} MB"
