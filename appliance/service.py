@@ -22,8 +22,10 @@ from appliance.dicom.sender import forward
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
+from appliance.web import connections
 from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import MAX_BODY, with_body_limits
+from appliance.web.connections import CONNECTION_LIMIT
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -136,7 +138,10 @@ class Service:
         app = with_security_headers(
             with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
         )
-        self.http = waitress.create_server(app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY)
+        self.http = waitress.create_server(
+            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT
+        )
+        connections.guard(self.http)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

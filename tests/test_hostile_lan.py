@@ -10,6 +10,7 @@ import io
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -242,3 +243,39 @@ def test_an_upscaling_render_is_bounded(lightbox: LightboxProcess, tmp_path: Pat
         assert Image.open(io.BytesIO(answer.content)).size == (2048, 2048)
     grown = pss_mb(lightbox.proc.pid) - before
     assert grown < 120, f"the main process grew by {grown:.0f} MB"
+
+
+def open_idle(port: int, sources: list[str], per_source: int) -> list[socket.socket]:
+    held = []
+    for source in sources:
+        for _ in range(per_source):
+            sock = socket.socket()
+            sock.bind((source, 0))
+            sock.connect(("127.0.0.1", port))
+            held.append(sock)
+    return held
+
+
+def healthz_answers(server: LightboxProcess) -> bool:
+    try:
+        return requests.get(base_url(server) + "/healthz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_idle_connections_cannot_shut_the_web_ui(lightbox: LightboxProcess) -> None:
+    """100 idle TCP connections used to take every one of waitress's slots (renewable every 120 s):
+    /healthz timed out.  Now one address holds at most 32, and near the limit the connection idle
+    longest gives way."""
+    held = open_idle(lightbox.http_port, ["127.0.0.1"], 150)
+    try:
+        assert healthz_answers(lightbox)
+        held += open_idle(lightbox.http_port, [f"127.0.0.{n}" for n in range(2, 12)], 30)  # 450 in all
+        time.sleep(1)
+        assert healthz_answers(lightbox)
+        assert lightbox.proc is not None
+        open_fds = len(list(Path(f"/proc/{lightbox.proc.pid}/fd").iterdir()))
+        assert open_fds < 400, open_fds
+    finally:
+        for sock in held:
+            sock.close()
