@@ -113,6 +113,27 @@ SETTINGS: tuple[Setting, ...] = (
         10000,
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
     ),
+    Setting(
+        "audit_retention_days",
+        2190,
+        "Days the audit trail keeps an event (2190: six years, as HIPAA asks of such records); 0: for ever. "
+        "An event not yet sent to the syslog collector is kept.",
+    ),
+    Setting(
+        "audit_syslog",
+        "",
+        "The clinic's audit collector: udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]; every audit event "
+        "goes there as a DICOM audit message (PS3.15 A.5) in RFC 5424 syslog. Empty: the events stay on the box.",
+    ),
+    Setting(
+        "audit_syslog_ca",
+        "",
+        "For tls://: the CA certificate(s) (PEM) the collector's certificate must chain to; empty: the system's CAs.",
+    ),
+    Setting(
+        "audit_syslog_cert", "", "For tls://: Lightbox's client certificate (PEM), when the collector asks for one."
+    ),
+    Setting("audit_syslog_key", "", "For tls://: the client certificate's private key (PEM)."),
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
     Setting(

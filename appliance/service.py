@@ -15,13 +15,16 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance import health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
+from appliance.audittrail.exporter import AuditExporter, ExportOptions
+from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
-from appliance.config import Settings
+from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
+from appliance.rounds import round_failed
 from appliance.web import connections
 from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import MAX_BODY, with_body_limits
@@ -60,6 +63,18 @@ def dicom_options(settings: Settings) -> DicomOptions:
         called_aet_check=settings.called_aet_check,
         health_aet=health.probe_aet(),
     )
+
+
+def export_options(settings: Settings) -> ExportOptions:
+    target = None
+    if settings.audit_syslog:
+        try:
+            target = SyslogTarget.parse(
+                settings.audit_syslog, settings.audit_syslog_ca, settings.audit_syslog_cert, settings.audit_syslog_key
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return ExportOptions(target, float(settings.audit_retention_days), settings.aet)
 
 
 def open_archive(settings: Settings) -> Archive:
@@ -146,6 +161,7 @@ class Service:
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
+        self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
         if served.discovery:
             self.discovery = Discovery(archive, discovery_options(served))
             self.discovery.start()
@@ -164,8 +180,8 @@ class Service:
             try:
                 for uid in archive.mark_stable():
                     LOG.info("study_stable study=%s", uid)
-            except Exception:  # keep looking; a locked or full database is transient
-                LOG.exception("stability_check_failed")
+            except Exception as exc:  # keep looking; a locked or full database is transient
+                round_failed(LOG, "stability_check", exc)
 
     def _forward_loop(self, archive: Archive) -> None:
         send = functools.partial(
@@ -179,8 +195,8 @@ class Service:
             try:
                 archive.forwarding.enqueue_stable()
                 archive.forwarding.run_due(send, self.stopping.is_set)
-            except Exception:  # keep going; the queue is in the index and survives
-                LOG.exception("forwarding_failed")
+            except Exception as exc:  # keep going; the queue is in the index and survives
+                round_failed(LOG, "forwarding", exc)
 
     def wait(self) -> None:
         """Block until SIGINT or SIGTERM, then stop cleanly."""

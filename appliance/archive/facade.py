@@ -24,6 +24,7 @@ from appliance.archive.intake import importer, indexing
 from appliance.archive.intake.ingest import Ingest, IngestOptions
 from appliance.archive.reading import browse, changes, lookup, media, query, retrieval
 from appliance.archive.reading.rows import InstanceFile
+from appliance.archive.registry import auditchain
 from appliance.archive.registry import models as registry_models
 from appliance.archive.registry.audit import AuditLog
 from appliance.archive.registry.devices import DeviceTable
@@ -75,6 +76,7 @@ class Archive:
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if made := browse.ensure_search_index():
                 LOG.info("search_index_%s studies=%d", made, Study.select().count())
+            auditchain.seal_unchained()  # events of a Lightbox before the chain
         self.nodes = NodeTable(self.db, self.write_lock)
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)

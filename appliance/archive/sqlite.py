@@ -10,15 +10,16 @@ one box moves the index to PostgreSQL by a twin of these modules, not a rewrite 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from peewee import Field, Model, SqliteDatabase, fn
+from peewee import Field, Model, OperationalError, SqliteDatabase, fn
 
 from appliance.archive.index import MODELS, SCHEMA_VERSION, Meta, database
+from appliance.archive.storage import is_out_of_space
 
 
 def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
@@ -101,17 +102,19 @@ def bookkeeping(db: SqliteDatabase) -> Iterator[None]:
 
 
 def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite (or the file system) saying the disk is full: the one write
-    failure that reading and logging in must outlive.  SQLite rolls such a transaction back
-    itself, so peewee's own rollback fails next ("no transaction is active"): the first cause
-    is looked for down the chain."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+    """ENOSPC or SQLITE_FULL anywhere in the chain: the one write failure that storing must
+    report as out of resources, and that reading and logging in must outlive.  When COMMIT
+    fails with SQLITE_FULL, SQLite has already rolled back, so peewee's own ROLLBACK raises
+    "cannot rollback - no transaction is active" and the disk-full error is further down."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if is_out_of_space(current):
             return True
-        if "database or disk is full" in str(seen):
+        if isinstance(current, (sqlite3.OperationalError, OperationalError)) and "full" in str(current).lower():
             return True
-        seen = seen.__cause__ or seen.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 

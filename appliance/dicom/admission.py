@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from appliance.archive import Archive, AssociationSeen, disk_full
-from appliance.dicom import pdu
+from appliance.dicom import auditing, pdu
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -38,6 +38,7 @@ def rejection(
             request.calling_title,
             address[0],
         )
+        auditing.refused(archive, request.calling_title, address[0], f"called AE title {request.called_title!r}")
         return pdu.associate_rj(*pdu.REJECT_CALLED_AE)
     try:
         admitted = archive.devices.admit(seen(request, address))
@@ -59,4 +60,5 @@ def rejection(
         address[0],
         archive.devices.policy,
     )
+    auditing.refused(archive, request.calling_title, address[0], f"device not approved ({archive.devices.policy})")
     return pdu.associate_rj(*pdu.REJECT_CALLING_AE)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from appliance.archive import (
     Origin,
     Outcome,
 )
-from appliance.dicom import dimse, outgoing, pdu, policy
+from appliance.dicom import auditing, dimse, outgoing, pdu, policy
 from appliance.dicom.context import Final, Request
 from appliance.dicom.incoming import Unreadable
 from appliance.dicom.link import RELEASE, Link
@@ -53,11 +54,13 @@ class Received:
 
     images: int = 0
     studies: int = 0
+    per_study: Counter[str] = field(default_factory=Counter)  # for the audit trail
     since: float = field(default_factory=time.monotonic)
 
     def add(self, result: IngestResult) -> None:
         self.images += 1
         self.studies += int(result.new_study)
+        self.per_study[result.study_uid] += 1
 
     def due(self) -> bool:
         return self.images > 0 and time.monotonic() - self.since >= RECORD_COUNTS_EVERY
@@ -235,3 +238,4 @@ class Association:
         received, self.received = self.received, Received()
         if received.images:
             self.archive.devices.count_received(self.calling_ae, self.origin.address, received.images, received.studies)
+            auditing.received(self.archive, self.calling_ae, self.origin.address, received.per_study)
