@@ -141,15 +141,15 @@ class Service:
                 LOG.exception("stability_check_failed")
 
     def _forward_loop(self, archive: Archive) -> None:
-        send = functools.partial(
-            forward,
-            storage=archive.storage,
-            calling_aet=self.settings.aet,
-            max_pdu=self.settings.max_pdu,
-            timeout=float(self.settings.network_timeout),
-        )
         while not self.stopping.wait(FORWARD_INTERVAL):
             try:
+                send = functools.partial(
+                    forward,
+                    storage=archive.storage,
+                    calling_aet=archive.site.ae_title(self.settings.aet),  # an admin may change it
+                    max_pdu=self.settings.max_pdu,
+                    timeout=float(self.settings.network_timeout),
+                )
                 archive.forwarding.enqueue_stable()
                 archive.forwarding.run_due(send, self.stopping.is_set)
             except Exception:  # keep going; the queue is in the index and survives

@@ -14,8 +14,11 @@ WEBUI = Path(__file__).resolve().parent.parent / "webui"  # in a checkout, a lin
 TEMPLATES = WEBUI / "templates"
 STATIC = WEBUI / "static"
 HELPERS = {name: getattr(display, name) for name in ("person", "dicom_date", "dicom_time", "when", "plural")}
+PAGE: dict[str, Any] = {"clinic_name": ""}  # what every page shows; web/site.py keeps it current
 
 
 def render(template: str, **values: Any) -> str:
     # A page may bring its own helper under the same name (the backup page's "never").
-    return bottle.template(template, template_lookup=[str(TEMPLATES)], **{"version": __version__, **HELPERS, **values})
+    return bottle.template(
+        template, template_lookup=[str(TEMPLATES)], **{"version": __version__, **HELPERS, **PAGE, **values}
+    )
