@@ -124,11 +124,14 @@ class CommandRun:
     peak_hwm: int  # the largest summed VmHWM: the kernel's own peak RSS, an upper bound of PSS
 
 
-def run_sampled(cmd: list[str], interval: float = 0.02, **popen: Any) -> CommandRun:
-    """Run ``cmd`` to its end (``popen``: subprocess.Popen's arguments), sampling the memory of
-    it and its children every ``interval`` seconds."""
+def run_sampled(cmd: list[str], interval: float = 0.02, stdin_text: str | None = None, **popen: Any) -> CommandRun:
+    """Run ``cmd`` to its end (``popen``: subprocess.Popen's arguments; ``stdin_text`` its
+    input), sampling the memory of it and its children every ``interval`` seconds."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, **popen)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_text is not None else None, **popen)
     with ServerSampler(proc.pid, interval) as sampler:
+        if proc.stdin is not None:
+            proc.stdin.write((stdin_text or "").encode())
+            proc.stdin.close()
         proc.wait()
     return CommandRun(proc.returncode, time.perf_counter() - started, sampler.peak_pss, sampler.peak_hwm)

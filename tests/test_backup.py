@@ -378,6 +378,9 @@ def test_bucket_never_holds_plaintext(moto: MotoS3, corpus: Path, tmp_path: Path
             assert secret not in body and secret.decode() not in key, (key, secret)
         for piece in pieces:
             assert piece not in body, key
+        if key.endswith("identity.age"):  # wrap format 2: its header and Argon2id parameters, then age
+            magic, params, body = body.split(b"\n", 2)
+            assert magic == b"lightbox-identity-wrap/2" and json.loads(params)["kdf"] == "argon2id"
         if not key.endswith("lightbox-backup.json"):
             assert body.startswith(b"age-encryption.org/v1\n"), key
 

@@ -2,7 +2,7 @@
 setup code and first admin, then the clinic's name, time zone, AE title, "Connect your first
 modality" (answered by DCMTK's echoscu and storescu while the page waits) and the backup (set
 up against moto's S3 server, or skipped with a warning that stays).  Screenshots in
-tests/artifacts/wizard-*.png."""
+tests/artifacts/wizard-*.png; the README's in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_wizard_at_desktop_size(lightbox: LightboxProcess, browser, tmp_path: Pa
     # The clinic's name: in every page's header from now on.
     page.wait_for_url(page.base + "/wizard/clinic")
     expect(page.locator("nav.steps [aria-current=step]")).to_contain_text("The clinic's name")
-    shot(page, "wizard-1-clinic")
+    shot(page, "wizard-1-clinic", docs=True)
     page.fill("#clinic_name", "Happy Paws Veterinary")
     page.click("text=Save and go on")
 
@@ -81,20 +81,20 @@ def test_wizard_at_desktop_size(lightbox: LightboxProcess, browser, tmp_path: Pa
     unit_calls(lightbox, *files)
     expect(page.locator("#contact .arrived")).to_contain_text("First study: REX, BUDDY Abdomen")
     expect(page.locator("#modality-next button")).to_have_text("Go on")
-    shot(page, "wizard-4-modality-first-study")
+    shot(page, "wizard-4-modality-first-study", docs=True)
     page.click("#modality-next button")
 
     # No backup: skipped, and said plainly here, in the summary and on the admin page.
     page.wait_for_url(page.base + "/wizard/backup")
     expect(page.locator("#not-backed-up")).to_contain_text("Not backed up yet")
-    shot(page, "wizard-5-backup")
+    shot(page, "wizard-5-backup", docs=True)
     page.click("text=Skip: no backup for now")
     page.wait_for_url(page.base + "/wizard/done")
     summary = page.locator("#summary")
     for step, state in (("The clinic's name", "done"), ("Connect your first modality", "done"), ("Backup", "skipped")):
         expect(summary.locator("tr", has_text=step)).to_contain_text(state)
     expect(page.locator("section.wizard .notice")).to_contain_text("Not backed up")
-    shot(page, "wizard-6-summary")
+    shot(page, "wizard-6-summary", docs=True)
 
     # Found again on the admin page; the warning stays there until a backup is set up.
     page.click("nav[aria-label=Main] >> text=Admin")
@@ -124,7 +124,7 @@ def test_wizard_at_phone_size_with_the_backup(lightbox: LightboxProcess, browser
     shot(page, "wizard-phone-modality")
     unit_calls(lightbox)
     expect(page.locator("#contact .heard")).to_contain_text(UNIT)
-    shot(page, "wizard-phone-modality-echo")
+    shot(page, "wizard-phone-modality-echo", docs=True)
     expect(page.locator("#modality-next button")).to_have_text("Skip for now")
     page.click("#modality-next button")
 

@@ -31,9 +31,10 @@ LAST_SEEN_STEP = 60.0  # seconds: refresh a session's last-seen time at most thi
 # and the service's whole budget on a 1 GB box is 200 MB.  Hashes made with other parameters
 # still verify (they carry theirs) and are made again at the next login (``authenticate``).
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# At most two hashes (verifications and new passwords alike) at once: a burst of logins, or an
-# attack spread over many addresses, takes at most 2 x 19 MiB (2 x 64 MiB for an old hash).
-_HASHING = threading.BoundedSemaphore(2)
+# One hash (a verification or a new password) at a time: a burst of logins, or an attack spread
+# over many addresses, takes 19 MiB (64 MiB for an old hash) and waits in line, ~35 ms a login
+# here.  Two at once cost the service's peak under load another 19 MiB of its 200 MB.
+_HASHING = threading.BoundedSemaphore(1)
 
 
 def _hash(password: str) -> str:
