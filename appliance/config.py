@@ -56,7 +56,12 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "./lightbox-data", "Data folder: the stored files, the index and the spool."),
-    Setting("aet", "LIGHTBOX", "Lightbox's own DICOM AE title."),
+    Setting(
+        "aet",
+        "LIGHTBOX",
+        "Lightbox's own DICOM AE title. The initial value: one saved in the web UI (wizard or Admin page) holds "
+        "instead, from the next association on.",
+    ),
     Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
     Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
     Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
@@ -189,7 +194,11 @@ SETTINGS: tuple[Setting, ...] = (
         "A schedule saved on the web UI's Backup page wins over this, `backup_time` and `backup_delay`.",
         choices=("nightly", "continuous", "manual"),
     ),
-    Setting("backup_time", "02:00", "Local time (HH:MM) of the nightly backup."),
+    Setting(
+        "backup_time",
+        "02:00",
+        "Time (HH:MM) of the nightly backup, in the clinic's time zone (chosen in the web UI; else the system's).",
+    ),
     Setting("backup_delay", 300, "Continuous backup: seconds without new changes before a run starts."),
     Setting("backup_bandwidth_kbps", 0, "Upload limit of a backup run in KiB/s (0: unlimited)."),
     Setting("backup_concurrency", 4, "Objects a backup run uploads at once."),

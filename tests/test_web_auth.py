@@ -42,7 +42,10 @@ def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
         assert "at least 12 characters" in anonymous.post("/setup", data=form).text
         form["password"] = form["password2"] = ADMIN_PASSWORD
         answer = anonymous.post("/setup", data=form)
-        assert (answer.status_code, answer.headers["Location"]) == (303, "/")
+        assert (answer.status_code, answer.headers["Location"]) == (
+            303,
+            "/wizard",
+        )  # the rest of the set-up, step by step
         assert anonymous.get("/").status_code == 200  # setup logged the admin in
         # Setup is closed now, even with the right code.
         assert Client(anonymous.base).post("/setup", data=form).status_code == 403

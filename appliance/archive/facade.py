@@ -31,6 +31,7 @@ from appliance.archive.registry.devices import DeviceTable
 from appliance.archive.registry.discovered import DiscoveredTable
 from appliance.archive.registry.forwarding import Forwarding
 from appliance.archive.registry.nodes import NodeTable
+from appliance.archive.registry.site import SiteProfile
 from appliance.archive.registry.users import SessionStore, UserTable
 from appliance.archive.sqlite import open_database
 from appliance.archive.storage import Storage, free_bytes
@@ -86,6 +87,7 @@ class Archive:
         )
         self.discovered = DiscoveredTable(self.db, self.write_lock)
         self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
+        self.site = SiteProfile(self.db, self.write_lock, self.data_dir / "timezone")
         # Delete, fix identity, merge: see corrections.py.
         self.corrections = Corrections(
             self.storage, self.db, self.write_lock, self.audit, self.options.min_free_mb * 1024 * 1024
@@ -218,6 +220,10 @@ class Archive:
 
     def cursor(self, name: str) -> int:
         return changes.cursor(name)
+
+    def first_study_from(self, calling_ae: str, after: int = 0) -> str | None:
+        """The first study ``calling_ae`` sent after change ``after`` (and still stored)."""
+        return changes.first_study_from(calling_ae, after)
 
     def set_cursor(self, name: str, seq: int) -> None:
         with self.write_lock, self.db.atomic("IMMEDIATE"):

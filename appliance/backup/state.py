@@ -87,6 +87,12 @@ class BackupState:
         self.temp = self.folder / "tmp"
         self._db: sqlite3.Connection | None = None
 
+    def __enter__(self) -> BackupState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def configured(self) -> bool:
         return self.identity_path.exists() and self.target_path.exists()

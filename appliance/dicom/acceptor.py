@@ -150,7 +150,8 @@ class Acceptor:
             request.implementation_class_uid,
             len(request.contexts),
         )
-        own = self.options.aet if self.options.called_aet_check == "own" else None
+        # The AE title in force: an admin may change it in the web UI, without a restart.
+        own = self.archive.site.ae_title(self.options.aet) if self.options.called_aet_check == "own" else None
         if (rejection := admission.rejection(self.archive, request, address, own)) is not None:
             sock.sendall(rejection)
             return False

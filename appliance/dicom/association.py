@@ -12,6 +12,7 @@ and reads the C-STORE-RSPs of C-GET sub-operations.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -80,7 +81,8 @@ class Association:
         self.link = Link(sock, request.max_pdu)
         self.request = request
         self.archive = archive
-        self.options = options
+        # The AE title an admin chose on the web page holds from the next association on.
+        self.options = dataclasses.replace(options, aet=archive.site.ae_title(options.aet))
         self.origin = Origin(
             via="dicom",
             calling_ae=request.calling_title,

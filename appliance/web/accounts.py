@@ -68,7 +68,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             detail="first-run setup: admin created",
         )
         auth.start_session(account)
-        return see_other("/")
+        return see_other("/wizard")  # the rest of the set-up, step by step
 
     def login_page(message: str = "", name: str = "", next_path: str = "/", status: int = 200) -> bottle.HTTPResponse:
         return bottle.HTTPResponse(render("login.tpl", message=message, name=name, next=next_path), status)

@@ -1,4 +1,6 @@
-"""Admin pages: the archive at a glance, users, the audit trail; and their JSON twins."""
+"""Admin pages: the archive at a glance (with a "not backed up" warning until the backup is set
+up, and the set-up steps still to do), this box's name, time zone and AE title, users, the
+audit trail; and their JSON twins."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import bottle
 from bottle import request
 
 from appliance import __version__, config
-from appliance.archive import MIN_PASSWORD, Archive, UserError, audit
+from appliance.archive import MIN_PASSWORD, Archive, UserError, audit, time_zones
+from appliance.backup.state import BackupState
 from appliance.config import Settings
+from appliance.web import site, wizard
 from appliance.web.auth import Guard, fail
 from appliance.web.devices import node_json
 from appliance.web.studies import with_study_labels
@@ -19,7 +23,7 @@ from appliance.web.templates import render
 AUDIT_PAGE = 50
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings | None = None) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
     backoff = guard.auth.backoff
 
     def users() -> list[dict[str, Any]]:
@@ -29,6 +33,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         ]
 
     def overview() -> dict[str, Any]:
+        steps = wizard.step_states(archive)
         return {
             "version": __version__,
             "counts": archive.counts(),
@@ -44,7 +49,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
             "nodes": [node_json(n) for n in archive.nodes.all()],
             "users": users(),
-            "settings": config.effective(settings) if settings is not None else [],
+            "settings": config.effective(settings),
+            "site": {k: v for k, v in site.site_json(archive, settings.aet).items() if k != "time_zones"},
+            "backed_up": BackupState(archive.data_dir).configured,  # else the page warns, until it is
+            "setup_steps_left": [step.title for step in wizard.STEPS if not steps[step.name]],
         }
 
     @app.get("/admin")
@@ -52,7 +60,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     def admin_page():
         return render(
             "admin.tpl", user=guard.user(), csrf=guard.csrf_token(), section="admin", info=overview(),
-            min_password=MIN_PASSWORD,
+            min_password=MIN_PASSWORD, time_zones=time_zones(),
         )  # fmt: skip
 
     @app.get("/api/admin")

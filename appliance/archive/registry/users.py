@@ -30,19 +30,28 @@ LAST_SEEN_STEP = 60.0  # seconds: refresh a session's last-seen time at most thi
 MAX_UNWRITTEN_SESSIONS = 64  # sessions made while the disk was full, kept in memory
 LOG = logging.getLogger("lightbox.users")
 
-# argon2-cffi's default is Argon2id with RFC 9106's low-memory profile (64 MiB, t=3, p=4).
-_HASHER = PasswordHasher()
-# Each verification takes 64 MiB for ~0.1 s: at most two at once keeps a burst of logins (or an
-# attack spread over many addresses) from taking a small box's memory.
-_HASHING = threading.BoundedSemaphore(2)
+# Argon2id at OWASP's first recommended setting (19 MiB, t=2, p=1; ~35 ms on the project machine)
+# rather than argon2-cffi's default (RFC 9106's 64 MiB, t=3, p=4): the web server has 8 threads
+# and the service's whole budget on a 1 GB box is 200 MB.  Hashes made with other parameters
+# still verify (they carry theirs) and are made again at the next login (``authenticate``).
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# One hash (a verification or a new password) at a time: a burst of logins, or an attack spread
+# over many addresses, takes 19 MiB (64 MiB for an old hash) and waits in line, ~35 ms a login
+# here.  Two at once cost the service's peak under load another 19 MiB of its 200 MB.
+_HASHING = threading.BoundedSemaphore(1)
+
+
+def _hash(password: str) -> str:
+    with _HASHING:
+        return _HASHER.hash(password)
 
 
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when the user name is unknown, so that a wrong name costs as much as a
     wrong password.  Made once, by the process that checks passwords (``prepare_logins``), not
-    at import: hashing costs ~0.2 s and 64 MiB, which every CLI command and DICOM worker paid."""
-    return _HASHER.hash(secrets.token_hex(16))
+    at import: every CLI command and DICOM worker would pay for it."""
+    return _hash(secrets.token_hex(16))
 
 
 def prepare_logins() -> None:
@@ -128,7 +137,7 @@ class UserTable:
 
     def add(self, name: str, password: str, role: str) -> Account:
         name, role = check_name(name), check_role(role)
-        digest = _HASHER.hash(check_password(password))
+        digest = _hash(check_password(password))
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if User.select().where(User.name == name).exists():
                 raise UserError(f"user {name!r} exists already")
@@ -138,7 +147,7 @@ class UserTable:
     def add_first_admin(self, name: str, password: str) -> Account:
         """The first-run account: refused once any user exists (setup is then closed)."""
         name = check_name(name)
-        digest = _HASHER.hash(check_password(password))
+        digest = _hash(check_password(password))
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if User.select().exists():
                 raise UserError("setup is closed: a user exists already")
@@ -147,7 +156,7 @@ class UserTable:
 
     def set_password(self, name: str, password: str) -> bool:
         """Change the password and end every session of the user."""
-        digest = _HASHER.hash(check_password(password))
+        digest = _hash(check_password(password))
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             row = User.get_or_none(User.name == name)
             if row is None:
@@ -171,17 +180,19 @@ class UserTable:
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account if the password is right; the same work is done for an unknown name."""
         row = User.get_or_none(User.name == name.strip()) if len(password) <= MAX_PASSWORD else None
+        stored = row.password_hash if row is not None else _dummy_hash()
         try:
             with _HASHING:
-                _HASHER.verify(row.password_hash if row is not None else _dummy_hash(), password[:MAX_PASSWORD])
+                _HASHER.verify(stored, password[:MAX_PASSWORD])
         except (VerificationError, InvalidHashError):
             return None
         if row is None:
             return None
-        if _HASHER.check_needs_rehash(row.password_hash):
+        if _HASHER.check_needs_rehash(stored):  # made with other parameters: made again with ours
+            digest = _hash(password)
             try:
                 with self.write_lock, self.db.atomic("IMMEDIATE"):
-                    User.update(password_hash=_HASHER.hash(password)).where(User.id == row.id).execute()
+                    User.update(password_hash=digest).where((User.id == row.id) & (User.password_hash == stored)).execute()
             except DatabaseError as exc:
                 if not disk_full(exc):
                     raise  # a full disk: the new hash waits for the next login
