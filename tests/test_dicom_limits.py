@@ -51,7 +51,10 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
 def associate(port: int, source: str = ATTACKER, calling: str = "ATTACKER") -> tuple[socket.socket, int]:
     """A raw association proposing verification and CT storage: (socket, PDU type answered)."""
     sock = connect(port, source)
-    contexts = [pdu.ProposedContext(1, VERIFICATION_CLASS, [IMPLICIT_LE]), pdu.ProposedContext(3, CT_IMAGE, [IMPLICIT_LE])]
+    contexts = [
+        pdu.ProposedContext(1, VERIFICATION_CLASS, [IMPLICIT_LE]),
+        pdu.ProposedContext(3, CT_IMAGE, [IMPLICIT_LE]),
+    ]
     sock.sendall(pdu.associate_rq("LIGHTBOX", calling, contexts, 16384, "1.2.3.4", "PROBE"))
     answer, _ = read_pdu(sock)
     return sock, answer

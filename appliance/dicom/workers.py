@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+
 from appliance.archive import Archive
 from appliance.dicom.acceptor import Acceptor
 from appliance.dicom.options import DicomOptions
