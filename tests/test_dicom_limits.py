@@ -140,6 +140,17 @@ def test_idle_connections_take_no_slot_and_no_thread(lightbox_factory):
     assert echo_ok(server)
 
 
+def test_a_flood_of_waiting_connections_evicts_its_own(lightbox_factory):
+    """More silent connections than may wait: the oldest of the flooding address go first; a
+    modality connecting meanwhile from another address is served."""
+    server = lightbox_factory(max_pending_connections=8, dicom_workers=0)
+    with held(60, lambda: connect(server.dicom_port)) as idle:
+        assert echo_ok(server), server.log()[-2000:]
+        assert closed_within(idle[0], 5), "the oldest waiting connection was kept"
+        assert not closed_within(idle[-1], 0.5), "the newest waiting connection was dropped at once"
+    assert "too many waiting connections" in server.log()
+
+
 def test_one_address_cannot_take_every_slot(lightbox_factory):
     """Associations from one address get at most their share; one from another gets in."""
     server = lightbox_factory(max_associations=4)  # a share of 2 per address by default

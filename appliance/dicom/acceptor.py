@@ -85,10 +85,15 @@ class Acceptor:
             selector.register(listener, selectors.EVENT_READ, listener)
         while not self._stopping.is_set():
             for key, _ in selector.select(self._pending.next_timeout()):
-                if isinstance(key.data, Waiting):
-                    self._read_request(key.data)
-                elif key.data is not None:
-                    self._accept(key.data)
+                try:
+                    if isinstance(key.data, Waiting):
+                        self._read_request(key.data)
+                    elif key.data is not None:
+                        self._accept(key.data)
+                except Exception:  # a bug must cost one connection, never the door
+                    LOG.exception("dicom_accept_failed")
+                    if isinstance(key.data, Waiting):
+                        self._drop(key.data)
             for late in self._pending.expired():
                 LOG.info("connection_dropped address=%s reason='no A-ASSOCIATE-RQ in time'", late.address[0])
                 self._drop(late)
@@ -165,7 +170,15 @@ class Acceptor:
         )
         with self._lock:
             self._active[thread] = sock
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a limit of the system): give the slot back
+            with self._lock:
+                self._active.pop(thread, None)
+            if slot is not None:
+                self.slots.release(slot)
+            sock.close()
+            raise
 
     def _is_probe(self, request: pdu.AssociateRequest, sock: socket.socket, address: tuple[str, int]) -> bool:
         """The service's own health check (``appliance.health``): from this machine (the peer's
