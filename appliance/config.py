@@ -65,6 +65,14 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         "DICOM worker processes sharing the port, each receiving on its own core (0: in the main process).",
     ),
+    Setting(
+        "called_aet_check",
+        "any",
+        "Which called AE title a peer may use: any (as Orthanc and DCMTK's storescp by default: a modality set up "
+        "with another title still gets in) or own (only Lightbox's `aet`, case-insensitively; others get "
+        "A-ASSOCIATE-RJ: called AE title not recognized).",
+        choices=("any", "own"),
+    ),
     Setting("max_associations", 16, "Concurrent DICOM associations; more are rejected (transient)."),
     Setting(
         "max_associations_per_address",
@@ -110,6 +118,12 @@ SETTINGS: tuple[Setting, ...] = (
         "(A-ASSOCIATE-RJ: calling AE title not recognized), recording them as refused. The initial value: "
         "once an admin chooses on the Devices page, that choice holds (at once, and across restarts).",
         choices=("learning", "locked"),
+    ),
+    Setting(
+        "max_learned_devices",
+        200,
+        "Most devices the learned-device table keeps. When full, the least recently seen device that never "
+        "stored an image and no admin touched gives way to a newcomer; such devices also expire after 30 days.",
     ),
     Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),
     Setting(

@@ -23,6 +23,7 @@ from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
 from appliance.web.app import make_app, with_security_headers
+from appliance.web.bodylimits import MAX_BODY, with_body_limits
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -41,6 +42,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         session_idle_s=float(settings.session_idle_timeout),
         session_max_s=float(settings.session_max_age),
         device_policy=settings.device_policy,
+        max_devices=settings.max_learned_devices,
         forward_retry_initial=float(settings.forward_retry_initial),
     )
 
@@ -57,6 +59,7 @@ def dicom_options(settings: Settings) -> DicomOptions:
         max_pdu=settings.max_pdu,
         max_instance_bytes=settings.max_instance_mb * 1024 * 1024,
         query_retrieve_from=settings.query_retrieve_from,
+        called_aet_check=settings.called_aet_check,
         health_aet=health.probe_aet(),
     )
 
@@ -135,9 +138,9 @@ class Service:
         served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
         archive = self.archive
         app = with_security_headers(
-            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger)
+            with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
         )
-        self.http = waitress.create_server(app, sockets=http_sockets, threads=8)
+        self.http = waitress.create_server(app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

@@ -31,7 +31,8 @@ Public API — outside code imports only from here:
   ``device_access``; ``FoundService``; ``Rule``, ``Job``, ``SendResult``, ``ForwardError``.
 - Upkeep: ``CorrectionError``, ``Identity``, ``DELETABLE_LEVELS``; ``RestoreError``,
   ``install_index``.
-- Storage: ``Storage``, ``CHUNK``.
+- Storage: ``Storage``, ``CHUNK``; ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
+  says so).
 """
 
 from appliance.archive.facade import Archive, ArchiveOptions
@@ -85,6 +86,7 @@ from appliance.archive.registry.users import (
     UserError,
     prepare_logins,
 )
+from appliance.archive.sqlite import disk_full, make_private
 from appliance.archive.storage import CHUNK, Storage
 from appliance.archive.upkeep.corrections import (
     DELETABLE_LEVELS,
@@ -103,5 +105,5 @@ __all__ = [
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
     "device_access", "may", "parse_operations", "prepare_logins",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
-    "CHUNK", "Storage",
+    "CHUNK", "Storage", "disk_full", "make_private",
 ]  # fmt: skip

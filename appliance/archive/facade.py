@@ -48,6 +48,7 @@ class ArchiveOptions:
     find_fold_names: bool = True
     find_max_results: int = 10000
     device_policy: str = "learning"  # see devices.py
+    max_devices: int = 200
     forward_retry_initial: float = 30.0  # see forwarding.py
     session_idle_s: float = 1800.0
     session_max_s: float = 43200.0
@@ -59,7 +60,7 @@ class Archive:
     def __init__(self, data_dir: Path, options: ArchiveOptions | None = None) -> None:
         self.options = options or ArchiveOptions()
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.storage = Storage(self.data_dir)
         self.db = open_database(self.data_dir / "index.sqlite", index.MODELS + registry_models.MODELS)
         # One writer: SQLite serialises writers anyway; the lock keeps our threads from
@@ -78,7 +79,9 @@ class Archive:
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
         self.audit = AuditLog(self.db, self.write_lock)
-        self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
+        self.devices = DeviceTable(
+            self.db, self.write_lock, self.nodes, self.options.device_policy, self.options.max_devices
+        )
         self.discovered = DiscoveredTable(self.db, self.write_lock)
         self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
         # Delete, fix identity, merge: see corrections.py.

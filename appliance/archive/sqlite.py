@@ -10,6 +10,8 @@ one box moves the index to PostgreSQL by a twin of these modules, not a rewrite 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from appliance.archive.index import MODELS, SCHEMA_VERSION, Meta, database
 def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
     """Open (creating if needed) the index at ``path`` and bind the models to it; ``models``
     are the tables to make (the facade adds the registry's to the index's own)."""
+    make_private(path)
     db = SqliteDatabase(
         str(path),
         pragmas={  # busy_timeout first: the others may have to wait for another process
@@ -40,6 +43,17 @@ def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteD
         _add_missing_columns(db, models)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
     return db
+
+
+def make_private(path: Path) -> None:
+    """The database at ``path`` readable by its owner alone: it holds patient data and password
+    hashes.  SQLite makes its -wal and -shm files with the database file's mode, so the file is
+    made 0600 before SQLite opens it; an older install's files are tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _add_missing_columns(db: SqliteDatabase, models: Sequence[type[Model]]) -> None:
@@ -84,6 +98,21 @@ def bookkeeping(db: SqliteDatabase) -> Iterator[None]:
         yield
     finally:
         db.execute_sql("PRAGMA synchronous = FULL")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite (or the file system) saying the disk is full: the one write
+    failure that reading and logging in must outlive.  SQLite rolls such a transaction back
+    itself, so peewee's own rollback fails next ("no transaction is active"): the first cause
+    is looked for down the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def put_meta(key: str, value: str) -> None:

@@ -9,10 +9,11 @@ own (``serve``, ``upkeep``, ``node``, ``user``, ``backup``, ``device``, ``forwar
 from __future__ import annotations
 
 import argparse
+import os
 
 from appliance import __version__
 from appliance.cli import backup, corrections, device, forward, node, serve, upkeep, user
-from appliance.cli.common import fail
+from appliance.cli.common import fail, guard_terminal
 from appliance.config import ConfigError
 
 GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections)  # the order of `lightbox --help`
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # what a command or the service makes holds patient data: its owner's alone
+    guard_terminal()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

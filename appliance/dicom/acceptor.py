@@ -223,7 +223,8 @@ class Acceptor:
             request.implementation_class_uid,
             len(request.contexts),
         )
-        if (rejection := admission.rejection(self.archive, request, address)) is not None:
+        own = self.options.aet if self.options.called_aet_check == "own" else None
+        if (rejection := admission.rejection(self.archive, request, address, own)) is not None:
             sock.sendall(rejection)
             return False
         return True

@@ -18,6 +18,7 @@ class DicomOptions:
     max_pdu: int = 1 << 20
     max_instance_bytes: int = 4096 << 20
     query_retrieve_from: str = "known-nodes"  # see policy.py
+    called_aet_check: str = "any"  # or "own": only Lightbox's own AE title may be called
     health_aet: str = ""  # the calling AE title of the service's own health check (acceptor.py)
 
     @property

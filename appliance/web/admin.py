@@ -20,8 +20,13 @@ AUDIT_PAGE = 50
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings | None = None) -> None:
+    backoff = guard.auth.backoff
+
     def users() -> list[dict[str, Any]]:
-        return [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in archive.users.all()]
+        return [
+            {"name": u.name, "role": u.role, "created_at": u.created_at, "login_wait_s": backoff.account_wait(u.name)}
+            for u in archive.users.all()
+        ]
 
     def overview() -> dict[str, Any]:
         return {
@@ -130,6 +135,15 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if not found:
             raise fail(404, "no such user")
         return changed("U", name, "password changed")
+
+    @app.post("/api/users/<name>/unlock")
+    @guard("admin")
+    def unlock_user(name: str) -> dict:
+        """Lift the wait that wrong passwords from many addresses put on a user's logins."""
+        if archive.users.get(name) is None:
+            raise fail(404, "no such user")
+        backoff.unlock(name)
+        return changed("U", name, "login wait lifted")
 
     @app.delete("/api/users/<name>")
     @guard("admin")

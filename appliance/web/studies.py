@@ -40,8 +40,10 @@ def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
         date_from = date_to = ""
     else:
         raise fail(400, f"date: one of {', '.join(c for c, _ in DATE_CHOICES if c)}")
-    if not page.isdigit() or int(page) < 1 or not limit.isdigit():
-        raise fail(400, "page, limit: numbers from 1")
+    # Bounded before int(): a 5,000-digit page is past Python's int() limit, a 20-digit one
+    # past SQLite's OFFSET.
+    if not (page.isdecimal() and limit.isdecimal() and len(page) <= 6 and len(limit) <= 6 and int(page) >= 1):
+        raise fail(400, "page, limit: numbers from 1 to 999999")
     sort = get("sort", "date") or "date"
     try:
         study_filter = StudyFilter(

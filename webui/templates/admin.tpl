@@ -28,6 +28,12 @@
       <label>New password for {{u['name']}} <input name="password" type="password" minlength="{{min_password}}" autocomplete="new-password" required></label>
       <button type="submit">Set password</button><output></output>
     </form>
+%   if u['login_wait_s'] > 0:
+    <form class="inline" data-api method="post" action="/api/users/{{u['name']}}/unlock">
+      <button type="submit">Allow {{u['name']}}'s logins again</button>
+      <output>Wrong passwords from many addresses: logins from new addresses wait {{int(u['login_wait_s'])}} s.</output>
+    </form>
+%   end
 %   if u['name'] != user.name:
     <form class="inline" data-api data-method="DELETE" data-confirm="Remove user {{u['name']}}?" method="post" action="/api/users/{{u['name']}}">
       <button type="submit">Remove {{u['name']}}</button><output></output>

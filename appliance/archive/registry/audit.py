@@ -6,13 +6,17 @@ fields an admin reads, not the full XML message.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from appliance.archive.registry.models import AuditEvent
+from appliance.archive.sqlite import disk_full
 from appliance.archive.writelock import WriteLock
+
+LOG = logging.getLogger("lightbox.audit")
 
 # PS3.15 A.5.3 event IDs used by Lightbox
 USER_AUTHENTICATION = "UserAuthentication"  # login (action E), logout
@@ -99,17 +103,26 @@ class AuditLog:
         study_uid: str = "",
         detail: str = "",
     ) -> None:
-        with self.write_lock, self.db.atomic("IMMEDIATE"):
-            AuditEvent.create(
-                at=time.time(),
-                event=event,
-                action=action,
-                outcome=outcome,
-                user_name=user_name,
-                address=address,
-                study_uid=study_uid,
-                detail=detail,
-            )
+        try:
+            with self.write_lock, self.db.atomic("IMMEDIATE"):
+                AuditEvent.create(
+                    at=time.time(),
+                    event=event,
+                    action=action,
+                    outcome=outcome,
+                    user_name=user_name,
+                    address=address,
+                    study_uid=study_uid,
+                    detail=detail,
+                )
+        except DatabaseError as exc:
+            if not disk_full(exc):
+                raise
+            # Logging in and reading go on with a full disk; the event goes to the journal.
+            LOG.warning(
+                "audit_event_not_written reason=disk_full event=%s action=%s outcome=%d user=%r address=%s",
+                event, action, outcome, user_name, address,
+            )  # fmt: skip
 
     def page(self, q: AuditQuery) -> AuditPage:
         """One page of the events matching ``q``, newest first, and whether others lie either side."""
