@@ -265,6 +265,7 @@ def test_oversize_pdus_are_refused(lightbox_factory, pdu_type):
 # -- 3. a killed worker gives its slots back ------------------------------------------------
 
 
+@pytest.mark.slow  # kill -9 and restarts
 def test_killed_workers_give_their_slots_back(lightbox_factory):
     server = lightbox_factory(max_associations=4, max_associations_per_address=4, dicom_workers=2)
     for _ in range(3):
