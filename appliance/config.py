@@ -79,7 +79,25 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("any", "own"),
     ),
     Setting("max_associations", 16, "Concurrent DICOM associations; more are rejected (transient)."),
-    Setting("network_timeout", 60, "Seconds a DICOM peer may stall before its connection is dropped."),
+    Setting(
+        "max_associations_per_address",
+        0,
+        "Concurrent DICOM associations from one peer address (0: half of max_associations), "
+        "so that one address cannot shut every modality out.",
+    ),
+    Setting("network_timeout", 60, "Seconds within which a whole DICOM PDU must arrive once it has begun."),
+    Setting("idle_timeout", 30, "Seconds a DICOM association may stay silent between PDUs before it is closed."),
+    Setting(
+        "associate_timeout",
+        10,
+        "Seconds from a DICOM connection to its whole A-ASSOCIATE-RQ; silent connections take no association slot.",
+    ),
+    Setting(
+        "max_pending_connections",
+        64,
+        "DICOM connections per worker process waiting for their A-ASSOCIATE-RQ; beyond it the oldest "
+        "of the busiest address is dropped.",
+    ),
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
     Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),
     Setting("min_free_mb", 200, "Free disk space kept in reserve; below it new instances are refused (0xA700)."),

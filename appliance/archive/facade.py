@@ -247,6 +247,12 @@ class Archive:
         """Put a restored file that its index row describes into storage (see ``restore.py``)."""
         restore.adopt_file(self.storage, spooled, file_key, sha256, size)
 
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's index connection (peewee keeps one per thread): a thread
+        that ends, e.g. an association's, would otherwise hold its descriptors for a while."""
+        if not self.db.is_closed():
+            self.db.close()
+
     def close(self) -> None:
         self.db.close()
         self.write_lock.close()

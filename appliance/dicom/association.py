@@ -33,7 +33,7 @@ from appliance.archive import (
 from appliance.dicom import auditing, dimse, outgoing, pdu, policy
 from appliance.dicom.context import Final, Request
 from appliance.dicom.incoming import Unreadable
-from appliance.dicom.link import RELEASE, Link
+from appliance.dicom.link import P_DATA_MARGIN, RELEASE, Idle, Limits, Link
 from appliance.dicom.negotiation import Bound, Negotiated, negotiate, operations_asked
 from appliance.dicom.options import AssociationOptions
 from appliance.dicom.services import Service
@@ -78,7 +78,8 @@ class Association:
         archive: Archive,
         options: AssociationOptions,
     ) -> None:
-        self.link = Link(sock, request.max_pdu)
+        max_p_data = options.max_pdu + P_DATA_MARGIN if options.max_pdu else 0
+        self.link = Link(sock, request.max_pdu, Limits(options.idle_timeout, options.network_timeout, max_p_data))
         self.request = request
         self.archive = archive
         # The AE title an admin chose on the web page holds from the next association on.
@@ -124,6 +125,9 @@ class Association:
             self.archive.devices.record_error(calling_ae, address, f"aborted: {exc}")
         except PeerGone as exc:
             LOG.info("association_aborted_by_peer calling_ae=%r during=%s", calling_ae, exc)
+        except Idle as exc:  # not the device's fault: some keep associations open between studies
+            LOG.info("association_closed calling_ae=%r address=%s reason=%r", calling_ae, address, str(exc))
+            self._send_quietly(pdu.abort(2, 0))
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", calling_ae, address, reason)

@@ -22,7 +22,7 @@ REJECT_CALLED_AE = (1, 1, 7)  # permanent, service user, called AE title not rec
 ACCEPTED, ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED = 0, 3, 4
 
 HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
-MAX_ASSOCIATE_RQ = 1 << 20  # an A-ASSOCIATE-RQ is a few KB; refuse absurd ones
+MAX_ASSOCIATE_RQ = 1 << 18  # an A-ASSOCIATE-RQ or -AC is a few KB (128 contexts of 40 syntaxes fit)
 
 
 class ProtocolError(ValueError):
