@@ -192,7 +192,9 @@ class UserTable:
             digest = _hash(password)
             try:
                 with self.write_lock, self.db.atomic("IMMEDIATE"):
-                    User.update(password_hash=digest).where((User.id == row.id) & (User.password_hash == stored)).execute()
+                    User.update(password_hash=digest).where(
+                        (User.id == row.id) & (User.password_hash == stored)
+                    ).execute()
             except DatabaseError as exc:
                 if not disk_full(exc):
                     raise  # a full disk: the new hash waits for the next login
