@@ -56,7 +56,12 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "./lightbox-data", "Data folder: the stored files, the index and the spool."),
-    Setting("aet", "LIGHTBOX", "Lightbox's own DICOM AE title."),
+    Setting(
+        "aet",
+        "LIGHTBOX",
+        "Lightbox's own DICOM AE title. The initial value: one saved in the web UI (wizard or Admin page) holds "
+        "instead, from the next association on.",
+    ),
     Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
     Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
     Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
@@ -65,8 +70,34 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         "DICOM worker processes sharing the port, each receiving on its own core (0: in the main process).",
     ),
+    Setting(
+        "called_aet_check",
+        "any",
+        "Which called AE title a peer may use: any (as Orthanc and DCMTK's storescp by default: a modality set up "
+        "with another title still gets in) or own (only Lightbox's `aet`, case-insensitively; others get "
+        "A-ASSOCIATE-RJ: called AE title not recognized).",
+        choices=("any", "own"),
+    ),
     Setting("max_associations", 16, "Concurrent DICOM associations; more are rejected (transient)."),
-    Setting("network_timeout", 60, "Seconds a DICOM peer may stall before its connection is dropped."),
+    Setting(
+        "max_associations_per_address",
+        0,
+        "Concurrent DICOM associations from one peer address (0: half of max_associations), "
+        "so that one address cannot shut every modality out.",
+    ),
+    Setting("network_timeout", 60, "Seconds within which a whole DICOM PDU must arrive once it has begun."),
+    Setting("idle_timeout", 30, "Seconds a DICOM association may stay silent between PDUs before it is closed."),
+    Setting(
+        "associate_timeout",
+        10,
+        "Seconds from a DICOM connection to its whole A-ASSOCIATE-RQ; silent connections take no association slot.",
+    ),
+    Setting(
+        "max_pending_connections",
+        64,
+        "DICOM connections per worker process waiting for their A-ASSOCIATE-RQ; beyond it the oldest "
+        "of the busiest address is dropped.",
+    ),
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
     Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),
     Setting("min_free_mb", 200, "Free disk space kept in reserve; below it new instances are refused (0xA700)."),
@@ -93,12 +124,39 @@ SETTINGS: tuple[Setting, ...] = (
         "once an admin chooses on the Devices page, that choice holds (at once, and across restarts).",
         choices=("learning", "locked"),
     ),
+    Setting(
+        "max_learned_devices",
+        200,
+        "Most devices the learned-device table keeps. When full, the least recently seen device that never "
+        "stored an image and no admin touched gives way to a newcomer; such devices also expire after 30 days.",
+    ),
     Setting("find_fold_names", True, "C-FIND matches person names case- and accent-insensitively."),
     Setting(
         "find_max_results",
         10000,
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
     ),
+    Setting(
+        "audit_retention_days",
+        2190,
+        "Days the audit trail keeps an event (2190: six years, as HIPAA asks of such records); 0: for ever. "
+        "An event not yet sent to the syslog collector is kept.",
+    ),
+    Setting(
+        "audit_syslog",
+        "",
+        "The clinic's audit collector: udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]; every audit event "
+        "goes there as a DICOM audit message (PS3.15 A.5) in RFC 5424 syslog. Empty: the events stay on the box.",
+    ),
+    Setting(
+        "audit_syslog_ca",
+        "",
+        "For tls://: the CA certificate(s) (PEM) the collector's certificate must chain to; empty: the system's CAs.",
+    ),
+    Setting(
+        "audit_syslog_cert", "", "For tls://: Lightbox's client certificate (PEM), when the collector asks for one."
+    ),
+    Setting("audit_syslog_key", "", "For tls://: the client certificate's private key (PEM)."),
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
     Setting(
@@ -161,7 +219,11 @@ SETTINGS: tuple[Setting, ...] = (
         "A schedule saved on the web UI's Backup page wins over this, `backup_time` and `backup_delay`.",
         choices=("nightly", "continuous", "manual"),
     ),
-    Setting("backup_time", "02:00", "Local time (HH:MM) of the nightly backup."),
+    Setting(
+        "backup_time",
+        "02:00",
+        "Time (HH:MM) of the nightly backup, in the clinic's time zone (chosen in the web UI; else the system's).",
+    ),
     Setting("backup_delay", 300, "Continuous backup: seconds without new changes before a run starts."),
     Setting("backup_bandwidth_kbps", 0, "Upload limit of a backup run in KiB/s (0: unlimited)."),
     Setting("backup_concurrency", 4, "Objects a backup run uploads at once."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import functools
 import logging
@@ -15,20 +14,30 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from appliance import health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
+from appliance.audittrail.exporter import AuditExporter, ExportOptions
+from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
-from appliance.config import Settings
+from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
+from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
+from appliance.rounds import round_failed
+from appliance.web import connections
 from appliance.web.app import make_app, with_security_headers
+from appliance.web.bodylimits import MAX_BODY, with_body_limits
+from appliance.web.connections import CONNECTION_LIMIT
 
 LOG = logging.getLogger("lightbox.service")
 
 STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
 FORWARD_INTERVAL = 2.0  # seconds between looks at the forwarding queue
 READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first health round
+# A response (a study ZIP) may run this far ahead of a client before its thread waits: waitress's
+# default, 16 MiB, cost ~20 MB more per download in progress (three at once: ~60 MB).
+OUTBUF_HIGH_WATERMARK = 4 << 20
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -41,6 +50,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         session_idle_s=float(settings.session_idle_timeout),
         session_max_s=float(settings.session_max_age),
         device_policy=settings.device_policy,
+        max_devices=settings.max_learned_devices,
         forward_retry_initial=float(settings.forward_retry_initial),
     )
 
@@ -50,28 +60,32 @@ def dicom_options(settings: Settings) -> DicomOptions:
         aet=settings.aet,
         max_associations=settings.max_associations,
         network_timeout=float(settings.network_timeout),
+        idle_timeout=float(settings.idle_timeout),
+        associate_timeout=float(settings.associate_timeout),
+        max_associations_per_address=settings.max_associations_per_address,
+        max_pending=settings.max_pending_connections,
         max_pdu=settings.max_pdu,
         max_instance_bytes=settings.max_instance_mb * 1024 * 1024,
         query_retrieve_from=settings.query_retrieve_from,
+        called_aet_check=settings.called_aet_check,
         health_aet=health.probe_aet(),
     )
 
 
+def export_options(settings: Settings) -> ExportOptions:
+    target = None
+    if settings.audit_syslog:
+        try:
+            target = SyslogTarget.parse(
+                settings.audit_syslog, settings.audit_syslog_ca, settings.audit_syslog_cert, settings.audit_syslog_key
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return ExportOptions(target, float(settings.audit_retention_days), settings.aet)
+
+
 def open_archive(settings: Settings) -> Archive:
     return Archive(settings.data_dir, archive_options(settings))
-
-
-_M_ARENA_MAX = -8  # glibc mallopt parameter
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each thread that allocates its own arena and keeps what it freed: with eight
-    HTTP threads decoding images, RSS grew to ~236 MB; with two arenas it stays ~80 MB (a 1 GB
-    box).  Must run before the threads start; a no-op on a libc without mallopt."""
-    try:
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):
-        pass
 
 
 def configure_logging(level: str) -> None:
@@ -100,6 +114,7 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         limit_malloc_arenas()
+        return_large_buffers_to_the_os()
         faulthandler.enable()  # a watchdog's SIGABRT, or a crash, leaves every thread's traceback in the log
         systemd.notify("STATUS=starting: checking the archive")
         self.archive = open_archive(self.settings)
@@ -134,13 +149,18 @@ class Service:
         served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
         archive = self.archive
         app = with_security_headers(
-            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger)
+            with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
         )
-        self.http = waitress.create_server(app, sockets=http_sockets, threads=8)
+        self.http = waitress.create_server(
+            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT,
+            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+        )  # fmt: skip
+        connections.guard(self.http)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
+        self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
         if served.discovery:
             self.discovery = Discovery(archive, discovery_options(served))
             self.discovery.start()
@@ -159,23 +179,23 @@ class Service:
             try:
                 for uid in archive.mark_stable():
                     LOG.info("study_stable study=%s", uid)
-            except Exception:  # keep looking; a locked or full database is transient
-                LOG.exception("stability_check_failed")
+            except Exception as exc:  # keep looking; a locked or full database is transient
+                round_failed(LOG, "stability_check", exc)
 
     def _forward_loop(self, archive: Archive) -> None:
-        send = functools.partial(
-            forward,
-            storage=archive.storage,
-            calling_aet=self.settings.aet,
-            max_pdu=self.settings.max_pdu,
-            timeout=float(self.settings.network_timeout),
-        )
         while not self.stopping.wait(FORWARD_INTERVAL):
             try:
+                send = functools.partial(
+                    forward,
+                    storage=archive.storage,
+                    calling_aet=archive.site.ae_title(self.settings.aet),  # an admin may change it
+                    max_pdu=self.settings.max_pdu,
+                    timeout=float(self.settings.network_timeout),
+                )
                 archive.forwarding.enqueue_stable()
                 archive.forwarding.run_due(send, self.stopping.is_set)
-            except Exception:  # keep going; the queue is in the index and survives
-                LOG.exception("forwarding_failed")
+            except Exception as exc:  # keep going; the queue is in the index and survives
+                round_failed(LOG, "forwarding", exc)
 
     def wait(self) -> None:
         """Block until SIGINT or SIGTERM (handled since start()), then stop cleanly."""

@@ -20,7 +20,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from bench import corpus, harness, servers
 from bench.harness import MB, REPO_ROOT, BenchError, log
-from bench.procstat import peak_rss_bytes
+from bench.procstat import run_sampled
 
 TESTS_DIR = REPO_ROOT / "tests"  # support/s3servers.py: the S3 servers, for this process and the plain-boto3 ones
 sys.path.insert(0, str(TESTS_DIR))
@@ -73,17 +72,11 @@ with ThreadPoolExecutor(int(sys.argv[4])) as pool:
 def timed(cmd: list[str], log_path: Path, env: dict[str, str]) -> tuple[float, int]:
     """Run ``cmd``; return (wall seconds, peak RSS bytes) or raise with its output."""
     subprocess.run(["sync"], check=True)
-    peak = 0
     with open(log_path, "wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        while proc.poll() is None:
-            peak = max(peak, peak_rss_bytes(proc.pid))
-            time.sleep(0.02)
-        wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise BenchError(f"{' '.join(cmd[:6])} failed ({proc.returncode}):\n{harness.tail(log_path)}")
-    return wall, peak
+        run = run_sampled(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    if run.returncode != 0:
+        raise BenchError(f"{' '.join(cmd[:6])} failed ({run.returncode}):\n{harness.tail(log_path)}")
+    return run.wall_s, run.peak_hwm
 
 
 def benchmark(args: argparse.Namespace) -> None:

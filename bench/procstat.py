@@ -1,11 +1,15 @@
-"""A server's memory and CPU, read from /proc: one process, or it and its children (Lightbox
-forks its DICOM workers), sampled while a bench feeds it."""
+"""A server's or a command's memory and CPU, read from /proc: one process, or it and its
+children (Lightbox forks its DICOM workers), sampled while a bench feeds it or it runs."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_INTERVAL_S = 0.05
@@ -69,13 +73,17 @@ def cpu_seconds(pid: int) -> float:
 
 class ServerSampler:
     """While active: the peak of the summed VmRSS (and PSS) of a process and its descendants,
-    sampled every 50 ms in a thread, and the CPU time they used.  Descendants are rediscovered
-    every 10th sample (a /proc scan is the costly part)."""
+    sampled every 50 ms (``interval``) in a thread, the largest sum of their VmHWM seen (each
+    process's own high-water mark, which no sampling misses: an upper bound of their peak
+    together), and the CPU time they used.  Descendants are rediscovered every 10th sample (a
+    /proc scan is the costly part)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL_S) -> None:
         self.pid = pid
+        self.interval = interval
         self.peak_rss = 0
         self.peak_pss = 0
+        self.peak_hwm = 0
         self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -97,11 +105,33 @@ class ServerSampler:
     def _sample(self, pids: list[int]) -> None:
         self.peak_rss = max(self.peak_rss, sum(rss_bytes(p) for p in pids))
         self.peak_pss = max(self.peak_pss, sum(pss_bytes(p) for p in pids))
+        self.peak_hwm = max(self.peak_hwm, sum(peak_rss_bytes(p) for p in pids))
 
     def _run(self) -> None:
         pids, n = descendants(self.pid), 0
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
+        while not self._stop.wait(self.interval):
             n += 1
             if n % 10 == 0:
                 pids = descendants(self.pid)
             self._sample(pids)
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    returncode: int
+    wall_s: float
+    peak_pss: int  # the largest summed PSS sampled
+    peak_hwm: int  # the largest summed VmHWM: the kernel's own peak RSS, an upper bound of PSS
+
+
+def run_sampled(cmd: list[str], interval: float = 0.02, stdin_text: str | None = None, **popen: Any) -> CommandRun:
+    """Run ``cmd`` to its end (``popen``: subprocess.Popen's arguments; ``stdin_text`` its
+    input), sampling the memory of it and its children every ``interval`` seconds."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_text is not None else None, **popen)
+    with ServerSampler(proc.pid, interval) as sampler:
+        if proc.stdin is not None:
+            proc.stdin.write((stdin_text or "").encode())
+            proc.stdin.close()
+        proc.wait()
+    return CommandRun(proc.returncode, time.perf_counter() - started, sampler.peak_pss, sampler.peak_hwm)

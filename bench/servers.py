@@ -161,7 +161,9 @@ def lightbox_import(data_dir: Path, source: Path, log_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def lightbox_server(run_dir: Path, label: str, data_dir: Path | None = None) -> Iterator[RunningServer]:
+def lightbox_server(
+    run_dir: Path, label: str, data_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
     data_dir = data_dir or run_dir / "lightbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     dicom_port, http_port = free_port(), free_port()
@@ -177,7 +179,7 @@ def lightbox_server(run_dir: Path, label: str, data_dir: Path | None = None) -> 
         except (KeyError, TypeError, ValueError):
             raise BenchError(f"Lightbox /healthz has no counts.instances: {body!r}") from None
 
-    with managed_process(cmd, log_path, lightbox_env(), REPO_ROOT) as proc:
+    with managed_process(cmd, log_path, env or lightbox_env(), REPO_ROOT) as proc:
         wait_ready(proc, "Lightbox", health, log_path, dicom_port)
         yield RunningServer(label, "LIGHTBOX", dicom_port, proc, count, http_port)
 

@@ -10,6 +10,7 @@ cannot bind to 127.0.0.1 only runs in a private network: `pytestmark = usefixtur
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from support import rpi_image
 from support.browser import chromium
 from support.lightbox import LightboxProcess, running
 from support.netns import private_network
-from support.tools import DCMTK
+from support.tools import DCMTK, IN_CI
 from support.web import VIEWER, VIEWER_PASSWORD, Client, add_user, first_admin
 
 if TYPE_CHECKING:
@@ -122,3 +123,23 @@ def _no_stray_dcmtk_on_path() -> None:
     found = shutil.which("storescu")
     if found and Path(found).resolve() != (DCMTK / "storescu").resolve():
         print(f"note: {found} shadows DCMTK's storescu; tests call {DCMTK / 'storescu'}")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """An 8 MB tmpfs to hold a data folder, for a full disk (the tests run as root)."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        message = f"cannot mount a tmpfs: {result.stderr.strip()}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield mountpoint
+    finally:
+        if subprocess.run(["umount", str(mountpoint)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mountpoint)])

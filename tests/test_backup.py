@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pyrage
 import pytest
 from pydicom.uid import generate_uid
 
-from support.backupbox import Box, numbers
+from support.backupbox import PASSPHRASE, Box, numbers
 from support.dicomgen import make_dataset, make_study, write
 from support.lightbox import LightboxProcess
 from support.s3servers import MotoIamS3, MotoS3, SeaweedS3
@@ -300,6 +301,55 @@ def test_restore_with_the_recovery_key_alone(moto: MotoS3, corpus: Path, tmp_pat
     assert restored.returncode == 0 and "restored: 4 files" in restored.stdout, restored.stdout + restored.stderr
 
 
+def test_a_backup_made_before_the_argon2_wrap_restores_with_its_passphrase(
+    moto: MotoS3, corpus: Path, tmp_path: Path
+) -> None:
+    """Format 1 buckets (identity.age wrapped by age's scrypt recipient) restore as they did."""
+    client = moto.client()
+    client.create_bucket(Bucket="format1")
+    box = Box(tmp_path / "box", moto.endpoint, "format1")
+    box.ok("import", corpus / "b")
+    box.init()
+    box.backup()
+    identity = (box.data / "backup" / "identity.txt").read_text().strip()
+    client.put_object(
+        Bucket="format1", Key="lightbox/identity.age", Body=pyrage.passphrase.encrypt(identity.encode(), PASSPHRASE)
+    )
+    marker = json.loads(client.get_object(Bucket="format1", Key="lightbox/lightbox-backup.json")["Body"].read())
+    assert marker["version"] == 2
+    client.put_object(Bucket="format1", Key="lightbox/lightbox-backup.json", Body=json.dumps({**marker, "version": 1}))
+
+    restored = box.restore(tmp_path / "new-box")
+    assert restored.returncode == 0 and "restored: 4 files" in restored.stdout, restored.stdout + restored.stderr
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the passphrase at all\n")
+    refused = box.restore(tmp_path / "third-box", "--passphrase-file", wrong)
+    assert refused.returncode == 1 and "wrong passphrase" in refused.stderr
+
+    client.put_object(Bucket="format1", Key="lightbox/lightbox-backup.json", Body=json.dumps({**marker, "version": 3}))
+    refused = box.restore(tmp_path / "fourth-box")
+    assert refused.returncode == 1 and "made by a newer Lightbox" in refused.stderr
+
+
+def test_backup_init_and_a_passphrase_restore_fit_a_1_gb_box(moto: MotoS3, corpus: Path, tmp_path: Path) -> None:
+    """Each stays under the 256 MB a command may take (age's scrypt took ~1 GB for a moment)."""
+    moto.client().create_bucket(Bucket="small-box")
+    box = Box(tmp_path / "box", moto.endpoint, "small-box")
+    box.ok("import", corpus / "a")
+    init = box.measured(
+        "backup", "init", "--bucket", "small-box", "--endpoint", moto.endpoint, "--passphrase-file", box.passphrase_file
+    )
+    box.backup()
+    restore = box.measured(
+        "restore", "--from-bucket", "small-box", "--endpoint", moto.endpoint, "--to", tmp_path / "new-box",
+        "--passphrase-file", box.passphrase_file, data=False,
+    )  # fmt: skip
+    assert init.returncode == 0 and restore.returncode == 0
+    assert (tmp_path / "new-box" / "index.sqlite").exists()
+    print(f"peak RSS: backup init {init.peak_hwm / 2**20:.0f} MiB, restore {restore.peak_hwm / 2**20:.0f} MiB")
+    assert init.peak_hwm < 256 << 20 and restore.peak_hwm < 256 << 20
+
+
 def test_bucket_never_holds_plaintext(moto: MotoS3, corpus: Path, tmp_path: Path) -> None:
     client = moto.client()
     client.create_bucket(Bucket="scanned")
@@ -328,6 +378,9 @@ def test_bucket_never_holds_plaintext(moto: MotoS3, corpus: Path, tmp_path: Path
             assert secret not in body and secret.decode() not in key, (key, secret)
         for piece in pieces:
             assert piece not in body, key
+        if key.endswith("identity.age"):  # wrap format 2: its header and Argon2id parameters, then age
+            magic, params, body = body.split(b"\n", 2)
+            assert magic == b"lightbox-identity-wrap/2" and json.loads(params)["kdf"] == "argon2id"
         if not key.endswith("lightbox-backup.json"):
             assert body.startswith(b"age-encryption.org/v1\n"), key
 

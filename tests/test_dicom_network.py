@@ -70,7 +70,7 @@ def test_garbage_bytes_do_not_hurt(server):
 
 
 def test_association_cap_rejects_then_recovers(lightbox_factory):
-    server = lightbox_factory(max_associations=2)
+    server = lightbox_factory(max_associations=2, max_associations_per_address=2)  # the cap, not the share
     held = [associate(server.dicom_port) for _ in range(2)]
     assert all(a.is_established for a in held)
     third = associate(server.dicom_port)

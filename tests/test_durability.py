@@ -28,7 +28,7 @@ from pynetdicom import AE
 
 from support.dicomgen import dataset_bytes, make_dataset, make_study, write
 from support.lightbox import LightboxProcess
-from support.tools import IN_CI, dcmtk
+from support.tools import dcmtk
 
 pytestmark = pytest.mark.slow  # kill -9, full disks, concurrent loads
 
@@ -324,26 +324,6 @@ def check_after_restart(data: Path, acked: set[str], sources: dict[str, Path]) -
 
 
 # --- 3. a full disk ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    """An 8 MB tmpfs mounted as the data folder (we run as root)."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint)], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        message = f"cannot mount a tmpfs: {result.stderr.strip()}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield mountpoint
-    finally:
-        if subprocess.run(["umount", str(mountpoint)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(mountpoint)])
 
 
 def free_bytes(path: Path) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -451,3 +455,28 @@ def test_options_come_from_the_settings_table() -> None:
     assert ImagingOptions.from_settings(config.load(environ={})) == ImagingOptions()
     changed = config.load({"imaging_max_decode_mb": 5, "thumbnail_size": 96, "thumbnail_cache_mb": 2}, environ={})
     assert ImagingOptions.from_settings(changed) == ImagingOptions(5, 96, 2)
+
+
+def test_at_most_two_decodes_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight callers (the web server's threads) render at once; two decode, the others wait."""
+    path = save(make_dataset(rows=64, columns=80, WindowCenter=2048, WindowWidth=4096), tmp_path, "g.dcm")
+    decoding, most, lock = 0, 0, threading.Lock()
+    real_render = imaging.render
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decoding, most
+        with lock:
+            decoding += 1
+            most = max(most, decoding)
+        try:
+            time.sleep(0.05)  # long enough for every other caller to arrive
+            return real_render(*args, **kwargs)
+        finally:
+            with lock:
+                decoding -= 1
+
+    monkeypatch.setattr(imaging, "render", counted)
+    with ThreadPoolExecutor(8) as pool:
+        pictures = list(pool.map(lambda _: imaging.render_frame(path, 1, fmt="png").data, range(16)))
+    assert most == 2
+    assert len(set(pictures)) == 1 and Image.open(io.BytesIO(pictures[0])).size == (80, 64)

@@ -42,7 +42,10 @@ def test_first_run_leads_to_setup_then_closes_and_sessions_time_out(tmp_path):
         assert "at least 12 characters" in anonymous.post("/setup", data=form).text
         form["password"] = form["password2"] = ADMIN_PASSWORD
         answer = anonymous.post("/setup", data=form)
-        assert (answer.status_code, answer.headers["Location"]) == (303, "/")
+        assert (answer.status_code, answer.headers["Location"]) == (
+            303,
+            "/wizard",
+        )  # the rest of the set-up, step by step
         assert anonymous.get("/").status_code == 200  # setup logged the admin in
         # Setup is closed now, even with the right code.
         assert Client(anonymous.base).post("/setup", data=form).status_code == 403
@@ -118,7 +121,7 @@ def test_session_cookie_is_httponly_strict_and_secure_over_https(server, admin, 
 
 
 @pytest.mark.slow
-def test_wrong_passwords_back_off_per_address_and_per_user_name(server, admin):
+def test_wrong_passwords_back_off_per_address(server, admin):
     def login(source: str, name: str, password: str) -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", server.http_port, source_address=(source, 0), timeout=30)
         body = f"name={name}&password={password.replace(' ', '+')}"
@@ -136,13 +139,13 @@ def test_wrong_passwords_back_off_per_address_and_per_user_name(server, admin):
     status, text = login("127.0.0.2", ADMIN, ADMIN_PASSWORD)
     assert status == 429 and "Try again in" in text
     assert login("127.0.0.3", ADMIN, ADMIN_PASSWORD)[0] == 303  # another address is not affected
-    # Per user name: wrong passwords for one name from three addresses lock that name everywhere.
+    # Per user name: a few wrong passwords from other addresses do not lock the name (see
+    # test_hostile_lan for the account-wide wait after a spray).
     assert add_user(admin, "target", "target password 1").get("/").status_code == 200
     for source in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
         assert login(source, "target", "wrong password!")[0] == 401
-    assert login("127.0.0.7", "target", "target password 1")[0] == 429
-    time.sleep(1.2)  # the first wait is one second
     assert login("127.0.0.7", "target", "target password 1")[0] == 303
+    time.sleep(1.2)  # the first wait is one second
     assert login("127.0.0.2", ADMIN, ADMIN_PASSWORD)[0] == 303
 
 

@@ -161,7 +161,7 @@ def test_study_zip_is_dicom_media_with_a_dicomdir(admin, corpus, tmp_path):
     with _zip(admin, f"/api/studies/{uid}/archive.zip", "study") as zf:
         assert zf.testzip() is None
         names = zf.namelist()
-        assert names == ["DICOMDIR", "IMAGES/SE000001/IM000001", "IMAGES/SE000001/IM000002", "IMAGES/SE000001/IM000003"]
+        assert names == ["IMAGES/SE000001/IM000001", "IMAGES/SE000001/IM000002", "IMAGES/SE000001/IM000003", "DICOMDIR"]
         zf.extractall(tmp_path)
     fileset = FileSet(dcmread(tmp_path / "DICOMDIR"))  # pydicom checks the records and their offsets
     assert len(fileset) == 3
@@ -184,13 +184,17 @@ def test_series_zip_and_a_multi_series_dicomdir(server, admin, tmp_path):
         files = make_study(tmp_path / f"s{n}", n, study_uid=study_uid, patient_id="P-MULTI", SeriesNumber=n)
         assert server.storescu(*files).returncode == 0
     with _zip(admin, f"/api/studies/{study_uid}/archive.zip", "study") as zf:
-        assert zf.namelist()[1:] == ["IMAGES/SE000001/IM000001", "IMAGES/SE000002/IM000001", "IMAGES/SE000002/IM000002"]
+        assert zf.namelist() == [
+            "IMAGES/SE000001/IM000001", "IMAGES/SE000002/IM000001", "IMAGES/SE000002/IM000002", "DICOMDIR",
+        ]  # fmt: skip
         zf.extractall(tmp_path / "study")
     fileset = FileSet(dcmread(tmp_path / "study" / "DICOMDIR"))
     assert sorted(int(i.load().SeriesNumber) for i in fileset) == [1, 2, 2]
     series_uid = admin.get(f"/api/studies/{study_uid}").json()["series"][1]["series_uid"]
     with _zip(admin, f"/api/series/{series_uid}/archive.zip", "series") as zf:
-        assert len(zf.namelist()) == 3
+        assert zf.namelist() == ["IMAGES/SE000001/IM000001", "IMAGES/SE000001/IM000002", "DICOMDIR"]
+        zf.extractall(tmp_path / "series")
+    assert [str(i.SeriesInstanceUID) for i in FileSet(dcmread(tmp_path / "series" / "DICOMDIR"))] == [series_uid] * 2
     assert admin.get("/api/series/1.2.3/archive.zip").status_code == 404
 
 
@@ -237,6 +241,34 @@ def test_zip_is_written_piece_by_piece(tmp_path):
         archive.close()
     assert max(pieces) <= CHUNK + 4096
     assert sum(pieces) > 3 * 2 * 1024 * 1024 and len(pieces) >= 7
+
+
+def test_zip_dicomdir_lists_only_the_files_it_holds(tmp_path):
+    """A file removed between the listing and its turn is left out, and so is its record: the
+    DICOMDIR, written last, lists what the ZIP holds."""
+    from appliance.archive import Archive
+    from appliance.web.downloads import zip_stream
+
+    files = make_study(tmp_path / "s", 3)
+    archive = Archive(tmp_path / "data")
+    try:
+        assert archive.import_paths(files).imported == 3
+        media = archive.media_files(str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID))
+        archive.file_path(media[1].file_key).unlink()
+        (tmp_path / "media.zip").write_bytes(b"".join(zip_stream(archive, media)))
+    finally:
+        archive.close()
+    with zipfile.ZipFile(tmp_path / "media.zip") as zf:
+        assert zf.namelist() == ["IMAGES/SE000001/IM000001", "IMAGES/SE000001/IM000003", "DICOMDIR"]
+        zf.extractall(tmp_path / "media")
+    records = dcmread(tmp_path / "media" / "DICOMDIR").DirectoryRecordSequence  # all, not only the files found
+    images = [r for r in records if r.DirectoryRecordType == "IMAGE"]
+    assert [list(r.ReferencedFileID) for r in images] == [
+        ["IMAGES", "SE000001", "IM000001"],
+        ["IMAGES", "SE000001", "IM000003"],
+    ]
+    assert [r.ReferencedSOPInstanceUIDInFile for r in images] == [media[0].sop_uid, media[2].sop_uid]
+    assert len(FileSet(dcmread(tmp_path / "media" / "DICOMDIR"))) == 2
 
 
 def test_search_index_is_made_for_old_archives_and_follows_rebuild(tmp_path):

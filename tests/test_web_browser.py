@@ -46,6 +46,8 @@ def test_clinic_day(server, browser, tmp_path):
     page.fill("#password", ADMIN_PASSWORD)
     page.fill("#password2", ADMIN_PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(page.base + "/wizard/clinic")  # the set-up steps (test_web_wizard.py); the studies now
+    page.click("nav[aria-label=Main] >> text=Studies")
     page.wait_for_url(page.base + "/")
     assert page.inner_text("h1") == "Studies"
 

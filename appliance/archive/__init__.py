@@ -17,7 +17,7 @@ Public API — outside code imports only from here:
 
 - ``Archive(data_dir, ArchiveOptions)``: the facade; a context manager (``close()`` on exit).
   Its tables: ``.users``, ``.sessions``, ``.audit``, ``.nodes``, ``.devices``,
-  ``.discovered``, ``.forwarding``, ``.corrections``; its storage: ``.storage``.
+  ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``; its storage: ``.storage``.
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``; the stored meta header
   (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
   ``encode_meta``, ``dataset_offset``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
@@ -28,10 +28,12 @@ Public API — outside code imports only from here:
 - Registry: ``audit`` (event names, outcomes); ``Account``, ``UserError``, ``MIN_PASSWORD``, ``prepare_logins``;
   ``DicomNode``, ``NodeTable``, ``NodeError``, ``OPERATIONS``, ``parse_operations``, ``may``;
   ``AssociationSeen``, ``LearnedDevice``, ``DeviceError``, ``NoPort``, ``POLICIES``,
-  ``device_access``; ``FoundService``; ``Rule``, ``Job``, ``SendResult``, ``ForwardError``.
+  ``device_access``; ``FoundService``; ``Rule``, ``Job``, ``SendResult``, ``ForwardError``;
+  ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title).
 - Upkeep: ``CorrectionError``, ``Identity``, ``DELETABLE_LEVELS``; ``RestoreError``,
   ``install_index``.
-- Storage: ``Storage``, ``CHUNK``.
+- Storage: ``Storage``, ``CHUNK``; ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
+  says so).
 """
 
 from appliance.archive.facade import Archive, ArchiveOptions
@@ -79,12 +81,14 @@ from appliance.archive.registry.nodes import (
     may,
     parse_operations,
 )
+from appliance.archive.registry.site import Site, SiteError, time_zones
 from appliance.archive.registry.users import (
     MIN_PASSWORD,
     Account,
     UserError,
     prepare_logins,
 )
+from appliance.archive.sqlite import disk_full, make_private
 from appliance.archive.storage import CHUNK, Storage
 from appliance.archive.upkeep.corrections import (
     DELETABLE_LEVELS,
@@ -101,7 +105,7 @@ __all__ = [
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
-    "device_access", "may", "parse_operations", "prepare_logins",
+    "device_access", "may", "parse_operations", "prepare_logins", "Site", "SiteError", "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
-    "CHUNK", "Storage",
+    "CHUNK", "Storage", "disk_full", "make_private",
 ]  # fmt: skip

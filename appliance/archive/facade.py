@@ -24,12 +24,14 @@ from appliance.archive.intake import importer, indexing
 from appliance.archive.intake.ingest import Ingest, IngestOptions
 from appliance.archive.reading import browse, changes, lookup, media, query, retrieval
 from appliance.archive.reading.rows import InstanceFile
+from appliance.archive.registry import auditchain
 from appliance.archive.registry import models as registry_models
 from appliance.archive.registry.audit import AuditLog
 from appliance.archive.registry.devices import DeviceTable
 from appliance.archive.registry.discovered import DiscoveredTable
 from appliance.archive.registry.forwarding import Forwarding
 from appliance.archive.registry.nodes import NodeTable
+from appliance.archive.registry.site import SiteProfile
 from appliance.archive.registry.users import SessionStore, UserTable
 from appliance.archive.sqlite import open_database
 from appliance.archive.storage import Storage, free_bytes
@@ -48,6 +50,7 @@ class ArchiveOptions:
     find_fold_names: bool = True
     find_max_results: int = 10000
     device_policy: str = "learning"  # see devices.py
+    max_devices: int = 200
     forward_retry_initial: float = 30.0  # see forwarding.py
     session_idle_s: float = 1800.0
     session_max_s: float = 43200.0
@@ -59,7 +62,7 @@ class Archive:
     def __init__(self, data_dir: Path, options: ArchiveOptions | None = None) -> None:
         self.options = options or ArchiveOptions()
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.storage = Storage(self.data_dir)
         self.db = open_database(self.data_dir / "index.sqlite", index.MODELS + registry_models.MODELS)
         # One writer: SQLite serialises writers anyway; the lock keeps our threads from
@@ -74,13 +77,17 @@ class Archive:
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if made := browse.ensure_search_index():
                 LOG.info("search_index_%s studies=%d", made, Study.select().count())
+            auditchain.seal_unchained()  # events of a Lightbox before the chain
         self.nodes = NodeTable(self.db, self.write_lock)
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
         self.audit = AuditLog(self.db, self.write_lock)
-        self.devices = DeviceTable(self.db, self.write_lock, self.nodes, self.options.device_policy)
+        self.devices = DeviceTable(
+            self.db, self.write_lock, self.nodes, self.options.device_policy, self.options.max_devices
+        )
         self.discovered = DiscoveredTable(self.db, self.write_lock)
         self.forwarding = Forwarding(self.db, self.write_lock, self.nodes, self.options.forward_retry_initial)
+        self.site = SiteProfile(self.db, self.write_lock, self.data_dir / "timezone")
         # Delete, fix identity, merge: see corrections.py.
         self.corrections = Corrections(
             self.storage, self.db, self.write_lock, self.audit, self.options.min_free_mb * 1024 * 1024
@@ -214,6 +221,10 @@ class Archive:
     def cursor(self, name: str) -> int:
         return changes.cursor(name)
 
+    def first_study_from(self, calling_ae: str, after: int = 0) -> str | None:
+        """The first study ``calling_ae`` sent after change ``after`` (and still stored)."""
+        return changes.first_study_from(calling_ae, after)
+
     def set_cursor(self, name: str, seq: int) -> None:
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             changes.set_cursor(name, seq)
@@ -235,6 +246,12 @@ class Archive:
     def adopt_restored(self, spooled: Path, file_key: str, sha256: str, size: int) -> None:
         """Put a restored file that its index row describes into storage (see ``restore.py``)."""
         restore.adopt_file(self.storage, spooled, file_key, sha256, size)
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's index connection (peewee keeps one per thread): a thread
+        that ends, e.g. an association's, would otherwise hold its descriptors for a while."""
+        if not self.db.is_closed():
+            self.db.close()
 
     def close(self) -> None:
         self.db.close()

@@ -10,18 +10,22 @@ one box moves the index to PostgreSQL by a twin of these modules, not a rewrite 
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from peewee import Field, Model, SqliteDatabase, fn
+from peewee import Field, Model, OperationalError, SqliteDatabase, fn
 
 from appliance.archive.index import MODELS, SCHEMA_VERSION, Meta, database
+from appliance.archive.storage import is_out_of_space
 
 
 def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
     """Open (creating if needed) the index at ``path`` and bind the models to it; ``models``
     are the tables to make (the facade adds the registry's to the index's own)."""
+    make_private(path)
     db = SqliteDatabase(
         str(path),
         pragmas={  # busy_timeout first: the others may have to wait for another process
@@ -40,6 +44,17 @@ def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteD
         _add_missing_columns(db, models)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_ignore().execute()
     return db
+
+
+def make_private(path: Path) -> None:
+    """The database at ``path`` readable by its owner alone: it holds patient data and password
+    hashes.  SQLite makes its -wal and -shm files with the database file's mode, so the file is
+    made 0600 before SQLite opens it; an older install's files are tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _add_missing_columns(db: SqliteDatabase, models: Sequence[type[Model]]) -> None:
@@ -84,6 +99,23 @@ def bookkeeping(db: SqliteDatabase) -> Iterator[None]:
         yield
     finally:
         db.execute_sql("PRAGMA synchronous = FULL")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC or SQLITE_FULL anywhere in the chain: the one write failure that storing must
+    report as out of resources, and that reading and logging in must outlive.  When COMMIT
+    fails with SQLITE_FULL, SQLite has already rolled back, so peewee's own ROLLBACK raises
+    "cannot rollback - no transaction is active" and the disk-full error is further down."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if is_out_of_space(current):
+            return True
+        if isinstance(current, (sqlite3.OperationalError, OperationalError)) and "full" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def put_meta(key: str, value: str) -> None:

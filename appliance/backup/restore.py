@@ -17,6 +17,7 @@ from appliance.backup import crypto, manifest, transfer
 from appliance.backup.state import CURSOR
 from appliance.backup.target import INDEX, OBJECTS, Target, explain
 from appliance.backup.verify import NoBackup, fetch_manifest
+from appliance.malloc import return_large_buffers_to_the_os
 
 LOG = logging.getLogger("lightbox.backup")
 Progress = Callable[[int, int], None]
@@ -51,7 +52,7 @@ def restore_from_bucket(
     work = data_dir / "restore-tmp"
     work.mkdir(parents=True)
     client = target.client()
-    transfer.return_large_buffers_to_the_os()
+    return_large_buffers_to_the_os()
     try:
         try:
             report.manifest, header = fetch_manifest(client, target, identity, work / "manifest.jsonl")

@@ -33,10 +33,11 @@ def backup_options(settings: Settings) -> BackupOptions:
     )
 
 
-def nightly_due(last_start: float | None, at: str, now: float) -> bool:
-    """Has today's (local) backup time passed since the last run started?"""
+def nightly_due(last_start: float | None, at: str, now: float, zone: dt.tzinfo | None = None) -> bool:
+    """Has today's backup time (in the clinic's ``zone``; None: the system's) passed since the
+    last run started?"""
     hour, minute = (int(part) for part in at.split(":"))
-    local = dt.datetime.fromtimestamp(now)
+    local = dt.datetime.fromtimestamp(now, zone)
     slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if slot > local:
         slot -= dt.timedelta(days=1)
@@ -49,7 +50,7 @@ def backup_due(archive: Archive, state: BackupState, settings: Settings, now: fl
         return False
     if settings.backup_schedule == "nightly":
         success = state.last_run("backup", ok=True)  # a failed night is tried again, not skipped
-        return nightly_due(success["started"] if success else None, settings.backup_time, now)
+        return nightly_due(success["started"] if success else None, settings.backup_time, now, archive.site.zone())
     if settings.backup_schedule == "continuous":
         newest = archive.changes_after(archive.last_change() - 1, 1)
         behind = archive.cursor(CURSOR) < archive.last_change()

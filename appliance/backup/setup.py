@@ -23,7 +23,9 @@ from appliance.backup.target import (
     with_retries,
 )
 
-FORMAT_VERSION = 1
+# 2: identity.age is wrapped with an Argon2id-derived key (crypto.wrap_identity); 1: with age's
+# scrypt passphrase recipient.  A restore reads both.
+FORMAT_VERSION = 2
 MIN_PASSPHRASE = 12
 SHEET_CONFIRMED = "sheet_confirmed_at"  # state kv: "" while a sheet shown on the web waits for the admin's tick
 LOSS_WARNING = (
@@ -133,6 +135,8 @@ def fetch_identity(target: Target, passphrase: str | None, recovery_key: str | N
         raise TargetError(explain(exc, target)) from None
     if marker is None:
         raise TargetError(f"no Lightbox backup at {target.describe()} ({MARKER} not found)")
+    if marker.get("version", 1) > FORMAT_VERSION:
+        raise TargetError(f"the backup at {target.describe()} was made by a newer Lightbox: update this one first")
     if recovery_key is not None:
         identity = crypto.parse_identity(recovery_key)
     else:

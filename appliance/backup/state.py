@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.archive import make_private
 from appliance.backup import crypto, target
 from appliance.backup.target import Target
 
@@ -86,6 +87,12 @@ class BackupState:
         self.temp = self.folder / "tmp"
         self._db: sqlite3.Connection | None = None
 
+    def __enter__(self) -> BackupState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def configured(self) -> bool:
         return self.identity_path.exists() and self.target_path.exists()
@@ -107,6 +114,7 @@ class BackupState:
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private(self.folder / "state.sqlite")
             self._db = sqlite3.connect(self.folder / "state.sqlite", isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -33,6 +33,7 @@ from appliance.backup.target import (
     explain,
     with_retries,
 )
+from appliance.malloc import return_large_buffers_to_the_os
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -126,7 +127,7 @@ class _Run:
         self.recipient = self.identity.to_public()
         self.names = crypto.names_key(self.identity)
         self.client = state.client()
-        transfer.return_large_buffers_to_the_os()
+        return_large_buffers_to_the_os()
         self.failed = threading.Event()  # one upload gave up: the others stop too
         self.multipart = threading.Semaphore(1)  # one large file at a time: one 5 MiB part in memory
         self.damaged: set[str] = set()  # SOP Instance UIDs found damaged by this run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -199,17 +197,3 @@ def check(plain: crypto.HashingWriter, name: str, sha256: str, size: int) -> Non
         raise ObjectProblem(
             "MISMATCH", name, f"decrypts to {plain.size} bytes with another SHA-256 than the manifest's ({size} bytes)"
         )
-
-
-@functools.cache
-def return_large_buffers_to_the_os() -> None:
-    """Fix glibc's mmap threshold at 256 KiB.  By default it rises to the largest buffer freed
-    so far, after which each thread's malloc arena keeps the parts it handled: four upload
-    threads held ~40 MB more than the parts in flight.  A no-op without glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 256 << 10)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_MMAP_THRESHOLD = -3  # <malloc.h>

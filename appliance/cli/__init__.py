@@ -1,21 +1,22 @@
 """`lightbox serve | import | verify | rebuild-index | node | user | backup | restore | device |
-forward | delete | patient`: thin calls into the same code the servers use.
+forward | delete | patient | audit`: thin calls into the same code the servers use.
 
 This module is the one place that assembles the command groups; each group is a module of its
 own (``serve``, ``upkeep``, ``node``, ``user``, ``backup``, ``device``, ``forward``,
-``corrections``) built on ``common`` (settings flags, the archive, errors), and none imports another.
+``corrections``, ``audit``) built on ``common`` (settings flags, the archive, errors), and none imports another.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from appliance import __version__
-from appliance.cli import backup, corrections, device, forward, node, serve, upkeep, user
-from appliance.cli.common import fail
+from appliance.cli import audit, backup, corrections, device, forward, node, serve, upkeep, user
+from appliance.cli.common import fail, guard_terminal
 from appliance.config import ConfigError
 
-GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections)  # the order of `lightbox --help`
+GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections, audit)  # the order of `lightbox --help`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # what a command or the service makes holds patient data: its owner's alone
+    guard_terminal()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -8,7 +8,7 @@ import getpass
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from appliance import config
 from appliance.config import Settings
@@ -20,6 +20,34 @@ Command = Callable[[argparse.Namespace], int]
 Row = TypeVar("Row")
 DATA_ONLY = ("data",)  # the one setting most commands need: where the archive is
 COMMAND_LINE = "(command line)"  # the audit trail's user for what was done here, not on the web
+
+
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides, each
+# written as its escape: an AE title, a patient name or a DNS-SD name is chosen by whoever is on
+# the LAN, and an escape sequence in one must not reach the admin's terminal.
+_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\n\t"}
+_UNSAFE |= {c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+class TerminalSafe:
+    """A command's stdout or stderr, writing those characters escaped."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text.translate(_UNSAFE))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def guard_terminal() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, TerminalSafe):
+            setattr(sys, name, TerminalSafe(stream))
 
 
 def add_command(

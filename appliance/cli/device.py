@@ -186,7 +186,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     with open_archive(settings) as archive:
         try:
-            ok, message = echo_device(archive, args.device, settings.aet)
+            ok, message = echo_device(archive, args.device, archive.site.ae_title(settings.aet))
         except DeviceError as exc:
             hint = f" (lightbox device edit {args.device} --port PORT)" if isinstance(exc, NoPort) else ""
             return fail(f"{exc}{hint}", 1, args.prog)

@@ -76,9 +76,9 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     with open_archive(settings) as archive:
-        node = archive.nodes.get(args.node)
+        node, calling_aet = archive.nodes.get(args.node), archive.site.ae_title(settings.aet)
     if node is None:
         return fail(f"no node {args.node!r}", 1, args.prog)
-    ok, message = echo(node, settings.aet)
+    ok, message = echo(node, calling_aet)
     print(f"{'ok' if ok else 'FAILED'} {node.aet}@{node.host}:{node.port}: {message}")
     return 0 if ok else 1

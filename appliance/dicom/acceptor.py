@@ -2,10 +2,15 @@
 
 One thread accepts on every DICOM listening socket (104 and 11112 under systemd), woken by a
 pipe to stop: the sockets may be systemd's, shared with sibling workers and with the next
-start of the service, so they are closed here but never shut down.  Every accepted socket gets
-a timeout (a peer that stalls must not hold a thread forever) and TCP_NODELAY (DIMSE is
-request/response; Nagle plus delayed ACKs cost 40 ms a round trip).
-Each association is then served by Lightbox's own loop (``association.py``).
+start of the service, so they are closed here but never shut down.
+
+The same thread reads each new connection's A-ASSOCIATE-RQ (``pending.py``) without a thread
+of its own and without a slot: a silent or slow connection costs a socket and a few bytes, is
+dropped after ``associate_timeout``, and the oldest of the busiest address goes first when too
+many wait.  Only a whole request takes an association slot (``slots.py``: the cap and one
+address's share of it, counted across worker processes) and a thread, which admits it under
+the device policy and serves it with Lightbox's own loop (``association.py``).  Threads are
+thus bounded by the cap, and one address cannot shut every modality out.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from appliance.archive import Archive
 from appliance.dicom import admission, pdu
 from appliance.dicom.association import Association
 from appliance.dicom.options import AssociationOptions, DicomOptions
+from appliance.dicom.pending import Pending, Waiting
+from appliance.dicom.slots import Refused, Slots
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -31,25 +37,22 @@ class Acceptor:
     """Serves listening sockets, maybe shared with other worker processes."""
 
     def __init__(
-        self,
-        archive: Archive,
-        options: DicomOptions,
-        listeners: Sequence[socket.socket],
-        shared_active: Any = None,
+        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], slots: Slots | None = None
     ) -> None:
         self.archive = archive
         self.options = options
         self.listeners = listeners
-        # Associations served by every worker process (a multiprocessing.Value), for the cap.
-        self.shared_active = shared_active
+        self.slots = slots if slots is not None else Slots(options.max_associations)
         self._lock = threading.Lock()
         self._active: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
+        self._selector = selectors.DefaultSelector()
+        self._pending = Pending(options.max_pending, options.associate_timeout)
         o = options
         self._association_options = AssociationOptions(
-            o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout
+            o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout, o.idle_timeout
         )
 
     def start(self) -> None:
@@ -72,16 +75,31 @@ class Acceptor:
                 except OSError:
                     pass
 
+    # -- the accepting thread ------------------------------------------------------------
+
     def _accept_loop(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._wake_read, selectors.EVENT_READ, None)
-            for listener in self.listeners:
-                listener.setblocking(False)  # a sibling worker may take a connection first
-                selector.register(listener, selectors.EVENT_READ, listener)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.data is not None:
+        selector = self._selector
+        selector.register(self._wake_read, selectors.EVENT_READ, None)
+        for listener in self.listeners:
+            listener.setblocking(False)  # a sibling worker may take a connection first
+            selector.register(listener, selectors.EVENT_READ, listener)
+        while not self._stopping.is_set():
+            for key, _ in selector.select(self._pending.next_timeout()):
+                try:
+                    if isinstance(key.data, Waiting):
+                        self._read_request(key.data)
+                    elif key.data is not None:
                         self._accept(key.data)
+                except Exception:  # a bug must cost one connection, never the door
+                    LOG.exception("dicom_accept_failed")
+                    if isinstance(key.data, Waiting):
+                        self._drop(key.data)
+            for late in self._pending.expired():
+                LOG.info("connection_dropped address=%s reason='no A-ASSOCIATE-RQ in time'", late.address[0])
+                self._drop(late)
+        for waiting in self._pending.all():
+            self._drop(waiting)
+        selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
 
@@ -94,42 +112,73 @@ class Acceptor:
             LOG.exception("dicom_accept_failed")
             time.sleep(0.1)
             return
+        sock.setblocking(False)
+        for evicted in self._pending.add(waiting := Waiting(sock, address[:2], time.monotonic())):
+            LOG.info("connection_dropped address=%s reason='too many waiting connections'", evicted.address[0])
+            self._drop(evicted)
+        if waiting in self._pending:
+            self._selector.register(sock, selectors.EVENT_READ, waiting)
+
+    def _drop(self, waiting: Waiting) -> None:
+        self._pending.remove(waiting)
+        try:
+            self._selector.unregister(waiting.sock)
+        except (KeyError, ValueError):
+            pass
+        waiting.sock.close()
+
+    def _read_request(self, waiting: Waiting) -> None:
+        """More of a waiting connection's A-ASSOCIATE-RQ; once whole, on to a slot and a thread."""
+        address = waiting.address
+        try:
+            body = waiting.read()
+            if body is None:
+                return
+            request = pdu.parse_associate_rq(body)
+        except pdu.ProtocolError as exc:
+            LOG.warning("association_refused address=%s reason=%r", address[0], str(exc))
+            _send_now(waiting.sock, pdu.abort(2, 2))
+            self._drop(waiting)
+            return
+        except OSError:  # closed before a whole request (e.g. a port check)
+            self._drop(waiting)
+            return
+        self._pending.remove(waiting)
+        self._selector.unregister(waiting.sock)
+        self._start(waiting.sock, address, request)
+
+    def _start(self, sock: socket.socket, address: tuple[str, int], request: pdu.AssociateRequest) -> None:
+        slot = None
+        if not self._is_probe(request, sock, address):
+            try:
+                slot = self.slots.claim(address[0], self.options.max_associations, self.options.address_share)
+            except Refused as exc:
+                LOG.warning(
+                    "association_rejected reason=%s calling_ae=%r address=%s", exc, request.calling_title, address[0]
+                )
+                _send_now(sock, pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
+                sock.close()
+                return
+        sock.setblocking(True)
         sock.settimeout(self.options.network_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Nagle + delayed ACK: 40 ms a round trip
         thread = threading.Thread(
-            target=self._serve, args=(sock, address[:2]), name=f"dicom-{address[0]}:{address[1]}", daemon=True
+            target=self._serve,
+            args=(sock, address, request, slot),
+            name=f"dicom-{address[0]}:{address[1]}",
+            daemon=True,
         )
         with self._lock:
             self._active[thread] = sock
-        self._count(+1)
-        thread.start()
-
-    def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         try:
-            request = self._read_associate_rq(sock)
-            if request is None:
-                return
-            if not self._is_probe(request, sock, address) and not self._admit(sock, request, address):
-                return
-            if not request.protocol_version & 1:
-                sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
-                return
-            Association(sock, address, request, self.archive, self._association_options).run()
-        except pdu.ProtocolError as exc:
-            LOG.warning("association_refused address=%s reason=%r", address[0], str(exc))
-            try:
-                sock.sendall(pdu.abort(2, 2))
-            except OSError:
-                pass
-        except (OSError, TimeoutError) as exc:
-            LOG.warning("connection_dropped address=%s reason=%r", address[0], str(exc) or type(exc).__name__)
-        except Exception:
-            LOG.exception("association_failed address=%s", address[0])
-        finally:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a limit of the system): give the slot back
             with self._lock:
-                self._active.pop(threading.current_thread(), None)
-            self._count(-1)
+                self._active.pop(thread, None)
+            if slot is not None:
+                self.slots.release(slot)
             sock.close()
+            raise
 
     def _is_probe(self, request: pdu.AssociateRequest, sock: socket.socket, address: tuple[str, int]) -> bool:
         """The service's own health check (``appliance.health``): from this machine (the peer's
@@ -139,8 +188,32 @@ class Acceptor:
         own = self.options.health_aet
         return bool(own) and request.calling_title == own and address[0] == sock.getsockname()[0]
 
+    # -- one association's thread --------------------------------------------------------
+
+    def _serve(
+        self, sock: socket.socket, address: tuple[str, int], request: pdu.AssociateRequest, slot: int | None
+    ) -> None:
+        try:
+            if slot is not None and not self._admit(sock, request, address):
+                return
+            if not request.protocol_version & 1:
+                sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
+                return
+            Association(sock, address, request, self.archive, self._association_options).run()
+        except (OSError, TimeoutError) as exc:
+            LOG.warning("connection_dropped address=%s reason=%r", address[0], str(exc) or type(exc).__name__)
+        except Exception:
+            LOG.exception("association_failed address=%s", address[0])
+        finally:
+            with self._lock:
+                self._active.pop(threading.current_thread(), None)
+            if slot is not None:
+                self.slots.release(slot)
+            sock.close()
+            self.archive.close_thread_connection()  # else each thread's index handle outlives it
+
     def _admit(self, sock: socket.socket, request: pdu.AssociateRequest, address: tuple[str, int]) -> bool:
-        """Log the request; admit it under the device policy and the cap, else answer A-ASSOCIATE-RJ."""
+        """Log the request; admit it under the device policy, else answer A-ASSOCIATE-RJ."""
         LOG.info(
             "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
             request.calling_title,
@@ -150,53 +223,17 @@ class Acceptor:
             request.implementation_class_uid,
             len(request.contexts),
         )
-        if (rejection := admission.rejection(self.archive, request, address)) is not None:
+        # The AE title in force: an admin may change it in the web UI, without a restart.
+        own = self.archive.site.ae_title(self.options.aet) if self.options.called_aet_check == "own" else None
+        if (rejection := admission.rejection(self.archive, request, address, own)) is not None:
             sock.sendall(rejection)
-            return False
-        if self._over_cap():
-            LOG.warning("association_rejected reason=too_many_associations address=%s", address[0])
-            sock.sendall(pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
             return False
         return True
 
-    def _count(self, delta: int) -> None:
-        if self.shared_active is not None:
-            with self.shared_active.get_lock():
-                self.shared_active.value += delta
 
-    def _over_cap(self) -> bool:
-        if self.shared_active is not None:
-            ours = self.shared_active.value
-        else:
-            with self._lock:
-                ours = len(self._active)
-        return ours > self.options.max_associations
-
-    def _read_associate_rq(self, sock: socket.socket) -> pdu.AssociateRequest | None:
-        """The A-ASSOCIATE-RQ, read whole within ``network_timeout``; None when the peer closes
-        before sending anything (e.g. a port check)."""
-        deadline = time.monotonic() + self.options.network_timeout
-        header = self._read(sock, 6, deadline)
-        if header is None:
-            return None
-        pdu_type, length = pdu.HEADER.unpack(header)
-        if pdu_type != pdu.ASSOCIATE_RQ:
-            raise pdu.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
-        if length > pdu.MAX_ASSOCIATE_RQ:
-            raise pdu.ProtocolError(f"A-ASSOCIATE-RQ of {length} bytes")
-        body = self._read(sock, length, deadline)
-        if body is None:
-            raise ConnectionError("peer closed during A-ASSOCIATE-RQ")
-        return pdu.parse_associate_rq(body)
-
-    @staticmethod
-    def _read(sock: socket.socket, n: int, deadline: float) -> bytes | None:
-        data = bytearray()
-        while len(data) < n:
-            chunk = sock.recv(min(n - len(data), 65536))
-            if not chunk:
-                return None
-            data += chunk
-            if len(data) < n and time.monotonic() > deadline:
-                raise TimeoutError("A-ASSOCIATE-RQ incomplete")
-        return bytes(data)
+def _send_now(sock: socket.socket, data: bytes) -> None:
+    """A short answer on a socket not yet served (its send buffer is empty); never blocks."""
+    try:
+        sock.send(data)
+    except OSError:
+        pass

@@ -12,9 +12,11 @@ and reads the C-STORE-RSPs of C-GET sub-operations.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,10 @@ from appliance.archive import (
     Origin,
     Outcome,
 )
-from appliance.dicom import dimse, outgoing, pdu, policy
+from appliance.dicom import auditing, dimse, outgoing, pdu, policy
 from appliance.dicom.context import Final, Request
 from appliance.dicom.incoming import Unreadable
-from appliance.dicom.link import RELEASE, Link
+from appliance.dicom.link import P_DATA_MARGIN, RELEASE, Idle, Limits, Link
 from appliance.dicom.negotiation import Bound, Negotiated, negotiate, operations_asked
 from appliance.dicom.options import AssociationOptions
 from appliance.dicom.services import Service
@@ -53,11 +55,13 @@ class Received:
 
     images: int = 0
     studies: int = 0
+    per_study: Counter[str] = field(default_factory=Counter)  # for the audit trail
     since: float = field(default_factory=time.monotonic)
 
     def add(self, result: IngestResult) -> None:
         self.images += 1
         self.studies += int(result.new_study)
+        self.per_study[result.study_uid] += 1
 
     def due(self) -> bool:
         return self.images > 0 and time.monotonic() - self.since >= RECORD_COUNTS_EVERY
@@ -74,10 +78,12 @@ class Association:
         archive: Archive,
         options: AssociationOptions,
     ) -> None:
-        self.link = Link(sock, request.max_pdu)
+        max_p_data = options.max_pdu + P_DATA_MARGIN if options.max_pdu else 0
+        self.link = Link(sock, request.max_pdu, Limits(options.idle_timeout, options.network_timeout, max_p_data))
         self.request = request
         self.archive = archive
-        self.options = options
+        # The AE title an admin chose on the web page holds from the next association on.
+        self.options = dataclasses.replace(options, aet=archive.site.ae_title(options.aet))
         self.origin = Origin(
             via="dicom",
             calling_ae=request.calling_title,
@@ -119,6 +125,9 @@ class Association:
             self.archive.devices.record_error(calling_ae, address, f"aborted: {exc}")
         except PeerGone as exc:
             LOG.info("association_aborted_by_peer calling_ae=%r during=%s", calling_ae, exc)
+        except Idle as exc:  # not the device's fault: some keep associations open between studies
+            LOG.info("association_closed calling_ae=%r address=%s reason=%r", calling_ae, address, str(exc))
+            self._send_quietly(pdu.abort(2, 0))
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", calling_ae, address, reason)
@@ -235,3 +244,4 @@ class Association:
         received, self.received = self.received, Received()
         if received.images:
             self.archive.devices.count_received(self.calling_ae, self.origin.address, received.images, received.studies)
+            auditing.received(self.archive, self.calling_ae, self.origin.address, received.per_study)

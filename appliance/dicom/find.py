@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from appliance.archive import ITEM_KEYS, QueryError, TooManyMatches, charset
-from appliance.dicom import dimse
+from appliance.dicom import auditing, dimse
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.encoding import FindResponseEncoder
 from appliance.dicom.status import CANCEL, IDENTIFIER_MISMATCH, OUT_OF_RESOURCES, PENDING, SUCCESS, UNABLE_TO_PROCESS
@@ -113,6 +113,7 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
             "find model=%s level=%s calling_ae=%r outcome=%s results=%d ms=%.1f",
             model, level, context.calling_ae, outcome, count, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
+        auditing.query(context.archive, context.calling_ae, context.origin.address, model, level, outcome, count)
 
 
 def _encoder(query: Query, match: dict[str, Any], ae_title: str, explicit: bool) -> FindResponseEncoder:

@@ -8,6 +8,13 @@ C-FIND stream).  Out: messages are fragmented to the peer's maximum PDU and may 
 (``send(..., flush=False)``) so that a stream of small responses costs few system calls; a
 stored file's dataset goes from disk to the socket in PDU-sized pieces.  Used by the
 association (``association.py``) and by the requestor (``requestor.py``) alike.
+
+Bounds against a hostile peer (``Limits``, the acceptor's side): silence between PDUs is
+bounded (``idle_timeout``), and so is each whole PDU once begun (``pdu_timeout``), not each
+recv(): a peer trickling a byte at a time cannot hold a thread.  No PDU is read beyond its
+size cap: A-RELEASE and A-ABORT bodies are 4 bytes by the standard, a P-DATA-TF at most the
+maximum length we offered (with a margin); anything else is a protocol error, answered with
+an A-ABORT before its body is read.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BufferedIOBase
@@ -26,6 +34,20 @@ _READ_CHUNK = 1 << 18
 _FLUSH_AT = 1 << 15  # batched output is sent once it holds this much
 MAX_SEND_PDU = 1 << 20  # what we send when the peer says "no limit" (0)
 RELEASE, ABORT = "release", "abort"
+_FIXED_BODY = 4  # A-RELEASE-RQ, A-RELEASE-RP and A-ABORT (PS3.8 9.3.6 to 9.3.8)
+_PDU_NAMES = {pdu.RELEASE_RQ: "A-RELEASE-RQ", pdu.RELEASE_RP: "A-RELEASE-RP", pdu.ABORT: "A-ABORT"}
+P_DATA_MARGIN = 1024  # over the offered maximum: some peers count the PDV headers loosely
+
+
+class Idle(TimeoutError):
+    """The peer sent nothing for ``idle_timeout`` seconds between PDUs."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_timeout: float  # silence allowed before a PDU begins
+    pdu_timeout: float  # time allowed for a whole PDU once its first byte came
+    max_p_data: int  # largest P-DATA-TF accepted (0: any)
 
 
 @dataclass(frozen=True)
@@ -46,8 +68,10 @@ class Pdv:
 
 
 class Link:
-    def __init__(self, sock: socket.socket, peer_max_pdu: int = 0) -> None:
+    def __init__(self, sock: socket.socket, peer_max_pdu: int = 0, limits: Limits | None = None) -> None:
         self.sock = sock
+        self.limits = limits  # None: the socket's own timeout, per recv() (the requestor)
+        self._deadline: float | None = None  # of the PDU being read, under ``limits``
         self._buffer = bytearray()
         self._pdu_left = 0  # bytes of the current P-DATA-TF not yet read
         self._out = bytearray()
@@ -60,7 +84,15 @@ class Link:
 
     # -- reading ------------------------------------------------------------------------
 
+    def _until_deadline(self) -> None:
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("a PDU not complete within the network timeout")
+            self.sock.settimeout(left)
+
     def _fill(self) -> None:
+        self._until_deadline()
         chunk = self.sock.recv(_READ_CHUNK)
         if not chunk:
             raise ConnectionError("peer closed the connection")
@@ -80,6 +112,7 @@ class Link:
             view[:n] = self._buffer[:n]
             del self._buffer[:n]
             return n
+        self._until_deadline()
         n = self.sock.recv_into(view)
         if not n:
             raise ConnectionError("peer closed the connection mid-dataset")
@@ -95,18 +128,37 @@ class Link:
     def next_pdv(self) -> Pdv | str:
         """The next PDV header, or RELEASE / ABORT when the peer sent that PDU instead."""
         if self._pdu_left == 0:
+            self._begin_pdu()
             pdu_type, length = pdu.HEADER.unpack(self.read_exactly(6))
-            if pdu_type in (pdu.RELEASE_RQ, pdu.RELEASE_RP, pdu.ABORT):
+            if pdu_type in _PDU_NAMES:
+                if length != _FIXED_BODY:
+                    raise pdu.ProtocolError(f"{_PDU_NAMES[pdu_type]} of {length} bytes")
                 self.read_exactly(length)
                 return ABORT if pdu_type == pdu.ABORT else RELEASE
             if pdu_type != pdu.P_DATA_TF:
                 raise pdu.ProtocolError(f"unexpected PDU type 0x{pdu_type:02X}")
+            if self.limits is not None and 0 < self.limits.max_p_data < length:
+                raise pdu.ProtocolError(f"P-DATA-TF of {length} bytes, over {self.limits.max_p_data}")
             self._pdu_left = length
         item_length, context_id, control = _PDV_HEADER.unpack(self.read_exactly(6))
         if item_length < 2 or item_length + 4 > self._pdu_left:
             raise pdu.ProtocolError("PDV length exceeds its PDU")
         self._pdu_left -= item_length + 4
         return Pdv(context_id, control, item_length - 2)
+
+    def _begin_pdu(self) -> None:
+        """Under ``limits``: wait at most ``idle_timeout`` for the next PDU to begin, then give
+        it ``pdu_timeout`` to arrive whole."""
+        if self.limits is None:
+            return
+        if not self._buffer:
+            self._deadline = None
+            self.sock.settimeout(self.limits.idle_timeout)
+            try:
+                self._fill()
+            except TimeoutError:
+                raise Idle(f"idle for {self.limits.idle_timeout:g} s") from None
+        self._deadline = time.monotonic() + self.limits.pdu_timeout
 
     def read_command(self, limit: int) -> tuple[int, bytes] | str:
         """A whole command set (context id, bytes), or RELEASE / ABORT.  A dataset fragment here
@@ -186,7 +238,13 @@ class Link:
             if left == 0:
                 return
 
+    def _for_sending(self) -> None:
+        """A send gets the whole network timeout, not what a read left of its deadline."""
+        if self.limits is not None:
+            self.sock.settimeout(self.limits.pdu_timeout)
+
     def _sendmsg(self, header: bytes, piece: memoryview) -> None:
+        self._for_sending()
         sent = self.sock.sendmsg([header, piece])
         total = len(header) + len(piece)
         if sent < total:  # rare: finish with sendall
@@ -195,9 +253,11 @@ class Link:
 
     def flush(self) -> None:
         if self._out:
+            self._for_sending()
             self.sock.sendall(self._out)
             self._out.clear()
 
     def send_pdu(self, data: bytes) -> None:
         self.flush()
+        self._for_sending()
         self.sock.sendall(data)

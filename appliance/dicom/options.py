@@ -10,11 +10,22 @@ from dataclasses import dataclass
 class DicomOptions:
     aet: str = "LIGHTBOX"
     max_associations: int = 16
-    network_timeout: float = 60.0
+    network_timeout: float = 60.0  # a whole PDU, once begun, must arrive within it
+    idle_timeout: float = 30.0  # silence allowed between PDUs (Orthanc's DicomScpTimeout)
+    associate_timeout: float = 10.0  # from the TCP connection to the whole A-ASSOCIATE-RQ
+    max_associations_per_address: int = 0  # 0: half of max_associations (see address_share)
+    max_pending: int = 64  # connections per process waiting for their A-ASSOCIATE-RQ
     max_pdu: int = 1 << 20
     max_instance_bytes: int = 4096 << 20
     query_retrieve_from: str = "known-nodes"  # see policy.py
+    called_aet_check: str = "any"  # or "own": only Lightbox's own AE title may be called
     health_aet: str = ""  # the calling AE title of the service's own health check (acceptor.py)
+
+    @property
+    def address_share(self) -> int:
+        """Associations one peer address may hold at once: never every slot, so that a
+        modality at another address can always get in."""
+        return self.max_associations_per_address or max(1, self.max_associations // 2)
 
 
 @dataclass(frozen=True)
@@ -24,3 +35,4 @@ class AssociationOptions:
     max_instance_bytes: int
     query_retrieve_from: str
     network_timeout: float
+    idle_timeout: float

@@ -16,12 +16,13 @@ REJECT_LOCAL_LIMIT = (2, 3, 2)  # transient, service provider (presentation), lo
 REJECT_PROTOCOL_VERSION = (1, 3, 2)  # permanent, service provider, protocol version not supported
 REJECT_NO_REASON = (1, 1, 1)  # permanent, service user, no reason given
 REJECT_CALLING_AE = (1, 1, 3)  # permanent, service user, calling AE title not recognized
+REJECT_CALLED_AE = (1, 1, 7)  # permanent, service user, called AE title not recognized
 
 # Presentation context results
 ACCEPTED, ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED = 0, 3, 4
 
 HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
-MAX_ASSOCIATE_RQ = 1 << 20  # an A-ASSOCIATE-RQ is a few KB; refuse absurd ones
+MAX_ASSOCIATE_RQ = 1 << 18  # an A-ASSOCIATE-RQ or -AC is a few KB (128 contexts of 40 syntaxes fit)
 
 
 class ProtocolError(ValueError):

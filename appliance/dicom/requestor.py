@@ -48,6 +48,8 @@ def associate(
             )
         )
         pdu_type, length = pdu.HEADER.unpack(link.read_exactly(6))
+        if length > pdu.MAX_ASSOCIATE_RQ:
+            raise pdu.ProtocolError(f"answer to A-ASSOCIATE-RQ of {length} bytes")
         body = link.read_exactly(length)
         if pdu_type == pdu.ASSOCIATE_RJ:
             raise AssociationFailed(f"association rejected (result {body[1]}, source {body[2]}, reason {body[3]})")

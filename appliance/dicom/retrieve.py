@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from appliance.archive import LEVEL_KEYS, InstanceFile, SendResult
-from appliance.dicom import dimse
+from appliance.dicom import auditing, dimse
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.encoding import FindResponseEncoder
 from appliance.dicom.requestor import AssociationFailed
@@ -102,6 +102,9 @@ def _final(context: ServiceContext, request: Request[Dataset], result: SendResul
         "retrieve_done calling_ae=%r completed=%d failed=%d warning=%d remaining=%d",
         context.calling_ae, result.completed, result.failed, result.warning, result.remaining,
     )  # fmt: skip
+    operation = "C-MOVE" if request.command.field == dimse.C_MOVE_RQ else "C-GET"
+    auditing.sent(context.archive, context.calling_ae, context.origin.address, operation, request.dataset,
+                  _counts(result))  # fmt: skip
     if result.remaining:
         status = CANCEL
     elif not result.failed and not result.warning:

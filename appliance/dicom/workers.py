@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from appliance.archive import Archive
 from appliance.dicom.acceptor import Acceptor
 from appliance.dicom.options import DicomOptions
+from appliance.dicom.slots import Slots
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -40,9 +39,9 @@ class FrontDoor:
     """The acceptor serving the listening sockets."""
 
     def __init__(
-        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], shared_active: Any = None
+        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], slots: Slots | None = None
     ) -> None:
-        self.acceptor = Acceptor(archive, options, listeners, shared_active=shared_active)
+        self.acceptor = Acceptor(archive, options, listeners, slots)
         self.acceptor.start()
 
     def stop(self) -> None:
@@ -61,7 +60,7 @@ class WorkerPool:
         self.open_archive = open_archive
         self.options = options
         self.listeners = listeners
-        self.shared_active = multiprocessing.Value("i", 0)
+        self.slots = Slots(options.max_associations)  # shared by the workers; a dead one's are freed
         self.pids: dict[int, int] = {}  # pid -> worker number
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="dicom-workers", daemon=True)
@@ -94,7 +93,7 @@ class WorkerPool:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
         with self.open_archive() as archive:
-            door = FrontDoor(archive, self.options, self.listeners, self.shared_active)
+            door = FrontDoor(archive, self.options, self.listeners, self.slots)
             stop.wait()
             door.stop()
         return 0
@@ -107,10 +106,13 @@ class WorkerPool:
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 return
+            freed = self.slots.reclaim(pid)
             number = self.pids.pop(pid, None)
             if number is None or self._stopping.is_set():
                 continue
-            LOG.error("dicom_worker_died worker=%d pid=%d status=%d; restarting", number, pid, status)
+            LOG.error(
+                "dicom_worker_died worker=%d pid=%d status=%d slots_freed=%d; restarting", number, pid, status, freed
+            )
             time.sleep(1.0)  # do not spin if it dies at once again
             self._spawn(number)
 

@@ -1,12 +1,14 @@
 """Announce Lightbox and browse for DICOM services on the LAN (mDNS + DNS-SD, python-zeroconf).
 
-Started and stopped by ``service.py``.  A watcher thread looks at the local addresses every
-few seconds: when they change (DHCP, a cable plugged in), zeroconf is started afresh on the
-new ones, which says goodbye for the old records and announces the new.  Only IPv4.
+Started and stopped by ``service.py``.  A watcher thread looks at the local addresses (and at
+the AE title in force, which an admin may change on the web page) every few seconds: when they
+change (DHCP, a cable plugged in), zeroconf is started afresh on the new ones, which says
+goodbye for the old records and announces the new.  Only IPv4.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -63,6 +65,7 @@ class Discovery:
     def __init__(self, archive: Archive, options: DiscoveryOptions) -> None:
         self.archive = archive
         self.options = options
+        self._setting_aet = options.announcement.aet
         self._zc: Zeroconf | None = None
         self._browser: ServiceBrowser | None = None
         self._addresses: list[str] | None = None  # those last tried (None: not yet); retried when they change
@@ -147,9 +150,16 @@ class Discovery:
             first = False
             try:
                 addresses = local_addresses(self.options.interfaces, self.options.listen_host)
-                if addresses != self._addresses:
+                aet = self.archive.site.ae_title(self._setting_aet)
+                if addresses != self._addresses or aet != self.options.announcement.aet:
                     if self._addresses is not None:
-                        LOG.info("mdns_addresses_changed old=%s new=%s", ",".join(self._addresses), ",".join(addresses))
+                        LOG.info(
+                            "mdns_changed addresses=%s aet=%r (were %s, %r)", ",".join(addresses), aet,
+                            ",".join(self._addresses), self.options.announcement.aet,
+                        )  # fmt: skip
+                    self.options = dataclasses.replace(
+                        self.options, announcement=dataclasses.replace(self.options.announcement, aet=aet)
+                    )
                     self._restart(addresses)
                 if time.monotonic() - last_refresh >= REFRESH:
                     last_refresh = time.monotonic()

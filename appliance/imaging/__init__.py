@@ -11,11 +11,14 @@ Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 
 Every call refuses, with ``TooLarge``, a file whose declared pixel data (rows x columns x
 frames x samples x bytes) exceeds ``ImagingOptions.max_decode_mb``; other trouble is an
-``ImagingError``.
+``ImagingError``.  At most ``DECODING`` calls decode pixels at once in a process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,16 @@ class ImagingOptions:
 
 
 DEFAULTS = ImagingOptions()
+# Each decode takes tens of MB for a moment (a 10 MB radiograph passes through 16-bit and 8-bit
+# copies and an encoder): two at once, whatever the web server's eight threads ask, keep the
+# service within its 200 MB on a 1 GB box.  The others wait their turn.
+DECODING = threading.BoundedSemaphore(2)
+
+
+@contextlib.contextmanager
+def _decoding(path: Path, options: ImagingOptions) -> Iterator[FrameSource]:
+    with DECODING, FrameSource(path, options.max_decode_bytes) as source:
+        yield source
 
 
 def render_frame(
@@ -72,19 +85,19 @@ def render_frame(
     if isinstance(window, tuple):
         window = Window(float(window[0]), float(window[1]))
     width, height = size or (None, None)
-    with FrameSource(path, options.max_decode_bytes) as source:
+    with _decoding(path, options) as source:
         return render(source, frame - 1, View(window, invert, width, height, overlays), fmt, quality)
 
 
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
-    with FrameSource(path, options.max_decode_bytes) as source:
+    with _decoding(path, options) as source:
         return raw(source, frame - 1)
 
 
 def overlay_layer(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> Rendered:
     """The overlay planes of frame ``frame`` (from 1) alone, as a PNG with transparency to lay
     over the frame (``overlays``: how many planes it holds)."""
-    with FrameSource(path, options.max_decode_bytes) as source:
+    with _decoding(path, options) as source:
         return render_layer(source, frame - 1)
 
 
@@ -100,7 +113,7 @@ def animation(
 ) -> Rendered:
     """All frames as one looping animation at the file's frame rate (for sharing a cine)."""
     width, height = size or (None, None)
-    with FrameSource(path, options.max_decode_bytes) as source:
+    with _decoding(path, options) as source:
         return Rendered(animate(source, fmt, View(window, invert, width, height, overlays)), ANIMATED[fmt])
 
 

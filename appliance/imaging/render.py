@@ -15,7 +15,11 @@ from appliance.imaging.grayscale import Grayscale, Window
 from appliance.imaging.source import FrameSource, ImagingError
 
 FORMATS = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-MAX_OUTPUT_SIDE = 8192  # a fit box larger than this is an upscaling bomb, not a view
+# Bounds on what is made, whatever the fit box asks: a 4K screen's width, and upscaling only to
+# what a screen shows (the browser enlarges further for free).  A 64 x 64 image asked at 8192 x
+# 8192 as WebP took the main process from 359 to 1,009 MB.
+MAX_OUTPUT_SIDE = 4096
+MAX_UPSCALED_SIDE = 2048
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -170,6 +174,7 @@ def fit(image: Image.Image, width: int | None, height: int | None) -> Image.Imag
     box_w = min(width or MAX_OUTPUT_SIDE, MAX_OUTPUT_SIDE)
     box_h = min(height or MAX_OUTPUT_SIDE, MAX_OUTPUT_SIDE)
     scale = min(box_w / image.width, box_h / image.height)
+    scale = min(scale, max(1.0, MAX_UPSCALED_SIDE / max(image.size)))
     target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     if target == image.size:
         return image

@@ -16,8 +16,11 @@ LOG = logging.getLogger("lightbox.web")
 
 
 def _safe_next(target: str) -> str:
-    """Only a path of ours: never an absolute URL (an open redirect) or a scheme-relative one."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    """Only a path of ours: never an absolute URL (an open redirect) or a scheme-relative one.
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so
+    ``/<tab>/host`` is ``//host`` to them: any control character, space or backslash is refused."""
+    plain = target.isprintable() and " " not in target and "\\" not in target
+    return target if plain and target.startswith("/") and not target.startswith("//") else "/"
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
@@ -66,7 +69,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             detail="first-run setup: admin created",
         )
         auth.start_session(account)
-        return see_other("/")
+        return see_other("/wizard")  # the rest of the set-up, step by step
 
     def login_page(message: str = "", name: str = "", next_path: str = "/", status: int = 200) -> bottle.HTTPResponse:
         return bottle.HTTPResponse(render("login.tpl", message=message, name=name, next=next_path), status)

@@ -1,4 +1,6 @@
-"""Admin pages: the archive at a glance, users, the audit trail; and their JSON twins."""
+"""Admin pages: the archive at a glance (with a "not backed up" warning until the backup is set
+up, and the set-up steps still to do), this box's name, time zone and AE title, users, the
+audit trail; and their JSON twins."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import bottle
 from bottle import request
 
 from appliance import __version__, config
-from appliance.archive import MIN_PASSWORD, Archive, UserError, audit
+from appliance.archive import MIN_PASSWORD, Archive, UserError, audit, time_zones
+from appliance.backup.state import BackupState
 from appliance.config import Settings
+from appliance.web import site, wizard
 from appliance.web.auth import Guard, fail
 from appliance.web.devices import node_json
 from appliance.web.studies import with_study_labels
@@ -19,11 +23,17 @@ from appliance.web.templates import render
 AUDIT_PAGE = 50
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings | None = None) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
+    backoff = guard.auth.backoff
+
     def users() -> list[dict[str, Any]]:
-        return [{"name": u.name, "role": u.role, "created_at": u.created_at} for u in archive.users.all()]
+        return [
+            {"name": u.name, "role": u.role, "created_at": u.created_at, "login_wait_s": backoff.account_wait(u.name)}
+            for u in archive.users.all()
+        ]
 
     def overview() -> dict[str, Any]:
+        steps = wizard.step_states(archive)
         return {
             "version": __version__,
             "counts": archive.counts(),
@@ -39,7 +49,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             "recent_activity": [asdict(e) for e in archive.audit.recent(20)],
             "nodes": [node_json(n) for n in archive.nodes.all()],
             "users": users(),
-            "settings": config.effective(settings) if settings is not None else [],
+            "settings": config.effective(settings),
+            "site": {k: v for k, v in site.site_json(archive, settings.aet).items() if k != "time_zones"},
+            "backed_up": BackupState(archive.data_dir).configured,  # else the page warns, until it is
+            "setup_steps_left": [step.title for step in wizard.STEPS if not steps[step.name]],
         }
 
     @app.get("/admin")
@@ -47,7 +60,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     def admin_page():
         return render(
             "admin.tpl", user=guard.user(), csrf=guard.csrf_token(), section="admin", info=overview(),
-            min_password=MIN_PASSWORD,
+            min_password=MIN_PASSWORD, time_zones=time_zones(),
         )  # fmt: skip
 
     @app.get("/api/admin")
@@ -130,6 +143,15 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if not found:
             raise fail(404, "no such user")
         return changed("U", name, "password changed")
+
+    @app.post("/api/users/<name>/unlock")
+    @guard("admin")
+    def unlock_user(name: str) -> dict:
+        """Lift the wait that wrong passwords from many addresses put on a user's logins."""
+        if archive.users.get(name) is None:
+            raise fail(404, "no such user")
+        backoff.unlock(name)
+        return changed("U", name, "login wait lifted")
 
     @app.delete("/api/users/<name>")
     @guard("admin")

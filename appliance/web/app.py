@@ -18,7 +18,21 @@ from appliance.backup.schedule import Trigger
 from appliance.config import Settings
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary, VideoOptions
-from appliance.web import accounts, admin, backup, corrections, devices, documents, downloads, frames, studies, video
+from appliance.web import (
+    accounts,
+    admin,
+    backup,
+    connect,
+    corrections,
+    devices,
+    documents,
+    downloads,
+    frames,
+    site,
+    studies,
+    video,
+    wizard,
+)
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.templates import STATIC
 
@@ -71,9 +85,12 @@ def make_app(
         module.install(app, archive, guard)
     studies.install(app, archive, guard, videos)
     video.install(app, archive, guard, videos)
-    admin.install(app, archive, guard, settings)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
+    admin.install(app, archive, guard, in_force)
     devices.install(app, archive, guard, in_force.aet, in_force.query_retrieve_from)
+    site.install(app, archive, guard, in_force.aet)
+    connect.install(app, archive, guard, in_force)
+    wizard.install(app, archive, guard, in_force)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
 

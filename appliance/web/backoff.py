@@ -1,5 +1,11 @@
-"""Login backoff: after a few wrong passwords from one address, or for one user name, further
-attempts are refused for a while, doubling each time.
+"""Login backoff: wrong passwords make further attempts wait, per address first.
+
+- From one address: after ``FREE_ATTEMPTS`` wrong passwords, a wait that doubles with each
+  further failure (up to ``MAX_WAIT``).
+- For one user name, from every address together: the same, but only after
+  ``ACCOUNT_FREE_ATTEMPTS`` -- a spray from many addresses -- and never for an address this user
+  has logged in from before, so that a stranger's guesses cannot keep the vet out of her own
+  archive.  An admin can lift it at once (``unlock``).
 
 Refused, not slowed down: a sleeping request would hold one of the server's few threads.
 Kept in memory: a restart forgives, which is acceptable for the time it costs an attacker.
@@ -10,16 +16,19 @@ from __future__ import annotations
 import threading
 import time
 
-FREE_ATTEMPTS = 3  # wrong passwords allowed before the first wait
+FREE_ATTEMPTS = 3  # wrong passwords from one address allowed before the first wait
+ACCOUNT_FREE_ATTEMPTS = 30  # wrong passwords for one user name, from anywhere
 FIRST_WAIT = 1.0  # seconds; doubles with each further failure
 MAX_WAIT = 300.0
 FORGET_AFTER = 3600.0  # a key quiet this long starts afresh
 MAX_KEYS = 10_000  # bound memory under a spray of addresses or names
+MAX_KNOWN_ADDRESSES = 8  # per user: the addresses of its last successful logins
 
 
 class LoginBackoff:
     def __init__(self) -> None:
         self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, time of the last)
+        self._known: dict[str, list[str]] = {}  # user key -> addresses it logged in from
         self._lock = threading.Lock()
 
     @staticmethod
@@ -29,12 +38,18 @@ class LoginBackoff:
     def wait_left(self, keys: tuple[str, ...], now: float | None = None) -> float:
         """Seconds until any attempt for ``keys`` is allowed again (0: allowed now)."""
         now = time.monotonic() if now is None else now
+        address = next((k[3:] for k in keys if k.startswith("ip:")), "")
         with self._lock:
             left = 0.0
             for key in keys:
+                free = FREE_ATTEMPTS
+                if key.startswith("user:"):
+                    if address in self._known.get(key, ()):
+                        continue
+                    free = ACCOUNT_FREE_ATTEMPTS
                 failures, last = self._failures.get(key, (0, 0.0))
-                if failures >= FREE_ATTEMPTS:
-                    wait = min(FIRST_WAIT * 2 ** (failures - FREE_ATTEMPTS), MAX_WAIT)
+                if failures >= free:
+                    wait = min(FIRST_WAIT * 2 ** (failures - free), MAX_WAIT)
                     left = max(left, last + wait - now)
             return left
 
@@ -53,6 +68,22 @@ class LoginBackoff:
                 self._failures[key] = (failures + 1, now)
 
     def succeeded(self, keys: tuple[str, ...]) -> None:
+        """A right password: its keys start afresh, and its address is known for its user."""
+        address = next((k[3:] for k in keys if k.startswith("ip:")), "")
         with self._lock:
             for key in keys:
                 self._failures.pop(key, None)
+                if key.startswith("user:") and address:
+                    if len(self._known) >= MAX_KEYS:
+                        self._known.clear()
+                    known = [a for a in self._known.get(key, []) if a != address]
+                    self._known[key] = [*known, address][-MAX_KNOWN_ADDRESSES:]
+
+    def account_wait(self, user_name: str) -> float:
+        """The account-wide wait on ``user_name``'s logins from an address it never used."""
+        return self.wait_left(self.keys("", user_name)[1:])
+
+    def unlock(self, user_name: str) -> None:
+        """An admin lifts the account-wide wait of ``user_name``."""
+        with self._lock:
+            self._failures.pop(self.keys("", user_name)[1], None)

@@ -4,10 +4,8 @@ appliance.backup's (the same calls as `lightbox backup init | status`, and the s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import bottle
@@ -70,6 +68,16 @@ def warning_text(code: str, status: dict[str, Any], now: float | None = None) ->
     return texts.get(code, code)
 
 
+def setup_form_values(settings: config.Settings, state: BackupState) -> dict[str, Any]:
+    """What ``backup_setup.tpl`` (the set-up form and the recovery sheet) needs."""
+    return {
+        "conf": backup_settings(settings, state),
+        "schedules": config.BY_NAME["backup_schedule"].choices,
+        "min_passphrase": MIN_PASSPHRASE,
+        "loss_warning": LOSS_WARNING,
+    }
+
+
 def install(
     app: bottle.Bottle,
     archive: Archive,
@@ -80,13 +88,8 @@ def install(
     settings = settings or config.load({"data": str(archive.data_dir)}, environ={})
     trigger = trigger or Trigger()  # without the service's loop (a test's app), asked work only waits
 
-    @contextlib.contextmanager
-    def backup_state() -> Iterator[BackupState]:
-        state = BackupState(archive.data_dir, settings.backup_checksums)  # one connection per request
-        try:
-            yield state
-        finally:
-            state.close()
+    def backup_state() -> BackupState:
+        return BackupState(archive.data_dir, settings.backup_checksums)  # one connection per request, closed after
 
     def overview(state: BackupState) -> dict[str, Any]:
         status = backup_status(archive, state, settings)
@@ -107,10 +110,10 @@ def install(
     def backup_page():
         with backup_state() as state:
             info = overview(state)
+            form = setup_form_values(settings, state)
         return render(
             "backup.tpl", user=guard.user(), csrf=guard.csrf_token(), section="backup", info=info, when=when,
-            size=size, duration=duration, schedules=config.BY_NAME["backup_schedule"].choices,
-            min_passphrase=MIN_PASSPHRASE, loss_warning=LOSS_WARNING,
+            size=size, duration=duration, **form,
         )  # fmt: skip
 
     @app.get("/api/backup")

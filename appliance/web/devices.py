@@ -70,7 +70,7 @@ def _allowed() -> frozenset[str] | None:
     return parse_operations(",".join(values)) if values else None
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str, query_retrieve_from: str) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, default_aet: str, query_retrieve_from: str) -> None:
     def device_json(device: LearnedDevice) -> dict[str, Any]:
         """A device with what it may do now (``access``); ``allowed`` is what its node, once it
         has one, allows."""
@@ -184,7 +184,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
     def echo(aet: str) -> dict:
         device_or_404(aet)
         try:
-            ok, message = echo_device(archive, aet, calling_aet)
+            ok, message = echo_device(archive, aet, archive.site.ae_title(default_aet))
         except DeviceError as exc:
             return {"ok": False, "message": str(exc)}
         return {"ok": ok, "message": message}
@@ -275,5 +275,5 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, calling_aet: str
     @app.post("/api/nodes/<aet:path>/echo")
     @guard("admin")
     def test_node(aet: str) -> dict:
-        ok, message = echo_node(node_or_404(aet), calling_aet)
+        ok, message = echo_node(node_or_404(aet), archive.site.ae_title(default_aet))
         return {"ok": ok, "message": message}

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -39,12 +39,30 @@ def dicom_time(value: str) -> str:
     return f"{value[:2]}:{value[2:4]}" if len(value) >= 4 and value[:4].isdigit() else value
 
 
+_zone: dt.tzinfo | None = None  # the clinic's time zone, set by web/site.py; None: the system's
+
+
+def use_zone(zone: dt.tzinfo | None) -> None:
+    """Show moments in ``zone`` from now on (the web server's process; None: the system's)."""
+    global _zone
+    _zone = zone
+
+
+def local(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, _zone)
+
+
+def today() -> dt.date:
+    """The clinic's date now (the study list's "today" and "last 7 days")."""
+    return dt.datetime.now(_zone).date()
+
+
 def when(seconds: float | None) -> str:
-    """A moment (seconds since the epoch) in local time: 1 Dec 2026 10:15:03; '—' for none."""
+    """A moment (seconds since the epoch) in the clinic's time: 1 Dec 2026 10:15:03; '—' for none."""
     if not seconds:
         return "—"
-    t = time.localtime(seconds)
-    return f"{t.tm_mday} {MONTHS[t.tm_mon - 1]} {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    t = local(seconds)
+    return f"{t.day} {MONTHS[t.month - 1]} {t.year} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:

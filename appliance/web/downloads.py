@@ -1,8 +1,10 @@
-"""Downloads: a study or a series as a ZIP of DICOM media (DICOMDIR + IMAGES/...), streamed.
+"""Downloads: a study or a series as a ZIP of DICOM media (IMAGES/... + DICOMDIR), streamed.
 
 The ZIP is written as it is sent: zipfile in streaming mode (no seeking, sizes in data
-descriptors), one stored file read at a time in 1 MiB pieces, so memory stays flat whatever
-the size of the study.
+descriptors), one stored file read at a time in 1 MiB pieces, so no file is held whole; what
+grows with the study is its listing and zipfile's central directory (~2 KB per instance).
+The DICOMDIR comes last (readers go by the central directory, not the order of entries): the
+first image leaves at once, and the DICOMDIR lists exactly the files that made it into the ZIP.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ class _Pipe:
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
+        self.size = 0
 
     def write(self, data: bytes) -> int:
         self._chunks.append(bytes(data))
+        self.size += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -40,6 +44,7 @@ class _Pipe:
     def take(self) -> bytes:
         data = b"".join(self._chunks)
         self._chunks.clear()
+        self.size = 0
         return data
 
 
@@ -52,9 +57,8 @@ def _entry(name: str, size: int) -> zipfile.ZipInfo:
 
 def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
     pipe = _Pipe()
+    written: list[MediaFile] = []
     with zipfile.ZipFile(cast(IO[bytes], pipe), "w", allowZip64=True) as zf:  # write-only: all zipfile needs
-        zf.writestr(_entry("DICOMDIR", 0), dicomdir(files))
-        yield pipe.take()
         for f in files:
             try:
                 source = open(archive.file_path(f.file_key), "rb")
@@ -65,7 +69,13 @@ def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
                 while chunk := source.read(CHUNK):
                     out.write(chunk)
                     yield pipe.take()
-    yield pipe.take()  # the central directory
+            written.append(f)
+        with zf.open(_entry("DICOMDIR", 0), "w") as out:
+            for piece in dicomdir(written):
+                out.write(piece)
+                if pipe.size >= CHUNK:
+                    yield pipe.take()
+    yield pipe.take()  # the DICOMDIR's end and the central directory
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:

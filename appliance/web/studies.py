@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import bottle
@@ -13,7 +13,7 @@ from appliance.archive import Archive, BrowseError, StudyFilter, audit
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents
 from appliance.web.auth import Guard, fail
-from appliance.web.display import plural
+from appliance.web.display import plural, today
 from appliance.web.templates import render
 
 PAGE_SIZE = 50
@@ -29,19 +29,21 @@ def parse_filter(query: bottle.FormsDict) -> tuple[StudyFilter, dict[str, Any]]:
     """The study list filter from the URL's query, and the values to show in the form."""
     get = query.getunicode
     when, page, limit = get("date", "") or "", get("page", "1") or "1", get("limit", str(PAGE_SIZE)) or ""
-    today = date.today()
+    now = today()
     if when == "today":
-        date_from = date_to = today.strftime("%Y%m%d")
+        date_from = date_to = now.strftime("%Y%m%d")
     elif when == "7d":
-        date_from, date_to = (today - timedelta(days=6)).strftime("%Y%m%d"), today.strftime("%Y%m%d")
+        date_from, date_to = (now - timedelta(days=6)).strftime("%Y%m%d"), now.strftime("%Y%m%d")
     elif when == "range":
         date_from, date_to = _iso_to_dicom(get("from", "") or ""), _iso_to_dicom(get("to", "") or "")
     elif when == "":
         date_from = date_to = ""
     else:
         raise fail(400, f"date: one of {', '.join(c for c, _ in DATE_CHOICES if c)}")
-    if not page.isdigit() or int(page) < 1 or not limit.isdigit():
-        raise fail(400, "page, limit: numbers from 1")
+    # Bounded before int(): a 5,000-digit page is past Python's int() limit, a 20-digit one
+    # past SQLite's OFFSET.
+    if not (page.isdecimal() and limit.isdecimal() and len(page) <= 6 and len(limit) <= 6 and int(page) >= 1):
+        raise fail(400, "page, limit: numbers from 1 to 999999")
     sort = get("sort", "date") or "date"
     try:
         study_filter = StudyFilter(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.procstat import CommandRun, run_sampled
 from support.s3servers import ACCESS_KEY, SECRET_KEY
 
 PASSPHRASE = "correct horse battery staple"
@@ -43,6 +44,12 @@ class Box:
             timeout=timeout,
             env=self.env(**(env or {})),
         )
+
+    def measured(self, *args: str | Path, data: bool = True) -> CommandRun:
+        """A command run with its memory sampled (``peak_hwm``: its peak RSS)."""
+        extra = ["--data", str(self.data)] if data else []
+        cmd = [sys.executable, "-m", "appliance", *map(str, args), *extra]
+        return run_sampled(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env())
 
     def ok(self, *args: str | Path, **kwargs) -> subprocess.CompletedProcess:
         proc = self.run(*args, **kwargs)

@@ -1,6 +1,7 @@
 """The system Chromium driven by Playwright (no browser is downloaded), and page helpers.
 
-Screenshots go to tests/artifacts/ (git-ignored) for people to look at.
+Screenshots go to tests/artifacts/ (git-ignored) for people to look at; those the README shows
+also to docs/screenshots/ (committed: a run of the tests brings them up to date).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", "/snap/bin/chromium") if Path(
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_MS = 15_000
 
 
@@ -36,9 +38,11 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def shot(page: Any, name: str, docs: bool = False) -> None:
+    """A full-page screenshot; ``docs``: one the README shows."""
+    for folder in (ARTIFACTS, DOCS) if docs else (ARTIFACTS,):
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def new_page(browser: Any, server: Any, dialogs: list, **context: Any) -> Any:

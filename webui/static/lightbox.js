@@ -47,7 +47,8 @@ document.addEventListener("submit", async (event) => {
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
   const output = form.querySelector("output");
   try {
-    await lightbox.api(form.action, { method: form.dataset.method || "POST", body: new URLSearchParams(new FormData(form)) });
+    const answer = await lightbox.api(form.action, { method: form.dataset.method || "POST", body: new URLSearchParams(new FormData(form)) });
+    if (answer.next) { window.location.assign(answer.next); return; }  // the wizard's next step
     if (!form.dataset.done) { window.location.reload(); return; }
     form.reset();
     if (output) { output.className = "ok"; output.textContent = form.dataset.done; }

@@ -1,7 +1,15 @@
-% rebase('base.tpl', title='Admin')
+% rebase('base.tpl', title='Admin', scripts=['wizard.js'])
 % size = lambda n: '%.1f GB' % (n / 1e9) if n >= 1e8 else '%.1f MB' % (n / 1e6) if n >= 1e5 else '%.0f kB' % (n / 1e3)
 % c, d = info['counts'], info['disk']
 <h1>Admin</h1>
+% if not info['backed_up']:
+<p class="notice" role="alert" id="not-backed-up"><strong>Not backed up.</strong> If this box's disk fails or
+is stolen, every image on it is lost. <a href="/admin/backup">Set up the backup</a>.</p>
+% end
+% if info['setup_steps_left']:
+<p class="notice" id="setup-left">Set-up not finished: {{', '.join(info['setup_steps_left'])}}.
+<a href="/wizard">Go on with the set-up</a></p>
+% end
 <section aria-labelledby="archive-h">
 <h2 id="archive-h">Archive</h2>
 <dl class="figures">
@@ -13,6 +21,25 @@
   <dt>Stored</dt><dd>{{size(d['stored_bytes'])}}</dd>
   <dt>Disk free</dt><dd>{{size(d['free_bytes'])}} of {{size(d['total_bytes'])}} ({{'%.0f' % (100 * d['free_bytes'] / d['total_bytes']) if d['total_bytes'] else 0}} %)</dd>
 </dl>
+</section>
+
+<section aria-labelledby="site-h">
+<h2 id="site-h">This box</h2>
+% site = info['site']
+<form class="stack narrow" data-api method="post" action="/api/site" id="site-form">
+  <label for="clinic_name">Clinic name</label>
+  <input id="clinic_name" name="clinic_name" value="{{site['clinic_name']}}" maxlength="80" autocomplete="organization">
+  <label for="time_zone">Time zone</label>
+% include('time_zone_select.tpl', selected=site['time_zone'], time_zones=time_zones)
+  <p class="help">Every time on these pages, and the nightly backup, follow it.</p>
+  <label for="aet">Lightbox's AE title</label>
+  <input id="aet" name="aet" value="{{site['aet']}}" maxlength="16" required autocomplete="off" spellcheck="false">
+  <p class="help">The name modalities send to; a change holds from the next connection on, no restart
+  (change it on the units too). The <code>aet</code> setting says {{site['aet_setting']}}.</p>
+  <button type="submit">Save</button><output></output>
+</form>
+<p><a href="/admin/connect">Connect a modality</a>: the values to type into an ultrasound or X-ray unit, and a live check.
+<a href="/wizard">The set-up steps</a>.</p>
 </section>
 
 <section aria-labelledby="users-h">
@@ -28,6 +55,12 @@
       <label>New password for {{u['name']}} <input name="password" type="password" minlength="{{min_password}}" autocomplete="new-password" required></label>
       <button type="submit">Set password</button><output></output>
     </form>
+%   if u['login_wait_s'] > 0:
+    <form class="inline" data-api method="post" action="/api/users/{{u['name']}}/unlock">
+      <button type="submit">Allow {{u['name']}}'s logins again</button>
+      <output>Wrong passwords from many addresses: logins from new addresses wait {{int(u['login_wait_s'])}} s.</output>
+    </form>
+%   end
 %   if u['name'] != user.name:
     <form class="inline" data-api data-method="DELETE" data-confirm="Remove user {{u['name']}}?" method="post" action="/api/users/{{u['name']}}">
       <button type="submit">Remove {{u['name']}}</button><output></output>
@@ -69,8 +102,9 @@
 <p>Read from <code>lightbox.toml</code> (<code>--config</code> or <code>$LIGHTBOX_CONFIG</code>),
 <code>LIGHTBOX_*</code> environment variables and command-line flags; change them there and restart
 Lightbox. Values that differ from the default are marked. A backup schedule saved on the
-<a href="/admin/backup">Backup page</a> takes precedence over <code>backup_schedule</code>, and a
-device policy chosen on the <a href="/admin/devices">Devices page</a> over <code>device_policy</code>.</p>
+<a href="/admin/backup">Backup page</a> takes precedence over <code>backup_schedule</code>, a
+device policy chosen on the <a href="/admin/devices">Devices page</a> over <code>device_policy</code>, and the
+AE title saved under <a href="#site-h">This box</a> over <code>aet</code>.</p>
 <div class="table-wrap"><table class="settings cards">
 <thead><tr><th scope="col">Setting</th><th scope="col">Value</th><th scope="col">Meaning</th></tr></thead>
 <tbody>

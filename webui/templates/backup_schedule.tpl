@@ -6,7 +6,7 @@
 %   end
 % end
   </select>
-  <label for="backup_time">Nightly at (HH:MM, this box's time)</label>
+  <label for="backup_time">Nightly at (HH:MM, the clinic's time)</label>
   <input id="backup_time" name="backup_time" value="{{conf['backup_time']}}" pattern="([01][0-9]|2[0-3]):[0-5][0-9]" required>
   <label for="backup_delay">Continuous: quiet for (seconds)</label>
   <input id="backup_delay" name="backup_delay" type="number" min="0" value="{{conf['backup_delay']}}" required>

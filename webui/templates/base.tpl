@@ -3,7 +3,7 @@
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{title}} · Lightbox</title>
+<title>{{title}} · {{clinic_name + " · " if get("clinic_name") else ""}}Lightbox</title>
 <link rel="stylesheet" href="/static/lightbox.css">
 % for sheet in get('styles', []):
 <link rel="stylesheet" href="/static/{{sheet}}">
@@ -17,6 +17,9 @@
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">Lightbox</a>
+% if get('clinic_name'):
+  <span class="clinic">{{clinic_name}}</span>
+% end
 % if get('user'):
   <nav aria-label="Main">
     <a href="/"{{!' aria-current="page"' if get('section') == 'studies' else ''}}>Studies</a>

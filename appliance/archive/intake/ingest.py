@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -22,6 +21,7 @@ from appliance.archive.intake import indexing
 from appliance.archive.intake.attributes import extract
 from appliance.archive.intake.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
 from appliance.archive.intake.validate import Problem, Refusal, check
+from appliance.archive.sqlite import disk_full
 from appliance.archive.storage import Storage, file_digest, free_bytes, is_out_of_space
 from appliance.archive.writelock import WriteLock
 
@@ -53,6 +53,7 @@ class IngestResult:
     reason: str = ""
     sop_uid: str = ""
     new_study: bool = False  # the instance began a study the index did not have
+    study_uid: str = ""  # of a stored instance
 
     @property
     def ok(self) -> bool:
@@ -163,14 +164,14 @@ class Ingest:
             )
         except Exception as exc:
             self.storage.remove(stored.key)
-            if _is_disk_full(exc):
+            if disk_full(exc):
                 return IngestResult(Outcome.OUT_OF_RESOURCES, "disk full while indexing", sop_uid)
             LOG.exception("index_failed sop=%s", sop_uid)
             return IngestResult(Outcome.FAILED, f"index error: {exc}"[:200], sop_uid)
         if replaced_key is not None:
             self.storage.remove(replaced_key)
-            return IngestResult(Outcome.REPLACED, "", sop_uid, new_study)
-        return IngestResult(Outcome.STORED, "", sop_uid, new_study)
+            return IngestResult(Outcome.REPLACED, "", sop_uid, new_study, fields.study["study_uid"])
+        return IngestResult(Outcome.STORED, "", sop_uid, new_study, fields.study["study_uid"])
 
     def _duplicate(
         self, sop_uid: str, existing_key: str, path: Path, header: Header, origin: Origin
@@ -208,19 +209,3 @@ def _begins_with(path: Path, head: bytes, dataset_offset: int) -> bool:
 
 class _StoredMeanwhile(Exception):
     """Rolls back the index transaction when a concurrent store won the race."""
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC or SQLITE_FULL anywhere in the chain.  When COMMIT fails with SQLITE_FULL,
-    SQLite has already rolled back, so peewee's own ROLLBACK raises "cannot rollback - no
-    transaction is active" and the disk-full error is only found further down the chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if is_out_of_space(current):
-            return True
-        if isinstance(current, (sqlite3.OperationalError, peewee.OperationalError)) and "full" in str(current).lower():
-            return True
-        current = current.__cause__ or current.__context__
-    return False

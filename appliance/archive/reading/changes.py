@@ -38,6 +38,20 @@ def changes_after(seq: int, limit: int) -> list[ChangeRow]:
     return [ChangeRow(*row) for row in rows]
 
 
+def first_study_from(calling_ae: str, after: int) -> str | None:
+    """The study of the first instance after change ``after`` that ``calling_ae`` sent and that
+    is still stored (the Connect page's "first study")."""
+    row = (
+        Change.select(Change.study_uid)
+        .join(Instance, on=(Instance.sop_uid == Change.sop_uid))
+        .where((Change.seq > after) & Change.kind.in_(STORED_KINDS) & (Instance.calling_ae == calling_ae))
+        .order_by(Change.seq)
+        .tuples()
+        .first()
+    )
+    return row[0] if row else None
+
+
 def cursor(name: str) -> int:
     row = Meta.get_or_none(Meta.key == f"cursor:{name}")
     return int(row.value) if row else 0

@@ -1,26 +1,35 @@
 """A study or series as DICOM media (PS3.10, PS3.11 General Purpose): files named
 ``IMAGES/SE000001/IM000001`` and a DICOMDIR describing them, built from the index alone.
 
-The names say nothing about the patient; the DICOMDIR is small (a few hundred bytes per
-image), the images themselves are streamed by whoever writes the media.
+The names say nothing about the patient.  The DICOMDIR is encoded by hand, record by record
+(~200 bytes per image, Explicit VR Little Endian), and handed out in pieces: its offsets are
+worked out from the records' sizes first, so nothing but a few integers per record is held.
 """
 
 from __future__ import annotations
 
+import struct
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from io import BytesIO
+from typing import Any
 
-from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
 
 from appliance.archive.index import database
+from appliance.archive.intake.header import Origin, build_meta, encode_meta
 
 FILESET_ID = "LIGHTBOX"
+_RECORD_TYPES = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+_IMAGE = 3
+_MAX_VALUE = 0xFFFE  # the most a 16-bit length holds, even
+# Item tag and length, then Offset of the Next Directory Record (UL), Record In-use Flag (US),
+# Offset of Referenced Lower-Level Directory Entity (UL): the fixed head of every record.
+_RECORD_HEAD = struct.Struct("<HHI HH2sHI HH2sHH HH2sHI")
+_ROOT_HEAD = struct.Struct("<HH2sHI HH2sHI HH2sHH HH2s2xI")  # root offsets, consistency flag, the sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per instance of a study: no __dict__ each
 class MediaFile:
     """One stored instance and the name it gets on the media."""
 
@@ -44,6 +53,9 @@ class MediaFile:
     patient_name: str
 
 
+_UNIQUE_COLUMNS = (0, 1, 2, 5)  # file key, size, SOP Instance UID, Instance Number: one per instance
+
+
 def media_files(study_uid: str, series_uid: str | None = None) -> list[MediaFile]:
     """The instances of a study (or of one of its series), in series and instance order, each
     with its media name.  Empty when nothing matches."""
@@ -56,119 +68,114 @@ def media_files(study_uid: str, series_uid: str | None = None) -> list[MediaFile
         + (" AND se.series_uid = ?" if series_uid else "")
         + " ORDER BY se.series_number IS NULL, se.series_number, se.series_uid, i.instance_number, i.sop_uid"
     )
-    rows = database.execute_sql(sql, (study_uid, series_uid) if series_uid else (study_uid,)).fetchall()
     files: list[MediaFile] = []
     folders: dict[str, int] = {}
     counts: dict[int, int] = {}
-    for row in rows:
+    shared: dict[Any, Any] = {}  # a value the instances repeat (study, series, class) is kept once
+    for row in database.execute_sql(sql, (study_uid, series_uid) if series_uid else (study_uid,)):
         folder = folders.setdefault(row[6], len(folders) + 1)
         counts[folder] = counts.get(folder, 0) + 1
-        files.append(MediaFile(f"IMAGES/SE{folder:06d}/IM{counts[folder]:06d}", *row))
+        values = [v if i in _UNIQUE_COLUMNS else shared.setdefault(v, v) for i, v in enumerate(row)]
+        files.append(MediaFile(f"IMAGES/SE{folder:06d}/IM{counts[folder]:06d}", *values))
     return files
 
 
-def _record(kind: str, **values: object) -> Dataset:
-    record = Dataset()
-    record.OffsetOfTheNextDirectoryRecord = 0
-    record.RecordInUseFlag = 0xFFFF
-    record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
-    record.DirectoryRecordType = kind
-    for keyword, value in values.items():
-        setattr(record, keyword, value)
-    return record
+def _element(tag: int, vr: bytes, value: str) -> bytes:
+    """One short-length element, UTF-8 (ISO_IR 192), padded to even length: UIDs with NUL,
+    the rest with a space."""
+    raw = value.encode()
+    if len(raw) > _MAX_VALUE:  # only a hostile file's value; cut on a character boundary
+        raw = raw[:_MAX_VALUE].decode(errors="ignore").encode()
+    if len(raw) % 2:
+        raw += b"\0" if vr == b"UI" else b" "
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(raw)) + raw
 
 
-def _records(files: list[MediaFile]) -> tuple[list[Dataset], list[tuple[int, int | None, int | None]]]:
-    """Directory records depth first, and for each: (its level, index of the next record at
-    the same level under the same parent, index of its first child)."""
-    records: list[Dataset] = []
-    parents: list[int | None] = []
-    levels: list[int] = []
-    open_at: list[tuple[str, int]] = []  # (key, record index) of the open record at each level
+def _number(value: int | None, place: str) -> str:
+    """Series and Instance Number are Type 1 in a record (PS3.3 F.5): one the file lacks is
+    its place on the media (SE000002 -> 2), as DCMTK's dcmmkdir +I invents them."""
+    return str(int(place[2:]) if value is None else value)
+
+
+def _body(level: int, f: MediaFile) -> bytes:
+    """A record's Directory Record Type and the attributes of its level (PS3.3 F.5), in tag order."""
+    _images, folder, image = f.name.split("/")
+    if level == 0:
+        values = [(0x00100010, b"PN", f.patient_name), (0x00100020, b"LO", f.patient_id)]
+    elif level == 1:
+        values = [
+            (0x00080020, b"DA", f.study_date),
+            (0x00080030, b"TM", f.study_time),
+            (0x00080050, b"SH", f.accession),
+            (0x00081030, b"LO", f.study_description),
+            (0x0020000D, b"UI", f.study_uid),
+            (0x00200010, b"SH", f.study_id),
+        ]
+    elif level == 2:
+        values = [
+            (0x00080060, b"CS", f.modality),
+            (0x0020000E, b"UI", f.series_uid),
+            (0x00200011, b"IS", _number(f.series_number, folder)),
+        ]
+    else:
+        values = [
+            (0x00041500, b"CS", f.name.replace("/", "\\")),
+            (0x00041510, b"UI", f.sop_class_uid),
+            (0x00041511, b"UI", f.sop_uid),
+            (0x00041512, b"UI", f.transfer_syntax),
+            (0x00200013, b"IS", _number(f.instance_number, image)),
+        ]
+    return _element(0x00041430, b"CS", _RECORD_TYPES[level]) + b"".join(_element(*v) for v in values)
+
+
+def _walk(files: list[MediaFile]) -> Iterator[tuple[int, MediaFile]]:
+    """The directory records depth first: (level, the file whose values it carries)."""
+    open_keys: list[str] = []  # the key of the open record at each level
     for f in files:
         keys = (f.patient_id + "\0" + f.patient_name, f.study_uid, f.series_uid, f.sop_uid)
         for level, key in enumerate(keys):
-            if len(open_at) > level and open_at[level][0] == key:
+            if len(open_keys) > level and open_keys[level] == key:
                 continue
-            del open_at[level:]
-            records.append(_level_record(level, f))
-            parents.append(open_at[level - 1][1] if level else None)
-            levels.append(level)
-            open_at.append((key, len(records) - 1))
-    links: list[tuple[int, int | None, int | None]] = []
-    for i, level in enumerate(levels):
-        following = next((j for j in range(i + 1, len(records)) if levels[j] <= level), None)
-        sibling = (
-            following
-            if following is not None and levels[following] == level and parents[following] == parents[i]
-            else None
-        )
-        child = i + 1 if i + 1 < len(records) and levels[i + 1] == level + 1 else None
-        links.append((level, sibling, child))
-    return records, links
+            del open_keys[level:]
+            open_keys.append(key)
+            yield level, f
 
 
-def _level_record(level: int, f: MediaFile) -> Dataset:
-    if level == 0:
-        return _record("PATIENT", PatientName=f.patient_name, PatientID=f.patient_id)
-    if level == 1:
-        return _record(
-            "STUDY",
-            StudyDate=f.study_date,
-            StudyTime=f.study_time,
-            StudyDescription=f.study_description,
-            StudyInstanceUID=f.study_uid,
-            StudyID=f.study_id,
-            AccessionNumber=f.accession,
-        )
-    if level == 2:
-        return _record(
-            "SERIES", Modality=f.modality, SeriesInstanceUID=f.series_uid,
-            SeriesNumber="" if f.series_number is None else f.series_number,
-        )  # fmt: skip
-    return _record(
-        "IMAGE",
-        ReferencedFileID=f.name.split("/"),
-        ReferencedSOPClassUIDInFile=f.sop_class_uid,
-        ReferencedSOPInstanceUIDInFile=f.sop_uid,
-        ReferencedTransferSyntaxUIDInFile=f.transfer_syntax,
-        InstanceNumber="" if f.instance_number is None else f.instance_number,
-    )
+def dicomdir(files: list[MediaFile]) -> Iterator[bytes]:
+    """The DICOMDIR (PS3.3 F.2, PS3.10 8) for ``files``, as Part 10 bytes in pieces.
 
-
-def dicomdir(files: list[MediaFile]) -> bytes:
-    """The DICOMDIR (PS3.3 F.2, PS3.10 8) for ``files``, as Part 10 bytes.
-
-    Offsets count bytes from the start of the file; they are fixed-size, so the file is
-    written once to learn where each record starts, then again with the offsets filled in.
+    Offsets count bytes from the start of the file and have a fixed size, so a first walk
+    adds up the records' sizes and links (a next sibling comes later); the second writes them.
     """
-    records, links = _records(files)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MediaStorageDirectoryStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.FileSetID = FILESET_ID
-    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
-    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
-    ds.FileSetConsistencyFlag = 0
-    ds.SpecificCharacterSet = "ISO_IR 192"  # names are kept decoded; UTF-8 writes them all
-    ds.DirectoryRecordSequence = records
-
-    def encode() -> bytes:
-        out = BytesIO()
-        dcmwrite(out, ds, enforce_file_format=True)
-        return out.getvalue()
-
-    first = dcmread(BytesIO(encode()))
-    starts = [item.seq_item_tell for item in first.DirectoryRecordSequence]
-    for record, (_level, sibling, child) in zip(records, links, strict=True):
-        record.OffsetOfTheNextDirectoryRecord = starts[sibling] if sibling is not None else 0
-        record.OffsetOfReferencedLowerLevelDirectoryEntity = starts[child] if child is not None else 0
-    roots = [i for i, (level, _s, _c) in enumerate(links) if level == 0]
-    if roots:
-        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = starts[roots[0]]
-        ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = starts[roots[-1]]
-    return encode()
+    meta = encode_meta(build_meta(MediaStorageDirectoryStorage, generate_uid(None), ExplicitVRLittleEndian,
+                                  Origin(via="media")))  # fmt: skip
+    fileset_id = _element(0x00041130, b"CS", FILESET_ID)
+    starts = array("Q")  # where each record starts
+    sibling = array("q")  # the next record at the same level under the same parent, or -1
+    last: list[int] = []  # the last record at each level under the open parents
+    sequence_start = position = len(meta) + len(fileset_id) + _ROOT_HEAD.size
+    for record, (level, f) in enumerate(_walk(files)):
+        del last[level + 1 :]
+        if len(last) > level:
+            sibling[last[level]] = record
+            last[level] = record
+        else:
+            last.append(record)
+        starts.append(position)
+        sibling.append(-1)
+        position += _RECORD_HEAD.size + len(_body(level, f))
+    first_root = starts[0] if starts else 0
+    last_root = starts[last[0]] if starts else 0
+    yield meta + fileset_id + _ROOT_HEAD.pack(
+        0x0004, 0x1200, b"UL", 4, first_root, 0x0004, 0x1202, b"UL", 4, last_root,
+        0x0004, 0x1212, b"US", 2, 0, 0x0004, 0x1220, b"SQ", position - sequence_start,
+    )  # fmt: skip
+    for record, (level, f) in enumerate(_walk(files)):
+        body = _body(level, f)
+        following = starts[sibling[record]] if sibling[record] >= 0 else 0
+        lower = starts[record + 1] if level < _IMAGE else 0  # a record above IMAGE has its first child next
+        yield _RECORD_HEAD.pack(
+            0xFFFE, 0xE000, _RECORD_HEAD.size - 8 + len(body), 0x0004, 0x1400, b"UL", 4, following,
+            0x0004, 0x1410, b"US", 2, 0xFFFF, 0x0004, 0x1420, b"UL", 4, lower,
+        ) + body  # fmt: skip
+    yield _element(0x00080005, b"CS", "ISO_IR 192")  # names are kept decoded; UTF-8 writes them all

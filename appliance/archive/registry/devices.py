@@ -17,6 +17,12 @@ A device's status is one of:
   refused   it tried to associate while locked
   ignored   an admin dismissed it: refused while locked, without asking again
 
+The table is bounded (``max_devices``): a peer inventing AE titles must not grow it, nor the
+Devices page polled every few seconds.  Noise -- a device that never stored anything and that no
+admin touched (new or refused, no name, no port, no node) -- expires after ``NOISE_EXPIRES_S``
+and gives way, least recently seen first, to a newcomer when the table is full; with no noise
+left to drop, a newcomer is admitted by the policy but not recorded.
+
 Quirks, per device: ``charset_override`` (the Specific Character Set its files really use,
 applied when indexing), ``lenient_aet`` (recognised by its address when it calls with another
 AE title: units that send a blank, default or changing title), ``accept_private_sop_classes``
@@ -30,12 +36,13 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from peewee import DatabaseError, SqliteDatabase
 from pydicom.charset import python_encoding
 
 from appliance.archive.index import database
-from appliance.archive.registry.models import Device, DiscoveredService, ForwardRule
+from appliance.archive.registry.models import Device, DiscoveredService, ForwardRule, Node
 from appliance.archive.registry.nodes import (
     OPERATIONS,
     DicomNode,
@@ -55,6 +62,8 @@ STATUSES = ("new", "approved", "refused", "ignored")
 MAX_SYNTAXES = 256  # per device, so a peer proposing junk cannot grow a row without bound
 ERROR_LENGTH = 300
 POLICY_KEY = "device_policy"
+MAX_DEVICES = 200  # a clinic has a handful; a busy imaging centre a few dozen
+NOISE_EXPIRES_S = 30 * 86400
 
 
 class DeviceError(ValueError):
@@ -150,6 +159,20 @@ _DEVICE_OF = (
 )
 
 
+def _noise() -> Any:
+    """Devices worth nothing to keep: never stored, never touched by an admin, not a node."""
+    nodes = Node.select(Node.aet)
+    return (
+        Device.status.in_(("new", "refused"))
+        & (Device.images_received == 0)
+        & (Device.name == "")
+        & Device.port.is_null()
+        & (Device.charset_override == "")
+        & ~Device.lenient_aet
+        & Device.aet.not_in(nodes)
+    )
+
+
 def _device_id(calling_ae: str, address: str) -> int | None:
     row = database.execute_sql(_DEVICE_OF, (calling_ae, address, calling_ae)).fetchone()
     return row[0] if row else None
@@ -222,13 +245,21 @@ def check_charset(value: str) -> str:
 
 
 class DeviceTable:
-    def __init__(self, db: SqliteDatabase, write_lock: WriteLock, nodes: NodeTable, policy: str = "learning") -> None:
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        write_lock: WriteLock,
+        nodes: NodeTable,
+        policy: str = "learning",
+        max_devices: int = MAX_DEVICES,
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"device policy {policy!r}: expected one of {', '.join(POLICIES)}")
         self.db = db
         self.write_lock = write_lock
         self.nodes = nodes
         self.default_policy = policy
+        self.max_devices = max_devices
 
     @property
     def policy(self) -> str:
@@ -257,6 +288,8 @@ class DeviceTable:
             device_id = _device_id(seen.calling_ae, seen.address)
             row = Device.get_by_id(device_id) if device_id is not None else None
             if row is None:
+                if not self._room_for_one_more(now):
+                    return admits(self.policy, "new", known_node)
                 row = Device(aet=seen.calling_ae, first_seen=now, host=seen.address)
             # Read inside the association's own write transaction: one primary-key lookup,
             # no cache that another process's change would have to wait out.
@@ -274,6 +307,20 @@ class DeviceTable:
             row.refused += int(not admitted)
             row.save()
         return admitted
+
+    def _room_for_one_more(self, now: float) -> bool:
+        """Expire old noise, then make room for a newcomer by dropping the least recently seen
+        noise; False when the table is full of devices worth keeping."""
+        noise = _noise()
+        Device.delete().where(noise & (Device.last_seen < now - NOISE_EXPIRES_S)).execute()
+        if Device.select().count() < self.max_devices:
+            return True
+        oldest = Device.select(Device.id).where(noise).order_by(Device.last_seen).limit(1).scalar()
+        if oldest is None:
+            LOG.warning("device_table_full devices=%d: a new device is not recorded", self.max_devices)
+            return False
+        Device.delete_by_id(oldest)
+        return True
 
     def record_error(self, calling_ae: str, address: str, error: str) -> None:
         """The last error of an association (protocol error, dropped connection); never raises:

@@ -53,6 +53,7 @@ class AuditEvent(BaseModel):
     address = CharField(default="")
     study_uid = CharField(default="")
     detail = TextField(default="")
+    chain = CharField(default="")  # SHA-256 of the previous event's chain and this event (auditchain.py)
 
 
 class Device(BaseModel):

@@ -45,7 +45,6 @@ IDENTITY_KEYWORDS = {  # DICOM keyword -> Patient column
     "IssuerOfPatientID": "issuer",
     "PatientBirthDate": "birth_date",
 }
-PATIENT_RECORD = "PatientRecord"  # PS3.15 A.5.3.9: a patient's demographics changed (action U)
 
 
 class CorrectionError(ValueError):
@@ -265,7 +264,7 @@ class Corrections:
                     _move_study(study, new)
                     _adopt_new_versions(instances, written)
                     self.audit.record(
-                        PATIENT_RECORD, user, address, action="U", study_uid=study.study_uid,
+                        audit.PATIENT_RECORD, user, address, action="U", study_uid=study.study_uid,
                         detail=f"identity {why}: " + "; ".join(
                             f"{k} {getattr(old, IDENTITY_KEYWORDS[k])!r} -> {v!r}" for k, v in changed.items()
                         ) + f" ({len(instances)} instances rewritten)",

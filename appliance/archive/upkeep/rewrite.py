@@ -108,6 +108,8 @@ def rewritten(path: Path, values: Mapping[str, str], reason: str = "CORRECT") ->
     previous.append(_modification(old, tags, reason))
     replacements[ORIGINAL_ATTRIBUTES] = DataElement(ORIGINAL_ATTRIBUTES, "SQ", previous)
     encoded = {tag: encoding.encode(element) for tag, element in replacements.items()}
+    for group in {tag.group for tag in replacements}:  # a retired group length would now be wrong
+        encoded[Tag(group, 0)] = b""
     return _spliced(path, header.dataset_offset, elements, encoded)
 
 
@@ -173,7 +175,7 @@ def _read(fp: BinaryIO, element: _Element) -> bytes:
 
 def _spliced(path: Path, offset: int, elements: list[_Element], encoded: Mapping[BaseTag, bytes]) -> Iterator[bytes]:
     """The file with each element of ``encoded`` replacing the stored one or inserted in tag
-    order; everything else copied in order from the stored file."""
+    order (empty bytes: removed, or nothing); everything else copied in order from the stored file."""
     edits: list[tuple[int, int, bytes]] = []  # (start, end) of the stored bytes replaced, new bytes
     for tag, data in sorted(encoded.items()):
         existing = next((e for e in elements if e.tag == tag), None)

@@ -1,0 +1,91 @@
+"""Connections waiting for their A-ASSOCIATE-RQ, read by the accepting thread alone.
+
+Each costs a socket and its partial request, never a thread or an association slot.  They are
+bounded in time (``associate_timeout``: from the TCP connection to the whole request) and in
+number: when too many wait, the oldest connection of the address with the most waiting is
+dropped, so a flood from one address evicts its own connections, not a modality's.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from appliance.dicom import pdu
+
+
+@dataclass(eq=False)
+class Waiting:
+    sock: socket.socket
+    address: tuple[str, int]
+    since: float
+    data: bytearray = field(default_factory=bytearray)
+
+    def read(self) -> bytes | None:
+        """What the socket has now; the request's body once whole, else None.  A header
+        that is not an A-ASSOCIATE-RQ, or one too long, is a ProtocolError before its body is
+        read; a peer that closes is an OSError."""
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return None
+        if not chunk:
+            raise ConnectionError("closed before an A-ASSOCIATE-RQ")
+        self.data += chunk
+        if len(self.data) < 6:
+            return None
+        pdu_type, length = pdu.HEADER.unpack_from(self.data)
+        if pdu_type != pdu.ASSOCIATE_RQ:
+            raise pdu.ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
+        if length > pdu.MAX_ASSOCIATE_RQ:
+            raise pdu.ProtocolError(f"A-ASSOCIATE-RQ of {length} bytes")
+        if len(self.data) < 6 + length:
+            return None
+        if len(self.data) > 6 + length:  # the requestor must wait for our answer first
+            raise pdu.ProtocolError("data after the A-ASSOCIATE-RQ before its answer")
+        return bytes(self.data[6:])
+
+
+class Pending:
+    def __init__(self, limit: int, timeout: float) -> None:
+        self.limit = max(limit, 1)
+        self.timeout = timeout
+        self._waiting: dict[Waiting, None] = {}  # oldest first
+
+    def __contains__(self, waiting: Waiting) -> bool:
+        return waiting in self._waiting
+
+    def add(self, waiting: Waiting) -> list[Waiting]:
+        """Let ``waiting`` wait; the connections to drop to make room (maybe itself)."""
+        self._waiting[waiting] = None
+        evicted = []
+        while len(self._waiting) > self.limit:
+            busiest, _ = Counter(w.address[0] for w in self._waiting).most_common(1)[0]
+            oldest = next(w for w in self._waiting if w.address[0] == busiest)
+            self.remove(oldest)
+            evicted.append(oldest)
+        return evicted
+
+    def remove(self, waiting: Waiting) -> None:
+        self._waiting.pop(waiting, None)
+
+    def all(self) -> list[Waiting]:
+        return list(self._waiting)
+
+    def expired(self) -> Iterator[Waiting]:
+        """The connections whose time is up, oldest first."""
+        now = time.monotonic()
+        for waiting in list(self._waiting):
+            if now - waiting.since < self.timeout:
+                return
+            yield waiting
+
+    def next_timeout(self) -> float | None:
+        """Seconds until the oldest connection's time is up (None: nothing waits)."""
+        oldest = next(iter(self._waiting), None)
+        if oldest is None:
+            return None
+        return max(0.0, oldest.since + self.timeout - time.monotonic())
