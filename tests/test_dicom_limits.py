@@ -19,6 +19,7 @@ import pytest
 
 from appliance.dicom import dimse, pdu
 from appliance.dicom.syntaxes import IMPLICIT_LE, VERIFICATION_CLASS
+from bench.procstat import descendants, peak_rss_bytes
 
 ATTACKER = "127.0.0.2"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -75,29 +76,17 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
     return False
 
 
+def workers_of(pid: int) -> list[int]:
+    return descendants(pid)[1:]
+
+
 def threads(pid: int) -> int:
     """Threads of the service: the main process and its workers."""
     total = 0
-    for p in [pid, *children(pid)]:
+    for p in [pid, *workers_of(pid)]:
         with suppress(FileNotFoundError):
             total += len(os.listdir(f"/proc/{p}/task"))
     return total
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as f:
-            found += [int(c) for c in f.read().split()]
-    return found
-
-
-def peak_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def echo_ok(server) -> bool:
@@ -228,7 +217,7 @@ def test_oversize_release_body_is_aborted_unread(lightbox_factory):
     buffer what follows."""
     server = lightbox_factory(dicom_workers=0)
     pid = server.proc.pid
-    before = peak_rss_kb(pid)
+    before = peak_rss_bytes(pid) // 1024
     sock, answer = associate(server.dicom_port)
     with sock:
         assert answer == pdu.ASSOCIATE_AC
@@ -243,7 +232,7 @@ def test_oversize_release_body_is_aborted_unread(lightbox_factory):
             sock.settimeout(10)
             pdu_type, _ = read_pdu(sock)
             assert pdu_type == pdu.ABORT
-    assert peak_rss_kb(pid) - before < 32 * 1024
+    assert peak_rss_bytes(pid) // 1024 - before < 32 * 1024
     assert len(re.findall(r"association_aborted .*A-RELEASE-RQ of \d+ bytes", server.log())) == 1
     assert echo_ok(server)
 
@@ -269,7 +258,7 @@ def test_oversize_pdus_are_refused(lightbox_factory, pdu_type):
 def test_killed_workers_give_their_slots_back(lightbox_factory):
     server = lightbox_factory(max_associations=4, max_associations_per_address=4, dicom_workers=2)
     for _ in range(3):
-        workers = set(children(server.proc.pid))
+        workers = set(workers_of(server.proc.pid))
         with ExitStack() as stack:
             for _ in range(4):
                 sock, answer = associate(server.dicom_port)
@@ -278,7 +267,7 @@ def test_killed_workers_give_their_slots_back(lightbox_factory):
             for worker in workers:
                 os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(set(children(server.proc.pid)) - workers) < 2:
+        while time.monotonic() < deadline and len(set(workers_of(server.proc.pid)) - workers) < 2:
             time.sleep(0.2)
     with ExitStack() as stack:  # the whole cap again, with no client holding anything
         for _ in range(4):
@@ -317,7 +306,7 @@ def test_abandoned_c_stores_leave_no_spool_file_or_descriptor(lightbox_factory):
     as many as were ever open at once; overlapping cycles would vary that number."""
     server = lightbox_factory(dicom_workers=1)
     spool = Path(server.data) / "spool"
-    (pid,) = children(server.proc.pid)
+    (pid,) = workers_of(server.proc.pid)
     idle_threads = len(os.listdir(f"/proc/{pid}/task"))
 
     def cycle(number: int) -> None:

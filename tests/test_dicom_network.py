@@ -14,15 +14,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from bench.procstat import peak_rss_bytes
 from support.dicomgen import make_dataset, make_study, write
-
-
-def peak_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def associate(port: int, contexts=((Verification, None),), aet: str = "TESTSCU"):
@@ -152,12 +145,12 @@ def test_oversize_instance_refused_with_a700_nothing_left(lightbox_factory, tmp_
 def test_memory_does_not_grow_with_image_size(lightbox, tmp_path):
     """A 128 MB instance is streamed to disk: the server's peak RSS barely moves."""
     lightbox.storescu(*make_study(tmp_path / "warm", 2))  # warm up code paths
-    baseline = peak_rss_kb(lightbox.proc.pid)
+    baseline = peak_rss_bytes(lightbox.proc.pid) // 1024
     ds = make_dataset(rows=8192, columns=8192)
     ds.PixelData = np.zeros((8192, 8192), dtype=np.uint16).tobytes()
     huge = write(ds, tmp_path / "huge.dcm")
     assert os.path.getsize(huge) > 128 * 1024 * 1024
     result = lightbox.storescu(huge)
     assert "Success" in result.stdout + result.stderr
-    growth_mb = (peak_rss_kb(lightbox.proc.pid) - baseline) / 1024
+    growth_mb = (peak_rss_bytes(lightbox.proc.pid) // 1024 - baseline) / 1024
     assert growth_mb < 32, f"peak RSS grew by {growth_mb:.0f} MB for a 128 MB instance"

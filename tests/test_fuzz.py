@@ -9,26 +9,11 @@ from __future__ import annotations
 import sqlite3
 
 from bench.fuzz import fuzz
+from bench.procstat import descendants, pss_bytes
 from support.lightbox import LightboxProcess
 
 CASES, SEED = 400, 20261207
 MAX_PSS_MB = 250  # the service's budget is 200 MB under load; idle it is far below
-
-
-def pss_mb(pid: int) -> float:
-    total = 0
-    for child in [pid, *children(pid)]:
-        for line in open(f"/proc/{child}/smaps_rollup"):
-            if line.startswith("Pss:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in open(f"/proc/{pid}/task/{pid}/children").read().split():
-        found += [int(task), *children(int(task))]
-    return found
 
 
 def test_fuzzed_dicom_keeps_answering_bounded_and_stores_nothing_refused(lightbox: LightboxProcess) -> None:
@@ -38,7 +23,7 @@ def test_fuzzed_dicom_keeps_answering_bounded_and_stores_nothing_refused(lightbo
     def between(done: int) -> None:
         echoed = lightbox.echoscu()
         assert echoed.returncode == 0, f"C-ECHO failed after {done} cases: {echoed.stdout}{echoed.stderr}"
-        peaks.append(pss_mb(lightbox.proc.pid))  # type: ignore[union-attr]
+        peaks.append(sum(map(pss_bytes, descendants(lightbox.proc.pid))) / 2**20)  # type: ignore[union-attr]
         assert peaks[-1] < MAX_PSS_MB, f"{peaks[-1]:.0f} MB after {done} cases"
 
     outcome = fuzz("127.0.0.1", lightbox.dicom_port, SEED, CASES, between)

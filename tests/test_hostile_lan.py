@@ -22,6 +22,7 @@ from pydicom import dcmread
 from appliance.archive import Archive, ArchiveOptions, AssociationSeen
 from appliance.dicom.probe import echo
 from appliance.web.bodylimits import MAX_BODY, PUBLIC_FORM_BODY
+from bench.procstat import pss_bytes
 from support.dicomgen import make_study
 from support.lightbox import LightboxProcess
 from support.tools import dcmtk
@@ -221,13 +222,6 @@ def test_login_and_reading_keep_working_on_a_full_disk(small_tmpfs: Path, lightb
     assert server.storescu(*make_study(tmp_path / "more", 1, patient_id="AFTER")).returncode == 0
 
 
-def pss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no Pss in smaps_rollup")
-
-
 def test_an_upscaling_render_is_bounded(lightbox: LightboxProcess, tmp_path: Path) -> None:
     """A 64 x 64 image asked at 8192 x 8192 as WebP took the main process from 359 to 1,009 MB;
     now the output is at most what a screen shows."""
@@ -236,12 +230,12 @@ def test_an_upscaling_render_is_bounded(lightbox: LightboxProcess, tmp_path: Pat
     admin = first_admin(lightbox)
     instance = dcmread(tiny[0], stop_before_pixels=True).SOPInstanceUID
     assert lightbox.proc is not None
-    before = pss_mb(lightbox.proc.pid)
+    before = pss_bytes(lightbox.proc.pid) / 2**20
     for fmt in ("webp", "png", "jpeg"):
         answer = admin.get(f"/api/instances/{instance}/frames/1/rendered?width=8192&height=8192&format={fmt}")
         assert answer.status_code == 200, answer.text[:200]
         assert Image.open(io.BytesIO(answer.content)).size == (2048, 2048)
-    grown = pss_mb(lightbox.proc.pid) - before
+    grown = pss_bytes(lightbox.proc.pid) / 2**20 - before
     assert grown < 120, f"the main process grew by {grown:.0f} MB"
 
 

@@ -21,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from appliance.archive import Archive, MediaFile, dicomdir
 from bench.download import write_study
+from bench.procstat import pss_bytes
 from support.dicomgen import make_dataset, write
 from support.lightbox import LightboxProcess
 from support.tools import dcmtk
@@ -127,13 +128,6 @@ def test_a_record_never_outgrows_its_length_field(tmp_path: Path) -> None:
     assert records[1].StudyDescription == "é" * 32_767
 
 
-def pss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no Pss in smaps_rollup")
-
-
 @pytest.mark.slow
 def test_a_large_study_zip_starts_at_once_and_keeps_memory_flat(lightbox_factory, tmp_path: Path) -> None:
     """16,200 instances took the main process up 234 MB (the DICOMDIR built before the first
@@ -148,13 +142,13 @@ def test_a_large_study_zip_starts_at_once_and_keeps_memory_flat(lightbox_factory
     assert admin.get(f"/api/studies/{study_uid}").status_code == 200  # warm: the study's pages are cached
     assert server.proc is not None
     pid = server.proc.pid
-    before = pss_mb(pid)
+    before = pss_bytes(pid) / 2**20
     peak = [before]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.02):
-            peak.append(pss_mb(pid))
+            peak.append(pss_bytes(pid) / 2**20)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -171,7 +165,7 @@ def test_a_large_study_zip_starts_at_once_and_keeps_memory_flat(lightbox_factory
     finally:
         done.set()
         sampler.join()
-    after = pss_mb(pid)
+    after = pss_bytes(pid) / 2**20
     assert rest.rfind(b"DICOMDIR") > len(rest) - 2000  # the last entry, named again in the central directory
     grown = max(peak) - before
     assert grown < 20, f"the main process grew by {grown:.1f} MB while sending the ZIP (before {before:.0f} MB)"
