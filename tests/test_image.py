@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from appliance import __version__
 from support.dicomgen import make_study
@@ -316,8 +317,9 @@ def test_first_boot_serves_and_shows_the_setup_code_only_on_the_card_and_the_con
         form = {"code": "000000-000000-000000", "name": ADMIN, "password": ADMIN_PASSWORD, "password2": ADMIN_PASSWORD}
         assert web.post("/setup", data=form, timeout=120).status_code == 403
         answer = web.post("/setup", data={**form, "code": code}, timeout=120)
-        assert (answer.status_code, answer.headers.get("Location")) == (303, "/"), answer.text
-        from pydicom import dcmread
+        assert (answer.status_code, answer.headers.get("Location")) == (303, "/wizard"), (
+            answer.text
+        )  # then the set-up wizard
 
         study_uid = str(dcmread(study[0], stop_before_pixels=True).StudyInstanceUID)
         studies = web.get("/api/studies").json()["studies"]
