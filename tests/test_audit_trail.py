@@ -94,6 +94,7 @@ def events(server: LightboxProcess) -> list[tuple[str, str, str, str]]:
         return db.execute("SELECT event, action, study_uid, detail FROM auditevent ORDER BY id").fetchall()
 
 
+@pytest.mark.slow
 def test_dicom_side_events_are_in_the_trail(lightbox_factory, tmp_path: Path) -> None:
     server = lightbox_factory(called_aet_check="own", query_retrieve_from="any")
     files = make_study(tmp_path / "study", 3, patient_id="AUDIT-1")
@@ -174,6 +175,7 @@ def test_events_reach_the_collector_as_dicom_audit_messages(lightbox_factory, tm
         assert base64.b64decode(value).hex() == chains[int(place.get("ParticipantObjectID"))]  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_collector_away_loses_nothing(lightbox_factory, tmp_path: Path) -> None:
     """Events recorded while the collector is down go out, in order, when it comes back."""
     port = free_port()

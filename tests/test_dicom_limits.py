@@ -115,6 +115,7 @@ def held(count: int, open_one) -> Iterator[list[socket.socket]]:
 # -- 1. slow and idle peers ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_idle_connections_take_no_slot_and_no_thread(lightbox_factory):
     """300 TCP connections that never send an A-ASSOCIATE-RQ: a modality still gets in, the
     service's threads stay few, and the silent sockets are dropped after associate_timeout."""
@@ -154,6 +155,7 @@ def test_one_address_cannot_take_every_slot(lightbox_factory):
     assert "reason=address_share" in server.log()
 
 
+@pytest.mark.slow
 def test_idle_association_is_closed(lightbox_factory):
     server = lightbox_factory(idle_timeout=2)
     sock, answer = associate(server.dicom_port)
@@ -163,6 +165,7 @@ def test_idle_association_is_closed(lightbox_factory):
     assert "idle" in server.log()
 
 
+@pytest.mark.slow
 def test_trickled_pdu_is_cut_by_its_deadline(lightbox_factory):
     """A P-DATA-TF sent one byte every half second: each recv() is quick, the PDU never ends;
     it is cut once network_timeout has passed since it began."""
@@ -299,6 +302,7 @@ def abandon_c_store(port: int, cycle: int) -> None:
             sock.sendall(pdu.abort(0, 0))
 
 
+@pytest.mark.slow
 def test_abandoned_c_stores_leave_no_spool_file_or_descriptor(lightbox_factory):
     """Counted in the one worker process, where nothing but the DICOM door runs.  One
     association at a time (each cycle waits for its thread to end): SQLite keeps a closed

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from bench.fuzz import fuzz
 from bench.procstat import descendants, pss_bytes
 from support.lightbox import LightboxProcess
@@ -16,6 +18,7 @@ CASES, SEED = 400, 20261207
 MAX_PSS_MB = 250  # the service's budget is 200 MB under load; idle it is far below
 
 
+@pytest.mark.slow
 def test_fuzzed_dicom_keeps_answering_bounded_and_stores_nothing_refused(lightbox: LightboxProcess) -> None:
     assert lightbox.proc is not None
     peaks: list[float] = []

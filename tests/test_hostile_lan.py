@@ -134,6 +134,7 @@ def test_an_older_install_is_made_private_when_opened(tmp_path: Path) -> None:
         assert private(data / "index.sqlite") and private(data / "index.sqlite-wal")
 
 
+@pytest.mark.slow
 def test_called_ae_title_is_checked_only_when_asked(lightbox_factory) -> None:
     anyone = lightbox_factory("any")
     assert echo_as_called(anyone, "SOMEPACS").returncode == 0
@@ -161,6 +162,7 @@ def login_from(server: LightboxProcess, source: str, password: str) -> int:
         connection.close()
 
 
+@pytest.mark.slow
 def test_wrong_passwords_from_strangers_cannot_lock_the_owner_out(lightbox: LightboxProcess) -> None:
     """Three wrong passwords used to lock a user out from every address; now each address waits
     for its own, the account-wide wait comes only after a spray from many addresses and spares

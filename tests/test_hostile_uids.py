@@ -186,6 +186,7 @@ def test_hostile_uids_over_import_are_rejected(tmp_path: Path) -> None:
             assert ALLOWED.fullmatch(rel) or rel in ("storage", "spool"), rel
 
 
+@pytest.mark.slow
 def test_nonconformant_uids_are_stored_flagged_and_retrieved_as_stored(lightbox, tmp_path: Path) -> None:
     """A DCMTK storescu batch goes on past a file with hex letters, leading zeros and an
     empty component in its UIDs (a refusal would halt storescu's whole batch); the file is

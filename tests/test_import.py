@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 
 from support.dicomgen import dataset_bytes, make_dataset, make_study, write
@@ -115,6 +116,7 @@ def sop_uid_of(path: Path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
+@pytest.mark.slow
 def test_import_folder_tree_skips_non_dicom_and_is_idempotent(tmp_path: Path) -> None:
     source = tmp_path / "export"
     first = make_study(source / "PAT1" / "STUDY1" / "SERIES1", 3, patient_id="P1", patient_name="Alpha^Ann")
@@ -144,6 +146,7 @@ def test_import_folder_tree_skips_non_dicom_and_is_idempotent(tmp_path: Path) ->
     assert_rebuild_gives_same_index(data)
 
 
+@pytest.mark.slow
 def test_import_zip_of_instances(tmp_path: Path) -> None:
     files = make_study(tmp_path / "src", 4, patient_id="ZIP-1")
     archive = tmp_path / "study.zip"
@@ -196,6 +199,7 @@ def make_media(root: Path, count: int) -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_import_media_with_dicomdir(tmp_path: Path) -> None:
     media = tmp_path / "cdrom"
     files = make_media(media, 3)
@@ -246,6 +250,7 @@ def test_import_media_mounted_with_lower_case_names(tmp_path: Path) -> None:
         assert dataset_bytes(stored_path(data, uid)) == body
 
 
+@pytest.mark.slow
 def test_broken_files_are_rejected_with_reasons(tmp_path: Path) -> None:
     source = tmp_path / "mixed"
     good = write(make_dataset(patient_id="GOOD"), source / "good.dcm")
@@ -298,6 +303,7 @@ def test_broken_files_are_rejected_with_reasons(tmp_path: Path) -> None:
     assert_rebuild_gives_same_index(data)
 
 
+@pytest.mark.slow
 def test_rebuild_index_keeps_identity_conflicts_and_counts(tmp_path: Path) -> None:
     """Rebuild from files alone: the same patients (conflicts included), studies, counts."""
     source = tmp_path / "src"

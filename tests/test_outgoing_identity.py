@@ -89,6 +89,7 @@ def assert_same_identity_and_pixels(sent: list[Path], received: list[Path]) -> N
             assert np.array_equal(got.pixel_array, original.pixel_array), name
 
 
+@pytest.mark.slow
 def test_cmove_to_an_uncompressed_only_storescp_keeps_every_uid(server, tmp_path):
     study_uid, files = compressed_study(tmp_path / "sent")
     assert server.cli("import", str(tmp_path / "sent")).returncode == 0
@@ -97,6 +98,7 @@ def test_cmove_to_an_uncompressed_only_storescp_keeps_every_uid(server, tmp_path
     assert_same_identity_and_pixels(files, received)
 
 
+@pytest.mark.slow
 def test_getscu_receives_every_instance_under_its_stored_uids(server, tmp_path):
     study_uid, files = compressed_study(tmp_path / "sent")
     assert server.cli("import", str(tmp_path / "sent")).returncode == 0

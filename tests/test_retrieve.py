@@ -88,6 +88,7 @@ def test_node_cli_add_list_echo_remove(lightbox):
     assert bad.returncode == 2 and "invalid AE title" in bad.stderr
 
 
+@pytest.mark.slow
 def test_movescu_study_to_dcmtk_storescp_arrives_identical(server, tmp_path):
     study_uid, files = study_of(tmp_path, 5)
     assert server.storescu(*files).returncode == 0
@@ -157,6 +158,7 @@ def test_unknown_ae_may_not_retrieve_unless_opened(server, lightbox_factory, tmp
     assert int(final.Status) == SUCCESS and len(received) == 1
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_move(server, tmp_path):
     count = 10
     study_uid, files = study_of(tmp_path, count)
@@ -202,6 +204,7 @@ def test_cancel_stops_a_move(server, tmp_path):
     assert final.NumberOfRemainingSuboperations > 0
 
 
+@pytest.mark.slow
 def test_jpeg2000_is_decoded_for_a_peer_offering_only_implicit_vr(server, tmp_path):
     source = Path(get_testdata_file("MR_small_jp2klossless.dcm"))
     original = dcmread(source)

@@ -14,6 +14,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from support.activation import NotifySocket, activated
 from support.tools import dcmtk
 
@@ -46,6 +48,7 @@ def serve(tmp_path: Path, sockets: list[tuple[str, socket.socket]], notify: Noti
     return activated(command, sockets, env, tmp_path / "server.log")
 
 
+@pytest.mark.slow
 def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
     http, dicom_a, dicom_b = (socket.create_server(("127.0.0.1", 0)) for _ in range(3))
     ports = {name: sock.getsockname()[1] for name, sock in (("http", http), ("a", dicom_a), ("b", dicom_b))}
@@ -96,6 +99,7 @@ def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
     assert "dicom_listening" in log and "from=systemd" in log and "from=bound" not in log
 
 
+@pytest.mark.slow
 def test_probe_associations_are_not_recorded_as_devices(tmp_path: Path) -> None:
     """The health rounds' C-ECHOes call with a secret AE title: no device, no log line, even
     when the device policy refuses strangers."""

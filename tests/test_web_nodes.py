@@ -5,6 +5,8 @@ messages for a clinic's admin rather than a shell user."""
 
 from __future__ import annotations
 
+import pytest
+
 from support.lightbox import LightboxProcess
 from support.ports import free_port
 from support.web import Client
@@ -51,6 +53,7 @@ def test_a_device_shows_what_it_may_do_under_the_policy_in_force(server, admin):
         assert admin.api_post("/api/devices/policy", policy="learning").status_code == 200
 
 
+@pytest.mark.slow
 def test_approving_asks_for_the_port_and_says_what_is_missing_without_it(server, admin):
     assert server.echoscu(aet="XRAY_NOPORT").returncode == 0
     assert 'name="port"' in card(admin, "XRAY_NOPORT").split("Approve XRAY_NOPORT")[0]  # asked in the approve form
@@ -85,6 +88,7 @@ def test_approving_asks_for_the_port_and_says_what_is_missing_without_it(server,
     assert admin.api_post("/api/devices/XRAY_NOPORT/echo").json()["ok"] is True  # Lightbox answers its own C-ECHO
 
 
+@pytest.mark.slow
 def test_an_admin_adds_changes_tests_and_removes_a_node(server, admin):
     form = {"aet": "WS_READ", "name": "Reading room", "host": "127.0.0.1", "port": str(server.dicom_port)}
     assert admin.post("/api/nodes", data=form).status_code == 403  # no CSRF token
