@@ -60,7 +60,7 @@ def test_clinic_day(server, browser, tmp_path):
     log_in(page, ADMIN, ADMIN_PASSWORD)
     assert "Too many failed logins" in page.inner_text("[role=alert]")
     shot(page, "login-backoff")
-    page.wait_for_timeout(1200)  # the first wait is one second
+    page.wait_for_timeout(5200)  # the first wait is five seconds
     log_in(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(page.base + "/")
 

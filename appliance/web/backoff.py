@@ -18,7 +18,7 @@ import time
 
 FREE_ATTEMPTS = 3  # wrong passwords from one address allowed before the first wait
 ACCOUNT_FREE_ATTEMPTS = 30  # wrong passwords for one user name, from anywhere
-FIRST_WAIT = 1.0  # seconds; doubles with each further failure
+FIRST_WAIT = 5.0  # seconds; doubles with each further failure (a person who mistyped thrice waits 5 s)
 MAX_WAIT = 300.0
 FORGET_AFTER = 3600.0  # a key quiet this long starts afresh
 MAX_KEYS = 10_000  # bound memory under a spray of addresses or names
