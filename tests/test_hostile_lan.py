@@ -5,14 +5,12 @@ odd query strings and redirects, the data folder's modes, the called AE title.""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import socket
 import stat
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -26,7 +24,7 @@ from bench.procstat import pss_bytes
 from support.dicomgen import make_study
 from support.lightbox import LightboxProcess
 from support.tools import dcmtk
-from support.web import ADMIN, ADMIN_PASSWORD, Client, base_url, first_admin
+from support.web import ADMIN, ADMIN_PASSWORD, Client, base_url, first_admin, login_from
 
 
 def made_up_associations(server: LightboxProcess, titles: list[str]) -> None:
@@ -150,43 +148,31 @@ def echo_as_called(server: LightboxProcess, called: str):
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
-def login_from(server: LightboxProcess, source: str, password: str) -> int:
-    """POST /login from ``source`` (an address of 127.0.0.0/8): the answer's status."""
-    body = urlencode({"name": ADMIN, "password": password}).encode()
-    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30, source_address=(source, 0))
-    try:
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Origin": base_url(server)}
-        connection.request("POST", "/login", body, headers)
-        return connection.getresponse().status
-    finally:
-        connection.close()
-
-
 @pytest.mark.slow
 def test_wrong_passwords_from_strangers_cannot_lock_the_owner_out(lightbox: LightboxProcess) -> None:
     """Three wrong passwords used to lock a user out from every address; now each address waits
     for its own, the account-wide wait comes only after a spray from many addresses and spares
     the addresses the user logged in from, and an admin lifts it."""
     admin = first_admin(lightbox)
-    assert login_from(lightbox, "127.0.0.1", ADMIN_PASSWORD) == 303  # the vet's own PC
-    assert [login_from(lightbox, "127.0.0.2", "wrong") for _ in range(4)] == [401, 401, 401, 429]
-    assert login_from(lightbox, "127.0.0.3", ADMIN_PASSWORD) == 303  # another address is not held up
+    assert login_from(lightbox, "127.0.0.1", ADMIN, ADMIN_PASSWORD)[0] == 303  # the vet's own PC
+    assert [login_from(lightbox, "127.0.0.2", ADMIN, "wrong")[0] for _ in range(4)] == [401, 401, 401, 429]
+    assert login_from(lightbox, "127.0.0.3", ADMIN, ADMIN_PASSWORD)[0] == 303  # another address is not held up
     spray(lightbox, range(10, 20))
-    assert login_from(lightbox, "127.0.0.40", ADMIN_PASSWORD) == 429  # account-wide, for new addresses
+    assert login_from(lightbox, "127.0.0.40", ADMIN, ADMIN_PASSWORD)[0] == 429  # account-wide, for new addresses
     users = {u["name"]: u for u in admin.get("/api/users").json()["users"]}
     assert users[ADMIN]["login_wait_s"] > 0
     assert "Allow admin's logins again" in admin.get("/admin").text
     assert admin.api_post(f"/api/users/{ADMIN}/unlock").status_code == 200
-    assert login_from(lightbox, "127.0.0.40", ADMIN_PASSWORD) == 303
+    assert login_from(lightbox, "127.0.0.40", ADMIN, ADMIN_PASSWORD)[0] == 303
     spray(lightbox, range(20, 30))
-    assert login_from(lightbox, "127.0.0.41", ADMIN_PASSWORD) == 429
-    assert login_from(lightbox, "127.0.0.1", ADMIN_PASSWORD) == 303  # never for the owner's own PC
+    assert login_from(lightbox, "127.0.0.41", ADMIN, ADMIN_PASSWORD)[0] == 429
+    assert login_from(lightbox, "127.0.0.1", ADMIN, ADMIN_PASSWORD)[0] == 303  # never for the owner's own PC
 
 
 def spray(server: LightboxProcess, hosts: range) -> None:
     """Three wrong passwords from each address: none of them waits yet."""
     for n in hosts:
-        assert [login_from(server, f"127.0.0.{n}", "wrong") for _ in range(3)] == [401, 401, 401]
+        assert [login_from(server, f"127.0.0.{n}", ADMIN, "wrong")[0] for _ in range(3)] == [401, 401, 401]
 
 
 def fill_up(folder: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import io
 import re
 import subprocess
@@ -12,7 +11,17 @@ import time
 import pytest
 
 from support.lightbox import LightboxProcess
-from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, base_url, first_admin, send_study, setup_code
+from support.web import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    Client,
+    add_user,
+    base_url,
+    first_admin,
+    login_from,
+    send_study,
+    setup_code,
+)
 
 HOSTILE_NAME = "<script>alert(1)</script>^<iframe src/x>"
 
@@ -122,31 +131,20 @@ def test_session_cookie_is_httponly_strict_and_secure_over_https(server, admin, 
 
 @pytest.mark.slow
 def test_wrong_passwords_back_off_per_address(server, admin):
-    def login(source: str, name: str, password: str) -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", server.http_port, source_address=(source, 0), timeout=30)
-        body = f"name={name}&password={password.replace(' ', '+')}"
-        conn.request(
-            "POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Origin": admin.base}
-        )
-        answer = conn.getresponse()
-        text = answer.read().decode()
-        conn.close()
-        return answer.status, text
-
     # Per address: three wrong passwords (any names) from 127.0.0.2, then even the right one waits.
     for name in ("a1", "a2", "a3"):
-        assert login("127.0.0.2", name, "wrong password!")[0] == 401
-    status, text = login("127.0.0.2", ADMIN, ADMIN_PASSWORD)
+        assert login_from(server, "127.0.0.2", name, "wrong password!")[0] == 401
+    status, text = login_from(server, "127.0.0.2", ADMIN, ADMIN_PASSWORD)
     assert status == 429 and "Try again in" in text
-    assert login("127.0.0.3", ADMIN, ADMIN_PASSWORD)[0] == 303  # another address is not affected
+    assert login_from(server, "127.0.0.3", ADMIN, ADMIN_PASSWORD)[0] == 303  # another address is not affected
     # Per user name: a few wrong passwords from other addresses do not lock the name (see
     # test_hostile_lan for the account-wide wait after a spray).
     assert add_user(admin, "target", "target password 1").get("/").status_code == 200
     for source in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
-        assert login(source, "target", "wrong password!")[0] == 401
-    assert login("127.0.0.7", "target", "target password 1")[0] == 303
+        assert login_from(server, source, "target", "wrong password!")[0] == 401
+    assert login_from(server, "127.0.0.7", "target", "target password 1")[0] == 303
     time.sleep(5.2)  # the first wait is five seconds
-    assert login("127.0.0.2", ADMIN, ADMIN_PASSWORD)[0] == 303
+    assert login_from(server, "127.0.0.2", ADMIN, ADMIN_PASSWORD)[0] == 303
 
 
 def test_every_route_needs_its_role(server, admin, viewer, tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import requests
 
@@ -82,3 +84,17 @@ def send_study(server: LightboxProcess, folder: Path, count: int = 2, **values: 
     from pydicom import dcmread
 
     return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+
+
+def login_from(server: LightboxProcess, source: str, name: str, password: str) -> tuple[int, str]:
+    """POST /login from ``source`` (an address of 127.0.0.0/8, for per-address rules): the
+    answer's status and text."""
+    body = urlencode({"name": name, "password": password}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30, source_address=(source, 0))
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Origin": base_url(server)}
+        connection.request("POST", "/login", body, headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
