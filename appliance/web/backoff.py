@@ -25,6 +25,11 @@ MAX_KEYS = 10_000  # bound memory under a spray of addresses or names
 MAX_KNOWN_ADDRESSES = 8  # per user: the addresses of its last successful logins
 
 
+def _address(keys: tuple[str, ...]) -> str:
+    """The address among ``keys`` (see ``LoginBackoff.keys``), "" when there is none."""
+    return next((k[3:] for k in keys if k.startswith("ip:")), "")
+
+
 class LoginBackoff:
     def __init__(self) -> None:
         self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, time of the last)
@@ -38,7 +43,7 @@ class LoginBackoff:
     def wait_left(self, keys: tuple[str, ...], now: float | None = None) -> float:
         """Seconds until any attempt for ``keys`` is allowed again (0: allowed now)."""
         now = time.monotonic() if now is None else now
-        address = next((k[3:] for k in keys if k.startswith("ip:")), "")
+        address = _address(keys)
         with self._lock:
             left = 0.0
             for key in keys:
@@ -69,7 +74,7 @@ class LoginBackoff:
 
     def succeeded(self, keys: tuple[str, ...]) -> None:
         """A right password: its keys start afresh, and its address is known for its user."""
-        address = next((k[3:] for k in keys if k.startswith("ip:")), "")
+        address = _address(keys)
         with self._lock:
             for key in keys:
                 self._failures.pop(key, None)
