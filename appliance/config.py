@@ -65,6 +65,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
     Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
     Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
+    Setting("https_port", 8443, "HTTPS port (web UI, API), with the certificate of `tls_certificate`; 0: none."),
+    Setting(
+        "dicom_tls_port",
+        2762,
+        "DICOM TLS port (PS3.15 Annex B, BCP 195: TLS 1.2 or 1.3), beside the plain one; 0: none.",
+    ),
+    Setting(
+        "dicom_tls_peers",
+        "trusted",
+        "Who may connect to the DICOM TLS port: trusted (a peer must show a certificate trusted for one of the "
+        "DICOM nodes: its own, or one signed by the CA given for that node) or any (encryption only; the device "
+        "policy still applies).",
+        choices=("trusted", "any"),
+    ),
+    Setting(
+        "tls_certificate",
+        "",
+        "The clinic's own certificate (PEM, with its chain) for DICOM TLS and HTTPS. Empty: Lightbox makes one on "
+        "its first start (data folder/tls/, self-signed, RSA 2048, 10 years) and shows its fingerprint.",
+    ),
+    Setting("tls_private_key", "", "The private key (PEM) of `tls_certificate`."),
     Setting(
         "dicom_workers",
         2,

@@ -22,6 +22,7 @@ from typing import Any
 from appliance.archive import make_private
 from appliance.backup import crypto, target
 from appliance.backup.target import Target
+from appliance.files import write_private
 
 CURSOR = "backup"
 
@@ -107,7 +108,7 @@ class BackupState:
         return self.target().client(self.checksums)
 
     def save_setup(self, identity: crypto.Identity, where: Target) -> None:
-        target.write_private(self.identity_path, (str(identity) + "\n").encode())
+        write_private(self.identity_path, (str(identity) + "\n").encode())
         target.save(where, self.target_path)
 
     @property

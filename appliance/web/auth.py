@@ -26,7 +26,7 @@ import bottle
 from bottle import request, response
 
 from appliance.archive import Account, Archive, audit, prepare_logins
-from appliance.backup.target import write_private
+from appliance.files import write_private
 from appliance.web.backoff import LoginBackoff
 
 LOG = logging.getLogger("lightbox.web.auth")
