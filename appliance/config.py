@@ -222,7 +222,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "discovery",
         True,
-        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_http._tcp` for the "
+        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_dicom-tls._tcp` for the DICOM "
+        "TLS port, `_http._tcp` for the "
         "web UI) and keep a list of the DICOM services others announce.",
     ),
     Setting("mdns_hostname", "lightbox", "Host name announced over mDNS (with `.local` appended)."),

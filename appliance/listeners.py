@@ -18,22 +18,28 @@ from appliance.config import ConfigError, Settings
 
 LOG = logging.getLogger("lightbox.service")
 
-HTTP, DICOM = "http", "dicom"  # the socket units' FileDescriptorName=
+HTTP, DICOM, DICOM_TLS = "http", "dicom", "dicom-tls"  # the socket units' FileDescriptorName=
 BACKLOG = 128
 
 
 def take(passed: dict[str, list[socket.socket]], kind: str, host: str, port: int) -> list[socket.socket]:
-    """The listening sockets of ``kind``: those systemd passed, else one bound to host:port."""
-    unknown = sorted(set(passed) - {HTTP, DICOM})
+    """The listening sockets of ``kind``: those systemd passed, else one bound to host:port
+    (none for port 0: that service is off)."""
+    unknown = sorted(set(passed) - {HTTP, DICOM, DICOM_TLS})
     if unknown:
         raise ConfigError(
             f"systemd passed sockets named {', '.join(unknown)}: a socket unit of Lightbox's needs "
-            f"FileDescriptorName={HTTP} or {DICOM}"
+            f"FileDescriptorName={HTTP}, {DICOM} or {DICOM_TLS}"
         )
     sockets = passed.get(kind)
     origin = "systemd"
     if sockets is None:
-        sockets, origin = [socket.create_server((host, port), backlog=BACKLOG)], "bound"
+        if not port:
+            return []
+        try:
+            sockets, origin = [socket.create_server((host, port), backlog=BACKLOG)], "bound"
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({kind}): {exc.strerror or exc}") from None
     for sock in sockets:
         if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             raise ConfigError(f"the {kind} socket from systemd is not a listening TCP socket (ListenStream=)")
@@ -53,11 +59,18 @@ def _v6_only(sock: socket.socket) -> bool:
     return bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
 
 
-def in_force(settings: Settings, dicom: list[socket.socket], http: list[socket.socket]) -> Settings:
-    """``settings`` with the address and ports actually served (the first of each kind), for
-    what announces or shows them: DNS-SD, the admin pages."""
+def in_force(
+    settings: Settings, dicom: list[socket.socket], http: list[socket.socket], dicom_tls: list[socket.socket]
+) -> Settings:
+    """``settings`` with the address and ports actually served (the first of each kind; 0 for
+    none), for what announces or shows them: DNS-SD, the admin pages."""
     host, dicom_port = dicom[0].getsockname()[:2]
     if ipaddress.ip_address(host).is_unspecified:
         host = "0.0.0.0"  # every address, whichever family the socket is
-    served = {"host": host, "dicom_port": dicom_port, "http_port": http[0].getsockname()[1]}
+    served = {
+        "host": host,
+        "dicom_port": dicom_port,
+        "http_port": http[0].getsockname()[1],
+        "dicom_tls_port": dicom_tls[0].getsockname()[1] if dicom_tls else 0,
+    }
     return dataclasses.replace(settings, values={**settings.values, **served})

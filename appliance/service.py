@@ -12,14 +12,16 @@ from typing import Any
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
-from appliance import health, listeners, systemd
+from appliance import certificates, health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
+from appliance.certificates import Identity
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
+from appliance.dicom.tls import client_context
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
@@ -55,7 +57,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
     )
 
 
-def dicom_options(settings: Settings) -> DicomOptions:
+def dicom_options(settings: Settings, identity: Identity | None = None) -> DicomOptions:
     return DicomOptions(
         aet=settings.aet,
         max_associations=settings.max_associations,
@@ -69,6 +71,8 @@ def dicom_options(settings: Settings) -> DicomOptions:
         query_retrieve_from=settings.query_retrieve_from,
         called_aet_check=settings.called_aet_check,
         health_aet=health.probe_aet(),
+        tls_identity=identity,
+        tls_peers=settings.dicom_tls_peers,
     )
 
 
@@ -107,6 +111,7 @@ class Service:
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
         self.discovery: Discovery | None = None
+        self.identity: Identity | None = None  # the box's TLS certificate, once started
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
@@ -129,24 +134,32 @@ class Service:
         )
         passed = systemd.passed_sockets()
         s = self.settings
+        self.identity = certificates.identity(s)
+        LOG.info("tls_certificate path=%s sha256_fingerprint=%s", self.identity.certificate, self.identity.fingerprint)
         dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
-        options = dicom_options(s)
+        tls_sockets = listeners.take(passed, listeners.DICOM_TLS, s.host, s.dicom_tls_port)
+        options = dicom_options(s, self.identity)
         if s.dicom_workers > 0:
             self.archive.close()  # an SQLite connection must not cross fork(); reopen after
-            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets)
+            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets, tls_sockets)
             self.workers.start()
             self.archive = open_archive(s)
             self.workers.supervise()
         else:
-            self.dicom = FrontDoor(self.archive, options, dicom_sockets)
+            self.dicom = FrontDoor(self.archive, options, dicom_sockets, tls_sockets)
         http_sockets = listeners.take(passed, listeners.HTTP, s.host, s.http_port)
+        if not dicom_sockets or not http_sockets:
+            raise ConfigError("dicom_port and http_port cannot be 0: Lightbox always serves both")
         targets = health.Targets(
             tuple(listeners.reachable(sock) for sock in dicom_sockets),
             listeners.reachable(http_sockets[0]),
             s.aet,
             options.health_aet,
+            tuple(listeners.reachable(sock) for sock in tls_sockets),
+            client_context(self.identity, self.identity.certificate.read_text(encoding="ascii")),
         )
-        served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
+        # What DNS-SD and the pages show.
+        served = listeners.in_force(s, dicom_sockets, http_sockets, tls_sockets)
         archive = self.archive
         app = with_security_headers(
             with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
@@ -191,6 +204,7 @@ class Service:
                     calling_aet=archive.site.ae_title(self.settings.aet),  # an admin may change it
                     max_pdu=self.settings.max_pdu,
                     timeout=float(self.settings.network_timeout),
+                    identity=self.identity,
                 )
                 archive.forwarding.enqueue_stable()
                 archive.forwarding.run_due(send, self.stopping.is_set)

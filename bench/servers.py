@@ -168,7 +168,8 @@ def lightbox_server(
     data_dir.mkdir(parents=True, exist_ok=True)
     dicom_port, http_port = free_port(), free_port()
     cmd = lightbox_command("serve", "--data", str(data_dir), "--dicom-port", str(dicom_port),
-                           "--http-port", str(http_port), "--host", "127.0.0.1", "--aet", "LIGHTBOX")  # fmt: skip
+                           "--http-port", str(http_port), "--dicom-tls-port", str(free_port()), "--host", "127.0.0.1",
+                           "--aet", "LIGHTBOX")  # fmt: skip
     health = f"http://127.0.0.1:{http_port}/healthz"
     log_path = run_dir / f"{label}.log"
 

@@ -1,5 +1,5 @@
 """LAN discovery in a private network namespace (loopback with multicast): Lightbox announces
-``_dicom._tcp`` and ``_http._tcp``; a separate zeroconf process and BIND's dig read the
+``_dicom._tcp``, ``_dicom-tls._tcp`` and ``_http._tcp``; a separate zeroconf process and BIND's dig read the
 records; the address found answers C-ECHO; Lightbox lists a DICOM node another process
 announces; a new address is announced; goodbye at shutdown."""
 
@@ -26,7 +26,7 @@ from support.tools import dcmtk, require
 pytestmark = pytest.mark.slow  # private networks and mDNS timing
 
 PEER = str(Path(__file__).parent / "support" / "mdns_peer.py")
-DICOM, HTTP = "_dicom._tcp.local.", "_http._tcp.local."
+DICOM, DICOM_TLS, HTTP = "_dicom._tcp.local.", "_dicom-tls._tcp.local.", "_http._tcp.local."
 WAIT = 20.0  # seconds: probing and announcing take ~2 s, the address check runs every 5 s
 
 
@@ -84,7 +84,7 @@ def dig(*query: str) -> str:
 
 
 def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, lightbox_factory) -> None:
-    dicom_browser, http_browser = Browser(DICOM), Browser(HTTP)
+    dicom_browser, http_browser, tls_browser = Browser(DICOM), Browser(HTTP), Browser(DICOM_TLS)
     try:
         server = lightbox_factory(aet="LB_MDNS", mdns_hostname="lightbox-test", dicom_workers=0, discovery=True)
         found = dicom_browser.next("added", "LB_MDNS")
@@ -97,6 +97,9 @@ def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, l
         )  # fmt: skip
         assert echo.returncode == 0, echo.stdout + echo.stderr
 
+        tls = tls_browser.next("added", "LB_MDNS")  # PS3.15 H.2: the TLS port is its own service
+        assert tls["port"] == server.dicom_tls_port and tls["txt"]["AET"] == "LB_MDNS"
+
         web = http_browser.next("added", "LB_MDNS")
         assert web["port"] == server.http_port and web["txt"] == {"path": "/"}
         with urllib.request.urlopen(f"http://{web['addresses'][0]}:{web['port']}/healthz", timeout=10) as rsp:
@@ -105,6 +108,7 @@ def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, l
     finally:
         dicom_browser.stop()
         http_browser.stop()
+        tls_browser.stop()
 
     # Only now: a unicast query to port 5353 reaches just one of the sockets sharing it.
     ptr = dig("_dicom._tcp.local", "PTR")

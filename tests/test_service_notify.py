@@ -50,14 +50,16 @@ def serve(tmp_path: Path, sockets: list[tuple[str, socket.socket]], notify: Noti
 
 @pytest.mark.slow
 def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
-    http, dicom_a, dicom_b = (socket.create_server(("127.0.0.1", 0)) for _ in range(3))
-    ports = {name: sock.getsockname()[1] for name, sock in (("http", http), ("a", dicom_a), ("b", dicom_b))}
+    http, dicom_a, dicom_b, tls = (socket.create_server(("127.0.0.1", 0)) for _ in range(4))
+    named = (("http", http), ("a", dicom_a), ("b", dicom_b), ("tls", tls))
+    ports = {name: sock.getsockname()[1] for name, sock in named}
     notify = NotifySocket(tmp_path / "notify")
-    sockets = [("dicom", dicom_a), ("http", http), ("dicom", dicom_b)]
+    sockets = [("dicom", dicom_a), ("http", http), ("dicom", dicom_b), ("dicom-tls", tls)]
     server = serve(tmp_path, sockets, notify)
     try:
         ready = notify.next("READY=1")
-        # Once READY=1 is said, every door answers: both DICOM sockets and the web.
+        # Once READY=1 is said, every door answers: both DICOM sockets and the web (and the
+        # TLS port, which the rounds ask over TLS: see STATUS= below when it does not).
         assert echo(ports["a"]).returncode == 0 and echo(ports["b"]).returncode == 0
         assert healthz(ports["http"]) == 200
         assert "STATUS=serving, 0 studies, backup not set up" in ready.splitlines()
@@ -71,6 +73,7 @@ def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
         try:
             unhealthy = notify.next("STATUS=unhealthy")
             assert f"DICOM port {ports['a']} does not answer" in unhealthy and "WATCHDOG=1" not in unhealthy
+            assert f"DICOM TLS port {ports['tls']} does not answer" in unhealthy
             again = notify.next("STATUS=")
             assert again.startswith("STATUS=unhealthy") and "WATCHDOG=1" not in again
         finally:
@@ -106,7 +109,8 @@ def test_probe_associations_are_not_recorded_as_devices(tmp_path: Path) -> None:
     http, dicom = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
     notify = NotifySocket(tmp_path / "notify")
     command = [sys.executable, "-m", "appliance", "serve", "--data", str(tmp_path / "data"),
-               "--discovery", "false", "--min-free-mb", "0", "--device-policy", "locked"]  # fmt: skip
+               "--discovery", "false", "--min-free-mb", "0", "--device-policy", "locked",
+               "--dicom-tls-port", "0", "--https-port", "0"]  # fmt: skip
     env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     server = activated(command, [("http", http), ("dicom", dicom)], env, tmp_path / "server.log")
     try:

@@ -28,7 +28,7 @@ class Announcement:
     hostname: str  # without ".local"
     dicom_port: int
     http_port: int
-    tls_port: int | None = None  # a DICOM TLS port, once Lightbox has one
+    tls_port: int | None = None  # the DICOM TLS port (None: none served)
 
     @property
     def server(self) -> str:

@@ -87,7 +87,7 @@ def make_app(
     video.install(app, archive, guard, videos)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
     admin.install(app, archive, guard, in_force)
-    devices.install(app, archive, guard, in_force.aet, in_force.query_retrieve_from)
+    devices.install(app, archive, guard, in_force)
     site.install(app, archive, guard, in_force.aet)
     connect.install(app, archive, guard, in_force)
     wizard.install(app, archive, guard, in_force)
