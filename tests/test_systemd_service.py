@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -140,7 +141,7 @@ def indexed_uids(machine: Machine) -> set[str]:
 
 def test_installed_units_verify(machine: Machine) -> None:
     units = [f"/etc/systemd/system/{unit}" for unit in ("lightbox.service", "lightbox-http.socket",
-                                                       "lightbox-dicom.socket")]  # fmt: skip
+                                                       "lightbox-dicom.socket", "lightbox-dicom-tls.socket")]  # fmt: skip
     result = machine.run("systemd-analyze", "verify", *units, check=False)
     assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
     assert show(machine, "ActiveState") == "active" and show(machine, "User") == "lightbox"
@@ -156,6 +157,13 @@ def test_dicom_on_104_and_11112_and_the_web_on_80(machine: Machine, tmp_path: Pa
         assert sent.returncode == 0, sent.stdout + sent.stderr
     assert healthz()["counts"]["instances"] == before + 5
     assert {str(dcmread(f).SOPInstanceUID) for f in first + second} <= indexed_uids(machine)
+
+
+def test_dicom_tls_on_2762_shows_the_certificate_made_on_the_box(machine: Machine) -> None:
+    served = ssl.get_server_certificate((ADDRESS, 2762), timeout=30)
+    made = machine.run("cat", "/var/lib/lightbox/tls/lightbox.crt").stdout
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(made)
+    assert "dicom-tls_listening" in journal(machine) and "from=systemd" in journal(machine)
 
 
 def test_setup_code_in_the_journal_makes_the_first_admin(machine: Machine) -> None:
