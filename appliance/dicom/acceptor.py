@@ -167,7 +167,8 @@ class Acceptor:
             if not isinstance(exc, ssl.SSLEOFError):  # that is a port check, not a refusal
                 why = f"TLS: {exc.reason or exc}"
                 LOG.warning("association_refused address=%s reason=%r", address[0], why)
-                auditing.refused(self.archive, "", address[0], why)
+                if auditing.refusal_due("", address[0]):  # recorded apart: the door never waits for the index
+                    threading.Thread(target=self._record_refusal, args=(address[0], why), daemon=True).start()
             self._drop(waiting)
             return
         except OSError:  # closed before a whole request (e.g. a port check)
@@ -176,6 +177,12 @@ class Acceptor:
         self._pending.remove(waiting)
         self._selector.unregister(waiting.sock)
         self._start(waiting.sock, address, request)
+
+    def _record_refusal(self, address: str, why: str) -> None:
+        try:
+            auditing.record_refusal(self.archive, "", address, why)
+        finally:
+            self.archive.close_thread_connection()
 
     def _start(self, sock: socket.socket, address: tuple[str, int], request: pdu.AssociateRequest) -> None:
         slot = None
