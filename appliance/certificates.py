@@ -39,8 +39,11 @@ class Identity:
 
 
 def fingerprint(pem: str) -> str:
-    """The SHA-256 fingerprint of a PEM certificate (the first one), colon-separated hex."""
-    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    """The SHA-256 fingerprint of a PEM certificate (the first one: a clinic's file may hold its
+    chain after it, or text before it), colon-separated hex."""
+    start = pem.index(ssl.PEM_HEADER)
+    first = pem[start : pem.index(ssl.PEM_FOOTER, start) + len(ssl.PEM_FOOTER)]
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(first)).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 

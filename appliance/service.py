@@ -12,11 +12,12 @@ from typing import Any
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
-from appliance import health, listeners, systemd
+from appliance import certificates, health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
+from appliance.certificates import Identity
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
@@ -25,10 +26,11 @@ from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
 from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
-from appliance.web import connections
+from appliance.web import connections, tls
 from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import MAX_BODY, with_body_limits
 from appliance.web.connections import CONNECTION_LIMIT
+from appliance.web.https import HttpsDoor, with_https
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -107,6 +109,7 @@ class Service:
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
         self.discovery: Discovery | None = None
+        self.identity: Identity | None = None  # the box's TLS certificate, once started
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
@@ -129,6 +132,7 @@ class Service:
         )
         passed = systemd.passed_sockets()
         s = self.settings
+        self.identity = certificates.identity(s)
         dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
         options = dicom_options(s)
         if s.dicom_workers > 0:
@@ -140,22 +144,25 @@ class Service:
         else:
             self.dicom = FrontDoor(self.archive, options, dicom_sockets)
         http_sockets = listeners.take(passed, listeners.HTTP, s.host, s.http_port)
+        https_sockets = listeners.take(passed, listeners.HTTPS, s.host, s.https_port)
         targets = health.Targets(
             tuple(listeners.reachable(sock) for sock in dicom_sockets),
             listeners.reachable(http_sockets[0]),
             s.aet,
             options.health_aet,
         )
-        served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
+        served = listeners.in_force(s, dicom_sockets, http_sockets, https_sockets)  # what DNS-SD and the pages show
         archive = self.archive
-        app = with_security_headers(
-            with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
-        )
+        door = HttpsDoor(served.https_port, self.identity)
+        app = with_security_headers(with_https(with_body_limits(
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door)
+        ), archive, door))  # fmt: skip
         self.http = waitress.create_server(
-            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT,
-            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=MAX_BODY,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
         )  # fmt: skip
         connections.guard(self.http)
+        tls.serve(self.http, https_sockets, tls.server_context(self.identity))
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

@@ -54,7 +54,7 @@ def connection_values(archive: Archive, settings: Settings) -> dict[str, Any]:
         "aet": archive.site.ae_title(settings.aet),
         "addresses": local_addresses(settings.mdns_interfaces, settings.host),
         "host_name": f"{settings.mdns_hostname}.local" if settings.discovery else "",
-        "ports": dicom_ports(settings, {settings.http_port, server_port}),
+        "ports": dicom_ports(settings, {settings.http_port, settings.https_port, server_port}),
     }
 
 
