@@ -1,10 +1,11 @@
 """The ports Lightbox serves: the sockets systemd holds for it, else its own.
 
-Under systemd, ``lightbox-http.socket`` (port 80) and ``lightbox-dicom.socket`` (104 and
-11112) listen on Lightbox's behalf and pass their sockets, named ``http`` and ``dicom``: ports
-below 1024 then need no privilege at all, and a connection that arrives while the service
-restarts waits in the socket's queue instead of being refused.  Without them (``lightbox
-serve`` by hand), Lightbox binds ``host``:``dicom_port`` and ``host``:``http_port`` itself.
+Under systemd, ``lightbox-http.socket`` (port 80), ``lightbox-https.socket`` (443) and
+``lightbox-dicom.socket`` (104 and 11112) listen on Lightbox's behalf and pass their sockets,
+named ``http``, ``https`` and ``dicom``: ports below 1024 then need no privilege at all, and a
+connection that arrives while the service restarts waits in the socket's queue instead of being
+refused.  Without them (``lightbox serve`` by hand), Lightbox binds ``host``:``dicom_port``,
+``host``:``http_port`` and ``host``:``https_port`` itself.
 """
 
 from __future__ import annotations
@@ -13,23 +14,24 @@ import dataclasses
 import ipaddress
 import logging
 import socket
+from collections.abc import Sequence
 
 from appliance.config import ConfigError, Settings
 
 LOG = logging.getLogger("lightbox.service")
 
-HTTP, DICOM, DICOM_TLS = "http", "dicom", "dicom-tls"  # the socket units' FileDescriptorName=
+HTTP, HTTPS, DICOM, DICOM_TLS = "http", "https", "dicom", "dicom-tls"  # the socket units' FileDescriptorName=
 BACKLOG = 128
 
 
 def take(passed: dict[str, list[socket.socket]], kind: str, host: str, port: int) -> list[socket.socket]:
     """The listening sockets of ``kind``: those systemd passed, else one bound to host:port
     (none for port 0: that service is off)."""
-    unknown = sorted(set(passed) - {HTTP, DICOM, DICOM_TLS})
+    unknown = sorted(set(passed) - {HTTP, HTTPS, DICOM, DICOM_TLS})
     if unknown:
         raise ConfigError(
             f"systemd passed sockets named {', '.join(unknown)}: a socket unit of Lightbox's needs "
-            f"FileDescriptorName={HTTP}, {DICOM} or {DICOM_TLS}"
+            f"FileDescriptorName={HTTP}, {HTTPS}, {DICOM} or {DICOM_TLS}"
         )
     sockets = passed.get(kind)
     origin = "systemd"
@@ -60,7 +62,11 @@ def _v6_only(sock: socket.socket) -> bool:
 
 
 def in_force(
-    settings: Settings, dicom: list[socket.socket], http: list[socket.socket], dicom_tls: list[socket.socket]
+    settings: Settings,
+    dicom: list[socket.socket],
+    http: list[socket.socket],
+    https: Sequence[socket.socket] = (),
+    dicom_tls: Sequence[socket.socket] = (),
 ) -> Settings:
     """``settings`` with the address and ports actually served (the first of each kind; 0 for
     none), for what announces or shows them: DNS-SD, the admin pages."""
@@ -71,6 +77,7 @@ def in_force(
         "host": host,
         "dicom_port": dicom_port,
         "http_port": http[0].getsockname()[1],
+        "https_port": https[0].getsockname()[1] if https else 0,
         "dicom_tls_port": dicom_tls[0].getsockname()[1] if dicom_tls else 0,
     }
     return dataclasses.replace(settings, values={**settings.values, **served})

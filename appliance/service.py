@@ -27,10 +27,11 @@ from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
 from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
-from appliance.web import connections
+from appliance.web import connections, tls
 from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import MAX_BODY, with_body_limits
 from appliance.web.connections import CONNECTION_LIMIT
+from appliance.web.https import HttpsDoor, with_https
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -135,7 +136,6 @@ class Service:
         passed = systemd.passed_sockets()
         s = self.settings
         self.identity = certificates.identity(s)
-        LOG.info("tls_certificate path=%s sha256_fingerprint=%s", self.identity.certificate, self.identity.fingerprint)
         dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
         tls_sockets = listeners.take(passed, listeners.DICOM_TLS, s.host, s.dicom_tls_port)
         options = dicom_options(s, self.identity)
@@ -148,6 +148,11 @@ class Service:
         else:
             self.dicom = FrontDoor(self.archive, options, dicom_sockets, tls_sockets)
         http_sockets = listeners.take(passed, listeners.HTTP, s.host, s.http_port)
+        https_sockets = listeners.take(passed, listeners.HTTPS, s.host, s.https_port)
+        if not https_sockets:  # else the web's start-up line says it (web/https.py)
+            LOG.info(
+                "tls_certificate path=%s certificate_sha256=%s", self.identity.certificate, self.identity.fingerprint
+            )
         if not dicom_sockets or not http_sockets:
             raise ConfigError("dicom_port and http_port cannot be 0: Lightbox always serves both")
         targets = health.Targets(
@@ -159,16 +164,18 @@ class Service:
             client_context(self.identity, self.identity.certificate.read_text(encoding="ascii")),
         )
         # What DNS-SD and the pages show.
-        served = listeners.in_force(s, dicom_sockets, http_sockets, tls_sockets)
+        served = listeners.in_force(s, dicom_sockets, http_sockets, https_sockets, tls_sockets)
         archive = self.archive
-        app = with_security_headers(
-            with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
-        )
+        door = HttpsDoor(served.https_port, self.identity)
+        app = with_security_headers(with_https(with_body_limits(
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door)
+        ), archive, door))  # fmt: skip
         self.http = waitress.create_server(
-            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT,
-            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=MAX_BODY,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
         )  # fmt: skip
         connections.guard(self.http)
+        tls.serve(self.http, https_sockets, tls.server_context(self.identity))
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

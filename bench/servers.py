@@ -37,6 +37,7 @@ class RunningServer:
     proc: subprocess.Popen
     count_instances: Callable[[], int]
     http_port: int
+    https_port: int = 0  # Lightbox's HTTPS port
 
 
 def check_tools(*tools: str) -> None:
@@ -166,9 +167,10 @@ def lightbox_server(
 ) -> Iterator[RunningServer]:
     data_dir = data_dir or run_dir / "lightbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    dicom_port, http_port = free_port(), free_port()
+    dicom_port, http_port, https_port = free_port(), free_port(), free_port()
     cmd = lightbox_command("serve", "--data", str(data_dir), "--dicom-port", str(dicom_port),
-                           "--http-port", str(http_port), "--dicom-tls-port", str(free_port()), "--host", "127.0.0.1",
+                           "--http-port", str(http_port), "--https-port", str(https_port),
+                           "--dicom-tls-port", str(free_port()), "--host", "127.0.0.1",
                            "--aet", "LIGHTBOX")  # fmt: skip
     health = f"http://127.0.0.1:{http_port}/healthz"
     log_path = run_dir / f"{label}.log"
@@ -182,7 +184,7 @@ def lightbox_server(
 
     with managed_process(cmd, log_path, env or lightbox_env(), REPO_ROOT) as proc:
         wait_ready(proc, "Lightbox", health, log_path, dicom_port)
-        yield RunningServer(label, "LIGHTBOX", dicom_port, proc, count, http_port)
+        yield RunningServer(label, "LIGHTBOX", dicom_port, proc, count, http_port, https_port)
 
 
 # --------------------------------------------------------------------------- Orthanc

@@ -1,7 +1,8 @@
 """Lightbox as a systemd service, under a real systemd as PID 1: a Debian 12 machine booted in
 systemd-nspawn (support/machine.py), Lightbox installed there by README's "Run as a service"
 commands from wheels made here, and everything asked from outside the machine, over its own
-network: DICOM on ports 104 and 11112, the web on 80, the watchdog, kill -9, stop, the sandbox.
+network: DICOM on ports 104 and 11112, the web on 80 and 443 (HTTPS), the watchdog, kill -9,
+stop, the sandbox.
 
 The tests share one boot and run in this order; each leaves the service running, the last one
 stops it."""
@@ -28,6 +29,7 @@ from support.dicomgen import make_study
 from support.imagegen import corpus_file
 from support.machine import ADDRESS, Machine, rootfs, wheels
 from support.netns import private_network
+from support.tlsfiles import served_fingerprint
 from support.tools import dcmtk
 from support.web import ADMIN, ADMIN_PASSWORD, SETUP_CODE, Client
 
@@ -141,14 +143,20 @@ def indexed_uids(machine: Machine) -> set[str]:
 
 def test_installed_units_verify(machine: Machine) -> None:
     units = [f"/etc/systemd/system/{unit}" for unit in ("lightbox.service", "lightbox-http.socket",
-                                                       "lightbox-dicom.socket", "lightbox-dicom-tls.socket")]  # fmt: skip
+                                                       "lightbox-https.socket", "lightbox-dicom.socket",
+                                                       "lightbox-dicom-tls.socket")]  # fmt: skip
     result = machine.run("systemd-analyze", "verify", *units, check=False)
     assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
     assert show(machine, "ActiveState") == "active" and show(machine, "User") == "lightbox"
 
 
-def test_dicom_on_104_and_11112_and_the_web_on_80(machine: Machine, tmp_path: Path) -> None:
+def test_dicom_on_104_and_11112_and_the_web_on_80_and_443(machine: Machine, tmp_path: Path) -> None:
     assert echoscu(104).returncode == 0 and echoscu(11112).returncode == 0
+    # HTTPS on 443 (lightbox-https.socket), with the certificate the service made in its state
+    # directory, whose fingerprint the journal tells.
+    served = served_fingerprint(443, ADDRESS)
+    assert f"certificate_sha256={served}" in journal(machine)
+    assert "https_listening" in journal(machine) and "from=bound" not in journal(machine)
     before = healthz()["counts"]["instances"]
     first = make_study(tmp_path / "a", 3, patient_id="SVC-104")
     second = make_study(tmp_path / "b", 2, patient_id="SVC-11112")

@@ -29,7 +29,7 @@ Public API — outside code imports only from here:
   ``DicomNode``, ``NodeTable``, ``NodeError``, ``OPERATIONS``, ``parse_operations``, ``may``;
   ``AssociationSeen``, ``LearnedDevice``, ``DeviceError``, ``NoPort``, ``POLICIES``,
   ``device_access``; ``FoundService``; ``Rule``, ``Job``, ``SendResult``, ``ForwardError``;
-  ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title).
+  ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title), ``HttpsPolicy``.
 - Upkeep: ``CorrectionError``, ``Identity``, ``DELETABLE_LEVELS``; ``RestoreError``,
   ``install_index``.
 - Storage: ``Storage``, ``CHUNK``; ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
@@ -81,7 +81,7 @@ from appliance.archive.registry.nodes import (
     may,
     parse_operations,
 )
-from appliance.archive.registry.site import Site, SiteError, time_zones
+from appliance.archive.registry.site import HttpsPolicy, Site, SiteError, time_zones
 from appliance.archive.registry.users import (
     MIN_PASSWORD,
     Account,
@@ -105,7 +105,8 @@ __all__ = [
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
-    "device_access", "may", "parse_operations", "prepare_logins", "Site", "SiteError", "time_zones",
+    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "Site", "SiteError",
+    "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
     "CHUNK", "Storage", "disk_full", "make_private",
 ]  # fmt: skip

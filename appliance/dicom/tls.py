@@ -19,21 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.archive import Archive, DicomNode
-from appliance.certificates import Identity
+from appliance.certificates import Identity, tls_context
 
 LOG = logging.getLogger("lightbox.dicom")
 
-# RFC 9325 (BCP 195) 4.2: TLS 1.2 only with forward secrecy and AEAD; TLS 1.3's suites are all fine.
-CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
-
-def _context(purpose: int, identity: Identity) -> ssl.SSLContext:
-    context = ssl.SSLContext(purpose)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(CIPHERS)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+def _context(purpose: ssl._SSLMethod, identity: Identity) -> ssl.SSLContext:
+    context = tls_context(purpose, identity)
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned peer certificate is an anchor
-    context.load_cert_chain(identity.certificate, identity.private_key)
     return context
 
 

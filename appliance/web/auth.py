@@ -51,8 +51,10 @@ def is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def https() -> bool:
-    return request.urlparts.scheme == "https"
+def https(environ: dict[str, Any] | None = None) -> bool:
+    """Did the request come over TLS?  Told by the port that took it (``tls``), never by a
+    header: waitress drops X-Forwarded-Proto from anyone."""
+    return (request.environ if environ is None else environ).get("wsgi.url_scheme") == "https"
 
 
 def public(func: Callable) -> Callable:
@@ -253,12 +255,14 @@ class Auth:
 
     # ------------------------------------------------------------------ sessions
 
-    def start_session(self, account: Account) -> None:
+    def start_session(self, account: Account) -> str:
+        """A new session and its cookie (``Secure`` over HTTPS: never sent over plain HTTP); its token."""
         token = self.archive.sessions.create(account, client_address())
         response.set_cookie(
             COOKIE, token, path="/", httponly=True, samesite="strict", secure=https(),
             max_age=int(self.archive.options.session_max_s),
         )  # fmt: skip
+        return token
 
     def end_session(self) -> None:
         token = request.get_cookie(COOKIE)

@@ -55,7 +55,7 @@ def connection_values(archive: Archive, settings: Settings) -> dict[str, Any]:
         "aet": archive.site.ae_title(settings.aet),
         "addresses": local_addresses(settings.mdns_interfaces, settings.host),
         "host_name": f"{settings.mdns_hostname}.local" if settings.discovery else "",
-        "ports": dicom_ports(settings, {settings.http_port, server_port, settings.dicom_tls_port}),
+        "ports": dicom_ports(settings, {settings.http_port, settings.https_port, server_port, settings.dicom_tls_port}),
         "tls_port": settings.dicom_tls_port or None,
     }
 

@@ -4,7 +4,8 @@ waitress accepts at most ``connection_limit`` connections and closes one only af
 ``channel_timeout`` idle seconds (renewable by a byte): 100 idle connections from one peer kept
 the web UI, ``/healthz`` included, from answering anyone.  Here each address may hold at most
 ``PER_ADDRESS`` connections, and when the server nears its limit the connection idle longest
-gives way to the newcomer, so a browser or the health check always gets in.
+gives way to the newcomer, so a browser or the health check always gets in.  An HTTPS
+connection still in its TLS handshake counts as idle (``tls``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def _idle(channels: list[Any]) -> list[Any]:
 
 
 def make_room(server: BaseWSGIServer, newcomer: HTTPChannel) -> None:
-    others = [c for c in server.active_channels.values() if c is not newcomer and not c.will_close]
+    # Every port's channels (HTTP and HTTPS share waitress's map): one budget for them all.
+    channels = (c for c in server._map.values() if isinstance(c, HTTPChannel))
+    others = [c for c in channels if c is not newcomer and not c.will_close]
     same_address = [c for c in others if c.addr and newcomer.addr and c.addr[0] == newcomer.addr[0]]
     if len(same_address) >= PER_ADDRESS:
         idle = _idle(same_address)
