@@ -41,6 +41,7 @@ _FROM = {  # each level's table, joined to the levels above it
     "SERIES": "series se" + _TO_STUDY,
     "IMAGE": "instance i" + _TO_SERIES,
 }
+_ALIAS = {"PATIENT": "p", "STUDY": "st", "SERIES": "se", "IMAGE": "i"}
 _STUDY_SERIES = "SELECT 1 FROM series x WHERE x.study_id = st.id AND {}"
 _STUDY_INSTANCES = "SELECT 1 FROM series x JOIN instance y ON y.series_id = x.id WHERE x.study_id = st.id AND {}"
 
@@ -291,6 +292,18 @@ def find(
         if count > options.max_results:
             raise TooManyMatches(options.max_results)
     return _rows(plan)
+
+
+def find_page(
+    model: str, level: str, identifier: Mapping[str, Any], options: FindOptions, limit: int, offset: int = 0
+) -> Generator[dict[str, Any], None, None]:
+    """At most ``limit + 1`` matches from ``offset`` on (the one more tells the caller the
+    result was cut), for QIDO-RS paging.  The order is stable: studies newest first (a viewer's
+    first page is the latest work), series and instances in the order they were received."""
+    plan = compile_query(model, level, identifier, options)
+    order = " DESC" if level == "STUDY" else ""
+    sql = f"{plan.sql} ORDER BY {_ALIAS[level]}.id{order} LIMIT ? OFFSET ?"
+    return _rows(Plan(sql, plan.params + (limit + 1, offset), plan.returned, level))
 
 
 def _rows(plan: Plan) -> Generator[dict[str, Any], None, None]:
