@@ -185,8 +185,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         for warning in query.warnings:
             response.add_header("Warning", warning)
         response.content_type = media_type
-        base = f"{request.urlparts.scheme}://{request.urlparts.netloc}{PREFIX}"
-        body = bottle.json_dumps([_result(row, level, base) for row in rows])
+        body = bottle.json_dumps([_result(row, level) for row in rows])
         outcome = f"{len(rows)} results" + (" (more follow)" if cut else "")
         _audit(archive, guard, level, outcome, audit.SUCCESS, fixed.get("StudyInstanceUID", ""), started)
         return body
@@ -218,10 +217,13 @@ def _take(rows: Iterator[dict[str, Any]], count: int) -> Iterator[dict[str, Any]
         rows.close()  # type: ignore[attr-defined]
 
 
-def _result(row: dict[str, Any], level: str, base: str) -> dict[str, Any]:
+def _result(row: dict[str, Any], level: str) -> dict[str, Any]:
+    """One match in the DICOM JSON model, with InstanceAvailability and the RetrieveURL of its
+    WADO-RS resource.  The URL is path-absolute: same-origin by construction, right behind a
+    proxy, and not built from a Host header (dicomweb-client sends one without the port)."""
     answer = {tag_key(tag_for_keyword(kw) or 0): attribute(_vr(kw), value) for kw, value in row.items()}
     answer[tag_key(_INSTANCE_AVAILABILITY)] = {"vr": "CS", "Value": ["ONLINE"]}  # every file is on this box's disk
-    url = f"{base}/studies/{quote(row['StudyInstanceUID'], safe='')}"
+    url = f"{PREFIX}/studies/{quote(row['StudyInstanceUID'], safe='')}"
     if level in ("SERIES", "IMAGE"):
         url += f"/series/{quote(row['SeriesInstanceUID'], safe='')}"
     if level == "IMAGE":
