@@ -254,3 +254,16 @@ def test_cors_for_the_origins_set(lightbox_factory, tmp_path: Path) -> None:
     assert "Access-Control-Allow-Origin" not in stranger.headers
     api = basic().get(base_url(server) + "/api/me", headers={"Origin": OTHER}, timeout=30)
     assert "Access-Control-Allow-Origin" not in api.headers  # /dicom-web/ only
+
+
+def test_a_page_holds_at_most_find_max_results(lightbox_factory, tmp_path: Path) -> None:
+    server = lightbox_factory(find_max_results=2)
+    first_admin(server)
+    assert server.storescu(*make_study(tmp_path / "three", 3)).returncode == 0
+    client = DICOMwebClient(url=base_url(server) + "/dicom-web", session=basic())
+    for params in ({}, {"limit": 50}):  # the server's bound, whatever the client asks
+        answer = raw(server, "/instances", params=params)
+        assert len(answer.json()) == 2 and "Additional results can be requested" in answer.headers["Warning"]
+    last = raw(server, "/instances", params={"offset": 2})
+    assert len(last.json()) == 1 and "Warning" not in last.headers
+    assert len(client.search_for_instances(get_remaining=True)) == 3  # a client pages through it all

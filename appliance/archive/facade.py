@@ -106,9 +106,9 @@ class Archive:
 
     def find_page(
         self, model: str, level: str, identifier: Mapping[str, Any], limit: int, offset: int = 0
-    ) -> Generator[dict[str, Any], None, None]:
-        """QIDO-RS matches: at most ``limit + 1`` from ``offset`` on, in a stable order (see
-        ``query.find_page``); raises query.QueryError before the first match."""
+    ) -> tuple[Generator[dict[str, Any], None, None], bool]:
+        """QIDO-RS matches: at most ``limit`` from ``offset`` on, in a stable order, and whether
+        more follow (see ``query.find_page``); raises query.QueryError before the first match."""
         options = query.FindOptions(self.options.find_fold_names, 0)
         return query.find_page(model, level, identifier, options, limit, offset)
 

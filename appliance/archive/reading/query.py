@@ -296,14 +296,17 @@ def find(
 
 def find_page(
     model: str, level: str, identifier: Mapping[str, Any], options: FindOptions, limit: int, offset: int = 0
-) -> Generator[dict[str, Any], None, None]:
-    """At most ``limit + 1`` matches from ``offset`` on (the one more tells the caller the
-    result was cut), for QIDO-RS paging.  The order is stable: studies newest first (a viewer's
-    first page is the latest work), series and instances in the order they were received."""
+) -> tuple[Generator[dict[str, Any], None, None], bool]:
+    """At most ``limit`` matches from ``offset`` on, streamed, and whether more follow them
+    (known before the first match: QIDO-RS says so in a header), for QIDO-RS paging.  The
+    order is stable: studies newest first (a viewer's first page is the latest work), series
+    and instances in the order they were received."""
     plan = compile_query(model, level, identifier, options)
+    (more,) = database.execute_sql(f"SELECT COUNT(*) FROM ({plan.sql} LIMIT 1 OFFSET ?)",
+                                   plan.params + (offset + limit,)).fetchone()  # fmt: skip
     order = " DESC" if level == "STUDY" else ""
     sql = f"{plan.sql} ORDER BY {_ALIAS[level]}.id{order} LIMIT ? OFFSET ?"
-    return _rows(Plan(sql, plan.params + (limit + 1, offset), plan.returned, level))
+    return _rows(Plan(sql, plan.params + (limit, offset), plan.returned, level)), bool(more)
 
 
 def _rows(plan: Plan) -> Generator[dict[str, Any], None, None]:

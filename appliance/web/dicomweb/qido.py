@@ -12,7 +12,7 @@ match are ignored and named in a ``Warning`` header, as PS3.18 10.6.1.3.1 asks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -45,7 +45,7 @@ DEFAULTS = {
     ),
     "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "NumberOfFrames"),
 }  # fmt: skip
-_CONTROL = {"limit", "offset", "fuzzymatching", "includefield"}
+_BATCH = 50  # matches encoded per piece of the streamed answer
 _INSTANCE_AVAILABILITY, _RETRIEVE_URL = 0x00080056, 0x00081190
 _CUT = '299 lightbox "The number of results exceeded the limit or the maximum supported by the server. '
 _CUT += 'Additional results can be requested."'
@@ -165,30 +165,24 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     max_results = settings.find_max_results
 
     def search(resource: str, scope: tuple[str, ...], fixed: dict[str, str]) -> Any:
-        started = time.perf_counter()
         level = _LEVEL[resource]
         media_type = choose(request.get_header("Accept"), OFFERED)
         if media_type is None:
             raise problem(406, "QIDO-RS answers application/dicom+json")
         query = Search(level, scope, fixed, max_results)
         query.fuzzy_names()
+        trail = _Trail(archive, guard, level, fixed.get("StudyInstanceUID", ""))
         try:
-            matches = archive.find_page(_MODEL, level, query.identifier, query.limit, query.offset)
-            first = list(_take(matches, query.limit + 1))
+            matches, more = archive.find_page(_MODEL, level, query.identifier, query.limit, query.offset)
         except QueryError as exc:
-            _audit(archive, guard, level, f"refused: {exc}", audit.MINOR_FAILURE)
+            trail.record(f"refused: {exc}", audit.MINOR_FAILURE)
             raise problem(400, str(exc)) from None
-        cut = len(first) > query.limit
-        rows = first[: query.limit]
-        if cut:
+        if more:
             query.warnings.append(_CUT)
         for warning in query.warnings:
             response.add_header("Warning", warning)
         response.content_type = media_type
-        body = bottle.json_dumps([_result(row, level) for row in rows])
-        outcome = f"{len(rows)} results" + (" (more follow)" if cut else "")
-        _audit(archive, guard, level, outcome, audit.SUCCESS, fixed.get("StudyInstanceUID", ""), started)
-        return body
+        return _stream(matches, level, trail, more)
 
     def route(path: str, resource: str, scope: tuple[str, ...], *uids: str) -> None:
         def answer(**kwargs: str) -> Any:
@@ -206,15 +200,26 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
           "StudyInstanceUID", "SeriesInstanceUID")  # fmt: skip
 
 
-def _take(rows: Iterator[dict[str, Any]], count: int) -> Iterator[dict[str, Any]]:
-    """The first ``count`` rows; the cursor is closed either way."""
+def _stream(matches: Generator[dict[str, Any], None, None], level: str, trail: _Trail, more: bool) -> Iterator[bytes]:
+    """The JSON array, encoded a batch of matches at a time: memory stays flat however many
+    matches a page holds (rule 9); the search is audited once the answer is sent."""
+    count, outcome = 0, "stopped"
     try:
-        for n, row in enumerate(rows):
-            if n >= count:
-                break
-            yield row
+        yield b"["
+        batch: list[str] = []
+        for match in matches:
+            batch.append(bottle.json_dumps(_result(match, level)))
+            count += 1
+            if len(batch) == _BATCH:
+                yield (("," if count > _BATCH else "") + ",".join(batch)).encode()
+                batch = []
+        if batch:
+            yield (("," if count > len(batch) else "") + ",".join(batch)).encode()
+        yield b"]"
+        outcome = "more follow" if more else "complete"
     finally:
-        rows.close()  # type: ignore[attr-defined]
+        matches.close()  # a client gone mid-answer must not hold the read snapshot
+        trail.record(f"{count} results, {outcome}", audit.SUCCESS if outcome != "stopped" else audit.MINOR_FAILURE)
 
 
 def _result(row: dict[str, Any], level: str) -> dict[str, Any]:
@@ -232,17 +237,21 @@ def _result(row: dict[str, Any], level: str) -> dict[str, Any]:
     return dict(sorted(answer.items()))
 
 
-def _audit(
-    archive: Archive, guard: Guard, level: str, outcome: str, code: int, study_uid: str = "",
-    started: float | None = None,
-) -> None:  # fmt: skip
-    """A Query event (PS3.15 A.5.3.8), like a C-FIND's: the keys searched, not their values (as
-    for C-FIND, the trail names no patient it was not asked to); not waited for on disk, as a
-    viewer asks often."""
-    took = f", {(time.perf_counter() - started) * 1000:.0f} ms" if started is not None else ""
-    keys = sorted({name for name, _ in parse_qsl(request.query_string, keep_blank_values=True)})
-    detail = f"QIDO-RS {level} {request.path}" + (f" by {','.join(keys)}" if keys else "")
-    archive.audit.record(
-        audit.QUERY, guard.user().name, client_address(), outcome=code, study_uid=study_uid,
-        detail=f"{detail[:400]}: {outcome}{took}", durable=False,
-    )  # fmt: skip
+class _Trail:
+    """The request's Query event (PS3.15 A.5.3.8), like a C-FIND's: the keys searched, not
+    their values (as for C-FIND, the trail names no patient it was not asked to); not waited
+    for on disk, as a viewer asks often.  What it needs is taken from the request up front:
+    the answer is audited after it is streamed."""
+
+    def __init__(self, archive: Archive, guard: Guard, level: str, study_uid: str) -> None:
+        self.archive, self.study_uid, self.started = archive, study_uid, time.perf_counter()
+        self.user, self.address = guard.user().name, client_address()
+        keys = sorted({name for name, _ in parse_qsl(request.query_string, keep_blank_values=True)})
+        self.detail = f"QIDO-RS {level} {request.path}"[:300] + (f" by {','.join(keys)}"[:200] if keys else "")
+
+    def record(self, outcome: str, code: int) -> None:
+        took = (time.perf_counter() - self.started) * 1000
+        self.archive.audit.record(
+            audit.QUERY, self.user, self.address, outcome=code, study_uid=self.study_uid,
+            detail=f"{self.detail}: {outcome}, {took:.0f} ms", durable=False,
+        )  # fmt: skip
