@@ -10,21 +10,19 @@ checked to be exactly that difference, or listed here.
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom import Dataset
-from test_cfind_oracle import KNOWN_DIFFERENCES, SCU_AET, _matches, build_corpus, explained, random_query
+from test_cfind_oracle import KNOWN_DIFFERENCES, _matches, explained, random_query, seeded, tally
 
 from support.netns import private_network
-from support.peers import ORTHANC_DICOMWEB, Orthanc
-from support.tools import dcmtk, require
+from support.peers import ORTHANC_DICOMWEB
+from support.tools import require
 from support.web import ADMIN, ADMIN_PASSWORD, base_url, first_admin
 
 pytestmark = pytest.mark.slow  # Orthanc as the oracle
@@ -92,21 +90,10 @@ def case_folded(keys: dict[str, str], asked: list[str], ours: set[tuple], theirs
 
 def run_oracle(tmp_path: Path, lightbox_factory) -> dict:
     rng = random.Random(20261207)
-    values = build_corpus(tmp_path / "corpus", rng)
-    files = sorted((tmp_path / "corpus").iterdir())
-    lightbox = lightbox_factory()
-    first_admin(lightbox)
-    orthanc = Orthanc(tmp_path / "orthanc", {"oracle": [SCU_AET, "127.0.0.1", 1]}, DefaultEncoding="Utf8",
-                      Plugins=[str(require(ORTHANC_DICOMWEB))], DicomWeb={"Enable": True, "Root": "/dicom-web/"},
-                      LimitFindResults=0, LimitFindInstances=0)  # Orthanc cuts at 100 by default  # fmt: skip
-    try:
-        assert lightbox.storescu(tmp_path / "corpus", extra=("+sd",)).returncode == 0
-        stored = subprocess.run(
-            [dcmtk("storescu"), "-aet", SCU_AET, "-aec", "ORTHANC", "+sd", "127.0.0.1", str(orthanc.dicom_port), str(tmp_path / "corpus")],
-            capture_output=True, timeout=300, env={**os.environ, "TCP_NODELAY": "1"},
-        )  # fmt: skip
-        assert stored.returncode == 0, stored.stderr
-        assert lightbox.count() == len(files) == orthanc.rest("GET", "/statistics")["CountInstances"]
+    plugin = {"Plugins": [str(require(ORTHANC_DICOMWEB))], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+              "LimitFindResults": 0, "LimitFindInstances": 0}  # Orthanc cuts at 100 by default  # fmt: skip
+    with seeded(tmp_path, lightbox_factory, rng, {}, **plugin) as (lightbox, orthanc, values):
+        first_admin(lightbox)
         session = requests.Session()
         session.trust_env, session.auth = False, (ADMIN, ADMIN_PASSWORD)
         ours_client = DICOMwebClient(url=base_url(lightbox) + "/dicom-web", session=session)
@@ -122,21 +109,10 @@ def run_oracle(tmp_path: Path, lightbox_factory) -> dict:
                 continue
             asked, ours = answers(ours_client, level, keys)
             _, theirs = answers(orthanc.http_port, level, keys)
-            report["queries"] += 1
-            report["matches"] += len(ours)
-            if ours == theirs:
-                report["equal"] += 1
-                continue
-            reason = explained(level, keys, asked, ours, theirs) or case_folded(keys, asked, ours, theirs)
-            entry = {"level": level, "keys": keys, "counts": [len(ours), len(theirs)], "lightbox_only": sorted(map(str, ours - theirs))[:3],
-                     "orthanc_only": sorted(map(str, theirs - ours))[:3]}  # fmt: skip
-            if reason:
-                report["known"].setdefault(reason, []).append(entry)
-            else:
-                report["unexplained"].append(entry)
+            reason = None if ours == theirs else (
+                explained(level, keys, asked, ours, theirs) or case_folded(keys, asked, ours, theirs))  # fmt: skip
+            tally(report, {"level": level, "keys": keys, "counts": [len(ours), len(theirs)]}, ours, theirs, reason)
         return report
-    finally:
-        orthanc.stop()
 
 
 def test_qido_answers_match_orthanc_dicomweb(tmp_path, lightbox_factory):
