@@ -11,6 +11,7 @@ match are ignored and named in a ``Warning`` header, as PS3.18 10.6.1.3.1 asks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from appliance.web.dicomweb.accept import choose
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.json import attribute, tag_key
 
+LOG = logging.getLogger("lightbox.web.dicomweb")
 OFFERED = ["application/dicom+json", "application/json"]
 _MODEL = "STUDY_ROOT"
 _LEVEL = {"studies": "STUDY", "series": "SERIES", "instances": "IMAGE"}
@@ -46,6 +48,7 @@ DEFAULTS = {
     "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "NumberOfFrames"),
 }  # fmt: skip
 _BATCH = 50  # matches encoded per piece of the streamed answer
+_UNCAPPED = 2**53  # find_max_results = 0: pages as long as asked (the answer streams: memory stays flat)
 _INSTANCE_AVAILABILITY, _RETRIEVE_URL = 0x00080056, 0x00081190
 _CUT = '299 lightbox "The number of results exceeded the limit or the maximum supported by the server. '
 _CUT += 'Additional results can be requested."'
@@ -58,7 +61,8 @@ class Search:
     def __init__(self, level: str, scope_levels: tuple[str, ...], fixed: dict[str, str], max_results: int) -> None:
         self.level = level
         self.identifier: dict[str, Any] = {}
-        self.limit, self.offset, self.fuzzy = max_results, 0, False
+        cap = max_results or _UNCAPPED
+        self.limit, self.offset, self.fuzzy = cap, 0, False
         self.warnings: list[str] = []
         unmatched: list[str] = []
         included: set[str] = set()
@@ -70,7 +74,7 @@ class Search:
             raise problem(400, "the query string is not UTF-8") from None
         for name, value in pairs:
             if name == "limit":
-                self.limit = min(_count(name, value), max_results) if max_results else _count(name, value)
+                self.limit = min(_count(name, value), cap)
             elif name == "offset":
                 self.offset = _count(name, value)
             elif name == "fuzzymatching":
@@ -122,7 +126,8 @@ class Search:
         self.identifier[keyword] = f"{previous}\\{value}" if previous else value
 
     def fuzzy_names(self) -> None:
-        """``fuzzymatching=true``: each name value without wildcards matches as a prefix."""
+        """``fuzzymatching=true``: each name value without wildcards matches as a prefix of the
+        name or of any of its words (``_fuzzy``)."""
         if not self.fuzzy:
             return
         for keyword, value in self.identifier.items():
@@ -250,8 +255,12 @@ class _Trail:
         self.detail = f"QIDO-RS {level} {request.path}"[:300] + (f" by {','.join(keys)}"[:200] if keys else "")
 
     def record(self, outcome: str, code: int) -> None:
+        """Never raises: it runs as the answer ends, when nothing can be said to the client."""
         took = (time.perf_counter() - self.started) * 1000
-        self.archive.audit.record(
-            audit.QUERY, self.user, self.address, outcome=code, study_uid=self.study_uid,
-            detail=f"{self.detail}: {outcome}, {took:.0f} ms", durable=False,
-        )  # fmt: skip
+        try:
+            self.archive.audit.record(
+                audit.QUERY, self.user, self.address, outcome=code, study_uid=self.study_uid,
+                detail=f"{self.detail}: {outcome}, {took:.0f} ms", durable=False,
+            )  # fmt: skip
+        except Exception as exc:
+            LOG.warning("audit_not_recorded event=Query user=%r reason=%r", self.user, str(exc))
