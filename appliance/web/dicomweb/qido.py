@@ -59,7 +59,6 @@ class Search:
     the warnings to send back."""
 
     def __init__(self, level: str, scope_levels: tuple[str, ...], fixed: dict[str, str], max_results: int) -> None:
-        self.level = level
         self.identifier: dict[str, Any] = {}
         cap = max_results or _UNCAPPED
         self.limit, self.offset, self.fuzzy = cap, 0, False
