@@ -158,6 +158,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
     ),
     Setting(
+        "dicomweb_cors_origins",
+        "",
+        "Other web origins (comma-separated, e.g. `https://viewer.example.org`) whose pages may use /dicom-web/ "
+        "(CORS, with HTTP Basic; never the session cookie); empty: same origin only.",
+    ),
+    Setting(
         "audit_retention_days",
         2190,
         "Days the audit trail keeps an event (2190: six years, as HIPAA asks of such records); 0: for ever. "
@@ -224,7 +230,7 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_dicom-tls._tcp` for the DICOM "
         "TLS port, `_http._tcp` for the "
-        "web UI) and keep a list of the DICOM services others announce.",
+        "web UI, `_dicomweb._tcp` for DICOMweb) and keep a list of the DICOM services others announce.",
     ),
     Setting("mdns_hostname", "lightbox", "Host name announced over mDNS (with `.local` appended)."),
     Setting(

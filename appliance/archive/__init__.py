@@ -21,7 +21,8 @@ Public API — outside code imports only from here:
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``; the stored meta header
   (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
   ``encode_meta``, ``dataset_offset``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
-- Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``,
+- Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``, ``QUERY_KEYS``
+  and ``QUERY_LEVELS`` (what matching knows, by keyword and level),
   ``ITEM_KEYS``; ``LEVEL_KEYS``, ``InstanceFile``; ``InstanceEntry``; ``MediaFile``,
   ``dicomdir``; ``kinds``; the change log's kinds (``STORED_KINDS``, ``REMOVED_KINDS``,
   ``SUPERSEDED_KIND``, ``REBUILT_KIND``).
@@ -59,6 +60,8 @@ from appliance.archive.reading.changes import (
 )
 from appliance.archive.reading.lookup import InstanceEntry
 from appliance.archive.reading.media import MediaFile, dicomdir
+from appliance.archive.reading.query import KEYS as QUERY_KEYS
+from appliance.archive.reading.query import LEVELS as QUERY_LEVELS
 from appliance.archive.reading.query import QueryError, TooManyMatches
 from appliance.archive.reading.retrieval import LEVEL_KEYS
 from appliance.archive.reading.rows import InstanceFile
@@ -101,7 +104,7 @@ __all__ = [
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
     "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta",
-    "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QueryError", "REBUILT_KIND",
+    "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QUERY_KEYS", "QUERY_LEVELS", "QueryError", "REBUILT_KIND",
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",

@@ -1,4 +1,4 @@
-"""Who is asking: sessions (cookie), HTTP Basic for the JSON API, roles, CSRF and Origin checks.
+"""Who is asking: sessions (cookie), HTTP Basic for the JSON API and DICOMweb, roles, CSRF and Origin checks.
 
 ``Guard`` is what route modules use: ``@guard`` (any logged-in user) or ``@guard("admin")``.
 Every route of the app is either guarded or marked ``@public``; ``make_app`` refuses to start
@@ -48,7 +48,9 @@ def client_address() -> str:
 
 
 def is_api() -> bool:
-    return request.path.startswith("/api/")
+    """A request of scripts and viewers, not of pages: JSON errors, HTTP Basic, a 401 challenge
+    instead of a redirect to the login page (the JSON API and DICOMweb)."""
+    return request.path.startswith(("/api/", "/dicom-web/")) or request.path == "/dicom-web"
 
 
 def https(environ: dict[str, Any] | None = None) -> bool:
@@ -94,6 +96,7 @@ class Auth:
         self._basic_secret = secrets.token_bytes(32)
         self._basic_ok: dict[bytes, tuple[int, str, float]] = {}  # digest -> (user id, hash, expiry)
         self._basic_lock = threading.Lock()
+        self.cors_origins: frozenset[str] = frozenset()  # other origins DICOMweb may be used from
         prepare_logins()
         if self.setup_needed():
             self.setup_code = self._kept_or_new_setup_code()
@@ -138,7 +141,7 @@ class Auth:
         return self.archive.users.count() == 0
 
     def current(self) -> Account | None:
-        """The user of this request, from the session cookie or HTTP Basic (API only)."""
+        """The user of this request, from the session cookie or HTTP Basic (API and DICOMweb only)."""
         if _ENV_USER in request.environ:
             return request.environ[_ENV_USER]
         account, csrf, via = None, "", ""
@@ -229,7 +232,8 @@ class Auth:
 
     def check_origin(self) -> None:
         """A state-changing request must come from a page of ours: Origin (or, without it,
-        Referer) must name this host.  Scripts with HTTP Basic send neither, and that is fine."""
+        Referer) must name this host, or for DICOMweb an origin of ``dicomweb_cors_origins``.
+        Scripts with HTTP Basic send neither, and that is fine."""
         own = f"{request.urlparts.scheme}://{request.urlparts.netloc}"
         origin = request.get_header("Origin")
         if origin is None:
@@ -239,7 +243,7 @@ class Auth:
                     self.refused("no Origin or Referer on a state-changing request")
                 return
             origin = "/".join(referer.split("/", 3)[:3])
-        if origin != own:
+        if origin != own and not (origin in self.cors_origins and request.path.startswith("/dicom-web/")):
             self.refused("cross-origin request")
 
     def refused(self, reason: str) -> None:
@@ -273,7 +277,7 @@ class Auth:
 
 class Guard:
     """``@guard`` or ``@guard("admin")`` in front of a route callback: the request needs a
-    session (or HTTP Basic on /api/) and, if given, the role.  ``guard.user()`` is then the
+    session (or HTTP Basic on /api/ and /dicom-web/) and, if given, the role.  ``guard.user()`` is then the
     account; ``guard.audit(...)`` records an event for it."""
 
     def __init__(self, auth: Auth) -> None:
