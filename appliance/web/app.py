@@ -25,6 +25,7 @@ from appliance.web import (
     connect,
     corrections,
     devices,
+    dicomweb,
     documents,
     downloads,
     frames,
@@ -93,6 +94,7 @@ def make_app(
     wizard.install(app, archive, guard, in_force)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
+    dicomweb.install(app, archive, guard, in_force)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

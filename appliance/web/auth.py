@@ -48,7 +48,8 @@ def client_address() -> str:
 
 
 def is_api() -> bool:
-    return request.path.startswith("/api/")
+    """JSON errors, HTTP Basic, no redirects to the login page: the API, DICOMweb, WADO-URI."""
+    return request.path.startswith(("/api/", "/dicom-web/")) or request.path == "/wado"
 
 
 def https() -> bool:

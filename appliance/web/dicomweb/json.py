@@ -1,0 +1,68 @@
+"""DICOM JSON (PS3.18 F.2) of a pydicom Dataset.
+
+pydicom's ``DataElement.to_json_dict`` encodes each value correctly (PN as Alphabetic groups,
+IS and DS as numbers, AT as hex strings); what it lacks is where an element is, which a
+BulkDataURI must say.  So the walk is ours: binary values longer than ``INLINE_MAX`` become
+BulkDataURIs named by their tag path (``7FE00010``, or ``00540016/1/00181072`` inside a
+sequence: item numbers from 1), without reading them when the file left them on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+
+LOG = logging.getLogger("lightbox.web.dicomweb")
+BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+INLINE_MAX = 1024  # bytes: a longer binary value goes by BulkDataURI (when there is one)
+
+
+def tag_hex(tag: int) -> str:
+    return f"{tag:08X}"
+
+
+def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, prefix: str = "") -> dict:
+    """``ds`` as DICOM JSON; ``bulk_uri(tag_path)`` gives the URI of a large binary value, and
+    without it every value is inline (InlineBinary)."""
+    out: dict[str, Any] = {}
+    for tag in sorted(ds.keys()):
+        if tag.group == 0x0002 or tag.element == 0:
+            continue  # group lengths and the meta header are not attributes of the instance
+        path = prefix + tag_hex(tag)
+        element = ds.get_item(tag, keep_deferred=True)
+        vr = _vr(element, tag)
+        length = element.length if isinstance(element, RawDataElement) else None
+        if bulk_uri is not None and vr in BINARY_VRS and (length is None or length > INLINE_MAX):
+            if length is None and element.value is not None and len(element.value) <= INLINE_MAX:
+                pass  # read already and small: inline below
+            else:
+                out[tag_hex(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
+                continue
+        try:
+            full = ds[tag]
+            if full.VR == "SQ":
+                items = [to_json(item, bulk_uri, f"{path}/{n}/") for n, item in enumerate(full.value, 1)]
+                out[tag_hex(tag)] = {"vr": "SQ", **({"Value": items} if items else {})}
+            else:
+                out[tag_hex(tag)] = full.to_json_dict(None, bulk_data_threshold=1 << 62)
+        except Exception as exc:  # a value pydicom cannot encode: the attribute without it (logged)
+            LOG.warning("dicom_json_value_dropped tag=%s reason=%s", tag_hex(tag), exc.__class__.__name__)
+            out[tag_hex(tag)] = {"vr": vr}
+    return out
+
+
+def _vr(element: DataElement | RawDataElement, tag: int) -> str:
+    vr = element.VR
+    if not vr:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"
+    if " or " in vr:
+        vr = "OW" if "OW" in vr else vr.split(" or ")[0]
+    return str(vr)
