@@ -5,6 +5,7 @@ back with dicomweb-client (HTTP Basic) and compared with what was sent."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from requests.exceptions import HTTPError
 
 from support.dicomgen import dataset_bytes, make_study, write
 from support.imagegen import corpus_file, gradient_image
-from support.mediagen import odd_pdf, pdf_dicom
+from support.mediagen import FFMPEG, H264_HP41, make_stream, odd_pdf, pdf_dicom, video_dicom
+from support.tools import require
 from support.web import ADMIN, ADMIN_PASSWORD, base_url
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -305,3 +307,24 @@ def test_login_is_required_and_retrievals_are_audited(server, session, sent):
     events = session.get(base_url(server) + "/api/audit").json()["events"]
     details = [e["detail"] for e in events if e["study_uid"] == study]
     assert "DICOMweb: study retrieved, 1 instance" in details
+
+
+def test_a_video_is_rendered_as_mp4_with_ranges(server, session, tmp_path):
+    """The video's MP4 (made by the server with ffmpeg, a remux here) behind the rendered URL."""
+    require(FFMPEG)
+    stream = make_stream(tmp_path / "clip.ts", "h264", "ts", frames=25)
+    path = video_dicom(stream, tmp_path / "video.dcm", H264_HP41, frames=25)
+    result = server.storescu(path, extra=("-R", "-xn"))
+    assert result.returncode == 0 and "(Success)" in result.stderr, result.stderr
+    study, series, sop = uids(path)
+    url = f"{base_url(server)}/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered"
+    assert session.get(url, headers={"Accept": "image/jpeg"}).status_code == 406
+    deadline = time.monotonic() + 60
+    while (answer := session.get(url, headers={"Accept": "video/mp4"})).status_code == 503:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "video/mp4"
+    assert answer.history and answer.history[0].status_code == 307
+    assert answer.content[4:8] == b"ftyp"
+    piece = session.get(url, headers={"Accept": "video/mp4", "Range": "bytes=0-99"})
+    assert piece.status_code == 206 and piece.content == answer.content[:100]

@@ -36,13 +36,13 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
         path = prefix + tag_hex(tag)
         element = ds.get_item(tag, keep_deferred=True)
         vr = _vr(element, tag)
-        length = element.length if isinstance(element, RawDataElement) else None
-        if bulk_uri is not None and vr in BINARY_VRS and (length is None or length > INLINE_MAX):
-            if length is None and element.value is not None and len(element.value) <= INLINE_MAX:
-                pass  # read already and small: inline below
-            else:
-                out[tag_hex(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
-                continue
+        if isinstance(element, RawDataElement):
+            size = element.length  # read or not; 0xFFFFFFFF (undefined length) counts as large
+        else:
+            size = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
+        if bulk_uri is not None and vr in BINARY_VRS and size > INLINE_MAX:
+            out[tag_hex(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
+            continue
         try:
             full = ds[tag]
             if full.VR == "SQ":

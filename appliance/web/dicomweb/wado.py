@@ -49,6 +49,7 @@ from appliance.web.dicomweb import multipart
 from appliance.web.dicomweb.accept import MediaRange, covers, parse
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.json import to_json
+from appliance.web.documents import DOCUMENT_CSP
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 PREFIX = "/dicom-web"
@@ -173,7 +174,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
                 pass  # an image over the decode cap is refused (TooLarge) before it is read whole
         except TooLarge:
             raise
-        except ImagingError:
+        except ImagingError:  # not an image
             if out.item.size > options.max_decode_bytes:  # no pixels to judge by: the file's size
                 raise TooLarge("file over the decode cap") from None
         with imaging.DECODING:
@@ -198,15 +199,14 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         files = files_of(study, series, sop)
         record(audit.INSTANCES_ACCESSED, study, f"metadata of {len(files)} instance{'s' if len(files) != 1 else ''}")
         base = bottle.request.script_name.rstrip("/") + PREFIX + f"/studies/{study}/series/"
-        series_of = {sop: series} if sop and series else None
 
         def documents() -> Iterator[bytes]:
             yield b"["
             for n, item in enumerate(files):
-                parent = (series_of or {}).get(item.sop_uid) or _series_of(archive, item.sop_uid)
+                parent = series or _series_of(archive, item.sop_uid)
                 uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
                 try:
-                    text = pydicom_json(path_of(item), uri)
+                    text = instance_json(path_of(item), uri)
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
                     continue
@@ -215,7 +215,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
         return bottle.HTTPResponse(documents(), 200, {"Content-Type": DICOM_JSON})
 
-    def pydicom_json(path: Path, bulk_base: str) -> bytes:
+    def instance_json(path: Path, bulk_base: str) -> bytes:
         try:
             ds, syntax, pixels = stored_header(path)
         except ImagingError:  # no pixel data (a report, a document): read the whole header
@@ -306,7 +306,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if ranges.first_piece():
             record(audit.INSTANCES_ACCESSED, study, f"{found.label} read (instance {entry.instance_number})")
         if single is not None:
-            headers = {"Content-Type": found.media_type, "Content-Security-Policy": "sandbox; default-src 'none'",
+            headers = {"Content-Type": found.media_type, "Content-Security-Policy": DOCUMENT_CSP,
                        "Content-Disposition": f'inline; filename="document-{entry.instance_number or 0}.{found.extension}"'}  # fmt: skip
             return ranges.window_response(path, found.offset, found.length, headers, f'"{path.stem[:32]}"')
         part_type = OCTETS if _choose_multipart(OCTETS, accept) else found.media_type
@@ -319,8 +319,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def picture(entry: InstanceEntry, frame: int) -> bottle.HTTPResponse:
         if entry.kind == kinds.VIDEO:
-            # The video's MP4 is served, with Range and 206, by the web UI's own route.
-            return bottle.HTTPResponse(status=307, headers={"Location": f"/api/instances/{entry.sop_uid}/video.mp4"})
+            if _choose_plain(("video/mp4",)) is None:
+                raise Refused(406, "a video is rendered as video/mp4")
+            # Its MP4 is served, with Range and 206 (503 while it is made), by the web UI's own route.
+            location = bottle.request.script_name.rstrip("/") + f"/api/instances/{entry.sop_uid}/video.mp4"
+            return bottle.HTTPResponse(status=307, headers={"Location": location})
         media_type = _choose_plain(tuple(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
@@ -372,8 +375,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         return picture(entry_of(study, series, sop), wanted[0])
 
     def thumbnail_of(entry: InstanceEntry | None, frame: int = 1) -> bottle.HTTPResponse:
-        if entry is None or entry.kind not in (kinds.IMAGE, kinds.VIDEO):
-            raise Refused(404, "nothing to show a thumbnail of")
+        if entry is None or entry.kind != kinds.IMAGE:
+            raise Refused(404, "no image to make a thumbnail of")
         if _choose_plain(("image/jpeg",)) is None:
             raise Refused(406, "thumbnails are image/jpeg")
         made = thumbnails.get(path_of(entry), frame)
@@ -381,15 +384,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
                                                     "Cache-Control": "private, max-age=300"})  # fmt: skip
 
     def first_series_thumbnail(study: str) -> bottle.HTTPResponse:
-        series = []
+        """The thumbnail of the first series (in series order) that holds an image."""
         for item in files_of(study):
-            parent = _series_of(archive, item.sop_uid)
-            if parent not in series:
-                series.append(parent)
-        for uid in series:
-            middle = archive.middle_instance(uid)
-            if middle is not None and middle.kind == kinds.IMAGE:
-                return thumbnail_of(middle)
+            entry = archive.instance(item.sop_uid)
+            if entry is not None and entry.kind == kinds.IMAGE:
+                return thumbnail_of(archive.middle_instance(entry.series_uid))
         raise Refused(404, "no images in this study")
 
     def series_thumbnail(study: str, series: str) -> bottle.HTTPResponse:
@@ -607,6 +606,8 @@ def _locate_value(path: Path, tag_path: str) -> tuple[int, int, bytes | None]:
         ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=1024)
         for n in range(0, len(steps) - 1, 2):
             item = int(steps[n + 1])
+            if item < 1:
+                raise IndexError(item)
             ds = ds[int(steps[n], 16)].value[item - 1]
         tag = int(steps[-1], 16)
         element = ds.get_item(tag, keep_deferred=True)
