@@ -253,6 +253,10 @@ def test_pdf_through_its_bulk_data_uri(server, client, session, sent):
     assert answer.content == pdf
     tail = session.get(uri, headers={"Accept": "application/pdf", "Range": "bytes=-16"})
     assert tail.status_code == 206 and tail.content == pdf[-16:]
+    # OHIF asks for the accept query parameter, and for the PDF as the instance rendered.
+    assert session.get(uri, params={"accept": "application/pdf"}).content == pdf
+    rendered = session.get(f"{base_url(server)}/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered")
+    assert rendered.headers["Content-Type"] == "application/pdf" and rendered.content == pdf
 
 
 def test_rendered_and_thumbnails(server, client, session, sent):

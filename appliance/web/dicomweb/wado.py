@@ -142,7 +142,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def retrieve(study: str, series: str | None = None, sop: str | None = None) -> bottle.HTTPResponse:
         files = files_of(study, series, sop)
-        ranges_ = [r for r in parse(bottle.request.get_header("Accept")) if _multipart_of(r, DICOM)]
+        ranges_ = [r for r in parse(_accept()) if _multipart_of(r, DICOM)]
         outgoing = [_outgoing(item, ranges_) for item in files]
         refused = [o for o in outgoing if o is None]
         if refused:
@@ -250,7 +250,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def frames_answer(entry: InstanceEntry, wanted: list[int]) -> bottle.HTTPResponse:
         stored = entry.transfer_syntax
-        choice = _frame_choice(stored, parse(bottle.request.get_header("Accept")))
+        choice = _frame_choice(stored, parse(_accept()))
         if choice is None:
             raise Refused(406, f"frames are stored as {UID(stored).name}: no accepted media type fits")
         part_type, as_stored = choice
@@ -290,17 +290,19 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         return bottle.HTTPResponse(multipart.stream(boundary, [(OCTETS, pieces)]), 200,
                                    {"Content-Type": multipart.content_type(boundary, OCTETS)})  # fmt: skip
 
-    def document(entry: InstanceEntry, study: str) -> bottle.HTTPResponse:
+    def document(entry: InstanceEntry, study: str, single_only: bool = False) -> bottle.HTTPResponse:
         """An encapsulated document: its own media type alone (with Range) when accepted, as a
-        viewer's PDF pane asks, else as an octet-stream part."""
+        viewer's PDF pane asks, else (unless ``single_only``) as an octet-stream part."""
         path = path_of(entry)
         try:
             found = encapsulated.locate(path)
         except encapsulated.DocumentError as exc:
             raise Refused(422, str(exc)) from None
-        accept = bottle.request.query.get("accept") or bottle.request.get_header("Accept")
+        accept = _accept()
         ranges_ = parse(accept)
-        single = next((r for r in ranges_ if r.type == found.media_type), None)
+        single = next((r for r in ranges_ if r.matches(found.media_type)), None)
+        if single_only and single is None:
+            raise Refused(406, f"the document is rendered as {found.media_type}")
         if single is None and not (_choose_multipart(OCTETS, accept) or _choose_multipart(found.media_type, accept)):
             raise Refused(406, f"the document is served as {found.media_type} or as bulk data")
         if ranges.first_piece():
@@ -324,6 +326,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             # Its MP4 is served, with Range and 206 (503 while it is made), by the web UI's own route.
             location = bottle.request.script_name.rstrip("/") + f"/api/instances/{entry.sop_uid}/video.mp4"
             return bottle.HTTPResponse(status=307, headers={"Location": location})
+        if entry.kind == kinds.PDF:  # rendered, an Encapsulated PDF is its PDF (PS3.18 8.3.4.3; OHIF asks so)
+            return document(entry, archive.study_of_series(entry.series_uid) or "", single_only=True)
         media_type = _choose_plain(tuple(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
@@ -517,13 +521,18 @@ def _frame_choice(stored: str, accepted: list[MediaRange]) -> tuple[str, bool] |
     return None
 
 
+def _accept() -> str | None:
+    """The Accept header, or the ``accept`` query parameter that replaces it (PS3.18 8.3.3.1)."""
+    return bottle.request.query.get("accept") or bottle.request.get_header("Accept")
+
+
 def _choose_multipart(part_type: str, accept: str | None = None) -> str | None:
-    header = accept if accept is not None else bottle.request.get_header("Accept")
+    header = accept if accept is not None else _accept()
     return part_type if any(_multipart_of(r, part_type) for r in parse(header)) else None
 
 
 def _choose_plain(offered: tuple[str, ...]) -> str | None:
-    for wanted in parse(bottle.request.get_header("Accept")):
+    for wanted in parse(_accept()):
         for media_type in offered:
             if wanted.matches(media_type):
                 return media_type
@@ -531,7 +540,7 @@ def _choose_plain(offered: tuple[str, ...]) -> str | None:
 
 
 def _choose_multipart_or_plain(offered: tuple[str, ...]) -> str | None:
-    for wanted in parse(bottle.request.get_header("Accept")):
+    for wanted in parse(_accept()):
         for media_type in offered:
             if wanted.matches(media_type) or _multipart_of(wanted, media_type):
                 return media_type
