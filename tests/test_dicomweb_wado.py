@@ -170,7 +170,7 @@ def test_unknown_uids_are_404(client, sent):
         assert caught.value.response.status_code == 404
 
 
-def test_series_metadata_is_dicom_json_with_resolvable_bulk_data(server, client, sent):
+def test_series_metadata_is_dicom_json_with_resolvable_bulk_data(server, client, session, sent):
     study, series, sop = uids(sent["ct"])
     [metadata] = client.retrieve_series_metadata(study, series)
     original = pydicom.dcmread(sent["ct"])
@@ -182,6 +182,18 @@ def test_series_metadata_is_dicom_json_with_resolvable_bulk_data(server, client,
     [pixels] = client.retrieve_bulkdata(base_url(server) + pixel_uri)
     assert pixels == original.PixelData
     assert client.retrieve_instance_metadata(study, series, sop) == metadata
+    # Every attribute as pydicom encodes it (PS3.18 F.2), binary values by reference instead.
+    expected = original.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _e: "bulk")
+    assert metadata.keys() == expected.keys()
+    for key, value in expected.items():
+        if "BulkDataURI" in value:
+            assert metadata[key]["BulkDataURI"].endswith(f"/instances/{sop}/bulkdata/{key}"), key
+        else:
+            assert metadata[key] == value, key
+    xml = session.get(
+        f"{base_url(server)}/dicom-web/studies/{study}/metadata", headers={"Accept": "application/dicom+xml"}
+    )
+    assert xml.status_code == 406
     assert len(client.retrieve_study_metadata(study)) == 1
 
 
