@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,38 +37,36 @@ from pydicom.uid import UID
 from appliance import imaging
 from appliance.archive import Archive, InstanceEntry, InstanceFile, Origin, audit, build_meta, encode_meta, kinds
 from appliance.config import Settings
-from appliance.dicom.outgoing import UNCOMPRESSED_LE, CannotSend, reencoded
-from appliance.dicom.syntaxes import EXPLICIT_LE
+from appliance.dicom.outgoing import CannotSend, reencoded
 from appliance.documents import encapsulated
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
 from appliance.web.auth import Guard
 from appliance.web.dicomweb import multipart
-from appliance.web.dicomweb.accept import MediaRange, covers, parse
+from appliance.web.dicomweb.accept import MediaRange, choose, parse
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.json import to_json
+from appliance.web.dicomweb.negotiate import (
+    OCTETS,
+    Outgoing,
+    accept_header,
+    choose_multipart,
+    choose_multipart_or_plain,
+    frame_choice,
+    multipart_of,
+    outgoing_as,
+)
 from appliance.web.documents import DOCUMENT_CSP
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 PREFIX = "/dicom-web"
 DICOM = "application/dicom"
-OCTETS = "application/octet-stream"
 DICOM_JSON = "application/dicom+json"
 PIXEL_DATA = "7FE00010"
 DOCUMENT = "00420011"
 MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
 MAX_SIDE = 4096
-# Stored transfer syntax -> the media type of its frames (PS3.18 Table 8.7.3-5).
-FRAME_TYPES = {
-    "1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
-    "1.2.840.10008.1.2.4.57": "image/jpeg", "1.2.840.10008.1.2.4.70": "image/jpeg",
-    "1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.81": "image/jls",
-    "1.2.840.10008.1.2.4.90": "image/jp2", "1.2.840.10008.1.2.4.91": "image/jp2",
-    "1.2.840.10008.1.2.4.92": "image/jpx", "1.2.840.10008.1.2.4.93": "image/jpx",
-    "1.2.840.10008.1.2.4.201": "image/jphc", "1.2.840.10008.1.2.4.202": "image/jphc",
-    "1.2.840.10008.1.2.4.203": "image/jphc", "1.2.840.10008.1.2.5": "image/dicom-rle",
-}  # fmt: skip
 PICTURES = {"image/jpeg": "jpeg", "image/png": "png"}
 
 
@@ -77,18 +74,6 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One instance as it will leave: as stored, or re-encoded to ``syntax``."""
-
-    item: InstanceFile
-    syntax: str
-
-    @property
-    def as_stored(self) -> bool:
-        return self.syntax == self.item.transfer_syntax
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
@@ -142,8 +127,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def retrieve(study: str, series: str | None = None, sop: str | None = None) -> bottle.HTTPResponse:
         files = files_of(study, series, sop)
-        ranges_ = [r for r in parse(_accept()) if _multipart_of(r, DICOM)]
-        outgoing = [_outgoing(item, ranges_) for item in files]
+        ranges_ = [r for r in parse(accept_header()) if multipart_of(r, DICOM)]
+        outgoing = [outgoing_as(item, ranges_) for item in files]
         refused = [o for o in outgoing if o is None]
         if refused:
             raise Refused(406, f"{len(refused)} of {len(files)} instances cannot be sent in an accepted syntax")
@@ -194,7 +179,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     # -- metadata --------------------------------------------------------------------------
 
     def metadata(study: str, series: str | None = None, sop: str | None = None) -> bottle.HTTPResponse:
-        if _choose_plain(("application/dicom+json", "application/json")) is None:
+        if choose(accept_header(), ["application/dicom+json", "application/json"]) is None:
             raise Refused(406, "metadata is served as application/dicom+json")
         files = files_of(study, series, sop)
         record(audit.INSTANCES_ACCESSED, study, f"metadata of {len(files)} instance{'s' if len(files) != 1 else ''}")
@@ -250,7 +235,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def frames_answer(entry: InstanceEntry, wanted: list[int]) -> bottle.HTTPResponse:
         stored = entry.transfer_syntax
-        choice = _frame_choice(stored, parse(_accept()))
+        choice = frame_choice(stored, parse(accept_header()))
         if choice is None:
             raise Refused(406, f"frames are stored as {UID(stored).name}: no accepted media type fits")
         part_type, as_stored = choice
@@ -284,7 +269,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             return document(entry, study)
         offset, length, value = _locate_value(path, tag_path)
         pieces: Iterator[bytes] = iter([value]) if value is not None else multipart.file_pieces(path, offset, length)
-        if _choose_multipart(OCTETS) is None:
+        if choose_multipart(OCTETS) is None:
             raise Refused(406, "bulk data is served as multipart/related; type=application/octet-stream")
         boundary = multipart.new_boundary()
         return bottle.HTTPResponse(multipart.stream(boundary, [(OCTETS, pieces)]), 200,
@@ -298,12 +283,12 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             found = encapsulated.locate(path)
         except encapsulated.DocumentError as exc:
             raise Refused(422, str(exc)) from None
-        accept = _accept()
+        accept = accept_header()
         ranges_ = parse(accept)
         single = next((r for r in ranges_ if r.matches(found.media_type)), None)
         if single_only and single is None:
             raise Refused(406, f"the document is rendered as {found.media_type}")
-        if single is None and not (_choose_multipart(OCTETS, accept) or _choose_multipart(found.media_type, accept)):
+        if single is None and not (choose_multipart(OCTETS, accept) or choose_multipart(found.media_type, accept)):
             raise Refused(406, f"the document is served as {found.media_type} or as bulk data")
         if ranges.first_piece():
             record(audit.INSTANCES_ACCESSED, study, f"{found.label} read (instance {entry.instance_number})")
@@ -311,7 +296,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             headers = {"Content-Type": found.media_type, "Content-Security-Policy": DOCUMENT_CSP,
                        "Content-Disposition": f'inline; filename="document-{entry.instance_number or 0}.{found.extension}"'}  # fmt: skip
             return ranges.window_response(path, found.offset, found.length, headers, f'"{path.stem[:32]}"')
-        part_type = OCTETS if _choose_multipart(OCTETS, accept) else found.media_type
+        part_type = OCTETS if choose_multipart(OCTETS, accept) else found.media_type
         boundary = multipart.new_boundary()
         pieces = multipart.file_pieces(path, found.offset, found.length)
         return bottle.HTTPResponse(multipart.stream(boundary, [(part_type, pieces)]), 200,
@@ -321,14 +306,14 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def picture(entry: InstanceEntry, frame: int) -> bottle.HTTPResponse:
         if entry.kind == kinds.VIDEO:
-            if _choose_plain(("video/mp4",)) is None:
+            if choose(accept_header(), ["video/mp4"]) is None:
                 raise Refused(406, "a video is rendered as video/mp4")
             # Its MP4 is served, with Range and 206 (503 while it is made), by the web UI's own route.
             location = bottle.request.script_name.rstrip("/") + f"/api/instances/{entry.sop_uid}/video.mp4"
             return bottle.HTTPResponse(status=307, headers={"Location": location})
         if entry.kind == kinds.PDF:  # rendered, an Encapsulated PDF is its PDF (PS3.18 8.3.4.3; OHIF asks so)
             return document(entry, archive.study_of_series(entry.series_uid) or "", single_only=True)
-        media_type = _choose_plain(tuple(PICTURES))
+        media_type = choose(accept_header(), list(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
         query = bottle.request.query
@@ -338,7 +323,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def pictures(entries: list[InstanceEntry]) -> bottle.HTTPResponse:
         """A study or series rendered: each image's first frame, one part each."""
-        media_type = _choose_multipart_or_plain(tuple(PICTURES))
+        media_type = choose_multipart_or_plain(tuple(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
         query = bottle.request.query
@@ -381,7 +366,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     def thumbnail_of(entry: InstanceEntry | None, frame: int = 1) -> bottle.HTTPResponse:
         if entry is None or entry.kind != kinds.IMAGE:
             raise Refused(404, "no image to make a thumbnail of")
-        if _choose_plain(("image/jpeg",)) is None:
+        if choose(accept_header(), ["image/jpeg"]) is None:
             raise Refused(406, "thumbnails are image/jpeg")
         made = thumbnails.get(path_of(entry), frame)
         return bottle.HTTPResponse(made.data, 200, {"Content-Type": made.media_type,
@@ -442,7 +427,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if item is None:
             raise Refused(404, "no such instance")
         ranges_ = [MediaRange("multipart/related", {"type": DICOM, **({"transfer-syntax": syntax} if syntax else {})})]
-        out = _outgoing(item, ranges_)
+        out = outgoing_as(item, ranges_)
         if out is None:
             raise Refused(406, f"cannot send this instance in transfer syntax {syntax}")
         record(audit.EXPORT, study, f"instance retrieved by WADO-URI (instance {entry.instance_number})")
@@ -470,81 +455,6 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     route(s + se + i + "/thumbnail", instance_thumbnail)
     route(s + se + i + "/frames/<numbers>/thumbnail", frame_thumbnail)
     route("/wado", wado_uri, prefixes=(PREFIX, ""))
-
-
-# -- negotiation ----------------------------------------------------------------------------
-
-
-def _multipart_of(wanted: MediaRange, part_type: str) -> bool:
-    """Whether ``wanted`` accepts a multipart/related body of ``part_type`` parts."""
-    if wanted.type == "*/*":
-        return True
-    if wanted.type != "multipart/related":
-        return False
-    return covers(wanted.params.get("type", part_type).lower(), part_type)
-
-
-def _outgoing(item: InstanceFile, accepted: list[MediaRange]) -> Outgoing | None:
-    """How ``item`` leaves: the first accepted range it can be sent in, in preference order.
-    No ``transfer-syntax`` (or ``*``) accepts the stored one."""
-    stored = item.transfer_syntax
-    decodable = stored in UNCOMPRESSED_LE or UID(stored).is_compressed
-    for wanted in accepted:
-        syntax = wanted.params.get("transfer-syntax", "*")
-        if syntax in ("*", stored):
-            return Outgoing(item, stored)
-        if syntax in UNCOMPRESSED_LE and decodable:
-            return Outgoing(item, syntax)
-    return None
-
-
-def _frame_choice(stored: str, accepted: list[MediaRange]) -> tuple[str, bool] | None:
-    """(the parts' media type, whether frames go as stored) for frames stored in ``stored``.
-    Native frames go as application/octet-stream; a compressed frame as stored in its own
-    media type (image/jp2 ...) when that is accepted, or as an octet-stream part naming its
-    syntax when ``transfer-syntax=*`` allows it (what OHIF asks), else decoded."""
-    own = FRAME_TYPES.get(stored)
-    for wanted in accepted:
-        if wanted.type == "*/*":
-            part_type, syntax = "*/*", None
-        elif wanted.type == "multipart/related":
-            part_type, syntax = wanted.params.get("type", OCTETS).lower(), wanted.params.get("transfer-syntax")
-        else:
-            continue
-        if own is not None:
-            if covers(part_type, own) and syntax in (None, "*", stored) and part_type != OCTETS:
-                return own, True
-            if covers(part_type, OCTETS) and syntax in ("*", stored):
-                return OCTETS, True
-        if covers(part_type, OCTETS) and syntax in (None, "*", EXPLICIT_LE):
-            return OCTETS, False
-    return None
-
-
-def _accept() -> str | None:
-    """The Accept header, or the ``accept`` query parameter that replaces it (PS3.18 8.3.3.1)."""
-    return bottle.request.query.get("accept") or bottle.request.get_header("Accept")
-
-
-def _choose_multipart(part_type: str, accept: str | None = None) -> str | None:
-    header = accept if accept is not None else _accept()
-    return part_type if any(_multipart_of(r, part_type) for r in parse(header)) else None
-
-
-def _choose_plain(offered: tuple[str, ...]) -> str | None:
-    for wanted in parse(_accept()):
-        for media_type in offered:
-            if wanted.matches(media_type):
-                return media_type
-    return None
-
-
-def _choose_multipart_or_plain(offered: tuple[str, ...]) -> str | None:
-    for wanted in parse(_accept()):
-        for media_type in offered:
-            if wanted.matches(media_type) or _multipart_of(wanted, media_type):
-                return media_type
-    return None
 
 
 # -- request pieces -------------------------------------------------------------------------
