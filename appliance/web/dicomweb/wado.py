@@ -23,6 +23,7 @@ not (a viewer asks for hundreds; its metadata request already recorded the viewi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from appliance.config import Settings
 from appliance.dicom.outgoing import CannotSend, reencoded
 from appliance.documents import encapsulated
 from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
+from appliance.imaging.cache import DiskCache
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
 from appliance.web.auth import Guard
@@ -67,6 +69,8 @@ PIXEL_DATA = "7FE00010"
 DOCUMENT = "00420011"
 MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
 MAX_SIDE = 4096
+METADATA_CACHE_MB = 64
+METADATA_VERSION = 1  # raised when the JSON changes, so that cached answers are made again
 PICTURES = {"image/jpeg": "jpeg", "image/png": "png"}
 
 
@@ -79,6 +83,10 @@ class Refused(Exception):
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
     options = ImagingOptions.from_settings(settings)
     thumbnails = Thumbnails(archive.data_dir / "cache" / "thumbnails", options)
+    # Stored files never change (their names are their hashes): the DICOM JSON of one is made
+    # once (pydicom takes ~7 ms an instance) and read back after (OHIF asks each time a study opens).
+    metadata_cache = DiskCache(archive.data_dir / "cache" / "metadata", METADATA_CACHE_MB * 1024 * 1024)
+    metadata_cache.clear_scratch()
 
     def route(path: str, handler: Callable[..., Any], prefixes: tuple[str, ...] = (PREFIX,)) -> None:
         def run(**kwargs: Any) -> Any:
@@ -186,17 +194,20 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         base = bottle.request.script_name.rstrip("/") + PREFIX + f"/studies/{study}/series/"
 
         def documents() -> Iterator[bytes]:
-            yield b"["
-            for n, item in enumerate(files):
+            separator = b"["
+            for item in files:
                 parent = series or _series_of(archive, item.sop_uid)
                 uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
+                path = path_of(item)
+                key = f"{path}:{uri}:{METADATA_VERSION}"
                 try:
-                    text = instance_json(path_of(item), uri)
+                    text = metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri))
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
                     continue
-                yield (b"," if n else b"") + text
-            yield b"]"
+                yield separator + text
+                separator = b","
+            yield b"[]" if separator == b"[" else b"]"
 
         return bottle.HTTPResponse(documents(), 200, {"Content-Type": DICOM_JSON})
 
