@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
@@ -39,7 +41,7 @@ __all__ = [
 ]  # fmt: skip
 
 MB = 1024 * 1024
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_LE = str(ExplicitVRLittleEndian)  # what a decoded frame is sent as
 THUMBNAIL_VERSION = 2  # raised when rendering changes, so that cached thumbnails are made again
 
 
