@@ -49,8 +49,8 @@ def client_address() -> str:
 
 def is_api() -> bool:
     """A request of scripts and viewers, not of pages: JSON errors, HTTP Basic, a 401 challenge
-    instead of a redirect to the login page (the JSON API and DICOMweb)."""
-    return request.path.startswith(("/api/", "/dicom-web/")) or request.path == "/dicom-web"
+    instead of a redirect to the login page (the JSON API, DICOMweb and WADO-URI)."""
+    return request.path.startswith(("/api/", "/dicom-web/")) or request.path in ("/dicom-web", "/wado")
 
 
 def https(environ: dict[str, Any] | None = None) -> bool:
