@@ -29,7 +29,7 @@ from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
 from appliance.web import connections
 from appliance.web.app import make_app, with_security_headers
-from appliance.web.bodylimits import MAX_BODY, with_body_limits
+from appliance.web.bodylimits import BodyLimits, routed_parser, with_body_limits
 from appliance.web.connections import CONNECTION_LIMIT
 
 LOG = logging.getLogger("lightbox.service")
@@ -161,14 +161,17 @@ class Service:
         # What DNS-SD and the pages show.
         served = listeners.in_force(s, dicom_sockets, http_sockets, tls_sockets)
         archive = self.archive
+        limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20)
         app = with_security_headers(
-            with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
+            with_body_limits(
+                make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger), limits
+            )
         )
         self.http = waitress.create_server(
-            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT,
-            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            app, sockets=http_sockets, threads=8, max_request_body_size=limits.largest,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
         )  # fmt: skip
-        connections.guard(self.http)
+        connections.guard(self.http, routed_parser(limits, archive.storage.spool))
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

@@ -32,7 +32,7 @@ Public API — outside code imports only from here:
   ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title).
 - Upkeep: ``CorrectionError``, ``Identity``, ``DELETABLE_LEVELS``; ``RestoreError``,
   ``install_index``.
-- Storage: ``Storage``, ``CHUNK``; ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
+- Storage: ``Storage``, ``CHUNK``; ``BoundedSpool`` (a received dataset written as it arrives, bounded); ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
   says so).
 """
 
@@ -88,6 +88,7 @@ from appliance.archive.registry.users import (
     UserError,
     prepare_logins,
 )
+from appliance.archive.spool import BoundedSpool
 from appliance.archive.sqlite import disk_full, make_private
 from appliance.archive.storage import CHUNK, Storage
 from appliance.archive.upkeep.corrections import (
@@ -107,5 +108,5 @@ __all__ = [
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
     "device_access", "may", "parse_operations", "prepare_logins", "Site", "SiteError", "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
-    "CHUNK", "Storage", "disk_full", "make_private",
+    "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",
 ]  # fmt: skip

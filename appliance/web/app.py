@@ -34,6 +34,7 @@ from appliance.web import (
     wizard,
 )
 from appliance.web.auth import Auth, Guard, fail, public
+from appliance.web.dicomweb import install as install_dicomweb
 from appliance.web.templates import STATIC
 
 SECURITY_HEADERS = (
@@ -93,6 +94,7 @@ def make_app(
     wizard.install(app, archive, guard, in_force)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
+    install_dicomweb(app, archive, guard, in_force)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

@@ -48,7 +48,15 @@ def client_address() -> str:
 
 
 def is_api() -> bool:
-    return request.path.startswith("/api/")
+    """JSON errors, HTTP Basic and a 401 challenge: the JSON API and DICOMweb."""
+    return request.path.startswith(("/api/", "/dicom-web/"))
+
+
+def _is_form() -> bool:
+    """Only a form's body is read for its CSRF field (a STOW-RS body is not bottle's to read)."""
+    return request.content_type.split(";")[0].strip().lower() in (
+        "application/x-www-form-urlencoded", "multipart/form-data",
+    )  # fmt: skip
 
 
 def https() -> bool:
@@ -220,7 +228,7 @@ class Auth:
         if role == "admin" and not account.is_admin:
             raise fail(403, "this needs an admin account")
         if request.method not in SAFE_METHODS and request.environ[_ENV_VIA] == "session":
-            sent = request.get_header(CSRF_HEADER) or request.forms.get("csrf") or ""
+            sent = request.get_header(CSRF_HEADER) or (request.forms.get("csrf") if _is_form() else "") or ""
             if not hmac.compare_digest(sent.encode(), request.environ[_ENV_CSRF].encode()):
                 self.refused("csrf token missing or wrong")
         return account

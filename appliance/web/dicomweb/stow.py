@@ -1,0 +1,204 @@
+"""STOW-RS (PS3.18 10.5): ``POST /dicom-web/studies[/{study}]`` of
+``multipart/related; type="application/dicom"``, through the same ingest as C-STORE.
+
+Each part streams from the request body (waitress has buffered it in the spool folder, see
+``bodylimits``) into a ``BoundedSpool`` capped at ``max_instance_mb``, then ``archive.ingest``
+validates, stores (fsync), indexes (committed) and only then is the part counted as stored:
+the same validation, durability, refusals and duplicate policy as C-STORE.  The answer is
+PS3.18's Store Instances Response: 200 all stored, 202 some failed, 409 none stored.
+
+Storing needs an admin account (viewers read only), by session (with the CSRF header) or
+HTTP Basic.  Each STOW-RS is audited per study, as C-STORE's receptions are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+
+import bottle
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from appliance.archive import Archive, BoundedSpool, Origin, Outcome, audit
+from appliance.config import Settings
+from appliance.web.auth import Guard, client_address
+from appliance.web.bodylimits import STOW_PATH
+from appliance.web.dicomweb.errors import problem
+from appliance.web.dicomweb.multipart_in import MalformedMultipart, MultipartReader
+
+LOG = logging.getLogger("lightbox.web.stow")
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+MAX_PARTS = 20_000  # the answer lists every part: ~300 bytes each, ~6 MB at most
+
+# PS3.18 Table 10.5.3-1 (Store Instances Response failure reasons, as C-STORE's statuses).
+OUT_OF_RESOURCES = 0xA700
+MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+FAILURE_FOR_OUTCOME = {
+    Outcome.REFUSED_UNREADABLE: CANNOT_UNDERSTAND,
+    Outcome.REFUSED_INVALID: CANNOT_UNDERSTAND,
+    Outcome.REFUSED_MISMATCH: MISMATCH,
+    Outcome.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+    Outcome.FAILED: PROCESSING_FAILURE,
+}
+_IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+@dataclass(frozen=True)
+class Identity:
+    sop_class: str = ""
+    sop_instance: str = ""
+    study: str = ""
+    series: str = ""
+
+
+@dataclass(frozen=True)
+class PartResult:
+    identity: Identity
+    failure: int | None = None  # a FailureReason, or None when stored
+    reason: str = ""
+
+
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
+    max_instance = settings.max_instance_mb << 20
+
+    @app.post(STOW_PATH)
+    @guard("admin")
+    def store_instances() -> bottle.HTTPResponse:
+        return _stow(archive, guard, max_instance, None)
+
+    @app.post(STOW_PATH + "/<study_uid>")
+    @guard("admin")
+    def store_study_instances(study_uid: str) -> bottle.HTTPResponse:
+        return _stow(archive, guard, max_instance, study_uid)
+
+
+def _stow(archive: Archive, guard: Guard, max_instance: int, study_uid: str | None) -> bottle.HTTPResponse:
+    request = bottle.request
+    media = Message()
+    media["content-type"] = request.get_header("Content-Type", "")
+    part_type = (media.get_param("type") or DICOM) if media.get_content_type() == "multipart/related" else ""
+    if not isinstance(part_type, str) or part_type.lower() != DICOM:
+        raise problem(415, 'STOW-RS takes multipart/related; type="application/dicom"')
+    boundary = media.get_param("boundary")
+    length = request.content_length
+    try:
+        if not isinstance(boundary, str) or length < 0:
+            raise MalformedMultipart("a boundary parameter and a Content-Length are needed")
+        reader = MultipartReader(request.environ["wsgi.input"], boundary, length)
+        results: list[PartResult] = []
+        origin = Origin("dicomweb", address=client_address())
+        try:
+            for part in reader.parts():
+                if len(results) >= MAX_PARTS:
+                    results.append(PartResult(Identity(), OUT_OF_RESOURCES, f"over {MAX_PARTS} parts: not read"))
+                    break
+                results.append(_store_part(archive, part.content_type, part.chunks, max_instance, study_uid, origin))
+        except MalformedMultipart as exc:
+            if not results:
+                raise
+            results.append(PartResult(Identity(), CANNOT_UNDERSTAND, f"malformed multipart: {exc}"))
+    except MalformedMultipart as exc:
+        raise problem(400, f"malformed multipart/related body: {exc}") from None
+    if not results:
+        raise problem(400, "the multipart/related body has no parts")
+    _audit(guard, results, study_uid)
+    return _answer(results, study_uid)
+
+
+def _store_part(
+    archive: Archive, content_type: str, chunks: Iterator[bytes], max_instance: int, study_uid: str | None,
+    origin: Origin,
+) -> PartResult:  # fmt: skip
+    media = content_type.split(";")[0].strip().lower()
+    if media not in ("", DICOM):  # not read: the reader skips it
+        return PartResult(Identity(), CANNOT_UNDERSTAND, f"a part of type {media!r}, not {DICOM}")
+    spool = BoundedSpool(archive.storage.spool, max_instance)
+    try:
+        for chunk in chunks:
+            spool.write(chunk)
+        spool.finish()
+        if spool.error is not None:
+            return PartResult(Identity(), OUT_OF_RESOURCES, spool.error)
+        identity = _identity(spool.path)
+        if study_uid is not None and identity.study != study_uid:
+            return PartResult(identity, MISMATCH, "the instance belongs to another study than the request's")
+        result = archive.ingest(spool.path, origin)
+        if result.ok:
+            return PartResult(identity)
+        return PartResult(identity, FAILURE_FOR_OUTCOME[result.outcome], result.reason or result.outcome.value)
+    finally:
+        spool.discard()
+
+
+def _identity(path: Path) -> Identity:
+    """The part's UIDs, for the answer (ingest reads and judges the file itself)."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY))
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+        return Identity()
+    values = [ds.get(keyword) for keyword in _IDENTITY]
+    return Identity(*(str(v) if isinstance(v, str) else "" for v in values))
+
+
+def _audit(guard: Guard, results: list[PartResult], study_uid: str | None) -> None:
+    stored = Counter(r.identity.study for r in results if r.failure is None)
+    for study, images in stored.items():
+        guard.audit(audit.INSTANCES_TRANSFERRED, action="C", study_uid=study,
+                    detail=f"{images} image{'s' if images != 1 else ''} received by STOW-RS")  # fmt: skip
+    failed = len(results) - sum(stored.values())
+    if failed:
+        guard.audit(audit.INSTANCES_TRANSFERRED, action="C", study_uid=study_uid or "", outcome=audit.MINOR_FAILURE,
+                    detail=f"STOW-RS: {failed} part{'s' if failed != 1 else ''} refused")  # fmt: skip
+
+
+def _answer(results: list[PartResult], study_uid: str | None) -> bottle.HTTPResponse:
+    """PS3.18 10.5.3: the Store Instances Response, as DICOM JSON."""
+    base = f"{bottle.request.urlparts.scheme}://{bottle.request.urlparts.netloc}{STOW_PATH}"
+    referenced = [_referenced(r.identity, base) for r in results if r.failure is None]
+    failed = [_failed(r) for r in results if r.failure is not None]
+    body: dict[str, object] = {}
+    studies = {r.identity.study for r in results if r.failure is None}
+    target = study_uid or (studies.pop() if len(studies) == 1 else None)
+    if target and referenced:
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/{target}"]}  # RetrieveURL of the study
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        body["00081199"] = {"vr": "SQ", "Value": referenced}
+    status = 200 if not failed else 202 if referenced else 409
+    for r in results:
+        if r.failure is not None:
+            LOG.info(
+                "stow_refused sop=%s failure=0x%04X reason=%r", r.identity.sop_instance or "-", r.failure, r.reason
+            )
+    return bottle.HTTPResponse(bottle.json_dumps(body), status, **{"Content-Type": DICOM_JSON})
+
+
+def _uid(value: str) -> dict[str, object]:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
+
+
+def _referenced(identity: Identity, base: str) -> dict[str, object]:
+    url = f"{base}/{identity.study}/series/{identity.series}/instances/{identity.sop_instance}"
+    return {
+        "00081150": _uid(identity.sop_class),
+        "00081155": _uid(identity.sop_instance),
+        "00081190": {"vr": "UR", "Value": [url]},
+    }
+
+
+def _failed(result: PartResult) -> dict[str, object]:
+    return {
+        "00081150": _uid(result.identity.sop_class),
+        "00081155": _uid(result.identity.sop_instance),
+        "00081197": {"vr": "US", "Value": [result.failure]},
+    }
