@@ -147,12 +147,24 @@ def test_stow_corpus_valid_instances_byte_identical_invalid_refused(server, base
             # Not valid by the test's judgement (e.g. no meta header: pydicom cannot say), yet
             # the archive's own validation accepted it: it must then be stored whole.
             assert answer.status_code == 200, f"{path.name}: {answer.status_code} {answer.text}"
+            (uid,) = uids(answer.json(), REFERENCED)
+            assert uid in stored_files(server.data), path.name
     assert len(first_sent) > 80 and len(refused) > 3, (len(first_sent), refused)
     stored = stored_files(server.data)
     for uid, path in first_sent.items():
         assert uid in stored, f"{path.name} acknowledged but not indexed"
         assert dataset_bytes(stored[uid]) == dataset_bytes(path), f"{path.name}: stored dataset differs"
     assert server.cli("verify").returncode == 0
+
+
+def test_chunked_transfer_encoding_from_dicomweb_client(server, base, tmp_path):
+    datasets = [dcmread(p) for p in make_study(tmp_path / "study", 4, rows=128, columns=128)]
+    session = requests.Session()
+    session.auth = (ADMIN, ADMIN_PASSWORD)
+    client = DICOMwebClient(url=base, session=session, chunk_size=50_000)  # the body is ~130 KB: chunked
+    answer = client.store_instances(datasets)
+    assert sorted(uids(answer.to_json_dict(), REFERENCED)) == sorted(str(ds.SOPInstanceUID) for ds in datasets)
+    assert answer.RetrieveURL == f"{base}/studies/{datasets[0].StudyInstanceUID}"  # Host with its port here
 
 
 def test_instances_of_another_study_refused_with_mismatch(server, base, tmp_path):

@@ -142,7 +142,7 @@ def _store_part(
 def _identity(path: Path) -> Identity:
     """The part's UIDs, for the answer (ingest reads and judges the file itself)."""
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY))
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY), force=True)  # as ingest reads
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
         return Identity()
     values = [ds.get(keyword) for keyword in _IDENTITY]
