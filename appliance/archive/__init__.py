@@ -20,7 +20,7 @@ Public API — outside code imports only from here:
   ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``; its storage: ``.storage``.
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``; the stored meta header
   (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
-  ``encode_meta``, ``dataset_offset``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
+  ``encode_meta``, ``dataset_offset``, ``part10_meta``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
 - Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``,
   ``ITEM_KEYS``; ``LEVEL_KEYS``, ``InstanceFile``; ``InstanceEntry``; ``MediaFile``,
   ``dicomdir``; ``kinds``; the change log's kinds (``STORED_KINDS``, ``REMOVED_KINDS``,
@@ -46,6 +46,7 @@ from appliance.archive.intake.header import (
     build_meta,
     dataset_offset,
     encode_meta,
+    part10_meta,
 )
 from appliance.archive.intake.ingest import IngestResult, Outcome, Spooled
 from appliance.archive.intake.validate import REFUSED_SYNTAXES
@@ -101,7 +102,7 @@ from appliance.archive.upkeep.restore import RestoreError, install_index
 __all__ = [
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
-    "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta",
+    "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta", "part10_meta",
     "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QueryError", "REBUILT_KIND",
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",

@@ -13,7 +13,9 @@ HTTP Basic.  Each STOW-RS is audited per study, as C-STORE's receptions are.
 
 from __future__ import annotations
 
+import io
 import logging
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +26,17 @@ import bottle
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from appliance.archive import Archive, BoundedSpool, Origin, Outcome, audit
+from appliance.archive import (
+    Archive,
+    BoundedSpool,
+    Origin,
+    Outcome,
+    Spooled,
+    audit,
+    build_meta,
+    encode_meta,
+    part10_meta,
+)
 from appliance.config import Settings
 from appliance.web.auth import Guard, client_address
 from appliance.web.bodylimits import STOW_PATH
@@ -35,6 +47,7 @@ LOG = logging.getLogger("lightbox.web.stow")
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
+META_WITHIN = 64 << 10  # a part's meta header is read from its first 64 KiB
 MAX_PARTS = 20_000  # the answer lists every part: ~300 bytes each, ~6 MB at most
 
 # PS3.18 Table 10.5.3-1 (Store Instances Response failure reasons, as C-STORE's statuses).
@@ -123,24 +136,51 @@ def _store_part(
         return PartResult(Identity(), CANNOT_UNDERSTAND, f"a part of type {media!r}, not {DICOM}")
     spool = BoundedSpool(archive.storage.spool, max_instance)
     try:
-        for chunk in chunks:
-            spool.write(chunk)
-        spool.finish()
+        spooled = _spool(spool, chunks, origin)
         if spool.error is not None:
             return PartResult(Identity(), OUT_OF_RESOURCES, spool.error)
-        identity = _identity(spool.path)
-        if study_uid is not None and identity.study != study_uid:
-            return PartResult(identity, MISMATCH, "the instance belongs to another study than the request's")
-        result = archive.ingest(spool.path, origin)
+        result = archive.ingest(spool.path, origin, spooled, study_uid)
+        identity = Identity(result.sop_class, result.sop_uid, result.study_uid, result.series_uid)
         if result.ok:
             return PartResult(identity)
+        if not identity.sop_instance:  # refused before ingest knew it: what can be read of it, for the answer
+            identity = _identity(spool.path)
         return PartResult(identity, FAILURE_FOR_OUTCOME[result.outcome], result.reason or result.outcome.value)
     finally:
-        spool.discard()
+        spool.discard()  # gone already if ingest moved it into storage
+
+
+def _spool(spool: BoundedSpool, chunks: Iterator[bytes], origin: Origin) -> Spooled | None:
+    """Write a part into ``spool``.  A standard Part 10 part is written behind the meta header
+    Lightbox will store (its dataset bytes as received), so ingest moves the file into storage
+    rather than copying it; anything else is written as received, for ingest to judge."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= META_WITHIN:
+            break
+    try:
+        found = part10_meta(io.BytesIO(head))
+    except (ValueError, struct.error):  # a meta header cut short or oversized: ingest will say
+        found = None
+    meta, offset = found if found is not None else ({}, len(head))
+    sop_class, sop_instance, syntax = (
+        meta.get(k, "") for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+    )
+    standard = offset < len(head) and bool(sop_class and sop_instance and syntax)
+    if standard:
+        spool.write(encode_meta(build_meta(sop_class, sop_instance, syntax, origin, meta)))
+        spool.write(head[offset:])
+    else:
+        spool.write(head)
+    for chunk in chunks:
+        spool.write(chunk)
+    spool.finish()
+    return Spooled(spool.digest.hexdigest(), spool.size) if standard and spool.error is None else None
 
 
 def _identity(path: Path) -> Identity:
-    """The part's UIDs, for the answer (ingest reads and judges the file itself)."""
+    """A refused part's UIDs, as far as they can be read."""
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY), force=True)  # as ingest reads
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
