@@ -56,7 +56,7 @@ def with_body_limits(app: Callable, limits: BodyLimits) -> Callable:
         declared = environ.get("CONTENT_LENGTH") or "0"
         credentials = bool(environ.get("HTTP_AUTHORIZATION") or environ.get("HTTP_COOKIE"))
         limit = limits.for_request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), credentials)
-        if not declared.isdecimal() or len(declared) > 15 or int(declared) > limit:
+        if not declared.isdecimal() or len(declared) > 12 or int(declared) > limit:
             start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
             return [f"Request body over {limit} bytes for this page.\n".encode()]
         return app(environ, start_response)

@@ -182,7 +182,8 @@ def _spool(spool: BoundedSpool, chunks: Iterator[bytes], origin: Origin) -> Spoo
 def _identity(path: Path) -> Identity:
     """A refused part's UIDs, as far as they can be read."""
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY), force=True)  # as ingest reads
+        # As ingest reads it (force), never a large value into memory (defer_size): a refused part may be junk.
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTITY), force=True, defer_size=4096)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
         return Identity()
     values = [ds.get(keyword) for keyword in _IDENTITY]
