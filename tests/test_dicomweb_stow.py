@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
+from appliance.web.dicomweb.multipart_in import MalformedMultipart, MultipartReader
 from support.corpus import corpus, is_valid_instance
 from support.dicomgen import dataset_bytes, make_dataset, make_study
 from support.lightbox import LightboxProcess
@@ -284,3 +286,24 @@ def test_a_body_over_the_limit_is_refused_413_before_it_is_read(server):
     sock = raw_request(server, head.replace(f"Authorization: {basic()}\r\n", "").replace(str(declared), str(2 << 20)))
     with sock:
         assert sock.recv(4096).decode("latin-1").startswith("HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+def test_the_multipart_reader_splits_parts_exactly_whatever_the_chunk_size(chunk):
+    """Contents holding near-delimiters (a delimiter's prefix, the boundary without its CRLF)
+    come back byte for byte, read 1 to 4096 bytes at a time."""
+    rng = random.Random(chunk)
+    tricky = [b"\r\n--" + BOUNDARY.encode()[:-1], b"--" + BOUNDARY.encode(), b"\r\n-", b"\r\n\r\n", b""]
+    delimiter = b"\r\n--" + BOUNDARY.encode()
+    contents = [b""]
+    while len(contents) < 8:
+        content = b"".join(rng.choice(tricky) + rng.randbytes(rng.randrange(50)) for _ in range(20))
+        if (b"\r\n" + content + delimiter).find(delimiter) == len(content) + 2:  # RFC 2046: never inside
+            contents.append(content)
+    body = b"preamble\r\n" + multipart(*contents) + b"epilogue"
+    reader = MultipartReader(io.BytesIO(body), BOUNDARY, len(body), chunk)
+    read = [(part.content_type, b"".join(part.chunks)) for part in reader.parts()]
+    assert read == [("application/dicom", c) for c in contents]
+    with pytest.raises(MalformedMultipart):
+        for part in MultipartReader(io.BytesIO(body[:-30]), BOUNDARY, len(body) - 30, chunk).parts():
+            b"".join(part.chunks)

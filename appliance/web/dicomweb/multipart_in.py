@@ -1,5 +1,6 @@
 """Reading a multipart body (RFC 2046 5.1, RFC 2387 multipart/related) part by part, in bounded
-memory: each part's content comes as chunks of at most ``chunk`` bytes, whatever its size.
+memory: each part's content comes as chunks of at most ``chunk`` bytes, whatever its size
+(views, valid until the next chunk is asked for).
 
 Only the current chunk and a delimiter's length of look-behind are held; part headers are
 bounded by ``MAX_PART_HEADERS``.  A body that ends before its close delimiter, or part headers
@@ -24,7 +25,7 @@ class MalformedMultipart(ValueError):
 @dataclass
 class Part:
     headers: dict[str, str]  # names in lower case
-    chunks: Iterator[bytes]  # the content; read it before asking for the next part
+    chunks: Iterator[memoryview]  # the content; read it before asking for the next part
 
     @property
     def content_type(self) -> str:
@@ -39,19 +40,22 @@ class MultipartReader:
         self.left = length  # bytes of the body not read yet
         self.chunk = chunk
         self.delimiter = b"\r\n--" + boundary.encode("ascii")
-        self.buf = bytearray(b"\r\n")  # so that a delimiter at the very start is found like any other
+        # What was read and not yet consumed is buf[pos:]; content is handed out as views of it
+        # (buf is never changed, only replaced), so each byte is copied once, on its way in.
+        self.buf = b"\r\n"  # so that a delimiter at the very start is found like any other
+        self.pos = 0
 
     def parts(self) -> Iterator[Part]:
         for _ in self._content():  # the preamble, ignored
             pass
         while True:
             self._need(2)
-            if self.buf[:2] == b"--":
+            if self.buf[self.pos : self.pos + 2] == b"--":
                 return  # the close delimiter; the epilogue is ignored
             end = self._find(b"\r\n")
-            if self.buf[:end].strip(b" \t"):
+            if self.buf[self.pos : end].strip(b" \t"):
                 raise MalformedMultipart("text after a boundary delimiter")
-            del self.buf[: end + 2]
+            self.pos = end + 2
             headers = self._headers()
             content = self._content()
             yield Part(headers, content)
@@ -60,12 +64,12 @@ class MultipartReader:
 
     def _headers(self) -> dict[str, str]:
         self._need(2)
-        if self.buf[:2] == b"\r\n":
-            del self.buf[:2]
+        if self.buf[self.pos : self.pos + 2] == b"\r\n":
+            self.pos += 2
             return {}
         end = self._find(b"\r\n\r\n")
-        block = bytes(self.buf[:end]).decode("latin-1")
-        del self.buf[: end + 4]
+        block = self.buf[self.pos : end].decode("latin-1")
+        self.pos = end + 4
         headers: dict[str, str] = {}
         for line in block.split("\r\n"):
             name, colon, value = line.partition(":")
@@ -74,32 +78,34 @@ class MultipartReader:
             headers[name.strip().lower()] = value.strip()
         return headers
 
-    def _content(self) -> Iterator[bytes]:
+    def _content(self) -> Iterator[memoryview]:
         """The bytes up to the next delimiter, which is consumed."""
         keep = len(self.delimiter) - 1
         while True:
-            at = self.buf.find(self.delimiter)
+            at = self.buf.find(self.delimiter, self.pos)
             if at >= 0:
-                if at:
-                    yield bytes(self.buf[:at])
-                del self.buf[: at + len(self.delimiter)]
+                if at > self.pos:
+                    yield memoryview(self.buf)[self.pos : at]
+                self.pos = at + len(self.delimiter)
                 return
-            if len(self.buf) > keep:
-                yield bytes(self.buf[:-keep])
-                del self.buf[:-keep]
+            end = len(self.buf) - keep
+            if end > self.pos:
+                yield memoryview(self.buf)[self.pos : end]
+                self.pos = end
             if not self._fill():
                 raise MalformedMultipart("the body ends inside a part")
 
     def _find(self, pattern: bytes) -> int:
-        while (at := self.buf.find(pattern)) < 0:
-            if len(self.buf) > MAX_PART_HEADERS:
+        """Where ``pattern`` begins in buf, reading on until it comes (within the header bound)."""
+        while (at := self.buf.find(pattern, self.pos)) < 0:
+            if len(self.buf) - self.pos > MAX_PART_HEADERS:
                 raise MalformedMultipart("part headers too long")
             if not self._fill():
                 raise MalformedMultipart("the body ends inside part headers")
         return at
 
     def _need(self, size: int) -> None:
-        while len(self.buf) < size:
+        while len(self.buf) - self.pos < size:
             if not self._fill():
                 raise MalformedMultipart("the body ends without a close delimiter")
 
@@ -111,5 +117,6 @@ class MultipartReader:
             self.left = 0
             return False
         self.left -= len(data)
-        self.buf += data
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
         return True

@@ -128,7 +128,7 @@ def _stow(archive: Archive, guard: Guard, max_instance: int, study_uid: str | No
 
 
 def _store_part(
-    archive: Archive, content_type: str, chunks: Iterator[bytes], max_instance: int, study_uid: str | None,
+    archive: Archive, content_type: str, chunks: Iterator[memoryview], max_instance: int, study_uid: str | None,
     origin: Origin,
 ) -> PartResult:  # fmt: skip
     media = content_type.split(";")[0].strip().lower()
@@ -150,13 +150,13 @@ def _store_part(
         spool.discard()  # gone already if ingest moved it into storage
 
 
-def _spool(spool: BoundedSpool, chunks: Iterator[bytes], origin: Origin) -> Spooled | None:
+def _spool(spool: BoundedSpool, chunks: Iterator[memoryview], origin: Origin) -> Spooled | None:
     """Write a part into ``spool``.  A standard Part 10 part is written behind the meta header
     Lightbox will store (its dataset bytes as received), so ingest moves the file into storage
     rather than copying it; anything else is written as received, for ingest to judge."""
     head = b""
     for chunk in chunks:
-        head += chunk
+        head += chunk  # a copy: the view is of the reader's buffer
         if len(head) >= META_WITHIN:
             break
     try:
