@@ -2,7 +2,8 @@
 ``multipart/related; type="application/dicom"``, through the same ingest as C-STORE.
 
 Each part streams from the request body (waitress has buffered it in the spool folder, see
-``bodylimits``) into a ``BoundedSpool`` capped at ``max_instance_mb``, then ``archive.ingest``
+``bodylimits``) into a ``BoundedSpool`` capped at ``max_instance_mb`` (a Part 10 part behind the
+meta header Lightbox stores, so that ingest moves the file into storage), then ``archive.ingest``
 validates, stores (fsync), indexes (committed) and only then is the part counted as stored:
 the same validation, durability, refusals and duplicate policy as C-STORE.  The answer is
 PS3.18's Store Instances Response: 200 all stored, 202 some failed, 409 none stored.
