@@ -17,8 +17,9 @@ from __future__ import annotations
 import io
 import logging
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -49,6 +50,7 @@ LOG = logging.getLogger("lightbox.web.stow")
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 META_WITHIN = 64 << 10  # a part's meta header is read from its first 64 KiB
+INGESTS_AT_ONCE = 2  # per process: parts ingested while the next is read (files on disk, not in memory)
 MAX_PARTS = 20_000  # the answer lists every part: ~300 bytes each, ~6 MB at most
 
 # PS3.18 Table 10.5.3-1 (Store Instances Response failure reasons, as C-STORE's statuses).
@@ -75,6 +77,15 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Door:
+    """What the STOW-RS routes share: the archive, the instance size cap, the ingest threads."""
+
+    archive: Archive
+    max_instance: int
+    pool: ThreadPoolExecutor
+
+
+@dataclass(frozen=True)
 class PartResult:
     identity: Identity
     failure: int | None = None  # a FailureReason, or None when stored
@@ -82,20 +93,20 @@ class PartResult:
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
-    max_instance = settings.max_instance_mb << 20
+    door = Door(archive, settings.max_instance_mb << 20, ThreadPoolExecutor(INGESTS_AT_ONCE, "stow-ingest"))
 
     @app.post(STOW_PATH)
     @guard("admin")
     def store_instances() -> bottle.HTTPResponse:
-        return _stow(archive, guard, max_instance, None)
+        return _stow(door, guard, None)
 
     @app.post(STOW_PATH + "/<study_uid>")
     @guard("admin")
     def store_study_instances(study_uid: str) -> bottle.HTTPResponse:
-        return _stow(archive, guard, max_instance, study_uid)
+        return _stow(door, guard, study_uid)
 
 
-def _stow(archive: Archive, guard: Guard, max_instance: int, study_uid: str | None) -> bottle.HTTPResponse:
+def _stow(door: Door, guard: Guard, study_uid: str | None) -> bottle.HTTPResponse:
     request = bottle.request
     media = Message()
     media["content-type"] = request.get_header("Content-Type", "")
@@ -108,18 +119,7 @@ def _stow(archive: Archive, guard: Guard, max_instance: int, study_uid: str | No
         if not isinstance(boundary, str) or length < 0:
             raise MalformedMultipart("a boundary parameter and a Content-Length are needed")
         reader = MultipartReader(request.environ["wsgi.input"], boundary, length)
-        results: list[PartResult] = []
-        origin = Origin("dicomweb", address=client_address())
-        try:
-            for part in reader.parts():
-                if len(results) >= MAX_PARTS:
-                    results.append(PartResult(Identity(), OUT_OF_RESOURCES, f"over {MAX_PARTS} parts: not read"))
-                    break
-                results.append(_store_part(archive, part.content_type, part.chunks, max_instance, study_uid, origin))
-        except MalformedMultipart as exc:
-            if not results:
-                raise
-            results.append(PartResult(Identity(), CANNOT_UNDERSTAND, f"malformed multipart: {exc}"))
+        results = _store_all(door, reader, study_uid, Origin("dicomweb", address=client_address()))
     except MalformedMultipart as exc:
         raise problem(400, f"malformed multipart/related body: {exc}") from None
     if not results:
@@ -128,18 +128,56 @@ def _stow(archive: Archive, guard: Guard, max_instance: int, study_uid: str | No
     return _answer(results, study_uid)
 
 
-def _store_part(
-    archive: Archive, content_type: str, chunks: Iterator[memoryview], max_instance: int, study_uid: str | None,
-    origin: Origin,
-) -> PartResult:  # fmt: skip
+def _store_all(door: Door, reader: MultipartReader, study_uid: str | None, origin: Origin) -> list[PartResult]:
+    """Each part spooled in this thread while the parts before it are ingested by the door's
+    pool (their fsyncs overlap); the results in the parts' order.  A body that turns out
+    malformed after some parts were read ends with a failure for the rest."""
+    results: list[PartResult] = []
+    pending: deque[Future[PartResult]] = deque()
+    try:
+        for part in reader.parts():
+            if len(results) + len(pending) >= MAX_PARTS:
+                pending.append(_done(PartResult(Identity(), OUT_OF_RESOURCES, f"over {MAX_PARTS} parts: not read")))
+                break
+            pending.append(_receive(door, part.content_type, part.chunks, study_uid, origin))
+            while len(pending) > INGESTS_AT_ONCE:
+                results.append(pending.popleft().result())
+    except MalformedMultipart as exc:
+        results += [future.result() for future in pending]
+        if not results:
+            raise
+        return results + [PartResult(Identity(), CANNOT_UNDERSTAND, f"malformed multipart: {exc}")]
+    return results + [future.result() for future in pending]
+
+
+def _done(result: PartResult) -> Future[PartResult]:
+    future: Future[PartResult] = Future()
+    future.set_result(result)
+    return future
+
+
+def _receive(
+    door: Door, content_type: str, chunks: Iterator[memoryview], study_uid: str | None, origin: Origin
+) -> Future[PartResult]:
     media = content_type.split(";")[0].strip().lower()
     if media not in ("", DICOM):  # not read: the reader skips it
-        return PartResult(Identity(), CANNOT_UNDERSTAND, f"a part of type {media!r}, not {DICOM}")
-    spool = BoundedSpool(archive.storage.spool, max_instance)
+        return _done(PartResult(Identity(), CANNOT_UNDERSTAND, f"a part of type {media!r}, not {DICOM}"))
+    spool = BoundedSpool(door.archive.storage.spool, door.max_instance)
     try:
         spooled = _spool(spool, chunks, origin)
         if spool.error is not None:
-            return PartResult(Identity(), OUT_OF_RESOURCES, spool.error)
+            spool.discard()
+            return _done(PartResult(Identity(), OUT_OF_RESOURCES, spool.error))
+        return door.pool.submit(_ingest, door.archive, spool, spooled, origin, study_uid)
+    except BaseException:
+        spool.discard()
+        raise
+
+
+def _ingest(
+    archive: Archive, spool: BoundedSpool, spooled: Spooled | None, origin: Origin, study_uid: str | None
+) -> PartResult:
+    try:
         result = archive.ingest(spool.path, origin, spooled, study_uid)
         identity = Identity(result.sop_class, result.sop_uid, result.study_uid, result.series_uid)
         if result.ok:
