@@ -40,6 +40,9 @@ READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first
 # A response (a study ZIP) may run this far ahead of a client before its thread waits: waitress's
 # default, 16 MiB, cost ~20 MB more per download in progress (three at once: ~60 MB).
 OUTBUF_HIGH_WATERMARK = 4 << 20
+# waitress reads 8 KiB per turn of its loop by default: a 250 MB STOW-RS body took 2.5 s to buffer,
+# 0.9 s at 256 KiB a turn (one loop thread, so one such buffer at a time).
+RECV_BYTES = 256 << 10
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -169,7 +172,7 @@ class Service:
         )
         self.http = waitress.create_server(
             app, sockets=http_sockets, threads=8, max_request_body_size=limits.largest,
-            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK, recv_bytes=RECV_BYTES,
         )  # fmt: skip
         connections.guard(self.http, routed_parser(limits, archive.storage.spool))
         self._spawn("http", self.http.run)
