@@ -3,7 +3,8 @@
 A CT series (--slices, 512x512 int16, 0.5 MB each) is sent by one client, --per-request
 instances to a `POST /dicom-web/studies`, one request after the other; both servers answer a
 request once its instances are stored (Lightbox: fsynced and committed; Orthanc: written, with
-its default settings, which do not fsync).  Run as `python -m bench.stow`; see bench/README.md.
+its default settings, which do not fsync); the servers' CPU per instance and peak PSS (all
+their processes) are printed beside.  Run as `python -m bench.stow`; see bench/README.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 
 from bench import corpus, harness, servers
 from bench.harness import MB, BenchError, log
+from bench.procstat import ServerSampler
 from bench.servers import RunningServer
 
 USER, PASSWORD = "bench", "bench password 1"
@@ -103,13 +105,16 @@ def benchmark(args: argparse.Namespace) -> None:
                 auth = None
             with context as server:
                 log(f"{label}: STOW-RS of {len(files)} instances, {args.per_request} per request")
-                wall = stow(server, files, args.per_request, auth)
+                with ServerSampler(server.proc.pid) as sampler:
+                    wall = stow(server, files, args.per_request, auth)
                 stored = server.count_instances()
                 if stored != len(files):
                     raise BenchError(f"{label} holds {stored} instances after the STOW-RS, not {len(files)}")
             rates[label] = len(files) / wall
             print(f"{label:<9} stow instances={len(files)} per_request={args.per_request} wall={wall:6.2f} s"
-                  f"  rate={rates[label]:7.1f} inst/s  {series.total_bytes / MB / wall:6.1f} MB/s", flush=True)  # fmt: skip
+                  f"  rate={rates[label]:7.1f} inst/s  {series.total_bytes / MB / wall:6.1f} MB/s"
+                  f"  cpu={sampler.cpu_s * 1000 / len(files):5.1f} ms/inst  peak_pss={sampler.peak_pss / 2**20:6.1f} MB",
+                  flush=True)  # fmt: skip
     if len(rates) == 2:
         print(f"ratio lightbox/orthanc stow rate={rates['lightbox'] / rates['orthanc']:.2f}x", flush=True)
 
