@@ -1,4 +1,4 @@
-"""The one way in.  C-STORE, import (and later STOW-RS and uploads) all call ``Ingest``.
+"""The one way in.  C-STORE, STOW-RS, import (and later uploads) all call ``Ingest``.
 
 Order of work, so that nothing acknowledged can be lost and nothing refused stays behind:
 parse the header (never the pixels), validate, write the stored file (fsync file and
