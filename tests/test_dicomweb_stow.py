@@ -25,7 +25,7 @@ from appliance.web.dicomweb.multipart_in import MalformedMultipart, MultipartRea
 from support.corpus import corpus, is_valid_instance
 from support.dicomgen import dataset_bytes, make_dataset, make_study
 from support.lightbox import LightboxProcess
-from support.web import ADMIN, ADMIN_PASSWORD, Client
+from support.web import ADMIN, ADMIN_PASSWORD, Client, first_admin
 
 MAX_STOW_MB = 8
 MAX_INSTANCE_MB = 2
@@ -307,3 +307,32 @@ def test_the_multipart_reader_splits_parts_exactly_whatever_the_chunk_size(chunk
     with pytest.raises(MalformedMultipart):
         for part in MultipartReader(io.BytesIO(body[:-30]), BOUNDARY, len(body) - 30, chunk).parts():
             b"".join(part.chunks)
+
+
+def test_below_the_free_space_reserve_parts_are_refused_with_a700(lightbox_factory, tmp_path):
+    server = lightbox_factory("reserve", min_free_mb=1 << 30)  # a reserve no disk has
+    first_admin(server)
+    body = multipart(*(p.read_bytes() for p in make_study(tmp_path / "s", 2)))
+    answer = stow(f"http://127.0.0.1:{server.http_port}/dicom-web/studies", body)
+    assert answer.status_code == 409, answer.text
+    assert [item[FAILURE_REASON]["Value"] for item in items(answer.json(), FAILED)] == [[0xA700], [0xA700]]
+    assert stored_files(server.data) == {}
+    assert spool_left(server) == []
+
+
+def test_a_body_the_disk_cannot_hold_leaves_nothing_behind(small_tmpfs, lightbox_factory, tmp_path):
+    """The body is buffered in the spool: when the disk fills while it arrives, the request gets
+    no answer (waitress drops the connection), nothing is stored, and the server goes on."""
+    with open(small_tmpfs / "filler.bin", "wb") as f:
+        f.write(os.urandom(4 << 20))
+    server = lightbox_factory("small", min_free_mb=0)
+    assert server.data == small_tmpfs
+    first_admin(server)
+    url = f"http://127.0.0.1:{server.http_port}/dicom-web/studies"
+    files = make_study(tmp_path / "big", 12, rows=512, columns=512)  # 6 MB: more than is left
+    with pytest.raises(requests.ConnectionError):
+        stow(url, multipart(*(p.read_bytes() for p in files)))
+    assert stored_files(server.data) == {}
+    assert spool_left(server) == []
+    (small_tmpfs / "filler.bin").unlink()
+    assert stow(url, multipart(files[0].read_bytes())).status_code == 200
