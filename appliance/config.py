@@ -122,6 +122,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
     Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),
     Setting("min_free_mb", 200, "Free disk space kept in reserve; below it new instances are refused (0xA700)."),
+    Setting(
+        "dicomweb_max_stow_mb",
+        10240,
+        "Largest STOW-RS request body, in MB (buffered in the data folder's spool while it arrives, never in "
+        "memory); a larger one is refused with 413 before it is read.",
+    ),
     Setting("stable_age", 60, "Seconds after its last instance that a study becomes stable."),
     Setting(
         "duplicate_policy",

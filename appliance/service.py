@@ -29,7 +29,7 @@ from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
 from appliance.web import connections, tls
 from appliance.web.app import make_app, with_security_headers
-from appliance.web.bodylimits import MAX_BODY, with_body_limits
+from appliance.web.bodylimits import BodyLimits, routed_parser, with_body_limits
 from appliance.web.connections import CONNECTION_LIMIT
 from appliance.web.https import HttpsDoor, with_https
 
@@ -41,6 +41,9 @@ READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first
 # A response (a study ZIP) may run this far ahead of a client before its thread waits: waitress's
 # default, 16 MiB, cost ~20 MB more per download in progress (three at once: ~60 MB).
 OUTBUF_HIGH_WATERMARK = 4 << 20
+# waitress reads 8 KiB per turn of its loop by default: a 250 MB STOW-RS body took 2.5 s to buffer,
+# 0.9 s at 256 KiB a turn (one loop thread, so one such buffer at a time).
+RECV_BYTES = 256 << 10
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -167,15 +170,17 @@ class Service:
         served = listeners.in_force(s, dicom_sockets, http_sockets, https_sockets, tls_sockets)
         archive = self.archive
         door = HttpsDoor(served.https_port, self.identity)
+        limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20)
         app = with_security_headers(with_https(with_body_limits(
-            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door)
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door), limits
         ), archive, door))  # fmt: skip
         self.http = waitress.create_server(
-            app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=MAX_BODY,
-            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=limits.largest,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK, recv_bytes=RECV_BYTES,
         )  # fmt: skip
-        connections.guard(self.http)
-        tls.serve(self.http, https_sockets, tls.server_context(self.identity))
+        parser = routed_parser(limits, archive.storage.spool)
+        connections.guard(self.http, parser)
+        tls.serve(self.http, https_sockets, tls.server_context(self.identity), parser)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))

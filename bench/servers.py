@@ -23,6 +23,7 @@ from bench.harness import BENCH_ENV, REPO_ROOT, BenchError, log, tail, with_repo
 
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"  # not pynetdicom's console scripts
 ORTHANC = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian's orthanc-dicomweb
 CALLING_AET = "BENCHSCU"
 READY_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 60.0
@@ -191,7 +192,8 @@ def lightbox_server(
 
 
 @contextlib.contextmanager
-def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
+def orthanc_server(run_dir: Path, label: str, plugins: Sequence[str] = ()) -> Iterator[RunningServer]:
+    """Orthanc on free loopback ports; ``plugins``: shared objects to load (e.g. DICOMWEB_PLUGIN)."""
     dicom_port, http_port = free_port(), free_port()
     config = {
         "Name": "lightbox-bench",
@@ -204,7 +206,8 @@ def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": False,
-        "Plugins": [],
+        "Plugins": list(plugins),
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
     config_path = run_dir / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))

@@ -53,6 +53,13 @@ def is_api() -> bool:
     return request.path.startswith(("/api/", "/dicom-web/")) or request.path in ("/dicom-web", "/wado")
 
 
+def _is_form() -> bool:
+    """Only a form's body is read for its CSRF field (a STOW-RS body is not bottle's to read)."""
+    return request.content_type.split(";")[0].strip().lower() in (
+        "application/x-www-form-urlencoded", "multipart/form-data",
+    )  # fmt: skip
+
+
 def https(environ: dict[str, Any] | None = None) -> bool:
     """Did the request come over TLS?  Told by the port that took it (``tls``), never by a
     header: waitress drops X-Forwarded-Proto from anyone."""
@@ -225,7 +232,7 @@ class Auth:
         if role == "admin" and not account.is_admin:
             raise fail(403, "this needs an admin account")
         if request.method not in SAFE_METHODS and request.environ[_ENV_VIA] == "session":
-            sent = request.get_header(CSRF_HEADER) or request.forms.get("csrf") or ""
+            sent = request.get_header(CSRF_HEADER) or (request.forms.get("csrf") if _is_form() else "") or ""
             if not hmac.compare_digest(sent.encode(), request.environ[_ENV_CSRF].encode()):
                 self.refused("csrf token missing or wrong")
         return account

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 
 CONNECTION_LIMIT = 256  # waitress's default is 100; a descriptor each, well within the service's
@@ -45,10 +46,11 @@ def make_room(server: BaseWSGIServer, newcomer: HTTPChannel) -> None:
         idle[0].will_close = True
 
 
-def guard(server: Any) -> None:
+def guard(server: Any, parser_class: type[HTTPRequestParser] = HTTPRequestParser) -> None:
     """Give every listening socket of ``server`` (waitress.create_server's answer) the guarded
-    channel."""
+    channel, reading requests with ``parser_class`` (``bodylimits.routed_parser``)."""
+    channel = type("Channel", (GuardedChannel,), {"parser_class": parser_class})
     dispatchers = server.map if hasattr(server, "map") else server._map
     for dispatcher in list(dispatchers.values()):
         if isinstance(dispatcher, BaseWSGIServer):
-            dispatcher.channel_class = GuardedChannel
+            dispatcher.channel_class = channel

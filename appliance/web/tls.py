@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 
 from appliance.certificates import Identity, tls_context
@@ -45,16 +46,20 @@ def server_context(identity: Identity) -> ssl.SSLContext:
     return context
 
 
-def serve(server: Any, sockets: list[Any], context: ssl.SSLContext) -> None:
+def serve(
+    server: Any, sockets: list[Any], context: ssl.SSLContext, parser_class: type[HTTPRequestParser] = HTTPRequestParser
+) -> None:
     """Make the listeners of ``server`` (waitress.create_server's answer) that hold one of
-    ``sockets`` serve HTTPS: TLS channels, and ``wsgi.url_scheme`` "https" for their requests."""
+    ``sockets`` serve HTTPS: TLS channels reading requests with ``parser_class`` (as
+    ``connections.guard``'s), and ``wsgi.url_scheme`` "https" for their requests."""
     numbers = {sock.fileno() for sock in sockets}
     dispatchers = server.map if hasattr(server, "map") else server._map
     for dispatcher in list(dispatchers.values()):
         if isinstance(dispatcher, BaseWSGIServer) and dispatcher.socket.fileno() in numbers:
             dispatcher.adj = copy.copy(dispatcher.adj)  # waitress's request parser takes the scheme from here
             dispatcher.adj.url_scheme = "https"
-            dispatcher.channel_class = functools.partial(TLSChannel, context)
+            channel = type("Channel", (TLSChannel,), {"parser_class": parser_class})
+            dispatcher.channel_class = functools.partial(channel, context)
 
 
 class TLSChannel(GuardedChannel):

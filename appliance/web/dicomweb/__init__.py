@@ -1,5 +1,5 @@
 """DICOMweb under ``/dicom-web/`` (PS3.18): QIDO-RS (``qido.py``), WADO-RS and WADO-URI
-(``wado.py``); the shared pieces are the
+(``wado.py``), STOW-RS (``stow.py``); the shared pieces are the
 error answers (``errors.py``), ``Accept`` negotiation (``accept.py``), the DICOM JSON model
 (``json.py``) and CORS for viewers served elsewhere (``cors.py``).
 
@@ -19,8 +19,9 @@ PREFIX = "/dicom-web"
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
-    from appliance.web.dicomweb import cors, qido, wado  # they import PREFIX from here
+    from appliance.web.dicomweb import cors, qido, stow, wado  # they import PREFIX from here
 
     qido.install(app, archive, guard, settings)
     wado.install(app, archive, guard, settings)
+    stow.install(app, archive, guard, settings)
     cors.install(app, guard, settings)
