@@ -120,6 +120,7 @@ def test_tls_1_1_and_weak_ciphers_are_refused(lightbox, tmp_path):
     assert lightbox.echoscu().returncode == 0
 
 
+@pytest.mark.slow
 def test_c_move_to_a_tls_node_goes_over_tls_with_its_pinned_certificate(lightbox, tmp_path):
     files = make_study(tmp_path / "corpus", 3)
     study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
@@ -156,6 +157,7 @@ def test_c_move_to_a_tls_node_goes_over_tls_with_its_pinned_certificate(lightbox
     assert echo.returncode == 1 and "TLS" in echo.stdout  # storescp is gone: nothing answers
 
 
+@pytest.mark.slow
 def test_orthanc_with_dicom_tls_both_ways(lightbox, tmp_path):
     key, cert = certificate(tmp_path / "orthanc-tls", "ORTHANC")
     first = make_study(tmp_path / "a", 2)
@@ -206,6 +208,7 @@ def _upload(orthanc: Orthanc, path: Path) -> str:
         return json.load(answer)["ID"]
 
 
+@pytest.mark.slow
 def test_silent_and_slow_handshakes_take_no_thread_or_slot(lightbox_factory, tmp_path):
     """The handshake is done by the accepting thread without blocking: 200 silent connections
     and 10 that trickle a ClientHello leave the thread count flat, and a trusted peer still gets in."""

@@ -35,6 +35,7 @@ def made_up_associations(server: LightboxProcess, titles: list[str]) -> None:
         echo("127.0.0.1", server.dicom_port, server.aet, title, timeout=10)
 
 
+@pytest.mark.slow
 def test_learned_devices_are_bounded_and_noise_gives_way(lightbox_factory, tmp_path: Path) -> None:
     """2,000 made-up AE titles grew the Devices page to 7.3 MB; now the table keeps
     ``max_learned_devices``, and a device that stored images is never the one dropped."""
@@ -284,6 +285,7 @@ def https_healthz_answers(server: LightboxProcess) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_silent_and_stalled_tls_handshakes_cannot_shut_the_web_ui(lightbox: LightboxProcess) -> None:
     """The HTTPS port's variant: 150 connections from one address that never begin TLS, then 300
     from ten others that send half a ClientHello and stall.  The handshake is done in waitress's

@@ -45,7 +45,7 @@ UID_FIELDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Files Lightbox itself may have under data/ (the server log lives next to it, not in it).
 # The spool must be empty once a C-STORE is answered: a refused dataset leaves nothing behind.
 ALLOWED = re.compile(
-    r"index\.(sqlite(-wal|-shm|-journal)?|lock)|storage/[0-9a-f]{2}/[0-9a-f]{64}\.dcm|tls/lightbox\.(crt|key)"
+    r"index\.(sqlite(-wal|-shm|-journal)?|lock)|storage/[0-9a-f]{2}/[0-9a-f]{64}\.dcm|tls/(lightbox\.(crt|key)|https-fingerprint)"
 )
 
 
