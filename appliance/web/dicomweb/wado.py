@@ -2,7 +2,8 @@
 data and rendered pictures, under /dicom-web/.
 
     /studies/{s}[/series/{se}[/instances/{i}]]            multipart/related; type="application/dicom"
-    .../metadata                                          application/dicom+json
+    .../metadata                                          application/dicom+json, or multipart/related
+                                                          of application/dicom+xml (PS3.19)
     /studies/{s}/series/{se}/instances/{i}/frames/{list}  multipart/related: frames
     .../instances/{i}/bulkdata/{tag path}                 multipart/related; application/octet-stream
                                                           (or application/pdf, single part, with Range)
@@ -55,10 +56,12 @@ from appliance.web.dicomweb.negotiate import (
     accept_header,
     choose_multipart,
     choose_multipart_or_plain,
+    dataset_type,
     frame_choice,
     multipart_of,
     outgoing_as,
 )
+from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 from appliance.web.documents import DOCUMENT_CSP
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
@@ -187,29 +190,41 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     # -- metadata --------------------------------------------------------------------------
 
     def metadata(study: str, series: str | None = None, sop: str | None = None) -> bottle.HTTPResponse:
-        if choose(accept_header(), ["application/dicom+json", "application/json"]) is None:
-            raise Refused(406, "metadata is served as application/dicom+json")
+        media_type = dataset_type(accept_header())
+        if media_type is None:
+            raise Refused(
+                406, "metadata is served as application/dicom+json or multipart/related of application/dicom+xml"
+            )
         files = files_of(study, series, sop)
         record(audit.INSTANCES_ACCESSED, study, f"metadata of {len(files)} instance{'s' if len(files) != 1 else ''}")
         base = bottle.request.script_name.rstrip("/") + PREFIX + f"/studies/{study}/series/"
 
         def documents() -> Iterator[bytes]:
-            separator = b"["
+            """Each instance's DICOM JSON, from the cache or made and kept there."""
             for item in files:
                 parent = series or _series_of(archive, item.sop_uid)
                 uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
                 path = path_of(item)
                 key = f"{path}:{uri}:{METADATA_VERSION}"
                 try:
-                    text = metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri))
+                    yield metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri))
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
-                    continue
+
+        if media_type == DICOM_XML:  # one Native DICOM Model document per instance (PS3.18 10.4.3)
+            boundary = multipart.new_boundary()
+            parts = ((DICOM_XML, [to_xml(json.loads(text))]) for text in documents())
+            return bottle.HTTPResponse(multipart.stream(boundary, parts), 200,
+                                       {"Content-Type": multipart.content_type(boundary, DICOM_XML)})  # fmt: skip
+
+        def array() -> Iterator[bytes]:
+            separator = b"["
+            for text in documents():
                 yield separator + text
                 separator = b","
             yield b"[]" if separator == b"[" else b"]"
 
-        return bottle.HTTPResponse(documents(), 200, {"Content-Type": DICOM_JSON})
+        return bottle.HTTPResponse(array(), 200, {"Content-Type": DICOM_JSON})
 
     def instance_json(path: Path, bulk_base: str) -> bytes:
         try:
