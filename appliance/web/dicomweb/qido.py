@@ -34,19 +34,18 @@ from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 LOG = logging.getLogger("lightbox.web.dicomweb")
 _MODEL = "STUDY_ROOT"
 _LEVEL = {"studies": "STUDY", "series": "SERIES", "instances": "IMAGE"}
-# PS3.18 Table 10.6.1-5: returned by default at each level.  Those the index does not keep
-# (TimezoneOffsetFromUTC, PerformedProcedureStepStart*, BitsAllocated) are left out.
+# PS3.18 Table 10.6.1-5: returned by default at each level.
 DEFAULTS = {
     "STUDY": (
-        "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName", "PatientName",
-        "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID", "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
+        "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName",
+        "TimezoneOffsetFromUTC", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+        "StudyID", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
     ),
     "SERIES": (
         "Modality", "SeriesDescription", "SeriesInstanceUID", "SeriesNumber", "NumberOfSeriesRelatedInstances",
-        "RequestAttributesSequence",
+        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "RequestAttributesSequence",
     ),
-    "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "NumberOfFrames"),
+    "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "BitsAllocated", "NumberOfFrames"),
 }  # fmt: skip
 _BATCH = 50  # matches encoded per piece of the streamed answer
 _UNCAPPED = 2**53  # find_max_results = 0: pages as long as asked (the answer streams: memory stays flat)
