@@ -69,6 +69,9 @@ PREFIX = "/dicom-web"
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 PIXEL_DATA = "7FE00010"
+# Pixel Data, Float Pixel Data and Double Float Pixel Data: each served as frames (PS3.18 10.4.1.1.3).
+PIXEL_TAGS = {"PixelData": PIXEL_DATA, "FloatPixelData": "7FE00008", "DoubleFloatPixelData": "7FE00009"}
+FLOAT_VRS = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}
 DOCUMENT = "00420011"
 MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
 MAX_SIDE = 4096
@@ -233,9 +236,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             ds, pixels = pydicom.dcmread(path, stop_before_pixels=True, defer_size=1024), None
             syntax = UID(ds.file_meta.TransferSyntaxUID)
         body = to_json(ds, lambda tag_path: bulk_base + tag_path)
-        if pixels is not None and pixels.keyword == "PixelData":  # float pixel data: not offered yet
-            vr = pixels.vr or ("OB" if syntax.is_encapsulated else "OW")
-            body[PIXEL_DATA] = {"vr": vr, "BulkDataURI": bulk_base + PIXEL_DATA}
+        if pixels is not None:
+            vr = pixels.vr or FLOAT_VRS.get(pixels.keyword) or ("OB" if syntax.is_encapsulated else "OW")
+            tag = PIXEL_TAGS[pixels.keyword]
+            body[tag] = {"vr": vr, "BulkDataURI": bulk_base + tag}
         return json.dumps(body, separators=(",", ":")).encode()
 
     def study_metadata(study: str) -> bottle.HTTPResponse:
@@ -287,9 +291,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         entry = entry_of(study, series, sop)
         path = path_of(entry)
         tag_path = tag_path.strip("/").upper()
-        if tag_path == PIXEL_DATA:
-            if entry.rows is None:
-                raise Refused(404, "this instance has no pixel data")
+        if tag_path in PIXEL_TAGS.values():
+            if entry.rows is None or tag_path != pixel_tag(path):
+                raise Refused(404, f"this instance has no {tag_path} pixel data")
             return frames_answer(entry, list(range(1, entry.frames + 1)))
         if tag_path == DOCUMENT and entry.kind in (kinds.PDF, kinds.DOCUMENT):
             return document(entry, study)
@@ -300,6 +304,12 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         boundary = multipart.new_boundary()
         return bottle.HTTPResponse(multipart.stream(boundary, [(OCTETS, pieces)]), 200,
                                    {"Content-Type": multipart.content_type(boundary, OCTETS)})  # fmt: skip
+
+    def pixel_tag(path: Path) -> str | None:
+        try:
+            return PIXEL_TAGS[stored_header(path)[2].keyword]
+        except ImagingError:
+            return None
 
     def document(entry: InstanceEntry, study: str, single_only: bool = False) -> bottle.HTTPResponse:
         """An encapsulated document: its own media type alone (with Range) when accepted, as a
