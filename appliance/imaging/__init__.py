@@ -2,7 +2,7 @@
 
 Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 
-- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=, overlays=)`` -> ``Rendered``
+- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=, overlays=, region=)`` -> ``Rendered``
 - ``raw_frame(path, frame)`` -> ``RawFrame`` (16-bit values and their LUT parameters)
 - ``overlay_layer(path, frame)`` -> ``Rendered`` (the frame's overlay planes alone, PNG with alpha)
 - ``image_info(path)`` -> dict (size, windows, calibration, frame timing, overlays; header only)
@@ -83,16 +83,17 @@ def render_frame(
     quality: int = 90,
     invert: bool = False,
     overlays: bool = True,
+    region: tuple[int, int, int, int] | None = None,
     options: ImagingOptions = DEFAULTS,
 ) -> Rendered:
     """Frame ``frame`` (from 1) as a JPEG, PNG or WebP picture, fitted into ``size``
     (width, height) when given.  ``window`` overrides the file's VOI; ``overlays`` burns in
-    the overlay planes."""
+    the overlay planes; ``region`` (x, y, width, height) shows part of the frame (``View``)."""
     if isinstance(window, tuple):
         window = Window(float(window[0]), float(window[1]))
     width, height = size or (None, None)
     with _decoding(path, options) as source:
-        return render(source, frame - 1, View(window, invert, width, height, overlays), fmt, quality)
+        return render(source, frame - 1, View(window, invert, width, height, overlays, region), fmt, quality)
 
 
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:

@@ -41,7 +41,7 @@ from appliance.archive import Archive, InstanceEntry, InstanceFile, Origin, audi
 from appliance.config import Settings
 from appliance.dicom.outgoing import CannotSend, reencoded
 from appliance.documents import encapsulated
-from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
+from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
@@ -61,6 +61,7 @@ from appliance.web.dicomweb.negotiate import (
     multipart_of,
     outgoing_as,
 )
+from appliance.web.dicomweb.rendering import render_params
 from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 from appliance.web.documents import DOCUMENT_CSP
 
@@ -352,9 +353,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         media_type = choose(accept_header(), list(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
-        query = bottle.request.query
+        asked = render_params(bottle.request.query)
         rendered = imaging.render_frame(path_of(entry), frame, fmt=PICTURES[media_type], options=options,
-                                        quality=_quality(query), window=_window(query), size=_viewport(query))  # fmt: skip
+                                        quality=asked.quality, window=asked.window, size=asked.size,
+                                        region=asked.region)  # fmt: skip
         return bottle.HTTPResponse(rendered.data, 200, {"Content-Type": rendered.media_type})
 
     def pictures(entries: list[InstanceEntry]) -> bottle.HTTPResponse:
@@ -362,13 +364,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         media_type = choose_multipart_or_plain(tuple(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
-        query = bottle.request.query
-        quality, window, size = _quality(query), _window(query), _viewport(query)
+        asked = render_params(bottle.request.query)
 
         def rendered(entry: InstanceEntry) -> Iterator[bytes]:
             try:
                 yield imaging.render_frame(path_of(entry), 1, fmt=PICTURES[media_type], options=options,
-                                           quality=quality, window=window, size=size).data  # fmt: skip
+                                           quality=asked.quality, window=asked.window, size=asked.size,
+                                           region=asked.region).data  # fmt: skip
             except (ImagingError, OSError) as exc:
                 LOG.warning("wado_render_failed sop_instance_uid=%s reason=%s", entry.sop_uid, exc)
 
@@ -518,37 +520,6 @@ def _positive(query: bottle.FormsDict, name: str, high: int = MAX_SIDE) -> int |
     if not text.isdigit() or not 1 <= int(text) <= high:
         raise Refused(400, f"{name} must be a whole number from 1 to {high}")
     return int(text)
-
-
-def _quality(query: bottle.FormsDict) -> int:
-    return _positive(query, "quality", 100) or 90
-
-
-def _viewport(query: bottle.FormsDict) -> tuple[int | None, int | None] | None:
-    """PS3.18 8.3.5.1.3: ``viewport=vw,vh`` (the source rectangle parameters are not supported)."""
-    text = query.get("viewport")
-    if not text:
-        return None
-    pieces = text.split(",")
-    if len(pieces) != 2 or not all(p.isdigit() and 1 <= int(p) <= MAX_SIDE for p in pieces):
-        raise Refused(400, f"viewport must be width,height from 1 to {MAX_SIDE}")
-    return int(pieces[0]), int(pieces[1])
-
-
-def _window(query: bottle.FormsDict) -> Window | None:
-    """PS3.18 8.3.5.1.4: ``window=center,width,function``."""
-    text = query.get("window")
-    if not text:
-        return None
-    pieces = text.split(",")
-    try:
-        center, width = float(pieces[0]), float(pieces[1])
-    except (ValueError, IndexError):
-        raise Refused(400, "window must be center,width,function") from None
-    function = pieces[2].strip().upper() if len(pieces) > 2 else "LINEAR"
-    if not width > 0 or function not in imaging.FUNCTIONS:
-        raise Refused(400, f"window width must be positive, its function one of {', '.join(imaging.FUNCTIONS)}")
-    return Window(center, width, function)
 
 
 def _locate_value(path: Path, tag_path: str) -> tuple[int, int, bytes | None]:
