@@ -164,15 +164,17 @@ class Thumbnails:
     def __init__(self, folder: Path, options: ImagingOptions = DEFAULTS) -> None:
         self.options = options
         self.cache = DiskCache(folder, options.thumbnail_cache_mb * MB)
+        self.cache.drop_ungrouped()
 
-    def get(self, path: Path, frame: int = 1) -> Rendered:
-        """The thumbnail of ``frame`` of the stored file ``path``, overlays drawn."""
+    def get(self, path: Path, sop_uid: str, frame: int = 1) -> Rendered:
+        """The thumbnail of ``frame`` of the stored file ``path`` of instance ``sop_uid`` (the
+        entry's group, for ``DiskCache.purge``), overlays drawn."""
         side = self.options.thumbnail_size
 
         def make() -> bytes:
             return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data
 
-        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make), "image/jpeg")
+        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make, sop_uid), "image/jpeg")
 
     def key(self, path: Path, frame: int) -> str:
         """Stored files are content-addressed, so the path and frame name the picture for good

@@ -94,6 +94,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     # once (pydicom takes ~7 ms an instance) and read back after (OHIF asks each time a study opens).
     metadata_cache = DiskCache(archive.data_dir / "cache" / "metadata", METADATA_CACHE_MB * 1024 * 1024)
     metadata_cache.clear_scratch()
+    metadata_cache.drop_ungrouped()
 
     def route(path: str, handler: Callable[..., Any], prefixes: tuple[str, ...] = (PREFIX,)) -> None:
         def run(**kwargs: Any) -> Any:
@@ -211,7 +212,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
                 path = path_of(item)
                 key = f"{path}:{uri}:{METADATA_VERSION}"
                 try:
-                    yield metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri))
+                    yield metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri),
+                                                     item.sop_uid)  # fmt: skip
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
 
@@ -406,7 +408,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             raise Refused(404, "no image to make a thumbnail of")
         if choose(accept_header(), ["image/jpeg"]) is None:
             raise Refused(406, "thumbnails are image/jpeg")
-        made = thumbnails.get(path_of(entry), frame)
+        made = thumbnails.get(path_of(entry), entry.sop_uid, frame)
         return bottle.HTTPResponse(made.data, 200, {"Content-Type": made.media_type,
                                                     "Cache-Control": "private, max-age=300"})  # fmt: skip
 
