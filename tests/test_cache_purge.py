@@ -1,5 +1,6 @@
-"""The thumbnail and DICOMweb metadata caches hold patient data: once an instance is deleted,
-the change log follower removes every cache file made from it, and nothing of another study."""
+"""The thumbnail, DICOMweb metadata and video caches hold patient data: once an instance is
+deleted, the change log follower removes every cache file made from it, and nothing of
+another study."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 import pydicom
 import pytest
 import requests
+from test_video_http import ready, send
 
 from support.dicomgen import make_study
+from support.mediagen import H264_HP41, make_stream, video_dicom
 from support.web import ADMIN, ADMIN_PASSWORD, base_url
 
-CACHES = ("thumbnails", "metadata")
+CACHES = ("thumbnails", "metadata", "videos")
 
 
 def prefix(sop_uid: str) -> str:
@@ -44,9 +47,16 @@ def test_deleting_a_study_purges_its_cache_files(server, admin, tmp_path):
         for sop in sops:
             assert session.get(f"{web}/instances/{sop}/thumbnail", timeout=30).status_code == 200
         assert admin.get(f"/api/series/{series}/thumbnail").status_code == 200
-    gone, kept = studies["gone"][2], studies["kept"][2]
+    # A video in the deleted study: its MP4 and its poster are cached too.
+    stream = make_stream(tmp_path / "clip.ts", "h264", "ts", frames=10)
+    video = video_dicom(stream, tmp_path / "video.dcm", H264_HP41, frames=10, study_uid=studies["gone"][0],
+                        patient_id="PURGE-gone", patient_name="Purge^gone")  # fmt: skip
+    video_uid = send(server, video)
+    ready(admin, video_uid)
+    assert admin.get(f"/api/instances/{video_uid}/poster").status_code == 200
+    gone, kept = studies["gone"][2] | {video_uid}, studies["kept"][2]
     before = cached(server.data, gone)
-    assert len(before) == 3 + 3 and len(cached(server.data, kept)) == 6  # metadata and a thumbnail each
+    assert len(before) == 3 + 3 + 2 and len(cached(server.data, kept)) == 6  # metadata and a thumbnail each
     metadata = server.data / "cache" / "metadata"
     assert any(studies["gone"][0].encode() in p.read_bytes() for p in metadata.iterdir())  # patient data in there
 
@@ -57,4 +67,4 @@ def test_deleting_a_study_purges_its_cache_files(server, admin, tmp_path):
     assert cached(server.data, gone) == []
     assert not any(studies["gone"][0].encode() in p.read_bytes() for p in metadata.iterdir())
     assert len(cached(server.data, kept)) == 6  # another study's entries stay
-    assert "cache_purged entries=6" in server.log()
+    assert "cache_purged entries=8" in server.log()

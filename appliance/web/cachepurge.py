@@ -1,6 +1,6 @@
 """Purging the web's caches of instances that are gone (deleted, replaced, superseded by an
-edit): thumbnails and DICOMweb metadata hold patient data, which must not outlive the
-instance on disk until the cache happens to evict it.
+edit): thumbnails, DICOMweb metadata, videos' MP4s and posters hold patient data, which must
+not outlive the instance on disk until the cache happens to evict it.
 
 Driven by the change log (DESIGN rule 6) from a cursor kept in the index, so a deletion made
 by another process (`lightbox` commands) or while the service was down is purged too.
@@ -17,7 +17,7 @@ from appliance.imaging.cache import DiskCache
 LOG = logging.getLogger("lightbox.web.cachepurge")
 CURSOR = "cache_purge"
 BATCH = 500  # changes per pass over the cache folders
-FOLDERS = ("thumbnails", "metadata")  # under <data>/cache: entries grouped by SOP Instance UID
+FOLDERS = ("thumbnails", "metadata", "videos")  # under <data>/cache: entries grouped by SOP Instance UID
 
 
 def cache_folders(data_dir: Path) -> list[Path]:
