@@ -11,7 +11,7 @@ from pydicom.uid import UID
 from appliance.archive import InstanceFile
 from appliance.dicom.outgoing import UNCOMPRESSED_LE
 from appliance.dicom.syntaxes import EXPLICIT_LE
-from appliance.web.dicomweb.accept import MediaRange, parse
+from appliance.web.dicomweb.accept import MediaRange, parse, quality
 from appliance.web.dicomweb.xml import DICOM_XML
 
 OCTETS = "application/octet-stream"
@@ -115,9 +115,7 @@ def dataset_type(header: str | None) -> str | None:
         matching = [r for r in ranges if r.covers(media_type)]
         if media_type == DICOM_XML:
             matching += [r for r in ranges if r.type == "multipart/related" and multipart_of(r, DICOM_XML)]
-        if not matching:
-            continue
-        specific = max(matching, key=lambda r: (r.type.count("*") == 0, r.type != "*/*"))
-        if specific.q > best_q:
-            best, best_q = media_type, specific.q
+        q = quality(matching)
+        if q > best_q:
+            best, best_q = media_type, q
     return best
