@@ -1,6 +1,6 @@
 """QIDO-RS (PS3.18 10.6): studies, series and instances searched through the same matching
-as C-FIND (``archive.find_page``), answered as ``application/dicom+json`` or as ``multipart/related`` of ``application/dicom+xml``
-(PS3.19 Native DICOM Model, ``xml.py``).
+as C-FIND (``archive.find_page``), answered as ``application/dicom+json`` or as
+``multipart/related`` of ``application/dicom+xml`` (PS3.19 Native DICOM Model, ``xml.py``).
 
 A query parameter names an attribute by keyword or by tag (``PatientID`` or ``00100020``), or
 an item key of a sequence (``RequestAttributesSequence.ScheduledProcedureStepID``).  Values

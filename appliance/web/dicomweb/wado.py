@@ -61,7 +61,7 @@ from appliance.web.dicomweb.negotiate import (
     multipart_of,
     outgoing_as,
 )
-from appliance.web.dicomweb.rendering import render_params
+from appliance.web.dicomweb.rendering import MAX_SIDE, render_params
 from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 from appliance.web.documents import DOCUMENT_CSP
 
@@ -75,7 +75,6 @@ PIXEL_TAGS = {"PixelData": PIXEL_DATA, "FloatPixelData": "7FE00008", "DoubleFloa
 FLOAT_VRS = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}
 DOCUMENT = "00420011"
 MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
-MAX_SIDE = 4096
 METADATA_CACHE_MB = 64
 METADATA_VERSION = 1  # raised when the JSON changes, so that cached answers are made again
 PICTURES = {"image/jpeg": "jpeg", "image/png": "png"}
@@ -204,30 +203,33 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         record(audit.INSTANCES_ACCESSED, study, f"metadata of {len(files)} instance{'s' if len(files) != 1 else ''}")
         base = bottle.request.script_name.rstrip("/") + PREFIX + f"/studies/{study}/series/"
 
+        def metadata_of(item: InstanceFile, as_xml: bool) -> bytes:
+            """An instance's DICOM JSON, or its XML made from that, from the cache or made and
+            kept there (~7 ms for the JSON, ~1.5 ms more for the XML)."""
+            parent = series or _series_of(archive, item.sop_uid)
+            uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
+            path = path_of(item)
+            key = f"{path}:{uri}:{METADATA_VERSION}"
+
+            def as_json() -> bytes:
+                return metadata_cache.get_or_make(
+                    key, ".json", functools.partial(instance_json, path, uri), item.sop_uid
+                )
+
+            if not as_xml:
+                return as_json()
+            return metadata_cache.get_or_make(key, ".xml", lambda: to_xml(json.loads(as_json())), item.sop_uid)
+
         def documents(as_xml: bool) -> Iterator[bytes]:
-            """Each instance's DICOM JSON, or its XML made from that, from the cache or made
-            and kept there (each ~1.5 ms to make)."""
             for item in files:
-                parent = series or _series_of(archive, item.sop_uid)
-                uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
-                path = path_of(item)
-                key = f"{path}:{uri}:{METADATA_VERSION}"
-
-                def as_json(path: Path = path, uri: str = uri, key: str = key, sop: str = item.sop_uid) -> bytes:
-                    return metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri), sop)
-
                 try:
-                    if as_xml:
-                        yield metadata_cache.get_or_make(key, ".xml", lambda: to_xml(json.loads(as_json())),
-                                                         item.sop_uid)  # fmt: skip
-                    else:
-                        yield as_json()
+                    yield metadata_of(item, as_xml)
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
 
         if media_type == DICOM_XML:  # one Native DICOM Model document per instance (PS3.18 10.4.3)
             boundary = multipart.new_boundary()
-            parts = ((DICOM_XML, [document]) for document in documents(as_xml=True))
+            parts = ((DICOM_XML, [text]) for text in documents(as_xml=True))
             return bottle.HTTPResponse(multipart.stream(boundary, parts), 200,
                                        {"Content-Type": multipart.content_type(boundary, DICOM_XML)})  # fmt: skip
 
