@@ -193,7 +193,7 @@ def test_errors(server: LightboxProcess, studies: None) -> None:
         answer = raw(server, "/studies?" + query)
         assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/json", query
 
-    for accept in ("application/dicom+xml", "text/html", "application/json;q=0, application/dicom+json;q=0"):
+    for accept in ("text/html", "application/json;q=0, application/dicom+json;q=0, application/dicom+xml;q=0"):
         answer = raw(server, "/studies", headers={"Accept": accept})
         assert answer.status_code == 406 and answer.json()["error"], accept
     for accept in ("*/*", "application/*", "text/html;q=0.9, application/dicom+json;q=0.5", "application/json"):

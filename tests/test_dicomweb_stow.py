@@ -11,6 +11,7 @@ import random
 import socket
 import sqlite3
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -219,6 +220,36 @@ def test_a_duplicate_is_answered_like_c_store(server, base, tmp_path):
     again = stow(base + "/studies", multipart(path.read_bytes()))
     assert first.status_code == again.status_code == 200
     assert uids(again.json(), REFERENCED) == uids(first.json(), REFERENCED)
+
+
+def test_store_answer_negotiated_json_or_xml_and_406_before_storing(server, base, tmp_path):
+    """The Store Instances Response in XML (PS3.19) says what the JSON one says; an Accept that
+    takes neither is a 406 and nothing of the body is stored."""
+    first, second = make_study(tmp_path / "xml", 2)
+    refused = stow(base + "/studies", multipart(first.read_bytes()), Accept="text/html")
+    assert refused.status_code == 406 and "dicom+xml" in refused.json()["error"]
+    assert str(dcmread(first).SOPInstanceUID) not in stored_files(server.data)
+    answer = stow(base + "/studies", multipart(first.read_bytes(), b"junk"), Accept="application/dicom+xml")
+    assert answer.status_code == 202 and answer.headers["Content-Type"] == "application/dicom+xml"
+    ns = "{http://dicom.nema.org/PS3.19/models/NativeDICOM}"
+    root = ET.fromstring(answer.content)
+    assert root.tag == ns + "NativeDicomModel"
+    ds = dcmread(first)
+    study_url = root.findtext(f"{ns}DicomAttribute[@tag='{RETRIEVE_URL}']/{ns}Value") or ""
+    assert urlsplit(study_url).path == f"/dicom-web/studies/{ds.StudyInstanceUID}"
+    [item] = root.findall(f"{ns}DicomAttribute[@tag='{REFERENCED}']/{ns}Item")
+    assert item.findtext(f"{ns}DicomAttribute[@keyword='ReferencedSOPInstanceUID']/{ns}Value") == ds.SOPInstanceUID
+    assert urlsplit(item.findtext(f"{ns}DicomAttribute[@tag='{RETRIEVE_URL}']/{ns}Value") or "").path == (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    )
+    [failed] = root.findall(f"{ns}DicomAttribute[@tag='{FAILED}']/{ns}Item")
+    assert failed.findtext(f"{ns}DicomAttribute[@tag='{FAILURE_REASON}']/{ns}Value") == str(0xC000)
+    # JSON when both are acceptable and JSON is preferred, or nothing is said.
+    for accept in ("application/dicom+xml;q=0.5, application/dicom+json", None):
+        headers = {"Accept": accept} if accept else {}
+        as_json = stow(base + "/studies", multipart(second.read_bytes()), **headers)
+        assert as_json.status_code == 200 and as_json.headers["Content-Type"] == "application/dicom+json"
+        assert uids(as_json.json(), REFERENCED) == [str(dcmread(second).SOPInstanceUID)]
 
 
 def test_wrong_content_type_415_and_malformed_multipart_400(server, base, tmp_path):

@@ -399,18 +399,25 @@ def test_raw_frame_values_and_parameters() -> None:
         imaging.raw_frame(corpus_file("examples_rgb_color.dcm"), 1)
 
 
-def test_thumbnails_are_cached_with_a_cap(tmp_path: Path) -> None:
+def test_thumbnails_are_cached_with_a_cap_and_purged_by_instance(tmp_path: Path) -> None:
     cache = tmp_path / "thumbs"
     thumbs = Thumbnails(cache, ImagingOptions(thumbnail_size=64, thumbnail_cache_mb=1))
     paths = [Path(p) for p in (corpus_file("CT_small.dcm"), corpus_file("examples_palette.dcm"))]
-    first = thumbs.get(paths[0])
+    first = thumbs.get(paths[0], "1.2.3")
     assert max(Image.open(io.BytesIO(first.data)).size) == 64
-    assert thumbs.get(paths[0]).data == first.data and len(list(cache.iterdir())) == 1
+    assert thumbs.get(paths[0], "1.2.3").data == first.data and len(list(cache.iterdir())) == 1
     thumbs.cache.max_bytes = len(first.data) + 10  # room for one: the older one goes
-    thumbs.get(paths[1])
+    thumbs.get(paths[1], "1.2.4")
     names = list(cache.iterdir())
-    assert len(names) == 1 and names[0] == thumbs.cache.path(thumbs.key(paths[1], 1), ".jpg")
-    assert all("CT" not in n.name for n in names)
+    assert len(names) == 1 and names[0] == thumbs.cache.path(thumbs.key(paths[1], 1), ".jpg", "1.2.4")
+    assert all("CT" not in n.name and "1.2.4" not in n.name for n in names)
+    thumbs.cache.max_bytes = 1 << 20
+    thumbs.get(paths[1], "1.2.4", 1), thumbs.get(paths[0], "1.2.3")
+    assert thumbs.cache.purge(["1.2.4", "9.9"]) == 1  # each entry of the instance, no other
+    assert [n.name for n in cache.iterdir()] == [thumbs.cache.path(thumbs.key(paths[0], 1), ".jpg", "1.2.3").name]
+    (cache / ("0" * 64 + ".jpg")).write_bytes(b"named before groups")
+    Thumbnails(cache)  # a start drops entries that could not be purged
+    assert len(list(cache.iterdir())) == 1
 
 
 def test_image_info_calibration(tmp_path: Path) -> None:

@@ -240,10 +240,10 @@ def test_with_transcoding_off_only_remuxable_videos_play(tmp_path):
     """video_transcodes = 0, for the smallest boxes: H.264 still plays, MPEG-2 says why not."""
     library = VideoLibrary(tmp_path / "cache", VideoOptions(transcodes=0))
     mpeg2 = video_dicom(make_stream(tmp_path / "clip.m2v", "mpeg2", "raw"), tmp_path / "mpeg2.dcm", MPEG2_MPML)
-    refused = library.prepare(mpeg2)
+    refused = library.prepare(mpeg2, "1.2.3")
     assert refused.state == FAILED and "video_transcodes = 0" in refused.reason
     h264 = video_dicom(make_stream(tmp_path / "clip.ts", "h264", "ts"), tmp_path / "h264.dcm", H264_HP41)
     deadline = time.monotonic() + 60
-    while (state := library.prepare(h264)).state != READY and time.monotonic() < deadline:
+    while (state := library.prepare(h264, "1.2.4")).state != READY and time.monotonic() < deadline:
         time.sleep(0.1)
     assert state.state == READY and video_track(state.path)["nb_read_frames"] == "50"

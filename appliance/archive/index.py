@@ -82,6 +82,7 @@ class Study(BaseModel):
     patient_size = CharField(default="")
     patient_weight = CharField(default="")
     charset = CharField(default="")
+    timezone_offset = CharField(default="")  # TimezoneOffsetFromUTC, a QIDO default (PS3.18 Table 10.6.1-5)
     modalities = CharField(default="")
     num_series = IntegerField(default=0)
     num_instances = IntegerField(default=0)
@@ -107,6 +108,8 @@ class Series(BaseModel):
     manufacturer = CharField(default="")
     model_name = CharField(default="")
     request_attributes = TextField(default="")  # JSON list of items (ITEM_KEYS) for C-FIND
+    pps_start_date = CharField(default="")  # PerformedProcedureStepStartDate/Time: QIDO defaults
+    pps_start_time = CharField(default="")
     num_instances = IntegerField(default=0)
     last_received_at = FloatField()
 
@@ -124,6 +127,7 @@ class Instance(BaseModel):
     columns = IntegerField(null=True)
     number_of_frames = IntegerField(null=True)
     number_of_frames_text = CharField(default="")
+    bits_allocated = IntegerField(null=True)  # a QIDO default
     transfer_syntax = CharField()
     file_key = CharField(unique=True)
     size = IntegerField()

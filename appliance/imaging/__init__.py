@@ -2,7 +2,7 @@
 
 Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 
-- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=, overlays=)`` -> ``Rendered``
+- ``render_frame(path, frame, window=, size=, fmt=, quality=, invert=, overlays=, region=)`` -> ``Rendered``
 - ``raw_frame(path, frame)`` -> ``RawFrame`` (16-bit values and their LUT parameters)
 - ``overlay_layer(path, frame)`` -> ``Rendered`` (the frame's overlay planes alone, PNG with alpha)
 - ``image_info(path)`` -> dict (size, windows, calibration, frame timing, overlays; header only)
@@ -83,16 +83,17 @@ def render_frame(
     quality: int = 90,
     invert: bool = False,
     overlays: bool = True,
+    region: tuple[int, int, int, int] | None = None,
     options: ImagingOptions = DEFAULTS,
 ) -> Rendered:
     """Frame ``frame`` (from 1) as a JPEG, PNG or WebP picture, fitted into ``size``
     (width, height) when given.  ``window`` overrides the file's VOI; ``overlays`` burns in
-    the overlay planes."""
+    the overlay planes; ``region`` (x, y, width, height) shows part of the frame (``View``)."""
     if isinstance(window, tuple):
         window = Window(float(window[0]), float(window[1]))
     width, height = size or (None, None)
     with _decoding(path, options) as source:
-        return render(source, frame - 1, View(window, invert, width, height, overlays), fmt, quality)
+        return render(source, frame - 1, View(window, invert, width, height, overlays, region), fmt, quality)
 
 
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
@@ -163,15 +164,17 @@ class Thumbnails:
     def __init__(self, folder: Path, options: ImagingOptions = DEFAULTS) -> None:
         self.options = options
         self.cache = DiskCache(folder, options.thumbnail_cache_mb * MB)
+        self.cache.drop_ungrouped()
 
-    def get(self, path: Path, frame: int = 1) -> Rendered:
-        """The thumbnail of ``frame`` of the stored file ``path``, overlays drawn."""
+    def get(self, path: Path, sop_uid: str, frame: int = 1) -> Rendered:
+        """The thumbnail of ``frame`` of the stored file ``path`` of instance ``sop_uid`` (the
+        entry's group, for ``DiskCache.purge``), overlays drawn."""
         side = self.options.thumbnail_size
 
         def make() -> bytes:
             return render_frame(path, frame, size=(side, side), fmt="jpeg", quality=80, options=self.options).data
 
-        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make), "image/jpeg")
+        return Rendered(self.cache.get_or_make(self.key(path, frame), ".jpg", make, sop_uid), "image/jpeg")
 
     def key(self, path: Path, frame: int) -> str:
         """Stored files are content-addressed, so the path and frame name the picture for good

@@ -1,7 +1,9 @@
 """A folder of small files with a size cap: least recently used files go first.
 
 Names are hashes of what the caller keys them by (never UIDs or names as such), written
-atomically; a hit refreshes the file's modification time, which is the LRU order.
+atomically; a hit refreshes the file's modification time, which is the LRU order.  A name
+begins with the hash of the entry's group (the SOP Instance UID it was made from), so that
+``purge`` drops every entry of a deleted instance: they hold patient data.
 """
 
 from __future__ import annotations
@@ -9,8 +11,18 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+GROUP_CHARS = 16  # hex digits of the group's hash that begin a name
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def group_prefix(group: str) -> str:
+    return _digest(group)[:GROUP_CHARS] + "-"
 
 
 class DiskCache:
@@ -20,12 +32,11 @@ class DiskCache:
         self._lock = threading.Lock()
         self._total: int | None = None  # bytes in the folder, counted on first use
 
-    def path(self, key: str, suffix: str) -> Path:
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        return self.folder / f"{digest}{suffix}"
+    def path(self, key: str, suffix: str, group: str = "") -> Path:
+        return self.folder / f"{group_prefix(group)}{_digest(key)}{suffix}"
 
-    def get_or_make(self, key: str, suffix: str, make: Callable[[], bytes]) -> bytes:
-        path = self.path(key, suffix)
+    def get_or_make(self, key: str, suffix: str, make: Callable[[], bytes], group: str = "") -> bytes:
+        path = self.path(key, suffix, group)
         try:
             data = path.read_bytes()
             os.utime(path)
@@ -39,9 +50,9 @@ class DiskCache:
             self.adopt(temp, path)
         return data
 
-    def lookup(self, key: str, suffix: str) -> Path | None:
+    def lookup(self, key: str, suffix: str, group: str = "") -> Path | None:
         """The cached file for ``key``, marked as just used, or None."""
-        path = self.path(key, suffix)
+        path = self.path(key, suffix, group)
         try:
             os.utime(path)
         except FileNotFoundError:
@@ -69,6 +80,29 @@ class DiskCache:
         if self.folder.is_dir():
             for leftover in self.folder.glob(".*.part"):
                 leftover.unlink(missing_ok=True)
+
+    def purge(self, groups: Iterable[str]) -> int:
+        """Remove every entry of ``groups`` (one pass over the folder); how many went."""
+        prefixes = {group_prefix(g) for g in groups}
+        if not prefixes or not self.folder.is_dir():
+            return 0
+        removed = 0
+        with self._lock:
+            for p in self._files():
+                if p.name[: GROUP_CHARS + 1] in prefixes:
+                    size = p.stat().st_size
+                    p.unlink(missing_ok=True)
+                    removed += 1
+                    if self._total is not None:
+                        self._total -= size
+        return removed
+
+    def drop_ungrouped(self) -> None:
+        """Remove entries named before names began with a group (they could never be purged)."""
+        if self.folder.is_dir():
+            for p in self._files():
+                if p.name[GROUP_CHARS : GROUP_CHARS + 1] != "-":
+                    p.unlink(missing_ok=True)
 
     def _evict(self, keep: Path) -> None:
         """Drop the least recently used files until the folder is at 90 % of its cap."""

@@ -54,6 +54,9 @@ class View:
     width: int | None = None
     height: int | None = None
     overlays: bool = True  # burn in the overlay planes (60xx), as DCMTK does by default
+    # (x, y, width, height) of the frame to show, before fitting; a negative width or height
+    # flips the region (PS3.18 8.3.5.1.3 sx,sy,sw,sh).
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def resized(self) -> bool:
@@ -69,6 +72,8 @@ def render(source: FrameSource, index: int, view: View, fmt: str = "jpeg", quali
         if data[:2] == b"\xff\xd8":
             return Rendered(data, FORMATS["jpeg"], passed_through=True, overlays=planes)
     image = to_image(source, index, view)
+    if view.region is not None:
+        image = crop(image, view.region)
     if view.resized:
         image = fit(image, view.width, view.height)
     return Rendered(encode(image, fmt, quality), FORMATS[fmt], overlays=planes)
@@ -158,7 +163,7 @@ def _stored_jpeg_fits(source: FrameSource, view: View) -> bool:
     """Whether the stored JPEG Baseline frame is exactly what rendering would produce:
     YBR colour (what browsers assume a 3-component JPEG holds) or an 8-bit MONOCHROME2 frame
     with no LUT, rescale or window that would change it; no resize, window or inversion asked."""
-    if source.transfer_syntax != JPEG_BASELINE or view.resized or view.window is not None or view.invert:
+    if source.transfer_syntax != JPEG_BASELINE or view.resized or view.region or view.window is not None or view.invert:
         return False
     if source.photometric in ("YBR_FULL_422", "YBR_FULL"):
         return True
@@ -167,6 +172,21 @@ def _stored_jpeg_fits(source: FrameSource, view: View) -> bool:
     pipeline = grayscale.from_header(source.ds)
     identity = pipeline.modality_lut is None and pipeline.slope == 1.0 and pipeline.intercept == 0.0
     return identity and pipeline.window is None and pipeline.voi_lut is None and not pipeline.invert
+
+
+def crop(image: Image.Image, region: tuple[int, int, int, int]) -> Image.Image:
+    """The part of ``image`` that ``region`` covers (cut at the image's edges), flipped where
+    its width or height is negative; a region wholly outside the image is an error."""
+    x, y, width, height = region
+    box = (max(0, x), max(0, y), min(image.width, x + abs(width)), min(image.height, y + abs(height)))
+    if box[0] >= box[2] or box[1] >= box[3]:
+        raise ImagingError(f"the region {x},{y},{width},{height} is outside the {image.width}x{image.height} frame")
+    image = image.crop(box)
+    if width < 0:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if height < 0:
+        image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    return image
 
 
 def fit(image: Image.Image, width: int | None, height: int | None) -> Image.Image:

@@ -69,6 +69,7 @@ class _Plan:
     stream: VideoStream
     probe: Probe
     transcode: bool
+    sop_uid: str  # the cache entry's group (DiskCache.purge)
 
     def key(self) -> str:  # the stored file's name is its content hash: the same bytes, the same MP4
         return f"{self.stream.path.name}:{'h264' if self.transcode else 'copy'}:1"
@@ -80,6 +81,7 @@ class VideoLibrary:
         self.ffmpeg = Ffmpeg(Path(options.ffmpeg))
         self.cache = DiskCache(folder, options.cache_mb * MB)
         self.cache.clear_scratch()
+        self.cache.drop_ungrouped()
         weakref.finalize(self, self.ffmpeg.terminate)  # at exit too: a transcode may have an hour left
         self._lock = threading.Lock()
         self._plans: collections.OrderedDict[tuple[str, bool], _Plan] = collections.OrderedDict()
@@ -96,18 +98,19 @@ class VideoLibrary:
     def unavailable_reason(self) -> str:
         return f"Video playback needs ffmpeg on the server (Debian package ffmpeg): {self.options.ffmpeg} is missing."
 
-    def prepare(self, stored: Path, h264: bool = False) -> Prepared:
-        """The MP4 of a stored video, or its state; starts making it when nobody has.
-        ``h264`` asks for H.264 whatever the stored codec (for browsers without HEVC)."""
+    def prepare(self, stored: Path, sop_uid: str, h264: bool = False) -> Prepared:
+        """The MP4 of a stored video (of instance ``sop_uid``), or its state; starts making it
+        when nobody has.  ``h264`` asks for H.264 whatever the stored codec (for browsers
+        without HEVC)."""
         if not self.available:
             return Prepared(UNAVAILABLE, reason=self.unavailable_reason())
         try:
-            plan = self._plan(stored, h264)
+            plan = self._plan(stored, sop_uid, h264)
         except ImagingError as exc:
             return Prepared(FAILED, reason=_plain(exc))
         key = plan.key()
         codec = "h264" if plan.transcode else plan.probe.video_codec
-        path = self.cache.lookup(key, ".mp4")
+        path = self.cache.lookup(key, ".mp4", sop_uid)
         if path is not None:
             return Prepared(READY, path, transcoded=plan.transcode, codec=codec)
         if plan.transcode and self.options.transcodes < 1:
@@ -126,7 +129,7 @@ class VideoLibrary:
         self._queues[plan.transcode].put(plan)
         return Prepared(PREPARING, transcoded=plan.transcode, codec=codec)
 
-    def poster(self, stored: Path) -> bytes:
+    def poster(self, stored: Path, sop_uid: str) -> bytes:
         """The first frame as a small JPEG (cached beside the MP4s)."""
         side = self.options.poster_side
 
@@ -134,11 +137,11 @@ class VideoLibrary:
             with self._probe_slots:
                 return self.ffmpeg.poster(locate(stored), side)
 
-        return self.cache.get_or_make(f"{stored.name}:poster:{side}", ".jpg", make)
+        return self.cache.get_or_make(f"{stored.name}:poster:{side}", ".jpg", make, sop_uid)
 
     # ------------------------------------------------------------------ making
 
-    def _plan(self, stored: Path, h264: bool) -> _Plan:
+    def _plan(self, stored: Path, sop_uid: str, h264: bool) -> _Plan:
         """Copy or transcode: decided by probing the stream once (ffprobe takes ~0.1 s)."""
         wanted = (stored.name, h264)
         with self._lock:
@@ -150,7 +153,7 @@ class VideoLibrary:
         with self._probe_slots:
             probe = self.ffmpeg.probe(stream)
         copyable = probe.copyable(stream.raw) and not (h264 and probe.video_codec != "h264")
-        plan = _Plan(stream, probe, transcode=not copyable)
+        plan = _Plan(stream, probe, transcode=not copyable, sop_uid=sop_uid)
         with self._lock:
             self._plans[wanted] = plan
             while len(self._plans) > MAX_PLANS:
@@ -181,7 +184,7 @@ class VideoLibrary:
                     self._waiting.discard(key)
 
     def _make(self, plan: _Plan, key: str) -> None:
-        path = self.cache.path(key, ".mp4")
+        path = self.cache.path(key, ".mp4", plan.sop_uid)
         temp = self.cache.scratch(path)
         budget = shutil.disk_usage(self.cache.folder).free - self.options.reserve_mb * MB
         if budget <= plan.stream.size // 4:

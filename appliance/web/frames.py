@@ -124,7 +124,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
         representative = archive.middle_instance(series_uid)
         if representative is None:
             raise Refused(404, "no such series, or no images in it")
-        picture = thumbnails.get(archive.file_path(representative.file_key))
+        picture = thumbnails.get(archive.file_path(representative.file_key), representative.sop_uid)
         return bottle.HTTPResponse(
             picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "private, max-age=300"}
         )

@@ -43,7 +43,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
 
     def prepared(entry: InstanceEntry) -> tuple[Prepared, bool]:
         h264 = bottle.request.query.get("codec") == "h264"
-        return videos.prepare(archive.file_path(entry.file_key), h264=h264), h264
+        return videos.prepare(archive.file_path(entry.file_key), entry.sop_uid, h264=h264), h264
 
     def mp4_url(sop_uid: str, h264: bool) -> str:
         return f"/api/instances/{sop_uid}/video.mp4" + ("?codec=h264" if h264 else "")
@@ -91,7 +91,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     def poster(sop_uid: str) -> bottle.HTTPResponse:
         entry = video_or_404(sop_uid)
         try:
-            picture = videos.poster(archive.file_path(entry.file_key))
+            picture = videos.poster(archive.file_path(entry.file_key), entry.sop_uid)
         except (ImagingError, OSError) as exc:
             LOG.warning("video_poster_failed reason=%s", exc)
             return _icon(ICON)

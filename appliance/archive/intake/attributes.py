@@ -72,6 +72,7 @@ def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids
             patient_size=t("PatientSize"),
             patient_weight=t("PatientWeight"),
             charset="\\".join(charsets),
+            timezone_offset=t("TimezoneOffsetFromUTC"),
         ),
         series=dict(
             series_uid=t("SeriesInstanceUID"),
@@ -88,6 +89,8 @@ def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids
             manufacturer=t("Manufacturer"),
             model_name=t("ManufacturerModelName"),
             request_attributes=_request_attributes(ds, charsets, charset_override),
+            pps_start_date=t("PerformedProcedureStepStartDate"),
+            pps_start_time=t("PerformedProcedureStepStartTime"),
         ),
         instance=dict(
             sop_uid=t("SOPInstanceUID"),
@@ -101,6 +104,7 @@ def extract(ds: Dataset, charset_override: str | None = None, nonconformant_uids
             columns=_int_or_none(t("Columns")),
             number_of_frames=_int_or_none(t("NumberOfFrames")),
             number_of_frames_text=t("NumberOfFrames"),
+            bits_allocated=_int_or_none(t("BitsAllocated")),
             nonconformant_uids=",".join(nonconformant_uids),
         ),
     )

@@ -124,6 +124,7 @@ KEYS: dict[str, Key] = {
         match="y.sop_class_uid",
         exists=_STUDY_INSTANCES,
     ),
+    "TimezoneOffsetFromUTC": _k("STUDY", "st.timezone_offset"),
     "NumberOfStudyRelatedSeries": _k("STUDY", "st.num_series", "number"),
     "NumberOfStudyRelatedInstances": _k("STUDY", "st.num_instances", "number"),
     # C.6.1.1.4 series level
@@ -141,6 +142,8 @@ KEYS: dict[str, Key] = {
     "ManufacturerModelName": _k("SERIES", "se.model_name"),
     "NumberOfSeriesRelatedInstances": _k("SERIES", "se.num_instances", "number"),
     "RequestAttributesSequence": _k("SERIES", "se.request_attributes", "items"),
+    "PerformedProcedureStepStartDate": _k("SERIES", "se.pps_start_date", "date"),
+    "PerformedProcedureStepStartTime": _k("SERIES", "se.pps_start_time", "date"),
     # C.6.1.1.5 composite object instance level
     "SOPInstanceUID": _k("IMAGE", "i.sop_uid", "uid"),
     "SOPClassUID": _k("IMAGE", "i.sop_class_uid", "uid"),
@@ -151,6 +154,7 @@ KEYS: dict[str, Key] = {
     "Rows": _k("IMAGE", "i.rows", "number"),
     "Columns": _k("IMAGE", "i.columns", "number"),
     "NumberOfFrames": _k("IMAGE", _as_received("i.number_of_frames"), "number", match="i.number_of_frames"),
+    "BitsAllocated": _k("IMAGE", "i.bits_allocated", "number"),
     "AvailableTransferSyntaxUID": _k("IMAGE", "i.transfer_syntax", "uid"),
 }
 

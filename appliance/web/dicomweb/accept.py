@@ -67,10 +67,14 @@ def choose(accept_header: str | None, offered: list[str]) -> str | None:
     ranges = parse(accept_header)
     best, best_q = None, 0.0
     for media_type in offered:
-        matching = [r for r in ranges if r.covers(media_type)]
-        if not matching:
-            continue
-        specific = max(matching, key=lambda r: (r.type.count("*") == 0, r.type != "*/*"))
-        if specific.q > best_q:
-            best, best_q = media_type, specific.q
+        q = quality([r for r in ranges if r.covers(media_type)])
+        if q > best_q:
+            best, best_q = media_type, q
     return best
+
+
+def quality(matching: list[MediaRange]) -> float:
+    """The quality that the most specific of the ranges matching a media type gives it (0 for none)."""
+    if not matching:
+        return 0.0
+    return max(matching, key=lambda r: (r.type.count("*") == 0, r.type != "*/*")).q

@@ -11,9 +11,11 @@ from pydicom.uid import UID
 from appliance.archive import InstanceFile
 from appliance.dicom.outgoing import UNCOMPRESSED_LE
 from appliance.dicom.syntaxes import EXPLICIT_LE
-from appliance.web.dicomweb.accept import MediaRange, parse
+from appliance.web.dicomweb.accept import MediaRange, parse, quality
+from appliance.web.dicomweb.xml import DICOM_XML
 
 OCTETS = "application/octet-stream"
+DATASET_TYPES = ("application/dicom+json", "application/json", DICOM_XML)
 # Stored transfer syntax -> the media type of its frames (PS3.18 Table 8.7.3-5).
 FRAME_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
@@ -100,3 +102,20 @@ def choose_multipart_or_plain(offered: tuple[str, ...]) -> str | None:
             if wanted.covers(media_type) or multipart_of(wanted, media_type):
                 return media_type
     return None
+
+
+def dataset_type(header: str | None) -> str | None:
+    """How datasets are answered (QIDO-RS results, WADO-RS metadata): one of DATASET_TYPES, the
+    client's preferred by quality, JSON first among equals; None (406) when none is acceptable.
+    XML is accepted as ``application/dicom+xml`` or as ``multipart/related`` of it (the answer
+    is always multipart: one document per dataset)."""
+    ranges = parse(header)
+    best, best_q = None, 0.0
+    for media_type in DATASET_TYPES:
+        matching = [r for r in ranges if r.covers(media_type)]
+        if media_type == DICOM_XML:
+            matching += [r for r in ranges if r.type == "multipart/related" and multipart_of(r, DICOM_XML)]
+        q = quality(matching)
+        if q > best_q:
+            best, best_q = media_type, q
+    return best

@@ -1,5 +1,6 @@
 """QIDO-RS (PS3.18 10.6): studies, series and instances searched through the same matching
-as C-FIND (``archive.find_page``), answered as ``application/dicom+json``.
+as C-FIND (``archive.find_page``), answered as ``application/dicom+json`` or as
+``multipart/related`` of ``application/dicom+xml`` (PS3.19 Native DICOM Model, ``xml.py``).
 
 A query parameter names an attribute by keyword or by tag (``PatientID`` or ``00100020``), or
 an item key of a sequence (``RequestAttributesSequence.ScheduledProcedureStepID``).  Values
@@ -24,28 +25,27 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from appliance.archive import ITEM_KEYS, QUERY_KEYS, QUERY_LEVELS, Archive, QueryError, audit
 from appliance.config import Settings
 from appliance.web.auth import Guard, client_address
-from appliance.web.dicomweb import PREFIX
-from appliance.web.dicomweb.accept import choose
+from appliance.web.dicomweb import PREFIX, multipart
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.json import attribute, tag_key
+from appliance.web.dicomweb.negotiate import dataset_type
+from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
-OFFERED = ["application/dicom+json", "application/json"]
 _MODEL = "STUDY_ROOT"
 _LEVEL = {"studies": "STUDY", "series": "SERIES", "instances": "IMAGE"}
-# PS3.18 Table 10.6.1-5: returned by default at each level.  Those the index does not keep
-# (TimezoneOffsetFromUTC, PerformedProcedureStepStart*, BitsAllocated) are left out.
+# PS3.18 Table 10.6.1-5: returned by default at each level.
 DEFAULTS = {
     "STUDY": (
-        "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName", "PatientName",
-        "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID", "NumberOfStudyRelatedSeries",
-        "NumberOfStudyRelatedInstances",
+        "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName",
+        "TimezoneOffsetFromUTC", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+        "StudyID", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
     ),
     "SERIES": (
         "Modality", "SeriesDescription", "SeriesInstanceUID", "SeriesNumber", "NumberOfSeriesRelatedInstances",
-        "RequestAttributesSequence",
+        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "RequestAttributesSequence",
     ),
-    "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "NumberOfFrames"),
+    "IMAGE": ("SOPClassUID", "SOPInstanceUID", "InstanceNumber", "Rows", "Columns", "BitsAllocated", "NumberOfFrames"),
 }  # fmt: skip
 _BATCH = 50  # matches encoded per piece of the streamed answer
 _UNCAPPED = 2**53  # find_max_results = 0: pages as long as asked (the answer streams: memory stays flat)
@@ -170,9 +170,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
     def search(resource: str, scope: tuple[str, ...], fixed: dict[str, str]) -> Any:
         level = _LEVEL[resource]
-        media_type = choose(request.get_header("Accept"), OFFERED)
+        media_type = dataset_type(request.get_header("Accept"))
         if media_type is None:
-            raise problem(406, "QIDO-RS answers application/dicom+json")
+            raise problem(406, "QIDO-RS answers application/dicom+json or multipart/related of application/dicom+xml")
         query = Search(level, scope, fixed, max_results)
         query.fuzzy_names()
         trail = _Trail(archive, guard, level, fixed.get("StudyInstanceUID", ""))
@@ -185,8 +185,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             query.warnings.append(_CUT)
         for warning in query.warnings:
             response.add_header("Warning", warning)
+        results = _results(matches, level, trail, more)
+        if media_type == DICOM_XML:  # PS3.18 10.6.3.3.1: one Native DICOM Model document per result
+            boundary = multipart.new_boundary()
+            response.content_type = multipart.content_type(boundary, DICOM_XML)
+            return _closing(multipart.stream(boundary, ((DICOM_XML, [to_xml(r)]) for r in results)), results)
         response.content_type = media_type
-        return _stream(matches, level, trail, more)
+        return _closing(_json_array(results), results)
 
     def route(path: str, resource: str, scope: tuple[str, ...], *uids: str) -> None:
         def answer(**kwargs: str) -> Any:
@@ -204,26 +209,43 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
           "StudyInstanceUID", "SeriesInstanceUID")  # fmt: skip
 
 
-def _stream(matches: Generator[dict[str, Any], None, None], level: str, trail: _Trail, more: bool) -> Iterator[bytes]:
-    """The JSON array, encoded a batch of matches at a time: memory stays flat however many
+def _results(matches: Generator[dict[str, Any], None, None], level: str, trail: _Trail, more: bool
+             ) -> Generator[dict[str, Any], None, None]:  # fmt: skip
+    """The matches in the DICOM JSON model, one at a time: memory stays flat however many
     matches a page holds (rule 9); the search is audited once the answer is sent."""
     count, outcome = 0, "stopped"
     try:
-        yield b"["
-        batch: list[str] = []
         for match in matches:
-            batch.append(bottle.json_dumps(_result(match, level)))
+            yield _result(match, level)
             count += 1
-            if len(batch) == _BATCH:
-                yield (("," if count > _BATCH else "") + ",".join(batch)).encode()
-                batch = []
-        if batch:
-            yield (("," if count > len(batch) else "") + ",".join(batch)).encode()
-        yield b"]"
         outcome = "more follow" if more else "complete"
     finally:
         matches.close()  # a client gone mid-answer must not hold the read snapshot
         trail.record(f"{count} results, {outcome}", audit.SUCCESS if outcome != "stopped" else audit.MINOR_FAILURE)
+
+
+def _closing(body: Iterator[bytes], results: Generator[dict[str, Any], None, None]) -> Iterator[bytes]:
+    """``body``, closing ``results`` when it ends or the client goes (which audits the search)."""
+    try:
+        yield from body
+    finally:
+        results.close()
+
+
+def _json_array(results: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """The JSON array, encoded a batch of results per piece."""
+    yield b"["
+    batch: list[str] = []
+    count = 0
+    for result in results:
+        batch.append(bottle.json_dumps(result))
+        count += 1
+        if len(batch) == _BATCH:
+            yield (("," if count > _BATCH else "") + ",".join(batch)).encode()
+            batch = []
+    if batch:
+        yield (("," if count > len(batch) else "") + ",".join(batch)).encode()
+    yield b"]"
 
 
 def _result(row: dict[str, Any], level: str) -> dict[str, Any]:

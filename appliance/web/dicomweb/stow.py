@@ -44,6 +44,8 @@ from appliance.web.auth import Guard, client_address
 from appliance.web.bodylimits import STOW_PATH
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.multipart_in import MalformedMultipart, MultipartReader
+from appliance.web.dicomweb.negotiate import dataset_type
+from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 
 LOG = logging.getLogger("lightbox.web.stow")
 
@@ -108,6 +110,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
 
 def _stow(door: Door, guard: Guard, study_uid: str | None) -> bottle.HTTPResponse:
     request = bottle.request
+    answer_type = dataset_type(request.get_header("Accept"))
+    if answer_type is None:  # before a byte of the body is stored
+        raise problem(406, "STOW-RS answers application/dicom+json or application/dicom+xml")
     media = Message()
     media["content-type"] = request.get_header("Content-Type", "")
     part_type = (media.get_param("type") or DICOM) if media.get_content_type() == "multipart/related" else ""
@@ -125,7 +130,7 @@ def _stow(door: Door, guard: Guard, study_uid: str | None) -> bottle.HTTPRespons
     if not results:
         raise problem(400, "the multipart/related body has no parts")
     _audit(guard, results, study_uid)
-    return _answer(results, study_uid)
+    return _answer(results, study_uid, answer_type == DICOM_XML)
 
 
 def _store_all(door: Door, reader: MultipartReader, study_uid: str | None, origin: Origin) -> list[PartResult]:
@@ -240,8 +245,10 @@ def _audit(guard: Guard, results: list[PartResult], study_uid: str | None) -> No
                     detail=f"STOW-RS: {failed} part{'s' if failed != 1 else ''} refused")  # fmt: skip
 
 
-def _answer(results: list[PartResult], study_uid: str | None) -> bottle.HTTPResponse:
-    """PS3.18 10.5.3: the Store Instances Response, as DICOM JSON."""
+def _answer(results: list[PartResult], study_uid: str | None, as_xml: bool) -> bottle.HTTPResponse:
+    """PS3.18 10.5.3: the Store Instances Response, as DICOM JSON or a Native DICOM Model
+    document.  No WarningReason: what is stored is the dataset as received (Lightbox writes its
+    own meta header, which is not part of the instance); nothing is coerced."""
     base = f"{bottle.request.urlparts.scheme}://{bottle.request.urlparts.netloc}{STOW_PATH}"
     referenced = [_referenced(r.identity, base) for r in results if r.failure is None]
     failed = [_failed(r) for r in results if r.failure is not None]
@@ -260,6 +267,8 @@ def _answer(results: list[PartResult], study_uid: str | None) -> bottle.HTTPResp
             LOG.info(
                 "stow_refused sop=%s failure=0x%04X reason=%r", r.identity.sop_instance or "-", r.failure, r.reason
             )
+    if as_xml:
+        return bottle.HTTPResponse(to_xml(body), status, **{"Content-Type": DICOM_XML})
     return bottle.HTTPResponse(bottle.json_dumps(body), status, **{"Content-Type": DICOM_JSON})
 
 

@@ -2,7 +2,8 @@
 data and rendered pictures, under /dicom-web/.
 
     /studies/{s}[/series/{se}[/instances/{i}]]            multipart/related; type="application/dicom"
-    .../metadata                                          application/dicom+json
+    .../metadata                                          application/dicom+json, or multipart/related
+                                                          of application/dicom+xml (PS3.19)
     /studies/{s}/series/{se}/instances/{i}/frames/{list}  multipart/related: frames
     .../instances/{i}/bulkdata/{tag path}                 multipart/related; application/octet-stream
                                                           (or application/pdf, single part, with Range)
@@ -40,7 +41,7 @@ from appliance.archive import Archive, InstanceEntry, InstanceFile, Origin, audi
 from appliance.config import Settings
 from appliance.dicom.outgoing import CannotSend, reencoded
 from appliance.documents import encapsulated
-from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
+from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
@@ -55,10 +56,13 @@ from appliance.web.dicomweb.negotiate import (
     accept_header,
     choose_multipart,
     choose_multipart_or_plain,
+    dataset_type,
     frame_choice,
     multipart_of,
     outgoing_as,
 )
+from appliance.web.dicomweb.rendering import MAX_SIDE, render_params
+from appliance.web.dicomweb.xml import DICOM_XML, to_xml
 from appliance.web.documents import DOCUMENT_CSP
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
@@ -66,9 +70,11 @@ PREFIX = "/dicom-web"
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 PIXEL_DATA = "7FE00010"
+# Pixel Data, Float Pixel Data and Double Float Pixel Data: each served as frames (PS3.18 10.4.1.1.3).
+PIXEL_TAGS = {"PixelData": PIXEL_DATA, "FloatPixelData": "7FE00008", "DoubleFloatPixelData": "7FE00009"}
+FLOAT_VRS = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}
 DOCUMENT = "00420011"
 MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
-MAX_SIDE = 4096
 METADATA_CACHE_MB = 64
 METADATA_VERSION = 1  # raised when the JSON changes, so that cached answers are made again
 PICTURES = {"image/jpeg": "jpeg", "image/png": "png"}
@@ -87,6 +93,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     # once (pydicom takes ~7 ms an instance) and read back after (OHIF asks each time a study opens).
     metadata_cache = DiskCache(archive.data_dir / "cache" / "metadata", METADATA_CACHE_MB * 1024 * 1024)
     metadata_cache.clear_scratch()
+    metadata_cache.drop_ungrouped()
 
     def route(path: str, handler: Callable[..., Any], prefixes: tuple[str, ...] = (PREFIX,)) -> None:
         def run(**kwargs: Any) -> Any:
@@ -187,29 +194,53 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     # -- metadata --------------------------------------------------------------------------
 
     def metadata(study: str, series: str | None = None, sop: str | None = None) -> bottle.HTTPResponse:
-        if choose(accept_header(), ["application/dicom+json", "application/json"]) is None:
-            raise Refused(406, "metadata is served as application/dicom+json")
+        media_type = dataset_type(accept_header())
+        if media_type is None:
+            raise Refused(
+                406, "metadata is served as application/dicom+json or multipart/related of application/dicom+xml"
+            )
         files = files_of(study, series, sop)
         record(audit.INSTANCES_ACCESSED, study, f"metadata of {len(files)} instance{'s' if len(files) != 1 else ''}")
         base = bottle.request.script_name.rstrip("/") + PREFIX + f"/studies/{study}/series/"
 
-        def documents() -> Iterator[bytes]:
-            separator = b"["
+        def metadata_of(item: InstanceFile, as_xml: bool) -> bytes:
+            """An instance's DICOM JSON, or its XML made from that, from the cache or made and
+            kept there (~7 ms for the JSON, ~1.5 ms more for the XML)."""
+            parent = series or _series_of(archive, item.sop_uid)
+            uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
+            path = path_of(item)
+            key = f"{path}:{uri}:{METADATA_VERSION}"
+
+            def as_json() -> bytes:
+                return metadata_cache.get_or_make(
+                    key, ".json", functools.partial(instance_json, path, uri), item.sop_uid
+                )
+
+            if not as_xml:
+                return as_json()
+            return metadata_cache.get_or_make(key, ".xml", lambda: to_xml(json.loads(as_json())), item.sop_uid)
+
+        def documents(as_xml: bool) -> Iterator[bytes]:
             for item in files:
-                parent = series or _series_of(archive, item.sop_uid)
-                uri = f"{base}{parent}/instances/{item.sop_uid}/bulkdata/"
-                path = path_of(item)
-                key = f"{path}:{uri}:{METADATA_VERSION}"
                 try:
-                    text = metadata_cache.get_or_make(key, ".json", functools.partial(instance_json, path, uri))
+                    yield metadata_of(item, as_xml)
                 except (OSError, ImagingError, ValueError) as exc:
                     LOG.warning("wado_metadata_unreadable sop_instance_uid=%s reason=%s", item.sop_uid, exc)
-                    continue
+
+        if media_type == DICOM_XML:  # one Native DICOM Model document per instance (PS3.18 10.4.3)
+            boundary = multipart.new_boundary()
+            parts = ((DICOM_XML, [text]) for text in documents(as_xml=True))
+            return bottle.HTTPResponse(multipart.stream(boundary, parts), 200,
+                                       {"Content-Type": multipart.content_type(boundary, DICOM_XML)})  # fmt: skip
+
+        def array() -> Iterator[bytes]:
+            separator = b"["
+            for text in documents(as_xml=False):
                 yield separator + text
                 separator = b","
             yield b"[]" if separator == b"[" else b"]"
 
-        return bottle.HTTPResponse(documents(), 200, {"Content-Type": DICOM_JSON})
+        return bottle.HTTPResponse(array(), 200, {"Content-Type": DICOM_JSON})
 
     def instance_json(path: Path, bulk_base: str) -> bytes:
         try:
@@ -218,9 +249,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             ds, pixels = pydicom.dcmread(path, stop_before_pixels=True, defer_size=1024), None
             syntax = UID(ds.file_meta.TransferSyntaxUID)
         body = to_json(ds, lambda tag_path: bulk_base + tag_path)
-        if pixels is not None and pixels.keyword == "PixelData":  # float pixel data: not offered yet
-            vr = pixels.vr or ("OB" if syntax.is_encapsulated else "OW")
-            body[PIXEL_DATA] = {"vr": vr, "BulkDataURI": bulk_base + PIXEL_DATA}
+        if pixels is not None:
+            vr = pixels.vr or FLOAT_VRS.get(pixels.keyword) or ("OB" if syntax.is_encapsulated else "OW")
+            tag = PIXEL_TAGS[pixels.keyword]
+            body[tag] = {"vr": vr, "BulkDataURI": bulk_base + tag}
         return json.dumps(body, separators=(",", ":")).encode()
 
     def study_metadata(study: str) -> bottle.HTTPResponse:
@@ -272,9 +304,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         entry = entry_of(study, series, sop)
         path = path_of(entry)
         tag_path = tag_path.strip("/").upper()
-        if tag_path == PIXEL_DATA:
-            if entry.rows is None:
-                raise Refused(404, "this instance has no pixel data")
+        if tag_path in PIXEL_TAGS.values():
+            if entry.rows is None or tag_path != pixel_tag(path):
+                raise Refused(404, f"this instance has no {tag_path} pixel data")
             return frames_answer(entry, list(range(1, entry.frames + 1)))
         if tag_path == DOCUMENT and entry.kind in (kinds.PDF, kinds.DOCUMENT):
             return document(entry, study)
@@ -285,6 +317,12 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         boundary = multipart.new_boundary()
         return bottle.HTTPResponse(multipart.stream(boundary, [(OCTETS, pieces)]), 200,
                                    {"Content-Type": multipart.content_type(boundary, OCTETS)})  # fmt: skip
+
+    def pixel_tag(path: Path) -> str | None:
+        try:
+            return PIXEL_TAGS[stored_header(path)[2].keyword]
+        except ImagingError:
+            return None
 
     def document(entry: InstanceEntry, study: str, single_only: bool = False) -> bottle.HTTPResponse:
         """An encapsulated document: its own media type alone (with Range) when accepted, as a
@@ -327,9 +365,10 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         media_type = choose(accept_header(), list(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
-        query = bottle.request.query
+        asked = render_params(bottle.request.query)
         rendered = imaging.render_frame(path_of(entry), frame, fmt=PICTURES[media_type], options=options,
-                                        quality=_quality(query), window=_window(query), size=_viewport(query))  # fmt: skip
+                                        quality=asked.quality, window=asked.window, size=asked.size,
+                                        region=asked.region)  # fmt: skip
         return bottle.HTTPResponse(rendered.data, 200, {"Content-Type": rendered.media_type})
 
     def pictures(entries: list[InstanceEntry]) -> bottle.HTTPResponse:
@@ -337,13 +376,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         media_type = choose_multipart_or_plain(tuple(PICTURES))
         if media_type is None:
             raise Refused(406, "rendered frames are image/jpeg or image/png")
-        query = bottle.request.query
-        quality, window, size = _quality(query), _window(query), _viewport(query)
+        asked = render_params(bottle.request.query)
 
         def rendered(entry: InstanceEntry) -> Iterator[bytes]:
             try:
                 yield imaging.render_frame(path_of(entry), 1, fmt=PICTURES[media_type], options=options,
-                                           quality=quality, window=window, size=size).data  # fmt: skip
+                                           quality=asked.quality, window=asked.window, size=asked.size,
+                                           region=asked.region).data  # fmt: skip
             except (ImagingError, OSError) as exc:
                 LOG.warning("wado_render_failed sop_instance_uid=%s reason=%s", entry.sop_uid, exc)
 
@@ -379,7 +418,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             raise Refused(404, "no image to make a thumbnail of")
         if choose(accept_header(), ["image/jpeg"]) is None:
             raise Refused(406, "thumbnails are image/jpeg")
-        made = thumbnails.get(path_of(entry), frame)
+        made = thumbnails.get(path_of(entry), entry.sop_uid, frame)
         return bottle.HTTPResponse(made.data, 200, {"Content-Type": made.media_type,
                                                     "Cache-Control": "private, max-age=300"})  # fmt: skip
 
@@ -493,37 +532,6 @@ def _positive(query: bottle.FormsDict, name: str, high: int = MAX_SIDE) -> int |
     if not text.isdigit() or not 1 <= int(text) <= high:
         raise Refused(400, f"{name} must be a whole number from 1 to {high}")
     return int(text)
-
-
-def _quality(query: bottle.FormsDict) -> int:
-    return _positive(query, "quality", 100) or 90
-
-
-def _viewport(query: bottle.FormsDict) -> tuple[int | None, int | None] | None:
-    """PS3.18 8.3.5.1.3: ``viewport=vw,vh`` (the source rectangle parameters are not supported)."""
-    text = query.get("viewport")
-    if not text:
-        return None
-    pieces = text.split(",")
-    if len(pieces) != 2 or not all(p.isdigit() and 1 <= int(p) <= MAX_SIDE for p in pieces):
-        raise Refused(400, f"viewport must be width,height from 1 to {MAX_SIDE}")
-    return int(pieces[0]), int(pieces[1])
-
-
-def _window(query: bottle.FormsDict) -> Window | None:
-    """PS3.18 8.3.5.1.4: ``window=center,width,function``."""
-    text = query.get("window")
-    if not text:
-        return None
-    pieces = text.split(",")
-    try:
-        center, width = float(pieces[0]), float(pieces[1])
-    except (ValueError, IndexError):
-        raise Refused(400, "window must be center,width,function") from None
-    function = pieces[2].strip().upper() if len(pieces) > 2 else "LINEAR"
-    if not width > 0 or function not in imaging.FUNCTIONS:
-        raise Refused(400, f"window width must be positive, its function one of {', '.join(imaging.FUNCTIONS)}")
-    return Window(center, width, function)
 
 
 def _locate_value(path: Path, tag_path: str) -> tuple[int, int, bytes | None]:
