@@ -16,6 +16,7 @@ from appliance import health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
+from appliance.backup.child import GRACE as BACKUP_CHILD_GRACE
 from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
@@ -88,15 +89,6 @@ def open_archive(settings: Settings) -> Archive:
     return Archive(settings.data_dir, archive_options(settings))
 
 
-def configure_logging(level: str) -> None:
-    log_format = "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper()), format=log_format)
-    if systemd.logs_to_journal():
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(systemd.JournalFormatter(log_format))
-    logging.getLogger("waitress").setLevel(logging.WARNING)
-
-
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -106,6 +98,7 @@ class Service:
         self.workers: WorkerPool | None = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
+        self._backup: threading.Thread | None = None
         self.discovery: Discovery | None = None
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
@@ -158,7 +151,9 @@ class Service:
         connections.guard(self.http)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
-        self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
+        self._backup = self._spawn(
+            "backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger)
+        )
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
         self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
         if served.discovery:
@@ -169,10 +164,11 @@ class Service:
             watchdog.ready(READY_WITHIN)
             self._spawn("health", watchdog.run)
 
-    def _spawn(self, name: str, target: Any) -> None:
+    def _spawn(self, name: str, target: Any) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def _stability_loop(self, archive: Archive) -> None:
         while not self.stopping.wait(STABILITY_INTERVAL):
@@ -204,7 +200,7 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.backup_trigger.wake()
+        self.backup_trigger.wake()  # a running backup's child is told to stop at once (backup.child)
         systemd.notify("STOPPING=1", "STATUS=stopping: letting transfers finish")
         if self.workers is not None:
             self.workers.stop()
@@ -214,6 +210,8 @@ class Service:
             self.http.close()
         if self.discovery is not None:
             self.discovery.stop()
+        if self._backup is not None:  # its child records its run, or is killed and it records it
+            self._backup.join(BACKUP_CHILD_GRACE + 5)
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")

@@ -253,6 +253,12 @@ class Archive:
         if not self.db.is_closed():
             self.db.close()
 
+    def release_thread_cache(self) -> None:
+        """Empty the calling thread's index page cache (up to ``cache_size`` each): a web thread
+        that listed a large study for a download would otherwise keep those pages."""
+        if not self.db.is_closed():
+            sqlite.shrink_memory()
+
     def close(self) -> None:
         self.db.close()
         self.write_lock.close()

@@ -128,6 +128,11 @@ def snapshot(dest: str) -> None:
     database.execute_sql("VACUUM INTO ?", (dest,))
 
 
+def shrink_memory() -> None:
+    """Free what the calling thread's connection caches (its page cache)."""
+    database.execute_sql("PRAGMA shrink_memory")
+
+
 def folder_of(column: Any) -> Any:
     """The top-level folder of a stored file's key ("ab" of "ab/abcd....dcm"), as SQL."""
     return fn.substr(column, 1, fn.instr(column, "/") - 1)

@@ -201,6 +201,25 @@ class BackupState:
             (time.time(), int(ok), json.dumps(detail), run_id),
         )
 
+    def newest_run_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM run").fetchone()[0]
+
+    def record_lost_run(self, kind: str, after_id: int, detail: dict[str, Any]) -> None:
+        """A run's process died (killed, crashed) before recording its end: record it as failed,
+        so the schedule waits before trying again and the status says so.  Its row, if it made
+        one, is the unfinished one newer than ``after_id``; under the run lock none is running.
+        Without the lock (another run began since), or without a row: a failed row of its own."""
+        try:
+            with self.lock():
+                closed = self.db.execute(
+                    "UPDATE run SET finished = ?, ok = 0, detail = ? WHERE kind = ? AND id > ? AND finished IS NULL",
+                    (time.time(), json.dumps(detail), kind, after_id),
+                ).rowcount
+        except Busy:
+            closed = 0
+        if not closed:
+            self.finish_run(self.begin_run(kind), False, detail)
+
     def last_run(self, kind: str, ok: bool | None = None) -> dict[str, Any] | None:
         condition = "" if ok is None else f" AND ok = {int(ok)}"
         row = self.db.execute(

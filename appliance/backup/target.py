@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 LOG = logging.getLogger("lightbox.backup")
 
 MARKER = "lightbox-backup.json"
@@ -70,7 +68,7 @@ class Target:
 
     def client(self, checksums: str = "when_required") -> Any:
         """A boto3 client; ``checksums`` "when_supported" for AWS buckets with Object Lock."""
-        import boto3  # here, not at the top: boto3 costs the service ~35 MB until a bucket is set
+        import boto3  # here, not at the top: only the backup's child process and commands load it
         from botocore.config import Config
 
         config = Config(
@@ -133,6 +131,8 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def error_code(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError  # loaded already: only a boto3 client raises it
+
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
@@ -153,6 +153,8 @@ def explain(exc: BaseException, target: Target) -> str:
         return "the bucket has Object Lock retention and wants a checksum on each upload: set backup_checksums = when_supported"
     if code == "NoSuchBucket":
         return f"no bucket {target.bucket!r} at {target.endpoint or 'AWS S3'}"
+    from botocore.exceptions import BotoCoreError
+
     if isinstance(exc, BotoCoreError):
         return f"cannot reach {target.endpoint or 'AWS S3'}: {exc}"
     return f"{code or type(exc).__name__}: {exc}"
@@ -161,6 +163,8 @@ def explain(exc: BaseException, target: Target) -> str:
 def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     """Run ``action``; on a transient error (network, 5xx, throttling) wait and try again,
     on a permanent one (credentials, permissions) raise at once."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     for attempt in range(1, attempts + 1):
         try:
             return action()
