@@ -61,13 +61,16 @@ def run(work: dict[str, Any], state: BackupState, stopping: threading.Event, pro
         if "busy" in report:
             busy.append(report["busy"])
 
-    status, stopped = _run_child(work, take, stopping)
+    try:
+        status, stopped = _run_child(work, take, stopping)
+        what = f"{'was stopped with the service' if stopped else _ended(status)} before recording its run"
+    except OSError as exc:  # fork or exec failed (out of memory, no interpreter)
+        status, what = -1, f"could not start: {exc}"
     if busy:
         raise Busy(busy[0])
     if status != 0:
-        ended = "stopped with the service" if stopped else _ended(status)
         LOG.error("backup_child_failed kind=%s status=%d", work["kind"], status)
-        error = f"the {work['kind']} process ended before recording its run ({ended})"
+        error = f"the {work['kind']} process {what}"
         state.record_lost_run(
             work["kind"], before, {"error": error} if work["kind"] == "backup" else {"problems": [error]}
         )
@@ -77,17 +80,20 @@ def set_up(work: dict[str, Any], target: Target, passphrase: str) -> RecoveryShe
     """`lightbox backup init` in a child (``work``: a ``job`` of kind "init"); raises
     TargetError as init_backup does."""
     answer: dict[str, Any] = {}
-    status, _ = _run_child({**work, "target": asdict(target), "passphrase": passphrase}, answer.update, None)
+    try:
+        status, _ = _run_child({**work, "target": asdict(target), "passphrase": passphrase}, answer.update, None)
+    except OSError as exc:
+        raise TargetError(f"the set-up process could not start: {exc}") from None
     if "error" in answer:
         raise TargetError(answer["error"])
     if "sheet" not in answer:
-        raise TargetError(f"the set-up process ended early ({_ended(status)}); see the service's log")
+        raise TargetError(f"the set-up process {_ended(status)}; see the service's log")
     sheet = answer["sheet"]
     return RecoverySheet(sheet["secret_key"], sheet["recipient"], target, sheet["created"])
 
 
 def _ended(status: int) -> str:
-    return f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+    return f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
 
 
 def _run_child(
