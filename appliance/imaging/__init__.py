@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance import malloc
 from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
@@ -62,16 +61,10 @@ DEFAULTS = ImagingOptions()
 DECODING = threading.BoundedSemaphore(2)
 
 
-# A decode this large leaves free pages inside the malloc heap (glibc keeps them): given back after.
-TRIM_AFTER_BYTES = 4 * MB
-
-
 @contextlib.contextmanager
 def _decoding(path: Path, options: ImagingOptions) -> Iterator[FrameSource]:
     with DECODING, FrameSource(path, options.max_decode_bytes) as source:
         yield source
-    if source.declared_bytes >= TRIM_AFTER_BYTES:
-        malloc.trim()
 
 
 def render_frame(

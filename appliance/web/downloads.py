@@ -18,7 +18,6 @@ from typing import IO, cast
 import bottle
 from bottle import response
 
-from appliance import malloc
 from appliance.archive import CHUNK, Archive, MediaFile, audit, dicomdir
 from appliance.web.auth import Guard, fail
 from appliance.web.display import plural
@@ -79,16 +78,6 @@ def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
     yield pipe.take()  # the DICOMDIR's end and the central directory
 
 
-def _giving_back(archive: Archive, stream: Iterator[bytes]) -> Iterator[bytes]:
-    """``stream``, then the memory its listing took back to the system: this thread's index
-    pages and the malloc heap's free pages (each arena kept a large study's listing else)."""
-    try:
-        yield from stream
-    finally:
-        archive.release_thread_cache()
-        malloc.trim()
-
-
 def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def download(study_uid: str, series_uid: str | None, label: str) -> Iterator[bytes]:
         files = archive.media_files(study_uid, series_uid)
@@ -100,7 +89,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         )  # fmt: skip
         response.content_type = "application/zip"
         response.set_header("Content-Disposition", f'attachment; filename="lightbox-{label}.zip"')
-        return _giving_back(archive, zip_stream(archive, files))
+        return zip_stream(archive, files)
 
     @app.get("/api/studies/<study_uid>/archive.zip")
     @guard
