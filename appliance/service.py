@@ -17,7 +17,6 @@ from appliance import health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
-from appliance.backup.child import GRACE as BACKUP_CHILD_GRACE
 from appliance.backup.schedule import Trigger, backup_loop
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
@@ -46,6 +45,7 @@ OUTBUF_HIGH_WATERMARK = 4 << 20
 # 8 clients browsing 50,000 studies took it to ~200 MB PSS with 8 MB each, ~135 MB with 2 MB,
 # the pages no slower.  A DICOM worker's connections last one association: 8 MB.
 MAIN_PAGE_CACHE_KIB = 2000
+BACKUP_STOP_WITHIN = 20.0  # seconds a backup run has to record that it was stopped
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -210,7 +210,7 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.backup_trigger.wake()  # a running backup's child is told to stop at once (backup.child)
+        self.backup_trigger.wake()  # a running backup or verification stops at its next call to the bucket
         systemd.notify("STOPPING=1", "STATUS=stopping: letting transfers finish")
         if self.workers is not None:
             self.workers.stop()
@@ -220,8 +220,8 @@ class Service:
             self.http.close()
         if self.discovery is not None:
             self.discovery.stop()
-        if self._backup is not None:  # its child records its run, or is killed and it records it
-            self._backup.join(BACKUP_CHILD_GRACE + 5)
+        if self._backup is not None:  # so that a run cut short is recorded as failed, not left open
+            self._backup.join(BACKUP_STOP_WITHIN)
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")

@@ -1,10 +1,11 @@
 """The Backup page and its JSON twin, over HTTP and in Chromium, against a real `lightbox serve`
 and moto's S3 server on 127.0.0.1: set-up with the recovery sheet shown once, warnings, the
-schedule, "Back up now" and "Verify a sample now" run by the service's backup loop, in a child
-process that boto3 never leaves."""
+schedule, "Back up now" and "Verify a sample now" run by the service's backup loop, whose calls
+to the bucket go to a child process that boto3 never leaves."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -294,7 +295,7 @@ def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):
 
 
 def backup_children(pid: int) -> list[int]:
-    """The service's child processes running backup work (``python -m appliance.backup``)."""
+    """The service's child processes holding the bucket's client (``python -m appliance.backup``)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -326,12 +327,12 @@ def wait_for(condition: callable, what: str, timeout: float = 30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_backup_child_process_keeps_boto3_out_and_a_killed_run_is_recorded(tmp_path_factory, moto):
-    """Set-up, runs and verifications run in a child process: boto3 and botocore, which a
-    process never gives back (~45 MB), never load into the service.  A child killed (SIGKILL)
-    mid-run is recorded as a failed run, beside a DICOM worker's supervisor (which must not
-    reap it); the next run completes the backup, which verifies whole.  Stopping the service
-    stops a running child, and its run is recorded as failed, not left open."""
+def test_the_bucket_child_keeps_boto3_out_and_a_killed_one_fails_the_run(tmp_path_factory, moto):
+    """Set-up, runs and verifications reach the bucket through a child process: boto3 and
+    botocore, which a process never gives back (~40 MB), never load into the service.  The
+    child killed (SIGKILL) mid-run fails the run, recorded as such (beside a DICOM worker's
+    supervisor, which must not reap it); the next run completes the backup, which verifies
+    whole.  Stopping the service mid-run ends the run, recorded as failed, not left open."""
     import botocore
 
     # A module's path sits in the memory of a process that imported it (see support.procmem).
@@ -353,7 +354,7 @@ def test_backup_child_process_keeps_boto3_out_and_a_killed_run_is_recorded(tmp_p
         os.kill(child, signal.SIGKILL)
         last = wait_idle(admin, lambda st: st["last_run"] is not None)["status"]["last_run"]
         assert last["id"] == killed_run and not last["ok"]  # its own row, closed, not a second one
-        assert last["error"] == "the backup process was killed by signal 9 before recording its run"
+        assert last["error"] == "the backup's S3 process was killed by signal 9"
         assert "failing" in warnings(admin)
 
         assert admin.api_post("/api/backup/run").status_code == 202
@@ -373,4 +374,4 @@ def test_backup_child_process_keeps_boto3_out_and_a_killed_run_is_recorded(tmp_p
         assert not Path(f"/proc/{child}").exists()
     assert unfinished_runs(data) == []
     run_id, ok, detail = backup_runs(data)[-1]
-    assert run_id == stopped_run and ok == 0 and "the service stopped during the run" in detail
+    assert run_id == stopped_run and ok == 0 and json.loads(detail)["error"] == "the service stopped during the run"

@@ -257,8 +257,8 @@ class Archive:
             self.db.close()
 
     def release_thread_cache(self) -> None:
-        """Empty the calling thread's index page cache (up to ``cache_size`` each): a web thread
-        that listed a large study for a download would otherwise keep those pages."""
+        """Empty the calling thread's index page cache (up to ``page_cache_kib``): a web thread
+        keeps the pages of its largest answer so far otherwise."""
         if not self.db.is_closed():
             sqlite.shrink_memory()
 

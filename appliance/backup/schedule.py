@@ -1,11 +1,11 @@
 """The service's backup loop: runs a backup when the schedule says so (or when asked now, by
 the web page's buttons through a ``Trigger``), and a sample verification every
-`backup_verify_days`, each in a child process (``child``), one at a time.  Each step is one
-plain function of the clock and the recorded runs, so it is the same after a restart."""
+`backup_verify_days`.  Each step is one plain function of the clock and the recorded runs, so
+it is the same after a restart.  A run's calls to the bucket go to a child process that lives
+as long as the run (``bucket.py``); stopping the service ends the run, recorded as failed."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.archive import Archive
-from appliance.backup import child
 from appliance.backup.state import CURSOR, BackupState, Busy
 from appliance.backup.status import scheduled
-from appliance.backup.sync import BackupOptions
+from appliance.backup.sync import BackupOptions, run_backup
+from appliance.backup.verify import verify_backup
 from appliance.config import Settings
 
 LOG = logging.getLogger("lightbox.backup")
@@ -151,14 +151,12 @@ def backup_loop(
                 continue
             current = scheduled(settings, state)  # the web page may have changed it
             now = time.time()
-            work = functools.partial(child.job, data_dir=archive.data_dir, checksums=current.backup_checksums,
-                                     log_level=current.log_level)  # fmt: skip
             if (asked := trigger.take("backup")) or backup_due(archive, state, current, now):
-                job = work("backup", options=dataclasses.asdict(backup_options(current)))
-                trigger.run("backup", functools.partial(child.run, job, state, stopping), asked)
+                options = backup_options(current)
+                trigger.run("backup", functools.partial(run_backup, archive, state, options, stopping=stopping), asked)
             elif (asked := trigger.take("verify")) or verify_due(state, current, now):
-                job = work("verify", sample_pct=current.backup_verify_sample_pct)
-                trigger.run("verify", functools.partial(child.run, job, state, stopping), asked)
+                sample = current.backup_verify_sample_pct
+                trigger.run("verify", functools.partial(verify_backup, state, sample, stopping=stopping), asked)
         except Busy:
             pass  # `lightbox backup run` or `verify` is at it
         except Exception:  # keep the service up; the next tick tries again

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from appliance.archive import make_private
 from appliance.backup import crypto, target
+from appliance.backup.bucket import open_bucket
 from appliance.backup.target import Target
 
 CURSOR = "backup"
@@ -103,8 +105,9 @@ class BackupState:
     def target(self) -> target.Target:
         return target.load(self.target_path)
 
-    def client(self) -> Any:
-        return self.target().client(self.checksums)
+    def bucket(self, stopping: threading.Event | None = None) -> contextlib.AbstractContextManager[Any]:
+        """The bucket's client, in a child process while the ``with`` lasts (see bucket.py)."""
+        return open_bucket(self.target(), self.checksums, stopping)
 
     def save_setup(self, identity: crypto.Identity, where: Target) -> None:
         target.write_private(self.identity_path, (str(identity) + "\n").encode())
@@ -200,25 +203,6 @@ class BackupState:
             "UPDATE run SET finished = ?, ok = ?, detail = ? WHERE id = ?",
             (time.time(), int(ok), json.dumps(detail), run_id),
         )
-
-    def newest_run_id(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM run").fetchone()[0]
-
-    def record_lost_run(self, kind: str, after_id: int, detail: dict[str, Any]) -> None:
-        """A run's process died (killed, crashed) before recording its end: record it as failed,
-        so the schedule waits before trying again and the status says so.  Its row, if it made
-        one, is the unfinished one newer than ``after_id``; under the run lock none is running.
-        Without the lock (another run began since), or without a row: a failed row of its own."""
-        try:
-            with self.lock():
-                closed = self.db.execute(
-                    "UPDATE run SET finished = ?, ok = 0, detail = ? WHERE kind = ? AND id > ? AND finished IS NULL",
-                    (time.time(), json.dumps(detail), kind, after_id),
-                ).rowcount
-        except Busy:
-            closed = 0
-        if not closed:
-            self.finish_run(self.begin_run(kind), False, detail)
 
     def last_run(self, kind: str, ok: bool | None = None) -> dict[str, Any] | None:
         condition = "" if ok is None else f" AND ok = {int(ok)}"

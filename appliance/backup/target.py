@@ -1,4 +1,5 @@
-"""The bucket: where it is, how to talk to it (boto3 set up for S3 clones), retries.
+"""The bucket: where it is, the errors its calls raise (``bucket.py`` makes the calls, through
+boto3 in a child process), retries.
 
 Layout under the prefix (no UIDs, names or dates of patients anywhere in a name):
 
@@ -52,6 +53,22 @@ class TargetError(Exception):
     """The bucket cannot be used (wrong credentials, no such bucket, unreachable)."""
 
 
+class BucketError(Exception):
+    """The bucket refused a call; ``code`` is S3's (NoSuchKey, AccessDenied, 404, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unreachable(Exception):
+    """No answer from the bucket (network, name lookup, time-out), after botocore's retries."""
+
+
+class Interrupted(Exception):
+    """The work stopped before its end: the S3 process ended, or the service is stopping."""
+
+
 @dataclass(frozen=True)
 class Target:
     bucket: str
@@ -65,29 +82,6 @@ class Target:
     def key(self, name: str) -> str:
         prefix = self.prefix.strip("/")
         return f"{prefix}/{name}" if prefix else name
-
-    def client(self, checksums: str = "when_required") -> Any:
-        """A boto3 client; ``checksums`` "when_supported" for AWS buckets with Object Lock."""
-        import boto3  # here, not at the top: only the backup's child process and commands load it
-        from botocore.config import Config
-
-        config = Config(
-            s3={"addressing_style": "path" if self.path_style else "virtual"},
-            request_checksum_calculation=checksums,  # "when_required": clones choke on trailing CRCs
-            response_checksum_validation=checksums,
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-            max_pool_connections=16,
-        )
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint or None,
-            region_name=self.region,
-            aws_access_key_id=self.access_key_id or None,
-            aws_secret_access_key=self.secret_access_key or None,
-            config=config,
-        )
 
     def describe(self) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""
@@ -131,11 +125,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def error_code(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError  # loaded already: only a boto3 client raises it
-
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
+    return exc.code if isinstance(exc, BucketError) else ""
 
 
 def is_missing(exc: BaseException) -> bool:
@@ -153,22 +143,20 @@ def explain(exc: BaseException, target: Target) -> str:
         return "the bucket has Object Lock retention and wants a checksum on each upload: set backup_checksums = when_supported"
     if code == "NoSuchBucket":
         return f"no bucket {target.bucket!r} at {target.endpoint or 'AWS S3'}"
-    from botocore.exceptions import BotoCoreError
-
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, Unreachable):
         return f"cannot reach {target.endpoint or 'AWS S3'}: {exc}"
+    if isinstance(exc, Interrupted):
+        return str(exc)
     return f"{code or type(exc).__name__}: {exc}"
 
 
 def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     """Run ``action``; on a transient error (network, 5xx, throttling) wait and try again,
     on a permanent one (credentials, permissions) raise at once."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except (ClientError, BotoCoreError) as exc:
+        except (BucketError, Unreachable) as exc:
             if error_code(exc) in _PERMANENT or attempt == attempts:
                 raise
             delay = 2 ** (attempt - 1) * (1 + random.random() / 2)
@@ -182,6 +170,11 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -
 def list_keys(client: Any, target: Target, folder: str) -> Iterator[tuple[str, int]]:
     """(name under the folder, size) of every object in a folder of the backup."""
     prefix = target.key(folder)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+    more: dict[str, str] = {}
+    while True:
+        page = client.list_objects_v2(Bucket=target.bucket, Prefix=prefix, **more)
         for item in page.get("Contents", []):
             yield item["Key"][len(prefix) :], item["Size"]
+        if not page.get("IsTruncated"):
+            return
+        more = {"ContinuationToken": page["NextContinuationToken"]}

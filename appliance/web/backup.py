@@ -13,13 +13,13 @@ from bottle import request, response
 
 from appliance import config
 from appliance.archive import Archive, audit
-from appliance.backup import child
 from appliance.backup.schedule import Trigger
 from appliance.backup.setup import (
     LOSS_WARNING,
     MIN_PASSPHRASE,
     await_sheet_confirmation,
     confirm_sheet,
+    init_backup,
 )
 from appliance.backup.state import BackupState
 from appliance.backup.status import backup_settings, backup_status, parse_schedule, save_schedule
@@ -153,9 +153,8 @@ def install(
             path_style=field("addressing", "path") != "virtual",
         )
         with backup_state() as state:
-            try:  # in a child process: boto3 stays out of the service (see appliance.backup.child)
-                work = child.job("init", archive.data_dir, settings.backup_checksums, settings.log_level)
-                sheet = child.set_up(work, target, passphrase)
+            try:
+                sheet = init_backup(state, target, passphrase)
             except TargetError as exc:
                 raise fail(400, str(exc)) from None
             save_schedule(state, schedule)
