@@ -106,6 +106,9 @@ class Client:
             if body is not None:
                 send(conn, body)
             answer = json.loads(self.receive(conn))
+        except OSError:  # a broken pipe: it is gone
+            self.drop(conn)
+            raise self._gone() from None
         except BaseException:
             self.drop(conn)
             raise
@@ -116,7 +119,7 @@ class Client:
             raise _error(answer["error"])
         return answer["result"]
 
-    def receive(self, conn: socket.socket) -> bytes:
+    def receive(self, conn: socket.socket) -> bytearray:
         data = receive(conn, self._waiting)
         if data is None:
             raise self._gone()
@@ -168,15 +171,20 @@ class _Body:
     def __init__(self, client: Client, conn: socket.socket) -> None:
         self._client = client
         self._conn: socket.socket | None = conn
-        self._buffer = bytearray()
+        self._piece = memoryview(b"")  # the rest of the chunk received last
 
     def read(self, size: int = -1) -> bytes:
-        while self._conn is not None and (size < 0 or len(self._buffer) < size):
-            self._next()
-        cut = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        data = bytes(self._buffer[:cut])
-        del self._buffer[:cut]
-        return data
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if not self._piece:
+                if self._conn is None:
+                    break
+                self._next()
+                continue
+            take = len(self._piece) if size < 0 else min(size - len(out), len(self._piece))
+            out += self._piece[:take]
+            self._piece = self._piece[take:]
+        return bytes(out)
 
     def close(self) -> None:
         if self._conn is not None:  # left before its end: the connection is mid-stream
@@ -191,7 +199,7 @@ class _Body:
             self.close()
             raise
         if piece[:1] == DATA:
-            self._buffer += memoryview(piece)[1:]
+            self._piece = memoryview(piece)[1:]
             return
         self._client.give(self._conn)
         self._conn = None
@@ -204,27 +212,28 @@ def send(conn: socket.socket, data: bytes) -> None:
     conn.sendall(data)
 
 
-def receive(conn: socket.socket, waiting: Callable[[], None] | None = None) -> bytes | None:
+def receive(conn: socket.socket, waiting: Callable[[], None] | None = None) -> bytearray | None:
     """One message, or None if the other end closed the connection; ``waiting`` is called
     every POLL seconds while nothing comes (it may raise)."""
     header = _exactly(conn, _LENGTH.size, waiting)
     return None if header is None else _exactly(conn, _LENGTH.unpack(header)[0], waiting)
 
 
-def _exactly(conn: socket.socket, size: int, waiting: Callable[[], None] | None) -> bytes | None:
-    data = bytearray()
-    while len(data) < size:
+def _exactly(conn: socket.socket, size: int, waiting: Callable[[], None] | None) -> bytearray | None:
+    data = bytearray(size)  # received in place: a 5 MiB part is in memory once
+    view, got = memoryview(data), 0
+    while got < size:
         if waiting is not None and not select.select([conn], [], [], POLL)[0]:
             waiting()
             continue
         try:
-            chunk = conn.recv(min(size - len(data), 1 << 20))
+            count = conn.recv_into(view[got:])
         except ConnectionError:
-            chunk = b""
-        if not chunk:
+            count = 0
+        if not count:
             return None
-        data += chunk
-    return bytes(data)
+        got += count
+    return data
 
 
 def _error(error: dict[str, str]) -> Exception:
