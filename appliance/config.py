@@ -65,6 +65,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "0.0.0.0", "Address the DICOM and HTTP servers listen on."),
     Setting("dicom_port", 11112, "DICOM port (C-ECHO, C-STORE)."),
     Setting("http_port", 8080, "HTTP port (web UI, API, /healthz)."),
+    Setting("https_port", 8443, "HTTPS port (web UI, API), with the certificate of `tls_certificate`; 0: none."),
+    Setting(
+        "dicom_tls_port",
+        2762,
+        "DICOM TLS port (PS3.15 Annex B, BCP 195: TLS 1.2 or 1.3), beside the plain one; 0: none.",
+    ),
+    Setting(
+        "dicom_tls_peers",
+        "trusted",
+        "Who may connect to the DICOM TLS port: trusted (a peer must show a certificate trusted for one of the "
+        "DICOM nodes: its own, or one signed by the CA given for that node) or any (encryption only; the device "
+        "policy still applies).",
+        choices=("trusted", "any"),
+    ),
+    Setting(
+        "tls_certificate",
+        "",
+        "The clinic's own certificate (PEM, with its chain) for DICOM TLS and HTTPS. Empty: Lightbox makes one on "
+        "its first start (data folder/tls/, self-signed, RSA 2048, 10 years) and shows its fingerprint.",
+    ),
+    Setting("tls_private_key", "", "The private key (PEM) of `tls_certificate`."),
     Setting(
         "dicom_workers",
         2,
@@ -101,6 +122,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
     Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),
     Setting("min_free_mb", 200, "Free disk space kept in reserve; below it new instances are refused (0xA700)."),
+    Setting(
+        "dicomweb_max_stow_mb",
+        10240,
+        "Largest STOW-RS request body, in MB (buffered in the data folder's spool while it arrives, never in "
+        "memory); a larger one is refused with 413 before it is read.",
+    ),
     Setting("stable_age", 60, "Seconds after its last instance that a study becomes stable."),
     Setting(
         "duplicate_policy",
@@ -135,6 +162,12 @@ SETTINGS: tuple[Setting, ...] = (
         "find_max_results",
         10000,
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
+    ),
+    Setting(
+        "dicomweb_cors_origins",
+        "",
+        "Other web origins (comma-separated, e.g. `https://viewer.example.org`) whose pages may use /dicom-web/ "
+        "(CORS, with HTTP Basic; never the session cookie); empty: same origin only.",
     ),
     Setting(
         "audit_retention_days",
@@ -201,8 +234,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "discovery",
         True,
-        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_http._tcp` for the "
-        "web UI) and keep a list of the DICOM services others announce.",
+        "Announce Lightbox on the LAN (mDNS/DNS-SD: `_dicom._tcp` with its AE title, `_dicom-tls._tcp` for the DICOM "
+        "TLS port, `_http._tcp` for the "
+        "web UI, `_dicomweb._tcp` for DICOMweb) and keep a list of the DICOM services others announce.",
     ),
     Setting("mdns_hostname", "lightbox", "Host name announced over mDNS (with `.local` appended)."),
     Setting(

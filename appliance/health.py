@@ -14,6 +14,7 @@ import http.client
 import json
 import logging
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Targets:
     http: tuple[str, int]
     aet: str  # Lightbox's, called by the probe
     probe_aet: str  # the probe's own (DicomOptions.health_aet)
+    dicom_tls: tuple[tuple[str, int], ...] = ()  # the DICOM TLS ports, asked over TLS
+    tls: ssl.SSLContext | None = None  # shows and trusts the box's own certificate
 
 
 @dataclass
@@ -52,11 +55,12 @@ class Round:
 def check(targets: Targets, timeout: float) -> Round:
     """One round: every port asked once, each step within ``timeout`` seconds."""
     answer = Round()
-    for host, port in targets.dicom:
+    tls_ports = [(address, targets.tls) for address in targets.dicom_tls]
+    for (host, port), tls in [*((address, None) for address in targets.dicom), *tls_ports]:
         try:
-            echo(host, port, targets.aet, targets.probe_aet, timeout)
+            echo(host, port, targets.aet, targets.probe_aet, timeout, tls)
         except ProbeFailed as exc:
-            answer.problems.append(f"DICOM port {port} does not answer ({exc})")
+            answer.problems.append(f"DICOM {'TLS ' if tls else ''}port {port} does not answer ({exc})")
     try:
         answer.health = healthz(*targets.http, timeout)
     except (OSError, ValueError) as exc:

@@ -13,24 +13,27 @@ from typing import Any
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
-from appliance import health, listeners, systemd
+from appliance import certificates, health, listeners, systemd
 from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
+from appliance.certificates import Identity
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.sender import forward
+from appliance.dicom.tls import client_context
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
 from appliance.imaging import ImagingOptions
 from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
-from appliance.web import connections
+from appliance.web import connections, tls
 from appliance.web.app import make_app, with_security_headers
-from appliance.web.bodylimits import MAX_BODY, with_body_limits
+from appliance.web.bodylimits import BodyLimits, routed_parser, with_body_limits
 from appliance.web.connections import CONNECTION_LIMIT
 from appliance.web.giveback import with_memory_given_back
+from appliance.web.https import HttpsDoor, with_https
 
 LOG = logging.getLogger("lightbox.service")
 
@@ -46,6 +49,9 @@ OUTBUF_HIGH_WATERMARK = 4 << 20
 # the pages no slower.  A DICOM worker's connections last one association: 8 MB.
 MAIN_PAGE_CACHE_KIB = 2000
 BACKUP_STOP_WITHIN = 20.0  # seconds a backup run has to record that it was stopped
+# waitress reads 8 KiB per turn of its loop by default: a 250 MB STOW-RS body took 2.5 s to buffer,
+# 0.9 s at 256 KiB a turn (one loop thread, so one such buffer at a time).
+RECV_BYTES = 256 << 10
 
 
 def archive_options(settings: Settings) -> ArchiveOptions:
@@ -63,7 +69,7 @@ def archive_options(settings: Settings) -> ArchiveOptions:
     )
 
 
-def dicom_options(settings: Settings) -> DicomOptions:
+def dicom_options(settings: Settings, identity: Identity | None = None) -> DicomOptions:
     return DicomOptions(
         aet=settings.aet,
         max_associations=settings.max_associations,
@@ -77,6 +83,8 @@ def dicom_options(settings: Settings) -> DicomOptions:
         query_retrieve_from=settings.query_retrieve_from,
         called_aet_check=settings.called_aet_check,
         health_aet=health.probe_aet(),
+        tls_identity=identity,
+        tls_peers=settings.dicom_tls_peers,
     )
 
 
@@ -107,6 +115,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._backup: threading.Thread | None = None
         self.discovery: Discovery | None = None
+        self.identity: Identity | None = None  # the box's TLS certificate, once started
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
     def start(self) -> None:
@@ -129,36 +138,49 @@ class Service:
         )
         passed = systemd.passed_sockets()
         s = self.settings
+        self.identity = certificates.identity(s)
         dicom_sockets = listeners.take(passed, listeners.DICOM, s.host, s.dicom_port)
-        options = dicom_options(s)
+        tls_sockets = listeners.take(passed, listeners.DICOM_TLS, s.host, s.dicom_tls_port)
+        options = dicom_options(s, self.identity)
         if s.dicom_workers > 0:
             self.archive.close()  # an SQLite connection must not cross fork(); reopen after
-            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets)
+            self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets, tls_sockets)
             self.workers.start()
             self.archive = open_archive(s, MAIN_PAGE_CACHE_KIB)
             self.workers.supervise()
         else:
-            self.dicom = FrontDoor(self.archive, options, dicom_sockets)
+            self.dicom = FrontDoor(self.archive, options, dicom_sockets, tls_sockets)
         http_sockets = listeners.take(passed, listeners.HTTP, s.host, s.http_port)
+        https_sockets = listeners.take(passed, listeners.HTTPS, s.host, s.https_port)
+        if not https_sockets:  # else the web's start-up line says it (web/https.py)
+            LOG.info(
+                "tls_certificate path=%s certificate_sha256=%s", self.identity.certificate, self.identity.fingerprint
+            )
+        if not dicom_sockets or not http_sockets:
+            raise ConfigError("dicom_port and http_port cannot be 0: Lightbox always serves both")
         targets = health.Targets(
             tuple(listeners.reachable(sock) for sock in dicom_sockets),
             listeners.reachable(http_sockets[0]),
             s.aet,
             options.health_aet,
+            tuple(listeners.reachable(sock) for sock in tls_sockets),
+            client_context(self.identity, self.identity.certificate.read_text(encoding="ascii")),
         )
-        served = listeners.in_force(s, dicom_sockets, http_sockets)  # what DNS-SD and the pages show
+        # What DNS-SD and the pages show.
+        served = listeners.in_force(s, dicom_sockets, http_sockets, https_sockets, tls_sockets)
         archive = self.archive
-        app = with_memory_given_back(
-            with_security_headers(
-                with_body_limits(make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger))
-            ),
-            archive,
-        )
+        door = HttpsDoor(served.https_port, self.identity)
+        limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20)
+        app = with_memory_given_back(with_security_headers(with_https(with_body_limits(
+            make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door), limits
+        ), archive, door)), archive)  # fmt: skip
         self.http = waitress.create_server(
-            app, sockets=http_sockets, threads=8, max_request_body_size=MAX_BODY, connection_limit=CONNECTION_LIMIT,
-            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=limits.largest,
+            connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK, recv_bytes=RECV_BYTES,
         )  # fmt: skip
-        connections.guard(self.http)
+        parser = routed_parser(limits, archive.storage.spool)
+        connections.guard(self.http, parser)
+        tls.serve(self.http, https_sockets, tls.server_context(self.identity), parser)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
         self._backup = self._spawn(
@@ -197,6 +219,7 @@ class Service:
                     calling_aet=archive.site.ae_title(self.settings.aet),  # an admin may change it
                     max_pdu=self.settings.max_pdu,
                     timeout=float(self.settings.network_timeout),
+                    identity=self.identity,
                 )
                 archive.forwarding.enqueue_stable()
                 archive.forwarding.run_due(send, self.stopping.is_set)

@@ -23,6 +23,7 @@ from bench.harness import BENCH_ENV, REPO_ROOT, BenchError, log, tail, with_repo
 
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"  # not pynetdicom's console scripts
 ORTHANC = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian's orthanc-dicomweb
 CALLING_AET = "BENCHSCU"
 READY_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 60.0
@@ -37,6 +38,7 @@ class RunningServer:
     proc: subprocess.Popen
     count_instances: Callable[[], int]
     http_port: int
+    https_port: int = 0  # Lightbox's HTTPS port
 
 
 def check_tools(*tools: str) -> None:
@@ -166,9 +168,11 @@ def lightbox_server(
 ) -> Iterator[RunningServer]:
     data_dir = data_dir or run_dir / "lightbox-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    dicom_port, http_port = free_port(), free_port()
+    dicom_port, http_port, https_port = free_port(), free_port(), free_port()
     cmd = lightbox_command("serve", "--data", str(data_dir), "--dicom-port", str(dicom_port),
-                           "--http-port", str(http_port), "--host", "127.0.0.1", "--aet", "LIGHTBOX")  # fmt: skip
+                           "--http-port", str(http_port), "--https-port", str(https_port),
+                           "--dicom-tls-port", str(free_port()), "--host", "127.0.0.1",
+                           "--aet", "LIGHTBOX")  # fmt: skip
     health = f"http://127.0.0.1:{http_port}/healthz"
     log_path = run_dir / f"{label}.log"
 
@@ -181,14 +185,15 @@ def lightbox_server(
 
     with managed_process(cmd, log_path, env or lightbox_env(), REPO_ROOT) as proc:
         wait_ready(proc, "Lightbox", health, log_path, dicom_port)
-        yield RunningServer(label, "LIGHTBOX", dicom_port, proc, count, http_port)
+        yield RunningServer(label, "LIGHTBOX", dicom_port, proc, count, http_port, https_port)
 
 
 # --------------------------------------------------------------------------- Orthanc
 
 
 @contextlib.contextmanager
-def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
+def orthanc_server(run_dir: Path, label: str, plugins: Sequence[str] = ()) -> Iterator[RunningServer]:
+    """Orthanc on free loopback ports; ``plugins``: shared objects to load (e.g. DICOMWEB_PLUGIN)."""
     dicom_port, http_port = free_port(), free_port()
     config = {
         "Name": "lightbox-bench",
@@ -201,7 +206,8 @@ def orthanc_server(run_dir: Path, label: str) -> Iterator[RunningServer]:
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": False,
-        "Plugins": [],
+        "Plugins": list(plugins),
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
     config_path = run_dir / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))

@@ -13,7 +13,10 @@ import os
 import random
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
@@ -183,13 +186,17 @@ def _matches(value: str, pattern: str) -> bool:
     )
 
 
-def run_oracle(tmp_path: Path, lightbox_factory) -> dict:
-    rng = random.Random(20250101)
+@contextmanager
+def seeded(tmp_path: Path, lightbox_factory, rng: random.Random, lightbox_settings: dict[str, Any],
+           **orthanc_settings: Any) -> Iterator[tuple[Any, Orthanc, dict[str, list[str]]]]:  # fmt: skip
+    """The corpus stored in a new Lightbox and in Orthanc (storescu to each): (lightbox,
+    orthanc, the values queries are drawn from)."""
     values = build_corpus(tmp_path / "corpus", rng)
     files = sorted((tmp_path / "corpus").iterdir())
-    lightbox = lightbox_factory(query_retrieve_from="any")
+    lightbox = lightbox_factory(**lightbox_settings)
     # Orthanc answers in its DefaultEncoding (Latin-1 unless told), dropping what it cannot encode.
-    orthanc = Orthanc(tmp_path / "orthanc", {"oracle": [SCU_AET, "127.0.0.1", 1]}, DefaultEncoding="Utf8")
+    orthanc = Orthanc(tmp_path / "orthanc", {"oracle": [SCU_AET, "127.0.0.1", 1]}, DefaultEncoding="Utf8",
+                      **orthanc_settings)  # fmt: skip
     try:
         assert lightbox.storescu(tmp_path / "corpus", extra=("+sd",)).returncode == 0
         stored = subprocess.run(
@@ -198,26 +205,36 @@ def run_oracle(tmp_path: Path, lightbox_factory) -> dict:
         )  # fmt: skip
         assert stored.returncode == 0, stored.stderr
         assert lightbox.count() == len(files) == orthanc.rest("GET", "/statistics")["CountInstances"]
+        yield lightbox, orthanc, values
+    finally:
+        orthanc.stop()
+
+
+def tally(report: dict, entry: dict[str, Any], ours: set[tuple], theirs: set[tuple], reason: str | None) -> None:
+    """One query's answers into the report: equal, a known difference, or unexplained."""
+    report["queries"] += 1
+    report["matches"] += len(ours)
+    if ours == theirs:
+        report["equal"] += 1
+        return
+    entry |= {"lightbox_only": sorted(map(str, ours - theirs))[:3], "orthanc_only": sorted(map(str, theirs - ours))[:3]}
+    if reason:
+        report["known"].setdefault(reason, []).append(entry)
+    else:
+        report["unexplained"].append(entry)
+
+
+def run_oracle(tmp_path: Path, lightbox_factory) -> dict:
+    rng = random.Random(20250101)
+    with seeded(tmp_path, lightbox_factory, rng, {"query_retrieve_from": "any"}) as (lightbox, orthanc, values):
         report: dict = {"queries": 0, "equal": 0, "matches": 0, "known": {}, "unexplained": []}
         for _ in range(QUERIES):
             model, level, keys = random_query(rng, values)
             asked, ours = c_find(lightbox.dicom_port, lightbox.aet, model, level, keys)
             _, theirs = c_find(orthanc.dicom_port, "ORTHANC", model, level, keys)
-            report["queries"] += 1
-            report["matches"] += len(ours)
-            if ours == theirs:
-                report["equal"] += 1
-                continue
-            reason = explained(level, keys, asked, ours, theirs)
-            entry = {"model": model, "level": level, "keys": keys, "lightbox_only": sorted(map(str, ours - theirs))[:3],
-                     "orthanc_only": sorted(map(str, theirs - ours))[:3]}  # fmt: skip
-            if reason:
-                report["known"].setdefault(reason, []).append(entry)
-            else:
-                report["unexplained"].append(entry)
+            reason = None if ours == theirs else explained(level, keys, asked, ours, theirs)
+            tally(report, {"model": model, "level": level, "keys": keys}, ours, theirs, reason)
         return report
-    finally:
-        orthanc.stop()
 
 
 def test_cfind_answers_match_orthanc(tmp_path, lightbox_factory):

@@ -1,5 +1,5 @@
 """LAN discovery in a private network namespace (loopback with multicast): Lightbox announces
-``_dicom._tcp`` and ``_http._tcp``; a separate zeroconf process and BIND's dig read the
+``_dicom._tcp``, ``_dicom-tls._tcp``, ``_http._tcp`` and ``_dicomweb._tcp``; a separate zeroconf process and BIND's dig read the
 records; the address found answers C-ECHO; Lightbox lists a DICOM node another process
 announces; a new address is announced; goodbye at shutdown."""
 
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,8 @@ from support.tools import dcmtk, require
 pytestmark = pytest.mark.slow  # private networks and mDNS timing
 
 PEER = str(Path(__file__).parent / "support" / "mdns_peer.py")
-DICOM, HTTP = "_dicom._tcp.local.", "_http._tcp.local."
+DICOM, DICOM_TLS, HTTP = "_dicom._tcp.local.", "_dicom-tls._tcp.local.", "_http._tcp.local."
+DICOMWEB = "_dicomweb._tcp.local."
 WAIT = 20.0  # seconds: probing and announcing take ~2 s, the address check runs every 5 s
 
 
@@ -84,7 +86,8 @@ def dig(*query: str) -> str:
 
 
 def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, lightbox_factory) -> None:
-    dicom_browser, http_browser = Browser(DICOM), Browser(HTTP)
+    dicom_browser, http_browser, tls_browser = Browser(DICOM), Browser(HTTP), Browser(DICOM_TLS)
+    dicomweb_browser = Browser(DICOMWEB)
     try:
         server = lightbox_factory(aet="LB_MDNS", mdns_hostname="lightbox-test", dicom_workers=0, discovery=True)
         found = dicom_browser.next("added", "LB_MDNS")
@@ -97,14 +100,26 @@ def test_lightbox_announces_and_the_address_found_answers_c_echo(mdns_network, l
         )  # fmt: skip
         assert echo.returncode == 0, echo.stdout + echo.stderr
 
+        tls = tls_browser.next("added", "LB_MDNS")  # PS3.15 H.2: the TLS port is its own service
+        assert tls["port"] == server.dicom_tls_port and tls["txt"]["AET"] == "LB_MDNS"
+
         web = http_browser.next("added", "LB_MDNS")
         assert web["port"] == server.http_port and web["txt"] == {"path": "/"}
         with urllib.request.urlopen(f"http://{web['addresses'][0]}:{web['port']}/healthz", timeout=10) as rsp:
             assert json.load(rsp)["status"] in ("ok", "disk_low")
 
+        dicomweb = dicomweb_browser.next("added", "LB_MDNS")  # the base URL a DICOMweb client needs
+        assert dicomweb["port"] == server.http_port and dicomweb["txt"] == {"path": "/dicom-web"}
+        base = f"http://{dicomweb['addresses'][0]}:{dicomweb['port']}{dicomweb['txt']['path']}"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # it is there, and asks for a user
+            urllib.request.urlopen(base + "/studies", timeout=10)
+        assert refused.value.code == 401 and "error" in json.load(refused.value)
+
     finally:
+        dicomweb_browser.stop()
         dicom_browser.stop()
         http_browser.stop()
+        tls_browser.stop()
 
     # Only now: a unicast query to port 5353 reaches just one of the sockets sharing it.
     ptr = dig("_dicom._tcp.local", "PTR")

@@ -1,12 +1,14 @@
 """Probes of a hostile peer on the clinic's LAN (issue 14), each bounded in count and time, and
 what Lightbox does about them: the learned-device table, the admin's terminal, request bodies,
-odd query strings and redirects, the data folder's modes, the called AE title."""
+odd query strings and redirects, the data folder's modes, the called AE title, idle web
+connections and stalled TLS handshakes."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -20,11 +22,12 @@ from pydicom import dcmread
 from appliance.archive import Archive, ArchiveOptions, AssociationSeen
 from appliance.dicom.probe import echo
 from appliance.web.bodylimits import MAX_BODY, PUBLIC_FORM_BODY
+from appliance.web.tls import HANDSHAKE_S
 from bench.procstat import pss_bytes
 from support.dicomgen import make_study
 from support.lightbox import LightboxProcess
 from support.tools import dcmtk
-from support.web import ADMIN, ADMIN_PASSWORD, Client, base_url, first_admin, login_from
+from support.web import ADMIN, ADMIN_PASSWORD, Client, base_url, first_admin, https_client, login_from
 
 
 def made_up_associations(server: LightboxProcess, titles: list[str]) -> None:
@@ -32,6 +35,7 @@ def made_up_associations(server: LightboxProcess, titles: list[str]) -> None:
         echo("127.0.0.1", server.dicom_port, server.aet, title, timeout=10)
 
 
+@pytest.mark.slow
 def test_learned_devices_are_bounded_and_noise_gives_way(lightbox_factory, tmp_path: Path) -> None:
     """2,000 made-up AE titles grew the Devices page to 7.3 MB; now the table keeps
     ``max_learned_devices``, and a device that stored images is never the one dropped."""
@@ -258,6 +262,56 @@ def test_idle_connections_cannot_shut_the_web_ui(lightbox: LightboxProcess) -> N
         assert lightbox.proc is not None
         open_fds = len(list(Path(f"/proc/{lightbox.proc.pid}/fd").iterdir()))
         assert open_fds < 400, open_fds
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def client_hello() -> bytes:
+    """The first flight of a real TLS client (its ClientHello), as bytes to send by hand."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    client = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+def https_healthz_answers(server: LightboxProcess) -> bool:
+    try:
+        return https_client(server).get("/healthz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.slow
+def test_silent_and_stalled_tls_handshakes_cannot_shut_the_web_ui(lightbox: LightboxProcess) -> None:
+    """The HTTPS port's variant: 150 connections from one address that never begin TLS, then 300
+    from ten others that send half a ClientHello and stall.  The handshake is done in waitress's
+    event loop without waiting, so none of them holds anyone up; each counts as idle for the
+    connection guard; and one still in its handshake after HANDSHAKE_S seconds is closed."""
+    hello = client_hello()
+    held = open_idle(lightbox.https_port, ["127.0.0.1"], 150)
+    try:
+        assert https_healthz_answers(lightbox)
+        stalled = open_idle(lightbox.https_port, [f"127.0.0.{n}" for n in range(2, 12)], 30)
+        for sock in stalled:
+            sock.sendall(hello[: len(hello) // 2])
+        held += stalled
+        time.sleep(1)
+        assert https_healthz_answers(lightbox) and healthz_answers(lightbox)
+        assert lightbox.proc is not None
+        open_fds = len(list(Path(f"/proc/{lightbox.proc.pid}/fd").iterdir()))
+        assert open_fds < 400, open_fds
+        # Alone (nothing evicts it), a stalled handshake is closed by its deadline.
+        lone = socket.create_connection(("127.0.0.1", lightbox.https_port), timeout=HANDSHAKE_S + 30)
+        held.append(lone)
+        lone.sendall(hello[:10])
+        with contextlib.suppress(ConnectionResetError):
+            assert lone.recv(1) == b""
+        assert "tls_handshake_timeout address=127.0.0.1" in lightbox.log()
+        assert "Traceback" not in lightbox.log()
     finally:
         for sock in held:
             sock.close()

@@ -44,7 +44,9 @@ NONCONFORMANT = {
 UID_FIELDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Files Lightbox itself may have under data/ (the server log lives next to it, not in it).
 # The spool must be empty once a C-STORE is answered: a refused dataset leaves nothing behind.
-ALLOWED = re.compile(r"index\.(sqlite(-wal|-shm|-journal)?|lock)|storage/[0-9a-f]{2}/[0-9a-f]{64}\.dcm")
+ALLOWED = re.compile(
+    r"index\.(sqlite(-wal|-shm|-journal)?|lock)|storage/[0-9a-f]{2}/[0-9a-f]{64}\.dcm|tls/(lightbox\.(crt|key)|https-fingerprint)"
+)
 
 
 def refused(status: int) -> bool:
@@ -183,7 +185,7 @@ def test_hostile_uids_over_import_are_rejected(tmp_path: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(data):
         for name in dirnames + filenames:
             rel = Path(dirpath, name).relative_to(data).as_posix()
-            assert ALLOWED.fullmatch(rel) or rel in ("storage", "spool"), rel
+            assert ALLOWED.fullmatch(rel) or rel in ("storage", "spool", "tls"), rel
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ from support.rpi_image import (
     listen_ports,
     partitions,
 )
+from support.tlsfiles import served_fingerprint
 from support.tools import dcmtk, missing
 from support.web import ADMIN, ADMIN_PASSWORD, Client
 
@@ -202,12 +203,12 @@ def test_root_has_no_way_in_but_the_browser(root) -> None:
 
 def test_the_image_runs_the_units_of_systemd_folder_with_their_sandbox_whole(root, tmp_path) -> None:
     units = "/usr/lib/systemd/system"
-    for name in ("lightbox.service", "lightbox-http.socket", "lightbox-dicom.socket"):
+    for name in ("lightbox.service", "lightbox-http.socket", "lightbox-https.socket", "lightbox-dicom.socket"):
         assert root.read(f"{units}/{name}") == (REPO / "systemd" / name).read_bytes(), name
     assert root.read("/usr/lib/sysusers.d/lightbox.conf") == (REPO / "systemd/sysusers.d/lightbox.conf").read_bytes()
     assert root.read("/etc/lightbox/lightbox.toml") == (REPO / "systemd/lightbox.toml").read_bytes()
     wants = root.listing("/etc/systemd/system/sockets.target.wants")
-    assert {"lightbox-http.socket", "lightbox-dicom.socket"} <= set(wants)
+    assert {"lightbox-http.socket", "lightbox-https.socket", "lightbox-dicom.socket"} <= set(wants)
     assert "lightbox.service" in root.listing("/etc/systemd/system/multi-user.target.wants")
     # The unit as the box runs it, with the image's drop-in: as exposed as systemd/'s, at most 1.5.
     copy = tmp_path / "root"
@@ -270,7 +271,7 @@ def test_first_boot_serves_and_shows_the_setup_code_only_on_the_card_and_the_con
 
     with (
         ntp_closing(ntp),
-        QemuBox(card, kernel, initrd, cmdline, [80, *dicom_ports], ARTIFACTS / "image-console.log") as box,
+        QemuBox(card, kernel, initrd, cmdline, [80, 443, *dicom_ports], ARTIFACTS / "image-console.log") as box,
     ):
         web = Client(f"http://127.0.0.1:{box.host_port[80]}")
         health = box.wait_for(lambda: web.get("/healthz", timeout=10).json(), "/healthz answers", BOOT_TIMEOUT)
@@ -303,6 +304,17 @@ def test_first_boot_serves_and_shows_the_setup_code_only_on_the_card_and_the_con
         for path in ("/setup", "/login", "/healthz", "/api/studies", "/api/me", "/lightbox-setup-code.txt"):
             assert code not in web.get(path).text, path
 
+        # HTTPS on 443 (lightbox-https.socket), with the certificate the box made: its fingerprint
+        # on the console and on the card, where the first visitor compares it with the browser's.
+        served = served_fingerprint(box.host_port[443])
+        halves = box.wait_for(lambda: re.findall(r"HTTPS certificate \(SHA-256\), to check in the browser:\s+(\S+)\s+(\S+)",
+                                                 box.console()), "the fingerprint on the console", 300)[-1]  # fmt: skip
+        assert ":".join(halves) == served
+        card_certificate = box.wait_for(lambda: card_boot.read("lightbox-certificate.txt").decode(),
+                                        "the fingerprint on the boot partition", 300)  # fmt: skip
+        assert halves[0] in card_certificate and halves[1] in card_certificate
+        assert "lightbox-certificate.txt" in card_text  # the setup code's file says where to look
+
         # A modality stores a study before anyone has set the box up.
         study = make_study(tmp_path / "study", 3, patient_id="PI-IMAGE-1")
         for port in dicom_ports:
@@ -332,7 +344,7 @@ def test_first_boot_serves_and_shows_the_setup_code_only_on_the_card_and_the_con
         # lightbox, and the address it took by DHCP (qemu's network gives 10.0.2.15).
         console = box.console()
         assert "lightbox login:" in console
-        assert "http://10.0.2.15/" in console
+        assert "https://10.0.2.15/" in console
         # The power button: a clean shutdown, so that the journal is on the card to read.
         assert box.power_off(300), "the box did not power off within 300 s"
 

@@ -1,6 +1,6 @@
 """`lightbox serve` speaks systemd's protocols (a test plays systemd's side; the real one is in
 test_systemd_service.py): it serves the listening sockets it is passed (socket activation,
-DICOM on two of them), says READY=1 only once every port answers, feeds the watchdog only
+DICOM on two of them, HTTPS on one), says READY=1 only once every port answers, feeds the watchdog only
 while its health rounds pass, tells its state in STATUS=, and stops without closing the
 sockets for the next start."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -50,16 +51,19 @@ def serve(tmp_path: Path, sockets: list[tuple[str, socket.socket]], notify: Noti
 
 @pytest.mark.slow
 def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
-    http, dicom_a, dicom_b = (socket.create_server(("127.0.0.1", 0)) for _ in range(3))
-    ports = {name: sock.getsockname()[1] for name, sock in (("http", http), ("a", dicom_a), ("b", dicom_b))}
+    http, https, dicom_a, dicom_b, tls = (socket.create_server(("127.0.0.1", 0)) for _ in range(5))
+    named = (("http", http), ("a", dicom_a), ("b", dicom_b), ("tls", tls))
+    ports = {name: sock.getsockname()[1] for name, sock in named}
     notify = NotifySocket(tmp_path / "notify")
-    sockets = [("dicom", dicom_a), ("http", http), ("dicom", dicom_b)]
+    sockets = [("dicom", dicom_a), ("http", http), ("https", https), ("dicom", dicom_b), ("dicom-tls", tls)]
     server = serve(tmp_path, sockets, notify)
     try:
         ready = notify.next("READY=1")
-        # Once READY=1 is said, every door answers: both DICOM sockets and the web.
+        # Once READY=1 is said, every door answers: both DICOM sockets and the web (and the
+        # TLS port, which the rounds ask over TLS: see STATUS= below when it does not).
         assert echo(ports["a"]).returncode == 0 and echo(ports["b"]).returncode == 0
         assert healthz(ports["http"]) == 200
+        assert ssl.get_server_certificate(https.getsockname()[:2], timeout=10).startswith("-----BEGIN CERTIFICATE")
         assert "STATUS=serving, 0 studies, backup not set up" in ready.splitlines()
         assert notify.next("WATCHDOG=1").splitlines()[0].startswith("STATUS=serving")
 
@@ -71,6 +75,7 @@ def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
         try:
             unhealthy = notify.next("STATUS=unhealthy")
             assert f"DICOM port {ports['a']} does not answer" in unhealthy and "WATCHDOG=1" not in unhealthy
+            assert f"DICOM TLS port {ports['tls']} does not answer" in unhealthy
             again = notify.next("STATUS=")
             assert again.startswith("STATUS=unhealthy") and "WATCHDOG=1" not in again
         finally:
@@ -96,19 +101,20 @@ def test_passed_sockets_ready_status_watchdog_and_stop(tmp_path: Path) -> None:
         assert second.wait(60) == 0
         notify.close()
     log = (tmp_path / "server.log").read_text()
-    assert "dicom_listening" in log and "from=systemd" in log and "from=bound" not in log
+    assert "dicom_listening" in log and "https_listening" in log and "from=systemd" in log and "from=bound" not in log
 
 
 @pytest.mark.slow
 def test_probe_associations_are_not_recorded_as_devices(tmp_path: Path) -> None:
     """The health rounds' C-ECHOes call with a secret AE title: no device, no log line, even
     when the device policy refuses strangers."""
-    http, dicom = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    http, https, dicom = (socket.create_server(("127.0.0.1", 0)) for _ in range(3))
     notify = NotifySocket(tmp_path / "notify")
     command = [sys.executable, "-m", "appliance", "serve", "--data", str(tmp_path / "data"),
-               "--discovery", "false", "--min-free-mb", "0", "--device-policy", "locked"]  # fmt: skip
+               "--discovery", "false", "--min-free-mb", "0", "--device-policy", "locked",
+               "--dicom-tls-port", "0", "--https-port", "0"]  # fmt: skip
     env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
-    server = activated(command, [("http", http), ("dicom", dicom)], env, tmp_path / "server.log")
+    server = activated(command, [("http", http), ("https", https), ("dicom", dicom)], env, tmp_path / "server.log")
     try:
         notify.next("READY=1")
         notify.next("WATCHDOG=1")  # a second round passed, under the locked policy

@@ -1,8 +1,8 @@
 """Lightbox as a systemd service, under a real systemd as PID 1: a Debian 12 machine booted in
 systemd-nspawn (support/machine.py), Lightbox installed there by README's "Run as a service"
 commands from wheels made here, and everything asked from outside the machine, over its own
-network: DICOM on ports 104 and 11112, the web on 80, the watchdog, kill -9, stop, the sandbox,
-a backup run by the service's child process in it.
+network: DICOM on ports 104 and 11112, the web on 80 and 443 (HTTPS), the watchdog, kill -9,
+stop, the sandbox, a backup run by the service's child process in it.
 
 The tests share one boot and run in this order; each leaves the service running, the last one
 stops it."""
@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -30,6 +31,7 @@ from support.machine import ADDRESS, HOST_ADDRESS, Machine, rootfs, wheels
 from support.netns import private_network
 from support.procmem import holds
 from support.s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
+from support.tlsfiles import served_fingerprint
 from support.tools import dcmtk
 from support.web import ADMIN, ADMIN_PASSWORD, SETUP_CODE, Client
 
@@ -143,14 +145,20 @@ def indexed_uids(machine: Machine) -> set[str]:
 
 def test_installed_units_verify(machine: Machine) -> None:
     units = [f"/etc/systemd/system/{unit}" for unit in ("lightbox.service", "lightbox-http.socket",
-                                                       "lightbox-dicom.socket")]  # fmt: skip
+                                                       "lightbox-https.socket", "lightbox-dicom.socket",
+                                                       "lightbox-dicom-tls.socket")]  # fmt: skip
     result = machine.run("systemd-analyze", "verify", *units, check=False)
     assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
     assert show(machine, "ActiveState") == "active" and show(machine, "User") == "lightbox"
 
 
-def test_dicom_on_104_and_11112_and_the_web_on_80(machine: Machine, tmp_path: Path) -> None:
+def test_dicom_on_104_and_11112_and_the_web_on_80_and_443(machine: Machine, tmp_path: Path) -> None:
     assert echoscu(104).returncode == 0 and echoscu(11112).returncode == 0
+    # HTTPS on 443 (lightbox-https.socket), with the certificate the service made in its state
+    # directory, whose fingerprint the journal tells.
+    served = served_fingerprint(443, ADDRESS)
+    assert f"certificate_sha256={served}" in journal(machine)
+    assert "https_listening" in journal(machine) and "from=bound" not in journal(machine)
     before = healthz()["counts"]["instances"]
     first = make_study(tmp_path / "a", 3, patient_id="SVC-104")
     second = make_study(tmp_path / "b", 2, patient_id="SVC-11112")
@@ -159,6 +167,13 @@ def test_dicom_on_104_and_11112_and_the_web_on_80(machine: Machine, tmp_path: Pa
         assert sent.returncode == 0, sent.stdout + sent.stderr
     assert healthz()["counts"]["instances"] == before + 5
     assert {str(dcmread(f).SOPInstanceUID) for f in first + second} <= indexed_uids(machine)
+
+
+def test_dicom_tls_on_2762_shows_the_certificate_made_on_the_box(machine: Machine) -> None:
+    served = ssl.get_server_certificate((ADDRESS, 2762), timeout=30)
+    made = machine.run("cat", "/var/lib/lightbox/tls/lightbox.crt").stdout
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(made)
+    assert "dicom-tls_listening" in journal(machine) and "from=systemd" in journal(machine)
 
 
 def test_setup_code_in_the_journal_makes_the_first_admin(machine: Machine) -> None:

@@ -107,6 +107,8 @@ def test_an_admin_adds_changes_tests_and_removes_a_node(server, admin):
         "port": server.dicom_port,
         "name": "Reading room",
         "allowed": ["find", "store"],
+        "tls": False,
+        "tls_trust": "",
     }
     assert f"WS_READ host=127.0.0.1 port={server.dicom_port} name='Reading room' allow=find,store" in node_list(server)
     assert admin.api_post("/api/nodes", **form).status_code == 409  # taken: change that one instead
@@ -164,3 +166,23 @@ def test_node_pages_are_for_admins(server, admin):
     assert viewer.api_post("/api/nodes", aet="SNEAKY", host="10.0.0.1", port="104").status_code == 403
     assert Client(admin.base).get("/api/nodes").status_code == 401
     assert "SNEAKY" not in node_list(server)
+
+
+def test_a_tls_node_needs_a_readable_certificate_to_trust(server, admin):
+    form = {"aet": "WS_TLS", "host": "127.0.0.1", "port": "2762", "tls": "yes"}
+    headers = {"X-CSRF-Token": admin.csrf()}
+    refused = admin.post("/api/nodes", data=form, headers=headers)
+    assert refused.status_code == 400 and "certificate" in refused.json()["error"]
+    garbled = admin.post(
+        "/api/nodes", data={**form, "tls_trust": "-----BEGIN CERTIFICATE-----\nnot\n"}, headers=headers
+    )
+    assert garbled.status_code == 400
+    pem = (server.data / "tls" / "lightbox.crt").read_text()
+    added = admin.post("/api/nodes", data={**form, "tls_trust": pem}, headers=headers)
+    assert added.status_code == 200, added.text
+    assert added.json()["node"]["tls"] is True and added.json()["node"]["tls_trust"].strip() == pem.strip()
+    # A change that leaves TLS out of the form keeps it (the device sync, a name change).
+    renamed = admin.post("/api/nodes/WS_TLS/edit", data={"name": "Remote"}, headers=headers)
+    assert renamed.json()["node"]["tls"] is True
+    page = admin.get("/admin/devices").text
+    assert "127.0.0.1:2762 (TLS)" in page

@@ -1,7 +1,7 @@
 """The first-run wizard, in Chromium at desktop and phone size, against a real `lightbox serve`:
 setup code and first admin, then the clinic's name, time zone, AE title, "Connect your first
-modality" (answered by DCMTK's echoscu and storescu while the page waits) and the backup (set
-up against moto's S3 server, or skipped with a warning that stays).  Screenshots in
+modality" (answered by DCMTK's echoscu and storescu while the page waits), the backup (set
+up against moto's S3 server, or skipped with a warning that stays) and HTTPS.  Screenshots in
 tests/artifacts/wizard-*.png; the README's in docs/screenshots/."""
 
 from __future__ import annotations
@@ -89,9 +89,19 @@ def test_wizard_at_desktop_size(lightbox: LightboxProcess, browser, tmp_path: Pa
     expect(page.locator("#not-backed-up")).to_contain_text("Not backed up yet")
     shot(page, "wizard-5-backup", docs=True)
     page.click("text=Skip: no backup for now")
+
+    # HTTPS: over plain HTTP, "HTTPS only" waits for the page opened over HTTPS (test_web_https.py).
+    page.wait_for_url(page.base + "/wizard/https")
+    expect(page.locator("#https_only")).to_be_disabled()
+    expect(page.locator("#https-only-how a")).to_have_attribute(
+        "href", f"https://127.0.0.1:{lightbox.https_port}/wizard/https"
+    )
+    expect(page.locator("#fingerprint")).to_have_text(re.compile(r"([0-9A-F]{2}:){31}[0-9A-F]{2}"))
+    page.click("text=Skip this step")
     page.wait_for_url(page.base + "/wizard/done")
     summary = page.locator("#summary")
-    for step, state in (("The clinic's name", "done"), ("Connect your first modality", "done"), ("Backup", "skipped")):
+    for step, state in (("The clinic's name", "done"), ("Connect your first modality", "done"), ("Backup", "skipped"),
+                        ("Secure connections (HTTPS)", "skipped")):  # fmt: skip
         expect(summary.locator("tr", has_text=step)).to_contain_text(state)
     expect(page.locator("section.wizard .notice")).to_contain_text("Not backed up")
     shot(page, "wizard-6-summary", docs=True)
@@ -144,10 +154,13 @@ def test_wizard_at_phone_size_with_the_backup(lightbox: LightboxProcess, browser
     expect(page.locator(".done-note")).to_contain_text("The backup is set up")
     page.click("text=Go on")
 
+    page.wait_for_url(page.base + "/wizard/https")
+    page.click("text=Save and go on")  # saved as it is ("HTTPS only" off): the step is done
     page.wait_for_url(page.base + "/wizard/done")
     summary = page.locator("#summary")
     expect(summary.locator("tr", has_text="Backup")).to_contain_text("done")
     expect(summary.locator("tr", has_text="Connect your first modality")).to_contain_text("skipped")
+    expect(summary.locator("tr", has_text="Secure connections (HTTPS)")).to_contain_text("done")
     assert page.locator("section.wizard .notice").count() == 0
     shot(page, "wizard-phone-summary")
     page.goto(page.base + "/admin")

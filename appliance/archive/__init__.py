@@ -20,8 +20,9 @@ Public API — outside code imports only from here:
   ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``; its storage: ``.storage``.
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``; the stored meta header
   (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
-  ``encode_meta``, ``dataset_offset``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
-- Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``,
+  ``encode_meta``, ``dataset_offset``, ``part10_meta``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
+- Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``, ``QUERY_KEYS``
+  and ``QUERY_LEVELS`` (what matching knows, by keyword and level),
   ``ITEM_KEYS``; ``LEVEL_KEYS``, ``InstanceFile``; ``InstanceEntry``; ``MediaFile``,
   ``dicomdir``; ``kinds``; the change log's kinds (``STORED_KINDS``, ``REMOVED_KINDS``,
   ``SUPERSEDED_KIND``, ``REBUILT_KIND``).
@@ -29,10 +30,10 @@ Public API — outside code imports only from here:
   ``DicomNode``, ``NodeTable``, ``NodeError``, ``OPERATIONS``, ``parse_operations``, ``may``;
   ``AssociationSeen``, ``LearnedDevice``, ``DeviceError``, ``NoPort``, ``POLICIES``,
   ``device_access``; ``FoundService``; ``Rule``, ``Job``, ``SendResult``, ``ForwardError``;
-  ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title).
+  ``Site``, ``SiteError``, ``time_zones`` (the clinic's name, time zone, AE title), ``HttpsPolicy``.
 - Upkeep: ``CorrectionError``, ``Identity``, ``DELETABLE_LEVELS``; ``RestoreError``,
   ``install_index``.
-- Storage: ``Storage``, ``CHUNK``; ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
+- Storage: ``Storage``, ``CHUNK``; ``BoundedSpool`` (a received dataset written as it arrives, bounded); ``make_private`` (an SQLite file readable by its owner alone), ``disk_full`` (an error that
   says so).
 """
 
@@ -46,6 +47,7 @@ from appliance.archive.intake.header import (
     build_meta,
     dataset_offset,
     encode_meta,
+    part10_meta,
 )
 from appliance.archive.intake.ingest import IngestResult, Outcome, Spooled
 from appliance.archive.intake.validate import REFUSED_SYNTAXES
@@ -59,6 +61,8 @@ from appliance.archive.reading.changes import (
 )
 from appliance.archive.reading.lookup import InstanceEntry
 from appliance.archive.reading.media import MediaFile, dicomdir
+from appliance.archive.reading.query import KEYS as QUERY_KEYS
+from appliance.archive.reading.query import LEVELS as QUERY_LEVELS
 from appliance.archive.reading.query import QueryError, TooManyMatches
 from appliance.archive.reading.retrieval import LEVEL_KEYS
 from appliance.archive.reading.rows import InstanceFile
@@ -81,13 +85,14 @@ from appliance.archive.registry.nodes import (
     may,
     parse_operations,
 )
-from appliance.archive.registry.site import Site, SiteError, time_zones
+from appliance.archive.registry.site import HttpsPolicy, Site, SiteError, time_zones
 from appliance.archive.registry.users import (
     MIN_PASSWORD,
     Account,
     UserError,
     prepare_logins,
 )
+from appliance.archive.spool import BoundedSpool
 from appliance.archive.sqlite import disk_full, make_private
 from appliance.archive.storage import CHUNK, Storage
 from appliance.archive.upkeep.corrections import (
@@ -100,12 +105,13 @@ from appliance.archive.upkeep.restore import RestoreError, install_index
 __all__ = [
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
-    "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta",
-    "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QueryError", "REBUILT_KIND",
+    "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta", "part10_meta",
+    "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QUERY_KEYS", "QUERY_LEVELS", "QueryError", "REBUILT_KIND",
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
-    "device_access", "may", "parse_operations", "prepare_logins", "Site", "SiteError", "time_zones",
+    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "Site", "SiteError",
+    "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
-    "CHUNK", "Storage", "disk_full", "make_private",
+    "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",
 ]  # fmt: skip

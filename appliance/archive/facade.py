@@ -107,6 +107,14 @@ class Archive:
         options = query.FindOptions(self.options.find_fold_names, self.options.find_max_results)
         return query.find(model, level, identifier, options)
 
+    def find_page(
+        self, model: str, level: str, identifier: Mapping[str, Any], limit: int, offset: int = 0
+    ) -> tuple[Generator[dict[str, Any], None, None], bool]:
+        """QIDO-RS matches: at most ``limit`` from ``offset`` on, in a stable order, and whether
+        more follow (see ``query.find_page``); raises query.QueryError before the first match."""
+        options = query.FindOptions(self.options.find_fold_names, 0)
+        return query.find_page(model, level, identifier, options, limit, offset)
+
     def list_studies(self, study_filter: browse.StudyFilter) -> tuple[list[browse.StudyRow], bool]:
         """One page of the web UI's study list, and whether more follow (see ``browse.py``)."""
         return browse.list_studies(study_filter)

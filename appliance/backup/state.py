@@ -24,6 +24,7 @@ from appliance.archive import make_private
 from appliance.backup import crypto, target
 from appliance.backup.bucket import open_bucket
 from appliance.backup.target import Target
+from appliance.files import write_private
 
 CURSOR = "backup"
 
@@ -110,7 +111,7 @@ class BackupState:
         return open_bucket(self.target(), self.checksums, stopping)
 
     def save_setup(self, identity: crypto.Identity, where: Target) -> None:
-        target.write_private(self.identity_path, (str(identity) + "\n").encode())
+        write_private(self.identity_path, (str(identity) + "\n").encode())
         target.save(where, self.target_path)
 
     @property

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from appliance.files import write_private
 
 LOG = logging.getLogger("lightbox.backup")
 
@@ -104,24 +105,6 @@ def save(target: Target, path: Path) -> None:
 
 def load(path: Path) -> Target:
     return Target(**json.loads(path.read_text()))
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file (mode 0600) atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def error_code(exc: BaseException) -> str:

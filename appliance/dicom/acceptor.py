@@ -19,16 +19,18 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
 
 from appliance.archive import Archive
-from appliance.dicom import admission, pdu
+from appliance.dicom import admission, auditing, pdu
 from appliance.dicom.association import Association
 from appliance.dicom.options import AssociationOptions, DicomOptions
 from appliance.dicom.pending import Pending, Waiting
 from appliance.dicom.slots import Refused, Slots
+from appliance.dicom.tls import ServerContexts, peer_certificate
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -37,11 +39,18 @@ class Acceptor:
     """Serves listening sockets, maybe shared with other worker processes."""
 
     def __init__(
-        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], slots: Slots | None = None
+        self,
+        archive: Archive,
+        options: DicomOptions,
+        listeners: Sequence[socket.socket],
+        slots: Slots | None = None,
+        tls_listeners: Sequence[socket.socket] = (),
     ) -> None:
         self.archive = archive
         self.options = options
-        self.listeners = listeners
+        self.listeners = [*listeners, *tls_listeners]
+        self._tls_listeners = set(tls_listeners)
+        self._tls = ServerContexts(options.tls_identity, options.tls_peers) if options.tls_identity else None
         self.slots = slots if slots is not None else Slots(options.max_associations)
         self._lock = threading.Lock()
         self._active: dict[threading.Thread, socket.socket] = {}
@@ -52,8 +61,9 @@ class Acceptor:
         self._pending = Pending(options.max_pending, options.associate_timeout)
         o = options
         self._association_options = AssociationOptions(
-            o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout, o.idle_timeout
-        )
+            o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout, o.idle_timeout,
+            o.tls_identity,
+        )  # fmt: skip
 
     def start(self) -> None:
         self._thread.start()
@@ -113,7 +123,20 @@ class Acceptor:
             time.sleep(0.1)
             return
         sock.setblocking(False)
-        for evicted in self._pending.add(waiting := Waiting(sock, address[:2], time.monotonic())):
+        handshaking = listener in self._tls_listeners
+        if handshaking:
+            assert self._tls is not None
+            try:
+                sock = self._tls.current(self.archive).wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as exc:  # e.g. a node's trusted certificate became unreadable
+                LOG.error("tls_unavailable address=%s reason=%r", address[0], str(exc))
+                sock.close()
+                return
+        for evicted in self._pending.add(
+            waiting := Waiting(sock, address[:2], time.monotonic(), handshaking=handshaking)
+        ):
             LOG.info("connection_dropped address=%s reason='too many waiting connections'", evicted.address[0])
             self._drop(evicted)
         if waiting in self._pending:
@@ -140,12 +163,26 @@ class Acceptor:
             _send_now(waiting.sock, pdu.abort(2, 2))
             self._drop(waiting)
             return
+        except ssl.SSLError as exc:
+            if not isinstance(exc, ssl.SSLEOFError):  # that is a port check, not a refusal
+                why = f"TLS: {exc.reason or exc}"
+                LOG.warning("association_refused address=%s reason=%r", address[0], why)
+                if auditing.refusal_due("", address[0]):  # recorded apart: the door never waits for the index
+                    threading.Thread(target=self._record_refusal, args=(address[0], why), daemon=True).start()
+            self._drop(waiting)
+            return
         except OSError:  # closed before a whole request (e.g. a port check)
             self._drop(waiting)
             return
         self._pending.remove(waiting)
         self._selector.unregister(waiting.sock)
         self._start(waiting.sock, address, request)
+
+    def _record_refusal(self, address: str, why: str) -> None:
+        try:
+            auditing.record_refusal(self.archive, "", address, why)
+        finally:
+            self.archive.close_thread_connection()
 
     def _start(self, sock: socket.socket, address: tuple[str, int], request: pdu.AssociateRequest) -> None:
         slot = None
@@ -215,13 +252,14 @@ class Acceptor:
     def _admit(self, sock: socket.socket, request: pdu.AssociateRequest, address: tuple[str, int]) -> bool:
         """Log the request; admit it under the device policy, else answer A-ASSOCIATE-RJ."""
         LOG.info(
-            "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d",
+            "association_requested calling_ae=%r called_ae=%r address=%s:%d implementation=%s contexts=%d%s",
             request.calling_title,
             request.called_title,
             address[0],
             address[1],
             request.implementation_class_uid,
             len(request.contexts),
+            _tls_words(sock),
         )
         # The AE title in force: an admin may change it in the web UI, without a restart.
         own = self.archive.site.ae_title(self.options.aet) if self.options.called_aet_check == "own" else None
@@ -229,6 +267,15 @@ class Acceptor:
             sock.sendall(rejection)
             return False
         return True
+
+
+def _tls_words(sock: socket.socket) -> str:
+    """`` tls=TLSv1.3 peer_certificate='CN=...' (sha256 ...)`` on the TLS port, else nothing."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return ""
+    peer = peer_certificate(sock)
+    shown = f"{peer.subject!r} sha256={peer.sha256}" if peer else "none"
+    return f" tls={sock.version()} peer_certificate={shown}"
 
 
 def _send_now(sock: socket.socket, data: bytes) -> None:

@@ -38,13 +38,25 @@ def _record(
 
 
 def refused(archive: Archive, calling_ae: str, address: str, why: str) -> None:
+    if refusal_due(calling_ae, address):
+        record_refusal(archive, calling_ae, address, why)
+
+
+def refusal_due(calling_ae: str, address: str) -> bool:
+    """Whether a refusal from this peer is to be recorded: not if this process recorded one in
+    the last minute (memory only, never waits: the accepting thread asks it)."""
     now = time.monotonic()
-    with _refused_lock:  # this process's memory first, then the trail (other workers write too)
+    with _refused_lock:
         if now - _refused_at.get((calling_ae, address), -REFUSALS_EVERY_S) < REFUSALS_EVERY_S:
-            return
+            return False
         if len(_refused_at) >= MAX_REFUSERS:
             _refused_at.clear()
         _refused_at[(calling_ae, address)] = now
+        return True
+
+
+def record_refusal(archive: Archive, calling_ae: str, address: str, why: str) -> None:
+    """The refusal in the trail, unless another worker process recorded one in the last minute."""
     try:
         if archive.audit.recorded_within(REFUSALS_EVERY_S, audit.SECURITY_ALERT, calling_ae, address):
             return

@@ -1,6 +1,6 @@
 """A request's dataset as it comes off the wire: what the association writes each PDV fragment
 into (``Incoming``), and the in-memory kind for identifiers (C-FIND, C-MOVE, C-GET).  A
-C-STORE's dataset goes to a spool file instead (``spool.BoundedSpool``, opened by ``store.spool``).
+C-STORE's dataset goes to a spool file instead (``archive.BoundedSpool``, opened by ``store.spool``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -120,8 +121,8 @@ class Link:
 
     def has_input(self) -> bool:
         """Whether the peer has sent anything not yet read (never blocks)."""
-        if self._buffer:
-            return True
+        if self._buffer or (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            return True  # TLS: a record already decrypted is invisible to select()
         readable, _, _ = select.select([self.sock], [], [], 0)
         return bool(readable)
 
@@ -245,6 +246,9 @@ class Link:
 
     def _sendmsg(self, header: bytes, piece: memoryview) -> None:
         self._for_sending()
+        if isinstance(self.sock, ssl.SSLSocket):  # no sendmsg over TLS; one record, not two
+            self.sock.sendall(header + piece)
+            return
         sent = self.sock.sendmsg([header, piece])
         total = len(header) + len(piece)
         if sent < total:  # rare: finish with sendall

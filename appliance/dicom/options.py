@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.certificates import Identity
+
 
 @dataclass(frozen=True)
 class DicomOptions:
@@ -20,6 +22,8 @@ class DicomOptions:
     query_retrieve_from: str = "known-nodes"  # see policy.py
     called_aet_check: str = "any"  # or "own": only Lightbox's own AE title may be called
     health_aet: str = ""  # the calling AE title of the service's own health check (acceptor.py)
+    tls_identity: Identity | None = None  # the box's certificate: the TLS port's, and shown to TLS nodes
+    tls_peers: str = "trusted"  # who may use the TLS port: "trusted" certificates only, or "any" (tls.py)
 
     @property
     def address_share(self) -> int:
@@ -36,3 +40,4 @@ class AssociationOptions:
     query_retrieve_from: str
     network_timeout: float
     idle_timeout: float
+    tls_identity: Identity | None = None  # shown to a C-MOVE destination that requires TLS

@@ -1,6 +1,7 @@
 """Connections waiting for their A-ASSOCIATE-RQ, read by the accepting thread alone.
 
-Each costs a socket and its partial request, never a thread or an association slot.  They are
+Each costs a socket and its partial request (on the TLS port, its TLS handshake first, done
+here without blocking), never a thread or an association slot.  They are
 bounded in time (``associate_timeout``: from the TCP connection to the whole request) and in
 number: when too many wait, the oldest connection of the address with the most waiting is
 dropped, so a flood from one address evicts its own connections, not a modality's.
@@ -9,6 +10,7 @@ dropped, so a flood from one address evicts its own connections, not a modality'
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,22 +21,33 @@ from appliance.dicom import pdu
 
 @dataclass(eq=False)
 class Waiting:
-    sock: socket.socket
+    sock: socket.socket  # an ssl.SSLSocket on the TLS port, its handshake not yet done
     address: tuple[str, int]
     since: float
     data: bytearray = field(default_factory=bytearray)
+    handshaking: bool = False
 
     def read(self) -> bytes | None:
         """What the socket has now; the request's body once whole, else None.  A header
         that is not an A-ASSOCIATE-RQ, or one too long, is a ProtocolError before its body is
-        read; a peer that closes is an OSError."""
-        try:
-            chunk = self.sock.recv(65536)
-        except BlockingIOError:
-            return None
-        if not chunk:
-            raise ConnectionError("closed before an A-ASSOCIATE-RQ")
-        self.data += chunk
+        read; a peer that closes is an OSError, and a failed TLS handshake an ssl.SSLError."""
+        if self.handshaking:
+            try:
+                self.sock.do_handshake()  # type: ignore[attr-defined]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return None
+            self.handshaking = False
+        while len(self.data) <= 6 + pdu.MAX_ASSOCIATE_RQ:
+            try:
+                chunk = self.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                break
+            if not chunk:
+                raise ConnectionError("closed before an A-ASSOCIATE-RQ")
+            self.data += chunk
+            # TLS decrypts whole records: what it holds, select() cannot see.
+            if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+                break
         if len(self.data) < 6:
             return None
         pdu_type, length = pdu.HEADER.unpack_from(self.data)

@@ -3,6 +3,8 @@ outside in, through whichever process accepts it, answered only if that process 
 
 from __future__ import annotations
 
+import ssl
+
 from appliance.dicom import dimse, pdu, requestor
 from appliance.dicom.syntaxes import IMPLICIT_LE, VERIFICATION_CLASS
 
@@ -13,11 +15,14 @@ class ProbeFailed(Exception):
     """The port did not answer the C-ECHO as it should; the message says how."""
 
 
-def echo(host: str, port: int, called_ae: str, calling_ae: str, timeout: float) -> None:
-    """Associate, C-ECHO and release within ``timeout`` seconds a step; raise ProbeFailed if not."""
+def echo(
+    host: str, port: int, called_ae: str, calling_ae: str, timeout: float, tls: ssl.SSLContext | None = None
+) -> None:
+    """Associate (over ``tls`` if given), C-ECHO and release within ``timeout`` seconds a step;
+    raise ProbeFailed if not."""
     try:
         link, accepted = requestor.associate(
-            host, port, calling_ae, called_ae, [(VERIFICATION_CLASS, [IMPLICIT_LE])], MAX_PDU, timeout
+            host, port, calling_ae, called_ae, [(VERIFICATION_CLASS, [IMPLICIT_LE])], MAX_PDU, timeout, tls
         )
     except requestor.AssociationFailed as exc:
         raise ProbeFailed(str(exc)) from exc

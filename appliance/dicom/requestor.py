@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from pathlib import Path
 
 from appliance.archive import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, InstanceFile
@@ -31,9 +32,11 @@ def associate(
     contexts: list[tuple[str, list[str]]],
     max_pdu: int,
     timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[Link, outgoing.Accepted]:
-    """Open an association proposing ``contexts`` (abstract syntax, transfer syntaxes); the link
-    and, per abstract syntax, the accepted transfer syntaxes and their context ids."""
+    """Open an association proposing ``contexts`` (abstract syntax, transfer syntaxes), over
+    ``tls`` when given; the link and, per abstract syntax, the accepted transfer syntaxes and
+    their context ids."""
     proposed = [pdu.ProposedContext(2 * n + 1, abstract, syntaxes) for n, (abstract, syntaxes) in enumerate(contexts)]
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -41,6 +44,11 @@ def associate(
         raise AssociationFailed(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # request/response: no Nagle
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except ssl.SSLError as exc:
+                raise AssociationFailed(f"TLS with {host}:{port} failed: {exc.reason or exc}") from exc
         link = Link(sock)
         link.send_pdu(
             pdu.associate_rq(

@@ -147,6 +147,7 @@ def serve_move(context: ServiceContext, request: Request[Dataset]) -> Final:
         result = send_to_node(
             node, items, context.archive.storage, options.aet, options.max_pdu, options.network_timeout, "retrieve",
             originator=(context.calling_ae, request.command.us(dimse.MESSAGE_ID)), go_on=_progress(context, request),
+            identity=options.tls_identity,
         )  # fmt: skip
     except AssociationFailed as exc:
         LOG.warning("retrieve_failed op=move destination=%r reason=%r", node.aet, str(exc))

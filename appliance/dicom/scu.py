@@ -7,16 +7,28 @@ from __future__ import annotations
 from pynetdicom import AE
 
 from appliance.archive import Archive, DicomNode
+from appliance.certificates import Identity
+from appliance.dicom.requestor import AssociationFailed
+from appliance.dicom.sender import tls_for
 from appliance.dicom.syntaxes import VERIFICATION_CLASS
 
 
-def echo(node: DicomNode, calling_aet: str, timeout: float = 10.0) -> tuple[bool, str]:
-    """C-ECHO ``node``; return (success, what happened) for a person to read."""
+def echo(
+    node: DicomNode, calling_aet: str, timeout: float = 10.0, identity: Identity | None = None
+) -> tuple[bool, str]:
+    """C-ECHO ``node`` (over TLS, showing ``identity``, when it requires TLS); return
+    (success, what happened) for a person to read."""
+    try:
+        tls = tls_for(node, identity)
+    except AssociationFailed as exc:
+        return False, str(exc)
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(VERIFICATION_CLASS)
-    assoc = ae.associate(node.host, node.port, ae_title=node.aet)
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet, tls_args=(tls, node.host) if tls else None)
     if not assoc.is_established:
+        if tls is not None and not assoc.is_rejected:
+            return False, "no association: nothing answered, or TLS failed (is its certificate the one trusted here?)"
         if assoc.is_rejected:
             hint = "add it to the peer's DICOM nodes?"
             return False, f"association rejected: the peer does not accept {calling_aet} ({hint})"
@@ -30,9 +42,9 @@ def echo(node: DicomNode, calling_aet: str, timeout: float = 10.0) -> tuple[bool
     return rsp.Status == 0, f"C-ECHO status 0x{rsp.Status:04X}"
 
 
-def echo_node(node: DicomNode, calling_aet: str) -> tuple[bool, str]:
+def echo_node(node: DicomNode, calling_aet: str, identity: Identity | None = None) -> tuple[bool, str]:
     """C-ECHO a node; (success, what happened, with where, for a person)."""
-    ok, message = echo(node, calling_aet)
+    ok, message = echo(node, calling_aet, identity=identity)
     return ok, f"{node.host}:{node.port} {message}"
 
 

@@ -11,13 +11,16 @@ transfer syntax, otherwise re-encoded or decompressed as ``outgoing.py`` decides
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance.archive import DicomNode, InstanceFile, SendResult, Storage
+from appliance.certificates import Identity
 from appliance.dicom import outgoing
 from appliance.dicom.requestor import AssociationFailed, StoreRequestor
 from appliance.dicom.status import SUCCESS, is_warning
+from appliance.dicom.tls import node_context
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -79,13 +82,16 @@ def send_to_node(
     purpose: str,
     originator: tuple[str, int] | None = None,
     go_on: GoOn = _always,
+    identity: Identity | None = None,
 ) -> SendResult:
     """``store_each`` on a new association to ``node`` (C-MOVE's, with the ``originator``'s AE
-    title and message id in each request, and forwarding's).  Raises AssociationFailed when the
-    association cannot be opened."""
+    title and message id in each request, and forwarding's), over DICOM TLS with the box's
+    ``identity`` when the node requires it.  Raises AssociationFailed when the association
+    cannot be opened."""
     requestor = StoreRequestor.open(
-        node.host, node.port, calling_aet, node.aet, outgoing.requested_contexts(items), max_pdu, timeout
-    )
+        node.host, node.port, calling_aet, node.aet, outgoing.requested_contexts(items), max_pdu, timeout,
+        tls_for(node, identity),
+    )  # fmt: skip
 
     def store(item: InstanceFile, path: Path, _number: int) -> int:
         return requestor.store(item, path, originator)
@@ -96,12 +102,30 @@ def send_to_node(
         requestor.release()
 
 
+def tls_for(node: DicomNode, identity: Identity | None) -> ssl.SSLContext | None:
+    """The TLS context for an association to ``node``; None when it takes plain DICOM."""
+    if not node.tls:
+        return None
+    if identity is None:
+        raise AssociationFailed(f"{node.aet} requires TLS, and this command has no TLS certificate")
+    try:
+        return node_context(identity, node)
+    except ssl.SSLError as exc:
+        raise AssociationFailed(f"TLS with {node.aet}: {exc.reason or exc}") from exc
+
+
 def forward(
-    node: DicomNode, items: list[InstanceFile], storage: Storage, calling_aet: str, max_pdu: int, timeout: float = 60.0
+    node: DicomNode,
+    items: list[InstanceFile],
+    storage: Storage,
+    calling_aet: str,
+    max_pdu: int,
+    timeout: float = 60.0,
+    identity: Identity | None = None,
 ) -> SendResult:
     """Forwarding's sender (``archive.forwarding.run_due``): a node that cannot be reached has
     failed every instance, to be retried later."""
     try:
-        return send_to_node(node, items, storage, calling_aet, max_pdu, timeout, "forward")
+        return send_to_node(node, items, storage, calling_aet, max_pdu, timeout, "forward", identity=identity)
     except AssociationFailed as exc:
         return SendResult(failed=len(items), failed_uids=[item.sop_uid for item in items], error=str(exc))

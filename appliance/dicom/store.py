@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from appliance.archive import Spooled, build_meta, encode_meta
+from appliance.archive import BoundedSpool, Spooled, build_meta, encode_meta
 from appliance.dicom import dimse
 from appliance.dicom.context import Final, Request, ServiceContext
-from appliance.dicom.spool import BoundedSpool
 from appliance.dicom.status import OUT_OF_RESOURCES, STATUS_FOR_OUTCOME
 
 LOG = logging.getLogger("lightbox.dicom")

@@ -31,9 +31,14 @@ class FrontDoor:
     """The acceptor serving the listening sockets."""
 
     def __init__(
-        self, archive: Archive, options: DicomOptions, listeners: Sequence[socket.socket], slots: Slots | None = None
+        self,
+        archive: Archive,
+        options: DicomOptions,
+        listeners: Sequence[socket.socket],
+        tls_listeners: Sequence[socket.socket] = (),
+        slots: Slots | None = None,
     ) -> None:
-        self.acceptor = Acceptor(archive, options, listeners, slots)
+        self.acceptor = Acceptor(archive, options, listeners, slots, tls_listeners)
         self.acceptor.start()
 
     def stop(self) -> None:
@@ -47,11 +52,13 @@ class WorkerPool:
         open_archive: Callable[[], Archive],
         options: DicomOptions,
         listeners: Sequence[socket.socket],
+        tls_listeners: Sequence[socket.socket] = (),
     ) -> None:
         self.count = count
         self.open_archive = open_archive
         self.options = options
         self.listeners = listeners
+        self.tls_listeners = tls_listeners
         self.slots = Slots(options.max_associations)  # shared by the workers; a dead one's are freed
         self.pids: dict[int, int] = {}  # pid -> worker number
         self._stopping = threading.Event()
@@ -85,7 +92,7 @@ class WorkerPool:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
         with self.open_archive() as archive:
-            door = FrontDoor(archive, self.options, self.listeners, self.slots)
+            door = FrontDoor(archive, self.options, self.listeners, self.tls_listeners, self.slots)
             stop.wait()
             door.stop()
         return 0
@@ -131,7 +138,7 @@ class WorkerPool:
             else:
                 _signal(pid, signal.SIGKILL)
         self.pids.clear()
-        for listener in self.listeners:  # this process's copies, kept to fork workers again
+        for listener in [*self.listeners, *self.tls_listeners]:  # this process's copies, kept to fork workers again
             listener.close()
 
 

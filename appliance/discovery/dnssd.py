@@ -2,8 +2,8 @@
 
 DICOM PS3.15 Annex H.2: a DICOM AE is the service ``_dicom._tcp`` (``_dicom-tls._tcp`` over
 TLS) with the TXT keys ``AET`` and ``PrimaryDeviceType``.  Horos and OsiriX read ``AETitle``
-instead, so it is announced too.  The web UI is ``_http._tcp`` (TXT ``path``).
-``_dicomweb._tcp`` (TXT ``DICOMWebPath``) waits until Lightbox serves DICOMweb.
+instead, so it is announced too.  The web UI is ``_http._tcp`` (TXT ``path``); DICOMweb is
+``_dicomweb._tcp`` on the same port (TXT ``path=/dicom-web``, the base URL's path).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from appliance.archive import FoundService
 DICOM = "_dicom._tcp.local."
 DICOM_TLS = "_dicom-tls._tcp.local."
 HTTP = "_http._tcp.local."
+DICOMWEB = "_dicomweb._tcp.local."
+DICOMWEB_PATH = "/dicom-web"  # appliance.web.dicomweb.PREFIX (discovery does not import the web)
 BROWSED = (DICOM, DICOM_TLS)
 DEVICE_TYPE = "ARCHIVE"  # PS3.16 CID 30 / the LDAP dicomPrimaryDeviceType of a PACS
 
@@ -28,7 +30,7 @@ class Announcement:
     hostname: str  # without ".local"
     dicom_port: int
     http_port: int
-    tls_port: int | None = None  # a DICOM TLS port, once Lightbox has one
+    tls_port: int | None = None  # the DICOM TLS port (None: none served)
 
     @property
     def server(self) -> str:
@@ -54,7 +56,11 @@ def service_infos(announcement: Announcement, addresses: list[str]) -> list[Serv
             parsed_addresses=addresses,
         )
 
-    infos = [info(DICOM, announcement.dicom_port, dicom_txt), info(HTTP, announcement.http_port, {"path": "/"})]
+    infos = [
+        info(DICOM, announcement.dicom_port, dicom_txt),
+        info(HTTP, announcement.http_port, {"path": "/"}),
+        info(DICOMWEB, announcement.http_port, {"path": DICOMWEB_PATH}),
+    ]
     if announcement.tls_port is not None:
         infos.append(info(DICOM_TLS, announcement.tls_port, dicom_txt))
     return infos

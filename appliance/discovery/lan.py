@@ -36,7 +36,9 @@ class DiscoveryOptions:
 
 
 def discovery_options(settings: Settings) -> DiscoveryOptions:
-    announcement = dnssd.Announcement(settings.aet, settings.mdns_hostname, settings.dicom_port, settings.http_port)
+    announcement = dnssd.Announcement(
+        settings.aet, settings.mdns_hostname, settings.dicom_port, settings.http_port, settings.dicom_tls_port or None
+    )
     return DiscoveryOptions(announcement, settings.mdns_interfaces, settings.host)
 
 

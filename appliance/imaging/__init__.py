@@ -8,6 +8,8 @@ Public API (paths are stored files; frames are numbered from 1, as in DICOM):
 - ``image_info(path)`` -> dict (size, windows, calibration, frame timing, overlays; header only)
 - ``animation(path, fmt=)`` -> ``Rendered`` (every frame as one animated GIF or WebP)
 - ``Thumbnails`` -> series thumbnails in a size-capped disk cache
+- ``frame_bytes(path, frame, as_stored=)`` -> ``FrameBytes`` (a frame for DICOMweb: its encoded
+  bytes as stored, or native little endian pixels, decoded if need be)
 
 Every call refuses, with ``TooLarge``, a file whose declared pixel data (rows x columns x
 frames x samples x bytes) exceeds ``ImagingOptions.max_decode_mb``; other trouble is an
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
@@ -32,10 +36,12 @@ from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, Too
 
 __all__ = [
     "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
-    "Thumbnails", "TooLarge", "Window", "animation", "image_info", "overlay_layer", "raw_frame", "render_frame",
+    "FrameBytes", "Thumbnails", "TooLarge", "Window", "animation", "frame_bytes", "image_info", "overlay_layer",
+    "raw_frame", "render_frame",
 ]  # fmt: skip
 
 MB = 1024 * 1024
+EXPLICIT_LE = str(ExplicitVRLittleEndian)  # what a decoded frame is sent as
 THUMBNAIL_VERSION = 2  # raised when rendering changes, so that cached thumbnails are made again
 
 
@@ -92,6 +98,30 @@ def render_frame(
 def raw_frame(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> RawFrame:
     with _decoding(path, options) as source:
         return raw(source, frame - 1)
+
+
+@dataclass(frozen=True)
+class FrameBytes:
+    data: bytes
+    transfer_syntax: str  # the stored syntax when as stored, else Explicit VR Little Endian
+
+
+def frame_bytes(path: Path, frame: int, *, as_stored: bool, options: ImagingOptions = DEFAULTS) -> FrameBytes:
+    """Frame ``frame`` (from 1) of a stored file: with ``as_stored``, an encapsulated frame's
+    bytes as stored; otherwise (or for native pixel data) its pixels as native little endian
+    values, row by row, read straight from the file when stored so, else decoded."""
+    with FrameSource(path, options.max_decode_bytes) as source:
+        index = frame - 1
+        source.check_frame(index)
+        if source.encapsulated and as_stored:
+            return FrameBytes(source.encoded_frame(index), str(source.transfer_syntax))
+        if not source.encapsulated and source.transfer_syntax.is_little_endian and source.bits_allocated % 8 == 0:
+            size = source.rows * source.columns * source.samples * source.bits_allocated // 8
+            if (index + 1) * size <= source.pixels.length:
+                return FrameBytes(source.read_at(source.pixels.value_offset + index * size, size), EXPLICIT_LE)
+    with _decoding(path, options) as source:
+        array, _photometric = source.decode(index)
+        return FrameBytes(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes(), EXPLICIT_LE)
 
 
 def overlay_layer(path: Path, frame: int, *, options: ImagingOptions = DEFAULTS) -> Rendered:

@@ -8,5 +8,7 @@
 - ``frames``, ``video``, ``documents``, ``ranges``: pixels, videos, PDFs and reports; Range.
 - ``downloads``: ZIP with DICOMDIR, streamed.
 - ``admin``, ``devices``, ``backup``: the admin pages.
+- ``https``, ``tls``: HTTPS as the admin sets it (redirects, HSTS, the certificate's fingerprint),
+  and TLS done inside waitress's event loop; ``connections``: bounds on connections.
 - ``display``, ``templates``: how values read for people; rendering.
 """

@@ -9,6 +9,7 @@ import bottle
 from bottle import request
 
 from appliance.archive import MIN_PASSWORD, Archive, UserError, audit
+from appliance.web import https
 from appliance.web.auth import Guard, client_address, fail, public, see_other
 from appliance.web.templates import render
 
@@ -23,11 +24,18 @@ def _safe_next(target: str) -> str:
     return target if plain and target.startswith("/") and not target.startswith("//") else "/"
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, door: https.HttpsDoor) -> None:
     auth = guard.auth
 
     def setup_page(message: str = "", name: str = "", status: int = 200) -> bottle.HTTPResponse:
-        return bottle.HTTPResponse(render("setup.tpl", message=message, name=name, min_password=MIN_PASSWORD), status)
+        page = render(
+            "setup.tpl",
+            message=message,
+            name=name,
+            min_password=MIN_PASSWORD,
+            https=https.facts(archive, door, "/setup"),
+        )
+        return bottle.HTTPResponse(page, status)
 
     @app.get("/setup")
     @public

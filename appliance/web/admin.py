@@ -1,6 +1,6 @@
 """Admin pages: the archive at a glance (with a "not backed up" warning until the backup is set
-up, and the set-up steps still to do), this box's name, time zone and AE title, users, the
-audit trail; and their JSON twins."""
+up, and the set-up steps still to do), this box's name, time zone and AE title, HTTPS, users,
+the audit trail; and their JSON twins."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from appliance import __version__, config
 from appliance.archive import MIN_PASSWORD, Archive, UserError, audit, time_zones
 from appliance.backup.state import BackupState
 from appliance.config import Settings
-from appliance.web import site, wizard
+from appliance.web import https, site, wizard
 from appliance.web.auth import Guard, fail
 from appliance.web.devices import node_json
 from appliance.web.studies import with_study_labels
@@ -23,7 +23,7 @@ from appliance.web.templates import render
 AUDIT_PAGE = 50
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings, door: https.HttpsDoor) -> None:
     backoff = guard.auth.backoff
 
     def users() -> list[dict[str, Any]]:
@@ -51,6 +51,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
             "users": users(),
             "settings": config.effective(settings),
             "site": {k: v for k, v in site.site_json(archive, settings.aet).items() if k != "time_zones"},
+            "https": https.facts(archive, door, "/admin"),
             "backed_up": BackupState(archive.data_dir).configured,  # else the page warns, until it is
             "setup_steps_left": [step.title for step in wizard.STEPS if not steps[step.name]],
         }

@@ -25,15 +25,18 @@ from appliance.web import (
     connect,
     corrections,
     devices,
+    dicomweb,
     documents,
     downloads,
     frames,
+    https,
     site,
     studies,
     video,
     wizard,
 )
 from appliance.web.auth import Auth, Guard, fail, public
+from appliance.web.https import HttpsDoor
 from appliance.web.templates import STATIC
 
 SECURITY_HEADERS = (
@@ -54,10 +57,13 @@ def make_app(
     imaging: ImagingOptions | None = None,
     settings: Settings | None = None,
     backup_trigger: Trigger | None = None,
+    https_door: HttpsDoor | None = None,
 ) -> bottle.Bottle:
     app = bottle.Bottle()
     setup_code_file = Path(settings.setup_code_file) if settings is not None and settings.setup_code_file else None
     guard = Guard(Auth(archive, setup_code_file))
+    door = https_door or HttpsDoor()
+    https.install(app, archive, guard, door)  # first: its fingerprint line follows the setup code's
 
     @app.get("/healthz")
     @public
@@ -81,18 +87,20 @@ def make_app(
 
     videos = VideoLibrary(archive.data_dir / "cache" / "videos",
                           VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
-    for module in (accounts, downloads, documents, corrections):
+    accounts.install(app, archive, guard, door)
+    for module in (downloads, documents, corrections):
         module.install(app, archive, guard)
     studies.install(app, archive, guard, videos)
     video.install(app, archive, guard, videos)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
-    admin.install(app, archive, guard, in_force)
-    devices.install(app, archive, guard, in_force.aet, in_force.query_retrieve_from)
+    admin.install(app, archive, guard, in_force, door)
+    devices.install(app, archive, guard, in_force)
     site.install(app, archive, guard, in_force.aet)
     connect.install(app, archive, guard, in_force)
-    wizard.install(app, archive, guard, in_force)
+    wizard.install(app, archive, guard, in_force, door)
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
+    dicomweb.install(app, archive, guard, in_force)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

@@ -1,4 +1,4 @@
-"""Who is asking: sessions (cookie), HTTP Basic for the JSON API, roles, CSRF and Origin checks.
+"""Who is asking: sessions (cookie), HTTP Basic for the JSON API and DICOMweb, roles, CSRF and Origin checks.
 
 ``Guard`` is what route modules use: ``@guard`` (any logged-in user) or ``@guard("admin")``.
 Every route of the app is either guarded or marked ``@public``; ``make_app`` refuses to start
@@ -26,7 +26,7 @@ import bottle
 from bottle import request, response
 
 from appliance.archive import Account, Archive, audit, prepare_logins
-from appliance.backup.target import write_private
+from appliance.files import write_private
 from appliance.web.backoff import LoginBackoff
 
 LOG = logging.getLogger("lightbox.web.auth")
@@ -48,11 +48,22 @@ def client_address() -> str:
 
 
 def is_api() -> bool:
-    return request.path.startswith("/api/")
+    """A request of scripts and viewers, not of pages: JSON errors, HTTP Basic, a 401 challenge
+    instead of a redirect to the login page (the JSON API, DICOMweb and WADO-URI)."""
+    return request.path.startswith(("/api/", "/dicom-web/")) or request.path in ("/dicom-web", "/wado")
 
 
-def https() -> bool:
-    return request.urlparts.scheme == "https"
+def _is_form() -> bool:
+    """Only a form's body is read for its CSRF field (a STOW-RS body is not bottle's to read)."""
+    return request.content_type.split(";")[0].strip().lower() in (
+        "application/x-www-form-urlencoded", "multipart/form-data",
+    )  # fmt: skip
+
+
+def https(environ: dict[str, Any] | None = None) -> bool:
+    """Did the request come over TLS?  Told by the port that took it (``tls``), never by a
+    header: waitress drops X-Forwarded-Proto from anyone."""
+    return (request.environ if environ is None else environ).get("wsgi.url_scheme") == "https"
 
 
 def public(func: Callable) -> Callable:
@@ -92,6 +103,7 @@ class Auth:
         self._basic_secret = secrets.token_bytes(32)
         self._basic_ok: dict[bytes, tuple[int, str, float]] = {}  # digest -> (user id, hash, expiry)
         self._basic_lock = threading.Lock()
+        self.cors_origins: frozenset[str] = frozenset()  # other origins DICOMweb may be used from
         prepare_logins()
         if self.setup_needed():
             self.setup_code = self._kept_or_new_setup_code()
@@ -136,7 +148,7 @@ class Auth:
         return self.archive.users.count() == 0
 
     def current(self) -> Account | None:
-        """The user of this request, from the session cookie or HTTP Basic (API only)."""
+        """The user of this request, from the session cookie or HTTP Basic (API and DICOMweb only)."""
         if _ENV_USER in request.environ:
             return request.environ[_ENV_USER]
         account, csrf, via = None, "", ""
@@ -220,14 +232,15 @@ class Auth:
         if role == "admin" and not account.is_admin:
             raise fail(403, "this needs an admin account")
         if request.method not in SAFE_METHODS and request.environ[_ENV_VIA] == "session":
-            sent = request.get_header(CSRF_HEADER) or request.forms.get("csrf") or ""
+            sent = request.get_header(CSRF_HEADER) or (request.forms.get("csrf") if _is_form() else "") or ""
             if not hmac.compare_digest(sent.encode(), request.environ[_ENV_CSRF].encode()):
                 self.refused("csrf token missing or wrong")
         return account
 
     def check_origin(self) -> None:
         """A state-changing request must come from a page of ours: Origin (or, without it,
-        Referer) must name this host.  Scripts with HTTP Basic send neither, and that is fine."""
+        Referer) must name this host, or for DICOMweb an origin of ``dicomweb_cors_origins``.
+        Scripts with HTTP Basic send neither, and that is fine."""
         own = f"{request.urlparts.scheme}://{request.urlparts.netloc}"
         origin = request.get_header("Origin")
         if origin is None:
@@ -237,7 +250,7 @@ class Auth:
                     self.refused("no Origin or Referer on a state-changing request")
                 return
             origin = "/".join(referer.split("/", 3)[:3])
-        if origin != own:
+        if origin != own and not (origin in self.cors_origins and request.path.startswith("/dicom-web/")):
             self.refused("cross-origin request")
 
     def refused(self, reason: str) -> None:
@@ -253,12 +266,14 @@ class Auth:
 
     # ------------------------------------------------------------------ sessions
 
-    def start_session(self, account: Account) -> None:
+    def start_session(self, account: Account) -> str:
+        """A new session and its cookie (``Secure`` over HTTPS: never sent over plain HTTP); its token."""
         token = self.archive.sessions.create(account, client_address())
         response.set_cookie(
             COOKIE, token, path="/", httponly=True, samesite="strict", secure=https(),
             max_age=int(self.archive.options.session_max_s),
         )  # fmt: skip
+        return token
 
     def end_session(self) -> None:
         token = request.get_cookie(COOKIE)
@@ -269,7 +284,7 @@ class Auth:
 
 class Guard:
     """``@guard`` or ``@guard("admin")`` in front of a route callback: the request needs a
-    session (or HTTP Basic on /api/) and, if given, the role.  ``guard.user()`` is then the
+    session (or HTTP Basic on /api/ and /dicom-web/) and, if given, the role.  ``guard.user()`` is then the
     account; ``guard.audit(...)`` records an event for it."""
 
     def __init__(self, auth: Auth) -> None:

@@ -42,10 +42,11 @@ def listening_ports() -> set[int]:
     return ports
 
 
-def dicom_ports(settings: Settings, http_ports: set[int]) -> list[int]:
-    """The ports a modality may send to: those this process listens on but the web's (e.g. 104
-    and 11112 on the appliance), else the `dicom_port` setting."""
-    return sorted(listening_ports() - http_ports) or [settings.dicom_port]
+def dicom_ports(settings: Settings, other_ports: set[int]) -> list[int]:
+    """The ports a modality may send plain DICOM to: those this process listens on but the
+    web's and the DICOM TLS port (e.g. 104 and 11112 on the appliance), else the `dicom_port`
+    setting."""
+    return sorted(listening_ports() - other_ports) or [settings.dicom_port]
 
 
 def connection_values(archive: Archive, settings: Settings) -> dict[str, Any]:
@@ -54,7 +55,8 @@ def connection_values(archive: Archive, settings: Settings) -> dict[str, Any]:
         "aet": archive.site.ae_title(settings.aet),
         "addresses": local_addresses(settings.mdns_interfaces, settings.host),
         "host_name": f"{settings.mdns_hostname}.local" if settings.discovery else "",
-        "ports": dicom_ports(settings, {settings.http_port, server_port}),
+        "ports": dicom_ports(settings, {settings.http_port, settings.https_port, server_port, settings.dicom_tls_port}),
+        "tls_port": settings.dicom_tls_port or None,
     }
 
 

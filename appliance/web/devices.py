@@ -13,6 +13,7 @@ from typing import Any
 import bottle
 from bottle import request
 
+from appliance import certificates
 from appliance.archive import (
     OPERATIONS,
     POLICIES,
@@ -26,6 +27,8 @@ from appliance.archive import (
     device_access,
     parse_operations,
 )
+from appliance.certificates import fingerprint
+from appliance.config import Settings
 from appliance.dicom.scu import echo_device, echo_node
 from appliance.web.auth import Guard, fail
 from appliance.web.studies import with_study_labels
@@ -70,7 +73,9 @@ def _allowed() -> frozenset[str] | None:
     return parse_operations(",".join(values)) if values else None
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, default_aet: str, query_retrieve_from: str) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
+    default_aet, query_retrieve_from = settings.aet, settings.query_retrieve_from
+
     def device_json(device: LearnedDevice) -> dict[str, Any]:
         """A device with what it may do now (``access``); ``allowed`` is what its node, once it
         has one, allows."""
@@ -235,13 +240,17 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, default_aet: str
                 base.name if name is None else name,
                 base.allowed if allowed is None else allowed,
                 new=current is None,
+                tls=_flag("tls"),
+                tls_trust=_last("tls_trust"),
             )
         except NodeError as exc:
             raise fail(400, str(exc)) from None
         allowed_now = ",".join(sorted(node.allowed)) or "nothing"
+        trust = f", trusts certificate {fingerprint(node.tls_trust)}" if node.tls_trust else ""
         guard.audit(
             audit.SECURITY_ALERT, action="U" if current else "C",
-            detail=f"node {node.aet} {'changed' if current else 'added'}: {node.host}:{node.port}, allowed {allowed_now}",
+            detail=f"node {node.aet} {'changed' if current else 'added'}: {node.host}:{node.port}"
+                   f"{' over TLS' if node.tls else ''}, allowed {allowed_now}{trust}",
         )  # fmt: skip
         return {"ok": True, "node": node_json(node)}
 
@@ -275,5 +284,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, default_aet: str
     @app.post("/api/nodes/<aet:path>/echo")
     @guard("admin")
     def test_node(aet: str) -> dict:
-        ok, message = echo_node(node_or_404(aet), archive.site.ae_title(default_aet))
+        node = node_or_404(aet)
+        identity = certificates.identity(settings) if node.tls else None
+        ok, message = echo_node(node, archive.site.ae_title(default_aet), identity)
         return {"ok": ok, "message": message}

@@ -2,10 +2,11 @@
 one step a page, each skippable and each found again in the admin pages (``Step.later``).
 
 A step is done when what it sets up is there (a clinic name, a time zone, an image received
-from a device, a backup set up) or when an admin saved it (the AE title, which may stay as it
-is); skipped when an admin passed it over.  ``/wizard`` leads to the first step neither done
-nor skipped; ``GET /api/wizard`` is the JSON twin; ``POST /api/wizard/STEP`` saves a step
-(``state=skipped`` passes it over) and answers with the page to go to next."""
+from a device, a backup set up, HTTPS only) or when an admin saved it (the AE title, which may
+stay as it is; the HTTPS choices); skipped when an admin passed it over.  ``/wizard`` leads to
+the first step neither done nor skipped; ``GET /api/wizard`` is the JSON twin; ``POST
+/api/wizard/STEP`` saves a step (``state=skipped`` passes it over) and answers with the page to
+go to next."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bottle import request
 from appliance.archive import Archive, time_zones
 from appliance.backup.state import BackupState
 from appliance.config import Settings
-from appliance.web import connect, site
+from appliance.web import connect, https, site
 from appliance.web.auth import Guard, fail, see_other
 from appliance.web.backup import setup_form_values
 from appliance.web.templates import render
@@ -37,10 +38,11 @@ STEPS = (
     Step("ae-title", "Lightbox's AE title", "/admin#site-h"),
     Step("modality", "Connect your first modality", "/admin/connect"),
     Step("backup", "Backup", "/admin/backup"),
+    Step("https", "Secure connections (HTTPS)", "/admin#https-h"),
 )
 BY_NAME = {s.name: s for s in STEPS}
 SITE_FIELD = {"clinic": "clinic_name", "time-zone": "time_zone", "ae-title": "aet"}
-MARKED = ("ae-title",)  # done once saved (the setting's AE title may well stay); the others by what they set up
+MARKED = ("ae-title", "https")  # done once saved (the setting's AE title may well stay); the others by what they set up
 
 
 def step_states(archive: Archive) -> dict[str, str]:
@@ -51,6 +53,7 @@ def step_states(archive: Archive) -> dict[str, str]:
         "time-zone": bool(saved.time_zone),
         "modality": any(d.images_received for d in archive.devices.all()),
         "backup": BackupState(archive.data_dir).configured,
+        "https": archive.site.https().only,
     }
     marks = archive.site.wizard_steps()
     return {s.name: "done" if facts.get(s.name) else marks.get(s.name, "") for s in STEPS}
@@ -63,7 +66,7 @@ def next_page(states: dict[str, str], after: str | None = None) -> str:
     return next((f"/wizard/{n}" for n in names[start:] if not states[n]), "/wizard/done")
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings, door: https.HttpsDoor) -> None:
     def overview() -> dict[str, Any]:
         states = step_states(archive)
         return {
@@ -96,6 +99,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         elif name == "backup":
             with BackupState(archive.data_dir, settings.backup_checksums) as state:
                 values = {"configured": state.configured, **setup_form_values(settings, state)}
+        elif name == "https":
+            values = {"https": https.facts(archive, door, "/wizard/https")}
         return render(
             "wizard.tpl", user=guard.user(), csrf=guard.csrf_token(), section="admin", step=name, steps=STEPS,
             states=step_states(archive), **values,
@@ -110,6 +115,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if name in SITE_FIELD and not skipped:
             field = SITE_FIELD[name]
             site.save(archive, guard, {field: request.forms.getunicode(field, "")}, settings.aet)
+        elif name == "https" and not skipped:
+            https.save(archive, guard, door)
         if step_states(archive)[name] != "done":
             archive.site.mark_step(name, "done" if name in MARKED and not skipped else "skipped")
         return {"ok": True, "next": next_page(step_states(archive), after=name)}

@@ -38,6 +38,17 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+@contextlib.contextmanager
+def another_chromium(browser: Any, *extra_args: str) -> Iterator[Any]:
+    """A second Chromium beside ``browser`` (Playwright runs one instance a thread), launched
+    with ``extra_args``; closed on leaving."""
+    other = browser.browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+    try:
+        yield other
+    finally:
+        other.close()
+
+
 def shot(page: Any, name: str, docs: bool = False) -> None:
     """A full-page screenshot; ``docs``: one the README shows."""
     for folder in (ARTIFACTS, DOCS) if docs else (ARTIFACTS,):

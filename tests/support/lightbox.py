@@ -25,6 +25,8 @@ class LightboxProcess:
         self.aet = aet
         self.dicom_port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()
+        self.dicom_tls_port = free_port()
         # mDNS only where a test asks for it (test_discovery, in a private network namespace).
         self.settings = {"stable_age": 60, "min_free_mb": 0, "discovery": False, **settings}
         self.proc: subprocess.Popen | None = None
@@ -35,6 +37,7 @@ class LightboxProcess:
             sys.executable, "-m", "appliance", "serve",
             "--data", str(self.data), "--aet", self.aet, "--host", "127.0.0.1",
             "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
+            "--https-port", str(self.https_port), "--dicom-tls-port", str(self.dicom_tls_port),
         ]  # fmt: skip
         for name, value in self.settings.items():
             cmd += ["--" + name.replace("_", "-"), str(value)]

@@ -14,6 +14,7 @@ from support.ports import free_port, wait_port
 from support.tools import dcmtk, require
 
 ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_DICOMWEB = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian package orthanc-dicomweb
 
 
 class StoreSCP:

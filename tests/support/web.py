@@ -22,6 +22,14 @@ def base_url(server: LightboxProcess) -> str:
     return f"http://127.0.0.1:{server.http_port}"
 
 
+def https_client(server: LightboxProcess, trusted: Path | None = None) -> Client:
+    """A client of the HTTPS port that trusts only ``trusted`` (default: the certificate the
+    box made), by the name the certificate holds (localhost)."""
+    client = Client(f"https://localhost:{server.https_port}")
+    client.verify = str(trusted or server.data / "tls" / "lightbox.crt")
+    return client
+
+
 def setup_code(server: LightboxProcess) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -42,6 +42,19 @@ is stolen, every image on it is lost. <a href="/admin/backup">Set up the backup<
 <a href="/wizard">The set-up steps</a>.</p>
 </section>
 
+<section aria-labelledby="https-h">
+<h2 id="https-h">Secure connections (HTTPS)</h2>
+% h = info['https']
+% if h['served']:
+<p>HTTPS: <a href="{{h['url']}}">{{h['url']}}</a>, with {{'a certificate this box made (self-signed)' if h['made_here'] else "the clinic's own certificate (tls_certificate)"}}.
+<a href="/admin/certificate.pem" id="certificate-download">Download the certificate</a> (PEM) to install it as trusted on the clinic's computers.</p>
+%   include('https_check.tpl', https=h)
+%   include('https_form.tpl', https=h, action='/api/https', button='Save')
+% else:
+<p>HTTPS is off on this box (<code>https_port = 0</code>).</p>
+% end
+</section>
+
 <section aria-labelledby="users-h">
 <h2 id="users-h">Users</h2>
 <div class="table-wrap"><table class="users cards">

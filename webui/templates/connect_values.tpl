@@ -23,6 +23,10 @@
     {{!'<span class="muted">or</span> ' if i else ''}}<code>{{port}}</code>
 % end
   </dd>
+% if values.get('tls_port'):
+  <dt>DICOM TLS port <span class="muted">(for a unit set up for TLS: give its certificate under Devices, DICOM nodes)</span></dt>
+  <dd><code id="value-tls-port">{{values['tls_port']}}</code></dd>
+% end
 </dl>
 <p class="help">The unit's own AE title (<em>calling AE</em>, <em>station name</em>) can stay as it is: Lightbox
 learns it. Ask the clinic's router for a fixed address for this box (a DHCP reservation), so the address

@@ -144,7 +144,7 @@ Only nodes may query and retrieve, each as its boxes allow.
 %     end
   </td>
   <td data-label="Name">{{n['name']}}</td>
-  <td data-label="Address">{{n['host']}}:{{n['port']}}</td>
+  <td data-label="Address">{{n['host']}}:{{n['port']}}{{' (TLS)' if n['tls'] else ''}}</td>
   <td class="full" data-label="May">{{', '.join(NODE_MAY[op] for op in n['allowed']) or 'nothing'}}</td>
   <td class="full" data-label="Change">
     <form class="inline" data-echo method="post" action="{{node_url(n['aet'], 'echo')}}"><button type="submit" class="secondary">Test<span class="vh"> {{n['aet']}}</span> (C-ECHO)</button><output class="echo-result"></output></form>

@@ -13,5 +13,9 @@
     <label><input type="checkbox" name="allowed" value="{{op}}"{{!' checked' if op in ops else ''}}> {{words}}</label>
 % end
   </fieldset>
+  <input type="hidden" name="tls" value="no">
+  <label class="check"><input type="checkbox" name="tls" value="yes"{{!' checked' if node and node['tls'] else ''}}> Send to it over DICOM TLS</label>
+  <label for="{{prefix}}-trust">Its TLS certificate, or its CA's (PEM): checked when Lightbox sends to it over TLS and when it connects to Lightbox's TLS port</label>
+  <textarea id="{{prefix}}-trust" name="tls_trust" rows="3" spellcheck="false" placeholder="-----BEGIN CERTIFICATE-----">{{node['tls_trust'] if node else ''}}</textarea>
   <button type="submit">{{button}}</button><output></output>
 </form>

@@ -7,6 +7,14 @@ server's log (console or <code>journalctl -u lightbox</code>) when Lightbox star
 the box, put the card in any computer and open the file <code>lightbox-setup-code.txt</code> on
 the drive named LIGHTBOX (then put the card back and plug the box in again; the code stays the
 same). A screen plugged into the box shows it too.</p>
+% if https['served']:
+%   if not https['over_https']:
+<p class="notice" id="plain-http"><strong>This page came over plain HTTP:</strong> the setup code and the
+password you type here would cross the network unencrypted. Better, open it over HTTPS:
+<a href="{{https['url']}}">{{https['url']}}</a>.</p>
+%   end
+%   include('https_check.tpl', https=https)
+% end
 % if message:
 <p class="notice" role="alert">{{message}}</p>
 % end

@@ -58,6 +58,19 @@ or the box is stolen, every image on it is lost. Set up an encrypted copy in a c
 on the Backup page (the Admin page warns until it is done).</p>
 %     include('backup_setup.tpl')
 %   end
+% elif step == 'https':
+<h1 id="step-h">Secure connections (HTTPS)</h1>
+%   if https['served']:
+<p>This box also answers over HTTPS (port {{https['port']}}). Over HTTPS, nobody else on the network can read
+the images and passwords on their way, or pass for this box.</p>
+%     include('https_check.tpl', https=https)
+%     include('https_form.tpl', https=https, action='/api/wizard/https', button='Save and go on')
+%   else:
+<p>HTTPS is off on this box (<code>https_port = 0</code>).</p>
+<form class="inline" data-api method="post" action="/api/wizard/https">
+  <button type="submit">Go on</button><output></output>
+</form>
+%   end
 % elif step == 'done':
 <h1 id="step-h">Set-up summary</h1>
 <p>Everything here can be changed again later, where the last column says.</p>

@@ -95,6 +95,12 @@ def read_header(path: Path) -> Header:
     return Header(meta, ds, offset, syntax)
 
 
+def part10_meta(fp: BinaryIO) -> tuple[MetaValues, int] | None:
+    """The meta values of a standard Part 10 file and where its dataset begins (``fp`` is left
+    there); None when the meta header is unusual."""
+    return _read_meta(fp)
+
+
 def dataset_offset(fp: BinaryIO) -> int | None:
     """Where the dataset begins in a standard Part 10 file (``fp`` is left there); None when
     the meta header is unusual (the caller then re-encodes the file with pydicom)."""

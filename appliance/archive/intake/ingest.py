@@ -1,4 +1,4 @@
-"""The one way in.  C-STORE, import (and later STOW-RS and uploads) all call ``Ingest``.
+"""The one way in.  C-STORE, STOW-RS, import (and later uploads) all call ``Ingest``.
 
 Order of work, so that nothing acknowledged can be lost and nothing refused stays behind:
 parse the header (never the pixels), validate, write the stored file (fsync file and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import peewee
 
 from appliance.archive.index import Instance
 from appliance.archive.intake import indexing
-from appliance.archive.intake.attributes import extract
+from appliance.archive.intake.attributes import IndexFields, extract
 from appliance.archive.intake.header import Header, Origin, UnreadableHeader, encode_meta, read_header, stored_meta
 from appliance.archive.intake.validate import Problem, Refusal, check
 from appliance.archive.sqlite import disk_full
@@ -53,7 +53,9 @@ class IngestResult:
     reason: str = ""
     sop_uid: str = ""
     new_study: bool = False  # the instance began a study the index did not have
-    study_uid: str = ""  # of a stored instance
+    study_uid: str = ""  # the instance's identity, once its header was read
+    series_uid: str = ""
+    sop_class: str = ""
 
     @property
     def ok(self) -> bool:
@@ -83,11 +85,14 @@ class Ingest:
         self.db = db
         self.options = options
 
-    def __call__(self, path: Path, origin: Origin, spooled: Spooled | None = None) -> IngestResult:
+    def __call__(
+        self, path: Path, origin: Origin, spooled: Spooled | None = None, study_uid: str | None = None
+    ) -> IngestResult:
         """Store the DICOM file at ``path`` (left in place unless ``spooled`` lets it move).
         What the door knows (who sent it, the sender's charset quirk) comes in ``origin``; what
-        the door does with the result (a device's counts and errors) is the door's."""
-        result = self._ingest(path, origin, spooled)
+        the door does with the result (a device's counts and errors) is the door's.  With
+        ``study_uid`` (STOW-RS to one study), an instance of another study is refused."""
+        result = self._ingest(path, origin, spooled, study_uid)
         level = logging.INFO if result.ok else logging.WARNING
         LOG.log(
             level,
@@ -101,7 +106,7 @@ class Ingest:
         )
         return result
 
-    def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None) -> IngestResult:
+    def _ingest(self, path: Path, origin: Origin, spooled: Spooled | None, study_uid: str | None) -> IngestResult:
         try:
             header = read_header(path)
             nonconformant = check(header)
@@ -113,8 +118,18 @@ class Ingest:
         except Exception as exc:  # a value pydicom cannot convert: refuse, never crash
             return IngestResult(Outcome.REFUSED_UNREADABLE, f"undecodable attribute: {exc}"[:200])
         sop_uid = fields.instance["sop_uid"]
+        identity = dict(sop_uid=sop_uid, study_uid=fields.study["study_uid"], series_uid=fields.series["series_uid"],
+                        sop_class=fields.instance["sop_class_uid"])  # fmt: skip
+        if study_uid is not None and identity["study_uid"] != study_uid:
+            return IngestResult(Outcome.REFUSED_MISMATCH, "the instance belongs to another study", **identity)
         if nonconformant:
             LOG.warning("uid_nonconformant sop=%s keywords=%s (accepted, flagged)", sop_uid, ",".join(nonconformant))
+        return replace(self._store(path, origin, spooled, header, fields), **identity)
+
+    def _store(
+        self, path: Path, origin: Origin, spooled: Spooled | None, header: Header, fields: IndexFields
+    ) -> IngestResult:
+        sop_uid = fields.instance["sop_uid"]
 
         existing_key = indexing.file_key_of(sop_uid)
         if existing_key is not None:

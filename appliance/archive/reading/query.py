@@ -41,6 +41,7 @@ _FROM = {  # each level's table, joined to the levels above it
     "SERIES": "series se" + _TO_STUDY,
     "IMAGE": "instance i" + _TO_SERIES,
 }
+_ALIAS = {"PATIENT": "p", "STUDY": "st", "SERIES": "se", "IMAGE": "i"}
 _STUDY_SERIES = "SELECT 1 FROM series x WHERE x.study_id = st.id AND {}"
 _STUDY_INSTANCES = "SELECT 1 FROM series x JOIN instance y ON y.series_id = x.id WHERE x.study_id = st.id AND {}"
 
@@ -291,6 +292,21 @@ def find(
         if count > options.max_results:
             raise TooManyMatches(options.max_results)
     return _rows(plan)
+
+
+def find_page(
+    model: str, level: str, identifier: Mapping[str, Any], options: FindOptions, limit: int, offset: int = 0
+) -> tuple[Generator[dict[str, Any], None, None], bool]:
+    """At most ``limit`` matches from ``offset`` on, streamed, and whether more follow them
+    (known before the first match: QIDO-RS says so in a header), for QIDO-RS paging.  The
+    order is stable: studies newest first (a viewer's first page is the latest work), series
+    and instances in the order they were received."""
+    plan = compile_query(model, level, identifier, options)
+    (more,) = database.execute_sql(f"SELECT COUNT(*) FROM ({plan.sql} LIMIT 1 OFFSET ?)",
+                                   plan.params + (offset + limit,)).fetchone()  # fmt: skip
+    order = " DESC" if level == "STUDY" else ""
+    sql = f"{plan.sql} ORDER BY {_ALIAS[level]}.id{order} LIMIT ? OFFSET ?"
+    return _rows(Plan(sql, plan.params + (limit, offset), plan.returned, level)), bool(more)
 
 
 def _rows(plan: Plan) -> Generator[dict[str, Any], None, None]:

@@ -419,17 +419,20 @@ class DeviceTable:
         allowed: frozenset[str] = frozenset(OPERATIONS),
         *,
         new: bool = False,
+        tls: bool | None = None,
+        tls_trust: str | None = None,
     ) -> tuple[DicomNode, bool]:
         """Add a node (``new``: not if one has this AE title) or change it; return it and
         whether it is new.  A learned device with its AE title takes the same host, port,
-        allowed operations (and name, if one is given): a device and its node never disagree."""
+        allowed operations (and name, if one is given): a device and its node never disagree.
+        ``tls``, ``tls_trust``: see ``NodeTable.add``."""
         aet = check_aet(aet)
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if new and self.nodes.get(aet) is not None:
                 raise NodeError(f"there is already a node {aet}: change that one instead")
             if "store" not in allowed:
                 _not_forwarded_to(aet, ", so it must stay allowed to receive them (store)")
-            node, created = self.nodes.add(aet, host, port, name, allowed)
+            node, created = self.nodes.add(aet, host, port, name, allowed, tls, tls_trust)
             mirrored: dict[str, object] = {"host": node.host, "port": node.port, "allowed": ",".join(sorted(allowed))}
             if name.strip():
                 mirrored["name"] = name.strip()

@@ -19,6 +19,8 @@ class Node(BaseModel):
     port = IntegerField()
     name = CharField(default="")
     allowed = CharField(default="find,move,get,store")
+    tls = BooleanField(default=False)  # Lightbox connects to it over DICOM TLS
+    tls_trust = TextField(default="")  # PEM: its certificate, or the CA that signs it (both ways)
 
 
 class User(BaseModel):

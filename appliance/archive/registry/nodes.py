@@ -9,6 +9,7 @@ Operations a node may be allowed, seen from Lightbox:
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 from peewee import SqliteDatabase
@@ -30,6 +31,8 @@ class DicomNode:
     port: int
     name: str
     allowed: frozenset[str]
+    tls: bool = False  # Lightbox connects to it over DICOM TLS
+    tls_trust: str = ""  # PEM: its certificate, or the CA that signs it, trusted both ways
 
     def allows(self, operation: str) -> bool:
         return operation in self.allowed
@@ -66,8 +69,21 @@ def check_port(port: int) -> int:
     return port
 
 
+def check_trust(pem: str, tls: bool) -> str:
+    """PEM certificates a TLS peer is checked against: readable, and given when TLS is on."""
+    pem = pem.strip()
+    if tls and not pem:
+        raise NodeError("TLS: give the node's certificate, or its CA's (PEM), to check it by")
+    if pem:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+        except (ssl.SSLError, ValueError) as exc:
+            raise NodeError(f"the trusted certificate is not a PEM certificate: {exc}") from None
+    return pem + "\n" if pem else ""
+
+
 def _node(row: Node) -> DicomNode:
-    return DicomNode(row.aet, row.host, row.port, row.name, parse_operations(row.allowed))
+    return DicomNode(row.aet, row.host, row.port, row.name, parse_operations(row.allowed), row.tls, row.tls_trust)
 
 
 class NodeTable:
@@ -76,15 +92,32 @@ class NodeTable:
         self.write_lock = write_lock
 
     def add(
-        self, aet: str, host: str, port: int, name: str = "", allowed: frozenset[str] = frozenset(OPERATIONS)
+        self,
+        aet: str,
+        host: str,
+        port: int,
+        name: str = "",
+        allowed: frozenset[str] = frozenset(OPERATIONS),
+        tls: bool | None = None,
+        tls_trust: str | None = None,
     ) -> tuple[DicomNode, bool]:
-        """Add a node, or update the one with this AE title; return it and whether it is new."""
+        """Add a node, or update the one with this AE title; return it and whether it is new.
+        ``tls`` and ``tls_trust`` left None keep the node's (a new node's: no TLS)."""
         aet = check_aet(aet)
         if not host.strip():
             raise NodeError("host: enter its IP address or host name")
         check_port(port)
-        values = {"host": host.strip(), "port": port, "name": name, "allowed": ",".join(sorted(allowed))}
+        values: dict[str, object] = {
+            "host": host.strip(),
+            "port": port,
+            "name": name,
+            "allowed": ",".join(sorted(allowed)),
+        }
         with self.write_lock, self.db.atomic("IMMEDIATE"):
+            current = self.get(aet)
+            tls = tls if tls is not None else bool(current and current.tls)
+            tls_trust = tls_trust if tls_trust is not None else (current.tls_trust if current else "")
+            values.update(tls=tls, tls_trust=check_trust(tls_trust, tls))
             created = Node.update(values).where(Node.aet == aet).execute() == 0
             if created:
                 Node.create(aet=aet, **values)

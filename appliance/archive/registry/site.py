@@ -1,5 +1,5 @@
 """The site: the clinic's name, its time zone and Lightbox's AE title, as the first-run wizard
-and the admin page set them, and which wizard steps are done or skipped.
+and the admin page set them, the web's HTTPS policy, and which wizard steps are done or skipped.
 
 Kept in ``Meta`` and read where they are used, so a change holds at once in every process: a
 DICOM worker takes the AE title at each new association, the backup loop the time zone at
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from appliance.archive.writelock import WriteLock
 LOG = logging.getLogger("lightbox.site")
 
 MAX_CLINIC_NAME = 80
+# The HTTPS policy is asked on every web request (a read costs ~0.5 ms): read again after this
+# many seconds; a change made through this process holds at once.
+HTTPS_READ_EVERY = 5.0
 STEP_STATES = ("done", "skipped")
 _PREFIX = "site:"
 
@@ -41,6 +45,12 @@ class Site:
     clinic_name: str
     time_zone: str  # an IANA name such as Europe/Berlin; "" for the system's
     aet: str  # "" for the `aet` setting
+
+
+@dataclass(frozen=True)
+class HttpsPolicy:
+    only: bool = False  # plain HTTP is sent to HTTPS (but /healthz)
+    trusted: bool = False  # an admin says browsers trust the certificate: HSTS
 
 
 def time_zones() -> list[str]:
@@ -61,6 +71,7 @@ class SiteProfile:
         self.db = db
         self.write_lock = write_lock
         self.zone_file = zone_file
+        self._https: tuple[float, HttpsPolicy] | None = None  # (when read, what)
 
     def _get(self, key: str) -> str:
         row = Meta.get_or_none(Meta.key == _PREFIX + key)
@@ -125,6 +136,25 @@ class SiteProfile:
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, self.zone_file)
+
+    def https(self) -> HttpsPolicy:
+        """The web's HTTPS policy; the default (neither) when the index cannot be read, so that
+        a page that tells what is wrong can still be served."""
+        now, cached = time.monotonic(), self._https
+        if cached is not None and now - cached[0] < HTTPS_READ_EVERY:
+            return cached[1]
+        try:
+            kept = json.loads(self._get("https") or "{}")
+        except (DatabaseError, ValueError):
+            return HttpsPolicy()
+        policy = HttpsPolicy(bool(kept.get("only")), bool(kept.get("trusted")))
+        self._https = (now, policy)
+        return policy
+
+    def set_https(self, policy: HttpsPolicy) -> None:
+        self._put("https", json.dumps({"only": policy.only, "trusted": policy.trusted}))
+        self._https = (time.monotonic(), policy)
+        LOG.info("site_https_changed only=%s trusted=%s", policy.only, policy.trusted)
 
     def wizard_steps(self) -> dict[str, str]:
         """Each wizard step an admin finished ("done") or passed over ("skipped")."""

@@ -274,6 +274,15 @@ class SessionStore:
                     raise  # a full disk: the idle clock is refreshed at the next step
         return ActiveSession(_account(row.user), row.csrf_token, row.created_at)
 
+    def end_all_but(self, token: str) -> None:
+        """End every session but ``token``'s (when their cookies may have crossed the network
+        in clear: HTTPS only was turned on)."""
+        digest = _token_digest(token)
+        with self._unwritten_lock:
+            self._unwritten = {k: v for k, v in self._unwritten.items() if k == digest}
+        with self.write_lock, self.db.atomic("IMMEDIATE"):
+            Session.delete().where(Session.token_sha256 != digest).execute()
+
     def end(self, token: str) -> None:
         digest = _token_digest(token)
         with self._unwritten_lock:

@@ -1,8 +1,8 @@
-"""Where a C-STORE dataset is written while it is received (``store.spool`` opens it).
+"""Where a received dataset is written while it arrives (C-STORE's ``store.spool``, STOW-RS's parts).
 
 The spool folder is on the same file system as storage, so ingest can move a file into place.
 A full disk or an oversize dataset becomes a recorded state, not an exception, so the
-association answers 0xA700 and goes on.
+door answers 0xA700 (an association, a STOW-RS part) and goes on.
 """
 
 from __future__ import annotations
