@@ -9,6 +9,7 @@ with it (PR_SET_PDEATHSIG), so a killed server leaves no worker holding the port
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -74,6 +75,11 @@ class WorkerPool:
 
     def _spawn(self, number: int) -> None:
         parent = os.getpid()
+        # The objects a worker inherits stay shared with the main process only while neither
+        # writes to them, and a full collection by either's garbage collector would: they are
+        # moved out of its reach, in both (the main process's are its start-up objects).
+        gc.collect()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             code = 1
