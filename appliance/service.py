@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import functools
 import logging
@@ -32,6 +33,7 @@ from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import BodyLimits, routed_parser, with_body_limits
 from appliance.web.cachepurge import purge_removed
 from appliance.web.connections import CONNECTION_LIMIT
+from appliance.web.giveback import with_memory_given_back
 from appliance.web.https import HttpsDoor, with_https
 
 LOG = logging.getLogger("lightbox.service")
@@ -43,6 +45,12 @@ READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first
 # A response (a study ZIP) may run this far ahead of a client before its thread waits: waitress's
 # default, 16 MiB, cost ~20 MB more per download in progress (three at once: ~60 MB).
 OUTBUF_HIGH_WATERMARK = 4 << 20
+# SQLite keeps a page cache per connection, and each thread has its own connection.  The main
+# process keeps ~15 threads for good (eight of them web), so 2 MB each (SQLite's default) there:
+# 8 clients browsing 50,000 studies took it to ~200 MB PSS with 8 MB each, ~135 MB with 2 MB,
+# the pages no slower.  A DICOM worker's connections last one association: 8 MB.
+MAIN_PAGE_CACHE_KIB = 2000
+BACKUP_STOP_WITHIN = 20.0  # seconds a backup run has to record that it was stopped
 # waitress reads 8 KiB per turn of its loop by default: a 250 MB STOW-RS body took 2.5 s to buffer,
 # 0.9 s at 256 KiB a turn (one loop thread, so one such buffer at a time).
 RECV_BYTES = 256 << 10
@@ -94,17 +102,8 @@ def export_options(settings: Settings) -> ExportOptions:
     return ExportOptions(target, float(settings.audit_retention_days), settings.aet)
 
 
-def open_archive(settings: Settings) -> Archive:
-    return Archive(settings.data_dir, archive_options(settings))
-
-
-def configure_logging(level: str) -> None:
-    log_format = "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper()), format=log_format)
-    if systemd.logs_to_journal():
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(systemd.JournalFormatter(log_format))
-    logging.getLogger("waitress").setLevel(logging.WARNING)
+def open_archive(settings: Settings, page_cache_kib: int = ArchiveOptions.page_cache_kib) -> Archive:
+    return Archive(settings.data_dir, dataclasses.replace(archive_options(settings), page_cache_kib=page_cache_kib))
 
 
 class Service:
@@ -116,6 +115,7 @@ class Service:
         self.workers: WorkerPool | None = None
         self.http: BaseWSGIServer | MultiSocketServer | None = None
         self._threads: list[threading.Thread] = []
+        self._backup: threading.Thread | None = None
         self.discovery: Discovery | None = None
         self.identity: Identity | None = None  # the box's TLS certificate, once started
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
@@ -128,7 +128,7 @@ class Service:
         return_large_buffers_to_the_os()
         faulthandler.enable()  # a watchdog's SIGABRT, or a crash, leaves every thread's traceback in the log
         systemd.notify("STATUS=starting: checking the archive")
-        self.archive = open_archive(self.settings)
+        self.archive = open_archive(self.settings, MAIN_PAGE_CACHE_KIB)
         report = self.archive.reconcile()
         LOG.info(
             "started data=%s reindexed_orphans=%d unindexable=%d missing_files=%d spool_cleared=%d",
@@ -148,7 +148,7 @@ class Service:
             self.archive.close()  # an SQLite connection must not cross fork(); reopen after
             self.workers = WorkerPool(s.dicom_workers, lambda: open_archive(s), options, dicom_sockets, tls_sockets)
             self.workers.start()
-            self.archive = open_archive(s)
+            self.archive = open_archive(s, MAIN_PAGE_CACHE_KIB)
             self.workers.supervise()
         else:
             self.dicom = FrontDoor(self.archive, options, dicom_sockets, tls_sockets)
@@ -173,9 +173,9 @@ class Service:
         archive = self.archive
         door = HttpsDoor(served.https_port, self.identity)
         limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20)
-        app = with_security_headers(with_https(with_body_limits(
+        app = with_memory_given_back(with_security_headers(with_https(with_body_limits(
             make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door), limits
-        ), archive, door))  # fmt: skip
+        ), archive, door)), archive)  # fmt: skip
         self.http = waitress.create_server(
             app, sockets=http_sockets + https_sockets, threads=8, max_request_body_size=limits.largest,
             connection_limit=CONNECTION_LIMIT, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK, recv_bytes=RECV_BYTES,
@@ -185,7 +185,9 @@ class Service:
         tls.serve(self.http, https_sockets, tls.server_context(self.identity), parser)
         self._spawn("http", self.http.run)
         self._spawn("stability", functools.partial(self._stability_loop, archive))
-        self._spawn("backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger))
+        self._backup = self._spawn(
+            "backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger)
+        )
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
         self._spawn("cache-purge", functools.partial(self._cache_purge_loop, archive))
         self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
@@ -197,10 +199,11 @@ class Service:
             watchdog.ready(READY_WITHIN)
             self._spawn("health", watchdog.run)
 
-    def _spawn(self, name: str, target: Any) -> None:
+    def _spawn(self, name: str, target: Any) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def _stability_loop(self, archive: Archive) -> None:
         while not self.stopping.wait(STABILITY_INTERVAL):
@@ -240,7 +243,7 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.backup_trigger.wake()
+        self.backup_trigger.wake()  # a running backup or verification stops at its next call to the bucket
         systemd.notify("STOPPING=1", "STATUS=stopping: letting transfers finish")
         if self.workers is not None:
             self.workers.stop()
@@ -250,6 +253,8 @@ class Service:
             self.http.close()
         if self.discovery is not None:
             self.discovery.stop()
+        if self._backup is not None:  # so that a run cut short is recorded as failed, not left open
+            self._backup.join(BACKUP_STOP_WITHIN)
         if self.archive is not None:
             self.archive.close()
         LOG.info("stopped")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from pydicom.dataset import Dataset
 
 from bench import corpus, harness, servers, wire
 from bench.harness import MB, REPO_ROOT, BenchError, log
-from bench.procstat import CommandRun, ServerSampler, descendants, pss_bytes, run_sampled
+from bench.procstat import CommandRun, ServerSampler, by_role, descendants, pss_bytes, run_sampled
 from bench.render import Client as RestClient
 from bench.web import PASSWORD, USER, Session
 
@@ -302,8 +303,47 @@ def started(kind: str, work: Path, args: argparse.Namespace, s3: MotoS3) -> Iter
         yield server
 
 
-def measure_service(kind: str, args: argparse.Namespace, work: Path, s3: MotoS3) -> tuple[int, int, dict[str, int]]:
-    """Peak PSS under the load, PSS at its end, and the work done."""
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def role_of(root: int) -> Callable[[int], str]:
+    """pid -> "main" (the server's process), "workers" (its forked copies: same command line)
+    or the module a child was started with (``python -m NAME``: its last dotted part)."""
+    root_cmd = cmdline(root)
+
+    def role(pid: int) -> str:
+        if pid == root:
+            return "main"
+        cmd = cmdline(pid)
+        if cmd == root_cmd:
+            return "workers"
+        args = cmd.split(b"\0")
+        module = args[args.index(b"-m") + 1] if b"-m" in args[:-1] else args[0]
+        return module.decode(errors="replace").rsplit(".", 1)[-1] or "?"
+
+    return role
+
+
+@dataclass
+class ServiceRun:
+    peak: int  # summed PSS
+    end: int
+    at_peak: dict[str, int]  # per role, at the summed peak
+    role_peaks: dict[str, int]  # each role's own peak
+    at_end: dict[str, int]
+    counts: dict[str, int]
+
+
+def breakdown(sizes: dict[str, int]) -> str:
+    return " + ".join(f"{name} {size / MB:.1f}" for name, size in sorted(sizes.items()))
+
+
+def measure_service(kind: str, args: argparse.Namespace, work: Path, s3: MotoS3) -> ServiceRun:
+    """Peak PSS under the load, PSS at its end (both also per role), and the work done."""
     ct_corpus, dx_corpus, live = build(args)
     ct, dx = uids(ct_corpus.files[len(ct_corpus) // 2]), uids(dx_corpus.files[0])
     run_dir = work / kind
@@ -319,10 +359,14 @@ def measure_service(kind: str, args: argparse.Namespace, work: Path, s3: MotoS3)
             web_load(load, lambda: Session(server.http_port).get, paths, args.web_clients)
             load.add("logins", lambda: login_burst(server.http_port), pause=LOGIN_EVERY_S)
         log(f"{kind}: load for {args.duration:.0f} s")
-        with ServerSampler(server.proc.pid, interval=0.1) as sampler:
+        role = role_of(server.proc.pid)
+        with ServerSampler(server.proc.pid, interval=0.1, role=role) as sampler:
             load.run(args.duration)
-        end = sum(pss_bytes(p) for p in descendants(server.proc.pid))
-    return sampler.peak_pss, end, load.counts
+        pids = descendants(server.proc.pid)
+        names = {p: role(p) for p in pids}
+        at_end = by_role({p: pss_bytes(p) for p in pids}, names.__getitem__)
+
+    return ServiceRun(sampler.peak_pss, sum(at_end.values()), sampler.at_peak, sampler.role_peaks, at_end, load.counts)
 
 
 def login_burst(port: int) -> None:
@@ -352,11 +396,13 @@ def benchmark(args: argparse.Namespace) -> None:
             if "service" in args.parts:
                 peaks = {}
                 for kind in args.servers:
-                    peak, end, counts = measure_service(kind, args, work, s3)
-                    peaks[kind] = peak
-                    done = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                    print(f"service  {kind:<9} peak PSS {peak / MB:6.1f} MB  at the end {end / MB:6.1f} MB  "
+                    run = measure_service(kind, args, work, s3)
+                    peaks[kind] = run.peak
+                    done = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
+                    print(f"service  {kind:<9} peak PSS {run.peak / MB:6.1f} MB  at the end {run.end / MB:6.1f} MB  "
                           f"({done})", flush=True)  # fmt: skip
+                    print(f"service  {kind:<9} at the peak: {breakdown(run.at_peak)}; each one's peak: "
+                          f"{breakdown(run.role_peaks)}; at the end: {breakdown(run.at_end)} (MB)", flush=True)  # fmt: skip
                 if "lightbox" in peaks:
                     verdict = "within" if peaks["lightbox"] < SERVICE_BUDGET else "OVER"
                     print(f"service: lightbox {verdict} the {SERVICE_BUDGET / MB:.0f} MB budget")

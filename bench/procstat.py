@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,18 @@ class ServerSampler:
     sampled every 50 ms (``interval``) in a thread, the largest sum of their VmHWM seen (each
     process's own high-water mark, which no sampling misses: an upper bound of their peak
     together), and the CPU time they used.  Descendants are rediscovered every 10th sample (a
-    /proc scan is the costly part)."""
+    /proc scan is the costly part).  With ``role`` (pid -> a name such as "main"), the PSS of
+    each role at the summed peak (``at_peak``) and each role's own peak (``role_peaks``)."""
 
-    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL_S) -> None:
+    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL_S, role: Callable[[int], str] | None = None) -> None:
         self.pid = pid
         self.interval = interval
+        self.role = role
         self.peak_rss = 0
         self.peak_pss = 0
         self.peak_hwm = 0
+        self.at_peak: dict[str, int] = {}
+        self.role_peaks: dict[str, int] = {}
         self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -104,7 +109,15 @@ class ServerSampler:
 
     def _sample(self, pids: list[int]) -> None:
         self.peak_rss = max(self.peak_rss, sum(rss_bytes(p) for p in pids))
-        self.peak_pss = max(self.peak_pss, sum(pss_bytes(p) for p in pids))
+        names = {p: self.role(p) for p in pids} if self.role is not None else {}
+        pss = {p: pss_bytes(p) for p in pids}
+        if self.role is not None:
+            roles = by_role(pss, names.__getitem__)
+            for name, size in roles.items():
+                self.role_peaks[name] = max(self.role_peaks.get(name, 0), size)
+            if sum(pss.values()) > self.peak_pss:
+                self.at_peak = roles
+        self.peak_pss = max(self.peak_pss, sum(pss.values()))
         self.peak_hwm = max(self.peak_hwm, sum(peak_rss_bytes(p) for p in pids))
 
     def _run(self) -> None:
@@ -114,6 +127,16 @@ class ServerSampler:
             if n % 10 == 0:
                 pids = descendants(self.pid)
             self._sample(pids)
+
+
+def by_role(sizes: dict[int, int], role: Callable[[int], str]) -> dict[str, int]:
+    """Sizes per pid summed per role; a process gone while sampled (size 0) is left out."""
+    roles: dict[str, int] = {}
+    for pid, size in sizes.items():
+        if size:
+            name = role(pid)
+            roles[name] = roles.get(name, 0) + size
+    return roles
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 systemd-nspawn (support/machine.py), Lightbox installed there by README's "Run as a service"
 commands from wheels made here, and everything asked from outside the machine, over its own
 network: DICOM on ports 104 and 11112, the web on 80 and 443 (HTTPS), the watchdog, kill -9,
-stop, the sandbox.
+stop, the sandbox, a backup run by the service's child process in it.
 
 The tests share one boot and run in this order; each leaves the service running, the last one
 stops it."""
@@ -27,8 +27,10 @@ from pydicom import dcmread
 
 from support.dicomgen import make_study
 from support.imagegen import corpus_file
-from support.machine import ADDRESS, Machine, rootfs, wheels
+from support.machine import ADDRESS, HOST_ADDRESS, Machine, rootfs, wheels
 from support.netns import private_network
+from support.procmem import holds
+from support.s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from support.tlsfiles import served_fingerprint
 from support.tools import dcmtk
 from support.web import ADMIN, ADMIN_PASSWORD, SETUP_CODE, Client
@@ -274,6 +276,43 @@ def test_native_dependencies_work_in_the_sandbox(machine: Machine) -> None:
     said = machine.run("journalctl", "-u", "lightbox-sandbox-check", "--no-pager", "-o", "cat").stdout
     assert started.returncode == 0 and "sandbox-check ok" in said, started.stderr + said
     assert "MemoryDenyWriteExecute=yes" in sandbox and "SystemCallFilter=@system-service" in sandbox
+
+
+def test_backup_runs_in_a_child_process_under_the_sandbox(machine: Machine) -> None:
+    """The Backup page's set-up, "Back up now" and the verification that follows reach the
+    bucket through `python -m appliance.backup`, a child of the service under the unit's
+    sandbox (MemoryDenyWriteExecute, the system call filter, ProtectProc, ...); the service's
+    own process never loads botocore."""
+    s3 = MotoS3(host=HOST_ADDRESS).start()
+    try:
+        s3.client().create_bucket(Bucket="appliance")
+        admin = Client(f"http://{ADDRESS}")
+        assert admin.login().status_code == 303
+        form = {
+            "endpoint": s3.endpoint, "bucket": "appliance", "prefix": "box", "region": "us-east-1",
+            "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "addressing": "path",
+            "passphrase": "a long backup passphrase", "passphrase2": "a long backup passphrase",
+            "backup_schedule": "manual", "backup_time": "02:00", "backup_delay": "300",
+        }  # fmt: skip
+        answer = admin.api_post("/api/backup/setup", **form)
+        assert answer.status_code == 200, answer.text + journal(machine)[-3000:]
+        deadline = time.monotonic() + 120
+        for ask, done in (("run", "last_run"), ("verify", "last_verify")):
+            assert admin.api_post(f"/api/backup/{ask}").status_code == 202
+            while (info := admin.get("/api/backup").json())["status"][done] is None or any(
+                info["activity"][busy] for busy in ("running", "asked")
+            ):
+                assert time.monotonic() < deadline, journal(machine)[-3000:]
+                time.sleep(0.5)
+        status = info["status"]
+        assert status["last_run"]["ok"] and status["last_verify"]["ok"], status
+        assert status["objects"] == healthz()["counts"]["instances"] and status["pending_objects"] == 0
+        botocore = machine.run(f"{os.path.dirname(LIGHTBOX)}/python3", "-c",
+                               "import botocore, os; print(os.path.dirname(botocore.__file__))").stdout.strip()  # fmt: skip
+        assert not holds(main_pid(machine), f"{botocore}/client.py".encode())
+        assert "backup_run ok=True" in journal(machine)
+    finally:
+        s3.stop()
 
 
 def test_kill9_during_a_cstore_stream_loses_nothing_acknowledged(machine: Machine, tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
 """The Backup page and its JSON twin, over HTTP and in Chromium, against a real `lightbox serve`
 and moto's S3 server on 127.0.0.1: set-up with the recovery sheet shown once, warnings, the
-schedule, "Back up now" and "Verify a sample now" run by the service's backup loop."""
+schedule, "Back up now" and "Verify a sample now" run by the service's backup loop, whose calls
+to the bucket go to a child process that boto3 never leaves."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -13,6 +18,7 @@ import segno
 
 from support.browser import ARTIFACTS, expect, log_in, new_page, shot
 from support.lightbox import running
+from support.procmem import holds
 from support.s3servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from support.web import ADMIN, ADMIN_PASSWORD, Client, add_user, first_admin, send_study
 
@@ -286,3 +292,86 @@ def test_admin_sets_up_backup_in_the_browser(tmp_path_factory, moto, browser):
         assert answer.status == 403 and "needs an admin account" in phone.inner_text("main")
         assert dialogs == []
         assert Path(ARTIFACTS / "backup-done.png").exists()
+
+
+def backup_children(pid: int) -> list[int]:
+    """The service's child processes holding the bucket's client (``python -m appliance.backup``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"appliance.backup" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def unfinished_runs(data: Path) -> list[int]:
+    with sqlite3.connect(f"file:{data / 'backup' / 'state.sqlite'}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT id FROM run WHERE kind = 'backup' AND finished IS NULL")]
+
+
+def backup_runs(data: Path) -> list[tuple[int, int | None, str]]:
+    with sqlite3.connect(f"file:{data / 'backup' / 'state.sqlite'}?mode=ro", uri=True) as db:
+        return list(db.execute("SELECT id, ok, detail FROM run WHERE kind = 'backup' ORDER BY id"))
+
+
+def wait_for(condition: callable, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_bucket_child_keeps_boto3_out_and_a_killed_one_fails_the_run(tmp_path_factory, moto):
+    """Set-up, runs and verifications reach the bucket through a child process: boto3 and
+    botocore, which a process never gives back (~40 MB), never load into the service.  The
+    child killed (SIGKILL) mid-run fails the run, recorded as such (beside a DICOM worker's
+    supervisor, which must not reap it); the next run completes the backup, which verifies
+    whole.  Stopping the service mid-run ends the run, recorded as failed, not left open."""
+    import botocore
+
+    # A module's path sits in the memory of a process that imported it (see support.procmem).
+    botocore_loaded = os.path.join(os.path.dirname(botocore.__file__), "client.py").encode()
+    moto.client().create_bucket(Bucket="child-backup")
+    data = tmp_path_factory.mktemp("childbackup") / "data"
+    # 256 KiB/s: a run of 3 MB lasts ~10 s, long enough to be caught in the middle.
+    with running(data, dicom_workers=1, backup_bandwidth_kbps=256, backup_verify_sample_pct=100) as server:
+        assert server.proc is not None
+        main = server.proc.pid
+        admin = first_admin(server)
+        assert admin.api_post("/api/backup/setup", **setup_form(moto, "child-backup")).status_code == 200
+        send_study(server, tmp_path_factory.mktemp("big"), count=6, rows=512, columns=512)
+
+        assert admin.api_post("/api/backup/run").status_code == 202
+        child = wait_for(lambda: backup_children(main), "the backup's child process")[0]
+        killed_run = wait_for(lambda: unfinished_runs(data), "the run to begin")[0]
+        wait_for(lambda: holds(child, botocore_loaded), "botocore in the child")  # the probe finds what is there
+        os.kill(child, signal.SIGKILL)
+        last = wait_idle(admin, lambda st: st["last_run"] is not None)["status"]["last_run"]
+        assert last["id"] == killed_run and not last["ok"]  # its own row, closed, not a second one
+        assert last["error"] == "the backup's S3 process was killed by signal 9"
+        assert "failing" in warnings(admin)
+
+        assert admin.api_post("/api/backup/run").status_code == 202
+        status = wait_idle(admin, lambda st: st["last_success_at"] is not None, timeout=60)["status"]
+        assert status["pending_objects"] == 0 and status["objects"] == 6
+        assert admin.api_post("/api/backup/verify").status_code == 202
+        status = wait_idle(admin, lambda st: st["last_verify"] is not None)["status"]
+        assert status["last_verify"]["ok"] and status["last_verify"]["checked"] == 6 + 1  # and the index snapshot
+        assert not holds(main, botocore_loaded)  # after a set-up, three runs and a verification
+        assert not backup_children(main)
+
+        send_study(server, tmp_path_factory.mktemp("more"), count=4, rows=512, columns=512)
+        assert admin.api_post("/api/backup/run").status_code == 202
+        child = wait_for(lambda: backup_children(main), "the backup's child process")[0]
+        stopped_run = wait_for(lambda: unfinished_runs(data), "the run to begin")[0]
+        assert server.stop() == 0
+        assert not Path(f"/proc/{child}").exists()
+    assert unfinished_runs(data) == []
+    run_id, ok, detail = backup_runs(data)[-1]
+    assert run_id == stopped_run and ok == 0 and json.loads(detail)["error"] == "the service stopped during the run"

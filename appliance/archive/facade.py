@@ -54,6 +54,7 @@ class ArchiveOptions:
     forward_retry_initial: float = 30.0  # see forwarding.py
     session_idle_s: float = 1800.0
     session_max_s: float = 43200.0
+    page_cache_kib: int = 8000  # SQLite's page cache, per thread: each thread has its own connection
 
 
 class Archive:
@@ -64,7 +65,9 @@ class Archive:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.storage = Storage(self.data_dir)
-        self.db = open_database(self.data_dir / "index.sqlite", index.MODELS + registry_models.MODELS)
+        self.db = open_database(
+            self.data_dir / "index.sqlite", index.MODELS + registry_models.MODELS, self.options.page_cache_kib
+        )
         # One writer: SQLite serialises writers anyway; the lock keeps our threads from
         # queueing inside SQLite's busy handler.
         self.write_lock = WriteLock(self.data_dir / "index.lock")
@@ -260,6 +263,12 @@ class Archive:
         that ends, e.g. an association's, would otherwise hold its descriptors for a while."""
         if not self.db.is_closed():
             self.db.close()
+
+    def release_thread_cache(self) -> None:
+        """Empty the calling thread's index page cache (up to ``page_cache_kib``): a web thread
+        keeps the pages of its largest answer so far otherwise."""
+        if not self.db.is_closed():
+            sqlite.shrink_memory()
 
     def close(self) -> None:
         self.db.close()

@@ -22,9 +22,10 @@ from appliance.archive.index import MODELS, SCHEMA_VERSION, Meta, database
 from appliance.archive.storage import is_out_of_space
 
 
-def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteDatabase:
+def open_database(path: Path, models: Sequence[type[Model]] = MODELS, page_cache_kib: int = 8000) -> SqliteDatabase:
     """Open (creating if needed) the index at ``path`` and bind the models to it; ``models``
-    are the tables to make (the facade adds the registry's to the index's own)."""
+    are the tables to make (the facade adds the registry's to the index's own).  Each thread's
+    connection caches up to ``page_cache_kib`` of pages."""
     make_private(path)
     db = SqliteDatabase(
         str(path),
@@ -33,7 +34,7 @@ def open_database(path: Path, models: Sequence[type[Model]] = MODELS) -> SqliteD
             "journal_mode": "wal",
             "synchronous": 2,  # FULL: a commit is on disk before we acknowledge
             "foreign_keys": 1,
-            "cache_size": -8000,
+            "cache_size": -page_cache_kib,
         },
         check_same_thread=False,
     )
@@ -126,6 +127,11 @@ def put_meta(key: str, value: str) -> None:
 def snapshot(dest: str) -> None:
     """A consistent copy of the whole index in one new file (readers and writers go on)."""
     database.execute_sql("VACUUM INTO ?", (dest,))
+
+
+def shrink_memory() -> None:
+    """Free what the calling thread's connection caches (its page cache)."""
+    database.execute_sql("PRAGMA shrink_memory")
 
 
 def folder_of(column: Any) -> Any:

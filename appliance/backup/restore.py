@@ -14,6 +14,7 @@ from pathlib import Path
 
 from appliance.archive import Archive, RestoreError, install_index
 from appliance.backup import crypto, manifest, transfer
+from appliance.backup.bucket import open_bucket
 from appliance.backup.state import CURSOR
 from appliance.backup.target import INDEX, OBJECTS, Target, explain
 from appliance.backup.verify import NoBackup, fetch_manifest
@@ -51,31 +52,31 @@ def restore_from_bucket(
         raise RestoreFailed(f"{data_dir} is not empty; restore into a new folder")
     work = data_dir / "restore-tmp"
     work.mkdir(parents=True)
-    client = target.client()
     return_large_buffers_to_the_os()
     try:
-        try:
-            report.manifest, header = fetch_manifest(client, target, identity, work / "manifest.jsonl")
-            snapshot = work / "index.sqlite"
-            transfer.check(
-                transfer.download(client, target, INDEX + header.snapshot, identity, snapshot),
-                INDEX + header.snapshot,
-                header.snapshot_sha256,
-                header.snapshot_size,
-            )
-        except (transfer.ObjectProblem, manifest.ManifestError, NoBackup) as exc:
-            raise RestoreFailed(str(exc)) from None
-        except Exception as exc:
-            raise RestoreFailed(explain(exc, target)) from None
-        install_index(data_dir, snapshot)
-        with Archive(data_dir) as archive:
-            archive.set_cursor(CURSOR, 0)  # this box has not backed anything up yet
-            _restore_objects(
-                client, target, identity, archive, work / "manifest.jsonl", header.objects, report, progress
-            )
-            repaired = archive.reconcile()
-            for sop_uid in repaired.missing_files:
-                LOG.warning("restore_row_without_object sop=%s", sop_uid)
+        with open_bucket(target, "when_required") as client:
+            try:
+                report.manifest, header = fetch_manifest(client, target, identity, work / "manifest.jsonl")
+                snapshot = work / "index.sqlite"
+                transfer.check(
+                    transfer.download(client, target, INDEX + header.snapshot, identity, snapshot),
+                    INDEX + header.snapshot,
+                    header.snapshot_sha256,
+                    header.snapshot_size,
+                )
+            except (transfer.ObjectProblem, manifest.ManifestError, NoBackup) as exc:
+                raise RestoreFailed(str(exc)) from None
+            except Exception as exc:
+                raise RestoreFailed(explain(exc, target)) from None
+            install_index(data_dir, snapshot)
+            with Archive(data_dir) as archive:
+                archive.set_cursor(CURSOR, 0)  # this box has not backed anything up yet
+                _restore_objects(
+                    client, target, identity, archive, work / "manifest.jsonl", header.objects, report, progress
+                )
+                repaired = archive.reconcile()
+                for sop_uid in repaired.missing_files:
+                    LOG.warning("restore_row_without_object sop=%s", sop_uid)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     LOG.info(

@@ -1,7 +1,8 @@
 """The service's backup loop: runs a backup when the schedule says so (or when asked now, by
 the web page's buttons through a ``Trigger``), and a sample verification every
 `backup_verify_days`.  Each step is one plain function of the clock and the recorded runs, so
-it is the same after a restart."""
+it is the same after a restart.  A run's calls to the bucket go to a child process that lives
+as long as the run (``bucket.py``); stopping the service ends the run, recorded as failed."""
 
 from __future__ import annotations
 
@@ -151,9 +152,11 @@ def backup_loop(
             current = scheduled(settings, state)  # the web page may have changed it
             now = time.time()
             if (asked := trigger.take("backup")) or backup_due(archive, state, current, now):
-                trigger.run("backup", functools.partial(run_backup, archive, state, backup_options(current)), asked)
+                options = backup_options(current)
+                trigger.run("backup", functools.partial(run_backup, archive, state, options, stopping=stopping), asked)
             elif (asked := trigger.take("verify")) or verify_due(state, current, now):
-                trigger.run("verify", functools.partial(verify_backup, state, current.backup_verify_sample_pct), asked)
+                sample = current.backup_verify_sample_pct
+                trigger.run("verify", functools.partial(verify_backup, state, sample, stopping=stopping), asked)
         except Busy:
             pass  # `lightbox backup run` or `verify` is at it
         except Exception:  # keep the service up; the next tick tries again

@@ -12,6 +12,7 @@ from typing import Any
 import segno
 
 from appliance.backup import crypto
+from appliance.backup.bucket import open_bucket
 from appliance.backup.state import BackupState
 from appliance.backup.target import (
     IDENTITY,
@@ -79,23 +80,22 @@ def init_backup(state: BackupState, target: Target, passphrase: str) -> Recovery
         raise TargetError(f"backup is already set up (to {state.target().describe()}); its key cannot be replaced")
     if len(passphrase) < MIN_PASSPHRASE:
         raise TargetError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
-    client = target.client(state.checksums)
-    try:
-        existing = _read_marker(client, target)
-    except Exception as exc:
-        raise TargetError(explain(exc, target)) from None
-    if existing is not None:
-        raise TargetError(
-            f"{target.describe()} already holds a Lightbox backup (key {existing.get('recipient', '?')}); "
-            "choose another prefix, or restore from it"
-        )
     identity = crypto.generate_identity()
     recipient = str(identity.to_public())
     created = time.time()
     marker = {"format": "lightbox-backup", "version": FORMAT_VERSION, "recipient": recipient, "created": created}
     try:
-        _put(client, target, IDENTITY, crypto.wrap_identity(identity, passphrase))
-        _put(client, target, MARKER, json.dumps(marker).encode())
+        with open_bucket(target, state.checksums) as client:
+            existing = _read_marker(client, target)
+            if existing is not None:
+                raise TargetError(
+                    f"{target.describe()} already holds a Lightbox backup (key {existing.get('recipient', '?')}); "
+                    "choose another prefix, or restore from it"
+                )
+            _put(client, target, IDENTITY, crypto.wrap_identity(identity, passphrase))
+            _put(client, target, MARKER, json.dumps(marker).encode())
+    except TargetError:
+        raise
     except Exception as exc:
         raise TargetError(explain(exc, target)) from None
     state.save_setup(identity, target)
@@ -128,23 +128,25 @@ def _read_marker(client: Any, target: Target) -> dict | None:
 def fetch_identity(target: Target, passphrase: str | None, recovery_key: str | None) -> crypto.Identity:
     """The backup's identity for a restore: from the recovery key, or unwrapped with the
     passphrase; raises crypto.WrongKey if neither opens the backup."""
-    client = target.client()
-    try:
-        marker = _read_marker(client, target)
-    except Exception as exc:
-        raise TargetError(explain(exc, target)) from None
-    if marker is None:
-        raise TargetError(f"no Lightbox backup at {target.describe()} ({MARKER} not found)")
-    if marker.get("version", 1) > FORMAT_VERSION:
-        raise TargetError(f"the backup at {target.describe()} was made by a newer Lightbox: update this one first")
-    if recovery_key is not None:
-        identity = crypto.parse_identity(recovery_key)
-    else:
+    with open_bucket(target, "when_required") as client:
         try:
-            wrapped = with_retries(lambda: client.get_object(Bucket=target.bucket, Key=target.key(IDENTITY)), "get")
+            marker = _read_marker(client, target)
         except Exception as exc:
-            raise TargetError(f"cannot read {IDENTITY}: {explain(exc, target)}") from None
-        identity = crypto.unwrap_identity(wrapped["Body"].read(), passphrase or "")
+            raise TargetError(explain(exc, target)) from None
+        if marker is None:
+            raise TargetError(f"no Lightbox backup at {target.describe()} ({MARKER} not found)")
+        if marker.get("version", 1) > FORMAT_VERSION:
+            raise TargetError(f"the backup at {target.describe()} was made by a newer Lightbox: update this one first")
+        if recovery_key is not None:
+            identity = crypto.parse_identity(recovery_key)
+        else:
+            try:
+                wrapped = with_retries(
+                    lambda: client.get_object(Bucket=target.bucket, Key=target.key(IDENTITY))["Body"].read(), "get"
+                )
+            except Exception as exc:
+                raise TargetError(f"cannot read {IDENTITY}: {explain(exc, target)}") from None
+            identity = crypto.unwrap_identity(wrapped, passphrase or "")
     if str(identity.to_public()) != marker.get("recipient"):
         raise crypto.WrongKey("the recovery key is not this backup's key (its public key differs)")
     return identity

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from appliance.archive import make_private
 from appliance.backup import crypto, target
+from appliance.backup.bucket import open_bucket
 from appliance.backup.target import Target
 from appliance.files import write_private
 
@@ -104,8 +106,9 @@ class BackupState:
     def target(self) -> target.Target:
         return target.load(self.target_path)
 
-    def client(self) -> Any:
-        return self.target().client(self.checksums)
+    def bucket(self, stopping: threading.Event | None = None) -> contextlib.AbstractContextManager[Any]:
+        """The bucket's client, in a child process while the ``with`` lasts (see bucket.py)."""
+        return open_bucket(self.target(), self.checksums, stopping)
 
     def save_setup(self, identity: crypto.Identity, where: Target) -> None:
         write_private(self.identity_path, (str(identity) + "\n").encode())

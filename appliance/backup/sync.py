@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.archive import REBUILT_KIND, REMOVED_KINDS, STORED_KINDS, SUPERSEDED_KIND, Archive, InstanceFile
 from appliance.backup import crypto, manifest, transfer
@@ -78,23 +79,29 @@ class _Damaged(Exception):
 
 
 def run_backup(
-    archive: Archive, state: BackupState, options: BackupOptions, progress: Progress | None = None
+    archive: Archive,
+    state: BackupState,
+    options: BackupOptions,
+    progress: Progress | None = None,
+    stopping: threading.Event | None = None,
 ) -> RunReport:
-    """Run one backup; the report says what happened (``error`` set when it failed)."""
+    """Run one backup; the report says what happened (``error`` set when it failed, also when
+    ``stopping`` was set before its end)."""
     report = RunReport()
     with state.lock():
         run_id = state.begin_run("backup")
         try:
-            run = _Run(archive, state, options, report, progress)
-            completed = False
-            try:
-                run.go(run_id)
-                completed = True
-            finally:
-                run.finish(completed)
+            with state.bucket(stopping) as client:
+                run = _Run(archive, state, options, report, progress, client)
+                completed = False
+                try:
+                    run.go(run_id)
+                    completed = True
+                finally:
+                    run.finish(completed)
         except (BackupFailed, OSError) as exc:
             report.error = str(exc)
-        except Exception as exc:  # boto3/botocore: keep the box serving, say what went wrong
+        except Exception as exc:  # the bucket: keep the box serving, say what went wrong
             report.error = explain(exc, state.target())
         state.finish_run(run_id, report.ok, report.__dict__)
     if report.ok:  # the manifest now lists the originals an identity edit kept: they may go
@@ -115,7 +122,13 @@ def run_backup(
 
 class _Run:
     def __init__(
-        self, archive: Archive, state: BackupState, options: BackupOptions, report: RunReport, progress: Progress | None
+        self,
+        archive: Archive,
+        state: BackupState,
+        options: BackupOptions,
+        report: RunReport,
+        progress: Progress | None,
+        client: Any,
     ) -> None:
         self.archive = archive
         self.state = state
@@ -126,7 +139,7 @@ class _Run:
         self.identity = state.identity()
         self.recipient = self.identity.to_public()
         self.names = crypto.names_key(self.identity)
-        self.client = state.client()
+        self.client = client
         return_large_buffers_to_the_os()
         self.failed = threading.Event()  # one upload gave up: the others stop too
         self.multipart = threading.Semaphore(1)  # one large file at a time: one 5 MiB part in memory

@@ -1,4 +1,5 @@
-"""The bucket: where it is, how to talk to it (boto3 set up for S3 clones), retries.
+"""The bucket: where it is, the errors its calls raise (``bucket.py`` makes the calls, through
+boto3 in a child process), retries.
 
 Layout under the prefix (no UIDs, names or dates of patients anywhere in a name):
 
@@ -20,8 +21,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from appliance.files import write_private
 
@@ -55,6 +54,22 @@ class TargetError(Exception):
     """The bucket cannot be used (wrong credentials, no such bucket, unreachable)."""
 
 
+class BucketError(Exception):
+    """The bucket refused a call; ``code`` is S3's (NoSuchKey, AccessDenied, 404, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unreachable(Exception):
+    """No answer from the bucket (network, name lookup, time-out), after botocore's retries."""
+
+
+class Interrupted(Exception):
+    """The work stopped before its end: the S3 process ended, or the service is stopping."""
+
+
 @dataclass(frozen=True)
 class Target:
     bucket: str
@@ -68,29 +83,6 @@ class Target:
     def key(self, name: str) -> str:
         prefix = self.prefix.strip("/")
         return f"{prefix}/{name}" if prefix else name
-
-    def client(self, checksums: str = "when_required") -> Any:
-        """A boto3 client; ``checksums`` "when_supported" for AWS buckets with Object Lock."""
-        import boto3  # here, not at the top: boto3 costs the service ~35 MB until a bucket is set
-        from botocore.config import Config
-
-        config = Config(
-            s3={"addressing_style": "path" if self.path_style else "virtual"},
-            request_checksum_calculation=checksums,  # "when_required": clones choke on trailing CRCs
-            response_checksum_validation=checksums,
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-            max_pool_connections=16,
-        )
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint or None,
-            region_name=self.region,
-            aws_access_key_id=self.access_key_id or None,
-            aws_secret_access_key=self.secret_access_key or None,
-            config=config,
-        )
 
     def describe(self) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""
@@ -116,9 +108,7 @@ def load(path: Path) -> Target:
 
 
 def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
+    return exc.code if isinstance(exc, BucketError) else ""
 
 
 def is_missing(exc: BaseException) -> bool:
@@ -136,8 +126,10 @@ def explain(exc: BaseException, target: Target) -> str:
         return "the bucket has Object Lock retention and wants a checksum on each upload: set backup_checksums = when_supported"
     if code == "NoSuchBucket":
         return f"no bucket {target.bucket!r} at {target.endpoint or 'AWS S3'}"
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, Unreachable):
         return f"cannot reach {target.endpoint or 'AWS S3'}: {exc}"
+    if isinstance(exc, Interrupted):
+        return str(exc)
     return f"{code or type(exc).__name__}: {exc}"
 
 
@@ -147,7 +139,7 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except (ClientError, BotoCoreError) as exc:
+        except (BucketError, Unreachable) as exc:
             if error_code(exc) in _PERMANENT or attempt == attempts:
                 raise
             delay = 2 ** (attempt - 1) * (1 + random.random() / 2)
@@ -161,6 +153,11 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = ATTEMPTS) -
 def list_keys(client: Any, target: Target, folder: str) -> Iterator[tuple[str, int]]:
     """(name under the folder, size) of every object in a folder of the backup."""
     prefix = target.key(folder)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+    more: dict[str, str] = {}
+    while True:
+        page = client.list_objects_v2(Bucket=target.bucket, Prefix=prefix, **more)
         for item in page.get("Contents", []):
             yield item["Key"][len(prefix) :], item["Size"]
+        if not page.get("IsTruncated"):
+            return
+        more = {"ContinuationToken": page["NextContinuationToken"]}

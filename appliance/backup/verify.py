@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,13 +60,18 @@ def fetch_manifest(client: Any, target: Target, identity: crypto.Identity, dest:
 
 
 def verify_backup(
-    state: BackupState, sample_pct: float = 100.0, progress: Progress | None = None, rng: random.Random | None = None
+    state: BackupState,
+    sample_pct: float = 100.0,
+    progress: Progress | None = None,
+    rng: random.Random | None = None,
+    stopping: threading.Event | None = None,
 ) -> VerifyReport:
     report = VerifyReport()
     with state.lock():
         run_id = state.begin_run("verify")
         try:
-            _verify(state, sample_pct, progress, rng or random.Random(), report)
+            with state.bucket(stopping) as client:
+                _verify(state, client, sample_pct, progress, rng or random.Random(), report)
         except (transfer.ObjectProblem, manifest.ManifestError, NoBackup, OSError) as exc:
             report.problems.append(str(exc))
         except Exception as exc:  # the bucket: credentials, network
@@ -84,11 +90,15 @@ def verify_backup(
 
 
 def _verify(
-    state: BackupState, sample_pct: float, progress: Progress | None, rng: random.Random, report: VerifyReport
+    state: BackupState,
+    client: Any,
+    sample_pct: float,
+    progress: Progress | None,
+    rng: random.Random,
+    report: VerifyReport,
 ) -> None:
     target = state.target()
     identity = state.identity()
-    client = state.client()
     local = state.temp_file("verify-manifest.jsonl")
     try:
         report.manifest, header = fetch_manifest(client, target, identity, local)

@@ -19,7 +19,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from appliance.service import Service, configure_logging
+    from appliance.logs import configure_logging
+    from appliance.service import Service
 
     settings = settings_of(args)
     configure_logging(settings.log_level)

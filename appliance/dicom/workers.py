@@ -9,7 +9,7 @@ with it (PR_SET_PDEATHSIG), so a killed server leaves no worker holding the port
 
 from __future__ import annotations
 
-import ctypes
+import gc
 import logging
 import os
 import signal
@@ -19,20 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from appliance.archive import Archive
+from appliance.children import die_with_parent
 from appliance.dicom.acceptor import Acceptor
 from appliance.dicom.options import DicomOptions
 from appliance.dicom.slots import Slots
 
 LOG = logging.getLogger("lightbox.dicom")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+SUPERVISE_EVERY = 1.0  # seconds between looks at the workers; also the pause before a restart
 
 
 class FrontDoor:
@@ -82,11 +75,16 @@ class WorkerPool:
 
     def _spawn(self, number: int) -> None:
         parent = os.getpid()
+        # The objects a worker inherits stay shared with the main process only while neither
+        # writes to them, and a full collection by either's garbage collector would: they are
+        # moved out of its reach, in both (the main process's are its start-up objects).
+        gc.collect()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _die_with_parent(parent)
+                die_with_parent(parent)
                 code = self._run_worker(number)
             except BaseException:  # log it, never return into the parent's code
                 LOG.exception("dicom_worker_crashed worker=%d", number)
@@ -107,21 +105,27 @@ class WorkerPool:
 
     def _supervise(self) -> None:
         """Restart a worker that died on its own; the archive is safe either way (nothing
-        unacknowledged is kept, and the next start-up reconciles)."""
-        while not self._stopping.is_set():
-            try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return
-            freed = self.slots.reclaim(pid)
-            number = self.pids.pop(pid, None)
-            if number is None or self._stopping.is_set():
-                continue
-            LOG.error(
-                "dicom_worker_died worker=%d pid=%d status=%d slots_freed=%d; restarting", number, pid, status, freed
-            )
-            time.sleep(1.0)  # do not spin if it dies at once again
-            self._spawn(number)
+        unacknowledged is kept, and the next start-up reconciles).  Only the workers are
+        waited for: a wait for any child would also reap the backup's child process or an
+        ffmpeg, whose owners would then read a made-up exit status."""
+        while not self._stopping.wait(SUPERVISE_EVERY):
+            for pid, number in list(self.pids.items()):
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done, status = pid, -1
+                if not done or self._stopping.is_set():
+                    continue
+                freed = self.slots.reclaim(pid)
+                del self.pids[pid]
+                LOG.error(
+                    "dicom_worker_died worker=%d pid=%d status=%d slots_freed=%d; restarting",
+                    number,
+                    pid,
+                    status,
+                    freed,
+                )
+                self._spawn(number)
 
     def stop(self, grace: float = 15.0) -> None:
         self._stopping.set()

@@ -45,18 +45,20 @@ def s3_client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SEC
 
 
 class MotoS3:
-    """moto's S3 on 127.0.0.1; stop() and start() keep the buckets (they live in this process)."""
+    """moto's S3 on 127.0.0.1 (or ``host``: the test's end of a machine's network); stop() and
+    start() keep the buckets (they live in this process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         from moto.server import ThreadedMotoServer
 
+        self.host = host
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self._server_class = ThreadedMotoServer
         self.server: Any = None
 
     def start(self) -> MotoS3:
-        self.server = self._server_class(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server = self._server_class(ip_address=self.host, port=self.port, verbose=False)
         self.server.start()
         return self
 
