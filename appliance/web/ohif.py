@@ -21,11 +21,11 @@ from appliance.web.templates import render
 
 DICOMWEB = "/dicom-web"
 CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
-)  # inline scripts: OHIF's index.html sets window.PUBLIC_URL inline
+)  # inline: index.html sets window.PUBLIC_URL; eval: the codecs' emscripten glue (embind) makes functions
 HASHED = re.compile(r"(^|[./])[0-9a-f]{16}\.")  # webpack's content hash in a file name: never changes
 IMMUTABLE = "private, max-age=31536000, immutable"
 MEDIA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
