@@ -91,14 +91,14 @@ class Recorder:
     def __init__(self, page: Any) -> None:
         self.answers: list[tuple[int, str, str]] = []  # status, method, path
         self.followed: set[str] = set()  # paths whose redirect the browser followed
-        self.failed: list[str] = []
+        self.failed: list[tuple[str, str]] = []  # path, Chromium's reason
         self.csp: list[str] = []
         origin = page.base
         page.on("response", lambda r: r.url.startswith(origin) and self.answers.append(
             (r.status, r.request.method, r.url[len(origin):])))  # fmt: skip
         page.on("request", lambda r: r.redirected_from and self.followed.add(r.redirected_from.url[len(origin):]))
         page.on("requestfailed", lambda r: r.url.startswith(origin) and self.failed.append(
-            f"{r.url[len(origin):]}: {r.failure}"))  # fmt: skip
+            (r.url[len(origin):], r.failure)))  # fmt: skip
         page.on("console", lambda m: "Content Security Policy" in m.text and self.csp.append(m.text))
 
     def check(self) -> None:
@@ -106,7 +106,11 @@ class Recorder:
         # OHIF, a video's rendered 307 to its MP4 (which answers 206).
         wrong = [a for a in self.answers if not (200 <= a[0] < 300 or (a[0] in (303, 307) and a[2] in self.followed))]
         assert not wrong, wrong
-        assert not self.failed, self.failed
+        # OHIF cancels frames it fetches ahead once a multi-frame's cine moves on: those were
+        # answered 200 first (the server's part done), then aborted by the page while reading.
+        answered = {a[2] for a in self.answers if 200 <= a[0] < 300}
+        unanswered = [f for f in self.failed if not (f[1] == "net::ERR_ABORTED" and f[0] in answered)]
+        assert not unanswered, unanswered
         assert not self.csp, self.csp
 
 
