@@ -96,7 +96,7 @@ class Recorder:
         origin = page.base
         page.on("response", lambda r: r.url.startswith(origin) and self.answers.append(
             (r.status, r.request.method, r.url[len(origin):])))  # fmt: skip
-        page.on("request", lambda r: r.redirected_from and self.followed.add(r.redirected_from.url[len(origin):]))
+        page.on("request", lambda r: r.redirected_from and self.followed.add(r.redirected_from.url[len(origin) :]))
         page.on("requestfailed", lambda r: r.url.startswith(origin) and self.failed.append(
             (r.url[len(origin):], r.failure)))  # fmt: skip
         page.on("console", lambda m: "Content Security Policy" in m.text and self.csp.append(m.text))
@@ -154,12 +154,13 @@ def test_ohif_needs_login_then_lists_the_studies(server, studies, browser):
 def test_ohif_displays(server, studies, browser, name):
     dialogs: list[str] = []
     page = new_page(browser, server, dialogs, viewport={"width": 1400, "height": 900})
-    page.goto(page.base + "/login")
+    page.goto(f"{page.base}/studies/{studies[name][0]}")  # the study page ...
     log_in(page, ADMIN, ADMIN_PASSWORD)
-    page.wait_for_url(page.base + "/")
+    link = page.locator("#open-ohif")  # ... and its link, as a user opens OHIF
+    assert link.inner_text() == "Open in OHIF"
     recorder = Recorder(page)
     try:
-        page.goto(f"{page.base}/ohif/viewer?StudyInstanceUIDs={studies[name][0]}", wait_until="commit")
+        page.goto(page.base + link.get_attribute("href"), wait_until="commit")
         assert shown(page, name) > 0.02
         page.wait_for_load_state("networkidle")
         recorder.check()

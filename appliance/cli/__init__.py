@@ -16,7 +16,18 @@ from appliance.cli import audit, backup, corrections, device, forward, node, ohi
 from appliance.cli.common import fail, guard_terminal
 from appliance.config import ConfigError
 
-GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections, audit, ohif)  # the order of `lightbox --help`
+GROUPS = (
+    serve,
+    upkeep,
+    node,
+    user,
+    backup,
+    device,
+    forward,
+    corrections,
+    audit,
+    ohif,
+)  # the order of `lightbox --help`
 
 
 def build_parser() -> argparse.ArgumentParser:
