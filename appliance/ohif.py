@@ -105,6 +105,9 @@ def _unpack_dist(tarball: Path, into: Path) -> None:
             with source, target.open("wb") as out:
                 shutil.copyfileobj(source, out, _CHUNK)
             target.chmod(0o644)  # no patient data: readable by the service's user whoever installed it
+    for folder in into.rglob("*"):
+        if folder.is_dir():
+            folder.chmod(0o755)  # mkdir's mode went through the umask (077 in every command)
     if not (into / "index.html").is_file():
         raise OhifError(f"{tarball.name}: no {_DIST}index.html, not OHIF's app package")
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -57,7 +58,11 @@ def make_tarball(path: Path, extra: dict[str, bytes] | None = None, index: str =
 def test_install_unpacks_only_dist_relocated_under_the_prefix(tmp_path):
     tarball, integrity = make_tarball(tmp_path / "app.tgz", {"package/dist/../../evil.txt": b"x"})
     data = tmp_path / "data"
-    folder = ohif.install(data, tarball, integrity)
+    umask = os.umask(0o077)  # as every `lightbox` command runs
+    try:
+        folder = ohif.install(data, tarball, integrity)
+    finally:
+        os.umask(umask)
     assert ohif.installed(data) and ohif.dist_dir(data).resolve() == folder
     assert ohif.installed_version(data) == ohif.VERSION
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == [
@@ -79,7 +84,9 @@ def test_install_unpacks_only_dist_relocated_under_the_prefix(tmp_path):
     assert "url(/ohif/a34f9d1faa5f3315.woff2)" in (folder / "app.bundle.css").read_text()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["start_url"] == "/ohif/" and manifest["icons"][0]["src"] == "/ohif/assets/icon.png"
-    assert (folder / "index.html").stat().st_mode & 0o777 == 0o644  # the service's user reads what root installed
+    # the service's user reads what root installed (every command runs with umask 077)
+    assert (folder / "assets" / "icon.png").stat().st_mode & 0o777 == 0o644
+    assert {p.stat().st_mode & 0o777 for p in (folder, folder / "assets")} == {0o755}
 
 
 def test_a_tarball_with_another_digest_is_refused_and_the_installed_copy_stays(tmp_path):
