@@ -86,11 +86,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         answer.set_header("Content-Security-Policy", CSP)
         return answer
 
-    @app.get(ohif.PREFIX.rstrip("/"))
-    @guard
-    def ohif_bare():
-        return bottle.redirect(ohif.PREFIX, 303)
-
+    @app.get(ohif.PREFIX.rstrip("/"))  # OHIF's router takes /ohif as its home too
     @app.get(ohif.PREFIX)
     @app.get(ohif.PREFIX + "<path:path>")
     @guard
