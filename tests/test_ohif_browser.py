@@ -157,12 +157,15 @@ def test_ohif_displays(server, studies, browser, name):
     page.goto(f"{page.base}/studies/{studies[name][0]}")  # the study page ...
     log_in(page, ADMIN, ADMIN_PASSWORD)
     link = page.locator("#open-ohif")  # ... and its link, as a user opens OHIF
-    assert link.inner_text() == "Open in OHIF"
-    recorder = Recorder(page)
+    assert link.inner_text() == "Open in OHIF" and link.get_attribute("target") == "_blank"
+    viewer = page.context.new_page()  # the link's new tab (recorded from its first request)
+    viewer.base = page.base
+    viewer.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    recorder = Recorder(viewer)
     try:
-        page.goto(page.base + link.get_attribute("href"), wait_until="commit")
-        assert shown(page, name) > 0.02
-        page.wait_for_load_state("networkidle")
+        viewer.goto(page.base + link.get_attribute("href"), wait_until="commit")
+        assert shown(viewer, name) > 0.02
+        viewer.wait_for_load_state("networkidle")
         recorder.check()
         assert any(a[2].startswith("/dicom-web/studies/") for a in recorder.answers)
         assert not dialogs
