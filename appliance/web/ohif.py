@@ -30,8 +30,8 @@ HASHED = re.compile(r"(^|[./])[0-9a-f]{16}\.")  # webpack's content hash in a fi
 IMMUTABLE = "private, max-age=31536000, immutable"
 MEDIA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
 
-# The data source: this origin's DICOMweb, as OHIF's own configuration calls it; app-config.js
-# adds the roots, from the page's origin (a relative root breaks OHIF's URL joins).
+# The data source: this origin's DICOMweb, in the terms of OHIF's own configurations; app-config.js
+# adds the roots, absolute URLs made from the page's origin as in those configurations.
 DATA_SOURCE = {
     "friendlyName": "Lightbox",
     "name": "lightbox",
@@ -52,12 +52,12 @@ CONFIG = {
     "extensions": [],
     "modes": [],
     "showStudyList": True,
-    "maxNumberOfWebWorkers": 2,  # a Pi's browser is a clinic PC, but the server is a Pi
+    "maxNumberOfWebWorkers": 3,
     "showWarningMessageForCrossOrigin": False,
     "showCPUFallbackMessage": True,
     "showLoadingIndicator": True,
     "investigationalUseDialog": {"option": "never"},
-    "maxNumRequests": {"interaction": 20, "thumbnail": 4, "prefetch": 6},
+    "maxNumRequests": {"interaction": 20, "thumbnail": 4, "prefetch": 6},  # the server has 8 threads, not a CDN
     "defaultDataSourceName": "lightbox",
 }
 
