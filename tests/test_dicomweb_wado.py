@@ -13,9 +13,9 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
-from pydicom.uid import generate_uid
 from requests.exceptions import HTTPError
 
+from support.corpus import storescu_copy
 from support.dicomgen import dataset_bytes, make_study, write
 from support.imagegen import corpus_file, gradient_image
 from support.mediagen import FFMPEG, H264_HP41, make_stream, odd_pdf, pdf_dicom, video_dicom
@@ -42,19 +42,7 @@ def sent(server, admin, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("sent")
     files: dict[str, Path] = {}
     for name, file in CORPUS.items():
-        ds = pydicom.dcmread(corpus_file(file))
-        # Several of pydicom's files share their UIDs (MR_small in each syntax): each its own study here.
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (generate_uid() for _ in range(3))
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        for tag in [e.tag for e in ds if e.tag.element == 0 or e.tag == 0xFFFCFFFC]:
-            del ds[tag]  # group lengths and trailing padding, which storescu drops: the rest goes as written
-        for element in ds:
-            if isinstance(element.value, str) and element.value and not element.value.strip():
-                element.value = ""  # storescu sends a value of spaces as empty
-        if ds.file_meta.TransferSyntaxUID.is_encapsulated:
-            ds["PixelData"].VR = "OB"  # pydicom's files say OW, which DCMTK refuses to send
-        ds.save_as(folder / file)
-        files[name] = folder / file
+        files[name] = storescu_copy(corpus_file(file), folder / file)  # each its own study
     image = make_study(folder / "image", 1, patient_name="Paper^Pia", patient_id="WADO-1")[0]
     pdf = folder / "letter.pdf"
     files["pdf_bytes"] = pdf

@@ -98,6 +98,15 @@ def test_h264_in_an_mp4_container_is_remuxed(server, admin, tmp_path):
     assert video_track(mp4)["nb_read_frames"] == "50" and frame_hashes(mp4) == frame_hashes(stream)
 
 
+def test_a_media_element_gets_a_remux_being_made_not_a_503(server, admin, tmp_path):
+    """A <video> (OHIF's, through DICOMweb's rendered) asks for the MP4 straight away and never
+    retries a 503: the request waits for the copy instead (a transcode would still be a 503)."""
+    stream = make_stream(tmp_path / "clip.ts", "h264", "ts")
+    sop = send(server, video_dicom(stream, tmp_path / "first.dcm", H264_HP41))
+    answer = admin.get(f"/api/instances/{sop}/video.mp4", headers={"Range": "bytes=0-"})  # the first ask
+    assert answer.status_code == 206 and answer.content[4:8] == b"ftyp", answer.text
+
+
 def test_mpeg2_is_transcoded_to_h264(server, admin, tmp_path):
     stream = make_stream(tmp_path / "clip.m2v", "mpeg2", "raw")
     sop = send(server, video_dicom(stream, tmp_path / "mpeg2.dcm", MPEG2_MPML, sop_class=VIDEO_ENDOSCOPIC))

@@ -1,9 +1,9 @@
 """`lightbox serve | import | verify | rebuild-index | node | user | backup | restore | device |
-forward | delete | patient | audit`: thin calls into the same code the servers use.
+forward | delete | patient | audit | ohif`: thin calls into the same code the servers use.
 
 This module is the one place that assembles the command groups; each group is a module of its
 own (``serve``, ``upkeep``, ``node``, ``user``, ``backup``, ``device``, ``forward``,
-``corrections``, ``audit``) built on ``common`` (settings flags, the archive, errors), and none imports another.
+``corrections``, ``audit``, ``ohif``) built on ``common`` (settings flags, the archive, errors), and none imports another.
 """
 
 from __future__ import annotations
@@ -12,11 +12,22 @@ import argparse
 import os
 
 from appliance import __version__
-from appliance.cli import audit, backup, corrections, device, forward, node, serve, upkeep, user
+from appliance.cli import audit, backup, corrections, device, forward, node, ohif, serve, upkeep, user
 from appliance.cli.common import fail, guard_terminal
 from appliance.config import ConfigError
 
-GROUPS = (serve, upkeep, node, user, backup, device, forward, corrections, audit)  # the order of `lightbox --help`
+GROUPS = (
+    serve,
+    upkeep,
+    node,
+    user,
+    backup,
+    device,
+    forward,
+    corrections,
+    audit,
+    ohif,
+)  # the order of `lightbox --help`
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ from appliance.web import (
     downloads,
     frames,
     https,
+    ohif,
     site,
     studies,
     video,
@@ -101,6 +102,7 @@ def make_app(
     frames.install(app, archive, guard, imaging)
     backup.install(app, archive, guard, settings, backup_trigger)
     dicomweb.install(app, archive, guard, in_force)
+    ohif.install(app, archive, guard)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

@@ -228,7 +228,8 @@ class Auth:
             if is_api():
                 challenge = {} if request.get_header(UI_HEADER) else {"WWW-Authenticate": 'Basic realm="Lightbox"'}
                 raise fail(401, "login required", **challenge)
-            raise see_other("/login?next=" + quote(request.fullpath))
+            query = request.query_string  # kept: a deep link (/ohif/viewer?StudyInstanceUIDs=...) survives the login
+            raise see_other("/login?next=" + quote(request.fullpath + (f"?{query}" if query else "")))
         if role == "admin" and not account.is_admin:
             raise fail(403, "this needs an admin account")
         if request.method not in SAFE_METHODS and request.environ[_ENV_VIA] == "session":

@@ -9,6 +9,7 @@ from typing import Any
 import bottle
 from bottle import request
 
+from appliance import ohif
 from appliance.archive import Archive, BrowseError, StudyFilter, audit
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents
@@ -136,7 +137,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
             "patient_studies": len(archive.studies_of_patient(study_uid)),
         } if user.is_admin else {}  # fmt: skip
         return render(
-            "study.tpl", user=user, csrf=guard.csrf_token(), section="studies", detail=detail(study_uid), **manage,
+            "study.tpl", user=user, csrf=guard.csrf_token(), section="studies", detail=detail(study_uid),
+            ohif=ohif.PREFIX if ohif.installed(archive.data_dir) else "", **manage,
         )  # fmt: skip
 
     @app.get("/api/studies/<study_uid>")

@@ -3,7 +3,8 @@
     GET /api/instances/<sop_uid>/video        JSON: state of its MP4 (ready, preparing, busy,
                                               failed, unavailable), reason, URL, frames, duration
     GET /api/instances/<sop_uid>/video.mp4    the MP4, with Range requests (206); 503 and
-                                              Retry-After while it is being prepared
+                                              Retry-After while it is being prepared (a copy,
+                                              quick, is waited for: see COPY_WAIT_S)
         ?codec=h264 (H.264 whatever the stored codec: for browsers without HEVC)  ?download=1
     GET /api/instances/<sop_uid>/poster       the first frame as a small JPEG, or a video icon
                                               when no picture can be made
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 import bottle
@@ -30,6 +33,11 @@ from appliance.web.templates import STATIC
 
 LOG = logging.getLogger("lightbox.web.video")
 RETRY_AFTER_S = 2
+# A <video> element (OHIF's, behind DICOMweb's rendered) does not retry a 503, and copying a stream
+# into an MP4 takes well under a second: such a request waits for the copy, this long at most,
+# holding one of the server's few threads; so at most COPY_WAITERS requests wait at once.
+COPY_WAIT_S = 10.0
+COPY_WAITERS = 2
 STATUS = {PREPARING: 503, BUSY: 503, UNAVAILABLE: 503}  # and 422 for a video that failed
 ICON = "icon-video.svg"
 
@@ -44,6 +52,21 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     def prepared(entry: InstanceEntry) -> tuple[Prepared, bool]:
         h264 = bottle.request.query.get("codec") == "h264"
         return videos.prepare(archive.file_path(entry.file_key), entry.sop_uid, h264=h264), h264
+
+    waiters = threading.BoundedSemaphore(COPY_WAITERS)
+
+    def copied(entry: InstanceEntry, ready: Prepared) -> Prepared:
+        """``ready``, or the state after waiting for a copy being made (not a transcode: too long)."""
+        if ready.state != PREPARING or ready.transcoded or not waiters.acquire(blocking=False):
+            return ready
+        try:
+            deadline = time.monotonic() + COPY_WAIT_S
+            while ready.state == PREPARING and time.monotonic() < deadline:
+                time.sleep(0.1)
+                ready = prepared(entry)[0]
+            return ready
+        finally:
+            waiters.release()
 
     def mp4_url(sop_uid: str, h264: bool) -> str:
         return f"/api/instances/{sop_uid}/video.mp4" + ("?codec=h264" if h264 else "")
@@ -66,6 +89,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     def mp4(sop_uid: str) -> bottle.HTTPResponse:
         entry = video_or_404(sop_uid)
         ready, h264 = prepared(entry)
+        ready = copied(entry, ready)
         if ready.state != READY or ready.path is None:
             return _not_ready(ready.state, ready.reason)
         download = bottle.request.query.get("download") == "1"

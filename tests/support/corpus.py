@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.data import get_testdata_files
-from pydicom.uid import UID
+from pydicom.uid import UID, generate_uid
 
 from support.tools import dcmtk
 
@@ -17,6 +17,24 @@ DEFLATED = {"1.2.840.10008.1.2.1.99"}
 
 def corpus() -> list[Path]:
     return sorted(Path(p) for p in get_testdata_files() if Path(p).is_file())
+
+
+def storescu_copy(source: Path, out: Path) -> Path:
+    """``source`` (a corpus file) written to ``out`` as storescu sends it, with new UIDs (several
+    of pydicom's files share theirs: MR_small in each syntax), so that what a server stores is
+    what was written."""
+    ds = dcmread(source)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (generate_uid() for _ in range(3))
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for tag in [e.tag for e in ds if e.tag.element == 0 or e.tag == 0xFFFCFFFC]:
+        del ds[tag]  # group lengths and trailing padding, which storescu drops: the rest goes as written
+    for element in ds:
+        if isinstance(element.value, str) and element.value and not element.value.strip():
+            element.value = ""  # storescu sends a value of spaces as empty
+    if ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        ds["PixelData"].VR = "OB"  # pydicom's files say OW, which DCMTK refuses to send
+    ds.save_as(out)
+    return out
 
 
 def sendable(path: Path):

@@ -26,7 +26,11 @@
 % end
   <dt>Images</dt><dd>{{plural(s['num_instances'], 'image')}} in {{plural(s['num_series'], 'series', 'series')}}</dd>
 </dl>
-<p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a></p>
+<p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a>
+% if get('ohif'):
+<a class="button" id="open-ohif" href="{{ohif}}viewer?StudyInstanceUIDs={{s['study_uid']}}" target="_blank" rel="noopener">Open in OHIF</a>
+% end
+</p>
 </section>
 <div id="viewer" class="viewer" role="region" aria-label="Viewer"></div>
 <h2>Series</h2>
