@@ -139,12 +139,13 @@ def measure(server: RunningServer, studies: int, args: argparse.Namespace) -> di
     return figures
 
 
-def store_folders(server: RunningServer, part: Corpus, associations: int, log_dir: Path) -> None:
+def store_folders(
+    server: RunningServer, part: Corpus, associations: int, log_dir: Path, timeout: float | None = None
+) -> None:
     """C-STORE a corpus part with DCMTK storescu, its folders dealt out over parallel associations."""
     folders = sorted(str(p) for p in part.dicom_dir.iterdir() if p.is_dir())
-    servers.storescu(
-        server, [["+sd", "+r", *folders[n::associations]] for n in range(min(associations, len(folders)))], log_dir
-    )
+    inputs = [["+sd", "+r", *folders[n::associations]] for n in range(min(associations, len(folders)))]
+    servers.storescu(server, inputs, log_dir, timeout)
 
 
 def lightbox_runs(

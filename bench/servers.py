@@ -192,8 +192,9 @@ def lightbox_server(
 
 
 @contextlib.contextmanager
-def orthanc_server(run_dir: Path, label: str, plugins: Sequence[str] = ()) -> Iterator[RunningServer]:
-    """Orthanc on free loopback ports; ``plugins``: shared objects to load (e.g. DICOMWEB_PLUGIN)."""
+def orthanc_server(run_dir: Path, label: str, plugins: Sequence[str] = (), **settings: Any) -> Iterator[RunningServer]:
+    """Orthanc on free loopback ports; ``plugins``: shared objects to load (e.g. DICOMWEB_PLUGIN);
+    ``settings``: configuration options besides (or instead of) the bench's own."""
     dicom_port, http_port = free_port(), free_port()
     config = {
         "Name": "lightbox-bench",
@@ -208,6 +209,7 @@ def orthanc_server(run_dir: Path, label: str, plugins: Sequence[str] = ()) -> It
         "DicomCheckCalledAet": False,
         "Plugins": list(plugins),
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        **settings,
     }
     config_path = run_dir / "orthanc.json"
     config_path.write_text(json.dumps(config, indent=2))
@@ -232,9 +234,10 @@ def orthanc_modality(server: RunningServer, name: str, aet: str, port: int) -> N
 # --------------------------------------------------------------------------- DCMTK peers
 
 
-def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path) -> float:
+def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path, timeout: float | None = None) -> float:
     """One DCMTK storescu per argument list (files, or +sd +r and folders), all at once, each
-    its own association; the wall time until all are done."""
+    its own association; the wall time until all are done (killed, and a BenchError, if that
+    takes more than ``timeout`` seconds)."""
     logs = [log_dir / f"storescu-{i}.log" for i in range(len(inputs))]
     procs = []
     started = time.perf_counter()
@@ -242,7 +245,13 @@ def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path) -> f
         cmd = [STORESCU, "-aet", CALLING_AET, "-aec", server.aet, "127.0.0.1", str(server.dicom_port), *args]
         with open(log_path, "wb") as out:
             procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=BENCH_ENV))
-    codes = [p.wait() for p in procs]
+    try:
+        codes = [p.wait(None if timeout is None else max(0.0, started + timeout - time.perf_counter())) for p in procs]
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise BenchError(f"storescu to {server.label} not done after {timeout:.0f} s") from None
     wall = time.perf_counter() - started
     for code, log_path in zip(codes, logs, strict=True):
         if code != 0:

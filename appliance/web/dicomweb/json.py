@@ -23,6 +23,7 @@ BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 INLINE_MAX = 1024  # bytes: a longer binary value goes by BulkDataURI (when there is one)
 _NUMBERS = {"IS", "DS", "US", "UL", "SS", "SL", "SV", "UV", "FL", "FD"}
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+_PLAIN_NOT = _NUMBERS | {"PN", "SQ"}  # VRs whose one string value is not its JSON value as it stands
 
 
 def tag_key(tag: int) -> str:
@@ -44,6 +45,9 @@ def person_name(text: str) -> dict[str, str]:
 def attribute(vr: str, value: Any) -> dict[str, Any]:
     """One attribute from a decoded value as the index keeps it: a string (backslash between
     values), an int, or for SQ a list of items (keyword -> string).  Empty: no ``Value``."""
+    if isinstance(value, str) and "\\" not in value and vr not in _PLAIN_NOT:  # most QIDO values: one string
+        text = value.strip()
+        return {"vr": vr, "Value": [text]} if text else {"vr": vr}
     if vr == "SQ":
         items = [{tag_key(pydicom.datadict.tag_for_keyword(kw) or 0): attribute(pydicom.datadict.dictionary_VR(kw), v)
                   for kw, v in item.items()} for item in value or []]  # fmt: skip

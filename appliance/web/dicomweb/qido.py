@@ -12,6 +12,7 @@ match are ignored and named in a ``Warning`` header, as PS3.18 10.6.1.3.1 asks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Generator, Iterator
@@ -160,9 +161,11 @@ def _keyword(field: str) -> str:
     return field
 
 
-def _vr(keyword: str) -> str:
-    vr = dictionary_VR(keyword)
-    return vr.split(" or ")[0]  # "US or SS": the index keeps what it was given; the first will do
+@functools.cache  # keywords the index keeps: a few dozen; pydicom's look-ups cost most of a row's time
+def _json_key(keyword: str) -> tuple[str, str]:
+    """A keyword's tag as a DICOM JSON key, and its VR."""
+    vr = dictionary_VR(keyword).split(" or ")[0]  # "US or SS": the index keeps what it was given; the first will do
+    return tag_key(tag_for_keyword(keyword) or 0), vr
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
@@ -252,7 +255,10 @@ def _result(row: dict[str, Any], level: str) -> dict[str, Any]:
     """One match in the DICOM JSON model, with InstanceAvailability and the RetrieveURL of its
     WADO-RS resource.  The URL is path-absolute: same-origin by construction, right behind a
     proxy, and not built from a Host header (dicomweb-client sends one without the port)."""
-    answer = {tag_key(tag_for_keyword(kw) or 0): attribute(_vr(kw), value) for kw, value in row.items()}
+    answer = {}
+    for keyword, value in row.items():
+        key, vr = _json_key(keyword)
+        answer[key] = attribute(vr, value)
     answer[tag_key(_INSTANCE_AVAILABILITY)] = {"vr": "CS", "Value": ["ONLINE"]}  # every file is on this box's disk
     url = f"{PREFIX}/studies/{quote(row['StudyInstanceUID'], safe='')}"
     if level in ("SERIES", "IMAGE"):
