@@ -65,6 +65,9 @@ def test_pdf_is_served_as_the_original_bytes(admin, study, tmp_path):
     assert answer.headers["Content-Type"] == "application/pdf"
     assert answer.headers["Content-Disposition"] == 'inline; filename="document-1.pdf"'
     assert answer.headers["Content-Security-Policy"].startswith("sandbox")
+    # Pages of this origin may embed it (OHIF's PDF viewport is an <object>), no other site.
+    assert "frame-ancestors 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     tail = admin.get(url, headers={"Range": "bytes=-64"})
     assert tail.status_code == 206 and tail.content == study["pdf_bytes"][-64:]

@@ -1,6 +1,7 @@
 """OHIF 3.13, served by Lightbox under /ohif/, in the system Chromium: the study list shows the
 studies storescu sent, and a CT, a JPEG 2000 image, a multi-frame ultrasound and a video display
-(the viewport's canvas is read back, not blank).  Every request OHIF makes to Lightbox is recorded
+(the viewport's canvas is read back, not blank), and an Encapsulated PDF's document is fetched
+from its bulk data URI and shown.  Every request OHIF makes to Lightbox is recorded
 and must be answered 2xx.
 
 OHIF is the pinned build that `bash tests/prepare` installs with `lightbox ohif install` into
@@ -24,7 +25,7 @@ from support.corpus import storescu_copy
 from support.dicomgen import make_dataset, write
 from support.imagegen import corpus_file
 from support.lightbox import LightboxProcess, running
-from support.mediagen import H264_HP41, make_stream, video_dicom
+from support.mediagen import H264_HP41, make_stream, odd_pdf, pdf_dicom, video_dicom
 from support.tools import missing
 from support.web import ADMIN, ADMIN_PASSWORD, first_admin
 
@@ -57,8 +58,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxProcess
 
 
 @pytest.fixture(scope="module")
-def studies(server: LightboxProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
-    """Four studies sent by storescu, each (Study Instance UID, patient name as OHIF writes it)."""
+def letter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real PDF, the document of the PDF study."""
+    path = tmp_path_factory.mktemp("letter") / "letter.pdf"
+    odd_pdf(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def studies(
+    server: LightboxProcess, letter: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, str]]:
+    """Five studies sent by storescu, each (Study Instance UID, patient name as OHIF writes it)."""
     first_admin(server)
     folder = tmp_path_factory.mktemp("sent")
     ct = storescu_copy(corpus_file("CT_small.dcm"), folder / "ct.dcm")
@@ -75,11 +86,12 @@ def studies(server: LightboxProcess, tmp_path_factory: pytest.TempPathFactory) -
     stream = make_stream(folder / "clip.ts", "h264", "ts", frames=25)
     video = video_dicom(stream, folder / "video.dcm", H264_HP41, frames=25, patient_id="OHIF-VIDEO",
                         patient_name="Clip^Carl")  # fmt: skip
-    for paths, extra in (([ct, us_file], ()), ([j2k], ("-xv",)), ([video], ("-R", "-xn"))):
+    pdf = pdf_dicom(letter, folder / "pdf.dcm")
+    for paths, extra in (([ct, us_file, pdf], ()), ([j2k], ("-xv",)), ([video], ("-R", "-xn"))):
         result = server.storescu(*paths, extra=extra)
         assert result.returncode == 0 and result.stderr.count("(Success)") == len(paths), result.stderr
     found = {}
-    for name, path in (("ct", ct), ("j2k", j2k), ("us", us_file), ("video", video)):
+    for name, path in (("ct", ct), ("j2k", j2k), ("us", us_file), ("video", video), ("pdf", pdf)):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         found[name] = (str(ds.StudyInstanceUID), f"{ds.PatientName.family_name}, {ds.PatientName.given_name}")
     return found
@@ -103,8 +115,10 @@ class Recorder:
 
     def check(self) -> None:
         # A redirect followed (its answer recorded too) is on the way: the login's 303 back to
-        # OHIF, a video's rendered 307 to its MP4 (which answers 206).
-        wrong = [a for a in self.answers if not (200 <= a[0] < 300 or (a[0] in (303, 307) and a[2] in self.followed))]
+        # OHIF, a video's rendered 307 to its MP4 (which answers 206).  A 304 answers the
+        # browser's own revalidation of a file it has (OHIF's no-cache files, loaded again).
+        wrong = [a for a in self.answers
+                 if not (200 <= a[0] < 300 or a[0] == 304 or (a[0] in (303, 307) and a[2] in self.followed))]  # fmt: skip
         assert not wrong, wrong
         # OHIF cancels frames it fetches ahead once a multi-frame's cine moves on: those were
         # answered 200 first (the server's part done), then aborted by the page while reading.
@@ -141,7 +155,7 @@ def test_ohif_needs_login_then_lists_the_studies(server, studies, browser):
     log_in(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(page.base + "/ohif/")  # ... then back to OHIF
     names = [name for _, name in studies.values()]
-    assert len(set(names)) == 4
+    assert len(set(names)) == 5
     assert poll(page, "names => names.every(n => document.body.innerText.includes(n))", names), names
     shot(page, "ohif-study-list")
     page.wait_for_load_state("networkidle")
@@ -171,3 +185,30 @@ def test_ohif_displays(server, studies, browser, name):
         assert not dialogs
     finally:
         page.context.close()  # else its OHIF goes on prefetching and playing beside the next
+
+
+def test_ohif_gives_a_pdf_its_document(server, studies, letter, browser):
+    """OHIF's PDF viewport points an <object> at the instance's ``rendered`` URL (which is the
+    PDF itself, PS3.18 8.3.4.3).  Headless Chromium has no PDF plugin to draw it ("No online
+    PDF viewer installed"), so what is checked is what Lightbox answers there: the PDF sent."""
+    dialogs: list[str] = []
+    page = new_page(browser, server, dialogs, viewport={"width": 1400, "height": 900})
+    page.goto(page.base + "/ohif/")
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.wait_for_url(page.base + "/ohif/")
+    page.wait_for_load_state("networkidle")  # the study list's own requests, done before the PDF's
+    recorder = Recorder(page)
+    try:
+        page.goto(f"{page.base}/ohif/viewer?StudyInstanceUIDs={studies['pdf'][0]}", wait_until="commit")
+        url = poll(page, "() => [...document.querySelectorAll('object')].map(o => o.data).find(Boolean)")
+        shot(page, "ohif-pdf")
+        assert url and url.startswith(page.base + "/dicom-web/studies/" + studies["pdf"][0]), url
+        assert poll(page, "url => performance.getEntriesByName(url).length > 0", url), "the PDF was not asked for"
+        answer = page.request.get(url, headers={"Accept": "application/pdf"})
+        assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+        assert answer.body() == letter.read_bytes()
+        recorder.check()
+        assert (200, "GET", url[len(page.base) :]) in recorder.answers
+        assert not dialogs
+    finally:
+        page.context.close()

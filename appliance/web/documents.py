@@ -25,8 +25,12 @@ from appliance.web.display import dicom_date, person
 from appliance.web.templates import render
 
 # A PDF is shown by the browser's own viewer; whatever the document holds runs in a sandbox
-# (a unique origin: no script, no cookies of ours) and may fetch nothing.
-DOCUMENT_CSP = "sandbox; default-src 'none'"
+# (a unique origin: no script, no cookies of ours) and may fetch nothing.  Pages of this origin
+# may embed it (OHIF's PDF viewport is an <object>); no other site may.
+DOCUMENT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
@@ -54,8 +58,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         headers = {
             "Content-Type": found.media_type,
             "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{name}"',
-            "Content-Security-Policy": DOCUMENT_CSP,
             "Cache-Control": "private, max-age=300",
+            **DOCUMENT_HEADERS,
         }
         answer = ranges.window_response(path, found.offset, found.length, headers, f'"{path.stem[:32]}"')
         if answer.status_code in (200, 206) and ranges.first_piece():

@@ -23,9 +23,10 @@ DICOMWEB = "/dicom-web"
 CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-    "connect-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "connect-src 'self' data: blob:; media-src 'self' blob:; object-src 'self' blob:; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
-)  # inline: index.html sets window.PUBLIC_URL; eval: the codecs' emscripten glue (embind) makes functions
+)  # inline: index.html sets window.PUBLIC_URL; eval: the codecs' emscripten glue (embind) makes functions;
+# object: the PDF viewport shows the document (a blob: URL) in an <object>
 HASHED = re.compile(r"(^|[./])[0-9a-f]{16}\.")  # webpack's content hash in a file name: never changes
 IMMUTABLE = "private, max-age=31536000, immutable"
 MEDIA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}

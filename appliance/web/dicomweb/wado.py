@@ -63,7 +63,7 @@ from appliance.web.dicomweb.negotiate import (
 )
 from appliance.web.dicomweb.rendering import MAX_SIDE, render_params
 from appliance.web.dicomweb.xml import DICOM_XML, to_xml
-from appliance.web.documents import DOCUMENT_CSP
+from appliance.web.documents import DOCUMENT_HEADERS
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 PREFIX = "/dicom-web"
@@ -342,7 +342,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         if ranges.first_piece():
             record(audit.INSTANCES_ACCESSED, study, f"{found.label} read (instance {entry.instance_number})")
         if single is not None:
-            headers = {"Content-Type": found.media_type, "Content-Security-Policy": DOCUMENT_CSP,
+            headers = {"Content-Type": found.media_type, **DOCUMENT_HEADERS,
                        "Content-Disposition": f'inline; filename="document-{entry.instance_number or 0}.{found.extension}"'}  # fmt: skip
             return ranges.window_response(path, found.offset, found.length, headers, f'"{path.stem[:32]}"')
         part_type = OCTETS if choose_multipart(OCTETS, accept) else found.media_type
