@@ -1,8 +1,8 @@
 """OHIF 3.13, served by Lightbox under /ohif/, in the system Chromium: the study list shows the
 studies storescu sent, and a CT, a JPEG 2000 image, a multi-frame ultrasound and a video display
-(the viewport's canvas is read back, not blank), and an Encapsulated PDF's document is fetched
-from its bulk data URI and shown.  Every request OHIF makes to Lightbox is recorded
-and must be answered 2xx.
+(the viewport's canvas is read back, not blank), and an Encapsulated PDF's viewport loads the PDF
+sent (headless Chromium has no PDF plugin to draw it).  Every request OHIF makes to Lightbox is
+recorded and must be answered 2xx (or 304 to a revalidation).
 
 OHIF is the pinned build that `bash tests/prepare` installs with `lightbox ohif install` into
 tests/.ohif (once: a rerun finds it installed); each server here links it into its data folder.
