@@ -4,6 +4,10 @@ Order of work, so that nothing acknowledged can be lost and nothing refused stay
 parse the header (never the pixels), validate, write the stored file (fsync file and
 directory), index it in one committed transaction, and only then report success.  If the
 index write fails, the file is removed again.
+
+``Ingest.batch`` does the same for several datasets whose results are wanted together (a
+STOW-RS request): their folders fsynced once, their rows in one transaction with a savepoint
+each, every result only after that commit.  A single ingest (C-STORE) is its batch of one.
 """
 
 from __future__ import annotations
