@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 
 from appliance.web.dicomweb.multipart_in import MalformedMultipart, MultipartReader
 from support.corpus import corpus, is_valid_instance
-from support.dicomgen import dataset_bytes, make_dataset, make_study
+from support.dicomgen import dataset_bytes, make_dataset, make_study, write
 from support.lightbox import LightboxProcess
 from support.web import ADMIN, ADMIN_PASSWORD, Client, first_admin
 
@@ -220,6 +220,37 @@ def test_a_duplicate_is_answered_like_c_store(server, base, tmp_path):
     again = stow(base + "/studies", multipart(path.read_bytes()))
     assert first.status_code == again.status_code == 200
     assert uids(again.json(), REFERENCED) == uids(first.json(), REFERENCED)
+
+
+def test_each_part_of_a_many_part_request_is_answered_as_c_store_would(server, base, tmp_path):
+    """Twenty-four parts in one request, ingested in batches (one commit each): a part that is not
+    DICOM is refused, an instance stored before and one sent twice in the request are stored
+    already, one under a known UID with other bytes is kept first (an incident), one of another
+    study is refused; every other part is stored, and each once in the change log."""
+    study = generate_uid()
+    files = make_study(tmp_path / "many", 20, rows=128, columns=128, study_uid=study)
+    uid = [str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files]
+    assert stow(f"{base}/studies/{study}", multipart(files[0].read_bytes(), files[1].read_bytes())).status_code == 200
+    other_bytes = write(make_dataset(study_uid=study, sop_uid=uid[1], seed=99), tmp_path / "other.dcm").read_bytes()
+    elsewhere = make_study(tmp_path / "elsewhere", 1)[0]
+    parts = [files[0].read_bytes(), other_bytes, b"not DICOM at all", *(p.read_bytes() for p in files[2:12]),
+             elsewhere.read_bytes(), files[5].read_bytes(), *(p.read_bytes() for p in files[12:])]  # fmt: skip
+    answer = stow(f"{base}/studies/{study}", multipart(*parts))
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert uids(body, REFERENCED) == uid[0:2] + uid[2:12] + [uid[5]] + uid[12:]
+    failed = items(body, FAILED)
+    assert [item[FAILURE_REASON]["Value"] for item in failed] == [[0xC000], [0xA900]]
+    assert failed[1][SOP_INSTANCE]["Value"] == [str(dcmread(elsewhere).SOPInstanceUID)]
+    stored = stored_files(server.data)
+    for n, path in enumerate(files):
+        assert dataset_bytes(stored[uid[n]]) == dataset_bytes(path), n  # the first bytes of uid[1] kept
+    with sqlite3.connect(server.data / "index.sqlite") as db:
+        changes = [u for (u,) in db.execute("select sop_uid from change where kind = 'instance_stored'")]
+        incidents = db.execute("select kind from incident where sop_uid = ?", (uid[1],)).fetchall()
+    assert sorted(u for u in changes if u in uid) == sorted(uid)
+    assert incidents == [("duplicate_differs",)]
+    assert spool_left(server) == []
 
 
 def test_store_answer_negotiated_json_or_xml_and_406_before_storing(server, base, tmp_path):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from pynetdicom import AE
@@ -29,6 +30,7 @@ from pynetdicom import AE
 from support.dicomgen import dataset_bytes, make_dataset, make_study, write
 from support.lightbox import LightboxProcess
 from support.tools import dcmtk
+from support.web import ADMIN, ADMIN_PASSWORD, first_admin
 
 pytestmark = pytest.mark.slow  # kill -9, full disks, concurrent loads
 
@@ -321,6 +323,82 @@ def check_after_restart(data: Path, acked: set[str], sources: dict[str, Path]) -
     # Whatever is there, acknowledged or not, is whole: the dataset bytes as they were sent.
     for uid in indexed & set(sources):
         assert dataset_bytes(stored_path_of(data, uid)) == dataset_bytes(sources[uid]), uid
+
+
+STOW_BOUNDARY = "durable-boundary"
+
+
+def stow(server: LightboxProcess, files: list[Path], timeout: float = 120) -> requests.Response:
+    body = b"".join(
+        f"--{STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + f.read_bytes() + b"\r\n"
+        for f in files
+    )
+    return requests.post(
+        f"http://127.0.0.1:{server.http_port}/dicom-web/studies",
+        data=body + f"--{STOW_BOUNDARY}--\r\n".encode(),
+        auth=(ADMIN, ADMIN_PASSWORD),
+        headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={STOW_BOUNDARY}'},
+        timeout=timeout,
+    )
+
+
+def stored_by(answer: requests.Response) -> set[str]:
+    """The SOP Instance UIDs a 200 STOW-RS answer says are stored."""
+    assert answer.status_code == 200, answer.text
+    return {item["00081155"]["Value"][0] for item in answer.json()["00081199"]["Value"]}
+
+
+def stow_into(answers: list[requests.Response | Exception], server: LightboxProcess, files: list[Path]) -> None:
+    try:
+        answers.append(stow(server, files))
+    except requests.RequestException as exc:  # the server died under the request
+        answers.append(exc)
+
+
+def test_stow_kill9_while_a_large_body_is_ingested(lightbox_factory, tmp_path: Path) -> None:
+    """STOW-RS requests answered, then the server killed (SIGKILL) while it ingests the parts
+    of a large body in batches: every part answered as stored is there after the restart, the
+    cut request got no answer, whatever of it is indexed is whole, files and rows agree."""
+    seed = int(os.environ.get("LIGHTBOX_TEST_SEED", random.randrange(1 << 30)))
+    print(f"seed={seed} (set LIGHTBOX_TEST_SEED to repeat)")
+    rng = random.Random(seed)
+    acked: set[str] = set()
+    sources: dict[str, Path] = {}
+    for round_no in range(3):
+        server = lightbox_factory("data")
+        if round_no == 0:
+            first_admin(server)
+        check_after_restart(server.data, acked, sources)
+        study = make_study(tmp_path / f"r{round_no}", 150, rows=256, columns=256, patient_id=f"STOW{round_no}")
+        for f in study:
+            sources[str(dcmread(f, stop_before_pixels=True).SOPInstanceUID)] = f
+        for start in (0, 5):
+            acked |= stored_by(stow(server, study[start : start + 5]))
+        before = len(indexed_uids(server.data))
+        answers: list[requests.Response | Exception] = []
+        sender = threading.Thread(target=stow_into, args=(answers, server, study[10:]), daemon=True)
+        sender.start()
+        kill_after = rng.randint(1, 120)
+        deadline = time.monotonic() + 60
+        while sender.is_alive() and time.monotonic() < deadline:
+            if len(indexed_uids(server.data)) - before >= kill_after:
+                break
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.03))
+        server.kill9()
+        sender.join(timeout=60)
+        assert not sender.is_alive(), "the client hung after the server died"
+        (answer,) = answers
+        if isinstance(answer, requests.Response):  # it was all done before the kill
+            acked |= stored_by(answer)
+        print(
+            f"round {round_no}: kill after >= {kill_after} indexed; answered: {isinstance(answer, requests.Response)}"
+        )
+
+    server = lightbox_factory("data")
+    check_after_restart(server.data, acked, sources)
+    assert server.count() == len(indexed_uids(server.data))
+    assert_verify_passes(server)
 
 
 # --- 3. a full disk ----------------------------------------------------------------------

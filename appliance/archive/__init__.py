@@ -18,8 +18,8 @@ Public API — outside code imports only from here:
 - ``Archive(data_dir, ArchiveOptions)``: the facade; a context manager (``close()`` on exit).
   Its tables: ``.users``, ``.sessions``, ``.audit``, ``.nodes``, ``.devices``,
   ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``; its storage: ``.storage``.
-- Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``; the stored meta header
-  (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
+- Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``, ``Received`` (one dataset of
+  ``archive.ingest.batch``); the stored meta header (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
   ``encode_meta``, ``dataset_offset``, ``part10_meta``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
 - Reading: ``StudyFilter``, ``BrowseError``; ``QueryError``, ``TooManyMatches``, ``QUERY_KEYS``
   and ``QUERY_LEVELS`` (what matching knows, by keyword and level),
@@ -49,7 +49,7 @@ from appliance.archive.intake.header import (
     encode_meta,
     part10_meta,
 )
-from appliance.archive.intake.ingest import IngestResult, Outcome, Spooled
+from appliance.archive.intake.ingest import IngestResult, Outcome, Received, Spooled
 from appliance.archive.intake.validate import REFUSED_SYNTAXES
 from appliance.archive.reading import kinds
 from appliance.archive.reading.browse import BrowseError, StudyFilter
@@ -105,6 +105,7 @@ from appliance.archive.upkeep.restore import RestoreError, install_index
 __all__ = [
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
+    "Received",
     "Spooled", "build_meta", "charset", "dataset_offset", "encode_meta", "part10_meta",
     "BrowseError", "ITEM_KEYS", "InstanceEntry", "InstanceFile", "LEVEL_KEYS", "MediaFile", "QUERY_KEYS", "QUERY_LEVELS", "QueryError", "REBUILT_KIND",
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",

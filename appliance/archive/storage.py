@@ -47,19 +47,19 @@ class Storage:
     def spool_path(self, suffix: str = ".part") -> Path:
         return self.spool / (secrets.token_hex(16) + suffix)
 
-    def write(self, head: bytes, body: BinaryIO, body_offset: int) -> StoredFile:
+    def write(self, head: bytes, body: BinaryIO, body_offset: int, sync_folder: bool = True) -> StoredFile:
         """Store ``head`` followed by ``body`` from ``body_offset`` to its end; return where.
 
         Raises OSError (ENOSPC on a full disk) and leaves nothing behind in that case.
         """
-        return self.write_chunks(itertools.chain((head,), read_from(body, body_offset)))
+        return self.write_chunks(itertools.chain((head,), read_from(body, body_offset)), sync_folder)
 
-    def write_chunks(self, chunks: Iterable[bytes]) -> StoredFile:
+    def write_chunks(self, chunks: Iterable[bytes], sync_folder: bool = True) -> StoredFile:
         """Store the concatenation of ``chunks``: spooled and hashed on the way, then fsynced,
         renamed into place and the folder fsynced.  Raises OSError, leaving nothing behind."""
         temp, sha256, size = self.spool_chunks(chunks)
         try:
-            return self.adopt(temp, sha256, size)
+            return self.adopt(temp, sha256, size, sync_folder=sync_folder)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -84,10 +84,14 @@ class Storage:
         """Where a file with this content hash is stored."""
         return self._key(sha256)
 
-    def adopt(self, spooled: Path, sha256: str, size: int, received_ns: int | None = None) -> StoredFile:
+    def adopt(
+        self, spooled: Path, sha256: str, size: int, received_ns: int | None = None, sync_folder: bool = True
+    ) -> StoredFile:
         """Move a spool file that already holds the exact bytes to store (head included, hash
         computed while it was written) into place: fsync, rename, fsync the folder.  The
-        file's mtime becomes the reception time: now, or ``received_ns`` (a restored file)."""
+        file's mtime becomes the reception time: now, or ``received_ns`` (a restored file).
+        Without ``sync_folder`` the rename is not durable yet: the caller fsyncs the folders of
+        a batch of files once, with ``sync_folders``, before it may refer to them."""
         fd = os.open(spooled, os.O_RDONLY)
         try:
             if received_ns is None:
@@ -101,8 +105,14 @@ class Storage:
         final = self.root / key
         self._make_dirs(final.parent)
         os.replace(spooled, final)
-        fsync_dir(final.parent)
+        if sync_folder:
+            fsync_dir(final.parent)
         return StoredFile(key, size, sha256)
+
+    def sync_folders(self, keys: Iterable[str]) -> None:
+        """Make the renames of these stored files durable: fsync each of their folders once."""
+        for folder in sorted({(self.root / key).parent for key in keys}):
+            fsync_dir(folder)
 
     def remove(self, key: str) -> None:
         self.remove_many([key])

@@ -3,10 +3,13 @@
 
 Each part streams from the request body (waitress has buffered it in the spool folder, see
 ``bodylimits``) into a ``BoundedSpool`` capped at ``max_instance_mb`` (a Part 10 part behind the
-meta header Lightbox stores, so that ingest moves the file into storage), then ``archive.ingest``
-validates, stores (fsync), indexes (committed) and only then is the part counted as stored:
-the same validation, durability, refusals and duplicate policy as C-STORE.  The answer is
-PS3.18's Store Instances Response: 200 all stored, 202 some failed, 409 none stored.
+meta header Lightbox stores, so that ingest moves the file into storage).  The parts spooled
+while the previous batch was being ingested go to ``archive.ingest.batch`` together: it
+validates, stores (fsync each file, each folder once), indexes them in one committed
+transaction, and only then is a part counted as stored: the same validation, durability,
+refusals and duplicate policy as C-STORE, with one commit per batch instead of one per part
+(the answer waits for every part anyway).  The answer is PS3.18's Store Instances Response:
+200 all stored, 202 some failed, 409 none stored.
 
 Storing needs an admin account (viewers read only), by session (with the CSRF header) or
 HTTP Basic.  Each STOW-RS is audited per study, as C-STORE's receptions are.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +34,10 @@ from pydicom.errors import InvalidDicomError
 from appliance.archive import (
     Archive,
     BoundedSpool,
+    IngestResult,
     Origin,
     Outcome,
+    Received,
     Spooled,
     audit,
     build_meta,
@@ -52,7 +57,8 @@ LOG = logging.getLogger("lightbox.web.stow")
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 META_WITHIN = 64 << 10  # a part's meta header is read from its first 64 KiB
-INGESTS_AT_ONCE = 2  # per process: parts ingested while the next is read (files on disk, not in memory)
+INGESTS_AT_ONCE = 2  # per process: batches ingested while the next parts are read
+BATCH_PARTS = 32  # per request: parts spooled ahead and ingested together (files on disk, not in memory)
 MAX_PARTS = 20_000  # the answer lists every part: ~300 bytes each, ~6 MB at most
 
 # PS3.18 Table 10.5.3-1 (Store Instances Response failure reasons, as C-STORE's statuses).
@@ -134,25 +140,71 @@ def _stow(door: Door, guard: Guard, study_uid: str | None) -> bottle.HTTPRespons
 
 
 def _store_all(door: Door, reader: MultipartReader, study_uid: str | None, origin: Origin) -> list[PartResult]:
-    """Each part spooled in this thread while the parts before it are ingested by the door's
-    pool (their fsyncs overlap); the results in the parts' order.  A body that turns out
+    """Each part spooled in this thread while the door's pool ingests the parts before it,
+    in batches (``_Batches``); the results in the parts' order.  A body that turns out
     malformed after some parts were read ends with a failure for the rest."""
-    results: list[PartResult] = []
-    pending: deque[Future[PartResult]] = deque()
+    results: list[Future[PartResult]] = []
+    batches = _Batches(door, study_uid, origin)
     try:
-        for part in reader.parts():
-            if len(results) + len(pending) >= MAX_PARTS:
-                pending.append(_done(PartResult(Identity(), OUT_OF_RESOURCES, f"over {MAX_PARTS} parts: not read")))
-                break
-            pending.append(_receive(door, part.content_type, part.chunks, study_uid, origin))
-            while len(pending) > INGESTS_AT_ONCE:
-                results.append(pending.popleft().result())
-    except MalformedMultipart as exc:
-        results += [future.result() for future in pending]
-        if not results:
-            raise
-        return results + [PartResult(Identity(), CANNOT_UNDERSTAND, f"malformed multipart: {exc}")]
-    return results + [future.result() for future in pending]
+        try:
+            for part in reader.parts():
+                if len(results) >= MAX_PARTS:
+                    results.append(_done(PartResult(Identity(), OUT_OF_RESOURCES, f"over {MAX_PARTS} parts: not read")))
+                    break
+                results.append(_receive(door, part.content_type, part.chunks, batches))
+        except MalformedMultipart as exc:
+            batches.finish()
+            if not results:
+                raise
+            return [future.result() for future in results] + [
+                PartResult(Identity(), CANNOT_UNDERSTAND, f"malformed multipart: {exc}")
+            ]
+        batches.finish()
+        return [future.result() for future in results]
+    finally:
+        batches.drop_waiting()  # what an unexpected error left unsubmitted
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    spool: BoundedSpool
+    spooled: Spooled | None
+    result: Future[PartResult]
+
+
+class _Batches:
+    """The spooled parts of one request, handed to the door's pool as one batch whenever the
+    previous batch is done (group commit: as many parts as were read meanwhile), or when
+    ``BATCH_PARTS`` wait.  One batch of a request at a time, so that the parts are judged in
+    order, as C-STORE's would be (a repeated instance is a duplicate of the earlier one)."""
+
+    def __init__(self, door: Door, study_uid: str | None, origin: Origin) -> None:
+        self.door, self.study_uid, self.origin = door, study_uid, origin
+        self.waiting: list[_Waiting] = []
+        self.running: Future[None] | None = None
+
+    def add(self, spool: BoundedSpool, spooled: Spooled | None) -> Future[PartResult]:
+        waiting = _Waiting(spool, spooled, Future())
+        self.waiting.append(waiting)
+        if self.running is None or self.running.done() or len(self.waiting) >= BATCH_PARTS:
+            self._submit()
+        return waiting.result
+
+    def finish(self) -> None:
+        if self.waiting:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.running is not None:
+            self.running.result()  # the previous batch first
+        batch, self.waiting = self.waiting, []
+        self.running = self.door.pool.submit(_ingest, self.door.archive, batch, self.origin, self.study_uid)
+
+    def drop_waiting(self) -> None:
+        for waiting in self.waiting:
+            waiting.spool.discard()
+            waiting.result.cancel()
+        self.waiting = []
 
 
 def _done(result: PartResult) -> Future[PartResult]:
@@ -161,37 +213,44 @@ def _done(result: PartResult) -> Future[PartResult]:
     return future
 
 
-def _receive(
-    door: Door, content_type: str, chunks: Iterator[memoryview], study_uid: str | None, origin: Origin
-) -> Future[PartResult]:
+def _receive(door: Door, content_type: str, chunks: Iterator[memoryview], batches: _Batches) -> Future[PartResult]:
     media = content_type.split(";")[0].strip().lower()
     if media not in ("", DICOM):  # not read: the reader skips it
         return _done(PartResult(Identity(), CANNOT_UNDERSTAND, f"a part of type {media!r}, not {DICOM}"))
     spool = BoundedSpool(door.archive.storage.spool, door.max_instance)
     try:
-        spooled = _spool(spool, chunks, origin)
+        spooled = _spool(spool, chunks, batches.origin)
         if spool.error is not None:
             spool.discard()
             return _done(PartResult(Identity(), OUT_OF_RESOURCES, spool.error))
-        return door.pool.submit(_ingest, door.archive, spool, spooled, origin, study_uid)
     except BaseException:
         spool.discard()
         raise
+    return batches.add(spool, spooled)
 
 
-def _ingest(
-    archive: Archive, spool: BoundedSpool, spooled: Spooled | None, origin: Origin, study_uid: str | None
-) -> PartResult:
+def _ingest(archive: Archive, batch: list[_Waiting], origin: Origin, study_uid: str | None) -> None:
+    """Ingest a batch (results only after its commit) and answer each part's future."""
     try:
-        result = archive.ingest(spool.path, origin, spooled, study_uid)
-        identity = Identity(result.sop_class, result.sop_uid, result.study_uid, result.series_uid)
-        if result.ok:
-            return PartResult(identity)
-        if not identity.sop_instance:  # refused before ingest knew it: what can be read of it, for the answer
-            identity = _identity(spool.path)
-        return PartResult(identity, FAILURE_FOR_OUTCOME[result.outcome], result.reason or result.outcome.value)
+        results = archive.ingest.batch([Received(w.spool.path, origin, w.spooled, study_uid) for w in batch])
+        for waiting, result in zip(batch, results, strict=True):
+            waiting.result.set_result(_part_result(result, waiting.spool.path))
+    except BaseException as exc:
+        for waiting in batch:
+            if not waiting.result.done():
+                waiting.result.set_exception(exc)
     finally:
-        spool.discard()  # gone already if ingest moved it into storage
+        for waiting in batch:
+            waiting.spool.discard()  # gone already if ingest moved it into storage
+
+
+def _part_result(result: IngestResult, path: Path) -> PartResult:
+    identity = Identity(result.sop_class, result.sop_uid, result.study_uid, result.series_uid)
+    if result.ok:
+        return PartResult(identity)
+    if not identity.sop_instance:  # refused before ingest knew it: what can be read of it, for the answer
+        identity = _identity(path)
+    return PartResult(identity, FAILURE_FOR_OUTCOME[result.outcome], result.reason or result.outcome.value)
 
 
 def _spool(spool: BoundedSpool, chunks: Iterator[memoryview], origin: Origin) -> Spooled | None:
