@@ -15,8 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pydicom
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
+
+from appliance.web.dicomweb import raw_json
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
@@ -71,6 +74,9 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
     """``ds`` as DICOM JSON; ``bulk_uri(tag_path)`` gives the URI of a large binary value, and
     without it every value is inline (InlineBinary)."""
     out: dict[str, Any] = {}
+    charset = ds._character_set
+    encodings = ([charset] if isinstance(charset, str) else list(charset)) or [default_encoding]
+    direct = raw_json.usable()
     for tag in sorted(ds.keys()):
         if tag.group == 0x0002 or tag.element == 0:
             continue  # group lengths and the meta header are not attributes of the instance
@@ -84,6 +90,11 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
         if bulk_uri is not None and vr in BINARY_VRS and size > INLINE_MAX:
             out[tag_key(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
             continue
+        if direct and isinstance(element, RawDataElement):
+            encoded = raw_json.attribute(element, encodings)
+            if encoded is not None:
+                out[tag_key(tag)] = encoded
+                continue
         try:
             full = ds[tag]
             if full.VR == "SQ":
