@@ -78,37 +78,41 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
     encodings = ([charset] if isinstance(charset, str) else list(charset)) or [default_encoding]
     direct = raw_json.usable()
     for tag in sorted(ds.keys()):
-        if tag.group == 0x0002 or tag.element == 0:
+        if tag >> 16 == 0x0002 or not tag & 0xFFFF:
             continue  # group lengths and the meta header are not attributes of the instance
-        path = prefix + tag_key(tag)
+        key = tag_key(tag)
         element = ds.get_item(tag, keep_deferred=True)
-        vr = _vr(element, tag)
-        if isinstance(element, RawDataElement):
-            size = element.length  # read or not; 0xFFFFFFFF (undefined length) counts as large
-        else:
-            size = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
-        if bulk_uri is not None and vr in BINARY_VRS and size > INLINE_MAX:
-            out[tag_key(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
+        vr = (
+            element.VR if isinstance(element, RawDataElement) and element.VR else _vr(element, tag)
+        )  # an explicit VR is never ambiguous
+        if bulk_uri is not None and vr in BINARY_VRS and _size(element) > INLINE_MAX:
+            out[key] = {"vr": vr, "BulkDataURI": bulk_uri(prefix + key)}
             continue
         if direct and isinstance(element, RawDataElement):
             encoded = raw_json.attribute(element, encodings)
             if encoded is not None:
-                out[tag_key(tag)] = encoded
+                out[key] = encoded
                 continue
         try:
             full = ds[tag]
             if full.VR == "SQ":
-                items = [to_json(item, bulk_uri, f"{path}/{n}/") for n, item in enumerate(full.value, 1)]
-                out[tag_key(tag)] = {"vr": "SQ", **({"Value": items} if items else {})}
+                items = [to_json(item, bulk_uri, f"{prefix}{key}/{n}/") for n, item in enumerate(full.value, 1)]
+                out[key] = {"vr": "SQ", **({"Value": items} if items else {})}
             else:
                 encoded = full.to_json_dict(None, bulk_data_threshold=1 << 62)
                 if encoded.get("Value") == []:  # pydicom's empty value; F.2.5 says leave Value out
                     del encoded["Value"]
-                out[tag_key(tag)] = encoded
+                out[key] = encoded
         except Exception as exc:  # a value pydicom cannot encode: the attribute without it (logged)
             LOG.warning("dicom_json_value_dropped tag=%s reason=%s", tag_key(tag), exc.__class__.__name__)
-            out[tag_key(tag)] = {"vr": vr}
+            out[key] = {"vr": vr}
     return out
+
+
+def _size(element: DataElement | RawDataElement) -> int:
+    if isinstance(element, RawDataElement):
+        return element.length  # read or not; 0xFFFFFFFF (undefined length) counts as large
+    return len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
 
 
 def _vr(element: DataElement | RawDataElement, tag: int) -> str:

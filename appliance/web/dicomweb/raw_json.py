@@ -21,7 +21,7 @@ from typing import Any
 from pydicom import config
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
-from pydicom.hooks import _LUT_DESCRIPTOR_TAGS  # whose first value pydicom adjusts
+from pydicom.hooks import _LUT_DESCRIPTOR_TAGS
 
 _BINARY = {"OB", "OD", "OF", "OL", "OV", "OW"}  # UN is pydicom's to reinterpret
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
@@ -33,6 +33,7 @@ _IS = re.compile(r"[+-]?[0-9]+")
 _DS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ESC = b"\x1b"
+_LUT_DESCRIPTORS = frozenset(int(tag) for tag in _LUT_DESCRIPTOR_TAGS)  # whose first value pydicom adjusts
 
 
 def usable() -> bool:
@@ -52,10 +53,10 @@ def attribute(raw: RawDataElement, encodings: Sequence[str]) -> dict[str, Any] |
             vr = dictionary_VR(raw.tag)
         except KeyError:
             return None
-    if value is None or raw.tag in _LUT_DESCRIPTOR_TAGS:
+    if value is None:
         return None
     if vr in _NUMBERS:
-        return _numbers(vr, value, raw.is_little_endian)
+        return None if raw.tag in _LUT_DESCRIPTORS else _numbers(vr, value, raw.is_little_endian)
     if vr in _BINARY:
         return {"vr": vr, "InlineBinary": base64.b64encode(value).decode()} if value else {"vr": vr}
     if vr == "AT":
