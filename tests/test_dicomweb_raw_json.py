@@ -1,6 +1,7 @@
 """DICOM JSON made straight from the bytes pydicom read (raw_json) is byte for byte what pydicom's
 own conversion gives (``to_json`` with the direct way turned off): over pydicom's whole test
-corpus and its character set files, and over edge cases made element by element."""
+corpus and its character set files, and over edge cases made element by element.  And a header
+read by raw_header gives the JSON pydicom's reader gives, or is left to it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
-from appliance.web.dicomweb import raw_json
+from appliance.web.dicomweb import raw_header, raw_json
 from appliance.web.dicomweb.json import to_json
 
 BULK = "/dicom-web/studies/1/series/2/instances/3/bulkdata/"
@@ -78,6 +79,31 @@ def test_pydicom_corpus_file_encoded_as_pydicom_would(path: str, monkeypatch: py
 
     fast, slow, _ = both_ways(make, monkeypatch)
     assert fast == slow
+
+
+@pytest.mark.parametrize("path", FILES, ids=[Path(p).name for p in FILES])
+def test_pydicom_corpus_file_read_as_pydicom_reads_it(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    header = raw_header.read(Path(path))
+    if header is None:
+        return  # left to pydicom's reader (what is read here is counted below)
+    fast, _, _ = both_ways(lambda: header.dataset, monkeypatch)
+    _, slow, _ = both_ways(lambda: pydicom.dcmread(path, stop_before_pixels=True, defer_size=1 << 20), monkeypatch)
+    assert fast == slow
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, defer_size=1)
+    assert header.syntax == ds.file_meta.TransferSyntaxUID
+    stops = [keyword for keyword in raw_header.PIXEL_TAGS.values() if keyword in ds]
+    assert header.pixels == ((stops[0], ds[stops[0]].VR) if stops else None)
+
+
+def test_the_plain_files_are_read_here() -> None:
+    read = [p for p in FILES if raw_header.read(Path(p)) is not None]
+    assert len(read) > 60
+    assert raw_header.read(Path(get_testdata_files("CT_small.dcm")[0])) is not None
+    assert raw_header.read(Path(get_testdata_files("MR_small_implicit.dcm")[0])) is None  # pydicom's
+    assert raw_header.read(Path(get_testdata_files("MR_small_bigendian.dcm")[0])) is None
+    assert raw_header.read(Path(get_testdata_files("SC_rgb_jpeg.dcm")[0])) is None  # says explicit, is implicit
 
 
 def test_most_of_a_ct_header_goes_the_direct_way(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,7 @@ from appliance.imaging.cache import DiskCache
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
 from appliance.web.auth import Guard
-from appliance.web.dicomweb import multipart
+from appliance.web.dicomweb import multipart, raw_header
 from appliance.web.dicomweb.accept import MediaRange, choose, parse
 from appliance.web.dicomweb.errors import problem
 from appliance.web.dicomweb.json import to_json
@@ -243,15 +243,22 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         return bottle.HTTPResponse(array(), 200, {"Content-Type": DICOM_JSON})
 
     def instance_json(path: Path, bulk_base: str) -> bytes:
-        try:
-            ds, syntax, pixels = stored_header(path)
-        except ImagingError:  # no pixel data (a report, a document): read the whole header
-            ds, pixels = pydicom.dcmread(path, stop_before_pixels=True, defer_size=1024), None
-            syntax = UID(ds.file_meta.TransferSyntaxUID)
+        header = raw_header.read(path)  # most files; pydicom's reader for the others
+        pixels: tuple[str, str | None] | None
+        if header is not None:
+            ds, syntax, pixels = header
+        else:
+            try:
+                ds, syntax, element = stored_header(path)
+                pixels = (element.keyword, element.vr)
+            except ImagingError:  # no pixel data (a report, a document): read the whole header
+                ds, pixels = pydicom.dcmread(path, stop_before_pixels=True, defer_size=1024), None
+                syntax = UID(ds.file_meta.TransferSyntaxUID)
         body = to_json(ds, lambda tag_path: bulk_base + tag_path)
         if pixels is not None:
-            vr = pixels.vr or FLOAT_VRS.get(pixels.keyword) or ("OB" if syntax.is_encapsulated else "OW")
-            tag = PIXEL_TAGS[pixels.keyword]
+            keyword, stated = pixels
+            vr = stated or FLOAT_VRS.get(keyword) or ("OB" if syntax.is_encapsulated else "OW")
+            tag = PIXEL_TAGS[keyword]
             body[tag] = {"vr": vr, "BulkDataURI": bulk_base + tag}
         return json.dumps(body, separators=(",", ":")).encode()
 
