@@ -2,8 +2,9 @@
 keeps it, as the JSON object DICOMweb answers with (``{"0020000D": {"vr": "UI", "Value": [...]}}``).
 
 For a dataset, pydicom's ``DataElement.to_json_dict`` encodes each value correctly (PN as
-Alphabetic groups, IS and DS as numbers, AT as hex strings); what it lacks is where an element
-is, which a BulkDataURI must say.  So the walk is ours: binary values longer than ``INLINE_MAX``
+Alphabetic groups, IS and DS as numbers, AT as hex strings), slowly: raw_json encodes the plain
+elements from their bytes first, the same way, and leaves it the rest.  What it lacks is where
+an element is, which a BulkDataURI must say.  So the walk is ours: binary values longer than ``INLINE_MAX``
 become BulkDataURIs named by their tag path (``7FE00010``, or ``00540016/1/00181072`` inside a
 sequence: item numbers from 1), without reading them when the file left them on disk.
 """
@@ -82,9 +83,7 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
             continue  # group lengths and the meta header are not attributes of the instance
         key = tag_key(tag)
         element = ds.get_item(tag, keep_deferred=True)
-        vr = (
-            element.VR if isinstance(element, RawDataElement) and element.VR else _vr(element, tag)
-        )  # an explicit VR is never ambiguous
+        vr = _vr(element, tag)
         if bulk_uri is not None and vr in BINARY_VRS and _size(element) > INLINE_MAX:
             out[key] = {"vr": vr, "BulkDataURI": bulk_uri(prefix + key)}
             continue
@@ -117,6 +116,8 @@ def _size(element: DataElement | RawDataElement) -> int:
 
 def _vr(element: DataElement | RawDataElement, tag: int) -> str:
     vr = element.VR
+    if vr and len(vr) == 2:  # most: explicit
+        return str(vr)
     if not vr:
         try:
             vr = dictionary_VR(tag)

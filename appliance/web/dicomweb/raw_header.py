@@ -16,14 +16,16 @@ from typing import NamedTuple
 
 from pydicom import Dataset
 from pydicom.charset import default_encoding
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-DEFER_BYTES = 1 << 20  # as appliance.imaging.source: larger values are left on disk, unread
-PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+from appliance.imaging.source import DEFER_BYTES  # larger values are left on disk, unread, as there
+
+PIXEL_TAGS = {tag: keyword_for_tag(tag) for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)}  # where reading stops
 BINARY = {"OB", "OD", "OF", "OL", "OV", "OW"}  # values that may stay unread (BulkDataURIs)
 _VRS = {vr.value.encode(): vr.value for vr in VR if len(vr.value) == 2}
 _LONG = {vr.encode() for vr in EXPLICIT_VR_LENGTH_32}
@@ -50,7 +52,7 @@ def read(path: Path) -> Header | None:
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             return _read(buf)
-    except (Unusual, ValueError, OSError, struct.error):  # ValueError: an empty file cannot be mapped
+    except (Unusual, ValueError, OverflowError, OSError, struct.error):  # ValueError: an empty file cannot be mapped
         return None
 
 
