@@ -52,7 +52,7 @@ def read(path: Path) -> Header | None:
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             return _read(buf)
-    except (Unusual, ValueError, OverflowError, OSError, struct.error):  # ValueError: an empty file cannot be mapped
+    except (Unusual, ValueError, KeyError, OverflowError, OSError, struct.error):  # ValueError: an empty file
         return None
 
 
