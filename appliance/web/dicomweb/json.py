@@ -2,8 +2,9 @@
 keeps it, as the JSON object DICOMweb answers with (``{"0020000D": {"vr": "UI", "Value": [...]}}``).
 
 For a dataset, pydicom's ``DataElement.to_json_dict`` encodes each value correctly (PN as
-Alphabetic groups, IS and DS as numbers, AT as hex strings); what it lacks is where an element
-is, which a BulkDataURI must say.  So the walk is ours: binary values longer than ``INLINE_MAX``
+Alphabetic groups, IS and DS as numbers, AT as hex strings), slowly: raw_json encodes the plain
+elements from their bytes first, the same way, and leaves it the rest.  What it lacks is where
+an element is, which a BulkDataURI must say.  So the walk is ours: binary values longer than ``INLINE_MAX``
 become BulkDataURIs named by their tag path (``7FE00010``, or ``00540016/1/00181072`` inside a
 sequence: item numbers from 1), without reading them when the file left them on disk.
 """
@@ -15,8 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pydicom
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
+
+from appliance.web.dicomweb import raw_json
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
@@ -71,37 +75,49 @@ def to_json(ds: pydicom.Dataset, bulk_uri: Callable[[str], str] | None = None, p
     """``ds`` as DICOM JSON; ``bulk_uri(tag_path)`` gives the URI of a large binary value, and
     without it every value is inline (InlineBinary)."""
     out: dict[str, Any] = {}
+    charset = ds._character_set
+    encodings = ([charset] if isinstance(charset, str) else list(charset)) or [default_encoding]
+    direct = raw_json.usable()
     for tag in sorted(ds.keys()):
-        if tag.group == 0x0002 or tag.element == 0:
+        if tag >> 16 == 0x0002 or not tag & 0xFFFF:
             continue  # group lengths and the meta header are not attributes of the instance
-        path = prefix + tag_key(tag)
+        key = tag_key(tag)
         element = ds.get_item(tag, keep_deferred=True)
         vr = _vr(element, tag)
-        if isinstance(element, RawDataElement):
-            size = element.length  # read or not; 0xFFFFFFFF (undefined length) counts as large
-        else:
-            size = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
-        if bulk_uri is not None and vr in BINARY_VRS and size > INLINE_MAX:
-            out[tag_key(tag)] = {"vr": vr, "BulkDataURI": bulk_uri(path)}
+        if bulk_uri is not None and vr in BINARY_VRS and _size(element) > INLINE_MAX:
+            out[key] = {"vr": vr, "BulkDataURI": bulk_uri(prefix + key)}
             continue
+        if direct and isinstance(element, RawDataElement):
+            encoded = raw_json.attribute(element, encodings)
+            if encoded is not None:
+                out[key] = encoded
+                continue
         try:
             full = ds[tag]
             if full.VR == "SQ":
-                items = [to_json(item, bulk_uri, f"{path}/{n}/") for n, item in enumerate(full.value, 1)]
-                out[tag_key(tag)] = {"vr": "SQ", **({"Value": items} if items else {})}
+                items = [to_json(item, bulk_uri, f"{prefix}{key}/{n}/") for n, item in enumerate(full.value, 1)]
+                out[key] = {"vr": "SQ", **({"Value": items} if items else {})}
             else:
                 encoded = full.to_json_dict(None, bulk_data_threshold=1 << 62)
                 if encoded.get("Value") == []:  # pydicom's empty value; F.2.5 says leave Value out
                     del encoded["Value"]
-                out[tag_key(tag)] = encoded
+                out[key] = encoded
         except Exception as exc:  # a value pydicom cannot encode: the attribute without it (logged)
             LOG.warning("dicom_json_value_dropped tag=%s reason=%s", tag_key(tag), exc.__class__.__name__)
-            out[tag_key(tag)] = {"vr": vr}
+            out[key] = {"vr": vr}
     return out
+
+
+def _size(element: DataElement | RawDataElement) -> int:
+    if isinstance(element, RawDataElement):
+        return element.length  # read or not; 0xFFFFFFFF (undefined length) counts as large
+    return len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
 
 
 def _vr(element: DataElement | RawDataElement, tag: int) -> str:
     vr = element.VR
+    if vr and len(vr) == 2:  # most: explicit
+        return str(vr)
     if not vr:
         try:
             vr = dictionary_VR(tag)
