@@ -32,7 +32,7 @@ LINK = "ohif"  # <data>/ohif: a symbolic link to the installed copy, switched at
 MAX_TARBALL = 200 * 1024 * 1024  # 3.13.2's is 50 MB: a registry answering more is not answering the tarball
 _DIST = "package/dist/"
 _CHUNK = 1024 * 1024
-_PUBLIC_PATH = '__webpack_require__.p = "/";'  # webpack's runtime, in each entry bundle
+_PUBLIC_PATH = b'__webpack_require__.p = "/";'  # webpack's runtime, in each entry bundle
 
 
 class OhifError(Exception):
@@ -112,32 +112,34 @@ def _unpack_dist(tarball: Path, into: Path) -> None:
         raise OhifError(f"{tarball.name}: no {_DIST}index.html, not OHIF's app package")
 
 
-def _edit(file: Path, change: Callable[[str], str]) -> bool:
-    text = file.read_text(encoding="utf-8")
-    changed = change(text)
-    if changed != text:
-        file.write_text(changed, encoding="utf-8")
-    return changed != text
+def _edit(file: Path, change: Callable[[bytes], bytes]) -> bool:
+    """Bytes, not text: a 17 MB bundle decoded to str took ~4 bytes a character, twice over."""
+    data = file.read_bytes()
+    changed = change(data)
+    if changed != data:
+        file.write_bytes(changed)
+    return changed != data
 
 
 def relocate(dist: Path, prefix: str = PREFIX) -> None:
     """Make a ``dist/`` built for ``/`` work under ``prefix``."""
+    to = prefix.encode()
     if not _edit(
         dist / "index.html",
-        lambda t: re.sub(r'\b(href|src|content)="/(?!/)', rf'\1="{prefix}',
-                         t.replace('window.PUBLIC_URL="/"', f'window.PUBLIC_URL="{prefix}"')),
+        lambda t: re.sub(rb'\b(href|src|content)="/(?!/)', rb'\1="' + to,
+                         t.replace(b'window.PUBLIC_URL="/"', b'window.PUBLIC_URL="' + to + b'"')),
     ):  # fmt: skip
         raise OhifError("index.html has no absolute paths to move: not the OHIF build this Lightbox knows")
     moved = 0
     for file in dist.glob("*.js"):
-        moved += _edit(file, lambda t: t.replace(_PUBLIC_PATH, f'__webpack_require__.p = "{prefix}";'))
+        moved += _edit(file, lambda t: t.replace(_PUBLIC_PATH, b'__webpack_require__.p = "' + to + b'";'))
     if not moved:
         raise OhifError("no webpack public path in the bundles: not the OHIF build this Lightbox knows")
     for file in dist.glob("*.css"):
-        _edit(file, lambda t: t.replace("url(/", f"url({prefix}"))
+        _edit(file, lambda t: t.replace(b"url(/", b"url(" + to))
     manifest = dist / "manifest.json"
     if manifest.is_file():
-        _edit(manifest, lambda t: re.sub(r'":\s*"/', lambda m: m.group(0)[:-1] + prefix, t))
+        _edit(manifest, lambda t: re.sub(rb'":\s*"/', lambda m: m.group(0)[:-1] + to, t))
 
 
 def install(data_dir: Path, tarball: Path | None = None, integrity: str = INTEGRITY, version: str = VERSION,
