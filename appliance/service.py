@@ -33,6 +33,7 @@ from appliance.web.app import make_app, with_security_headers
 from appliance.web.bodylimits import BodyLimits, routed_parser, with_body_limits
 from appliance.web.cachepurge import purge_removed
 from appliance.web.connections import CONNECTION_LIMIT
+from appliance.web.dicomweb.metadata import InstanceMetadata
 from appliance.web.giveback import with_memory_given_back
 from appliance.web.https import HttpsDoor, with_https
 
@@ -40,7 +41,7 @@ LOG = logging.getLogger("lightbox.service")
 
 STABILITY_INTERVAL = 5.0  # seconds between looks for studies that became stable
 FORWARD_INTERVAL = 2.0  # seconds between looks at the forwarding queue
-CACHE_PURGE_INTERVAL = 2.0  # seconds between looks for removed instances whose cache entries must go
+CACHE_INTERVAL = 2.0  # seconds between looks for arrivals to make metadata of, removals to purge
 READY_WITHIN = 60.0  # seconds the ports have, once started, to answer the first health round
 # A response (a study ZIP) may run this far ahead of a client before its thread waits: waitress's
 # default, 16 MiB, cost ~20 MB more per download in progress (three at once: ~60 MB).
@@ -189,7 +190,7 @@ class Service:
             "backup", functools.partial(backup_loop, archive, served, self.stopping, self.backup_trigger)
         )
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
-        self._spawn("cache-purge", functools.partial(self._cache_purge_loop, archive))
+        self._spawn("caches", functools.partial(self._cache_loop, archive))
         self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
         if served.discovery:
             self.discovery = Discovery(archive, discovery_options(served))
@@ -213,12 +214,17 @@ class Service:
             except Exception as exc:  # keep looking; a locked or full database is transient
                 round_failed(LOG, "stability_check", exc)
 
-    def _cache_purge_loop(self, archive: Archive) -> None:
-        while not self.stopping.wait(CACHE_PURGE_INTERVAL):
+    def _cache_loop(self, archive: Archive) -> None:
+        # One thread, in this order: an entry made ahead for an instance deleted meanwhile is
+        # purged in the same round.
+        metadata = InstanceMetadata(archive.data_dir)
+        while not self.stopping.wait(CACHE_INTERVAL):
             try:
+                if made := metadata.make_ahead(archive):
+                    LOG.info("metadata_made_ahead instances=%d", made)
                 purge_removed(archive)
-            except Exception as exc:  # try again next round: the cursor moves only after a purge
-                round_failed(LOG, "cache_purge", exc)
+            except Exception as exc:  # try again next round: the cursors move only after the work
+                round_failed(LOG, "cache_upkeep", exc)
 
     def _forward_loop(self, archive: Archive) -> None:
         while not self.stopping.wait(FORWARD_INTERVAL):

@@ -14,6 +14,9 @@ Figures (median client wall time over a kept-alive loopback connection, after a 
   metadata-cold  /studies/{s}/series/{se}/metadata of the CT series, Lightbox's metadata cache
                  emptied before each sample (the files stay in the page cache)   (target: >= 2x)
   metadata-warm  the same, answered from Lightbox's cache
+  metadata-first the first request for a copy of the CT series (new UIDs) just stored in both,
+                 once Lightbox has made its JSON ahead (what a viewer opening a study that has
+                 just arrived waits for); one copy a sample, --first-samples of them
   frames         frames/1 of every CT slice as OHIF asks (Accept: multipart/related;
                  type=application/octet-stream; transfer-syntax=*) over --connections parallel
                  connections, as a browser does: frames per second          (target: >= 1x)
@@ -41,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.uid import SecondaryCaptureImageStorage
+from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
 
+from appliance.imaging.cache import GROUP_CHARS, group_prefix
 from bench import corpus, harness, query, servers
 from bench.corpus import Corpus
 from bench.harness import BenchError, log
@@ -55,6 +59,7 @@ UID_ROOT = "1.2.826.0.1.3680043.8.498.77"  # pydicom's root + a branch of this b
 OHIF_FIELDS = "00081030,00080060"  # StudyDescription, Modality: what OHIF 3 adds to its study list
 FRAMES_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
 WARMUP = 3
+SEED_COPY_TIMEOUT = 300.0  # seconds for a copy of the CT series to be stored (and made ahead)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -253,6 +258,57 @@ def metadata(targets: Sequence[Target], ct: pydicom.Dataset, slices: int, repeat
     return {"metadata-cold": cold, "metadata-warm": warm}
 
 
+def fresh_copy(series: Corpus, out: Path) -> list[Path]:
+    """The series' files with new Study, Series, SOP Instance and Frame of Reference UIDs."""
+    out.mkdir(parents=True)
+    study, frame, series_uid = generate_uid(), generate_uid(), generate_uid()
+    paths = []
+    for source in series.files:
+        ds = pydicom.dcmread(source)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series_uid, frame
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        paths.append(out / source.name)
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+def made_ahead(target: Target, sops: Sequence[str]) -> bool:
+    """Whether Lightbox's metadata cache holds an entry for every one of ``sops``."""
+    folder = target.metadata_cache
+    if folder is None or not folder.is_dir():
+        return False
+    return {group_prefix(sop) for sop in sops} <= {p.name[: GROUP_CHARS + 1] for p in folder.iterdir()}
+
+
+def metadata_first(targets: Sequence[Target], series: Corpus, work: Path, samples: int) -> dict[str, dict]:
+    clients = {t.label: t.client() for t in targets}
+    times: dict[str, list[float]] = {t.label: [] for t in targets}
+    for n in range(samples):
+        paths = fresh_copy(series, work / f"first-{n}")
+        head = pydicom.dcmread(paths[0], stop_before_pixels=True)
+        sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
+        with ThreadPoolExecutor(len(targets)) as pool:
+            for done in [pool.submit(servers.storescu, t.server, [[str(p) for p in paths]], paths[0].parent,
+                                     SEED_COPY_TIMEOUT) for t in targets]:  # fmt: skip
+                done.result()
+        deadline = time.monotonic() + SEED_COPY_TIMEOUT
+        for target in (t for t in targets if t.metadata_cache is not None):
+            while not made_ahead(target, sops):
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{target.label}: the copy's metadata was not made ahead")
+                time.sleep(0.2)
+        path = f"/dicom-web/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/metadata"
+        for target in targets if n % 2 == 0 else reversed(targets):
+            started = time.perf_counter()
+            body = clients[target.label].get(path)
+            times[target.label].append(time.perf_counter() - started)
+            if body.count(b'"00080018"') != len(paths):
+                raise BenchError(f"{target.label}: the copy's metadata lists {body.count(b'00080018')} instances")
+    for client in clients.values():
+        client.close()
+    return {"metadata-first": times}
+
+
 def frames_per_second(target: Target, ct: pydicom.Dataset, sops: Sequence[str], connections: int) -> float:
     """Every slice's frame 1 fetched over ``connections`` kept-alive connections: frames/s."""
     base = f"/dicom-web/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances"
@@ -312,9 +368,9 @@ def benchmark(args: argparse.Namespace) -> None:
         for label in args.servers:
             (work / label).mkdir(exist_ok=bool(args.seeded))
             targets.append(stack.enter_context(starts[label](work / label, bool(args.seeded))))
-        if args.seeded:
+        if args.seeded:  # holding the copies that earlier runs' metadata-first stored too
             for target in targets:
-                servers.wait_for_count(target.server, sum(len(part) for part in parts))
+                servers.wait_for_count(target.server, sum(len(part) for part in parts), at_least=True)
         else:
             seed(targets, parts, args, work)
         subprocess.run(["sync"], check=False)
@@ -325,6 +381,7 @@ def benchmark(args: argparse.Namespace) -> None:
                 sampling.enter_context(sampler)
             figures = qido(targets, args.studies, args.repeat)
         figures |= metadata(targets, ct, args.slices, args.repeat)
+        figures |= metadata_first(targets, ct_series, work, args.first_samples)
         for name, times in figures.items():
             medians[name] = print_figures(name, times)
         for label, sampler in samplers.items():
@@ -351,6 +408,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--associations", type=int, default=4, help="parallel storescu per server (default 4)")
     parser.add_argument("--seed-timeout", type=float, default=3600, help="seconds the seeding may take (default 3600)")
     parser.add_argument("--repeat", type=int, default=30, help="timed samples per QIDO and metadata figure")
+    parser.add_argument(
+        "--first-samples",
+        type=int,
+        default=5,
+        help="fresh copies of the CT series whose first metadata request is timed (default 5)",
+    )
     parser.add_argument("--connections", type=int, default=6, help="parallel connections fetching frames (default 6)")
     parser.add_argument("--frame-rounds", type=int, default=3, help="times the series' frames are fetched")
     parser.add_argument("--seeded", type=Path, default=None,
@@ -361,9 +424,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     harness.add_workdir(parser)
     args = parser.parse_args(argv)
     if args.quick:
-        args.studies, args.slices, args.repeat, args.frame_rounds = 2000, 100, 10, 2
-    if args.studies < 2 or args.slices < 1 or args.repeat < 2:
-        parser.error("need --studies >= 2, --slices >= 1 and --repeat >= 2")
+        args.studies, args.slices, args.repeat, args.frame_rounds, args.first_samples = 2000, 100, 10, 2, 2
+    if args.studies < 2 or args.slices < 1 or args.repeat < 2 or args.first_samples < 1:
+        parser.error("need --studies >= 2, --slices >= 1, --repeat >= 2 and --first-samples >= 1")
     return args
 
 

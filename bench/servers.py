@@ -270,11 +270,11 @@ def send(server: RunningServer, corpus: Corpus, associations: int, log_dir: Path
     )
 
 
-def wait_for_count(server: RunningServer, expected: int) -> None:
+def wait_for_count(server: RunningServer, expected: int, at_least: bool = False) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while True:
         got = server.count_instances()
-        if got == expected:
+        if got == expected or (at_least and got > expected):
             return
         if got > expected or time.monotonic() > deadline:
             raise BenchError(f"{server.label} holds {got} instances, expected {expected}")

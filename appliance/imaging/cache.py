@@ -25,12 +25,29 @@ def group_prefix(group: str) -> str:
     return _digest(group)[:GROUP_CHARS] + "-"
 
 
+class _Ledger:
+    """The bytes in one folder, shared by every DiskCache of that folder in this process (the
+    web's, the change log followers'), so that each one's writes and purges count for all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total: int | None = None  # counted on first use
+
+
+_LEDGERS: dict[Path, _Ledger] = {}
+_LEDGERS_LOCK = threading.Lock()
+
+
+def _ledger(folder: Path) -> _Ledger:
+    with _LEDGERS_LOCK:
+        return _LEDGERS.setdefault(folder.absolute(), _Ledger())
+
+
 class DiskCache:
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._total: int | None = None  # bytes in the folder, counted on first use
+        self._ledger = _ledger(self.folder)
 
     def path(self, key: str, suffix: str, group: str = "") -> Path:
         return self.folder / f"{group_prefix(group)}{_digest(key)}{suffix}"
@@ -67,12 +84,13 @@ class DiskCache:
     def adopt(self, temp: Path, path: Path) -> None:
         """Move a file made at ``scratch`` into the cache, then drop the least recently used
         others past the cap (never this one, even when it alone is over the cap)."""
-        with self._lock:
-            if self._total is None:
-                self._total = sum(p.stat().st_size for p in self._files())
+        ledger = self._ledger
+        with ledger.lock:
+            if ledger.total is None:
+                ledger.total = sum(p.stat().st_size for p in self._files())
             os.replace(temp, path)  # a cache: no fsync, a lost file is made again
-            self._total += path.stat().st_size
-            if self._total > self.max_bytes:
+            ledger.total += path.stat().st_size
+            if ledger.total > self.max_bytes:
                 self._evict(keep=path)
 
     def clear_scratch(self) -> None:
@@ -87,14 +105,14 @@ class DiskCache:
         if not prefixes or not self.folder.is_dir():
             return 0
         removed = 0
-        with self._lock:
+        with self._ledger.lock:
             for p in self._files():
                 if p.name[: GROUP_CHARS + 1] in prefixes:
                     size = p.stat().st_size
                     p.unlink(missing_ok=True)
                     removed += 1
-                    if self._total is not None:
-                        self._total -= size
+                    if self._ledger.total is not None:
+                        self._ledger.total -= size
         return removed
 
     def drop_ungrouped(self) -> None:
@@ -116,7 +134,7 @@ class DiskCache:
                 continue
             p.unlink(missing_ok=True)  # a reader that has it open keeps reading
             total -= size
-        self._total = total
+        self._ledger.total = total
 
     def _files(self) -> list[Path]:
         return [p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
