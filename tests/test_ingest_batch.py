@@ -5,15 +5,33 @@ half-stored and claiming nothing that is not indexed."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 from pydicom.uid import generate_uid
 
-from appliance.archive import Archive, ArchiveOptions, IngestResult, Origin, Outcome, Received
+from appliance.archive import (
+    Archive,
+    ArchiveOptions,
+    IngestResult,
+    Origin,
+    Outcome,
+    Received,
+    Spooled,
+    build_meta,
+    encode_meta,
+    part10_meta,
+    storage,
+)
 from support.dicomgen import make_dataset, make_study, write
 
 ORIGIN = Origin("dicomweb", address="127.0.0.1")
@@ -204,3 +222,59 @@ def test_a_full_disk_at_every_step_of_a_batch_leaves_nothing_half_stored(small_t
     # grow (the files of the batch placed before are removed again, none is claimed).
     reasons = set().union(*mixed)
     assert {"disk full: free space below the reserve", "disk full while indexing"} <= reasons, mixed
+
+
+def spooled_parts(archive: Archive, files: list[Path]) -> list[Received]:
+    """Each file as STOW-RS spools it: behind the meta header Lightbox stores, hashed."""
+    parts = []
+    for path in files:
+        data = path.read_bytes()
+        meta, offset = part10_meta(io.BytesIO(data))
+        keys = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+        body = encode_meta(build_meta(*(meta[k] for k in keys), ORIGIN, meta)) + data[offset:]
+        spool = archive.storage.spool_path()
+        spool.write_bytes(body)
+        parts.append(Received(spool, ORIGIN, Spooled(hashlib.sha256(body).hexdigest(), len(body))))
+    return parts
+
+
+def test_a_spooled_batch_flushes_its_files_at_once_in_order(tmp_path):
+    """STOW-RS parts (spooled): every file fsynced once, several at a time, before any is
+    renamed into storage; their reception times follow the parts' order; a file whose fsync
+    fails is refused alone, as a failed write."""
+    files = make_study(tmp_path / "src", 12, rows=32, columns=32)
+    with Archive(tmp_path / "data", ArchiveOptions(min_free_mb=0)) as archive:
+        parts = spooled_parts(archive, files)
+        broken = parts[5].path
+        events: list[tuple[str, str]] = []  # (what, file), in order
+        real_fsync, real_replace = os.fsync, os.replace
+
+        def fsync(fd: int) -> None:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            events.append(("fsync", target))
+            if target == str(broken):
+                raise OSError(errno.EIO, "injected")
+            real_fsync(fd)
+
+        def replace(src: Any, dst: Any) -> None:
+            events.append(("rename", str(src)))
+            real_replace(src, dst)
+
+        os.fsync, os.replace = fsync, replace
+        threads: set[str] = set()
+        real_fsync_dir = storage.fsync_dir
+        try:
+            with mock.patch.object(storage, "fsync_dir", lambda d: (threads.add(threading.current_thread().name),
+                                                                    real_fsync_dir(d))):  # fmt: skip
+                results = archive.ingest.batch(parts)
+        finally:
+            os.fsync, os.replace = real_fsync, real_replace
+    assert [r.outcome for r in results] == [Outcome.STORED] * 5 + [Outcome.FAILED] + [Outcome.STORED] * 6
+    spool_fsyncs = [f for what, f in events if what == "fsync" and f.startswith(str(tmp_path / "data" / "spool"))]
+    assert sorted(spool_fsyncs) == sorted([str(p.path) for p in parts] + [str(broken)])  # the broken one: tried again
+    first_rename = next(i for i, (what, _) in enumerate(events) if what == "rename")
+    assert {f for what, f in events[:first_rename] if what == "fsync"} >= {str(p.path) for p in parts}
+    assert any(name.startswith("fsync") for name in threads)  # the folders too, in the flushing threads
+    keys = stored_keys(tmp_path / "data")
+    times = [os.stat(tmp_path / "data" / "storage" / key).st_mtime_ns for key in keys]
+    assert len(keys) == 11 and times == sorted(times) and len(set(times)) == 11

