@@ -330,3 +330,22 @@ def test_a_video_is_rendered_as_mp4_with_ranges(server, session, tmp_path):
     assert answer.content[4:8] == b"ftyp"
     piece = session.get(url, headers={"Accept": "video/mp4", "Range": "bytes=0-99"})
     assert piece.status_code == 206 and piece.content == answer.content[:100]
+
+
+def test_a_stored_file_gone_missing_is_a_clean_500(server, session, tmp_path):
+    """The index names a file the storage lacks (a disk fault, a hand-deleted file): each route
+    answers 500 with its reason, as the web UI's picture routes do, and the server goes on."""
+    path = make_study(tmp_path / "gone", 1, patient_id="WADO-GONE", rows=16, columns=16)[0]
+    assert server.storescu(path).returncode == 0
+    study, series, sop = uids(path)
+    (stored,) = [p for p in (server.data / "storage").rglob("*.dcm") if sop.encode() in p.read_bytes()]
+    stored.unlink()
+    base = f"{base_url(server)}/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+    for route, accept in (
+        ("/rendered", "image/jpeg"),
+        ("/frames/1", "multipart/related; type=application/octet-stream"),
+    ):
+        answer = session.get(base + route, headers={"Accept": accept})
+        assert answer.status_code == 500, route
+        assert "stored file unreadable (FileNotFoundError)" in answer.text, route
+    assert session.get(f"{base_url(server)}/dicom-web/studies?limit=1").status_code == 200

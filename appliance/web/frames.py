@@ -28,7 +28,8 @@ import bottle
 
 from appliance import imaging
 from appliance.archive import Archive, InstanceEntry, kinds
-from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge, Window
+from appliance.imaging import ImagingOptions, Thumbnails, Window
+from appliance.web.refusals import Refused, refusing
 
 log = logging.getLogger("lightbox.web.frames")
 
@@ -47,37 +48,13 @@ MODALITY_PRESETS = {
 }
 
 
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: ImagingOptions | None = None) -> None:
     """Add the frame routes to ``app``, each wrapped in ``guard``."""
     options = options or ImagingOptions()
     thumbnails = Thumbnails(archive.data_dir / "cache" / "thumbnails", options)
 
-    def refusing(handler: Callable[..., Any]) -> Callable[..., Any]:
-        def run(**kwargs: Any) -> Any:
-            try:
-                return handler(**kwargs)
-            except Refused as exc:
-                return _refusal(exc.status, exc.reason)
-            except TooLarge as exc:
-                return _refusal(413, str(exc))
-            except NoSuchFrame as exc:
-                return _refusal(404, f"no such frame: {exc}")
-            except ImagingError as exc:
-                return _refusal(422, str(exc))
-            except OSError as exc:  # the index names a file the storage lacks
-                return _refusal(500, f"stored file unreadable ({exc.__class__.__name__})")
-
-        return run
-
     def route(path: str, handler: Callable[..., Any]) -> None:
-        app.route(path, "GET", guard(refusing(handler)))
+        app.route(path, "GET", guard(refusing(handler, _refusal)))
 
     def instance_or_404(sop_uid: str) -> InstanceEntry:
         entry = archive.instance(sop_uid)

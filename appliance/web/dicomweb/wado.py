@@ -39,7 +39,7 @@ from appliance.archive import Archive, InstanceEntry, InstanceFile, Origin, audi
 from appliance.config import Settings
 from appliance.dicom.outgoing import CannotSend, reencoded
 from appliance.documents import encapsulated
-from appliance.imaging import ImagingError, ImagingOptions, NoSuchFrame, Thumbnails, TooLarge
+from appliance.imaging import ImagingError, ImagingOptions, Thumbnails, TooLarge
 from appliance.imaging.source import FrameSource, stored_header
 from appliance.web import ranges
 from appliance.web.auth import Guard
@@ -61,6 +61,7 @@ from appliance.web.dicomweb.negotiate import (
 from appliance.web.dicomweb.rendering import MAX_SIDE, render_params
 from appliance.web.dicomweb.xml import DICOM_XML
 from appliance.web.documents import DOCUMENT_HEADERS
+from appliance.web.refusals import Refused, refusing
 
 LOG = logging.getLogger("lightbox.web.dicomweb")
 DICOM = "application/dicom"
@@ -70,12 +71,6 @@ MAX_FRAMES_LISTED = 10_000  # frame numbers in one request (rule 9)
 PICTURES = {"image/jpeg": "jpeg", "image/png": "png"}
 
 
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settings) -> None:
     options = ImagingOptions.from_settings(settings)
     thumbnails = Thumbnails(archive.data_dir / "cache" / "thumbnails", options)
@@ -83,21 +78,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
     metadata_store.open()
 
     def route(path: str, handler: Callable[..., Any], prefixes: tuple[str, ...] = (PREFIX,)) -> None:
-        def run(**kwargs: Any) -> Any:
-            try:
-                return handler(**kwargs)
-            except Refused as exc:
-                return _refusal(exc.status, exc.reason)
-            except TooLarge as exc:
-                return _refusal(413, str(exc))
-            except NoSuchFrame as exc:
-                return _refusal(404, f"no such frame: {exc}")
-            except ImagingError as exc:
-                return _refusal(422, str(exc))
-
-        run.__name__ = handler.__name__
         for prefix in prefixes:
-            app.route(prefix + path, "GET", guard(run))
+            app.route(prefix + path, "GET", guard(refusing(handler, _refusal)))
 
     # -- lookups ---------------------------------------------------------------------------
 
