@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from base64 import b64encode
@@ -260,7 +261,6 @@ def metadata(targets: Sequence[Target], ct: pydicom.Dataset, slices: int, repeat
 
 def fresh_copy(series: Corpus, out: Path) -> list[Path]:
     """The series' files with new Study, Series, SOP Instance and Frame of Reference UIDs."""
-    out.mkdir(parents=True)
     study, frame, series_uid = generate_uid(), generate_uid(), generate_uid()
     paths = []
     for source in series.files:
@@ -284,7 +284,7 @@ def metadata_first(targets: Sequence[Target], series: Corpus, work: Path, sample
     clients = {t.label: t.client() for t in targets}
     times: dict[str, list[float]] = {t.label: [] for t in targets}
     for n in range(samples):
-        paths = fresh_copy(series, work / f"first-{n}")
+        paths = fresh_copy(series, Path(tempfile.mkdtemp(prefix="first-", dir=work)))
         head = pydicom.dcmread(paths[0], stop_before_pixels=True)
         sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
         with ThreadPoolExecutor(len(targets)) as pool:
@@ -304,6 +304,7 @@ def metadata_first(targets: Sequence[Target], series: Corpus, work: Path, sample
             times[target.label].append(time.perf_counter() - started)
             if body.count(b'"00080018"') != len(paths):
                 raise BenchError(f"{target.label}: the copy's metadata lists {body.count(b'00080018')} instances")
+        shutil.rmtree(paths[0].parent)  # the servers keep their copies
     for client in clients.values():
         client.close()
     return {"metadata-first": times}
