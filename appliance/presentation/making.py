@@ -36,6 +36,7 @@ PRESENTATION_STATES = "1.2.840.10008.5.1.4.1.1.11."  # every presentation state 
 SERIES_NUMBER = 9000
 SERIES_DESCRIPTION = "Presentation states"
 _SERIES_NAMESPACE = uuid.UUID("5f7d3b5e-6a43-4a8e-9c53-0d1c1c0f8a11")  # Lightbox's, for presentation state series
+_TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "PN", "UC")
 _GRAYSCALE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
 _IDENTITY = (  # copied from the first referenced image: Patient, Patient Study and General Study modules
     "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
@@ -78,11 +79,11 @@ def make(description: Description, source: Source, creator: str, instance_number
     photometric = str(first.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     color = photometric not in _GRAYSCALE_PHOTOMETRIC
     ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = COLOR if color else GRAYSCALE
     ds.SOPInstanceUID = "2.25." + str(uuid.uuid4().int)
     ds.InstanceCreationDate = ds.PresentationCreationDate = now.strftime("%Y%m%d")
-    ds.InstanceCreationTime = ds.PresentationCreationTime = now.strftime("%H%M%S")
+    # With microseconds: two saves in one second are still listed in order.
+    ds.InstanceCreationTime = ds.PresentationCreationTime = now.strftime("%H%M%S.%f")
     for keyword in _IDENTITY:
         if keyword in first:
             value = first[keyword].value
@@ -123,7 +124,20 @@ def make(description: Description, source: Source, creator: str, instance_number
         ]  # fmt: skip
     if description.annotations:
         ds.GraphicAnnotationSequence = [_annotation(a, refs) for a in description.annotations]
+    ds.SpecificCharacterSet = _charset(ds)
     return ds
+
+
+def _charset(ds: Dataset) -> str:
+    """Latin-1 when every text fits (what older viewers and DCMTK's checker read), else UTF-8."""
+    try:
+        for element in ds.iterall():
+            if element.VR in _TEXT_VRS and element.value is not None:
+                for value in element.value if element.VM > 1 else [element.value]:
+                    str(value).encode("latin-1")
+    except UnicodeEncodeError:
+        return "ISO_IR 192"
+    return "ISO_IR 100"
 
 
 @functools.cache
