@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from appliance.archive import IMPLEMENTATION_CLASS_UID, Archive, Origin, Outcome, kinds
 from appliance.presentation import reading
-from appliance.presentation.description import Description, DescriptionError
+from appliance.presentation.description import MAX_IMAGES, Description, DescriptionError
 from appliance.presentation.making import PRESENTATION_STATES, SOURCE_TAGS, Image, Source, make
 
 LOG = logging.getLogger("lightbox.presentation")
@@ -104,6 +104,8 @@ def _source(archive: Archive, series_uid: str, description: Description) -> Sour
     if unknown:
         raise DescriptionError(f"images: {unknown[0]} is no image of this series")
     chosen = [i for i in images if not wanted or i.sop_uid in wanted]
+    if len(chosen) > MAX_IMAGES:  # each one's header is read: the bound of a named list holds here too
+        raise DescriptionError(f"images: the series has over {MAX_IMAGES} images; name the ones the state is for")
     headers = [pydicom.dcmread(archive.file_path(i.file_key), stop_before_pixels=True, specific_tags=SOURCE_TAGS)
                for i in chosen]  # fmt: skip
     photometric = {_gray(str(h.get("PhotometricInterpretation", ""))) for h in headers}
