@@ -132,13 +132,13 @@ def test_saved_state_is_a_gsps_attribute_by_attribute(server, study, saved):
     assert ds.ContentLabel == "STIFLE TPLO" and ds.ContentDescription == "Tibial plateau angle, Ünit test"
     assert str(ds.ContentCreatorName) == VIEWER
     assert len(ds.PresentationCreationDate) == 8 and len(ds.PresentationCreationTime) >= 6
-    # Presentation State Relationship: the two slices, the second with its frame
+    # Presentation State Relationship: the two slices (frame 1 of a single-frame image: no frame numbers)
     (series,) = ds.ReferencedSeriesSequence
     assert series.SeriesInstanceUID == study["series"]
     refs = series.ReferencedImageSequence
     assert [r.ReferencedSOPInstanceUID for r in refs] == slices[:2]
     assert {r.ReferencedSOPClassUID for r in refs} == {"1.2.840.10008.5.1.4.1.1.7"}
-    assert "ReferencedFrameNumber" not in refs[0] and int(refs[1].ReferencedFrameNumber) == 1
+    assert "ReferencedFrameNumber" not in refs[0] and "ReferencedFrameNumber" not in refs[1]  # single-frame images
     # The grayscale pipeline: the images' rescale (a CT window is in HU), the window, identity
     assert (float(ds.RescaleSlope), float(ds.RescaleIntercept), ds.RescaleType) == (1.0, -1024.0, "HU")
     (voi,) = ds.SoftcopyVOILUTSequence
@@ -200,7 +200,7 @@ def test_saved_state_reopens_in_the_shape_it_was_sent(viewer, study, saved):
         saved, "STIFLE TPLO", sent["description"], VIEWER)  # fmt: skip
     assert (got["study_uid"], got["color"], got["presentation_lut_shape"]) == (study["study"], False, "IDENTITY")
     assert [(i["series_uid"], i["sop_uid"], i["frames"]) for i in got["images"]] == [
-        (study["series"], study["slices"][0], []), (study["series"], study["slices"][1], [1])]  # fmt: skip
+        (study["series"], study["slices"][0], []), (study["series"], study["slices"][1], [])]  # fmt: skip
     assert got["voi"] == [{"center": 300.0, "width": 1500.0, "images": []}]
     assert got["displayed_areas"][0] == {"top_left": [3, 2], "bottom_right": [12, 11], "size_mode": "MAGNIFY",
                                          "magnification": 2.5, "pixel_spacing": None, "aspect_ratio": [1, 1],
@@ -316,6 +316,22 @@ def test_bad_descriptions_are_refused_with_a_reason(server, admin, study, body, 
     assert answer.status_code == 400, answer.text
     assert reason in answer.json()["error"]
     assert "presentation_state_refused" in server.log()
+
+
+def test_frames_of_a_multiframe_image(server, admin, study, tmp_path):
+    cine = make_dataset(study_uid=study["study"], patient_name="Rex^Dog", patient_id="VET-7", NumberOfFrames=3)
+    cine.PixelData = np.zeros((3, 16, 16), np.uint16).tobytes()
+    assert server.storescu(write(cine, tmp_path / "cine.dcm")).returncode == 0
+    series, sop = str(cine.SeriesInstanceUID), str(cine.SOPInstanceUID)
+    answer = post(admin, series, {"images": [{"sop_uid": sop, "frames": [2, 3]}]})
+    assert answer.status_code == 200, answer.text
+    path = stored(server, answer.json()["sop_uid"])
+    dcmpschk(path)
+    (ref,) = pydicom.dcmread(path).ReferencedSeriesSequence[0].ReferencedImageSequence
+    assert (ref.ReferencedSOPInstanceUID, list(ref.ReferencedFrameNumber)) == (sop, [2, 3])
+    assert admin.get(f"/api/presentation-states/{answer.json()['sop_uid']}").json()["images"][0]["frames"] == [2, 3]
+    beyond = post(admin, series, {"images": [{"sop_uid": sop, "frames": [4]}]})
+    assert beyond.status_code == 400 and "has 3 frame(s)" in beyond.json()["error"]
 
 
 def test_frames_unknown_series_and_content_type(admin, study):

@@ -176,7 +176,8 @@ def _references(description: Description, source: Source) -> dict[str, Dataset]:
         if ref is not None and ref.frames:
             if max(ref.frames) > image.frames:
                 raise DescriptionError(f"images: {image.sop_uid} has {image.frames} frame(s)")
-            item.ReferencedFrameNumber = list(ref.frames)
+            if image.frames > 1:  # a single-frame image is referenced without frame numbers (PS3.3 C.11.11)
+                item.ReferencedFrameNumber = list(ref.frames)
         refs[image.sop_uid] = item
     return refs
 
