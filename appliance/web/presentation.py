@@ -63,6 +63,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             found = saving.load(archive, sop_uid)
         except reading.PresentationError as exc:
             raise fail(422, str(exc)) from None
+        except OSError as exc:  # the index names a file the storage lacks
+            raise fail(500, f"stored file unreadable ({exc.__class__.__name__})") from None
         if found is None:
             raise fail(404, "no such presentation state")
         guard.audit(audit.INSTANCES_ACCESSED, study_uid=found["study_uid"],
