@@ -243,8 +243,8 @@ class Archive:
     def stored_instance(self, sop_uid: str) -> InstanceFile | None:
         return changes.stored_instance(sop_uid)
 
-    def stored_instances(self, study_uid: str | None = None) -> Iterator[InstanceFile]:
-        return changes.stored_instances(study_uid)
+    def stored_instances(self, study_uid: str | None = None, sop_class_prefix: str = "") -> Iterator[InstanceFile]:
+        return changes.stored_instances(study_uid, sop_class_prefix)
 
     def pending_after(self, seq: int) -> tuple[int, int, float | None]:
         return changes.pending_after(seq)

@@ -31,6 +31,7 @@ from appliance.web import (
     frames,
     https,
     ohif,
+    presentation,
     site,
     studies,
     video,
@@ -89,7 +90,7 @@ def make_app(
     videos = VideoLibrary(archive.data_dir / "cache" / "videos",
                           VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
     accounts.install(app, archive, guard, door)
-    for module in (downloads, documents, corrections):
+    for module in (downloads, documents, corrections, presentation):
         module.install(app, archive, guard)
     studies.install(app, archive, guard, videos)
     video.install(app, archive, guard, videos)

@@ -49,6 +49,7 @@ class Origin:
     address: str = ""
     port: int = 0
     charset_override: str | None = None  # the sending device's quirk: its files lie about their charset
+    user: str = ""  # the web UI's account that made it (a presentation state)
 
     @property
     def presentation_address(self) -> str:

@@ -362,11 +362,12 @@ def _index_failure(exc: Exception, sop_uid: str) -> IngestResult:
 def _log(origin: Origin, result: IngestResult) -> None:
     LOG.log(
         logging.INFO if result.ok else logging.WARNING,
-        "ingest outcome=%s via=%s calling_ae=%r address=%s sop=%s%s",
+        "ingest outcome=%s via=%s calling_ae=%r address=%s sop=%s%s%s",
         result.outcome.name.lower(),
         origin.via,
         origin.calling_ae,
         origin.address or "-",
         result.sop_uid or "-",
+        f" user={origin.user!r}" if origin.user else "",
         f" reason={result.reason!r}" if result.reason else "",
     )

@@ -67,11 +67,13 @@ def stored_instance(sop_uid: str) -> InstanceFile | None:
     return InstanceFile(*row) if row else None
 
 
-def stored_instances(study_uid: str | None = None) -> Iterator[InstanceFile]:
-    """Every indexed instance (or a study's), streamed."""
+def stored_instances(study_uid: str | None = None, sop_class_prefix: str = "") -> Iterator[InstanceFile]:
+    """Every indexed instance (or a study's; or those whose SOP Class UID begins so), streamed."""
     query = Instance.select(*FILE_COLUMNS)
     if study_uid is not None:
         query = query.join(Series).join(Study).where(Study.study_uid == study_uid)
+    if sop_class_prefix:
+        query = query.where(Instance.sop_class_uid.startswith(sop_class_prefix))
     for row in query.tuples().iterator():
         yield InstanceFile(*row)
 

@@ -19,6 +19,7 @@ class InstanceEntry:
     transfer_syntax: str
     file_key: str
     kind: str  # see kinds.py
+    sop_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ _HAS_FRAMES = Instance.rows.is_null(False) & Instance.transfer_syntax.not_in(lis
 def _entry(row: tuple) -> InstanceEntry:
     sop_uid, series_uid, number, frames, rows, columns, syntax, key, sop_class = row
     kind = kinds.instance_kind(sop_class, syntax, rows is not None)
-    return InstanceEntry(sop_uid, series_uid, number, max(frames or 1, 1), rows, columns, syntax, key, kind)
+    return InstanceEntry(sop_uid, series_uid, number, max(frames or 1, 1), rows, columns, syntax, key, kind, sop_class)
 
 
 def instance(sop_uid: str) -> InstanceEntry | None:
