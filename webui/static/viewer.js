@@ -1,13 +1,17 @@
 /* Lightbox viewer: one series on a canvas.  Plain JavaScript, no build step.
 
-   LightboxViewer.open(element, seriesUid) -> viewer
+   LightboxViewer.open(element, seriesUid, {maxCachedFrames}) -> viewer; viewer.destroy() ends it.
+   Several viewers live side by side (workspace.js): each keeps its own state and cache, and
+   tells the page what it shows through events on its element: "lbv:frame" after a frame is
+   shown (element.dataset.frame is its number, from 1), "lbv:window" when the user changes W/L.
 
    Grayscale frames come as raw 16-bit values (/api/instances/<sop>/frames/<n>/raw) and are
    windowed here, so window/level needs no round trip; colour frames come rendered (JPEG).
    Overlay planes (60xx) come apart, as a transparent PNG per frame laid over the picture, so
    that the Overlays button shows and hides them at once.
    Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
-   (window/level, pan, zoom, measure), middle drag = pan.  Keys: arrows, Home/End, space = cine.
+   (window/level, pan, zoom, measure), middle drag = pan.  Keys (handleKey): arrows, Page Up/Down,
+   Home/End, space = cine, W/P/Z/M = tool, I = invert, R = reset.
    Touch: one finger = the active tool, two fingers = pinch zoom and pan.
 */
 (function () {
@@ -15,9 +19,11 @@
 
   const PREFETCH_AHEAD = 8;      // frames fetched ahead of the one shown
   const PARALLEL_FETCHES = 4;
-  const MAX_CACHED_FRAMES = 400; // decoded frames kept; the oldest are dropped past this
+  const MAX_CACHED_FRAMES = 400; // decoded frames kept (per viewer, unless told fewer); the oldest are dropped past this
   const DEFAULT_CINE_FPS = 10;
   const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["measure", "Measure"]];
+  const TOOL_KEYS = { w: "wl", p: "pan", z: "zoom", m: "measure" };
+  const MOVES = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -31,9 +37,10 @@
   const dicomDate = (value) => lightbox.date(value);
 
   class Viewer {
-    constructor(element, seriesUid) {
+    constructor(element, seriesUid, options) {
       this.element = element;
       this.seriesUid = seriesUid;
+      this.maxCachedFrames = Math.max(16, (options && options.maxCachedFrames) || MAX_CACHED_FRAMES);
       this.frames = [];          // [{sop, frame, instance}] in display order
       this.index = 0;
       this.cache = new Map();    // "sop/frame" -> Promise of decoded frame data
@@ -119,8 +126,24 @@
       this.stage = stage;
       this.offscreen = document.createElement("canvas");
       this.bindInput();
-      new ResizeObserver(() => this.resize()).observe(stage);
+      this.resizer = new ResizeObserver(() => this.resize());
+      this.resizer.observe(stage);
       this.setTool("wl");
+    }
+
+    /** Stop everything this viewer runs (cine, fetches, resize watch) and drop its frames. */
+    destroy() {
+      this.playing = false;
+      this.destroyed = true;
+      this.resizer.disconnect();
+      for (const job of this.queue) job.reject(new Error("closed"));
+      this.queue = [];
+      this.cache.clear();
+      this.current = null;
+    }
+
+    emit(name) {
+      this.element.dispatchEvent(new CustomEvent(name, { bubbles: true, detail: { viewer: this } }));
     }
 
     async load() {
@@ -163,7 +186,7 @@
       const promise = new Promise((resolve, reject) => this.queue.push({ entry, resolve, reject }));
       this.cache.set(key, promise);
       promise.catch(() => this.cache.delete(key));
-      while (this.cache.size > MAX_CACHED_FRAMES) this.cache.delete(this.cache.keys().next().value);
+      while (this.cache.size > this.maxCachedFrames) this.cache.delete(this.cache.keys().next().value);
       this.pump();
       return promise;
     }
@@ -221,7 +244,7 @@
     }
 
     async show(position) {
-      if (!this.frames.length) return;
+      if (!this.frames.length || this.destroyed) return;
       position = Math.max(0, Math.min(this.frames.length - 1, position));
       this.index = position;
       this.slider.value = String(position + 1);
@@ -234,7 +257,7 @@
         this.status.textContent = `Cannot show this frame: ${error.message}`;
         return;
       }
-      if (this.index !== position) return;  // another frame was asked for meanwhile
+      if (this.index !== position || this.destroyed) return;  // another frame was asked for meanwhile
       this.status.textContent = "";
       const sizeChanged = !this.current || this.current.rows !== frame.rows || this.current.columns !== frame.columns;
       this.current = frame;
@@ -243,6 +266,8 @@
       this.paintFrame();
       this.draw();
       this.updateLinks();
+      this.element.dataset.frame = String(position + 1);
+      this.emit("lbv:frame");
     }
 
     // ------------------------------------------------------------------ window/level
@@ -290,6 +315,15 @@
       const preset = value === "" ? null : this.info.presets[Number(value)];
       this.window = preset ? { center: preset.center, width: preset.width } : null;
       this.repaint();
+      this.emit("lbv:window");
+    }
+
+    /** Window/level set from outside (synchronised viewports): no event back. */
+    setWindow(window) {
+      if (!this.info || !this.info.image.grayscale) return;
+      this.window = window ? { center: window.center, width: window.width } : null;
+      this.presetSelect.value = "";
+      this.repaint();
     }
 
     repaint() {
@@ -305,6 +339,7 @@
       this.presetSelect.value = "";
       this.fitView();
       this.repaint();
+      this.emit("lbv:window");
     }
 
     // ------------------------------------------------------------------ geometry
@@ -468,6 +503,7 @@
     // ------------------------------------------------------------------ input
 
     setTool(name) {
+      if (name === "wl" && this.info && !this.info.image.grayscale) return;  // colour: no window to level
       this.tool = name;
       for (const [tool, button] of Object.entries(this.toolButtons)) button.classList.toggle("lbv-active", tool === name);
     }
@@ -484,14 +520,8 @@
         }
       }, { passive: false });
       this.root.addEventListener("keydown", (event) => {
-        const moves = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
         if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT") return;
-        if (event.key in moves) this.step(moves[event.key]);
-        else if (event.key === "Home") this.show(0);
-        else if (event.key === "End") this.show(this.frames.length - 1);
-        else if (event.key === " ") this.togglePlay();
-        else return;
-        event.preventDefault();
+        if (this.handleKey(event)) event.preventDefault();
       });
       canvas.addEventListener("pointerdown", (event) => this.pointerDown(event));
       canvas.addEventListener("pointermove", (event) => this.pointerMove(event));
@@ -499,6 +529,21 @@
       canvas.addEventListener("pointercancel", (event) => this.pointerUp(event));
       canvas.addEventListener("contextmenu", (event) => event.preventDefault());
       canvas.style.touchAction = "none";
+    }
+
+    /** A key for this viewer (from its own surface, or passed on by the page): true if used. */
+    handleKey(event) {
+      if (event.ctrlKey || event.metaKey || event.altKey) return false;
+      const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+      if (key in MOVES) this.step(MOVES[key]);
+      else if (key === "Home") this.show(0);
+      else if (key === "End") this.show(this.frames.length - 1);
+      else if (key === " ") this.togglePlay();
+      else if (key in TOOL_KEYS) this.setTool(TOOL_KEYS[key]);
+      else if (key === "i") { this.invert = !this.invert; this.repaint(); }
+      else if (key === "r") this.reset();
+      else return false;
+      return true;
     }
 
     step(delta) {
@@ -565,6 +610,7 @@
         this.window = { center: w.center + dy * gain, width: Math.max(1, w.width + dx * gain) };
         this.presetSelect.value = "";
         this.repaint();
+        this.emit("lbv:window");
       }
     }
 
@@ -605,7 +651,7 @@
       this.prefetch(this.index, this.frames.length);
       let last = performance.now();
       const tick = async (now) => {
-        if (!this.playing) return;
+        if (!this.playing || this.destroyed) return;
         if (now - last >= 1000 / this.fps()) {
           last = now;
           const next = (this.index + 1) % this.frames.length;  // loop
@@ -661,8 +707,9 @@
   }
 
   window.LightboxViewer = {
-    open(element, seriesUid) {
-      const viewer = new Viewer(element, seriesUid);
+    open(element, seriesUid, options) {
+      if (element.lightboxViewer) element.lightboxViewer.destroy();
+      const viewer = new Viewer(element, seriesUid, options);
       viewer.ready = viewer.load().catch((error) => {
         viewer.status.textContent = `Cannot open this series: ${error.message}`;
         return viewer;
