@@ -148,6 +148,14 @@ def test_viewer_page(server: Any, viewer: Any, browser: Any, patient: dict[str, 
     page.wait_for_timeout(300)
     assert frames(page)[1] == "2"
 
+    # W/L synchronised on demand (S): a window typed in one viewport goes to the others of its modality.
+    page.keyboard.press("s")
+    expect(page.locator(".ws-sync")).to_have_attribute("aria-pressed", "true")
+    page.fill(".ws-vp[data-index='0'] .lbv-center", "1000")
+    page.press(".ws-vp[data-index='0'] .lbv-center", "Enter")
+    until(page, "document.querySelectorAll('.ws-vp')[3].lightboxViewer.state().center", 1000)
+    page.click(".ws-vp[data-index='0'] canvas")
+
     # Tools by key on the active viewport; the strip loads a series into it.
     page.keyboard.press("m")
     expect(page.locator(".ws-vp.ws-active button[data-tool=measure]")).to_have_class("lbv-active")

@@ -37,14 +37,16 @@ log = logging.getLogger("lightbox.web.frames")
 Guard = Callable[[Callable[..., Any]], Callable[..., Any]]
 MAX_SIDE = 8192
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-# Common presets (centre, width) offered next to the file's own windows.
+# Common presets (centre, width in HU) offered next to the file's own windows.  Radiographs
+# (CR, DX, IO, PX) have no such units: their own windows and the drag serve them.
 MODALITY_PRESETS = {
     "CT": [
-        ("Soft tissue", 40, 400),
-        ("Lung", -600, 1500),
-        ("Bone", 400, 1800),
         ("Brain", 40, 80),
-        ("Abdomen", 60, 400),
+        ("Subdural", 75, 215),
+        ("Soft tissue", 40, 400),  # abdomen
+        ("Mediastinum", 50, 350),
+        ("Lung", -600, 1500),
+        ("Bone", 480, 2500),
     ],
 }
 

@@ -74,6 +74,14 @@
       this.presetSelect = el("select", { class: "lbv-presets", title: "Window presets" });
       this.presetSelect.addEventListener("change", () => this.applyPreset(this.presetSelect.value));
       bar.append(this.presetSelect);
+      // The window typed in: centre and width in modality units (HU for CT).
+      this.windowInputs = {};
+      for (const [name, label] of [["center", "L"], ["width", "W"]]) {
+        const input = el("input", { type: "number", class: `lbv-${name}`, step: "any", "aria-label": name === "center" ? "Window level (centre)" : "Window width", title: name === "center" ? "Level (centre)" : "Width" });
+        input.addEventListener("change", () => this.typedWindow());
+        this.windowInputs[name] = input;
+        bar.append(el("span", { class: "lbv-wl", "aria-hidden": "true" }, label), input);
+      }
       const action = (label, cls, handler, title) => {
         const button = el("button", { type: "button", class: cls, title: title || label }, label);
         button.addEventListener("click", handler);
@@ -160,6 +168,7 @@
         this.presetSelect.append(el("option", { value: String(i) }, `${preset.name} (${preset.center}/${preset.width})`));
       });
       this.presetSelect.disabled = !this.info.image.grayscale;
+      for (const input of Object.values(this.windowInputs)) input.disabled = !this.info.image.grayscale;
       this.overlayButton.disabled = !(this.info.image.overlays || []).length;
       if (!this.info.image.grayscale && this.tool === "wl") this.setTool("pan");
       if (this.info.image.too_large) this.status.textContent = "This image is too large to display.";
@@ -314,6 +323,15 @@
     applyPreset(value) {
       const preset = value === "" ? null : this.info.presets[Number(value)];
       this.window = preset ? { center: preset.center, width: preset.width } : null;
+      this.repaint();
+      this.emit("lbv:window");
+    }
+
+    typedWindow() {
+      const center = Number(this.windowInputs.center.value), width = Number(this.windowInputs.width.value);
+      if (!Number.isFinite(center) || !Number.isFinite(width) || width < 1 || this.windowInputs.center.value === "") return;
+      this.window = { center, width };
+      this.presetSelect.value = "";
       this.repaint();
       this.emit("lbv:window");
     }
@@ -493,8 +511,13 @@
         this.playing ? `Cine ${this.fps().toFixed(0)} fps` : "",
       ].filter(Boolean).join("\n");
       const w = this.activeWindow();
+      const raw = this.current && this.current.kind === "raw";
+      for (const [name, input] of Object.entries(this.windowInputs)) {
+        if (raw && document.activeElement !== input) input.value = String(Math.round(w[name] * 10) / 10);
+      }
       this.overlays.bl.textContent = [
-        this.current && this.current.kind === "raw" ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
+        raw && this.probe ? this.probe : "",
+        raw ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
         `Zoom ${Math.round(this.view.scale * 100)}%`,
       ].filter(Boolean).join("\n");
       this.overlays.br.textContent = this.measure ? this.measureText() : "";
@@ -575,7 +598,19 @@
       }
     }
 
+    /** The value under the pointer, in modality units (HU for CT), for the corner text. */
+    probeAt(point) {
+      const frame = this.current;
+      if (!frame || frame.kind !== "raw") return;
+      const [x, y] = this.canvasToImage(...point).map(Math.floor);
+      const inside = x >= 0 && y >= 0 && x < frame.columns && y < frame.rows;
+      const value = inside ? frame.values[y * frame.columns + x] * frame.slope + frame.intercept : null;
+      const text = inside ? `(${x}, ${y}) ${Math.round(value * 100) / 100}${this.info.series.modality === "CT" ? " HU" : ""}` : "";
+      if (text !== this.probe) { this.probe = text; this.writeOverlays(); }
+    }
+
     pointerMove(event) {
+      if (event.pointerType === "mouse" && !this.pointers.size) this.probeAt(this.localPoint(event));
       if (!this.pointers.has(event.pointerId)) return;
       const point = this.localPoint(event);
       this.pointers.set(event.pointerId, point);
@@ -603,9 +638,10 @@
         this.measure.b = this.canvasToImage(...point);
         this.draw();
       } else if (drag.tool === "wl" && this.current && this.current.kind === "raw") {
-        // Right: wider; down: higher level.  Sensitivity follows the data's range.
-        const range = Math.max((this.current.max - this.current.min) * Math.abs(this.current.slope), 1);
-        const gain = range / 500;
+        // Right: wider; down: higher level.  Sensitivity follows the window the drag began with,
+        // itself scaled to the image's values: a brain window of 80 HU moves by 0.3 HU a pixel,
+        // a bone window of 2500 by 10 (and never by less than a quarter of a stored step).
+        const gain = Math.max(drag.window.width / 256, Math.abs(this.current.slope) / 4);
         const w = this.activeWindow();
         this.window = { center: w.center + dy * gain, width: Math.max(1, w.width + dx * gain) };
         this.presetSelect.value = "";
