@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from support.browser import TIMEOUT_MS, expect, log_in, new_page
+from support.browser import TIMEOUT_MS, expect, log_in, new_page, shot
 from support.dicomgen import make_dataset, write
 from support.web import VIEWER, VIEWER_PASSWORD
 
@@ -130,6 +130,7 @@ def test_viewer_page(server: Any, viewer: Any, browser: Any, patient: dict[str, 
     wait_greys(page, ["a", "b", "c", "d"])
     assert shown(page) == [patient[n] for n in "abcd"]
     assert "layout=4" in page.url and page.url.count("series=") == 4
+    shot(page, "viewer-2x2")
 
     # Linked scrolling: a (2 mm slices) moves b (4 mm slices) to the nearest position; c and d
     # (no frame of reference) stay.
@@ -184,6 +185,7 @@ def test_viewer_page(server: Any, viewer: Any, browser: Any, patient: dict[str, 
     wait_greys(page, ["d", "prior"])
     expect(page.locator(f".ws-strip .ws-series[data-series-uid='{patient['prior']}']")).to_have_count(1)
     assert page.locator(".ws-vp.ws-active").get_attribute("data-index") == "1"
+    shot(page, "viewer-prior")
 
     # On a phone: nothing wider than the screen, the strip below the viewports, the image shown.
     page.set_viewport_size({"width": 360, "height": 740})
@@ -194,6 +196,7 @@ def test_viewer_page(server: Any, viewer: Any, browser: Any, patient: dict[str, 
         g = document.getElementById('viewer').getBoundingClientRect(); return s.top >= g.bottom && g.height > 200; })()""",
     )
     wait_greys(page, ["d", "prior"])
+    shot(page, "phone-viewer-prior")
 
     page.go_back()
     page.wait_for_url(study_page)
