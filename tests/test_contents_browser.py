@@ -110,9 +110,11 @@ def test_study_page_shows_each_instance_for_what_it_is(server, admin, study, bro
     assert playing["ready"] >= 2 and playing["time"] > 0 and playing["error"] is None
     expect(page.locator("#viewer .player-caption")).to_contain_text("converted to H.264")
 
-    # The image series still opens in the viewer.
-    page.locator("li[data-kind=image] button.view").click()
+    # The image series opens in the viewer page (the strip offers images only); Back returns.
+    page.locator("li[data-kind=image] a.view").click()
     expect(page.locator("#viewer .lbv-frame")).to_have_text("1 / 10")
+    expect(page.locator(".ws-strip .ws-series")).to_have_count(1)
+    page.go_back()
 
     # The PDF opens in a new tab as a PDF, in the browser's own viewer.
     is_document = lambda response: response.url.endswith("/document")  # noqa: E731

@@ -178,13 +178,34 @@ def test_window_level_drag_presets_invert_reset(open_series: Any) -> None:
     assert after["width"] > before["width"] and after["center"] > before["center"]
     assert canvas_sum(page) != pixels
     assert f"W {round(after['width'])} L {round(after['center'])}" in page.inner_text(".lbv-bl")
-    page.select_option(".lbv-presets", label="Bone (400/1800)")
-    assert (state(page)["center"], state(page)["width"]) == (400, 1800)
+    page.select_option(".lbv-presets", label="Bone (480/2500)")
+    assert (state(page)["center"], state(page)["width"]) == (480, 2500)
     page.click(".lbv-invert")
     assert state(page)["invert"] is True
     page.click(".lbv-reset")
     assert (state(page)["center"], state(page)["width"], state(page)["invert"]) == (1000, 2000, False)
     assert canvas_sum(page) == pixels
+
+
+def test_narrow_ct_window_moves_by_the_pixel_is_typed_and_shown(open_series: Any) -> None:
+    page = open_series("ct", 5)
+    page.select_option(".lbv-presets", label="Brain (40/80)")
+    assert page.input_value(".lbv-center") == "40" and page.input_value(".lbv-width") == "80"
+    x, y = image_point(page, 64, 48)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 10, y, steps=10)  # ten pixels right: about 3 HU wider, not 80
+    page.mouse.up()
+    assert 80 < state(page)["width"] <= 84 and state(page)["center"] == 40
+    # Typed: centre 50, width 100 puts 0..99 on the grey scale; image column 3 holds 48.
+    page.fill(".lbv-center", "50")
+    page.fill(".lbv-width", "100")
+    page.press(".lbv-width", "Enter")
+    assert (state(page)["center"], state(page)["width"]) == (50, 100)
+    assert all(abs(c - 124) <= 2 for c in pixel(page, 3, 10))
+    assert "W 100 L 50" in page.inner_text(".lbv-bl")
+    page.mouse.move(*image_point(page, 3.5, 10.5))  # the value under the pointer
+    assert "(3, 10) 48 HU" in page.inner_text(".lbv-bl")
 
 
 def test_zoom_fit_and_actual_size(open_series: Any) -> None:

@@ -102,15 +102,19 @@ def test_clinic_day(server, browser, tmp_path):
     assert "Bitewings" in page.inner_text("h1")
     assert "3 images" in page.inner_text(".series")
 
-    # The series thumbnail loads; clicking it opens the viewer in place; an image as JPEG.
+    # The series thumbnail loads; clicking it opens the viewer page; Back returns; an image as JPEG.
     thumb = page.locator("img.thumb").first
     expect(thumb).to_have_js_property("complete", True)
     assert thumb.evaluate("img => img.naturalWidth") > 0
+    shot(page, "study")
     thumb.click()
+    page.wait_for_url(re.compile(rf"/studies/{study_uid}/view\?"))
     expect(page.locator("#viewer .lbv-frame")).to_have_text("1 / 3")
     page.keyboard.press("ArrowDown")  # the viewer has the focus: the keys page through the frames
     expect(page.locator("#viewer .lbv-frame")).to_have_text("2 / 3")
-    shot(page, "study")
+    shot(page, "viewer")
+    page.go_back()
+    page.wait_for_url(page.base + f"/studies/{study_uid}")
     page.click("summary:text('Images as JPEG or PNG')")
     with page.expect_download() as download:
         page.locator("a", has_text="JPEG").first.click()

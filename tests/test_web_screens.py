@@ -173,13 +173,13 @@ def test_names_dates_and_counts_read_as_people_write_them(pages, clinic):
 def test_cine_exports_are_offered_for_multi_frame_images_only(pages, clinic):
     page = pages["desktop"]
     visit(page, f"/studies/{clinic['us']}", "desktop-study-us")
-    page.click(f"button.view[data-series-uid='{clinic['still']}']")
+    page.click(f"a.view[data-series-uid='{clinic['still']}']")  # the viewer page
     expect(page.locator("#viewer .lbv-frame")).to_have_text("1 / 1")
     expect(page.locator("#viewer .lbv-export-png")).to_be_visible()
     expect(page.locator("#viewer .lbv-export-gif")).to_be_hidden()
     expect(page.locator("#viewer .lbv-export-webp")).to_be_hidden()
     expect(page.locator("#viewer .lbv-tl")).to_contain_text("Echo, Eve")
-    page.click(f"button.view[data-series-uid='{clinic['loop']}']")
+    page.click(f".ws-strip .ws-series[data-series-uid='{clinic['loop']}']")  # the strip: into the same viewport
     expect(page.locator("#viewer .lbv-frame")).to_have_text("1 / 10")
     expect(page.locator("#viewer .lbv-export-gif")).to_be_visible()
     expect(page.locator("#viewer .lbv-export-webp")).to_be_visible()

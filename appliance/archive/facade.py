@@ -221,6 +221,10 @@ class Archive:
         """Every study of the patient (identity) that ``study_uid`` belongs to, itself included."""
         return corrections.studies_of_patient(study_uid)
 
+    def patient_studies(self, study_uid: str) -> list[browse.StudyRow]:
+        """The studies of ``study_uid``'s patient (identity), itself included, newest first."""
+        return browse.patient_studies(study_uid)
+
     def import_paths(self, paths: list[Path], progress: maintenance.Progress | None = None) -> importer.ImportSummary:
         """Import files, folders, zip files and DICOMDIR media through the one ingest path."""
         return importer.run_import(self.ingest, self.storage, paths, progress)

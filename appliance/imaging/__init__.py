@@ -30,6 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from appliance.imaging.animate import ANIMATED, animate
 from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
+from appliance.imaging.geometry import series_geometry
 from appliance.imaging.grayscale import FUNCTIONS, Window
 from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, render, render_layer
 from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, TooLarge
@@ -37,7 +38,7 @@ from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, Too
 __all__ = [
     "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
     "FrameBytes", "Thumbnails", "TooLarge", "Window", "animation", "frame_bytes", "image_info", "overlay_layer",
-    "raw_frame", "render_frame",
+    "raw_frame", "render_frame", "series_geometry",
 ]  # fmt: skip
 
 MB = 1024 * 1024

@@ -11,6 +11,8 @@
         ?format=gif|webp, and window, invert, width, height, overlays, download as above
     GET /api/series/<series_uid>/thumbnail             JPEG of a representative frame (cached)
     GET /api/series/<series_uid>/viewer                JSON: instances in order, frames, calibration
+    GET /api/series/<series_uid>/geometry              JSON: Frame of Reference, each image's position
+        and orientation (in the viewer's order; asked for only when viewports are linked)
 
 Every route is wrapped in ``guard`` (sessions and login belong to the web UI).  Refusals are
 JSON ``{"error": ...}`` with 400 (bad query), 404 (no such instance, series or frame), 413
@@ -36,14 +38,16 @@ log = logging.getLogger("lightbox.web.frames")
 Guard = Callable[[Callable[..., Any]], Callable[..., Any]]
 MAX_SIDE = 8192
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-# Common presets (centre, width) offered next to the file's own windows.
+# Common presets (centre, width in HU) offered next to the file's own windows.  Radiographs
+# (CR, DX, IO, PX) have no such units: their own windows and the drag serve them.
 MODALITY_PRESETS = {
     "CT": [
-        ("Soft tissue", 40, 400),
-        ("Lung", -600, 1500),
-        ("Bone", 400, 1800),
         ("Brain", 40, 80),
-        ("Abdomen", 60, 400),
+        ("Subdural", 75, 215),
+        ("Soft tissue", 40, 400),  # abdomen
+        ("Mediastinum", 50, 350),
+        ("Lung", -600, 1500),
+        ("Bone", 480, 2500),
     ],
 }
 
@@ -128,12 +132,23 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
         )
 
+    def geometry(series_uid: str) -> bottle.HTTPResponse:
+        entry = archive.series_entry(series_uid)
+        images = [i for i in entry.instances if i.kind == kinds.IMAGE] if entry else []
+        if not images:
+            raise Refused(404, "no such series, or no images in it")
+        body = imaging.series_geometry(archive.file_path(i.file_key) for i in images)
+        return bottle.HTTPResponse(
+            json.dumps(body), 200, {"Content-Type": "application/json", "Cache-Control": "private, max-age=300"}
+        )
+
     route("/api/instances/<sop_uid>/frames/<n>/rendered", rendered)
     route("/api/instances/<sop_uid>/frames/<n>/raw", raw)
     route("/api/instances/<sop_uid>/frames/<n>/overlay", overlay)
     route("/api/instances/<sop_uid>/animation", animation)
     route("/api/series/<series_uid>/thumbnail", thumbnail)
     route("/api/series/<series_uid>/viewer", viewer)
+    route("/api/series/<series_uid>/geometry", geometry)
 
 
 def _instance_json(entry: InstanceEntry) -> dict[str, Any]:

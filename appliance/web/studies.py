@@ -141,6 +141,15 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
             ohif=ohif.PREFIX if ohif.installed(archive.data_dir) else "", **manage,
         )  # fmt: skip
 
+    @app.get("/studies/<study_uid>/view")
+    @guard
+    def view_page(study_uid: str):
+        """The viewer, full window: its own address (bookmarkable), the study's image series in a
+        strip, the patient's other studies to compare with."""
+        found = detail(study_uid)
+        priors = [row.as_json() for row in archive.patient_studies(study_uid) if row.study_uid != study_uid]
+        return render("view.tpl", user=guard.user(), detail=found, priors=priors)
+
     @app.get("/api/studies/<study_uid>")
     @guard
     def study_api(study_uid: str) -> dict:

@@ -1,4 +1,4 @@
-// The study page: a series opens in the viewer in place, a video in the player; a notice when new images arrive.
+// The study page: a video plays in place (a series opens in the viewer page, /studies/<uid>/view); a notice when new images arrive.
 "use strict";
 (() => {
   const study = document.getElementById("study");
@@ -9,15 +9,6 @@
     for (const other of document.querySelectorAll("button[aria-controls=viewer]")) other.removeAttribute("aria-pressed");
     button.setAttribute("aria-pressed", "true");
     viewer.scrollIntoView({ block: "nearest" });
-  }
-
-  for (const button of document.querySelectorAll("button.view[data-series-uid]")) {
-    button.addEventListener("click", () => {
-      pressed(button);
-      window.LightboxViewer.open(viewer, button.dataset.seriesUid);
-      const surface = viewer.querySelector("[tabindex]");
-      if (surface) surface.focus(); // arrow keys page through the frames at once
-    });
   }
 
   // A video plays in the same place, in the browser's own player (it is not a stack of frames).

@@ -1,13 +1,17 @@
 /* Lightbox viewer: one series on a canvas.  Plain JavaScript, no build step.
 
-   LightboxViewer.open(element, seriesUid) -> viewer
+   LightboxViewer.open(element, seriesUid, {maxCachedFrames}) -> viewer; viewer.destroy() ends it.
+   Several viewers live side by side (workspace.js): each keeps its own state and cache, and
+   tells the page what it shows through events on its element: "lbv:frame" after a frame is
+   shown (element.dataset.frame is its number, from 1), "lbv:window" when the user changes W/L.
 
    Grayscale frames come as raw 16-bit values (/api/instances/<sop>/frames/<n>/raw) and are
    windowed here, so window/level needs no round trip; colour frames come rendered (JPEG).
    Overlay planes (60xx) come apart, as a transparent PNG per frame laid over the picture, so
    that the Overlays button shows and hides them at once.
    Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
-   (window/level, pan, zoom, measure), middle drag = pan.  Keys: arrows, Home/End, space = cine.
+   (window/level, pan, zoom, measure), middle drag = pan.  Keys (handleKey): arrows, Page Up/Down,
+   Home/End, space = cine, W/P/Z/M = tool, I = invert, R = reset.
    Touch: one finger = the active tool, two fingers = pinch zoom and pan.
 */
 (function () {
@@ -15,9 +19,11 @@
 
   const PREFETCH_AHEAD = 8;      // frames fetched ahead of the one shown
   const PARALLEL_FETCHES = 4;
-  const MAX_CACHED_FRAMES = 400; // decoded frames kept; the oldest are dropped past this
+  const MAX_CACHED_FRAMES = 400; // decoded frames kept (per viewer, unless told fewer); the oldest are dropped past this
   const DEFAULT_CINE_FPS = 10;
   const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["measure", "Measure"]];
+  const TOOL_KEYS = { w: "wl", p: "pan", z: "zoom", m: "measure" };
+  const MOVES = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -31,9 +37,10 @@
   const dicomDate = (value) => lightbox.date(value);
 
   class Viewer {
-    constructor(element, seriesUid) {
+    constructor(element, seriesUid, options) {
       this.element = element;
       this.seriesUid = seriesUid;
+      this.maxCachedFrames = Math.max(16, (options && options.maxCachedFrames) || MAX_CACHED_FRAMES);
       this.frames = [];          // [{sop, frame, instance}] in display order
       this.index = 0;
       this.cache = new Map();    // "sop/frame" -> Promise of decoded frame data
@@ -67,6 +74,14 @@
       this.presetSelect = el("select", { class: "lbv-presets", title: "Window presets" });
       this.presetSelect.addEventListener("change", () => this.applyPreset(this.presetSelect.value));
       bar.append(this.presetSelect);
+      // The window typed in: centre and width in modality units (HU for CT).
+      this.windowInputs = {};
+      for (const [name, label] of [["center", "L"], ["width", "W"]]) {
+        const input = el("input", { type: "number", class: `lbv-${name}`, step: "any", "aria-label": name === "center" ? "Window level (centre)" : "Window width", title: name === "center" ? "Level (centre)" : "Width" });
+        input.addEventListener("change", () => this.typedWindow());
+        this.windowInputs[name] = input;
+        bar.append(el("span", { class: "lbv-wl", "aria-hidden": "true" }, label), input);
+      }
       const action = (label, cls, handler, title) => {
         const button = el("button", { type: "button", class: cls, title: title || label }, label);
         button.addEventListener("click", handler);
@@ -119,8 +134,24 @@
       this.stage = stage;
       this.offscreen = document.createElement("canvas");
       this.bindInput();
-      new ResizeObserver(() => this.resize()).observe(stage);
+      this.resizer = new ResizeObserver(() => this.resize());
+      this.resizer.observe(stage);
       this.setTool("wl");
+    }
+
+    /** Stop everything this viewer runs (cine, fetches, resize watch) and drop its frames. */
+    destroy() {
+      this.playing = false;
+      this.destroyed = true;
+      this.resizer.disconnect();
+      for (const job of this.queue) job.reject(new Error("closed"));
+      this.queue = [];
+      this.cache.clear();
+      this.current = null;
+    }
+
+    emit(name) {
+      this.element.dispatchEvent(new CustomEvent(name, { bubbles: true, detail: { viewer: this } }));
     }
 
     async load() {
@@ -137,6 +168,7 @@
         this.presetSelect.append(el("option", { value: String(i) }, `${preset.name} (${preset.center}/${preset.width})`));
       });
       this.presetSelect.disabled = !this.info.image.grayscale;
+      for (const input of Object.values(this.windowInputs)) input.disabled = !this.info.image.grayscale;
       this.overlayButton.disabled = !(this.info.image.overlays || []).length;
       if (!this.info.image.grayscale && this.tool === "wl") this.setTool("pan");
       if (this.info.image.too_large) this.status.textContent = "This image is too large to display.";
@@ -163,7 +195,7 @@
       const promise = new Promise((resolve, reject) => this.queue.push({ entry, resolve, reject }));
       this.cache.set(key, promise);
       promise.catch(() => this.cache.delete(key));
-      while (this.cache.size > MAX_CACHED_FRAMES) this.cache.delete(this.cache.keys().next().value);
+      while (this.cache.size > this.maxCachedFrames) this.cache.delete(this.cache.keys().next().value);
       this.pump();
       return promise;
     }
@@ -221,7 +253,7 @@
     }
 
     async show(position) {
-      if (!this.frames.length) return;
+      if (!this.frames.length || this.destroyed) return;
       position = Math.max(0, Math.min(this.frames.length - 1, position));
       this.index = position;
       this.slider.value = String(position + 1);
@@ -234,7 +266,7 @@
         this.status.textContent = `Cannot show this frame: ${error.message}`;
         return;
       }
-      if (this.index !== position) return;  // another frame was asked for meanwhile
+      if (this.index !== position || this.destroyed) return;  // another frame was asked for meanwhile
       this.status.textContent = "";
       const sizeChanged = !this.current || this.current.rows !== frame.rows || this.current.columns !== frame.columns;
       this.current = frame;
@@ -243,6 +275,8 @@
       this.paintFrame();
       this.draw();
       this.updateLinks();
+      this.element.dataset.frame = String(position + 1);
+      this.emit("lbv:frame");
     }
 
     // ------------------------------------------------------------------ window/level
@@ -290,6 +324,24 @@
       const preset = value === "" ? null : this.info.presets[Number(value)];
       this.window = preset ? { center: preset.center, width: preset.width } : null;
       this.repaint();
+      this.emit("lbv:window");
+    }
+
+    typedWindow() {
+      const center = Number(this.windowInputs.center.value), width = Number(this.windowInputs.width.value);
+      if (!Number.isFinite(center) || !Number.isFinite(width) || width < 1 || this.windowInputs.center.value === "") return;
+      this.window = { center, width };
+      this.presetSelect.value = "";
+      this.repaint();
+      this.emit("lbv:window");
+    }
+
+    /** Window/level set from outside (synchronised viewports): no event back. */
+    setWindow(window) {
+      if (!this.info || !this.info.image.grayscale) return;
+      this.window = window ? { center: window.center, width: window.width } : null;
+      this.presetSelect.value = "";
+      this.repaint();
     }
 
     repaint() {
@@ -305,6 +357,7 @@
       this.presetSelect.value = "";
       this.fitView();
       this.repaint();
+      this.emit("lbv:window");
     }
 
     // ------------------------------------------------------------------ geometry
@@ -458,8 +511,13 @@
         this.playing ? `Cine ${this.fps().toFixed(0)} fps` : "",
       ].filter(Boolean).join("\n");
       const w = this.activeWindow();
+      const raw = this.current && this.current.kind === "raw";
+      for (const [name, input] of Object.entries(this.windowInputs)) {
+        if (raw && document.activeElement !== input) input.value = String(Math.round(w[name] * 10) / 10);
+      }
       this.overlays.bl.textContent = [
-        this.current && this.current.kind === "raw" ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
+        raw && this.probe ? this.probe : "",
+        raw ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
         `Zoom ${Math.round(this.view.scale * 100)}%`,
       ].filter(Boolean).join("\n");
       this.overlays.br.textContent = this.measure ? this.measureText() : "";
@@ -468,6 +526,7 @@
     // ------------------------------------------------------------------ input
 
     setTool(name) {
+      if (name === "wl" && this.info && !this.info.image.grayscale) return;  // colour: no window to level
       this.tool = name;
       for (const [tool, button] of Object.entries(this.toolButtons)) button.classList.toggle("lbv-active", tool === name);
     }
@@ -484,14 +543,8 @@
         }
       }, { passive: false });
       this.root.addEventListener("keydown", (event) => {
-        const moves = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
         if (event.target.tagName === "SELECT" || event.target.tagName === "INPUT") return;
-        if (event.key in moves) this.step(moves[event.key]);
-        else if (event.key === "Home") this.show(0);
-        else if (event.key === "End") this.show(this.frames.length - 1);
-        else if (event.key === " ") this.togglePlay();
-        else return;
-        event.preventDefault();
+        if (this.handleKey(event)) event.preventDefault();
       });
       canvas.addEventListener("pointerdown", (event) => this.pointerDown(event));
       canvas.addEventListener("pointermove", (event) => this.pointerMove(event));
@@ -499,6 +552,21 @@
       canvas.addEventListener("pointercancel", (event) => this.pointerUp(event));
       canvas.addEventListener("contextmenu", (event) => event.preventDefault());
       canvas.style.touchAction = "none";
+    }
+
+    /** A key for this viewer (from its own surface, or passed on by the page): true if used. */
+    handleKey(event) {
+      if (event.ctrlKey || event.metaKey || event.altKey) return false;
+      const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+      if (key in MOVES) this.step(MOVES[key]);
+      else if (key === "Home") this.show(0);
+      else if (key === "End") this.show(this.frames.length - 1);
+      else if (key === " ") this.togglePlay();
+      else if (key in TOOL_KEYS) this.setTool(TOOL_KEYS[key]);
+      else if (key === "i") { this.invert = !this.invert; this.repaint(); }
+      else if (key === "r") this.reset();
+      else return false;
+      return true;
     }
 
     step(delta) {
@@ -530,7 +598,19 @@
       }
     }
 
+    /** The value under the pointer, in modality units (HU for CT), for the corner text. */
+    probeAt(point) {
+      const frame = this.current;
+      if (!frame || frame.kind !== "raw") return;
+      const [x, y] = this.canvasToImage(...point).map(Math.floor);
+      const inside = x >= 0 && y >= 0 && x < frame.columns && y < frame.rows;
+      const value = inside ? frame.values[y * frame.columns + x] * frame.slope + frame.intercept : null;
+      const text = inside ? `(${x}, ${y}) ${Math.round(value * 100) / 100}${this.info.series.modality === "CT" ? " HU" : ""}` : "";
+      if (text !== this.probe) { this.probe = text; this.writeOverlays(); }
+    }
+
     pointerMove(event) {
+      if (event.pointerType === "mouse" && !this.pointers.size) this.probeAt(this.localPoint(event));
       if (!this.pointers.has(event.pointerId)) return;
       const point = this.localPoint(event);
       this.pointers.set(event.pointerId, point);
@@ -558,13 +638,15 @@
         this.measure.b = this.canvasToImage(...point);
         this.draw();
       } else if (drag.tool === "wl" && this.current && this.current.kind === "raw") {
-        // Right: wider; down: higher level.  Sensitivity follows the data's range.
-        const range = Math.max((this.current.max - this.current.min) * Math.abs(this.current.slope), 1);
-        const gain = range / 500;
+        // Right: wider; down: higher level.  Sensitivity follows the window the drag began with,
+        // itself scaled to the image's values: a brain window of 80 HU moves by 0.3 HU a pixel,
+        // a bone window of 2500 by 10 (and never by less than a quarter of a stored step).
+        const gain = Math.max(drag.window.width / 256, Math.abs(this.current.slope) / 4);
         const w = this.activeWindow();
         this.window = { center: w.center + dy * gain, width: Math.max(1, w.width + dx * gain) };
         this.presetSelect.value = "";
         this.repaint();
+        this.emit("lbv:window");
       }
     }
 
@@ -605,7 +687,7 @@
       this.prefetch(this.index, this.frames.length);
       let last = performance.now();
       const tick = async (now) => {
-        if (!this.playing) return;
+        if (!this.playing || this.destroyed) return;
         if (now - last >= 1000 / this.fps()) {
           last = now;
           const next = (this.index + 1) % this.frames.length;  // loop
@@ -661,8 +743,9 @@
   }
 
   window.LightboxViewer = {
-    open(element, seriesUid) {
-      const viewer = new Viewer(element, seriesUid);
+    open(element, seriesUid, options) {
+      if (element.lightboxViewer) element.lightboxViewer.destroy();
+      const viewer = new Viewer(element, seriesUid, options);
       viewer.ready = viewer.load().catch((error) => {
         viewer.status.textContent = `Cannot open this series: ${error.message}`;
         return viewer;

@@ -1,4 +1,4 @@
-% rebase('base.tpl', title='Study', scripts=['viewer.js', 'player.js', 'study.js', 'corrections.js'], styles=['viewer.css', 'contents.css'])
+% rebase('base.tpl', title='Study', scripts=['player.js', 'study.js', 'corrections.js'], styles=['contents.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{' · '.join(v for v in (s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
@@ -40,9 +40,9 @@
 %   label = 'Series %s (%s)' % (se['series_number'] if se['series_number'] is not None else '', se['modality'])
 <li class="series-item" data-series-uid="{{se['series_uid']}}" data-kind="{{se['kind']}}">
 %   if front['kind'] == 'image':
-  <button type="button" class="view" data-series-uid="{{se['series_uid']}}" aria-controls="viewer" title="Open in the viewer">
+  <a class="view" href="/studies/{{s['study_uid']}}/view?series={{se['series_uid']}}" data-series-uid="{{se['series_uid']}}" title="Open in the viewer">
     <img class="thumb" src="/api/series/{{se['series_uid']}}/thumbnail" alt="{{label}}: open in the viewer" width="128" height="128">
-  </button>
+  </a>
 %   elif front['kind'] == 'video':
   <button type="button" class="view" data-video-sop="{{front['sop_uid']}}" aria-controls="viewer" title="Play the video">
     <img class="thumb" src="/api/instances/{{front['sop_uid']}}/poster" alt="{{label}}: play the video" width="128" height="128">

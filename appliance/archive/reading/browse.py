@@ -271,6 +271,18 @@ def study_of_series(series_uid: str) -> str | None:
     return row[0] if row else None
 
 
+def patient_studies(study_uid: str) -> list[StudyRow]:
+    """Every study of the patient (identity) that ``study_uid`` belongs to, itself included,
+    newest first (the viewer's list of priors)."""
+    rows = database.execute_sql(
+        f"SELECT {_STUDY_COLUMNS} FROM study st JOIN patient p ON p.id = st.patient_id"
+        " WHERE st.patient_id = (SELECT patient_id FROM study WHERE study_uid = ?)"
+        " ORDER BY st.study_date DESC, st.study_time DESC, st.id DESC",
+        (study_uid,),
+    )
+    return [_row(row) for row in rows]
+
+
 @dataclass(frozen=True)
 class StudyLabel:
     """What names a study for people: its patient, description and date."""
