@@ -111,13 +111,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "associate_timeout",
         10,
-        "Seconds from a DICOM connection to its whole A-ASSOCIATE-RQ; silent connections take no association slot.",
+        "Seconds from a DICOM connection to its whole A-ASSOCIATE-RQ; silent connections take no association slot. "
+        "Also how long a refused or aborted connection is left for the peer to close (PS3.8's ARTIM timer).",
     ),
     Setting(
         "max_pending_connections",
         64,
-        "DICOM connections per worker process waiting for their A-ASSOCIATE-RQ; beyond it the oldest "
-        "of the busiest address is dropped.",
+        "DICOM connections per worker process waiting for their A-ASSOCIATE-RQ, or refused and waiting for the "
+        "peer to close; beyond it the oldest of the busiest address is dropped.",
     ),
     Setting("max_pdu", 1048576, "Largest PDU Lightbox offers to receive, in bytes."),
     Setting("max_instance_mb", 4096, "Largest single instance accepted, in MB; larger ones are refused."),

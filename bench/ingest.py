@@ -4,6 +4,8 @@ Scenarios (each against a freshly started server with an empty, or preloaded, ar
   ct-1assoc  a CT series (--slices, 512x512 int16) in one association
   ct-4assoc  the same series split over 4 parallel associations
   dx-1assoc  large radiographs (--radiographs, ~10 MB each) in one association
+  small-1assoc  small images (--small, 8x8 CT) in one association: each C-STORE is a few small
+             PDUs, where a storescu with Nagle's algorithm on (--nagle) waits for each ACK
 
 Run as `python -m bench.ingest`; it re-runs itself in a private network namespace.  See
 bench/README.md.
@@ -33,7 +35,7 @@ from bench.procstat import ServerSampler
 from bench.servers import RunningServer
 
 # scenario name -> (corpus, parallel associations)
-SCENARIOS = {"ct-1assoc": ("ct", 1), "ct-4assoc": ("ct", 4), "dx-1assoc": ("dx", 1)}
+SCENARIOS = {"ct-1assoc": ("ct", 1), "ct-4assoc": ("ct", 4), "dx-1assoc": ("dx", 1), "small-1assoc": ("small", 1)}
 
 
 # --------------------------------------------------------------------------- corpus
@@ -78,6 +80,8 @@ def build_corpora(args: argparse.Namespace) -> dict[str, Corpus]:
         corpora["ct"] = corpus.ct_series(args.slices, rng)
     if "dx" in wanted:
         corpora["dx"] = corpus.radiographs(args.radiographs, rng)
+    if "small" in wanted:
+        corpora["small"] = corpus.load_or_build(f"small-{args.small}", lambda d: write_tiny_archive(d, args.small, rng))
     if args.warmup:
         corpora["warmup"] = corpus.ct_series(args.warmup, rng, "WARMUP")
     if args.preload:
@@ -119,7 +123,7 @@ def read_through(files: Sequence[Path]) -> None:
                 pass
 
 
-def run_once(scenario: Scenario, target: Target, warmup: Corpus | None, run_dir: Path) -> Measurement:
+def run_once(scenario: Scenario, target: Target, warmup: Corpus | None, run_dir: Path, nagle: bool) -> Measurement:
     run_dir.mkdir(parents=True)
     with target.start(run_dir) as server:
         if warmup is not None:  # the first association against a fresh process is slower
@@ -130,7 +134,7 @@ def run_once(scenario: Scenario, target: Target, warmup: Corpus | None, run_dir:
         read_through(scenario.corpus.files)
         os.sync()
         with ServerSampler(server.proc.pid) as sampler:
-            wall = servers.send(server, scenario.corpus, scenario.associations, run_dir)
+            wall = servers.send(server, scenario.corpus, scenario.associations, run_dir, nagle)
         servers.wait_for_count(server, before + len(scenario.corpus))
     return Measurement(wall, sampler.peak_rss, sampler.peak_pss, sampler.cpu_s)
 
@@ -230,7 +234,7 @@ def benchmark(args: argparse.Namespace) -> None:
             for scenario in scenarios:
                 for target in targets:
                     run_dir = workdir / f"run{rep}-{scenario.name}-{target.label}"
-                    m = run_once(scenario, target, corpora.get("warmup"), run_dir)
+                    m = run_once(scenario, target, corpora.get("warmup"), run_dir, args.nagle)
                     results.setdefault((scenario.name, target.label), []).append(m)
                     log(f"run {rep + 1}/{args.repeat}: {figure_line(scenario, target.label, m)}")
                     if not args.keep:
@@ -242,6 +246,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = harness.parser("ingest", "C-STORE ingest benchmark: Lightbox vs Orthanc, driven by DCMTK storescu.")
     parser.add_argument("--slices", type=int, default=1000, help="CT slices (512x512 int16), default 1000")
     parser.add_argument("--radiographs", type=int, default=5, help="~10 MB DX radiographs, default 5")
+    parser.add_argument("--small", type=int, default=200, help="8x8 CT images of small-1assoc, default 200")
+    parser.add_argument(
+        "--nagle", action="store_true", help="timed storescu as Debian packages it: Nagle's algorithm on"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure; medians are reported")
     parser.add_argument(
         "--preload",
@@ -272,8 +280,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for scenario in args.scenarios:
         if scenario not in SCENARIOS:
             parser.error(f"unknown scenario {scenario!r}")
-    if min(args.slices, args.radiographs, args.repeat) < 1 or min(args.preload, args.warmup) < 0:
-        parser.error("--slices, --radiographs and --repeat must be >= 1; --preload and --warmup >= 0")
+    if min(args.slices, args.radiographs, args.small, args.repeat) < 1 or min(args.preload, args.warmup) < 0:
+        parser.error("--slices, --radiographs, --small and --repeat must be >= 1; --preload and --warmup >= 0")
     return args
 
 

@@ -234,17 +234,20 @@ def orthanc_modality(server: RunningServer, name: str, aet: str, port: int) -> N
 # --------------------------------------------------------------------------- DCMTK peers
 
 
-def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path, timeout: float | None = None) -> float:
+def storescu(
+    server: RunningServer, inputs: list[list[str]], log_dir: Path, timeout: float | None = None, nagle: bool = False
+) -> float:
     """One DCMTK storescu per argument list (files, or +sd +r and folders), all at once, each
     its own association; the wall time until all are done (killed, and a BenchError, if that
-    takes more than ``timeout`` seconds)."""
+    takes more than ``timeout`` seconds).  ``nagle``: storescu as packaged, Nagle's algorithm on."""
     logs = [log_dir / f"storescu-{i}.log" for i in range(len(inputs))]
+    env = {k: v for k, v in BENCH_ENV.items() if k != "TCP_NODELAY"} if nagle else BENCH_ENV
     procs = []
     started = time.perf_counter()
     for args, log_path in zip(inputs, logs, strict=True):
         cmd = [STORESCU, "-aet", CALLING_AET, "-aec", server.aet, "127.0.0.1", str(server.dicom_port), *args]
         with open(log_path, "wb") as out:
-            procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=BENCH_ENV))
+            procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env))
     try:
         codes = [p.wait(None if timeout is None else max(0.0, started + timeout - time.perf_counter())) for p in procs]
     except subprocess.TimeoutExpired:
@@ -259,15 +262,14 @@ def storescu(server: RunningServer, inputs: list[list[str]], log_dir: Path, time
     return wall
 
 
-def send(server: RunningServer, corpus: Corpus, associations: int, log_dir: Path) -> float:
+def send(server: RunningServer, corpus: Corpus, associations: int, log_dir: Path, nagle: bool = False) -> float:
     """C-STORE a corpus over ``associations`` parallel associations: the whole folder for one,
     the files dealt out in runs for several; the wall time."""
     if associations == 1:
-        return storescu(server, [["+sd", "+r", str(corpus.dicom_dir)]], log_dir)
+        return storescu(server, [["+sd", "+r", str(corpus.dicom_dir)]], log_dir, nagle=nagle)
     size = -(-len(corpus.files) // associations)
-    return storescu(
-        server, [[str(p) for p in corpus.files[i : i + size]] for i in range(0, len(corpus.files), size)], log_dir
-    )
+    parts = [[str(p) for p in corpus.files[i : i + size]] for i in range(0, len(corpus.files), size)]
+    return storescu(server, parts, log_dir, nagle=nagle)
 
 
 def wait_for_count(server: RunningServer, expected: int, at_least: bool = False) -> None:

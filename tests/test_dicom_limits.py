@@ -155,6 +155,36 @@ def test_one_address_cannot_take_every_slot(lightbox_factory):
     assert "reason=address_share" in server.log()
 
 
+def refused_called_ae(port: int) -> socket.socket:
+    """A raw A-ASSOCIATE-RQ calling an AE title not Lightbox's, its A-ASSOCIATE-RJ read; left open."""
+    sock = connect(port)
+    contexts = [pdu.ProposedContext(1, VERIFICATION_CLASS, [IMPLICIT_LE])]
+    sock.sendall(pdu.associate_rq("NOTOURS", "ATTACKER", contexts, 16384, "1.2.3.4", "PROBE"))
+    answer, body = read_pdu(sock)
+    assert (answer, body[1:4]) == (pdu.ASSOCIATE_RJ, bytes((1, 1, 7))), (answer, body)
+    return sock
+
+
+def test_refused_connections_wait_for_the_peer_to_close_then_the_artim_timer(lightbox_factory):
+    """After an A-ASSOCIATE-RJ Lightbox leaves the close to the peer (PS3.8 Sta13), without a
+    thread or a slot: up to associate_timeout (the ARTIM timer), and no more such connections
+    than max_pending_connections, the oldest of the busiest address closed first."""
+    server = lightbox_factory(called_aet_check="own", associate_timeout=3, max_pending_connections=4, dicom_workers=0)
+    with held(8, lambda: refused_called_ae(server.dicom_port)) as refused:
+        assert closed_within(refused[0], 1), "more refused connections were kept than may wait"
+        assert not closed_within(refused[-1], 0.5), "a refused connection was closed before the peer closed it"
+        assert echo_ok(server), server.log()[-2000:]  # a modality gets in meanwhile
+        assert all(closed_within(sock, 3 + 5) for sock in refused[4:]), "kept past associate_timeout"
+        assert echo_ok(server)
+    baseline = fds(server.proc.pid)
+    refused_called_ae(server.dicom_port).close()  # the usual end: Lightbox closes once the peer has
+    deadline = time.monotonic() + 2  # well within associate_timeout
+    while fds(server.proc.pid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fds(server.proc.pid) <= baseline, "a refused connection was kept after the peer closed it"
+    assert server.log().count("called_ae_not_ours") == 9
+
+
 @pytest.mark.slow
 def test_idle_association_is_closed(lightbox_factory):
     server = lightbox_factory(idle_timeout=2)
@@ -242,7 +272,7 @@ def test_oversize_release_body_is_aborted_unread(lightbox_factory):
 
 @pytest.mark.parametrize("pdu_type", [pdu.ABORT, pdu.P_DATA_TF])
 def test_oversize_pdus_are_refused(lightbox_factory, pdu_type):
-    server = lightbox_factory(dicom_workers=0, max_pdu=65536)
+    server = lightbox_factory(dicom_workers=0, max_pdu=65536, associate_timeout=3)
     sock, answer = associate(server.dicom_port)
     with sock:
         assert answer == pdu.ASSOCIATE_AC
@@ -250,7 +280,7 @@ def test_oversize_pdus_are_refused(lightbox_factory, pdu_type):
         sock.settimeout(10)
         got, _ = read_pdu(sock)
         assert got == pdu.ABORT
-        assert closed_within(sock, 10)
+        assert closed_within(sock, 10)  # the peer never closes: after associate_timeout (ARTIM)
     assert echo_ok(server)
 
 
@@ -297,7 +327,7 @@ def abandon_c_store(port: int, cycle: int) -> None:
         ending = cycle % 3
         if ending == 0:
             sock.sendall(pdu.p_data(1, pdu.COMMAND | pdu.LAST, dimse.echo_request(2, VERIFICATION_CLASS)))
-            closed_within(sock, 10)
+            assert read_pdu(sock)[0] == pdu.ABORT  # then the peer closes, as PS3.8 has it
         elif ending == 1:
             sock.sendall(pdu.abort(0, 0))
 

@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import Verification
 
 from bench.procstat import peak_rss_bytes
 from support.dicomgen import make_dataset, make_study, write
 
 
-def associate(port: int, contexts=((Verification, None),), aet: str = "TESTSCU"):
+def associate(port: int, contexts=((Verification, None),), aet: str = "TESTSCU", **options):
     ae = AE(ae_title=aet)
     for abstract, syntaxes in contexts:
         ae.add_requested_context(abstract, syntaxes or [ExplicitVRLittleEndian])
-    return ae.associate("127.0.0.1", port, ae_title="LIGHTBOX")
+    return ae.associate("127.0.0.1", port, ae_title="LIGHTBOX", **options)
 
 
 def test_echoscu(server):
@@ -66,13 +67,19 @@ def test_association_cap_rejects_then_recovers(lightbox_factory):
     server = lightbox_factory(max_associations=2, max_associations_per_address=2)  # the cap, not the share
     held = [associate(server.dicom_port) for _ in range(2)]
     assert all(a.is_established for a in held)
-    third = associate(server.dicom_port)
-    # Refused: an A-ASSOCIATE-RJ.  Lightbox closes the connection right after it, and pynetdicom
-    # then reports an abort about one time in ten (the close overtakes the RJ in its state
-    # machine); PS3.8's acceptor would wait for the requestor to close (Sta13): not done yet.
-    assert third.is_rejected or third.is_aborted
-    assert not third.is_established
-    assert "association_rejected reason=too_many_associations" in server.log()
+    # Every refusal is an A-ASSOCIATE-RJ (transient, local limit exceeded), never an association.
+    # What pynetdicom 3.0.4 makes of it is not the test: about one time in ten it reports an
+    # abort although it read the RJ, its reactor thread having closed the socket (PS3.8 AE-4)
+    # before the calling thread checks that the socket is connected (``acse.py``,
+    # ``_negotiate_as_requestor``).  DCMTK's verdict is tested below.
+    received: list[object] = []
+    handlers = [(evt.EVT_PDU_RECV, lambda event: received.append(event.pdu))]
+    for _ in range(50):
+        received.clear()
+        refused = associate(server.dicom_port, evt_handlers=handlers)
+        assert not refused.is_established and (refused.is_rejected or refused.is_aborted)
+        assert [(type(p), p.result, p.source, p.reason_diagnostic) for p in received] == [(A_ASSOCIATE_RJ, 2, 3, 2)]
+    assert server.log().count("association_rejected reason=too_many_associations") == 50
     for a in held:
         a.release()
     deadline = time.monotonic() + 10
@@ -84,6 +91,21 @@ def test_association_cap_rejects_then_recovers(lightbox_factory):
         time.sleep(0.2)
     else:
         raise AssertionError("no association accepted after the others were released")
+
+
+def test_refused_echoscu_reports_the_rejection(lightbox_factory):
+    """DCMTK's echoscu refused at the cap says so, every time: an A-ASSOCIATE-RJ, not an abort
+    or a reset."""
+    server = lightbox_factory(max_associations=1, max_associations_per_address=1)
+    held = associate(server.dicom_port)
+    assert held.is_established
+    for _ in range(20):
+        result = server.echoscu()
+        said = result.stdout + result.stderr
+        assert result.returncode != 0 and "Association Rejected" in said and "Local Limit Exceeded" in said, said
+        assert "abort" not in said.lower() and "reset" not in said.lower(), said
+    held.release()
+    assert server.echoscu().returncode == 0
 
 
 def test_deflate_is_refused_at_negotiation(server):

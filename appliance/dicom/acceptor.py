@@ -11,6 +11,9 @@ many wait.  Only a whole request takes an association slot (``slots.py``: the ca
 address's share of it, counted across worker processes) and a thread, which admits it under
 the device policy and serves it with Lightbox's own loop (``association.py``).  Threads are
 thus bounded by the cap, and one address cannot shut every modality out.
+
+A connection answered with an A-ASSOCIATE-RJ or an A-ABORT goes back to the same thread, held
+like a waiting one until the peer closes it (``closing.py``, PS3.8 Sta13).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from collections.abc import Sequence
 from appliance.archive import Archive
 from appliance.dicom import admission, auditing, pdu
 from appliance.dicom.association import Association
+from appliance.dicom.closing import Closing
 from appliance.dicom.options import AssociationOptions, DicomOptions
-from appliance.dicom.pending import Pending, Waiting
+from appliance.dicom.pending import Held, Pending, Waiting
 from appliance.dicom.slots import Refused, Slots
 from appliance.dicom.tls import ServerContexts, peer_certificate
 
@@ -56,6 +60,11 @@ class Acceptor:
         self._active: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)  # a full pipe already wakes the thread
+        # Refused or aborted by an association's thread, for the accepting thread to hold until
+        # the peer closes; None once that thread has stopped (under _lock).
+        self._refused: list[tuple[socket.socket, tuple[str, int]]] | None = []
         self._thread = threading.Thread(target=self._accept_loop, name="dicom-accept", daemon=True)
         self._selector = selectors.DefaultSelector()
         self._pending = Pending(options.max_pending, options.associate_timeout)
@@ -71,7 +80,7 @@ class Acceptor:
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop accepting; let running transfers finish (up to ``grace`` seconds)."""
         self._stopping.set()
-        os.write(self._wake_write, b"x")
+        self._wake()
         self._thread.join()
         for listener in self.listeners:
             listener.close()
@@ -84,6 +93,22 @@ class Acceptor:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_write, b"x")
+        except BlockingIOError:
+            pass
+
+    def _close_after_peer(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """From an association's thread: hand a refused or aborted connection to the accepting
+        thread, to be closed once the peer has closed it (``closing.py``)."""
+        with self._lock:
+            if self._refused is not None:
+                self._refused.append((sock, address))
+                self._wake()
+                return
+        sock.close()  # stopping: nobody is left to wait for the peer
 
     # -- the accepting thread ------------------------------------------------------------
 
@@ -98,17 +123,27 @@ class Acceptor:
                 try:
                     if isinstance(key.data, Waiting):
                         self._read_request(key.data)
+                    elif isinstance(key.data, Closing):
+                        if key.data.drain():
+                            self._drop(key.data)
                     elif key.data is not None:
                         self._accept(key.data)
+                    else:
+                        self._take_refused()
                 except Exception:  # a bug must cost one connection, never the door
                     LOG.exception("dicom_accept_failed")
-                    if isinstance(key.data, Waiting):
+                    if isinstance(key.data, Waiting | Closing):
                         self._drop(key.data)
             for late in self._pending.expired():
-                LOG.info("connection_dropped address=%s reason='no A-ASSOCIATE-RQ in time'", late.address[0])
+                if isinstance(late, Waiting):
+                    LOG.info("connection_dropped address=%s reason='no A-ASSOCIATE-RQ in time'", late.address[0])
                 self._drop(late)
-        for waiting in self._pending.all():
-            self._drop(waiting)
+        with self._lock:
+            refused, self._refused = self._refused or [], None
+        for sock, _ in refused:
+            sock.close()
+        for held in self._pending.all():
+            self._drop(held)
         selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
@@ -134,21 +169,41 @@ class Acceptor:
                 LOG.error("tls_unavailable address=%s reason=%r", address[0], str(exc))
                 sock.close()
                 return
-        for evicted in self._pending.add(
-            waiting := Waiting(sock, address[:2], time.monotonic(), handshaking=handshaking)
-        ):
-            LOG.info("connection_dropped address=%s reason='too many waiting connections'", evicted.address[0])
-            self._drop(evicted)
-        if waiting in self._pending:
-            self._selector.register(sock, selectors.EVENT_READ, waiting)
+        self._hold(Waiting(sock, address[:2], time.monotonic(), handshaking=handshaking))
 
-    def _drop(self, waiting: Waiting) -> None:
-        self._pending.remove(waiting)
+    def _hold(self, held: Held) -> None:
+        """Watch ``held`` among the connections held without a thread, within their bound."""
+        for evicted in self._pending.add(held):
+            if isinstance(evicted, Waiting):
+                LOG.info("connection_dropped address=%s reason='too many waiting connections'", evicted.address[0])
+            self._drop(evicted)
+        if held in self._pending:
+            self._selector.register(held.sock, selectors.EVENT_READ, held)
+
+    def _close_after(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Hold a connection just answered with an A-ASSOCIATE-RJ or an A-ABORT until the peer
+        closes it, or for ``associate_timeout`` (PS3.8's ARTIM timer, Sta13)."""
+        sock.setblocking(False)
+        self._hold(Closing(sock, address, time.monotonic()))
+
+    def _take_refused(self) -> None:
+        """Woken: stopping, or connections handed over by associations' threads."""
         try:
-            self._selector.unregister(waiting.sock)
+            os.read(self._wake_read, 4096)
+        except BlockingIOError:
+            pass
+        with self._lock:
+            refused, self._refused = self._refused, []
+        for sock, address in refused or []:
+            self._close_after(sock, address)
+
+    def _drop(self, held: Held) -> None:
+        self._pending.remove(held)
+        try:
+            self._selector.unregister(held.sock)
         except (KeyError, ValueError):
             pass
-        waiting.sock.close()
+        held.sock.close()
 
     def _read_request(self, waiting: Waiting) -> None:
         """More of a waiting connection's A-ASSOCIATE-RQ; once whole, on to a slot and a thread."""
@@ -161,7 +216,9 @@ class Acceptor:
         except pdu.ProtocolError as exc:
             LOG.warning("association_refused address=%s reason=%r", address[0], str(exc))
             _send_now(waiting.sock, pdu.abort(2, 2))
-            self._drop(waiting)
+            self._pending.remove(waiting)
+            self._selector.unregister(waiting.sock)
+            self._close_after(waiting.sock, address)
             return
         except ssl.SSLError as exc:
             if not isinstance(exc, ssl.SSLEOFError):  # that is a port check, not a refusal
@@ -194,7 +251,7 @@ class Acceptor:
                     "association_rejected reason=%s calling_ae=%r address=%s", exc, request.calling_title, address[0]
                 )
                 _send_now(sock, pdu.associate_rj(*pdu.REJECT_LOCAL_LIMIT))
-                sock.close()
+                self._close_after(sock, address)
                 return
         sock.setblocking(True)
         sock.settimeout(self.options.network_timeout)
@@ -230,13 +287,16 @@ class Acceptor:
     def _serve(
         self, sock: socket.socket, address: tuple[str, int], request: pdu.AssociateRequest, slot: int | None
     ) -> None:
+        refused = False  # answered with an A-ASSOCIATE-RJ or an A-ABORT: the peer is to close first
         try:
             if slot is not None and not self._admit(sock, request, address):
+                refused = True
                 return
             if not request.protocol_version & 1:
                 sock.sendall(pdu.associate_rj(*pdu.REJECT_PROTOCOL_VERSION))
+                refused = True
                 return
-            Association(sock, address, request, self.archive, self._association_options).run()
+            refused = Association(sock, address, request, self.archive, self._association_options).run()
         except (OSError, TimeoutError) as exc:
             LOG.warning("connection_dropped address=%s reason=%r", address[0], str(exc) or type(exc).__name__)
         except Exception:
@@ -246,7 +306,10 @@ class Acceptor:
                 self._active.pop(threading.current_thread(), None)
             if slot is not None:
                 self.slots.release(slot)
-            sock.close()
+            if refused:
+                self._close_after_peer(sock, address)
+            else:
+                sock.close()
             self.archive.close_thread_connection()  # else each thread's index handle outlives it
 
     def _admit(self, sock: socket.socket, request: pdu.AssociateRequest, address: tuple[str, int]) -> bool:

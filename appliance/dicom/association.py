@@ -101,7 +101,9 @@ class Association:
     def calling_ae(self) -> str:
         return self.origin.calling_ae
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Serve until release, abort or timeout; True when it ended with Lightbox's A-ABORT
+        (the peer is then to close the connection first)."""
         refused = policy.refused_operations(
             operations_asked(self.request), self.calling_ae, self.archive.nodes, self.options.query_retrieve_from
         )
@@ -123,17 +125,20 @@ class Association:
             LOG.warning("association_aborted calling_ae=%r address=%s reason=%r", calling_ae, address, str(exc))
             self._send_quietly(pdu.abort(2, 2))
             self.archive.devices.record_error(calling_ae, address, f"aborted: {exc}")
+            return True
         except PeerGone as exc:
             LOG.info("association_aborted_by_peer calling_ae=%r during=%s", calling_ae, exc)
         except Idle as exc:  # not the device's fault: some keep associations open between studies
             LOG.info("association_closed calling_ae=%r address=%s reason=%r", calling_ae, address, str(exc))
             self._send_quietly(pdu.abort(2, 0))
+            return True
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             LOG.warning("association_dropped calling_ae=%r address=%s reason=%r", calling_ae, address, reason)
             self.archive.devices.record_error(calling_ae, address, f"dropped: {reason}")
         finally:
             self._record_received()  # after an abort or a drop (a release has recorded them)
+        return False
 
     def _send_quietly(self, data: bytes) -> None:
         try:

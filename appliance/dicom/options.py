@@ -14,9 +14,9 @@ class DicomOptions:
     max_associations: int = 16
     network_timeout: float = 60.0  # a whole PDU, once begun, must arrive within it
     idle_timeout: float = 30.0  # silence allowed between PDUs (Orthanc's DicomScpTimeout)
-    associate_timeout: float = 10.0  # from the TCP connection to the whole A-ASSOCIATE-RQ
+    associate_timeout: float = 10.0  # to the whole A-ASSOCIATE-RQ; and for the peer to close after a refusal (ARTIM)
     max_associations_per_address: int = 0  # 0: half of max_associations (see address_share)
-    max_pending: int = 64  # connections per process waiting for their A-ASSOCIATE-RQ
+    max_pending: int = 64  # connections per process waiting for their A-ASSOCIATE-RQ or, refused, for their close
     max_pdu: int = 1 << 20
     max_instance_bytes: int = 4096 << 20
     query_retrieve_from: str = "known-nodes"  # see policy.py

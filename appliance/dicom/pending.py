@@ -1,4 +1,5 @@
-"""Connections waiting for their A-ASSOCIATE-RQ, read by the accepting thread alone.
+"""Connections waiting for their A-ASSOCIATE-RQ, read by the accepting thread alone, and
+(``Pending`` holds both) those left for the peer to close after a refusal (``closing.py``).
 
 Each costs a socket and its partial request (on the TLS port, its TLS handshake first, done
 here without blocking), never a thread or an association slot.  They are
@@ -15,8 +16,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from appliance.dicom import pdu
+
+
+class Held(Protocol):
+    """A connection held by the accepting thread, since ``since``."""
+
+    sock: socket.socket
+    address: tuple[str, int]
+    since: float
 
 
 @dataclass(eq=False)
@@ -63,42 +73,45 @@ class Waiting:
 
 
 class Pending:
+    """The held connections, oldest first: each is let go ``timeout`` seconds after ``since``
+    (set when it is added, so the order holds)."""
+
     def __init__(self, limit: int, timeout: float) -> None:
         self.limit = max(limit, 1)
         self.timeout = timeout
-        self._waiting: dict[Waiting, None] = {}  # oldest first
+        self._held: dict[Held, None] = {}  # oldest first
 
-    def __contains__(self, waiting: Waiting) -> bool:
-        return waiting in self._waiting
+    def __contains__(self, held: Held) -> bool:
+        return held in self._held
 
-    def add(self, waiting: Waiting) -> list[Waiting]:
-        """Let ``waiting`` wait; the connections to drop to make room (maybe itself)."""
-        self._waiting[waiting] = None
+    def add(self, held: Held) -> list[Held]:
+        """Let ``held`` wait; the connections to drop to make room (maybe itself)."""
+        self._held[held] = None
         evicted = []
-        while len(self._waiting) > self.limit:
-            busiest, _ = Counter(w.address[0] for w in self._waiting).most_common(1)[0]
-            oldest = next(w for w in self._waiting if w.address[0] == busiest)
+        while len(self._held) > self.limit:
+            busiest, _ = Counter(w.address[0] for w in self._held).most_common(1)[0]
+            oldest = next(w for w in self._held if w.address[0] == busiest)
             self.remove(oldest)
             evicted.append(oldest)
         return evicted
 
-    def remove(self, waiting: Waiting) -> None:
-        self._waiting.pop(waiting, None)
+    def remove(self, held: Held) -> None:
+        self._held.pop(held, None)
 
-    def all(self) -> list[Waiting]:
-        return list(self._waiting)
+    def all(self) -> list[Held]:
+        return list(self._held)
 
-    def expired(self) -> Iterator[Waiting]:
+    def expired(self) -> Iterator[Held]:
         """The connections whose time is up, oldest first."""
         now = time.monotonic()
-        for waiting in list(self._waiting):
-            if now - waiting.since < self.timeout:
+        for held in list(self._held):
+            if now - held.since < self.timeout:
                 return
-            yield waiting
+            yield held
 
     def next_timeout(self) -> float | None:
         """Seconds until the oldest connection's time is up (None: nothing waits)."""
-        oldest = next(iter(self._waiting), None)
+        oldest = next(iter(self._held), None)
         if oldest is None:
             return None
         return max(0.0, oldest.since + self.timeout - time.monotonic())
