@@ -32,6 +32,7 @@ from appliance.web import (
     https,
     ohif,
     presentation,
+    printing,
     site,
     studies,
     video,
@@ -90,7 +91,7 @@ def make_app(
     videos = VideoLibrary(archive.data_dir / "cache" / "videos",
                           VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
     accounts.install(app, archive, guard, door)
-    for module in (downloads, documents, corrections, presentation):
+    for module in (downloads, documents, corrections, presentation, printing):
         module.install(app, archive, guard)
     studies.install(app, archive, guard, videos)
     video.install(app, archive, guard, videos)

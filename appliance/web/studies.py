@@ -148,7 +148,9 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         strip, the patient's other studies to compare with."""
         found = detail(study_uid)
         priors = [row.as_json() for row in archive.patient_studies(study_uid) if row.study_uid != study_uid]
-        return render("view.tpl", user=guard.user(), detail=found, priors=priors)
+        # The Print link prints the series of the address the page was opened at (the first shown).
+        shown = request.query.getunicode("series") or ""
+        return render("view.tpl", user=guard.user(), detail=found, priors=priors, print_series=shown)
 
     @app.get("/api/studies/<study_uid>")
     @guard
