@@ -124,9 +124,9 @@ def first_image(page: Any, url: str) -> float:
     return float(wait(page, "() => window.__bench && window.__bench.first", "first image")) / 1000
 
 
-def scroll(page: Any, slices: int, rate: float) -> tuple[float, float]:
+def scroll(page: Any, slices: int, rate: float) -> tuple[float, float, int]:
     """Press ArrowDown ``slices`` times at ``rate`` a second from where the viewer is: (frames
-    displayed a second, seconds from the first key to the last slice shown)."""
+    displayed a second, seconds from the first key to the last slice shown, frames displayed)."""
     start = int(page.evaluate("() => document.querySelector('.ws-vp').dataset.frame"))
     page.evaluate("() => { window.__bench.frames = []; window.__bench.recording = true; }")
     began = page.evaluate("() => performance.now()")
@@ -141,7 +141,7 @@ def scroll(page: Any, slices: int, rate: float) -> tuple[float, float]:
     changes = sum(1 for a, b in zip(shown, shown[1:], strict=False) if a[1] != b[1])
     ended = next(t for t, f in shown if f == target)
     seconds = (ended - began) / 1000
-    return changes / seconds, seconds
+    return changes / seconds, seconds, changes
 
 
 def pin(pid: int, cpu: str) -> None:
@@ -160,27 +160,29 @@ def measure(
     chromium: Any, base: str, study: str, series: str, args: argparse.Namespace, label: str
 ) -> dict[str, float]:
     view = f"{base}/studies/{study}/view?series={series}"
-    firsts, cold, warm, cold_s, warm_s = [], [], [], [], []
+    firsts, cold, warm, cold_s, warm_s, cold_n, warm_n = [], [], [], [], [], [], []
     for run in range(args.repeat):
         with session(chromium, base) as page:
             firsts.append(first_image(page, view))
-            rate, seconds = scroll(page, args.slices, args.rate)
+            rate, seconds, shown = scroll(page, args.slices, args.rate)
             cold.append(rate)
             cold_s.append(seconds)
+            cold_n.append(shown)
             page.keyboard.press("Home")
             wait(page, "() => document.querySelector('.ws-vp').dataset.frame === '1'", "the first slice again")
-            rate, seconds = scroll(page, args.slices, args.rate)
+            rate, seconds, shown = scroll(page, args.slices, args.rate)
             warm.append(rate)
             warm_s.append(seconds)
+            warm_n.append(shown)
         harness.log(
             f"{label} run {run + 1}: first {firsts[-1] * 1000:.0f} ms, cold {cold[-1]:.1f} fps, warm {warm[-1]:.1f} fps"
         )
     print(
         f"{label:<16} first-image  median={median(firsts) * 1000:7.0f} ms  max={max(firsts) * 1000:7.0f} ms", flush=True
     )
-    print(f"{label:<16} scroll-cold  median={median(cold):7.1f} frames/s  {args.slices} slices in {median(cold_s):.2f} s",
+    print(f"{label:<16} scroll-cold  median={median(cold):7.1f} frames/s  {median(cold_n):.0f} of {args.slices} slices shown in {median(cold_s):.2f} s",
           flush=True)  # fmt: skip
-    print(f"{label:<16} scroll-warm  median={median(warm):7.1f} frames/s  {args.slices} slices in {median(warm_s):.2f} s",
+    print(f"{label:<16} scroll-warm  median={median(warm):7.1f} frames/s  {median(warm_n):.0f} of {args.slices} slices shown in {median(warm_s):.2f} s",
           flush=True)  # fmt: skip
     figures = {"first": median(firsts)}
     if args.ohif:
