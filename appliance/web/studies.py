@@ -148,7 +148,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         strip, the patient's other studies to compare with."""
         found = detail(study_uid)
         priors = [row.as_json() for row in archive.patient_studies(study_uid) if row.study_uid != study_uid]
-        return render("view.tpl", user=guard.user(), detail=found, priors=priors)
+        return render("view.tpl", user=guard.user(), csrf=guard.csrf_token(), detail=found, priors=priors)
 
     @app.get("/api/studies/<study_uid>")
     @guard
