@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow  # Chromium
 
 STATIC = Path(__file__).resolve().parents[1] / "webui" / "static"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<link rel="stylesheet" href="/static/viewer.css"><script src="/static/lightbox.js"></script><script src="/static/viewer.js"></script></head>
+<link rel="stylesheet" href="/static/viewer.css"><script src="/static/lightbox.js"></script><script src="/static/annotate.js"></script>
+<script src="/static/states.js"></script><script src="/static/viewer.js"></script></head>
 <body style="margin:0"><div id="viewer" style="width:900px;height:640px"></div>
 <script>LightboxViewer.open(document.getElementById("viewer"), new URLSearchParams(location.search).get("series"));</script>
 </body></html>"""
@@ -92,6 +93,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     frames.install(app, archive, guard)
     app.get("/static/<name>")(lambda name: bottle.static_file(name, root=str(STATIC)))
     app.get("/")(lambda: PAGE)
+    # Presentation states are tested against the real service (test_annotations.py): none here.
+    app.get("/api/series/<uid>/presentation-states")(guard(lambda uid: {"presentation_states": []}))
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

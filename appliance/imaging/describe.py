@@ -26,8 +26,9 @@ def describe(ds: Dataset, frames: int, overlays: tuple[Plane, ...]) -> dict[str,
         "windows": [w.as_dict() for w in windows],
         "has_voi_lut": bool(ds.get("VOILUTSequence")),
         "inverted": grayscale.inverted_by_file(ds),
-        "pixel_spacing": _pair(ds.get("PixelSpacing")),
+        "pixel_spacing": pixel_spacing(ds),
         "imager_pixel_spacing": _pair(ds.get("ImagerPixelSpacing")),
+        "estimated_magnification": _positive(ds.get("EstimatedRadiographicMagnificationFactor")),
         "ultrasound_regions": ultrasound_regions(ds),
         "frame_time_ms": _float(ds.get("FrameTime")),
         "recommended_frame_rate": _float(ds.get("RecommendedDisplayFrameRate")),
@@ -41,6 +42,21 @@ def describe(ds: Dataset, frames: int, overlays: tuple[Plane, ...]) -> dict[str,
         "acquisition_date": str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", "")),
         "overlays": [plane.as_dict() for plane in overlays],
     }
+
+
+def pixel_spacing(ds: Dataset) -> list[float] | None:
+    """Pixel Spacing [row, column] in mm: the image's own, else (enhanced multi-frame images) the
+    Pixel Measures functional group shared by all frames, else the first frame's."""
+    own = _pair(ds.get("PixelSpacing"))
+    if own:
+        return own
+    for groups in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
+        for measures in (groups or [])[:1]:
+            for item in measures.get("PixelMeasuresSequence") or []:
+                found = _pair(item.get("PixelSpacing"))
+                if found:
+                    return found
+    return None
 
 
 def ultrasound_regions(ds: Dataset) -> list[dict[str, Any]]:
@@ -81,6 +97,11 @@ def _float(value: Any) -> float | None:
         return float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def _positive(value: Any) -> float | None:
+    number = _float(value)
+    return number if number is not None and number > 0 else None
 
 
 def _int(value: Any) -> int | None:

@@ -150,7 +150,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         priors = [row.as_json() for row in archive.patient_studies(study_uid) if row.study_uid != study_uid]
         # The Print link prints the series of the address the page was opened at (the first shown).
         shown = request.query.getunicode("series") or ""
-        return render("view.tpl", user=guard.user(), detail=found, priors=priors, print_series=shown)
+        return render("view.tpl", user=guard.user(), csrf=guard.csrf_token(), detail=found, priors=priors,
+                      print_series=shown)  # fmt: skip
 
     @app.get("/api/studies/<study_uid>")
     @guard

@@ -9,9 +9,12 @@
    windowed here, so window/level needs no round trip; colour frames come rendered (JPEG).
    Overlay planes (60xx) come apart, as a transparent PNG per frame laid over the picture, so
    that the Overlays button shows and hides them at once.
+   Measurements and annotations live in annotate.js (viewer.notes); presentation states are
+   saved, listed and applied by states.js (viewer.states).
    Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
-   (window/level, pan, zoom, measure), middle drag = pan.  Keys (handleKey): arrows, Page Up/Down,
-   Home/End, space = cine, W/P/Z/M = tool, I = invert, R = reset.
+   (window/level, pan, zoom, a measurement or annotation), middle drag = pan.  Keys (handleKey):
+   arrows, Page Up/Down, Home/End, space = cine, W/P/Z/M/A/E/T = tool, Delete = delete the
+   selected annotation, I = invert, O = rotate, H = flip, R = reset.
    Touch: one finger = the active tool, two fingers = pinch zoom and pan.
 */
 (function () {
@@ -22,7 +25,10 @@
   const MAX_CACHED_FRAMES = 400; // decoded frames kept (per viewer, unless told fewer); the oldest are dropped past this
   const DEFAULT_CINE_FPS = 10;
   const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["measure", "Measure"]];
-  const TOOL_KEYS = { w: "wl", p: "pan", z: "zoom", m: "measure" };
+  const TOOL_KEYS = { w: "wl", p: "pan", z: "zoom", m: "measure", a: "angle", e: "ellipse", t: "text" };
+  // The annotation tools of annotate.js ("measure" is its length); the others are the viewer's.
+  const NOTE_TOOLS = ["angle", "cobb", "norberg", "tplo", "ellipse", "rect", "text", "arrow", "calibrate", "select"];
+  const noteKind = (tool) => (tool === "measure" ? "length" : NOTE_TOOLS.includes(tool) ? tool : null);
   const MOVES = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 };
 
   function el(tag, attrs, text) {
@@ -51,7 +57,9 @@
       this.invert = false;
       this.showOverlays = true;  // as DCMTK and the rendered pictures: overlays on by default
       this.view = { scale: 1, tx: 0, ty: 0, fit: true };
-      this.measure = null;       // {a: [x, y], b: [x, y]} in image pixels
+      this.rotation = 0;         // degrees clockwise, then flipped horizontally (as a presentation state)
+      this.flip = false;
+      this.notes = new window.LightboxAnnotate.Layer(this);
       this.playing = false;
       this.speed = 1;
       this.pointers = new Map();
@@ -71,6 +79,11 @@
         this.toolButtons[name] = button;
         bar.append(button);
       }
+      this.noteSelect = el("select", { class: "lbv-tools", title: "Measurements and annotations" });
+      this.noteSelect.append(el("option", { value: "" }, "More tools…"));
+      for (const name of NOTE_TOOLS) this.noteSelect.append(el("option", { value: name }, window.LightboxAnnotate.LABELS[name]));
+      this.noteSelect.addEventListener("change", () => { if (this.noteSelect.value) this.setTool(this.noteSelect.value); });
+      bar.append(this.noteSelect);
       this.presetSelect = el("select", { class: "lbv-presets", title: "Window presets" });
       this.presetSelect.addEventListener("change", () => this.applyPreset(this.presetSelect.value));
       bar.append(this.presetSelect);
@@ -93,6 +106,8 @@
         "Show or hide the overlay planes (outlines, annotations)");
       this.overlayButton.classList.add("lbv-active");
       this.overlayButton.setAttribute("aria-pressed", "true");
+      action("Rotate", "lbv-rotate", () => this.orient((this.rotation + 90) % 360, this.flip), "Rotate 90° clockwise (O)");
+      action("Flip", "lbv-flip", () => this.orient(this.rotation, !this.flip), "Flip left-right (H)");
       action("Reset", "lbv-reset", () => this.reset());
       action("Fit", "lbv-fit", () => { this.fitView(); this.draw(); });
       action("1:1", "lbv-actual", () => this.actualSize(), "Actual size");
@@ -106,6 +121,10 @@
       bar.append(this.speedSelect);
       action("PNG", "lbv-export-png", () => this.exportImage("png"), "Save this image as PNG");
       action("JPEG", "lbv-export-jpeg", () => this.exportImage("jpeg"), "Save this image as JPEG");
+      const burn = el("label", { class: "lbv-burn", title: "Draw the measurements and annotations into the PNG/JPEG" });
+      this.burnIn = el("input", { type: "checkbox", class: "lbv-burn-in" });
+      burn.append(this.burnIn, " with annotations");
+      bar.append(burn);
       this.gifLink = el("a", { class: "lbv-export-gif", title: "Save the cine loop as GIF" }, "GIF");
       this.webpLink = el("a", { class: "lbv-export-webp", title: "Save the cine loop as WebP" }, "WebP");
       this.gifLink.hidden = this.webpLink.hidden = true;  // until a multi-frame image is shown (updateLinks)
@@ -128,6 +147,7 @@
       this.frameLabel = el("span", { class: "lbv-frame" });
       scroll.append(this.slider, this.frameLabel);
 
+      this.states = new window.LightboxStates(this, bar);
       root.append(bar, stage, scroll);
       this.element.replaceChildren(root);
       this.root = root;
@@ -174,6 +194,7 @@
       if (this.info.image.too_large) this.status.textContent = "This image is too large to display.";
       this.resize();
       await this.show(0);
+      await this.states.load();
       return this;
     }
 
@@ -255,6 +276,7 @@
     async show(position) {
       if (!this.frames.length || this.destroyed) return;
       position = Math.max(0, Math.min(this.frames.length - 1, position));
+      if (position !== this.index) this.notes.abandon();
       this.index = position;
       this.slider.value = String(position + 1);
       this.frameLabel.textContent = `${position + 1} / ${this.frames.length}`;
@@ -353,7 +375,8 @@
     reset() {
       this.window = null;
       this.invert = false;
-      this.measure = null;
+      this.rotation = 0;
+      this.flip = false;
       this.presetSelect.value = "";
       this.fitView();
       this.repaint();
@@ -376,18 +399,52 @@
       return [rect.width, rect.height];
     }
 
-    fitView() {
+    /** The image's width and height as shown (turned by a quarter: swapped). */
+    orientedSize() {
+      const { columns, rows } = this.current;
+      return this.rotation % 180 ? [rows, columns] : [columns, rows];
+    }
+
+    /** Image pixels -> the oriented image (rotated, then flipped): [a, b, c, d, e, f] as canvas transforms take. */
+    orientation() {
+      const { columns: w, rows: h } = this.current;
+      const m = { 0: [1, 0, 0, 1, 0, 0], 90: [0, 1, -1, 0, h, 0], 180: [-1, 0, 0, -1, w, h], 270: [0, -1, 1, 0, 0, w] }[this.rotation];
+      if (this.flip) { m[0] = -m[0]; m[2] = -m[2]; m[4] = this.orientedSize()[0] - m[4]; }
+      return m;
+    }
+
+    /** Rotation (0, 90, 180, 270 clockwise) and horizontal flip, as a presentation state has them. */
+    orient(rotation, flip) {
+      this.rotation = rotation;
+      this.flip = flip;
+      if (this.current) this.fitView();
+      this.draw();
+    }
+
+    /** Fit the image, or the part of it from ``area`` = [x0, y0, x1, y1] (image pixels). */
+    fitView(area) {
       if (!this.current) return;
       const [w, h] = this.cssSize();
-      const scale = Math.min(w / this.current.columns, h / this.current.rows) || 1;
-      this.view = { scale, tx: (w - this.current.columns * scale) / 2, ty: (h - this.current.rows * scale) / 2, fit: true };
+      this.view = { scale: 1, tx: 0, ty: 0, fit: !area };
+      const [ow, oh] = this.orientedSize();
+      const box = area || [0, 0, this.current.columns, this.current.rows];
+      const [ax, ay] = this.orientedPoint(box[0], box[1]), [bx, by] = this.orientedPoint(box[2], box[3]);
+      const aw = Math.abs(bx - ax) || ow, ah = Math.abs(by - ay) || oh;
+      const scale = Math.min(w / aw, h / ah) || 1;
+      this.view = { scale, tx: w / 2 - ((ax + bx) / 2) * scale, ty: h / 2 - ((ay + by) / 2) * scale, fit: !area };
     }
 
     actualSize() {
       if (!this.current) return;
       const [w, h] = this.cssSize();
-      this.view = { scale: 1, tx: (w - this.current.columns) / 2, ty: (h - this.current.rows) / 2, fit: false };
+      const [ow, oh] = this.orientedSize();
+      this.view = { scale: 1, tx: (w - ow) / 2, ty: (h - oh) / 2, fit: false };
       this.draw();
+    }
+
+    orientedPoint(x, y) {
+      const m = this.orientation();
+      return [m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]];
     }
 
     zoomAt(factor, cx, cy) {
@@ -400,11 +457,23 @@
 
     /** Image pixel (column, row) -> position in the canvas, in CSS pixels. */
     imageToCanvas(x, y) {
-      return [this.view.tx + x * this.view.scale, this.view.ty + y * this.view.scale];
+      const [ox, oy] = this.current ? this.orientedPoint(x, y) : [x, y];
+      return [this.view.tx + ox * this.view.scale, this.view.ty + oy * this.view.scale];
     }
 
     canvasToImage(x, y) {
-      return [(x - this.view.tx) / this.view.scale, (y - this.view.ty) / this.view.scale];
+      const ox = (x - this.view.tx) / this.view.scale, oy = (y - this.view.ty) / this.view.scale;
+      if (!this.current) return [ox, oy];
+      const [a, b, c, d, e, f] = this.orientation();  // a quarter turn and a flip: its inverse is its transpose
+      return [a * (ox - e) + b * (oy - f), c * (ox - e) + d * (oy - f)];
+    }
+
+    /** The part of the image on the canvas, [x0, y0, x1, y1] in image pixels. */
+    visibleArea() {
+      const [w, h] = this.cssSize();
+      const corners = [[0, 0], [w, h]].map(([x, y]) => this.canvasToImage(x, y));
+      return [Math.min(corners[0][0], corners[1][0]), Math.min(corners[0][1], corners[1][1]),
+              Math.max(corners[0][0], corners[1][0]), Math.max(corners[0][1], corners[1][1])];
     }
 
     /** Image pixel -> client (page viewport) coordinates: for tests and embedding pages. */
@@ -429,11 +498,15 @@
       ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
       if (!this.current) return;
       const v = this.view;
-      ctx.setTransform(ratio * v.scale, 0, 0, ratio * v.scale, ratio * v.tx, ratio * v.ty);
+      const [a, b, c, d, e, f] = this.orientation();
+      const k = ratio * v.scale;
+      ctx.setTransform(k * a, k * b, k * c, k * d, k * e + ratio * v.tx, k * f + ratio * v.ty);
       ctx.imageSmoothingEnabled = v.scale < 1;
       this.composeFrame(ctx);
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-      this.drawMeasure(ctx);
+      // DISPLAY units of a presentation state: 0-1 across the canvas.
+      const [w, h] = this.cssSize();
+      this.notes.draw(ctx, (x, y) => this.imageToCanvas(x, y), (x, y) => [x * w, y * h]);
       this.writeOverlays();
     }
 
@@ -451,48 +524,6 @@
       this.overlayButton.setAttribute("aria-pressed", String(this.showOverlays));
       this.draw();
       this.updateLinks();
-    }
-
-    drawMeasure(ctx) {
-      if (!this.measure) return;
-      const [ax, ay] = this.imageToCanvas(...this.measure.a);
-      const [bx, by] = this.imageToCanvas(...this.measure.b);
-      ctx.strokeStyle = "#ffd400";
-      ctx.lineWidth = 1.5;
-      ctx.beginPath();
-      ctx.moveTo(ax, ay);
-      ctx.lineTo(bx, by);
-      ctx.stroke();
-      for (const [x, y] of [[ax, ay], [bx, by]]) {
-        ctx.beginPath();
-        ctx.arc(x, y, 3, 0, 2 * Math.PI);
-        ctx.stroke();
-      }
-      ctx.fillStyle = "#ffd400";
-      ctx.font = "13px sans-serif";
-      ctx.fillText(this.measureText(), bx + 6, by - 6);
-    }
-
-    /** {mm: [row, column] mm per pixel, note} for the segment a-b, or null when uncalibrated. */
-    spacingFor(a, b) {
-      const image = this.info.image;
-      if (image.pixel_spacing) return { mm: image.pixel_spacing, note: "" };
-      // Imager Pixel Spacing is at the detector: a radiograph's anatomy is magnified by it.
-      if (image.imager_pixel_spacing) return { mm: image.imager_pixel_spacing, note: " (at detector)" };
-      for (const region of image.ultrasound_regions || []) {
-        const [x0, y0, x1, y1] = region.box;
-        const inside = ([x, y]) => x >= x0 && x <= x1 && y >= y0 && y <= y1;
-        if (region.mm_per_pixel && inside(a) && inside(b)) return { mm: region.mm_per_pixel, note: "" };
-      }
-      return null;
-    }
-
-    measureText() {
-      const { a, b } = this.measure;
-      const dx = b[0] - a[0], dy = b[1] - a[1];
-      const spacing = this.spacingFor(a, b);
-      if (!spacing) return `${Math.hypot(dx, dy).toFixed(1)} px (uncalibrated)`;
-      return `${Math.hypot(dx * spacing.mm[1], dy * spacing.mm[0]).toFixed(1)} mm${spacing.note}`;
     }
 
     writeOverlays() {
@@ -520,15 +551,18 @@
         raw ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "",
         `Zoom ${Math.round(this.view.scale * 100)}%`,
       ].filter(Boolean).join("\n");
-      this.overlays.br.textContent = this.measure ? this.measureText() : "";
+      this.overlays.br.textContent = this.notes.summary();
     }
 
     // ------------------------------------------------------------------ input
 
     setTool(name) {
       if (name === "wl" && this.info && !this.info.image.grayscale) return;  // colour: no window to level
+      if (name !== this.tool) this.notes.abandon();
       this.tool = name;
       for (const [tool, button] of Object.entries(this.toolButtons)) button.classList.toggle("lbv-active", tool === name);
+      this.noteSelect.value = NOTE_TOOLS.includes(name) ? name : "";
+      this.noteSelect.classList.toggle("lbv-active", NOTE_TOOLS.includes(name));
     }
 
     bindInput() {
@@ -563,7 +597,11 @@
       else if (key === "End") this.show(this.frames.length - 1);
       else if (key === " ") this.togglePlay();
       else if (key in TOOL_KEYS) this.setTool(TOOL_KEYS[key]);
+      else if (key === "Delete" || key === "Backspace") return this.notes.deleteSelected();
+      else if (key === "Escape" && this.notes.pending) { this.notes.abandon(); this.draw(); }
       else if (key === "i") { this.invert = !this.invert; this.repaint(); }
+      else if (key === "o") this.orient((this.rotation + 90) % 360, this.flip);
+      else if (key === "h") this.orient(this.rotation, !this.flip);
       else if (key === "r") this.reset();
       else return false;
       return true;
@@ -591,9 +629,8 @@
       }
       const tool = event.button === 1 || event.shiftKey ? "pan" : this.tool;
       this.drag = { tool, start: point, last: point, window: this.activeWindow() };
-      if (tool === "measure" && this.current) {
-        const a = this.canvasToImage(...point);
-        this.measure = { a, b: a };
+      if (noteKind(tool) && this.current) {
+        this.notes.down(noteKind(tool), this.canvasToImage(...point), 4 / this.view.scale);
         this.draw();
       }
     }
@@ -634,8 +671,8 @@
         this.draw();
       } else if (drag.tool === "zoom") {
         this.zoomAt(Math.exp(-dy / 200), drag.start[0], drag.start[1]);
-      } else if (drag.tool === "measure" && this.measure) {
-        this.measure.b = this.canvasToImage(...point);
+      } else if (noteKind(drag.tool)) {
+        this.notes.move(this.canvasToImage(...point));
         this.draw();
       } else if (drag.tool === "wl" && this.current && this.current.kind === "raw") {
         // Right: wider; down: higher level.  Sensitivity follows the window the drag began with,
@@ -654,6 +691,7 @@
       this.pointers.delete(event.pointerId);
       if (this.pointers.size < 2) this.gesture = null;
       if (this.pointers.size === 0) {
+        if (this.drag && noteKind(this.drag.tool)) { this.notes.up(); this.draw(); }
         this.drag = null;
         this.updateLinks();
       }
@@ -707,7 +745,10 @@
       const canvas = document.createElement("canvas");
       canvas.width = source.width;
       canvas.height = source.height;
-      this.composeFrame(canvas.getContext("2d"));
+      const ctx = canvas.getContext("2d");
+      this.composeFrame(ctx);
+      // Burnt in at the image's own size: the same shapes and values as on screen.
+      if (this.burnIn.checked) this.notes.draw(ctx, (x, y) => [x, y], (x, y) => [x * canvas.width, y * canvas.height]);
       canvas.toBlob((blob) => {
         const link = el("a", { href: URL.createObjectURL(blob), download: `image-${this.index + 1}.${format === "png" ? "png" : "jpg"}` });
         document.body.append(link);
@@ -738,7 +779,8 @@
       const w = this.activeWindow();
       return { frame: this.index + 1, frames: this.frames.length, center: w.center, width: w.width,
                scale: this.view.scale, playing: this.playing, invert: this.invert, overlays: this.showOverlays,
-               measurement: this.measure ? this.measureText() : null };
+               rotation: this.rotation, flip: this.flip,
+               measurement: this.notes.summary() || null, annotations: this.notes.items.length };
     }
   }
 

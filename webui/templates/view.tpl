@@ -8,11 +8,14 @@
 <title>{{name}} · Viewer · {{clinic_name + " · " if get("clinic_name") else ""}}Lightbox</title>
 <link rel="stylesheet" href="/static/viewer.css">
 <script src="/static/lightbox.js" defer></script>
+<script src="/static/annotate.js" defer></script>
+<script src="/static/states.js" defer></script>
 <script src="/static/viewer.js" defer></script>
 <script src="/static/workspace.js" defer></script>
 </head>
 <body class="ws-page">
 <div id="workspace" class="ws" data-study-uid="{{s['study_uid']}}">
+<input type="hidden" name="csrf" value="{{csrf}}">
 <header class="ws-bar">
   <a class="ws-back" href="/studies/{{s['study_uid']}}" title="Back to the study page">← Study</a>
   <h1 class="ws-title"><b>{{name}}</b> <span>{{' · '.join(v for v in (s['patient_id'], s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
@@ -66,8 +69,10 @@
     <dt>Page Up / Page Down</dt><dd>10 images back / on</dd>
     <dt>Home / End</dt><dd>first / last image</dd>
     <dt>Space</dt><dd>play / pause cine</dd>
-    <dt>W · P · Z · M</dt><dd>tool: window/level · pan · zoom · measure</dd>
-    <dt>I · R</dt><dd>invert · reset</dd>
+    <dt>W · P · Z · M</dt><dd>tool: window/level · pan · zoom · measure a length</dd>
+    <dt>A · E · T</dt><dd>tool: angle · ellipse ROI · text (more in the tools list)</dd>
+    <dt>Delete · Esc</dt><dd>delete the selected annotation · drop the one being drawn</dd>
+    <dt>I · O · H · R</dt><dd>invert · rotate · flip · reset</dd>
     <dt>1 · 2 · 4</dt><dd>layout 1×1 · 1×2 · 2×2</dd>
     <dt>L · S</dt><dd>link scrolling · synchronise W/L</dd>
     <dt>F (or double-click)</dt><dd>full screen</dd>
