@@ -333,6 +333,26 @@ def test_frames_of_a_multiframe_image(server, admin, study, tmp_path):
     beyond = post(admin, series, {"images": [{"sop_uid": sop, "frames": [4]}]})
     assert beyond.status_code == 400 and "has 3 frame(s)" in beyond.json()["error"]
 
+    # An annotation drawn on one frame: its own Referenced Image Sequence names that frame.
+    line = {"type": "POLYLINE", "points": [[1, 1], [9, 9]]}
+    on = lambda frames, refs=None: {  # noqa: E731
+        "images": refs or [{"sop_uid": sop}], "layers": [{"name": "LENGTH", "order": 1}],
+        "annotations": [{"layer": "LENGTH", "images": [sop], "frames": frames, "graphics": [line]}],
+    }  # fmt: skip
+    answer = post(admin, series, on([3]))
+    assert answer.status_code == 200, answer.text
+    path = stored(server, answer.json()["sop_uid"])
+    dcmpschk(path)
+    ds = pydicom.dcmread(path)
+    assert "ReferencedFrameNumber" not in ds.ReferencedSeriesSequence[0].ReferencedImageSequence[0]  # all frames
+    (ref,) = ds.GraphicAnnotationSequence[0].ReferencedImageSequence
+    assert (ref.ReferencedSOPInstanceUID, ref.ReferencedFrameNumber) == (sop, 3)
+    assert admin.get(f"/api/presentation-states/{answer.json()['sop_uid']}").json()["annotations"][0]["frames"] == [3]
+    for body, reason in [(on([4]), "has 3 frame(s)"), (on([1], [{"sop_uid": sop, "frames": [2, 3]}]), "does not reference"),
+                         ({**on([1]), "annotations": [{"layer": "LENGTH", "frames": [1], "graphics": [line]}]}, "name them")]:  # fmt: skip
+        refused = post(admin, series, body)
+        assert refused.status_code == 400 and reason in refused.json()["error"], refused.text
+
 
 def test_frames_unknown_series_and_content_type(admin, study):
     too_far = post(admin, study["series"], {"images": [{"sop_uid": study["slices"][0], "frames": [2]}]})

@@ -97,6 +97,7 @@ class Annotation:
     graphics: tuple[Graphic, ...] = ()
     texts: tuple[Text, ...] = ()
     images: tuple[str, ...] = ()
+    frames: tuple[int, ...] = ()  # the frames of its (multi-frame) images it is drawn on; none: every frame
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def _layer(value: Any, where: str) -> Layer:
 
 
 def _annotation(value: Any, where: str, layers: set[str], counts: _Counts) -> Annotation:
-    body = _object(value, where, {"layer", "graphics", "texts", "images"})
+    body = _object(value, where, {"layer", "graphics", "texts", "images", "frames"})
     layer = _code_string(body.get("layer"), f"{where}.layer")
     if layer not in layers:
         raise DescriptionError(f"{where}.layer: no layer named {layer!r} in layers")
@@ -214,11 +215,19 @@ def _annotation(value: Any, where: str, layers: set[str], counts: _Counts) -> An
         raise DescriptionError(f"{where}: neither graphics nor texts")
     counts.add("graphics", len(graphics), where)
     counts.add("texts", len(texts), where)
+    frames = tuple(
+        _integer(v, f"{where}.frames[{i}]", 1, 1 << 31) for i, v in enumerate(_list(body, "frames", MAX_FRAMES, where))
+    )
+    counts.add("frames", len(frames), where)
+    images = _uids(body, where)
+    if frames and not images:
+        raise DescriptionError(f"{where}.frames: frames belong to images; name them in images")
     return Annotation(
         layer,
         tuple(_graphic(v, f"{where}.graphics[{i}]", counts) for i, v in enumerate(graphics)),
         tuple(_text(v, f"{where}.texts[{i}]") for i, v in enumerate(texts)),
-        _uids(body, where),
+        images,
+        frames,
     )
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from PIL import ImageCms
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from appliance import __version__
 from appliance.presentation.description import (
@@ -123,7 +124,8 @@ def make(description: Description, source: Source, creator: str, instance_number
             for layer in description.layers
         ]  # fmt: skip
     if description.annotations:
-        ds.GraphicAnnotationSequence = [_annotation(a, refs) for a in description.annotations]
+        frames = {image.sop_uid: image.frames for image in source.images}
+        ds.GraphicAnnotationSequence = [_annotation(a, refs, frames) for a in description.annotations]
     ds.SpecificCharacterSet = _charset(ds)
     return ds
 
@@ -217,8 +219,19 @@ def _area(area: Area, images: dict[str, list[Dataset]]) -> Dataset:
     return item
 
 
-def _annotation(annotation: Annotation, refs: dict[str, Dataset]) -> Dataset:
+def _annotation(annotation: Annotation, refs: dict[str, Dataset], frames: dict[str, int]) -> Dataset:
     item = _item(**_images(annotation.images, refs), GraphicLayer=annotation.layer)
+    if annotation.frames:  # drawn on some frames of a multi-frame image (PS3.3 C.10.5.1.1)
+        for ref in item.ReferencedImageSequence:
+            uid = str(ref.ReferencedSOPInstanceUID)
+            if max(annotation.frames) > frames[uid]:
+                raise DescriptionError(f"annotations: {uid} has {frames[uid]} frame(s)")
+            shown = ref.get("ReferencedFrameNumber")
+            shown = {int(f) for f in (shown if isinstance(shown, MultiValue | list) else [shown] if shown else [])}
+            if shown and not set(annotation.frames) <= shown:
+                raise DescriptionError(f"annotations: frames of {uid} the state does not reference")
+            if frames[uid] > 1:
+                ref.ReferencedFrameNumber = list(annotation.frames)
     if annotation.texts:
         item.TextObjectSequence = [_text(text) for text in annotation.texts]
     if annotation.graphics:

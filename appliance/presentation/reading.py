@@ -162,7 +162,13 @@ def _annotation(item: Dataset, cut: _Cut) -> dict[str, Any]:
             "anchor_visible": str(t.get("AnchorPointVisibility", "N")) == "Y",
             "box": [top_left, bottom_right] if len(top_left) == 2 and len(bottom_right) == 2 else None,
         })  # fmt: skip
-    return {"layer": str(item.get("GraphicLayer", "")), "images": _uids(item), "graphics": graphics, "texts": texts}
+    # The frames of its images it is drawn on (none: every frame); one list for all its images,
+    # as the description has it (another system's annotation naming different frames of two
+    # images gets the frames of both on each).
+    frames = sorted({int(f) for ref in item.get("ReferencedImageSequence") or []
+                     for f in _list(ref.get("ReferencedFrameNumber"))})[: limits.MAX_FRAMES]  # fmt: skip
+    return {"layer": str(item.get("GraphicLayer", "")), "images": _uids(item), "frames": frames,
+            "graphics": graphics, "texts": texts}  # fmt: skip
 
 
 def _uids(item: Dataset) -> list[str]:

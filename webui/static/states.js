@@ -4,9 +4,10 @@
    (/api/series/<uid>/presentation-states: label, author, time, newest first).  Saving posts
    the viewport as appliance/presentation/description.py takes it: the annotations (one
    graphic annotation per item, its layer naming its kind, its value as a text object), the
-   window, the displayed area (the part of the image on screen), rotation and flip.  Choosing
-   a state applies it: its annotations replace the viewport's, its window, area, rotation and
-   flip are taken.  When a series opens, its newest state is applied (the list says which;
+   window, the displayed area (the part of the image on screen), rotation and flip; on a
+   multi-frame image each annotation names the frame it was drawn on.  Choosing a state applies
+   it: its annotations replace the viewport's (shown on the frames they name), its window, area,
+   rotation and flip are taken.  When a series opens, its newest state is applied (the list says which;
    "As stored" goes back to the image as it came).
 */
 (function () {
@@ -125,7 +126,9 @@
       viewer.notes.clear();
       for (const annotation of state.annotations) {
         const sops = annotation.images.length ? annotation.images : [null];
-        for (const sop of sops) this.addItem(annotation, sop);
+        // Drawn on some frames of a multi-frame image: one item per frame (none: every frame).
+        const frames = annotation.frames && annotation.frames.length ? annotation.frames : [null];
+        for (const sop of sops) for (const frame of frames) this.addItem(annotation, sop, frame);
       }
       const voi = state.voi.find((w) => w.center !== null && w.width !== null && mine(w.images));
       if (voi && viewer.info.image.grayscale) viewer.window = { center: voi.center, width: voi.width };
@@ -140,11 +143,11 @@
       viewer.emit("lbv:window");
     }
 
-    addItem(annotation, sop) {
+    addItem(annotation, sop, frame) {
       const kind = KINDS[annotation.layer];
       const p = kind ? points(kind, annotation.graphics) : null;
       const text = annotation.texts[0];
-      const base = { sop, frame: null };
+      const base = { sop, frame };
       if (p && kind === "text" && text && text.anchor && text.units === "PIXEL") {
         this.viewer.notes.add({ ...base, kind, points: [text.anchor], text: text.text });
       } else if (p && kind === "calibrate" && text && /Calibration ([0-9.]+) mm/.test(text.text)) {
@@ -167,12 +170,14 @@
       const items = notes.items.filter((item) => item !== notes.pending);
       const sops = [...new Set([entry.sop, ...items.map((item) => item.sop).filter(Boolean)])];
       const layers = [...new Set(items.map((item) => (item.kind === "foreign" ? item.layer : LAYERS[item.kind])))];
+      const multiframe = new Set(viewer.info.instances.filter((i) => i.frames > 1).map((i) => i.sop_uid));
       const annotations = items.map((item) => {
         const value = notes.text(item);
         const anchor = item.points[item.kind === "text" ? 0 : item.points.length - 1];
         return {
           layer: item.kind === "foreign" ? item.layer : LAYERS[item.kind],
           images: item.sop ? [item.sop] : [],
+          frames: item.sop && item.frame && multiframe.has(item.sop) ? [item.frame] : [],  // the frame it was drawn on
           graphics: item.kind === "foreign" ? item.graphics : graphics(item),
           texts: item.kind === "foreign" ? item.texts : value ? [{ text: value, anchor, anchor_visible: false, units: "PIXEL" }] : [],
         };

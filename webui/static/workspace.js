@@ -188,6 +188,11 @@
   const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
   const normal = (o) => [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
   const placed = (p) => p && p.position && p.orientation;
+  /** Where a frame lies: its own place in an enhanced multi-frame image, else its image's. */
+  const where = (geometry, entry) => {
+    const image = geometry && entry && geometry.instances[entry.instance];
+    return image && image.frames ? image.frames[entry.frame - 1] : image;
+  };
 
   /** Show, in each other viewport of the same Frame of Reference and plane, the image nearest
       to the position of the one ``source`` shows. */
@@ -195,7 +200,7 @@
     if (!isOn(linkButton) || layout < 2 || !source.frames.length) return;
     const from = await geometryOf(source.seriesUid);
     const entry = source.frames[source.index];
-    const here = from && entry && from.instances[entry.instance];
+    const here = where(from, entry);
     if (!from || !from.frame_of_reference || !placed(here)) return;
     const n = normal(here.orientation);
     const depth = dot(here.position, n);
@@ -206,7 +211,7 @@
       if (!to || to.frame_of_reference !== from.frame_of_reference) continue;
       let best = -1, distance = Infinity;
       target.frames.forEach((frame, k) => {
-        const there = to.instances[frame.instance];
+        const there = where(to, frame);
         if (!placed(there) || Math.abs(dot(normal(there.orientation), n)) < 0.99) return;  // another plane
         const d = Math.abs(dot(there.position, n) - depth);
         if (d < distance) { best = k; distance = d; }
