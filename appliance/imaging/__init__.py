@@ -32,13 +32,14 @@ from appliance.imaging.cache import DiskCache
 from appliance.imaging.describe import describe
 from appliance.imaging.geometry import series_geometry
 from appliance.imaging.grayscale import FUNCTIONS, Window
+from appliance.imaging.presets import presets
 from appliance.imaging.render import FORMATS, RawFrame, Rendered, View, raw, render, render_layer
 from appliance.imaging.source import FrameSource, ImagingError, NoSuchFrame, TooLarge
 
 __all__ = [
     "ANIMATED", "FORMATS", "FUNCTIONS", "ImagingError", "ImagingOptions", "NoSuchFrame", "RawFrame", "Rendered",
     "FrameBytes", "Thumbnails", "TooLarge", "Window", "animation", "frame_bytes", "image_info", "overlay_layer",
-    "raw_frame", "render_frame", "series_geometry",
+    "presets", "raw_frame", "render_frame", "series_geometry",
 ]  # fmt: skip
 
 MB = 1024 * 1024

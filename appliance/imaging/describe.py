@@ -24,6 +24,7 @@ def describe(ds: Dataset, frames: int, overlays: tuple[Plane, ...]) -> dict[str,
         "photometric": str(ds.get("PhotometricInterpretation", "")).strip(),
         "grayscale": str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2"),
         "windows": [w.as_dict() for w in windows],
+        "value_range": value_range(ds),
         "has_voi_lut": bool(ds.get("VOILUTSequence")),
         "inverted": grayscale.inverted_by_file(ds),
         "pixel_spacing": pixel_spacing(ds),
@@ -42,6 +43,18 @@ def describe(ds: Dataset, frames: int, overlays: tuple[Plane, ...]) -> dict[str,
         "acquisition_date": str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", "")),
         "overlays": [plane.as_dict() for plane in overlays],
     }
+
+
+def value_range(ds: Dataset) -> list[float] | None:
+    """The lowest and highest value Bits Stored allows, through the rescale (modality units)."""
+    bits = _int(ds.get("BitsStored"))
+    if not bits or not 1 <= bits <= 32:
+        return None
+    signed = _int(ds.get("PixelRepresentation")) == 1
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    slope, intercept = _float(ds.get("RescaleSlope")) or 1.0, _float(ds.get("RescaleIntercept")) or 0.0
+    ends = sorted((low * slope + intercept, high * slope + intercept))
+    return ends
 
 
 def pixel_spacing(ds: Dataset) -> list[float] | None:

@@ -38,18 +38,6 @@ log = logging.getLogger("lightbox.web.frames")
 Guard = Callable[[Callable[..., Any]], Callable[..., Any]]
 MAX_SIDE = 8192
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-# Common presets (centre, width in HU) offered next to the file's own windows.  Radiographs
-# (CR, DX, IO, PX) have no such units: their own windows and the drag serve them.
-MODALITY_PRESETS = {
-    "CT": [
-        ("Brain", 40, 80),
-        ("Subdural", 75, 215),
-        ("Soft tissue", 40, 400),  # abdomen
-        ("Mediastinum", 50, 350),
-        ("Lung", -600, 1500),
-        ("Bone", 480, 2500),
-    ],
-}
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: ImagingOptions | None = None) -> None:
@@ -124,7 +112,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
             "study": entry.study,
             "patient": entry.patient,
             "image": image,
-            "presets": _presets(str(entry.series.get("modality", "")), image),
+            "presets": _presets(str(entry.series.get("modality", "")), image, str(entry.patient.get("species") or "")),
             "instances": [_instance_json(i) for i in images],
             "frames": sum(i.frames for i in images),
         }
@@ -161,14 +149,14 @@ def _instance_json(entry: InstanceEntry) -> dict[str, Any]:
     }
 
 
-def _presets(modality: str, image: dict[str, Any]) -> list[dict[str, Any]]:
-    """The file's windows first ("default from file"), then the modality's usual ones."""
+def _presets(modality: str, image: dict[str, Any], species: str) -> list[dict[str, Any]]:
+    """The file's windows first ("default from file"), then the modality's (imaging.presets)."""
     presets = [{"name": w["explanation"] or f"File {i + 1}", "center": w["center"], "width": w["width"], "source": "file"}
                for i, w in enumerate(image["windows"])]  # fmt: skip
     if image.get("grayscale"):
         presets += [
             {"name": name, "center": c, "width": w, "source": "modality"}
-            for name, c, w in MODALITY_PRESETS.get(modality, [])
+            for name, c, w in imaging.presets(modality, image, species)
         ]
     return presets
 
