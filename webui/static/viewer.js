@@ -407,10 +407,7 @@
 
     /** Image pixels -> the oriented image (rotated, then flipped): [a, b, c, d, e, f] as canvas transforms take. */
     orientation() {
-      const { columns: w, rows: h } = this.current;
-      const m = { 0: [1, 0, 0, 1, 0, 0], 90: [0, 1, -1, 0, h, 0], 180: [-1, 0, 0, -1, w, h], 270: [0, -1, 1, 0, 0, w] }[this.rotation];
-      if (this.flip) { m[0] = -m[0]; m[2] = -m[2]; m[4] = this.orientedSize()[0] - m[4]; }
-      return m;
+      return lightbox.orientation(this.current.columns, this.current.rows, this.rotation, this.flip);
     }
 
     /** Rotation (0, 90, 180, 270 clockwise) and horizontal flip, as a presentation state has them. */
