@@ -72,6 +72,7 @@ def touches(page: Any, cdp: Any, start: list[tuple[float, float]], end: list[tup
         send("touchMove", [(sx + (ex - sx) * k / steps, sy + (ey - sy) * k / steps)
                            for (sx, sy), (ex, ey) in zip(start, end, strict=True)])  # fmt: skip
     send("touchEnd", [])
+    page.wait_for_timeout(300)  # a person's pause before the next touch (a tap at once would stop a fling)
 
 
 def state(page: Any) -> dict[str, Any]:
