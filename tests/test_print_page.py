@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from support.browser import TIMEOUT_MS, log_in, new_page
+from support.browser import TIMEOUT_MS, expect, log_in, new_page
 from support.dicomgen import make_dataset, write
 from support.tools import require
 from support.web import VIEWER, VIEWER_PASSWORD
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow  # Chromium
 
 CLINIC = "Riverside Veterinary Clinic"
 LENGTH = "Length 48.0 mm"
+B_VALUES = [400, 1200, 2000, 2800]  # series b, slice by slice: grey value / 16 on the canvas at 2048/4096
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,28 @@ def study(server: Any, admin: Any, viewer: Any, tmp_path_factory: pytest.TempPat
                           StudyDate="20261120")  # fmt: skip
         ds.PixelData = np.full((64, 64), 1024, np.uint16).tobytes()
         files.append(write(ds, folder / f"{i}.dcm"))
+    # b: four slices of a value each (the viewer's second viewport); c: a left-to-right gradient.
+    uids["b"], uids["c"] = generate_uid(), generate_uid()
+    for i in range(4):
+        ds = make_dataset(study_uid=uids["study"], series_uid=uids["b"], modality="CT", rows=64, columns=64,
+                          instance_number=i + 1, patient_id="VET-7", patient_name="Rex^Dog", SeriesNumber=2,
+                          WindowCenter=2048, WindowWidth=4096)  # fmt: skip
+        ds.PixelData = np.full((64, 64), B_VALUES[i], np.uint16).tobytes()
+        files.append(write(ds, folder / f"b{i}.dcm"))
+    ds = make_dataset(
+        study_uid=uids["study"],
+        series_uid=uids["c"],
+        modality="CT",
+        rows=64,
+        columns=64,
+        patient_id="VET-7",
+        patient_name="Rex^Dog",
+        SeriesNumber=3,
+        WindowCenter=2048,
+        WindowWidth=4096,
+    )
+    ds.PixelData = np.tile(np.arange(64, dtype=np.uint16) * 64, (64, 1)).tobytes()
+    files.append(write(ds, folder / "c.dcm"))
     result = server.storescu(*files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert admin.api_post("/api/site", clinic_name=CLINIC).status_code == 200
@@ -72,11 +95,7 @@ def test_print_page(server: Any, viewer: Any, browser: Any, study: dict[str, str
     log_in(page, VIEWER, VIEWER_PASSWORD)
     page.wait_for_url(page.base + "/")
 
-    # The viewer's Print link opens the series of its address.
-    page.goto(f"{page.base}/studies/{study['study']}/view?series={study['series']}")
-    link = page.locator("a.ws-print")
-    assert link.get_attribute("href") == f"/studies/{study['study']}/print?series={study['series']}"
-    page.goto(page.base + link.get_attribute("href") + "&per_page=4")
+    page.goto(f"{page.base}/studies/{study['study']}/print?series={study['series']}&per_page=4")
     ready(page)
 
     # Every sheet: the clinic, the animal, its owner, the study.
@@ -99,15 +118,15 @@ def test_print_page(server: Any, viewer: Any, browser: Any, study: dict[str, str
         assert b["width"] > 200 and b["height"] > 200
     assert page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth)") == [64] * 6
 
-    # The GSPS (the newest of the series) drawn on the canvas over each image: yellow where its
-    # line runs (row 32), nothing above it; its text listed under each image.
+    # The image drawn on the canvas (1024 at 2048/4096: grey 64) and the GSPS (the newest of the
+    # series) over it: yellow where its line runs (row 32), the image above it; its text listed.
     pixels = page.evaluate("""() => [...document.querySelectorAll('.pr-figure canvas')].map(c => {
         const k = c.width / 64, g = c.getContext('2d');  // the canvas: 1024 pixels or more a side
         return [[...g.getImageData(32 * k, 32 * k, 1, 1).data], [...g.getImageData(32 * k, 10 * k, 1, 1).data]]; })""")
     assert len(pixels) == 6
     for on_line, above in pixels:
         assert on_line[0] > 200 and on_line[1] > 180 and on_line[2] < 80 and on_line[3] > 200, on_line
-        assert above[3] == 0, above
+        assert all(abs(v - 64) <= 3 for v in above[:3]) and above[3] == 255, above
     assert page.locator(".pr-measurements li").all_inner_texts() == [LENGTH] * 6
     assert "MEASURE" in page.locator("select[name=state] option[selected]").inner_text()
 
@@ -128,12 +147,9 @@ def test_print_page(server: Any, viewer: Any, browser: Any, study: dict[str, str
     page.goto(f"{page.base}/studies/{study['study']}/print?series={study['series']}&image=3&per_page=6&state=none")
     ready(page)
     assert page.locator(".pr-figure").count() == 1 and "Image 3 of 6" in page.inner_text(".pr-figure figcaption")
-    assert (
-        page.evaluate(
-            "() => document.querySelector('.pr-figure canvas').getContext('2d').getImageData(32, 32, 1, 1).data[3]"
-        )
-        == 0
-    )
+    clean = page.evaluate("""() => { const c = document.querySelector('.pr-figure canvas');
+        return [...c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data]; }""")
+    assert all(abs(v - 64) <= 3 for v in clean[:3]), clean
     assert page.locator(".pr-measurements li").count() == 0
     assert errors == []
 
@@ -147,3 +163,101 @@ def test_print_refuses_what_it_cannot_print(viewer: Any, study: dict[str, str]) 
     assert viewer.get(here + "&state=1.2.3").status_code == 404
     assert viewer.get(f"/studies/{study['study']}/print?series=1.2.3").status_code == 404
     assert viewer.get(here + "&images=" + ",".join(["1.2"] * 61)).status_code == 400
+
+
+def log_in_page(browser: Any, server: Any, errors: list[str]) -> Any:
+    page = new_page(browser, server, [], viewport={"width": 1200, "height": 800})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(page.base + "/login")
+    log_in(page, VIEWER, VIEWER_PASSWORD)
+    page.wait_for_url(page.base + "/")
+    return page
+
+
+def centre(page: Any) -> list[int]:
+    """The RGBA at the middle of the (first) print canvas."""
+    return page.evaluate("""() => { const c = document.querySelector('.pr-figure canvas');
+        return [...c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data]; }""")
+
+
+def test_print_follows_the_viewer(server: Any, viewer: Any, browser: Any, study: dict[str, str]) -> None:
+    """The viewer's Print link prints what the active viewport shows: its series, its image, its
+    window and its presentation state (or none)."""
+    errors: list[str] = []
+    page = log_in_page(browser, server, errors)
+    page.goto(f"{page.base}/studies/{study['study']}/view?layout=2&series={study['series']}&series={study['b']}")
+    second = page.locator(".ws-vp[data-index='1']")
+    expect(second.locator(".lbv-frame")).to_have_text("1 / 4")
+    expect(page.locator(".ws-vp[data-index='0'] .lbv-frame")).to_have_text("1 / 6")
+    # Viewport 1 (series a) shows its GSPS: the link names it.
+    page.click(".ws-vp[data-index='0'] canvas")
+    page.hover("a.ws-print")
+    href = page.get_attribute("a.ws-print", "href")
+    assert f"series={study['series']}" in href and "image=1" in href, href
+    assert page.evaluate("() => document.querySelector('.ws-vp').lightboxViewer.states.applied") in href
+
+    # Viewport 2, image 3, a window typed: Print opens series b, image 3, that window, no state.
+    second.locator("canvas").click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(second.locator(".lbv-frame")).to_have_text("3 / 4")
+    second.locator(".lbv-center").fill("1800")
+    second.locator(".lbv-width").fill("1000")
+    second.locator(".lbv-width").press("Enter")
+    sop = page.evaluate(
+        "() => { const v = document.querySelectorAll('.ws-vp')[1].lightboxViewer; return v.frames[v.index].sop; }"
+    )
+    with page.context.expect_page() as opened:
+        page.click("a.ws-print")
+    printed = opened.value
+    printed.wait_for_load_state()
+    ready(printed)
+    assert printed.locator("select[name=series]").input_value() == study["b"]
+    assert printed.locator(".pr-figure").count() == 1
+    assert printed.get_attribute(".pr-figure", "data-sop-uid") == sop
+    assert "Image 3 of 4" in printed.inner_text(".pr-figure figcaption")
+    assert "window=1800%2C1000" in printed.url, printed.url
+    assert "state=none" in printed.url
+    # Slice 3 is 2000: at window 1800/1000 it is grey 179, not the file's 2048/4096 (125) nor
+    # another slice's (0 or 255).
+    grey = round(255 * (2000 - (1800 - 0.5 - 999 / 2)) / 999)
+    assert all(abs(v - grey) <= 3 for v in centre(printed)[:3]), (centre(printed), grey)
+    printed.close()
+    page.context.close()
+    assert errors == []
+
+
+def test_print_applies_the_displayed_area_and_flip(server: Any, viewer: Any, browser: Any,
+                                                   study: dict[str, str]) -> None:  # fmt: skip
+    """A GSPS flipping the gradient series left-right and showing its right half only: printed
+    that way, the line drawn over it flipped with it."""
+    state = {"label": "FLIPPED", "rotation": 0, "flip": True,
+             "displayed_areas": [{"top_left": [33, 1], "bottom_right": [64, 64], "size_mode": "SCALE TO FIT"}],
+             "layers": [{"name": "LINE", "order": 1}],
+             "annotations": [{"layer": "LINE", "graphics": [{"type": "POLYLINE", "points": [[40, 16], [60, 16]]}]}]}  # fmt: skip
+    answer = viewer.post(f"/api/series/{study['c']}/presentation-states", json=state,
+                         headers={"X-CSRF-Token": viewer.csrf()})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    errors: list[str] = []
+    page = log_in_page(browser, server, errors)
+    page.goto(f"{page.base}/studies/{study['study']}/print?series={study['c']}&per_page=1")
+    ready(page)
+    size = page.evaluate("() => { const c = document.querySelector('.pr-figure canvas'); return [c.width, c.height]; }")
+    assert size == [512, 1024]  # the 32 x 64 area, 16 canvas pixels an image pixel
+    # Column x of the image (grey x * 64 / 16 = 4x at 2048/4096) is at canvas x = 16 * (64 - x) - 8.
+    row = page.evaluate("""() => { const c = document.querySelector('.pr-figure canvas');
+        const d = c.getContext('2d').getImageData(0, 40 * 16, c.width, 1).data;
+        return Array.from({length: 32}, (_, i) => [d[(i * 16 + 8) * 4], d[(i * 16 + 8) * 4 + 2]]); }""")
+    for i, (red, blue) in enumerate(row):
+        column = 63 - i  # flipped: the brightest column on the left; columns 0-31 cropped away
+        assert abs(red - round(column * 64 * 255 / 4095)) <= 4 and abs(blue - red) <= 4, (i, row)
+
+    def pixel(x: float, y: float) -> list[int]:
+        return page.evaluate(f"""() => [...document.querySelector('.pr-figure canvas').getContext('2d')
+            .getImageData({round(16 * (64 - x))}, {round(16 * y)}, 1, 1).data]""")
+
+    on_line, off_line = pixel(50, 16), pixel(36, 16)  # the line runs over x 40-60 of the image
+    assert on_line[0] > 200 and on_line[1] > 180 and on_line[2] < 80, on_line
+    assert abs(off_line[2] - off_line[0]) <= 4, off_line
+    page.context.close()
+    assert errors == []

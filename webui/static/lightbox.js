@@ -37,6 +37,13 @@ const lightbox = {
     const join = (glue, ...items) => items.filter(Boolean).join(glue);
     return join(", ", join(", ", family, join(" ", prefix, given, middle)), suffix);
   },
+  /** A w x h image rotated (0, 90, 180, 270 degrees clockwise), then flipped left-right, as a
+      presentation state orients it: [a, b, c, d, e, f] as canvas transforms take (the viewer, print). */
+  orientation(w, h, rotation, flip) {
+    const m = { 0: [1, 0, 0, 1, 0, 0], 90: [0, 1, -1, 0, h, 0], 180: [-1, 0, 0, -1, w, h], 270: [0, -1, 1, 0, 0, w] }[rotation] || [1, 0, 0, 1, 0, 0];
+    if (flip) { m[0] = -m[0]; m[2] = -m[2]; m[4] = (rotation % 180 ? h : w) - m[4]; }
+    return m;
+  },
   plural(count, one, many) { return `${count} ${count === 1 ? one : many || one + "s"}`; },
 };
 

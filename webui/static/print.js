@@ -1,7 +1,6 @@
 // The print page (print.tpl): loads each image, with the presentation state's window if it has
-// one, and draws the state's graphics and texts on the canvas laid over the image (in the image's
-// pixels: the canvas is the image's size and both are fitted the same way), and lists the texts
-// under it.  <main> gets data-ready="1" when every image is drawn, so printing can wait for it.
+// one, and draws it on its canvas as the state displays it (its displayed area, rotation and
+// flip), the state's graphics and texts over it, and lists the texts under it.  <main> gets data-ready="1" when every image is drawn, so printing can wait for it.
 "use strict";
 (() => {
   const root = document.getElementById("print");
@@ -23,9 +22,14 @@
     return voi ? `${voi.center},${voi.width}` : "";
   }
 
-  // DISPLAY units run 0..1 over what was displayed; printed whole, that is the image.
-  function place(width, height, units) {
-    return units === "DISPLAY" ? ([x, y]) => [x * width, y * height] : ([x, y]) => [x, y];
+  // The part of the image shown, [x0, y0, x1, y1] in image pixels: the state's displayed area
+  // (1-based corners, inclusive) for this image, else the whole image.
+  function areaFor(state, sop, columns, rows) {
+    const area = state && (state.displayed_areas || []).find((a) => applies(a.images, sop)
+      && (a.top_left || []).length === 2 && (a.bottom_right || []).length === 2);
+    if (!area) return [0, 0, columns, rows];
+    const [x0, y0] = area.top_left, [x1, y1] = area.bottom_right;
+    return [Math.min(x0, x1) - 1, Math.min(y0, y1) - 1, Math.max(x0, x1, Math.min(x0, x1) + 1), Math.max(y0, y1, Math.min(y0, y1) + 1)];
   }
 
   function drawGraphic(context, graphic, at) {
@@ -52,7 +56,9 @@
   }
 
   function drawText(context, text, at, size) {
-    const [x, y] = text.box ? at(text.box[0]) : at(text.anchor);
+    // The box's corners turned and flipped: the text starts at the one now top left.
+    const corners = text.box ? text.box.map(at) : [at(text.anchor)];
+    const [x, y] = [Math.min(...corners.map((c) => c[0])), Math.min(...corners.map((c) => c[1]))];
     if (text.anchor && text.box && text.anchor_visible) {
       const [ax, ay] = at(text.anchor);
       context.beginPath();
@@ -68,30 +74,49 @@
     context.fillText(line, x, y);
   }
 
-  function annotate(figure, state) {
+  /** The image on the canvas as the state shows it — its displayed area, rotated, then flipped —
+      and the state's graphics and texts over it, placed the same way; its texts listed below. */
+  function draw(figure, state) {
     const sop = figure.dataset.sopUid;
+    const image = figure.querySelector("img");
     const canvas = figure.querySelector("canvas");
-    const context = canvas.getContext("2d");
     const list = figure.querySelector(".pr-measurements");
-    if (!state || !shows(state, sop, Number(figure.dataset.frame))) return;
-    // Drawn at 1024 pixels or more on the long side (a small matrix would print blocky lines), in
-    // the image's pixel units; lines and letters about the same size on paper whatever the matrix.
-    const [width, height] = [canvas.width, canvas.height];
-    const side = Math.max(width, height);
-    const k = Math.max(1, Math.ceil(1024 / side));
-    Object.assign(canvas, { width: canvas.width * k, height: canvas.height * k });
-    context.scale(k, k);
-    const scale = side / 512;
-    const size = Math.max(10 / k, 14 * scale);
+    const [columns, rows] = [canvas.width, canvas.height];  // the image's matrix (print.tpl)
+    const shown = state && shows(state, sop, Number(figure.dataset.frame)) ? state : null;
+    const [x0, y0, x1, y1] = areaFor(shown, sop, columns, rows);
+    const rotation = shown && [0, 90, 180, 270].includes(shown.rotation) ? shown.rotation : 0;
+    const flip = Boolean(shown && shown.flip);
+    const [w, h] = rotation % 180 ? [y1 - y0, x1 - x0] : [x1 - x0, y1 - y0];
+    // Drawn at 1024 pixels or more on the long side (a small matrix would print blocky lines),
+    // at most 4096; lines and letters about the same size on paper whatever the matrix.
+    const side = Math.max(w, h);
+    const k = Math.min(Math.max(1, Math.ceil(1024 / side)), 4096 / side);
+    Object.assign(canvas, { width: Math.round(w * k), height: Math.round(h * k) });
+    const context = canvas.getContext("2d");
+    const [a, b, c, d, e, f] = lightbox.orientation(x1 - x0, y1 - y0, rotation, flip);
+    // Image pixels -> canvas: into the displayed area, oriented, scaled.
+    const pixel = ([x, y]) => [k * (a * (x - x0) + c * (y - y0) + e), k * (b * (x - x0) + d * (y - y0) + f)];
+    // DISPLAY units run 0..1 over what is displayed: the canvas.
+    const display = ([x, y]) => [x * canvas.width, y * canvas.height];
+    if (image.naturalWidth) {
+      context.setTransform(k * a, k * b, k * c, k * d, k * (e - a * x0 - c * y0), k * (f - b * x0 - d * y0));
+      context.imageSmoothingEnabled = k < 1 || image.naturalWidth < columns;
+      context.drawImage(image, 0, 0, columns, rows);
+      context.setTransform(1, 0, 0, 1, 0, 0);
+    }
+    if (!shown) return;
+    const scale = Math.max(canvas.width, canvas.height) / 512;
+    const size = Math.max(10, 14 * scale);
     Object.assign(context, { lineWidth: 1.5 * scale, strokeStyle: "#ffd400", fillStyle: "#ffd400",
       font: `${size}px sans-serif`, textBaseline: "top", lineJoin: "round" });
-    const layers = new Map((state.layers || []).map((layer) => [layer.name, layer.order]));
-    const annotations = (state.annotations || []).filter((a) => applies(a.images, sop))
-      .sort((a, b) => (layers.get(a.layer) || 0) - (layers.get(b.layer) || 0));
+    const layers = new Map((shown.layers || []).map((layer) => [layer.name, layer.order]));
+    const annotations = (shown.annotations || []).filter((item) => applies(item.images, sop))
+      .sort((p, q) => (layers.get(p.layer) || 0) - (layers.get(q.layer) || 0));
+    const at = (units) => (units === "DISPLAY" ? display : pixel);
     for (const annotation of annotations) {
-      for (const graphic of annotation.graphics || []) drawGraphic(context, graphic, place(width, height, graphic.units));
+      for (const graphic of annotation.graphics || []) drawGraphic(context, graphic, at(graphic.units));
       for (const text of annotation.texts || []) {
-        drawText(context, text, place(width, height, text.units), size);
+        drawText(context, text, at(text.units), size);
         list.append(lightbox.text("li", text.text));
       }
     }
@@ -104,7 +129,7 @@
       image.addEventListener("load", resolve, { once: true });
       image.addEventListener("error", resolve, { once: true });
       image.src = image.dataset.src + (window ? `&window=${encodeURIComponent(window)}` : "");
-    }).then(() => annotate(figure, state));
+    }).then(() => draw(figure, state));
   }
 
   async function start() {

@@ -12,7 +12,7 @@
    Measurements and annotations live in annotate.js (viewer.notes); presentation states are
    saved, listed and applied by states.js (viewer.states).
    Mouse: wheel = next/previous frame, Ctrl/Shift+wheel = zoom, drag = the active tool
-   (window/level, pan, zoom, a measurement or annotation), middle drag = pan.  Keys (handleKey):
+   (window/level, pan, zoom, scroll through the frames, a measurement or annotation), middle drag = pan.  Keys (handleKey):
    arrows, Page Up/Down, Home/End, space = cine, W/P/Z/M/A/E/T = tool, Delete = delete the
    selected annotation, I = invert, O = rotate, H = flip, R = reset.
    Touch: one finger = the active tool, two fingers = pinch zoom and pan.
@@ -24,7 +24,8 @@
   const PARALLEL_FETCHES = 4;
   const MAX_CACHED_FRAMES = 400; // decoded frames kept (per viewer, unless told fewer); the oldest are dropped past this
   const DEFAULT_CINE_FPS = 10;
-  const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["measure", "Measure"]];
+  const TOOLS = [["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["scroll", "Scroll"], ["measure", "Measure"]];
+  const SCROLL_PIXELS = 8;       // the Scroll tool: one frame per this many pixels dragged
   const TOOL_KEYS = { w: "wl", p: "pan", z: "zoom", m: "measure", a: "angle", e: "ellipse", t: "text" };
   // The annotation tools of annotate.js ("measure" is its length); the others are the viewer's.
   const NOTE_TOOLS = ["angle", "cobb", "norberg", "tplo", "ellipse", "rect", "text", "arrow", "calibrate", "select"];
@@ -407,10 +408,7 @@
 
     /** Image pixels -> the oriented image (rotated, then flipped): [a, b, c, d, e, f] as canvas transforms take. */
     orientation() {
-      const { columns: w, rows: h } = this.current;
-      const m = { 0: [1, 0, 0, 1, 0, 0], 90: [0, 1, -1, 0, h, 0], 180: [-1, 0, 0, -1, w, h], 270: [0, -1, 1, 0, 0, w] }[this.rotation];
-      if (this.flip) { m[0] = -m[0]; m[2] = -m[2]; m[4] = this.orientedSize()[0] - m[4]; }
-      return m;
+      return lightbox.orientation(this.current.columns, this.current.rows, this.rotation, this.flip);
     }
 
     /** Rotation (0, 90, 180, 270 clockwise) and horizontal flip, as a presentation state has them. */
@@ -623,7 +621,7 @@
       const point = this.localPoint(event);
       this.pointers.set(event.pointerId, point);
       if (this.pointers.size === 2) {
-        this.gesture = this.pinchState();
+        this.gesture = { ...this.pinchState(), view: { ...this.view } };
         this.drag = null;
         return;
       }
@@ -652,12 +650,11 @@
       const point = this.localPoint(event);
       this.pointers.set(event.pointerId, point);
       if (this.gesture && this.pointers.size === 2) {
-        const now = this.pinchState();
-        this.zoomAt(now.distance / this.gesture.distance, now.x, now.y);
-        this.view.tx += now.x - this.gesture.x;
-        this.view.ty += now.y - this.gesture.y;
-        this.gesture = now;
-        this.draw();
+        // Reckoned from where the fingers began, not move by move: the fingers' moves come one
+        // finger at a time, and steps in between (clamped at the zoom's limits) would drift.
+        const start = this.gesture, now = this.pinchState();
+        this.view = { ...start.view, tx: start.view.tx + now.x - start.x, ty: start.view.ty + now.y - start.y };
+        this.zoomAt(now.distance / start.distance, now.x, now.y);
         return;
       }
       const drag = this.drag;
@@ -671,6 +668,10 @@
         this.draw();
       } else if (drag.tool === "zoom") {
         this.zoomAt(Math.exp(-dy / 200), drag.start[0], drag.start[1]);
+      } else if (drag.tool === "scroll") {  // down: on, up: back (a finger has no wheel)
+        drag.travel = (drag.travel || 0) + dy;
+        const steps = Math.trunc(drag.travel / SCROLL_PIXELS);
+        if (steps) { drag.travel -= steps * SCROLL_PIXELS; this.step(steps); }
       } else if (noteKind(drag.tool)) {
         this.notes.move(this.canvasToImage(...point));
         this.draw();

@@ -17,6 +17,7 @@
   const linkButton = workspace.querySelector(".ws-link");
   const syncButton = workspace.querySelector(".ws-sync");
   const priorsButton = workspace.querySelector(".ws-priors-toggle");
+  const printLink = workspace.querySelector(".ws-print");
   const viewports = [];  // {element, seriesUid, viewer}: one per cell, made as layouts need them
   const geometries = new Map();  // series UID -> Promise of /api/series/<uid>/geometry (or null)
   let layout = 1;
@@ -54,6 +55,19 @@
     active = index;
     viewports.forEach((vp, i) => vp.element.classList.toggle("ws-active", i === index));
     markStrip();
+    aimPrint();
+  }
+
+  /** The Print link follows the active viewport: its series, the image shown, its window (when
+      changed from the file's) and the presentation state applied ("none" when it shows none). */
+  function aimPrint() {
+    const viewer = activeViewer();
+    if (!viewer || !viewer.frames.length) return;
+    const params = new URLSearchParams({ series: viewer.seriesUid, image: String(viewer.index + 1) });
+    const round = (value) => String(Math.round(value * 100) / 100);
+    if (viewer.window) params.set("window", `${round(viewer.window.center)},${round(viewer.window.width)}`);
+    params.set("state", viewer.states.applied || "none");
+    printLink.href = `/studies/${encodeURIComponent(workspace.dataset.studyUid)}/print?${params}`;
   }
 
   function open(index, seriesUid) {
@@ -225,11 +239,13 @@
 
   grid.addEventListener("lbv:frame", (event) => {
     const viewer = event.detail.viewer;
+    if (viewer === activeViewer()) aimPrint();
     if (viewer.followed === viewer.index) { viewer.followed = null; return; }
     follow(viewer);
   });
   grid.addEventListener("lbv:window", (event) => {
     const source = event.detail.viewer;
+    if (source === activeViewer()) aimPrint();
     if (!isOn(syncButton)) return;
     const modality = source.info && source.info.series.modality;
     for (const vp of viewports.slice(0, layout)) {
@@ -239,6 +255,8 @@
   });
   linkButton.addEventListener("click", () => { toggle(linkButton); if (activeViewer()) follow(activeViewer()); });
   syncButton.addEventListener("click", () => toggle(syncButton));
+  // Built again as it is followed: a state saved or a window typed since the last frame counts.
+  for (const name of ["pointerenter", "focus", "click", "auxclick", "contextmenu"]) printLink.addEventListener(name, aimPrint);
 
   // ------------------------------------------------------------------ full screen, help, keyboard
 

@@ -26,7 +26,7 @@
     <button type="button" class="ws-link" aria-pressed="true" title="Scroll series of the same frame of reference together (L)">Link</button>
     <button type="button" class="ws-sync" aria-pressed="false" title="The same window/level in every viewport (S)">Sync W/L</button>
     <button type="button" class="ws-priors-toggle" aria-controls="priors" aria-expanded="false" title="The patient's other studies">Priors ({{len(priors)}})</button>
-    <a class="ws-print" href="/studies/{{s['study_uid']}}/print{{'?series=' + print_series if print_series else ''}}" target="_blank" title="Print images of the series opened (a new tab)">Print</a>
+    <a class="ws-print" href="/studies/{{s['study_uid']}}/print{{'?series=' + print_series if print_series else ''}}" target="_blank" title="Print the active viewport's image, or its series (a new tab)">Print</a>
     <button type="button" class="ws-full" title="Full screen (F, or double-click)">Full screen</button>
     <button type="button" class="ws-help-toggle" aria-controls="help" title="Keyboard shortcuts (?)">?</button>
   </div>
