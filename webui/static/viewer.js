@@ -274,9 +274,7 @@
     }
 
     prefetch(from, count) {
-      // No more than the cache holds beside the frame shown: more would be dropped unseen, then fetched again.
-      const ahead = Math.min(count, this.frames.length - 1, this.maxCachedFrames - 1);
-      for (let k = 1; k <= ahead; k += 1) this.fetchFrame((from + k) % this.frames.length);
+      for (let k = 1; k <= count && k < this.frames.length; k += 1) this.fetchFrame((from + k) % this.frames.length);
     }
 
     async show(position) {
