@@ -154,7 +154,8 @@ def scroll(page: Any, slices: int, rate: float) -> tuple[float, float, int]:
         page.keyboard.press("ArrowDown")
         time.sleep(max(0.0, paced + (k + 1) / rate - time.monotonic()))  # a fixed rate, whatever a press costs
     target = str(start + slices)
-    wait(page, f"() => document.querySelector('.ws-vp').dataset.frame === '{target}'", "the last slice")
+    # Seen by the probe (at an animation frame), not only set: the figures are the probe's.
+    wait(page, f"() => window.__bench.frames.some((f) => f[1] === '{target}')", "the last slice")
     frames = page.evaluate("() => { window.__bench.recording = false; return window.__bench.frames; }")
     shown = [f for f in frames if f[1]]
     changes = sum(1 for a, b in zip(shown, shown[1:], strict=False) if a[1] != b[1])
