@@ -47,6 +47,7 @@ TIMEOUT_S = 60.0
 # and, while recording, which frame each animation frame shows.
 PROBE = """(() => {
   const probe = window.__bench = { first: null, frames: [], recording: false };
+  performance.setResourceTimingBufferSize(5000);  // every frame fetched, to see when fetching stops
   function lit(canvas) {
     if (!canvas || !canvas.width || !canvas.height) return false;
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -124,6 +125,24 @@ def first_image(page: Any, url: str) -> float:
     return float(wait(page, "() => window.__bench && window.__bench.first", "first image")) / 1000
 
 
+def timeline(page: Any) -> None:
+    """Log the page's resources up to the first image (start, first byte, end, in ms from navigation
+    start), the HTML's own timing, and the first image: what lies on its path and what competes."""
+    entries = page.evaluate("""() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const rows = [['(html)', 0, nav.responseStart, nav.responseEnd, nav.transferSize]];
+      for (const e of performance.getEntriesByType('resource'))
+        if (e.startTime < window.__bench.first)
+          rows.push([e.name.replace(location.origin, ''), e.startTime, e.responseStart, e.responseEnd, e.transferSize]);
+      rows.push(['(dom-content-loaded)', nav.domContentLoadedEventEnd, 0, 0, 0]);
+      rows.push(['(first image)', window.__bench.first, 0, 0, 0]);
+      return rows;
+    }""")
+    for name, start, first_byte, end, size in sorted(entries, key=lambda row: row[1]):
+        short = name if len(name) < 70 else name[:34] + "..." + name[-33:]
+        harness.log(f"  {start:7.0f} {first_byte:7.0f} {end:7.0f} ms {size / 1024:7.1f} KiB  {short}")
+
+
 def scroll(page: Any, slices: int, rate: float) -> tuple[float, float, int]:
     """Press ArrowDown ``slices`` times at ``rate`` a second from where the viewer is: (frames
     displayed a second, seconds from the first key to the last slice shown, frames displayed)."""
@@ -135,13 +154,26 @@ def scroll(page: Any, slices: int, rate: float) -> tuple[float, float, int]:
         page.keyboard.press("ArrowDown")
         time.sleep(max(0.0, paced + (k + 1) / rate - time.monotonic()))  # a fixed rate, whatever a press costs
     target = str(start + slices)
-    wait(page, f"() => document.querySelector('.ws-vp').dataset.frame === '{target}'", "the last slice")
+    # Seen by the probe (at an animation frame), not only set: the figures are the probe's.
+    wait(page, f"() => window.__bench.frames.some((f) => f[1] === '{target}')", "the last slice")
     frames = page.evaluate("() => { window.__bench.recording = false; return window.__bench.frames; }")
     shown = [f for f in frames if f[1]]
     changes = sum(1 for a, b in zip(shown, shown[1:], strict=False) if a[1] != b[1])
     ended = next(t for t, f in shown if f == target)
     seconds = (ended - began) / 1000
     return changes / seconds, seconds, changes
+
+
+def settle(page: Any, quiet: float = 0.5) -> None:
+    """Wait until the page has fetched nothing new for ``quiet`` seconds."""
+    deadline, seen, since = time.monotonic() + TIMEOUT_S, -1, time.monotonic()
+    while time.monotonic() - since < quiet:
+        count = page.evaluate("() => performance.getEntriesByType('resource').filter((e) => e.responseEnd > 0).length")
+        if count != seen:
+            seen, since = count, time.monotonic()
+        if time.monotonic() > deadline:
+            raise BenchError(f"the page still fetching after {TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
 
 
 def pin(pid: int, cpu: str) -> None:
@@ -164,10 +196,13 @@ def measure(
     for run in range(args.repeat):
         with session(chromium, base) as page:
             firsts.append(first_image(page, view))
+            if args.timeline:
+                timeline(page)
             rate, seconds, shown = scroll(page, args.slices, args.rate)
             cold.append(rate)
             cold_s.append(seconds)
             cold_n.append(shown)
+            settle(page)  # "prefetched": the frames asked for ahead are all in
             page.keyboard.press("Home")
             wait(page, "() => document.querySelector('.ws-vp').dataset.frame === '1'", "the first slice again")
             rate, seconds, shown = scroll(page, args.slices, args.rate)
@@ -228,6 +263,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, default=100, help="slices scrolled through (default 100)")
     parser.add_argument("--rate", type=float, default=60.0, help="ArrowDown presses a second (default 60)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each figure (default 3)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="log each run's resources up to the first image (start, first byte, end)")  # fmt: skip
     parser.add_argument("--no-ohif", dest="ohif", action="store_false", help="Lightbox's viewer alone")
     harness.add_workdir(parser)
     args = parser.parse_args(argv)

@@ -213,3 +213,39 @@ def test_viewer_page_needs_login_and_the_study(server: Any, viewer: Any, patient
         "frame_of_reference": "",
         "instances": [{"position": None, "orientation": None}],
     }
+
+
+def test_viewer_page_asks_for_the_frame_shown_first(
+    server: Any, viewer: Any, browser: Any, patient: dict[str, str]
+) -> None:
+    """The page preloads the facts and the first frame of the series it opens, each then fetched
+    once (the preloads used, under the page's own CSP); a series opened from the strip fetches
+    the frame shown before the ones after it."""
+    sops = {name: [i["sop_uid"] for i in viewer.get(f"/api/series/{patient[name]}/viewer").json()["instances"]]
+            for name in ("a", "b")}  # fmt: skip
+    facts, first = f"/api/series/{patient['a']}/viewer", f"/api/instances/{sops['a'][0]}/frames/1/raw"
+    html = viewer.get(f"/studies/{patient['study']}/view?series={patient['a']}").text
+    for url in (facts, first):
+        assert f'<link rel="preload" href="{url}" as="fetch" crossorigin>' in html
+    assert first in viewer.get(f"/studies/{patient['study']}/view").text  # no series asked: the strip's first
+
+    dialogs: list[str] = []
+    page = new_page(browser, server, dialogs, viewport={"width": 1366, "height": 768})
+    page.goto(page.base + "/login")
+    log_in(page, VIEWER, VIEWER_PASSWORD)
+    page.wait_for_url(page.base + "/")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.removeprefix(page.base)))
+    page.goto(f"{page.base}/studies/{patient['study']}/view?series={patient['a']}")
+    wait_greys(page, ["a"])
+    assert asked.count(facts) == 1 and asked.count(first) == 1, asked
+
+    raws = [f"/api/instances/{sop}/frames/1/raw" for sop in sops["b"]]
+    page.click(f".ws-series[data-series-uid='{patient['b']}']")
+    wait_greys(page, ["b"])
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while len(fetched := [url for url in asked if url in raws]) < len(raws) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert fetched == raws, fetched  # before: the two prefetched, then the one shown
+    page.context.close()
+    assert dialogs == []

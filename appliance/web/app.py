@@ -93,7 +93,7 @@ def make_app(
     accounts.install(app, archive, guard, door)
     for module in (downloads, documents, corrections, presentation, printing):
         module.install(app, archive, guard)
-    studies.install(app, archive, guard, videos)
+    studies.install(app, archive, guard, videos, imaging or ImagingOptions())
     video.install(app, archive, guard, videos)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
     admin.install(app, archive, guard, in_force, door)

@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import bottle
 
@@ -137,6 +138,21 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, options: Imaging
     route("/api/series/<series_uid>/thumbnail", thumbnail)
     route("/api/series/<series_uid>/viewer", viewer)
     route("/api/series/<series_uid>/geometry", geometry)
+
+
+def first_fetches(archive: Archive, series_uid: str, options: ImagingOptions) -> list[str]:
+    """What viewer.js fetches first to show ``series_uid``: its viewer facts, then the first frame's
+    values if it is grayscale (colour frames come rendered, and an image over the decode cap not
+    at all), for the viewer page to ask for ahead of its scripts."""
+    entry = archive.series_entry(series_uid)
+    images = [i for i in entry.instances if i.kind == kinds.IMAGE] if entry else []
+    if not images:
+        return []
+    fetches = [f"/api/series/{quote(series_uid)}/viewer"]
+    info = imaging.image_info(archive.file_path(images[0].file_key), options=options)
+    if info["grayscale"] and not info["too_large"]:
+        fetches.append(f"/api/instances/{quote(images[0].sop_uid)}/frames/1/raw")
+    return fetches
 
 
 def _instance_json(entry: InstanceEntry) -> dict[str, Any]:

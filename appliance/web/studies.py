@@ -11,8 +11,9 @@ from bottle import request
 
 from appliance import ohif
 from appliance.archive import Archive, BrowseError, StudyFilter, audit
+from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary
-from appliance.web import contents
+from appliance.web import contents, frames
 from appliance.web.auth import Guard, fail
 from appliance.web.display import plural, today
 from appliance.web.templates import render
@@ -74,7 +75,7 @@ def with_study_labels(archive: Archive, items: list[dict[str, Any]]) -> list[dic
     return [{**item, "study": asdict(labels[uid]) if (uid := item["study_uid"]) in labels else None} for item in items]
 
 
-def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary, imaging: ImagingOptions) -> None:
     def study_list() -> dict[str, Any]:
         study_filter, form = parse_filter(request.query)
         rows, more = archive.list_studies(study_filter)
@@ -150,8 +151,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         priors = [row.as_json() for row in archive.patient_studies(study_uid) if row.study_uid != study_uid]
         # The Print link prints the series of the address the page was opened at (the first shown).
         shown = request.query.getunicode("series") or ""
+        # The first viewport's series (workspace.js: the address's first, or the strip's first):
+        # its facts and first frame are asked for with the page, not after its scripts.
+        first = shown or next((se["series_uid"] for se in found["series"] if se["front"]["kind"] == "image"), "")
         return render("view.tpl", user=guard.user(), csrf=guard.csrf_token(), detail=found, priors=priors,
-                      print_series=shown)  # fmt: skip
+                      print_series=shown, preloads=frames.first_fetches(archive, first, imaging) if first else [])  # fmt: skip
 
     @app.get("/api/studies/<study_uid>")
     @guard

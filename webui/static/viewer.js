@@ -205,16 +205,20 @@
       return `${entry.sop}/${entry.frame}`;
     }
 
-    fetchFrame(position) {
+    /** The decoded frame at ``position`` (a promise); ``first``: fetched before those queued (the
+        frame to show, ahead of the ones prefetched). */
+    fetchFrame(position, first = false) {
       const entry = this.frames[position];
       const key = this.key(entry);
       if (this.cache.has(key)) {
         const promise = this.cache.get(key);
         this.cache.delete(key);  // re-insert: the Map's order is the LRU order
         this.cache.set(key, promise);
+        const queued = first ? this.queue.findIndex((job) => this.key(job.entry) === key) : -1;
+        if (queued > 0) this.queue.unshift(...this.queue.splice(queued, 1));
         return promise;
       }
-      const promise = new Promise((resolve, reject) => this.queue.push({ entry, resolve, reject }));
+      const promise = new Promise((resolve, reject) => this.queue[first ? "unshift" : "push"]({ entry, resolve, reject }));
       this.cache.set(key, promise);
       promise.catch(() => this.cache.delete(key));
       while (this.cache.size > this.maxCachedFrames) this.cache.delete(this.cache.keys().next().value);
@@ -281,10 +285,11 @@
       this.index = position;
       this.slider.value = String(position + 1);
       this.frameLabel.textContent = `${position + 1} / ${this.frames.length}`;
+      const wanted = this.fetchFrame(position, true);
       this.prefetch(position, this.playing ? this.frames.length : PREFETCH_AHEAD);
       let frame;
       try {
-        frame = await this.fetchFrame(position);
+        frame = await wanted;
       } catch (error) {
         this.status.textContent = `Cannot show this frame: ${error.message}`;
         return;

@@ -6,6 +6,9 @@
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{name}} · Viewer · {{clinic_name + " · " if get("clinic_name") else ""}}Lightbox</title>
+% for url in preloads:
+<link rel="preload" href="{{url}}" as="fetch" crossorigin>
+% end
 <link rel="stylesheet" href="/static/viewer.css">
 <script src="/static/lightbox.js" defer></script>
 <script src="/static/annotate.js" defer></script>
