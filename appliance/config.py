@@ -165,6 +165,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Most matches one C-FIND may return; a query matching more is refused (0xA700, out of resources). 0: no cap.",
     ),
     Setting(
+        "worklist_keep_days",
+        1,
+        "Modality Worklist: a scheduled item whose start date is more than this many days before today leaves the "
+        "worklist modalities see (it stays on the Schedule page).",
+    ),
+    Setting(
+        "worklist_keep_done",
+        False,
+        "Modality Worklist: completed, discontinued and cancelled items stay on the worklist modalities see.",
+    ),
+    Setting(
         "dicomweb_cors_origins",
         "",
         "Other web origins (comma-separated, e.g. `https://viewer.example.org`) whose pages may use /dicom-web/ "

@@ -64,6 +64,8 @@ def archive_options(settings: Settings) -> ArchiveOptions:
         stable_age=float(settings.stable_age),
         find_fold_names=settings.find_fold_names,
         find_max_results=settings.find_max_results,
+        worklist_keep_days=settings.worklist_keep_days,
+        worklist_keep_done=settings.worklist_keep_done,
         session_idle_s=float(settings.session_idle_timeout),
         session_max_s=float(settings.session_max_age),
         device_policy=settings.device_policy,

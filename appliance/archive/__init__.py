@@ -17,7 +17,10 @@ Public API — outside code imports only from here:
 
 - ``Archive(data_dir, ArchiveOptions)``: the facade; a context manager (``close()`` on exit).
   Its tables: ``.users``, ``.sessions``, ``.audit``, ``.nodes``, ``.devices``,
-  ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``; its storage: ``.storage``.
+  ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``, ``.worklist`` (scheduled
+  orders: ``worklist.py``); its storage: ``.storage``.
+- Worklist: ``WorklistError``, ``WORKLIST_STATES``, ``WORKLIST_FIELDS``; for the MWL SCP
+  ``STEP_SEQUENCE`` and ``STEP_KINDS`` (the Scheduled Procedure Step item's keys).
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``, ``Received`` (one dataset of
   ``archive.ingest.batch``); the stored meta header (``IMPLEMENTATION_CLASS_UID``, ``IMPLEMENTATION_VERSION_NAME``, ``build_meta``,
   ``encode_meta``, ``dataset_offset``, ``part10_meta``); ``REFUSED_SYNTAXES``; ``charset`` (decoding text).
@@ -66,6 +69,8 @@ from appliance.archive.reading.query import LEVELS as QUERY_LEVELS
 from appliance.archive.reading.query import QueryError, TooManyMatches
 from appliance.archive.reading.retrieval import LEVEL_KEYS
 from appliance.archive.reading.rows import InstanceFile
+from appliance.archive.reading.worklist import ITEM_KINDS as STEP_KINDS
+from appliance.archive.reading.worklist import STEP_SEQUENCE
 from appliance.archive.registry import audit
 from appliance.archive.registry.access import device_access
 from appliance.archive.registry.devices import (
@@ -101,6 +106,9 @@ from appliance.archive.upkeep.corrections import (
     Identity,
 )
 from appliance.archive.upkeep.restore import RestoreError, install_index
+from appliance.archive.worklist import FIELDS as WORKLIST_FIELDS
+from appliance.archive.worklist import STATES as WORKLIST_STATES
+from appliance.archive.worklist import WorklistError
 
 __all__ = [
     "Archive", "ArchiveOptions",
@@ -115,4 +123,5 @@ __all__ = [
     "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
     "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",
+    "STEP_KINDS", "STEP_SEQUENCE", "WORKLIST_FIELDS", "WORKLIST_STATES", "WorklistError",
 ]  # fmt: skip

@@ -24,6 +24,7 @@ from appliance.archive.intake import importer, indexing
 from appliance.archive.intake.ingest import Ingest, IngestOptions
 from appliance.archive.reading import browse, changes, lookup, media, query, retrieval
 from appliance.archive.reading.rows import InstanceFile
+from appliance.archive.reading.worklist import WorklistOptions
 from appliance.archive.registry import auditchain
 from appliance.archive.registry import models as registry_models
 from appliance.archive.registry.audit import AuditLog
@@ -37,6 +38,7 @@ from appliance.archive.sqlite import open_database
 from appliance.archive.storage import Storage, free_bytes
 from appliance.archive.upkeep import corrections, maintenance, restore
 from appliance.archive.upkeep.corrections import Corrections
+from appliance.archive.worklist import Worklist
 from appliance.archive.writelock import WriteLock
 
 LOG = logging.getLogger("lightbox.archive")
@@ -49,6 +51,8 @@ class ArchiveOptions:
     stable_age: float = 60.0
     find_fold_names: bool = True
     find_max_results: int = 10000
+    worklist_keep_days: int = 1  # see reading/worklist.py
+    worklist_keep_done: bool = False
     device_policy: str = "learning"  # see devices.py
     max_devices: int = 200
     forward_retry_initial: float = 30.0  # see forwarding.py
@@ -95,6 +99,10 @@ class Archive:
         self.corrections = Corrections(
             self.storage, self.db, self.write_lock, self.audit, self.options.min_free_mb * 1024 * 1024
         )
+        self.worklist = Worklist(self.db, self.write_lock, WorklistOptions(
+            self.options.worklist_keep_days, self.options.worklist_keep_done,
+            self.options.find_fold_names, self.options.find_max_results,
+        ))  # fmt: skip
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[InstanceFile]:

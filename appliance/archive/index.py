@@ -1,5 +1,5 @@
 """The index's content tables (peewee models): patients, studies, series, instances, the change
-log, and the journals of removals and superseded files.  Opening the database is
+log, the journals of removals and superseded files, and the worklist's scheduled orders.  Opening the database is
 ``sqlite.py``'s; the registry's tables are in ``registry/models.py``.
 
 Denormalised so that C-FIND can answer at every level without opening files: each level
@@ -186,6 +186,39 @@ class Incident(BaseModel):
     source_address = CharField(default="")
 
 
+class WorklistItem(BaseModel):
+    """One scheduled order: a Requested Procedure with its one Scheduled Procedure Step, and the
+    patient (or animal and owner) it is for, as the Modality Worklist answers it (``worklist.py``)."""
+
+    state = CharField(default="SCHEDULED", index=True)  # worklist.STATES
+    patient_name = CharField(default="")
+    patient_name_norm = CharField(default="", index=True)
+    patient_id = CharField(default="", index=True)
+    birth_date = CharField(default="")
+    sex = CharField(default="")
+    species = CharField(default="")
+    breed = CharField(default="")
+    responsible_person = CharField(default="")
+    responsible_person_role = CharField(default="")
+    responsible_organization = CharField(default="")
+    accession = CharField(default="", index=True)
+    requested_procedure_id = CharField(default="")
+    requested_procedure_description = CharField(default="")
+    step_id = CharField(default="")
+    modality = CharField(default="")
+    station_aet = CharField(default="")
+    start_date = CharField(default="", index=True)
+    start_time = CharField(default="")
+    step_description = CharField(default="")
+    performing_physician = CharField(default="")
+    referring_physician = CharField(default="")
+    study_uid = CharField(unique=True)  # made with the item: the images the modality sends carry it
+    placer_order = CharField(default="", index=True)  # for HL7 orders (ORC-2/OBR-2, ORC-3/OBR-3)
+    filler_order = CharField(default="", index=True)
+    created_at = FloatField()
+    updated_at = FloatField()
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -193,5 +226,5 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, Meta)
+MODELS = (Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, WorklistItem, Meta)
 CONTENT_MODELS = (Instance, Series, Study, Patient)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -37,9 +38,10 @@ _ANSWERED_HERE = {"SpecificCharacterSet", "QueryRetrieveLevel", "RetrieveAETitle
 
 class Query:
     """A decoded identifier: its level, the keys to match (keyword -> str, or a list of
-    item mappings for a sequence) and every element asked for, in order."""
+    item mappings for a sequence: of the keywords of ``item_keys``) and every element asked
+    for, in order."""
 
-    def __init__(self, identifier: Dataset) -> None:
+    def __init__(self, identifier: Dataset, item_keys: Mapping[str, str] = ITEM_KEYS) -> None:
         charsets = charset.declared_charsets(identifier)
         self.level = charset.text(identifier, "QueryRetrieveLevel", charsets).upper()
         self.keys: dict[str, Any] = {}
@@ -57,10 +59,10 @@ class Query:
             if vr == "SQ":
                 items = list(identifier[tag].value or [])
                 self.keys[keyword] = [
-                    {kw: charset.text(item, kw, charsets) for kw in ITEM_KEYS if kw in item} for item in items[:1]
+                    {kw: charset.text(item, kw, charsets) for kw in item_keys if kw in item} for item in items[:1]
                 ]
                 asked = [kw for t in (items[0].keys() if items else []) if (kw := keyword_for_tag(t))]
-                self.item_keys[keyword] = asked or list(ITEM_KEYS)
+                self.item_keys[keyword] = asked or list(item_keys)
             elif keyword:
                 self.keys[keyword] = charset.text(identifier, keyword, charsets)
 
@@ -75,16 +77,33 @@ def _vr(tag: BaseTag, raw_vr: str | None) -> str:
 
 
 def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
-    """Answer one C-FIND-RQ: a pending response per match, streamed from the index cursor and
-    batched into few sends, until the end or the peer's C-CANCEL."""
-    started = time.perf_counter()
+    """Answer one C-FIND-RQ of the Query/Retrieve models (see ``answer``)."""
     model = MODELS[request.abstract_syntax]
+    return answer(
+        context, request, model, lambda: Query(request.dataset),
+        lambda query: context.archive.find(model, query.level, query.keys),
+        lambda query, match: _encoder(query, match, context.options.aet, request.explicit_vr),
+    )  # fmt: skip
+
+
+def answer(
+    context: ServiceContext,
+    request: Request[Dataset],
+    model: str,
+    decode: Callable[[], Query],
+    search: Callable[[Query], Generator[dict[str, Any], None, None]],
+    encoder_for: Callable[[Query, dict[str, Any]], FindResponseEncoder],
+) -> Final:
+    """Answer one C-FIND-RQ (of any information model, the worklist's too): a pending response
+    per match of ``search``, streamed from the index cursor and batched into few sends, until
+    the end or the peer's C-CANCEL."""
+    started = time.perf_counter()
     outcome, count, level = "refused", 0, "?"
     try:
         try:
-            query = Query(request.dataset)
+            query = decode()
             level = query.level or "?"
-            matches = context.archive.find(model, query.level, query.keys)
+            matches = search(query)
         except QueryError as exc:
             return Final(IDENTIFIER_MISMATCH, str(exc))
         except TooManyMatches as exc:
@@ -101,7 +120,7 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
                     outcome = "cancelled"
                     return Final(CANCEL)
                 if encoder is None:
-                    encoder = _encoder(query, match, context.options.aet, request.explicit_vr)
+                    encoder = encoder_for(query, match)
                 context.respond(request.context_id, pending, encoder.encode(match), flush=False)
                 count += 1
         finally:

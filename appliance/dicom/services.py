@@ -3,11 +3,10 @@
 A proposed presentation context is served by the first row whose abstract syntaxes hold its
 SOP class (``negotiation.py``); each request on it must be one of that row's commands, and is
 received and served as the row says (``association.py``).  Adding a service is adding a row
-and its function, ``serve(context, request) -> Final`` (``context.py``).  The ones to come,
+and its function, ``serve(context, request) -> Final`` (``context.py``).  The Modality
+Worklist (``worklist.py``) is a C-FIND row answered from the archive's scheduled orders.  The ones to come,
 each a row above storage's:
 
-- Modality Worklist (1.2.840.10008.5.1.4.31): C-FIND-RQ with an identifier, ``operation="find"``,
-  answered from the archive's worklist the way ``find.serve`` answers from its index.
 - MPPS (1.2.840.10008.3.1.2.3.3): N-CREATE-RQ and N-SET-RQ, each with a dataset in memory.
 - Storage Commitment Push Model (1.2.840.10008.1.20.1): N-ACTION-RQ with its dataset; the
   N-EVENT-REPORT follows on this association or on a new one (``requestor.py``).
@@ -21,7 +20,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from appliance.dicom import dimse, find, retrieve, store
+from appliance.dicom import dimse, find, retrieve, store, worklist
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
@@ -59,6 +58,10 @@ SERVICES: tuple[Service[Any], ...] = (
         serve=find.serve, operation="find",
     ),
     Service(
+        "worklist", (worklist.MODEL,), IDENTIFIER_SYNTAXES, frozenset({dimse.C_FIND_RQ}), receive=identifier,
+        serve=worklist.serve, operation="find",
+    ),
+    Service(
         "move", MOVE, IDENTIFIER_SYNTAXES, frozenset({dimse.C_MOVE_RQ}), receive=identifier,
         serve=retrieve.serve_move, operation="move",
     ),
@@ -66,8 +69,8 @@ SERVICES: tuple[Service[Any], ...] = (
         "get", GET, IDENTIFIER_SYNTAXES, frozenset({dimse.C_GET_RQ}), receive=identifier,
         serve=retrieve.serve_get, operation="get",
     ),
-    # Last: storage takes every class pynetdicom does not name (private, unknown, and others,
-    # such as the worklist's today), so the rows above must be asked first.
+    # Last: storage takes every class pynetdicom does not name (private, unknown, and others),
+    # so the rows above must be asked first.
     Service(
         "store", STORAGE, ACCEPTED_SYNTAXES, frozenset({dimse.C_STORE_RQ}), receive=store.spool, serve=store.serve,
         peer_scp_role=True,

@@ -37,6 +37,7 @@ from appliance.web import (
     studies,
     video,
     wizard,
+    worklist,
 )
 from appliance.web.auth import Auth, Guard, fail, public
 from appliance.web.https import HttpsDoor
@@ -105,6 +106,7 @@ def make_app(
     backup.install(app, archive, guard, settings, backup_trigger)
     dicomweb.install(app, archive, guard, in_force)
     ohif.install(app, archive, guard)
+    worklist.install(app, archive, guard)
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

@@ -126,6 +126,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
             detail=plural(found.study.num_instances, "instance") + " viewed",
         )
         body = {**found.as_json(), "last_change": archive.last_change()}
+        body["orders"] = archive.worklist.for_study(study_uid, found.study.accession)
         contents.describe(body, archive, videos)
         return body
 

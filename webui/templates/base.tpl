@@ -23,6 +23,7 @@
 % if get('user'):
   <nav aria-label="Main">
     <a href="/"{{!' aria-current="page"' if get('section') == 'studies' else ''}}>Studies</a>
+    <a href="/schedule"{{!' aria-current="page"' if get('section') == 'schedule' else ''}}>Schedule</a>
 %   if user.is_admin:
     <a href="/admin"{{!' aria-current="page"' if get('section') == 'admin' else ''}}>Admin</a>
     <a href="/admin/backup"{{!' aria-current="page"' if get('section') == 'backup' else ''}}>Backup</a>

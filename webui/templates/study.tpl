@@ -27,11 +27,24 @@
   <dt>Images</dt><dd>{{plural(s['num_instances'], 'image')}} in {{plural(s['num_series'], 'series', 'series')}}</dd>
 </dl>
 <p><a class="button" href="/api/studies/{{s['study_uid']}}/archive.zip" download>Download study (ZIP with DICOMDIR)</a>
+% if user.is_admin:
+<a class="button" href="/schedule?study={{s['study_uid']}}#order">Schedule for this patient</a>
+% end
 % if get('ohif'):
 <a class="button" id="open-ohif" href="{{ohif}}viewer?StudyInstanceUIDs={{s['study_uid']}}" target="_blank" rel="noopener">Open in OHIF</a>
 % end
 </p>
 </section>
+% if detail['orders']:
+<section class="orders" aria-labelledby="orders-h">
+<h2 id="orders-h">Order</h2>
+<ul id="orders">
+%   for o in detail['orders']:
+  <li data-item="{{o['id']}}">{{o['requested_procedure_description'] or o['step_description'] or 'Procedure'}} ({{o['modality']}}{{(', station ' + o['station_aet']) if o['station_aet'] else ''}}), accession {{o['accession']}}, scheduled {{dicom_date(o['start_date'])}} {{dicom_time(o['start_time'])}}: <strong class="state">{{o['state'].capitalize()}}</strong>{{', images received' if o['images'] else ''}}</li>
+%   end
+</ul>
+</section>
+% end
 <div id="viewer" class="viewer" role="region" aria-label="Viewer"></div>
 <h2>Series</h2>
 <ol class="series">

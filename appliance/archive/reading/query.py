@@ -1,5 +1,5 @@
 """DICOM matching (PS3.4 C.2.2.2) compiled to SQL over the index: what C-FIND answers from
-(QIDO-RS and the worklist will use it too).  The SQLite expressions it needs are in ``sqlite.py``.
+(QIDO-RS too; the worklist's ``worklist.py`` matches with its ``condition``).  The SQLite expressions it needs are in ``sqlite.py``.
 
 An identifier is a mapping of DICOM keywords to decoded values: a ``str`` (backslash-separated
 when multi-valued) or, for a sequence key, a list of items (mappings of keyword to ``str``).
@@ -169,7 +169,7 @@ def _alternatives(value: str) -> list[str]:
     return [v.strip() for v in value.split("\\")]
 
 
-def _is_universal(value: str) -> bool:
+def is_universal(value: str) -> bool:
     # C.2.2.2.3: a zero-length value; a lone * is universal too (C.2.2.2.4).
     return any(v in ("", "*") for v in _alternatives(value))
 
@@ -208,7 +208,9 @@ def _number(column: str, value: str) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join('?' * len(numbers))})", numbers
 
 
-def _condition(kind: str, column: str, value: str) -> tuple[str, list[Any]]:
+def condition(kind: str, column: str, value: str) -> tuple[str, list[Any]]:
+    """The SQL test (and its parameters) of matching ``column`` against ``value`` by ``kind``
+    (text, name: its folded column, uid, date, number); the worklist's matching uses it too."""
     if kind == "name":
         return _text(column, "\\".join(normalise_name(v) for v in _alternatives(value)))
     if kind == "uid":
@@ -224,9 +226,9 @@ def _item_conditions(items: Sequence[Mapping[str, str]]) -> _Sql:
     """Sequence matching (C.2.2.2.6): one item of keys, matched against each stored item."""
     sql = _Sql([], [])
     for keyword, value in (items[0] if items else {}).items():
-        if keyword in ITEM_KEYS and not _is_universal(value):
-            condition, params = _condition(ITEM_KEYS[keyword], sqlite.item_value(keyword), value)
-            sql.conditions.append(condition)
+        if keyword in ITEM_KEYS and not is_universal(value):
+            test, params = condition(ITEM_KEYS[keyword], sqlite.item_value(keyword), value)
+            sql.conditions.append(test)
             sql.params += params
     return sql
 
@@ -264,12 +266,12 @@ def compile_query(model: str, level: str, identifier: Mapping[str, Any], options
                 where.params += items.params
             continue
         columns.append(key.column)
-        if not isinstance(value, str) or _is_universal(value):
+        if not isinstance(value, str) or is_universal(value):
             continue
         column = key.match_column if (key.kind != "name" or options.fold_names) else key.column
         kind = key.kind if (key.kind != "name" or options.fold_names) else "text"
-        condition, params = _condition(kind, column, value)
-        where.conditions.append(f"EXISTS ({key.exists.format(condition)})" if key.exists else condition)
+        test, params = condition(kind, column, value)
+        where.conditions.append(f"EXISTS ({key.exists.format(test)})" if key.exists else test)
         where.params += params
     sql = f"SELECT {', '.join(columns)} FROM {_FROM[level]}"
     if where.conditions:
