@@ -39,7 +39,6 @@ import re
 import time
 from collections.abc import Generator, Mapping, Sequence
 from datetime import date
-from itertools import zip_longest
 from typing import Any
 
 from peewee import SqliteDatabase, fn
@@ -122,7 +121,8 @@ class Worklist:
         with self.write_lock, self.db.atomic("IMMEDIATE"):
             if WorklistItem.select().count() + len(orders) > MAX_ITEMS:
                 raise WorklistError(f"the worklist may hold {MAX_ITEMS} items: remove old ones first")
-            for fields, study_uid in zip_longest(orders, study_uids[: len(orders)], fillvalue=""):
+            uids = [*study_uids[: len(orders)], *[""] * (len(orders) - len(study_uids))]
+            for fields, study_uid in zip(orders, uids, strict=True):
                 values = _clean(fields)
                 if not (values.get("patient_name") or values.get("patient_id")):
                     raise WorklistError("a patient name or patient ID is needed")
