@@ -168,7 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
         "worklist_keep_days",
         1,
         "Modality Worklist: a scheduled item whose start date is more than this many days before today leaves the "
-        "worklist modalities see (it stays on the Schedule page).",
+        "worklist modalities see (the Schedule page still lists it under an earlier `since` date: "
+        "`/api/worklist?since=YYYYMMDD`).",
     ),
     Setting(
         "worklist_keep_done",

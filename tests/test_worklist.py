@@ -261,3 +261,14 @@ def test_images_arrive_tied_to_their_order(server, made, admin, tmp_path):
     (shown,) = detail["orders"]
     assert (shown["accession"], shown["state"], shown["images"]) == ("XACC2", "SCHEDULED", 2)
     assert "images received" in admin.get(f"/studies/{study_uid}").text
+    # "Schedule for this patient": the form comes filled from the index's patient
+    form = admin.get(f"/schedule?study={study_uid}").text
+    assert 'name="patient_id" value="X2"' in form and 'value="Zurcher^Anna"' in form
+    picked = admin.get("/schedule?patient=zurcher").text  # the index's patients, folded
+    assert "Zurcher" in picked and 'id="patients"' in picked
+    answer = admin.post("/schedule", data={"csrf": admin.csrf(), "patient_name": "Zurcher^Anna", "patient_id": "X2",
+                                           "modality": "CR", "start_date": TODAY.isoformat(), "start_time": "16:45",
+                                           "requested_procedure_description": "Follow-up"}, allow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303
+    assert any(i["requested_procedure_description"] == "Follow-up" and i["start_time"] == "1645"
+               for i in admin.get("/api/worklist").json()["items"])  # fmt: skip
