@@ -3,10 +3,14 @@ nothing clipped or wider than the phone, the study list compact, names read "Fam
 dates readable on one line, counts in the singular when there is one, cine exports only for
 multi-frame images, audit events naming their patient, a node added from the Devices page.
 
+The Schedule page: an order made through its form, found by the patient already in the index.
+
 Screenshots go to tests/artifacts/ (desktop-*.png, phone-*.png) for people to look at.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 import pytest
@@ -59,6 +63,10 @@ def clinic(server, tmp_path_factory) -> dict[str, str]:
     uids.update(us=study, loop=loop_series, still=still_series)
     assert admin.api_post("/api/nodes", aet="WS_READINGROOM1", name="Reading room workstation",
                           host="workstation-reading-room-1.clinic.example", port="11112").status_code == 200  # fmt: skip
+    assert admin.api_post("/api/worklist", patient_name="Smith^Rex", patient_id="V-1", species="Canine",
+                          responsible_person="Smith^John", modality="US", station_aet="US_EXAM_ROOM_2",
+                          start_date=date.today().strftime("%Y%m%d"),
+                          requested_procedure_description="Abdominal ultrasound, full").status_code == 201  # fmt: skip
     for uid in (uids["dental"], uids["vet"], uids["us"]):
         assert admin.get(f"/api/studies/{uid}").status_code == 200  # audit events that name studies
     return uids
@@ -89,7 +97,13 @@ def visit(page, path: str, name: str) -> None:
 def test_no_page_is_clipped_or_wider_than_the_screen(pages, size):
     page = pages[size]
     width = (DESKTOP if size == "desktop" else PHONE)["width"]
-    for path, name in (("/", "studies"), ("/admin/audit", "audit"), ("/admin/devices", "devices"), ("/admin", "admin")):
+    for path, name in (
+        ("/", "studies"),
+        ("/schedule", "schedule"),
+        ("/admin/audit", "audit"),
+        ("/admin/devices", "devices"),
+        ("/admin", "admin"),
+    ):
         visit(page, path, f"{size}-{name}")
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
         assert page.evaluate(OVERFLOW) == [], path  # no table scrolls sideways, none is cut off
@@ -216,3 +230,20 @@ def test_an_admin_adds_a_node_from_the_devices_page(server, pages, clinic):
     shot(page, "desktop-devices-node-added")
     page.click("button:text-is('Add node')")  # the browser asks for the required fields first
     assert page.locator("#new-node-aet:invalid").count() == 1
+
+
+def test_schedule_an_order_for_a_patient_of_the_index(pages, clinic):
+    page = pages["desktop"]
+    visit(page, "/schedule", "desktop-schedule")
+    page.fill("input[name=patient]", "nuclear")
+    page.click("form[role=search] button")
+    page.click("#patients a", timeout=5000)
+    expect(page.locator("#order-form input[name=patient_id]")).to_have_value("N-1")
+    page.fill("#order-form input[name=requested_procedure_description]", "Bone scan, follow-up")
+    page.fill("#order-form input[name=modality]", "NM")
+    page.fill("#order-form input[name=start_time]", "15:30")
+    page.click("#order-form button[type=submit]")
+    row = page.locator("#worklist tbody tr", has_text="Nuclear, Nina")
+    expect(row).to_contain_text("Bone scan, follow-up")
+    expect(row).to_contain_text("15:30")
+    shot(page, "desktop-schedule-made")

@@ -6,15 +6,15 @@
 % if not items:
 <p id="no-items">Nothing scheduled.</p>
 % else:
-<table class="list" id="worklist">
-<thead><tr><th>When</th><th>Patient</th><th>Procedure</th><th>Modality</th><th>Station</th><th>Accession</th><th>State</th><th>Images</th><th></th></tr></thead>
+<div class="table-wrap"><table class="cards" id="worklist">
+<thead><tr><th scope="col">When</th><th scope="col">Patient</th><th scope="col">Procedure</th><th scope="col">Modality</th><th scope="col">Station</th><th scope="col">Accession</th><th scope="col">State</th><th scope="col">Images</th><th scope="col"></th></tr></thead>
 <tbody>
 % for it in items:
 <tr data-item="{{it['id']}}">
-  <td>{{dicom_date(it['start_date'])}} {{dicom_time(it['start_time'])}}</td>
-  <td>{{person(it['patient_name'])}} <span class="sub">{{it['patient_id']}}{{(' · ' + it['species']) if it['species'] else ''}}{{(' · owner ' + person(it['responsible_person'])) if it['responsible_person'] else ''}}</span></td>
+  <td class="date">{{dicom_date(it['start_date'])}} {{dicom_time(it['start_time'])}}</td>
+  <td class="name">{{person(it['patient_name'])}} <span class="muted">{{it['patient_id']}}{{(' · ' + it['species']) if it['species'] else ''}}{{(' · owner ' + person(it['responsible_person'])) if it['responsible_person'] else ''}}</span></td>
   <td>{{it['requested_procedure_description'] or it['step_description']}}</td>
-  <td>{{it['modality']}}</td><td>{{it['station_aet']}}</td><td>{{it['accession']}}</td>
+  <td>{{it['modality']}}</td><td data-short="station">{{it['station_aet']}}</td><td data-short="accession">{{it['accession']}}</td>
   <td class="state">{{STATE.get(it['state'], it['state'])}}</td>
   <td>{{!('<a href="/studies/%s">%s</a>' % (it['study_uid'], plural(it['images'], 'image'))) if it['images'] and it['accession'] else ''}}</td>
   <td>
@@ -25,7 +25,7 @@
   </td>
 </tr>
 % end
-</tbody></table>
+</tbody></table></div>
 % end
 
 % if user.is_admin:
