@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from appliance.archive import STEP_KINDS
@@ -32,5 +33,5 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
 
 def _encoder(query: find.Query, match: dict[str, Any], explicit: bool) -> FindResponseEncoder:
     asked = [(int(tag), vr) for tag, vr in query.asked]
-    keywords = {keyword for tag, _vr in query.asked if (keyword := find.keyword_for_tag(tag))}
+    keywords = {keyword for tag, _vr in query.asked if (keyword := keyword_for_tag(tag))}
     return FindResponseEncoder([], asked, [kw for kw in match if kw in keywords], query.item_keys, explicit)
