@@ -9,10 +9,10 @@ each a row above storage's:
 - Modality Worklist (1.2.840.10008.5.1.4.31): C-FIND-RQ with an identifier, ``operation="find"``,
   answered from the archive's worklist the way ``find.serve`` answers from its index.
 - MPPS (1.2.840.10008.3.1.2.3.3): N-CREATE-RQ and N-SET-RQ, each with a dataset in memory.
-- Storage Commitment Push Model (1.2.840.10008.1.20.1): N-ACTION-RQ with its dataset; the
-  N-EVENT-REPORT follows on this association or on a new one (``requestor.py``).
 
-(``dimse.py`` learns their Command Fields and responses.)
+(``dimse.py`` learns their Command Fields and responses.)  Storage Commitment Push Model
+(1.2.840.10008.1.20.1) is here: an N-ACTION-RQ with its dataset (``commitment.py``); the
+N-EVENT-REPORT follows on this association or on a new one (``commitreport.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,19 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from appliance.dicom import dimse, find, retrieve, store
+from appliance.dicom import commitment, dimse, find, retrieve, store
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
-from appliance.dicom.syntaxes import ACCEPTED_SYNTAXES, GET, IDENTIFIER_SYNTAXES, MOVE, STORAGE, VERIFICATION
+from appliance.dicom.syntaxes import (
+    ACCEPTED_SYNTAXES,
+    GET,
+    IDENTIFIER_SYNTAXES,
+    MOVE,
+    STORAGE,
+    STORAGE_COMMITMENT,
+    VERIFICATION,
+)
 
 D = TypeVar("D")
 
@@ -65,6 +73,10 @@ SERVICES: tuple[Service[Any], ...] = (
     Service(
         "get", GET, IDENTIFIER_SYNTAXES, frozenset({dimse.C_GET_RQ}), receive=identifier,
         serve=retrieve.serve_get, operation="get",
+    ),
+    Service(
+        "commit", STORAGE_COMMITMENT, IDENTIFIER_SYNTAXES, frozenset({dimse.N_ACTION_RQ}), receive=commitment.receive,
+        serve=commitment.serve, operation="commit",
     ),
     # Last: storage takes every class pynetdicom does not name (private, unknown, and others,
     # such as the worklist's today), so the rows above must be asked first.
