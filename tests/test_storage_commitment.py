@@ -64,10 +64,11 @@ class Report:
 
 
 def n_action(server: LightboxProcess, request: Dataset, report: Report | None, aet: str = MODALITY,
-             wait_here: bool = True):  # fmt: skip
-    """Send the N-ACTION-RQ as a pynetdicom SCU; with ``wait_here`` keep the association open
-    until ``report`` arrives on it, else release at once.  The N-ACTION-RSP status, or None when
-    the context was not accepted."""
+             until: Report | None = None):  # fmt: skip
+    """Send the N-ACTION-RQ as a pynetdicom SCU listening for ``report`` on this association
+    (None: not listening); release once ``until`` has arrived (default ``report``; None: at
+    once).  The N-ACTION-RSP status, or None when the context was not accepted."""
+    until = until or report
     ae = AE(ae_title=aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     ae.add_requested_context(StorageCommitmentPushModel)
@@ -78,8 +79,8 @@ def n_action(server: LightboxProcess, request: Dataset, report: Report | None, a
         return None
     try:
         status, _reply = assoc.send_n_action(request, 1, StorageCommitmentPushModel, WELL_KNOWN)
-        if wait_here and report is not None and status and status.Status == 0:
-            assert report.arrived.wait(30), "no N-EVENT-REPORT on the same association"
+        if until is not None and status and status.Status == 0:
+            assert until.arrived.wait(30), "no N-EVENT-REPORT"
         return int(status.Status)
     finally:
         assoc.release()
@@ -132,7 +133,8 @@ def test_commitment_report_on_the_same_association(server: LightboxProcess, stor
     assert report.event_type == 2
     assert report.outcome() == expected(stored, missing)
     assert report.info is not None and report.info.TransactionUID == request.TransactionUID
-    wait_for(lambda: "on=same_association status=0x0000" in server.log(), "the report logged as delivered")
+    delivered = f"transaction_uid={request.TransactionUID} on=same_association status=0x0000"
+    wait_for(lambda: delivered in server.log(), "the report logged as delivered")
 
 
 def test_commitment_all_committed_is_event_type_1(server: LightboxProcess, stored: dict[str, str]) -> None:
@@ -144,9 +146,11 @@ def test_commitment_all_committed_is_event_type_1(server: LightboxProcess, store
     assert report.event_type == 1
 
 
-def test_commitment_report_on_a_new_association(server: LightboxProcess, stored: dict[str, str]) -> None:
-    """The modality releases after the N-ACTION-RSP; Lightbox calls it back at its node's port,
-    in the SCP role the modality grants."""
+@pytest.mark.parametrize("modality", ["releases", "does_not_listen"])
+def test_commitment_report_on_a_new_association(server: LightboxProcess, stored: dict[str, str], modality: str) -> None:
+    """The modality releases after the N-ACTION-RSP (or stays, answering the report with a
+    failure: it listens for it elsewhere); Lightbox calls it back at its node's port, in the SCP
+    role the modality grants."""
     report = Report()
     listener = AE(ae_title=MODALITY)
     listener.add_supported_context(StorageCommitmentPushModel, scu_role=False, scp_role=True)
@@ -157,13 +161,16 @@ def test_commitment_report_on_a_new_association(server: LightboxProcess, stored:
     try:
         add_node(server, MODALITY, port, "commit")
         request, missing = mixed_set(stored)
-        assert n_action(server, request, None, wait_here=False) == 0x0000
+        assert n_action(server, request, None, until=report if modality == "does_not_listen" else None) == 0x0000
         assert report.outcome() == expected(stored, missing)
         assert report.event_type == 2
         assert report.info is not None and report.info.TransactionUID == request.TransactionUID
     finally:
         scp.shutdown()
-    wait_for(lambda: "on=new_association status=0x0000" in server.log(), "the report logged as delivered")
+    delivered = f"transaction_uid={request.TransactionUID} on=new_association status=0x0000"
+    wait_for(lambda: delivered in server.log(), "the report logged as delivered")
+    if modality == "does_not_listen":
+        assert f"transaction_uid={request.TransactionUID} on=same_association status=0x0110" in server.log()
 
 
 def test_commitment_needs_the_commit_permission(server: LightboxProcess, stored: dict[str, str]) -> None:

@@ -2,7 +2,8 @@
 and the failed instances, sent where the modality can hear it.
 
 First on the association the N-ACTION came on, when the peer has not spoken since (it waits
-for the report there).  When the peer has released it meanwhile (or speaks first), on a new
+for the report there).  When the peer has released it meanwhile (or speaks first, or answers
+the report with a failure status: nothing listened for it there), on a new
 association Lightbox opens to the calling AE as a known node (its host and port in the node
 table), proposing the Storage Commitment class with Lightbox in the SCP role only (PS3.7
 D.3.3.4): a peer that does not grant that role is not sent the report.  That delivery runs
@@ -31,6 +32,7 @@ from appliance.dicom.context import Request, ServiceContext
 from appliance.dicom.options import AssociationOptions
 from appliance.dicom.requestor import AssociationFailed, associate, release
 from appliance.dicom.sender import tls_for
+from appliance.dicom.status import SUCCESS
 from appliance.dicom.syntaxes import EXPLICIT_LE, IMPLICIT_LE
 
 LOG = logging.getLogger("lightbox.dicom")
@@ -93,7 +95,12 @@ def report(context: ServiceContext, request: Request[Any], decision: Decision, f
     except BaseException:
         _on_new_association(context, decision, finished)
         raise
-    if status is None:
+    if status != SUCCESS:  # not heard (released first), or refused (no one listens for it there)
+        if status is not None:
+            LOG.warning(
+                "commitment_report_refused calling_ae=%r transaction_uid=%s on=same_association status=0x%04X",
+                context.calling_ae, decision.transaction_uid, status,
+            )  # fmt: skip
         _on_new_association(context, decision, finished)
         return
     LOG.info(
@@ -121,6 +128,8 @@ def _deliver(node: DicomNode, options: AssociationOptions, decision: Decision, f
             time.sleep(delay)
             try:
                 status = send_on_new_association(node, options, decision)
+                if status != SUCCESS:
+                    raise AssociationFailed(f"N-EVENT-REPORT-RSP status 0x{status:04X}")
             except AssociationFailed as exc:
                 reason = str(exc)
                 LOG.warning(
