@@ -199,3 +199,27 @@ def test_commitment_requires_backup_commits_nothing_without_one(tmp_path: Path) 
         assert n_action(lightbox, commit_request([(SC, uid) for uid in uids]), report) == 0x0000
         assert report.outcome() == (set(), dict.fromkeys(uids, PROCESSING_FAILURE))
         assert report.event_type == 2
+
+
+@pytest.mark.slow  # a real S3 server (moto) and the backup commands
+def test_commitment_requires_backup_commits_what_a_verification_found(moto, tmp_path: Path) -> None:
+    """Backed up and verified: committed; backed up but stored after the verification, or not
+    backed up at all: failed."""
+    from support.backupbox import Box  # boto3 and moto: only where a test needs them
+
+    moto.client().create_bucket(Bucket="commit")
+    box = Box(tmp_path / "data", moto.endpoint, "commit")
+    files = make_study(tmp_path / "corpus", 3)
+    uids = [str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files]
+    box.ok("import", files[0])
+    box.init()
+    box.backup()
+    box.ok("backup", "verify")  # everything
+    box.ok("import", files[1])
+    box.backup()  # uploaded, never verified
+    box.ok("import", files[2])  # not backed up
+    with running(box.data, commitment_requires_backup=True) as lightbox:
+        add_node(lightbox, MODALITY, 1, "commit")
+        report = Report()
+        assert n_action(lightbox, commit_request([(SC, uid) for uid in uids]), report) == 0x0000
+        assert report.outcome() == ({uids[0]}, {uids[1]: PROCESSING_FAILURE, uids[2]: PROCESSING_FAILURE})
