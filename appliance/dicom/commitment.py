@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable
 from pydicom.dataset import Dataset
 
 from appliance.dicom import commitreport, dimse
-from appliance.dicom.commitreport import WELL_KNOWN_INSTANCE, Decision, Reference
+from appliance.dicom.commitreport import SOP_CLASS, WELL_KNOWN_INSTANCE, Decision, Reference
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import InMemory
 from appliance.dicom.options import BackupVerified
@@ -28,6 +28,7 @@ from appliance.dicom.status import SUCCESS
 
 LOG = logging.getLogger("lightbox.dicom")
 
+SOP_CLASSES = frozenset({SOP_CLASS})  # the row's abstract syntaxes
 REQUEST_COMMIT = 1  # Action Type ID "Request Storage Commitment"
 MAX_REFERENCED = 10_000  # instances one request may name (a large ultrasound study is a few hundred)
 MAX_REQUEST_BYTES = 4 << 20  # 10,000 references of two long UIDs each fit

@@ -25,15 +25,7 @@ from appliance.dicom import commitment, dimse, find, retrieve, store
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
-from appliance.dicom.syntaxes import (
-    ACCEPTED_SYNTAXES,
-    GET,
-    IDENTIFIER_SYNTAXES,
-    MOVE,
-    STORAGE,
-    STORAGE_COMMITMENT,
-    VERIFICATION,
-)
+from appliance.dicom.syntaxes import ACCEPTED_SYNTAXES, GET, IDENTIFIER_SYNTAXES, MOVE, STORAGE, VERIFICATION
 
 D = TypeVar("D")
 
@@ -75,7 +67,7 @@ SERVICES: tuple[Service[Any], ...] = (
         serve=retrieve.serve_get, operation="get",
     ),
     Service(
-        "commit", STORAGE_COMMITMENT, IDENTIFIER_SYNTAXES, frozenset({dimse.N_ACTION_RQ}), receive=commitment.receive,
+        "commit", commitment.SOP_CLASSES, IDENTIFIER_SYNTAXES, frozenset({dimse.N_ACTION_RQ}), receive=commitment.receive,
         serve=commitment.serve, operation="commit",
     ),
     # Last: storage takes every class pynetdicom does not name (private, unknown, and others,

@@ -23,7 +23,6 @@ VERIFICATION_CLASS = "1.2.840.10008.1.1"
 VERIFICATION = frozenset({VERIFICATION_CLASS})
 MOVE = frozenset({"1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"})  # Patient Root, Study Root
 GET = frozenset({"1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"})  # Patient Root, Study Root
-STORAGE_COMMITMENT = frozenset({"1.2.840.10008.1.20.1"})  # Push Model
 
 _STORAGE_UIDS = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
 
