@@ -23,7 +23,7 @@ from support.scu import rows
 from support.waiting import wait_for
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
-PROCESSING_FAILURE, NO_SUCH_OBJECT, CLASS_INSTANCE_CONFLICT = 0x0110, 0x0112, 0x0119
+PROCESSING_FAILURE, NO_SUCH_OBJECT, CLASS_INSTANCE_CONFLICT, DUPLICATE_TRANSACTION = 0x0110, 0x0112, 0x0119, 0x0131
 SC = str(SecondaryCaptureImageStorage)  # what make_study writes
 MODALITY = "US_UNIT"  # a known node, allowed to ask for commitment
 
@@ -171,6 +171,18 @@ def test_commitment_report_on_a_new_association(server: LightboxProcess, stored:
     wait_for(lambda: delivered in server.log(), "the report logged as delivered")
     if modality == "does_not_listen":
         assert f"transaction_uid={request.TransactionUID} on=same_association status=0x0110" in server.log()
+
+
+def test_a_transaction_uid_still_being_answered_is_a_duplicate(server: LightboxProcess, stored: dict[str, str]) -> None:
+    """The first report waits to be retried (nothing listens at the node's port): the same
+    Transaction UID meanwhile is answered 0131 for every instance, never committed."""
+    add_node(server, "UNREACHABLE", free_port(), "commit")
+    request = commit_request([(SC, stored["good1"])])
+    assert n_action(server, request, None, aet="UNREACHABLE") == 0x0000  # released at once
+    wait_for(lambda: f"transaction_uid={request.TransactionUID} attempt=1" in server.log(), "a failed delivery")
+    again = Report()
+    assert n_action(server, request, again, aet="UNREACHABLE") == 0x0000
+    assert again.outcome() == (set(), {stored["good1"]: DUPLICATE_TRANSACTION})
 
 
 def test_commitment_needs_the_commit_permission(server: LightboxProcess, stored: dict[str, str]) -> None:

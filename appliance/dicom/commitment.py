@@ -160,6 +160,9 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
         )
         return Final(exc.status, str(exc))
     options = context.options
+    # Only these of the request outlive it (a report may wait minutes for its delivery): the parsed
+    # dataset of a large request is tens of MB.
+    context_id, explicit = request.context_id, request.explicit_vr
     backup_verified = None
     if options.commitment_requires_backup:
         backup_verified = options.backup_verified or _nothing_backed_up
@@ -167,7 +170,7 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
     def then() -> None:
         if not TRANSACTIONS.begin(transaction):
             decision = Decision(transaction, failed=[(ref, DUPLICATE_TRANSACTION) for ref in references])
-            commitreport.report(context, request, decision, finished=lambda: None)
+            commitreport.report(context, context_id, explicit, decision, finished=lambda: None)
             return
         try:
             decision = decide(context, transaction, references, backup_verified)
@@ -179,7 +182,7 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
             context.calling_ae, transaction, len(decision.committed), len(decision.failed),
             options.commitment_requires_backup,
         )  # fmt: skip
-        commitreport.report(context, request, decision, finished=lambda: TRANSACTIONS.end(transaction))
+        commitreport.report(context, context_id, explicit, decision, finished=lambda: TRANSACTIONS.end(transaction))
 
     return Final(SUCCESS, after=then)
 

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -28,7 +27,7 @@ from pydicom.filewriter import write_dataset
 
 from appliance.archive import DicomNode
 from appliance.dicom import dimse, pdu
-from appliance.dicom.context import Request, ServiceContext
+from appliance.dicom.context import ServiceContext
 from appliance.dicom.options import AssociationOptions
 from appliance.dicom.requestor import AssociationFailed, associate, release
 from appliance.dicom.sender import tls_for
@@ -86,12 +85,14 @@ def _item(ref: Reference, reason: int | None = None) -> Dataset:
     return item
 
 
-def report(context: ServiceContext, request: Request[Any], decision: Decision, finished: Callable[[], None]) -> None:
-    """Send ``decision`` to the peer, here or on a new association; ``finished`` is called once
-    it is delivered or given up."""
+def report(
+    context: ServiceContext, context_id: int, explicit: bool, decision: Decision, finished: Callable[[], None]
+) -> None:
+    """Send ``decision`` to the peer, here (on presentation context ``context_id``, in Explicit VR
+    or not) or on a new association; ``finished`` is called once it is delivered or given up."""
     message = dimse.event_report_request(MESSAGE_ID, SOP_CLASS, WELL_KNOWN_INSTANCE, decision.event_type)
     try:
-        status = context.request_peer(request.context_id, message, event_information(decision, request.explicit_vr))
+        status = context.request_peer(context_id, message, event_information(decision, explicit))
     except BaseException:
         _on_new_association(context, decision, finished)
         raise
