@@ -24,7 +24,14 @@ from appliance.dicom.commitreport import SOP_CLASS, WELL_KNOWN_INSTANCE, Decisio
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import InMemory
 from appliance.dicom.options import BackupVerified
-from appliance.dicom.status import SUCCESS
+from appliance.dicom.status import (
+    INVALID_ARGUMENT,
+    MISSING_ATTRIBUTE,
+    NO_SUCH_ACTION,
+    NO_SUCH_SOP_INSTANCE,
+    RESOURCE_LIMITATION,
+    SUCCESS,
+)
 
 LOG = logging.getLogger("lightbox.dicom")
 
@@ -32,13 +39,6 @@ SOP_CLASSES = frozenset({SOP_CLASS})  # the row's abstract syntaxes
 REQUEST_COMMIT = 1  # Action Type ID "Request Storage Commitment"
 MAX_REFERENCED = 10_000  # instances one request may name (a large ultrasound study is a few hundred)
 MAX_REQUEST_BYTES = 4 << 20  # 10,000 references of two long UIDs each fit
-
-# N-ACTION statuses (PS3.7 Annex C)
-NO_SUCH_SOP_INSTANCE = 0x0112
-INVALID_ARGUMENT = 0x0115
-MISSING_ATTRIBUTE = 0x0120
-NO_SUCH_ACTION = 0x0123
-RESOURCE_LIMITATION = 0x0213
 
 # Failure Reasons of the Failed SOP Sequence (PS3.3 C.14.1.1)
 PROCESSING_FAILURE = 0x0110  # not stored as asked: damaged, or not (yet) in a verified backup
