@@ -8,10 +8,10 @@ Worklist (``worklist.py``) is a C-FIND row answered from the archive's scheduled
 each a row above storage's:
 
 - MPPS (1.2.840.10008.3.1.2.3.3): N-CREATE-RQ and N-SET-RQ, each with a dataset in memory.
-- Storage Commitment Push Model (1.2.840.10008.1.20.1): N-ACTION-RQ with its dataset; the
-  N-EVENT-REPORT follows on this association or on a new one (``requestor.py``).
 
-(``dimse.py`` learns their Command Fields and responses.)
+(``dimse.py`` learns their Command Fields and responses.)  Storage Commitment Push Model
+(1.2.840.10008.1.20.1) is here: an N-ACTION-RQ with its dataset (``commitment.py``); the
+N-EVENT-REPORT follows on this association or on a new one (``commitreport.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from appliance.dicom import dimse, find, retrieve, store, worklist
+from appliance.dicom import commitment, dimse, find, retrieve, store, worklist
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
@@ -68,6 +68,10 @@ SERVICES: tuple[Service[Any], ...] = (
     Service(
         "get", GET, IDENTIFIER_SYNTAXES, frozenset({dimse.C_GET_RQ}), receive=identifier,
         serve=retrieve.serve_get, operation="get",
+    ),
+    Service(
+        "commit", commitment.SOP_CLASSES, IDENTIFIER_SYNTAXES, frozenset({dimse.N_ACTION_RQ}), receive=commitment.receive,
+        serve=commitment.serve, operation="commit",
     ),
     # Last: storage takes every class pynetdicom does not name (private, unknown, and others),
     # so the rows above must be asked first.
