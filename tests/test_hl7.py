@@ -17,6 +17,7 @@ from test_worklist import findscu_w
 
 from bench.worklists import WORKLIST_MODEL
 from support.ports import free_port
+from support.waiting import wait_for
 from support.web import send_study
 
 DAY = (date.today() + timedelta(days=1)).strftime("%Y%m%d")
@@ -199,3 +200,30 @@ def test_an_address_not_allowed_is_refused(server, port):
     assert asyncio.run(from_another_address()) == b""
     assert "hl7_refused peer=127.0.0.2 reason=not in hl7_allowed_addresses" in server.log()
     assert acknowledged(send(server, message("ADT^A08", "SAME", pid("H404", "X"))))[0] == "AA"  # 127.0.0.1 may
+
+
+def test_connections_beyond_the_limit_are_closed(server, port):
+    from appliance.hl7.listener import MAX_CONNECTIONS
+
+    held = [MLLPClient("127.0.0.1", server.hl7_port) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for client in held:  # each answered: all of them are being served
+            assert acknowledged(reply(client.send_message(message("ADT^A08", "HELD", pid("H404", "X")))))[0] == "AA"
+        with MLLPClient("127.0.0.1", server.hl7_port) as extra:
+            try:
+                answer = extra.send_message(message("ADT^A08", "EXTRA", pid("H404", "X")))
+            except ConnectionError:
+                answer = b""
+            assert answer == b""
+    finally:
+        for client in held:
+            client.close()
+    assert f"reason={MAX_CONNECTIONS} connections already" in server.log()
+
+    def served_again() -> bool:  # once the server has seen the held connections close
+        try:
+            return acknowledged(send(server, message("ADT^A08", "AFTER", pid("H404", "X"))))[0] == "AA"
+        except (ConnectionError, ValueError, IndexError, KeyError):
+            return False
+
+    wait_for(served_again, "a connection served once the others closed")

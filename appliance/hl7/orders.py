@@ -69,7 +69,14 @@ def _orders(archive: Archive, message: hl7.Message) -> str:
             groups[-1][name] = segment  # the first of each: IPC repeats per step; one step per item here
     if not groups or any("OBR" not in group for group in groups):
         raise Refused("AE", REQUIRED_FIELD_MISSING, "an order needs an ORC segment and an OBR after it")
-    done = [_order(archive, patient, group, _referring(segments)) for group in groups]
+    done: list[str] = []
+    for number, group in enumerate(groups, 1):
+        try:
+            done.append(_order(archive, patient, group, _referring(segments)))
+        except Refused as refused:
+            if len(groups) > 1:  # those before it stay done: say which one was refused
+                refused.reason = f"order {number} of {len(groups)} (ORC {number}): {refused.reason}"
+            raise
     return "; ".join(done)
 
 
