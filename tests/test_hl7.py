@@ -153,10 +153,11 @@ def test_veterinary_order_over_omi_with_ipc(server, port):
     assert [step.get(k) for k in step_keys] == ["DX", "DXROOM1", "VSPS1", "101500"]
 
 
-@pytest.mark.parametrize(("charset", "codec"), [("8859/1", "iso8859-1"), ("UNICODE UTF-8", "utf-8")])
+@pytest.mark.parametrize(("charset", "codec"), [("8859/1", "iso8859-1"), ("UNICODE UTF-8", "utf-8"),
+                                                ("", "utf-8"), ("", "iso8859-1")])  # fmt: skip
 def test_character_sets(server, port, tmp_path, charset, codec):
-    patient_id = f"C-{codec}"
-    text = orm("NW", f"CS-{codec}", f"CS-{codec}", pid(patient_id, "Gärtner^Jörg"), charset=charset)
+    patient_id = f"C-{charset or 'none'}-{codec}".replace(" ", "").replace("/", "")
+    text = orm("NW", patient_id, patient_id, pid(patient_id, "Gärtner^Jörg"), charset=charset)
     assert acknowledged(send(server, text, encoding=codec))[0] == "AA"
     (item,) = worklist(
         server, tmp_path / "rsp", PatientID=patient_id, PatientName="", SpecificCharacterSet="ISO_IR 192"
@@ -179,11 +180,21 @@ def test_bad_messages_are_refused_and_the_listener_keeps_serving(server, port):
         for raw, code, error in cases:
             answer = reply(client.send_message(raw))
             assert (str(answer["MSA.1"]), str(answer["ERR.3.1"])) == (code, error), raw[:60]
+            if b"MSH|" in raw[:10]:  # read far enough for its control ID
+                assert str(answer["MSA.2"]) and f"|{answer['MSA.2']}|" in raw.decode(), raw[:60]
         good = message("ADT^A08", "GOOD", pid("H404", "Nobody^There"))
         assert acknowledged(reply(client.send_message(good))) == ("AA", "patient updated on 0 open worklist item(s)")
     log = server.log()
     assert "hl7_message" in log and "ack=AR" in log
     assert "Doe" not in log and "Gärtner" not in log and "Poe" not in log  # no patient data in the log
+
+
+def test_an_order_of_several_refused_names_which(server, port, tmp_path):
+    first = orm("NW", "TWO", "PLM1", pid("M1", "Two^Orders")).split("\r")
+    second = orm("XO", "TWO", "PLM-UNKNOWN", pid("M1", "Two^Orders")).split("\r")[-2:]  # its ORC and OBR
+    answer = send(server, "\r".join(first + second))
+    assert acknowledged(answer) == ("AE", "order 2 of 2: order change (XO) for an order Lightbox does not have")
+    assert len(worklist(server, tmp_path / "rsp", PatientID="M1")) == 1  # the first one stays
 
 
 def test_an_address_not_allowed_is_refused(server, port):

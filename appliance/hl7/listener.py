@@ -116,7 +116,7 @@ class Listener:
             message = decode(block)
             return message, "AA", "", orders.handle(self.archive, message)
         except Refused as refused:
-            return message, refused.ack, refused.code, refused.reason
+            return message or refused.message, refused.ack, refused.code, refused.reason
         except Exception as exc:  # e.g. a locked or full database: the sender may resend
             LOG.exception("hl7_failed error=%s", type(exc).__name__)
             return message, "AE", INTERNAL_ERROR, "Lightbox could not record the message; send it again"

@@ -35,25 +35,27 @@ class Refused(Exception):
     """A message Lightbox does not act on: ``ack`` (AE or AR), the HL7 error code, a reason
     free of patient data (it is logged and sent back in MSA-3)."""
 
-    def __init__(self, ack: str, code: str, reason: str) -> None:
+    def __init__(self, ack: str, code: str, reason: str, message: Any = None) -> None:
         super().__init__(reason)
         self.ack, self.code, self.reason = ack, code, reason
+        self.message = message  # as far as it could be read: its MSH names the sender and control ID
 
 
 def decode(block: bytes) -> hl7.Message:
     """The message in ``block`` (an MLLP block's content), decoded as its MSH-18 says."""
     try:  # every delimiter is ASCII: Latin-1 reads MSH whatever the character set
-        charset = str(hl7.parse(block.decode("latin-1")).extract_field("MSH", 1, 18, 1, 1, 1)).strip().upper()
+        header = hl7.parse(block.decode("latin-1"))
+        charset = str(header.extract_field("MSH", 1, 18, 1, 1, 1)).strip().upper()
     except Exception:  # the library raises what it raises on non-HL7 input
         raise Refused("AR", DATA_TYPE_ERROR, "not an HL7 v2 message (no MSH segment)") from None
     if charset:
         codec = CHARSETS.get(charset)
         if codec is None:
-            raise Refused("AR", TABLE_VALUE_NOT_FOUND, f"character set MSH-18 {charset!r} is not supported")
+            raise Refused("AR", TABLE_VALUE_NOT_FOUND, f"character set MSH-18 {charset!r} is not supported", header)
         try:
             return hl7.parse(block.decode(codec))
         except UnicodeDecodeError:
-            raise Refused("AE", DATA_TYPE_ERROR, f"the message is not valid {charset}") from None
+            raise Refused("AE", DATA_TYPE_ERROR, f"the message is not valid {charset}", header) from None
     try:
         return hl7.parse(block.decode("utf-8"))
     except UnicodeDecodeError:

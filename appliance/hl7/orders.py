@@ -75,7 +75,7 @@ def _orders(archive: Archive, message: hl7.Message) -> str:
             done.append(_order(archive, patient, group, _referring(segments)))
         except Refused as refused:
             if len(groups) > 1:  # those before it stay done: say which one was refused
-                refused.reason = f"order {number} of {len(groups)} (ORC {number}): {refused.reason}"
+                refused.reason = f"order {number} of {len(groups)}: {refused.reason}"
             raise
     return "; ".join(done)
 
