@@ -184,6 +184,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Modality Worklist: completed, discontinued and cancelled items stay on the worklist modalities see.",
     ),
     Setting(
+        "hl7_port",
+        0,
+        "Port of the HL7 v2 (MLLP) listener that takes orders (ORM^O01, OMI^O23) and patient updates (ADT^A08) "
+        "from a RIS/HIS into the worklist; 0: off. 2575 is MLLP's registered port.",
+    ),
+    Setting(
+        "hl7_allowed_addresses",
+        "",
+        "Addresses or networks (CIDR, comma-separated, e.g. `192.168.1.20, 10.0.5.0/24`) that may send HL7 "
+        "messages; a connection from any other is closed unanswered. Empty: none may (name the RIS to let it in).",
+    ),
+    Setting(
         "dicomweb_cors_origins",
         "",
         "Other web origins (comma-separated, e.g. `https://viewer.example.org`) whose pages may use /dicom-web/ "

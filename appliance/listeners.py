@@ -21,6 +21,7 @@ from appliance.config import ConfigError, Settings
 LOG = logging.getLogger("lightbox.service")
 
 HTTP, HTTPS, DICOM, DICOM_TLS = "http", "https", "dicom", "dicom-tls"  # the socket units' FileDescriptorName=
+HL7 = "hl7"  # bound by Lightbox itself (hl7_port): no socket unit passes it
 BACKLOG = 128
 
 

@@ -26,6 +26,7 @@ from appliance.dicom.sender import forward
 from appliance.dicom.tls import client_context
 from appliance.dicom.workers import FrontDoor, WorkerPool
 from appliance.discovery.lan import Discovery, discovery_options
+from appliance.hl7.listener import Listener, allow_list
 from appliance.imaging import ImagingOptions
 from appliance.malloc import limit_malloc_arenas, return_large_buffers_to_the_os
 from appliance.rounds import round_failed
@@ -123,6 +124,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._backup: threading.Thread | None = None
         self.discovery: Discovery | None = None
+        self.hl7: Listener | None = None
         self.identity: Identity | None = None  # the box's TLS certificate, once started
         self.backup_trigger = Trigger()  # the web page's "Back up now" and "Verify a sample now"
 
@@ -197,6 +199,10 @@ class Service:
         self._spawn("forwarding", functools.partial(self._forward_loop, archive))
         self._spawn("caches", functools.partial(self._cache_loop, archive))
         self._spawn("audit", AuditExporter(archive, export_options(s), self.stopping).run)
+        hl7_sockets = listeners.take({}, listeners.HL7, s.host, s.hl7_port)
+        if hl7_sockets:
+            self.hl7 = Listener(archive, hl7_sockets[0], allow_list(s.hl7_allowed_addresses))
+            self._spawn("hl7", self.hl7.run)
         if served.discovery:
             self.discovery = Discovery(archive, discovery_options(served))
             self.discovery.start()
@@ -262,6 +268,8 @@ class Service:
             self.dicom.stop()
         if self.http is not None:
             self.http.close()
+        if self.hl7 is not None:
+            self.hl7.stop()
         if self.discovery is not None:
             self.discovery.stop()
         if self._backup is not None:  # so that a run cut short is recorded as failed, not left open

@@ -134,7 +134,7 @@ def test_readme_map_matches_the_tree():
     text = README.read_text()
     block = re.search(r"## How it is built.*?```\n(.*?)```", text, re.S)
     assert block, "README.md lost its map"
-    named = set(re.findall(r"^ {2,4}([a-z_]+)/", block.group(1), re.M))
+    named = set(re.findall(r"^ {2,4}([a-z0-9_]+)/", block.group(1), re.M))
     root = README.parent / "appliance"
     packages = {p.parent.name for p in root.glob("*/__init__.py")} | {
         p.parent.name for p in root.glob("archive/*/__init__.py")

@@ -22,6 +22,8 @@ API (``archive.worklist``), every field a ``str`` keyed as in ``FIELDS``:
 - ``get(item_id)``, ``by_study_uid(uid)``, ``by_order(placer=, filler=, accession=)``: one
   item or None; an HL7 order's new/change/cancel finds its item by Placer or Filler Order
   Number (or Accession Number) and calls ``create``/``update``/``cancel``.
+- ``open_for_patient(patient_id)``: the items of a Patient ID not yet done (an HL7 ADT^A08
+  patient update changes their patient fields).
 - ``patients(term=, study_uid=)``: patients of the index to schedule for, as fields.
 - ``listing(include_done, since) -> list[dict]``: the web's list; ``for_study(study_uid,
   accession)``: the orders a study's images belong to.  Each dict carries ``images``: how
@@ -190,6 +192,12 @@ class Worklist:
                 if row is not None:
                     return self._json(row)
         return None
+
+    def open_for_patient(self, patient_id: str) -> list[dict[str, Any]]:
+        select = WorklistItem.select().where(
+            (WorklistItem.patient_id == patient_id) & WorklistItem.state.not_in(matching.DONE_STATES)
+        )
+        return [self._json(row) for row in select.order_by(WorklistItem.id)]
 
     def listing(self, include_done: bool = False, since: str = "", limit: int = 500) -> list[dict[str, Any]]:
         """Items starting on or after ``since`` (YYYYMMDD; all if empty) by start, open ones
