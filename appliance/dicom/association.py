@@ -187,8 +187,9 @@ class Association:
             finally:
                 self._operation = None
         response = dimse.response(
-            command, final.status, comment=final.comment, counts=final.counts, has_dataset=final.dataset is not None
-        )
+            command, final.status, comment=final.comment, counts=final.counts,
+            has_dataset=final.dataset is not None, instance=final.instance,
+        )  # fmt: skip
         self.link.send(context_id, response, final.dataset)
 
     def _receive(self, service: Service[Any], command: dimse.Command, context_id: int, transfer_syntax: str) -> Any:

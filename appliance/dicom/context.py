@@ -42,13 +42,15 @@ class Request(Generic[D]):
 @dataclass(frozen=True)
 class Final:
     """The final response: a named status of ``status.py``, an error comment for a person,
-    a retrieve's (remaining, completed, failed, warning) sub-operation counts, and the
-    response's dataset (already encoded) if it has one."""
+    a retrieve's (remaining, completed, failed, warning) sub-operation counts, the
+    response's dataset (already encoded) if it has one, and the Affected SOP Instance UID a
+    normalized service names (an N-CREATE's)."""
 
     status: int
     comment: str = ""
     counts: tuple[int, int, int, int] | None = None
     dataset: bytes | None = None
+    instance: str = ""
 
 
 class ServiceContext(Protocol):

@@ -16,13 +16,17 @@ C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
 C_GET_RQ, C_GET_RSP = 0x0010, 0x8010
 C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
 C_CANCEL_RQ = 0x0FFF
+N_CREATE_RQ, N_CREATE_RSP = 0x0140, 0x8140
+N_SET_RQ, N_SET_RSP = 0x0120, 0x8120
 NO_DATASET, HAS_DATASET = 0x0101, 0x0001
 RESPONSE_TO = {
     C_STORE_RQ: C_STORE_RSP, C_ECHO_RQ: C_ECHO_RSP, C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP,
+    N_CREATE_RQ: N_CREATE_RSP, N_SET_RQ: N_SET_RSP,
 }  # fmt: skip
 _NAMES_INSTANCE = frozenset({C_STORE_RQ})  # requests whose response repeats their Affected SOP Instance UID
 
 AFFECTED_SOP_CLASS = 0x00000002
+REQUESTED_SOP_CLASS = 0x00000003  # N-SET's (and N-ACTION's)
 COMMAND_FIELD = 0x00000100
 MESSAGE_ID = 0x00000110
 MESSAGE_ID_BEING_RESPONDED_TO = 0x00000120
@@ -30,12 +34,13 @@ DATASET_TYPE = 0x00000800
 STATUS = 0x00000900
 ERROR_COMMENT = 0x00000902
 AFFECTED_SOP_INSTANCE = 0x00001000
+REQUESTED_SOP_INSTANCE = 0x00001001
 MOVE_DESTINATION = 0x00000600
 PRIORITY = 0x00000700
 REMAINING, COMPLETED, FAILED, WARNING = 0x00001020, 0x00001021, 0x00001022, 0x00001023
 MOVE_ORIGINATOR_AET = 0x00001030
 MOVE_ORIGINATOR_MESSAGE_ID = 0x00001031
-_UID_ELEMENTS = (AFFECTED_SOP_CLASS, AFFECTED_SOP_INSTANCE)
+_UID_ELEMENTS = (AFFECTED_SOP_CLASS, AFFECTED_SOP_INSTANCE, REQUESTED_SOP_CLASS, REQUESTED_SOP_INSTANCE)
 
 _ELEMENT = struct.Struct("<HHL")
 MAX_COMMAND_SET = 64 * 1024  # command sets are a few hundred bytes
@@ -101,13 +106,16 @@ def response(
     comment: str = "",
     counts: tuple[int, int, int, int] | None = None,
     has_dataset: bool = False,
+    instance: str = "",
 ) -> bytes:
     """The response to ``request`` (any service's).  ``comment`` goes with a status other than
     success or pending; ``counts`` are the (remaining, completed, failed, warning)
-    sub-operations of a retrieve, remaining left out of a final response."""
+    sub-operations of a retrieve, remaining left out of a final response; ``instance`` the
+    Affected SOP Instance UID of a normalized response (an N-CREATE's, made by us if the
+    request had none)."""
     field = request.field
     elements: dict[int, bytes | str | int] = {
-        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
+        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS) or request.get(REQUESTED_SOP_CLASS, b""),
         COMMAND_FIELD: RESPONSE_TO[field],
         MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
         DATASET_TYPE: HAS_DATASET if has_dataset else NO_DATASET,
@@ -115,6 +123,8 @@ def response(
     }
     if field in _NAMES_INSTANCE:
         elements[AFFECTED_SOP_INSTANCE] = request.get(AFFECTED_SOP_INSTANCE, b"")
+    if instance:
+        elements[AFFECTED_SOP_INSTANCE] = instance
     if counts is not None:
         remaining, elements[COMPLETED], elements[FAILED], elements[WARNING] = counts
         if status in (PENDING, CANCEL):  # what was left undone
