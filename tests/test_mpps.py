@@ -18,7 +18,7 @@ from pynetdicom.association import Association
 from support.dicomgen import make_study
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
-SUCCESS, INVALID_VALUE, FAILURE, DUPLICATE, NO_SUCH = 0x0000, 0x0106, 0x0110, 0x0111, 0x0112
+SUCCESS, INVALID_VALUE, FAILURE, DUPLICATE, NO_SUCH, MISSING = 0x0000, 0x0106, 0x0110, 0x0111, 0x0112, 0x0120
 
 
 @pytest.fixture
@@ -152,6 +152,14 @@ def test_refusals(server, admin, scu):
     assert create(scu, started(item["study_uid"]), uid)[0] == DUPLICATE
     assert set_(scu, generate_uid(), ended("COMPLETED")) == NO_SUCH
     assert set_(scu, uid, ended("FINISHED")) == INVALID_VALUE
+    too_many = ended("COMPLETED")
+    too_many.PerformedSeriesSequence = [Dataset() for _ in range(1001)]
+    for series in too_many.PerformedSeriesSequence:
+        series.SeriesInstanceUID = generate_uid()
+    assert set_(scu, uid, too_many) == FAILURE  # bounded: the step is left as it was
+    no_order = started(item["study_uid"])
+    del no_order.ScheduledStepAttributesSequence
+    assert create(scu, no_order)[0] == MISSING
     assert state(admin, item) == "IN PROGRESS"
     assert set_(scu, uid, ended("DISCONTINUED")) == SUCCESS
     assert set_(scu, uid, ended("COMPLETED")) == FAILURE
