@@ -144,6 +144,13 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("known-nodes", "any"),
     ),
     Setting(
+        "commitment_requires_backup",
+        False,
+        "Storage commitment: commit an instance only once it is also in the off-site backup and that "
+        "copy was downloaded, decrypted and found equal (see `lightbox backup`); until then it is reported "
+        "failed (0110). Off: stored, indexed and its file's hash verified is enough.",
+    ),
+    Setting(
         "device_policy",
         "learning",
         "Which devices may associate: learning admits any device and records it; locked admits only "

@@ -18,6 +18,7 @@ from appliance.archive import Archive, ArchiveOptions
 from appliance.audittrail.exporter import AuditExporter, ExportOptions
 from appliance.audittrail.syslog import SyslogTarget
 from appliance.backup.schedule import Trigger, backup_loop
+from appliance.backup.status import verified_in_backup
 from appliance.certificates import Identity
 from appliance.config import ConfigError, Settings
 from appliance.dicom.options import DicomOptions
@@ -90,6 +91,8 @@ def dicom_options(settings: Settings, identity: Identity | None = None) -> Dicom
         health_aet=health.probe_aet(),
         tls_identity=identity,
         tls_peers=settings.dicom_tls_peers,
+        commitment_requires_backup=settings.commitment_requires_backup,
+        backup_verified=functools.partial(verified_in_backup, settings.data_dir),
     )
 
 

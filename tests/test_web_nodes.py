@@ -34,6 +34,7 @@ def test_a_device_shows_what_it_may_do_under_the_policy_in_force(server, admin):
     assert learning == {"admitted": True, "may": ["store"], "receives": False, "testable": False,
                         "reason": "Admitted while the box is learning: once it is locked, refused until approved."}  # fmt: skip
     assert device(admin, "US_TRUTH")["allowed"] == [
+        "commit",
         "find",
         "get",
         "move",
@@ -79,7 +80,7 @@ def test_approving_asks_for_the_port_and_says_what_is_missing_without_it(server,
     access = with_port.json()["device"]["access"]
     assert access == {
         "admitted": True,
-        "may": ["store", "find", "get", "move"],
+        "may": ["store", "find", "get", "move", "commit"],
         "receives": True,
         "testable": True,
         "reason": "Approved.",

@@ -6,7 +6,8 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from appliance.archive import Archive
@@ -103,7 +104,23 @@ def study_backup_verified(archive: Archive, state: BackupState, study_uid: str) 
     found = False
     for instance in archive.stored_instances(study_uid):
         found = True
-        rows = state.objects_of(instance.sop_uid)
-        if not any(r.sha256 == instance.sha256 and r.deleted_at is None and r.verified_at for r in rows):
+        if not instance_backup_verified(state, instance.sop_uid, instance.sha256):
             return False
     return found
+
+
+def instance_backup_verified(state: BackupState, sop_uid: str, sha256: str) -> bool:
+    """Whether the instance, as stored now (``sha256``), is in the bucket and its object was
+    downloaded, decrypted and found equal since (the backup's own verification, which samples:
+    an object not yet sampled is not verified)."""
+    rows = state.objects_of(sop_uid)
+    return any(r.sha256 == sha256 and r.deleted_at is None and r.verified_at for r in rows)
+
+
+def verified_in_backup(data_dir: Path, instances: Collection[tuple[str, str]]) -> set[str]:
+    """Of (SOP Instance UID, sha256) pairs, the UIDs of those ``instance_backup_verified``:
+    storage commitment's ``commitment_requires_backup`` (any thread: the state is opened here)."""
+    with BackupState(data_dir) as state:
+        if not state.configured:
+            return set()
+        return {uid for uid, sha256 in instances if instance_backup_verified(state, uid, sha256)}

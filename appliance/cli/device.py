@@ -47,7 +47,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = action("edit", cmd_edit, "Change a device's AE title, host, port, allowed operations or quirks.")
     p.add_argument("--aet", dest="new_aet", help="its AE title")
     _host_port(p)
-    p.add_argument("--allow", help="comma-separated operations: find, move, get, store (as for `lightbox node add`)")
+    p.add_argument(
+        "--allow", help="comma-separated operations: find, move, get, store, commit (as for `lightbox node add`)"
+    )
     p.add_argument("--charset", help="character set its files really use (e.g. ISO_IR 100); '' for none")
     p.add_argument("--accept-private", choices=("yes", "no"), help="accept its private SOP classes")
     p.add_argument(

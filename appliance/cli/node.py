@@ -28,7 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--allow",
         default=",".join(OPERATIONS),
         help="comma-separated operations: find, move, get (it may query/retrieve), "
-        f"store (Lightbox may send to it); default {','.join(OPERATIONS)}",
+        f"store (Lightbox may send to it), commit (it may ask for storage commitment); default {','.join(OPERATIONS)}",
     )
     p.add_argument(
         "--tls",

@@ -12,7 +12,7 @@ The door, from the socket in:
   query and retrieve), reads each request, receives its dataset, calls its service, sends the
   final response; it is the services' ``ServiceContext``.
 - ``services.py``: the table of services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, worklist,
-  MPPS; storage commitment to come, a row); ``context.py``: what a service is given
+  MPPS, storage commitment, each a row); ``context.py``: what a service is given
   (``Request``, ``ServiceContext``) and gives back (``Final``); ``syntaxes.py``: the rows'
   abstract and transfer syntaxes.
 - ``incoming.py``: a request's dataset as it arrives (an identifier or an MPPS dataset, in memory);

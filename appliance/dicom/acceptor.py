@@ -71,7 +71,7 @@ class Acceptor:
         o = options
         self._association_options = AssociationOptions(
             o.aet, o.max_pdu, o.max_instance_bytes, o.query_retrieve_from, o.network_timeout, o.idle_timeout,
-            o.tls_identity,
+            o.tls_identity, o.commitment_requires_backup, o.backup_verified,
         )  # fmt: skip
 
     def start(self) -> None:

@@ -7,7 +7,8 @@ each request (``Link.read_command``), receives its dataset as its service's row 
 C-STORE's streams into a spool file, hashed as it goes; an identifier is read into memory),
 calls the service and sends its final response.  The association is the services'
 ``ServiceContext``: while one runs, the same thread watches the socket for the peer's C-CANCEL
-and reads the C-STORE-RSPs of C-GET sub-operations.
+and reads the C-STORE-RSPs of C-GET sub-operations; once a request is answered, it may send a
+request of its own and read the response (Storage Commitment's N-EVENT-REPORT).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Association:
         self.negotiated = Negotiated()
         self._operation: dimse.Command | None = None  # the request being served
         self._cancelled = False
+        self._ended = False  # the peer released or aborted while we waited for its response
 
     @property
     def calling_ae(self) -> str:
@@ -165,6 +167,8 @@ class Association:
             command = dimse.decode(encoded)
             if command.field != dimse.C_CANCEL_RQ:  # else nothing of ours is running: it came too late
                 self._answer(command, context_id, bound)
+            if self._ended:
+                return
 
     def _answer(self, command: dimse.Command, context_id: int, bound: Bound) -> None:
         """Receive the request's dataset, serve it, send the final response."""
@@ -191,6 +195,8 @@ class Association:
             has_dataset=final.dataset is not None, instance=final.instance,
         )  # fmt: skip
         self.link.send(context_id, response, final.dataset)
+        if final.after is not None:
+            final.after()
 
     def _receive(self, service: Service[Any], command: dimse.Command, context_id: int, transfer_syntax: str) -> Any:
         """The request's dataset as its service takes it (None when it has none)."""
@@ -222,6 +228,24 @@ class Association:
             command = self._read_during_operation()
             if command.field == dimse.C_STORE_RSP and command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) == message_id:
                 return command.us(dimse.STATUS)
+
+    def request_peer(self, context_id: int, message: bytes, dataset: bytes) -> int | None:
+        if self.link.has_input():
+            return None
+        self.link.send(context_id, message, dataset)
+        answer = self.link.read_command(dimse.MAX_COMMAND_SET)
+        if isinstance(answer, str):
+            self._ended = True
+            if answer == RELEASE:
+                self._record_received()
+                self.link.send_pdu(pdu.release_rp())
+            return None
+        command, ours = dimse.decode(answer[1]), dimse.decode(message)
+        if command.field != ours.field | 0x8000 or command.us(dimse.MESSAGE_ID_BEING_RESPONDED_TO) != ours.us(
+            dimse.MESSAGE_ID
+        ):
+            raise pdu.ProtocolError(f"DIMSE command 0x{command.field:04X} where our request's response was due")
+        return command.us(dimse.STATUS)
 
     def note(self, result: IngestResult) -> None:
         if result.outcome in (Outcome.STORED, Outcome.REPLACED):

@@ -5,11 +5,13 @@ association it runs on, seen only through ``ServiceContext`` (the archive, who i
 settings, and the few things a service may do on the wire); ``request`` is the command, the
 presentation context it came on and its dataset as the service's row says it is received.  It
 answers with the ``Final`` response, which the association sends; an operation with pending
-responses (C-FIND, C-MOVE, C-GET) sends those itself with ``respond``.
+responses (C-FIND, C-MOVE, C-GET) sends those itself with ``respond``; one with more to do once
+answered (Storage Commitment's report) gives it as the ``Final``'s ``after``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -43,14 +45,16 @@ class Request(Generic[D]):
 class Final:
     """The final response: a named status of ``status.py``, an error comment for a person,
     a retrieve's (remaining, completed, failed, warning) sub-operation counts, the
-    response's dataset (already encoded) if it has one, and the Affected SOP Instance UID a
-    normalized service names (an N-CREATE's)."""
+    response's dataset (already encoded) if it has one, the Affected SOP Instance UID a
+    normalized service names (an N-CREATE's); ``after``, what the service still does once the
+    response is sent, on the same thread (Storage Commitment's decision and report)."""
 
     status: int
     comment: str = ""
     counts: tuple[int, int, int, int] | None = None
     dataset: bytes | None = None
     instance: str = ""
+    after: Callable[[], None] | None = None
 
 
 class ServiceContext(Protocol):
@@ -80,6 +84,12 @@ class ServiceContext(Protocol):
 
     def store_here(self, item: InstanceFile, path: Path, message_id: int) -> int:
         """A C-GET sub-operation: C-STORE ``item`` to the peer on this association; its status."""
+        ...
+
+    def request_peer(self, context_id: int, message: bytes, dataset: bytes) -> int | None:
+        """Send a request of ours (an N-EVENT-REPORT-RQ) to the peer on this association and
+        read its response: its status; None, sending nothing, when the peer has spoken first
+        (a release, which is then answered): the association is no place for it any more."""
         ...
 
     def note(self, result: IngestResult) -> None:

@@ -1,6 +1,6 @@
 """DIMSE command sets (PS3.7 sections 9.1 and 9.3), always Implicit VR Little Endian: decoding a
-request, encoding any service's response, the C-STORE request of a sub-operation and a C-ECHO
-request."""
+request, encoding any service's response, the C-STORE request of a sub-operation, a C-ECHO
+request and Storage Commitment's N-EVENT-REPORT request."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
 C_CANCEL_RQ = 0x0FFF
 N_CREATE_RQ, N_CREATE_RSP = 0x0140, 0x8140
 N_SET_RQ, N_SET_RSP = 0x0120, 0x8120
+N_ACTION_RQ, N_ACTION_RSP = 0x0130, 0x8130
+N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP = 0x0100, 0x8100
 NO_DATASET, HAS_DATASET = 0x0101, 0x0001
 RESPONSE_TO = {
     C_STORE_RQ: C_STORE_RSP, C_ECHO_RQ: C_ECHO_RSP, C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP,
-    N_CREATE_RQ: N_CREATE_RSP, N_SET_RQ: N_SET_RSP,
+    N_CREATE_RQ: N_CREATE_RSP, N_SET_RQ: N_SET_RSP, N_ACTION_RQ: N_ACTION_RSP,
 }  # fmt: skip
 _NAMES_INSTANCE = frozenset({C_STORE_RQ})  # requests whose response repeats their Affected SOP Instance UID
 
 AFFECTED_SOP_CLASS = 0x00000002
-REQUESTED_SOP_CLASS = 0x00000003  # N-SET's (and N-ACTION's)
+REQUESTED_SOP_CLASS = 0x00000003  # N-SET's and N-ACTION's
 COMMAND_FIELD = 0x00000100
 MESSAGE_ID = 0x00000110
 MESSAGE_ID_BEING_RESPONDED_TO = 0x00000120
@@ -35,6 +37,8 @@ STATUS = 0x00000900
 ERROR_COMMENT = 0x00000902
 AFFECTED_SOP_INSTANCE = 0x00001000
 REQUESTED_SOP_INSTANCE = 0x00001001
+EVENT_TYPE_ID = 0x00001002
+ACTION_TYPE_ID = 0x00001008
 MOVE_DESTINATION = 0x00000600
 PRIORITY = 0x00000700
 REMAINING, COMPLETED, FAILED, WARNING = 0x00001020, 0x00001021, 0x00001022, 0x00001023
@@ -125,6 +129,11 @@ def response(
         elements[AFFECTED_SOP_INSTANCE] = request.get(AFFECTED_SOP_INSTANCE, b"")
     if instance:
         elements[AFFECTED_SOP_INSTANCE] = instance
+    if field == N_ACTION_RQ:  # PS3.7 10.3.4: the requested instance and action, answered as affected
+        elements[AFFECTED_SOP_CLASS] = request.get(REQUESTED_SOP_CLASS, b"")
+        elements[AFFECTED_SOP_INSTANCE] = request.get(REQUESTED_SOP_INSTANCE, b"")
+        if ACTION_TYPE_ID in request and status == SUCCESS:
+            elements[ACTION_TYPE_ID] = request[ACTION_TYPE_ID]
     if counts is not None:
         remaining, elements[COMPLETED], elements[FAILED], elements[WARNING] = counts
         if status in (PENDING, CANCEL):  # what was left undone
@@ -138,6 +147,13 @@ def echo_request(message_id: int, sop_class: str) -> bytes:
     """A C-ECHO-RQ (the service's health check of its own door)."""
     return encode({AFFECTED_SOP_CLASS: sop_class, COMMAND_FIELD: C_ECHO_RQ, MESSAGE_ID: message_id,
                    DATASET_TYPE: NO_DATASET})  # fmt: skip
+
+
+def event_report_request(message_id: int, sop_class: str, sop_instance: str, event_type: int) -> bytes:
+    """An N-EVENT-REPORT-RQ with its Event Information dataset to follow (Storage Commitment's)."""
+    return encode({AFFECTED_SOP_CLASS: sop_class, COMMAND_FIELD: N_EVENT_REPORT_RQ, MESSAGE_ID: message_id,
+                   DATASET_TYPE: HAS_DATASET, AFFECTED_SOP_INSTANCE: sop_instance,
+                   EVENT_TYPE_ID: event_type})  # fmt: skip
 
 
 def store_request(

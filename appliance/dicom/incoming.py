@@ -39,15 +39,16 @@ class Incoming(Protocol[D_co]):
 
 
 class InMemory:
-    """An identifier, read whole (at most ``MAX_IDENTIFIER`` bytes) and parsed in one go."""
+    """An identifier, read whole (at most ``limit`` bytes) and parsed in one go."""
 
-    def __init__(self, transfer_syntax: str) -> None:
+    def __init__(self, transfer_syntax: str, limit: int = MAX_IDENTIFIER) -> None:
         self.implicit = transfer_syntax == IMPLICIT_LE
+        self.limit = limit
         self.data = bytearray()
 
     def write(self, data: memoryview) -> None:
-        if len(self.data) + len(data) > MAX_IDENTIFIER:
-            raise pdu.ProtocolError("query identifier too large")
+        if len(self.data) + len(data) > self.limit:
+            raise pdu.ProtocolError("request dataset too large")
         self.data += data
 
     def finish(self) -> Dataset:

@@ -25,7 +25,7 @@ from appliance.dicom.status import (
     DUPLICATE_SOP_INSTANCE,
     INVALID_ATTRIBUTE_VALUE,
     MISSING_ATTRIBUTE,
-    NO_SUCH_OBJECT_INSTANCE,
+    NO_SUCH_SOP_INSTANCE,
     PROCESSING_FAILURE,
     SUCCESS,
 )
@@ -49,7 +49,7 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
         return _set(context, request.command, request.dataset)
     except PerformedStepError as exc:
         LOG.info("mpps_refused calling_ae=%r reason=%r", context.calling_ae, str(exc))
-        status = {DuplicateStep: DUPLICATE_SOP_INSTANCE, NoSuchStep: NO_SUCH_OBJECT_INSTANCE}.get(
+        status = {DuplicateStep: DUPLICATE_SOP_INSTANCE, NoSuchStep: NO_SUCH_SOP_INSTANCE}.get(
             type(exc), PROCESSING_FAILURE
         )
         return Final(status, str(exc))

@@ -3,9 +3,13 @@ association and its services see (``AssociationOptions``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from appliance.certificates import Identity
+
+# (SOP Instance UID, sha256) pairs -> the UIDs of those in a verified backup (``commitment.py``)
+BackupVerified = Callable[[Collection[tuple[str, str]]], set[str]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class DicomOptions:
     health_aet: str = ""  # the calling AE title of the service's own health check (acceptor.py)
     tls_identity: Identity | None = None  # the box's certificate: the TLS port's, and shown to TLS nodes
     tls_peers: str = "trusted"  # who may use the TLS port: "trusted" certificates only, or "any" (tls.py)
+    commitment_requires_backup: bool = False  # commit only instances also in a verified backup
+    backup_verified: BackupVerified | None = None  # how that is known (None: nothing is)
 
     @property
     def address_share(self) -> int:
@@ -41,3 +47,5 @@ class AssociationOptions:
     network_timeout: float
     idle_timeout: float
     tls_identity: Identity | None = None  # shown to a C-MOVE destination that requires TLS
+    commitment_requires_backup: bool = False
+    backup_verified: BackupVerified | None = None

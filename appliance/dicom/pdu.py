@@ -179,14 +179,17 @@ def associate_rq(
     max_pdu: int,
     implementation_class_uid: str,
     implementation_version: str,
+    roles: dict[str, tuple[bool, bool]] | None = None,
 ) -> bytes:
+    """``roles``: the role selections proposed, abstract syntax -> (SCU role, SCP role) of ours."""
     items = [_item(0x10, APPLICATION_CONTEXT.encode())]
     for cx in contexts:
         body = _item(0x30, cx.abstract_syntax.encode()) + b"".join(
             _item(0x40, ts.encode()) for ts in cx.transfer_syntaxes
         )
         items.append(_item(0x20, bytes([cx.context_id, 0, 0, 0]) + body))
-    items.append(_user_info(max_pdu, implementation_class_uid, implementation_version, b""))
+    role_items = b"".join(_role_item(uid, scu, scp) for uid, (scu, scp) in (roles or {}).items())
+    items.append(_user_info(max_pdu, implementation_class_uid, implementation_version, role_items))
     fixed = struct.pack(">H2x", 1) + _ae_field(called_ae) + _ae_field(calling_ae) + bytes(32)
     return _pdu(ASSOCIATE_RQ, fixed + b"".join(items))
 
@@ -199,6 +202,9 @@ def _ae_field(title: str) -> bytes:
 class AssociateAccept:
     max_pdu: int = 0
     results: dict[int, ContextResult] = field(default_factory=dict)  # context id -> result
+    # The role selections answered: abstract syntax -> (SCU role, SCP role) of the requestor;
+    # one not answered leaves the default (the requestor is the SCU only).
+    roles: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
 
 def parse_associate_ac(body: bytes) -> AssociateAccept:
@@ -215,6 +221,9 @@ def parse_associate_ac(body: bytes) -> AssociateAccept:
             for sub_type, sub_value in _items(value, 0, len(value)):
                 if sub_type == 0x51 and len(sub_value) == 4:
                     accept.max_pdu = struct.unpack(">L", sub_value)[0]
+                elif sub_type == 0x54:
+                    uid, scu, scp = _role(sub_value)
+                    accept.roles[uid] = (scu, scp)
     return accept
 
 

@@ -1,10 +1,11 @@
-"""Who may query and retrieve: the ``query_retrieve_from`` setting and the node table.
+"""Who may query and retrieve, or ask for storage commitment: the ``query_retrieve_from``
+setting and the node table.
 
   known-nodes  only AEs in the node table, each for the operations it is allowed (default)
   any          any AE; a known node is still held to its allowed operations
 
 It is applied when an association is negotiated: the contexts of a service whose operation
-(its row's ``operation`` in ``services.py``: find, move, get) the calling AE may not use are
+(its row's ``operation`` in ``services.py``: find, move, get, commit) the calling AE may not use are
 not accepted (the peer sees "abstract syntax not supported"), so every Query/Retrieve service,
 C-FIND's included, only ever runs for an allowed peer.  Verification and storage need no
 operation: modalities must always be able to send.

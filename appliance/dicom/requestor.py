@@ -33,10 +33,12 @@ def associate(
     max_pdu: int,
     timeout: float,
     tls: ssl.SSLContext | None = None,
+    roles: dict[str, tuple[bool, bool]] | None = None,
 ) -> tuple[Link, outgoing.Accepted]:
     """Open an association proposing ``contexts`` (abstract syntax, transfer syntaxes), over
-    ``tls`` when given; the link and, per abstract syntax, the accepted transfer syntaxes and
-    their context ids."""
+    ``tls`` when given, with the SCP/SCU ``roles`` of ours proposed (abstract syntax -> (SCU,
+    SCP)); the link and, per abstract syntax, the accepted transfer syntaxes and their context
+    ids.  A context whose proposed roles the peer did not grant counts as not accepted."""
     proposed = [pdu.ProposedContext(2 * n + 1, abstract, syntaxes) for n, (abstract, syntaxes) in enumerate(contexts)]
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -52,7 +54,7 @@ def associate(
         link = Link(sock)
         link.send_pdu(
             pdu.associate_rq(
-                called_ae, calling_ae, proposed, max_pdu, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+                called_ae, calling_ae, proposed, max_pdu, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, roles
             )
         )
         pdu_type, length = pdu.HEADER.unpack(link.read_exactly(6))
@@ -76,6 +78,10 @@ def associate(
         result = accept.results.get(cx.context_id)
         if result is not None and result.result == pdu.ACCEPTED:
             accepted.setdefault(cx.abstract_syntax, {}).setdefault(result.transfer_syntax, cx.context_id)
+    for uid, wanted in (roles or {}).items():
+        granted = accept.roles.get(uid, (True, False))  # unanswered: the default roles
+        if any(want and not got for want, got in zip(wanted, granted, strict=True)):
+            accepted.pop(uid, None)
     return link, accepted
 
 

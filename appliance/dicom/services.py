@@ -5,13 +5,10 @@ SOP class (``negotiation.py``); each request on it must be one of that row's com
 received and served as the row says (``association.py``).  Adding a service is adding a row
 and its function, ``serve(context, request) -> Final`` (``context.py``).  The Modality
 Worklist (``worklist.py``) is a C-FIND row answered from the archive's scheduled orders; MPPS
-(``mpps.py``) a row of N-CREATE-RQ and N-SET-RQ, each with its dataset in memory.  The ones to
-come, each a row above storage's:
-
-- Storage Commitment Push Model (1.2.840.10008.1.20.1): N-ACTION-RQ with its dataset; the
-  N-EVENT-REPORT follows on this association or on a new one (``requestor.py``).
-
-(``dimse.py`` learns their Command Fields and responses.)
+(``mpps.py``) a row of N-CREATE-RQ and N-SET-RQ, each with its dataset in memory; Storage
+Commitment Push Model (1.2.840.10008.1.20.1) a row of N-ACTION-RQ with its dataset
+(``commitment.py``), the N-EVENT-REPORT following on this association or on a new one
+(``commitreport.py``).  ``dimse.py`` knows their Command Fields and responses.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from appliance.dicom import dimse, find, mpps, retrieve, store, worklist
+from appliance.dicom import commitment, dimse, find, mpps, retrieve, store, worklist
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
@@ -72,6 +69,10 @@ SERVICES: tuple[Service[Any], ...] = (
     Service(
         "get", GET, IDENTIFIER_SYNTAXES, frozenset({dimse.C_GET_RQ}), receive=identifier,
         serve=retrieve.serve_get, operation="get",
+    ),
+    Service(
+        "commit", commitment.SOP_CLASSES, IDENTIFIER_SYNTAXES, frozenset({dimse.N_ACTION_RQ}), receive=commitment.receive,
+        serve=commitment.serve, operation="commit",
     ),
     # Last: storage takes every class pynetdicom does not name (private, unknown, and others),
     # so the rows above must be asked first.

@@ -5,9 +5,9 @@
 % announced = {s['aet']: s for s in info['discovered'] if s['aet']}
 % card = {d['aet']: i for i, d in enumerate(info['devices'])}
 % STATES = {'new': 'New (learned)', 'approved': '✔ Approved', 'refused': '✖ Refused — waiting for approval', 'ignored': 'Ignored'}
-% MAY = {'store': 'send images', 'find': 'query (C-FIND)', 'get': 'retrieve (C-GET)', 'move': 'retrieve via C-MOVE'}
+% MAY = {'store': 'send images', 'find': 'query (C-FIND)', 'get': 'retrieve (C-GET)', 'move': 'retrieve via C-MOVE', 'commit': 'ask for storage commitment'}
 % NODE_MAY = {**MAY, 'store': 'receive studies'}
-% OPERATIONS = {'find': 'query Lightbox (C-FIND)', 'get': 'retrieve from Lightbox (C-GET)', 'move': 'have Lightbox send studies to a node (C-MOVE)', 'store': 'receive studies from Lightbox (C-MOVE destination, forwarding)'}
+% OPERATIONS = {'find': 'query Lightbox (C-FIND)', 'get': 'retrieve from Lightbox (C-GET)', 'move': 'have Lightbox send studies to a node (C-MOVE)', 'store': 'receive studies from Lightbox (C-MOVE destination, forwarding)', 'commit': 'ask Lightbox for storage commitment (N-ACTION; the report may come back to its port)'}
 <h1 id="devices-h" data-version="{{info['version']}}">Devices</h1>
 
 <section aria-labelledby="policy-h">

@@ -2,7 +2,8 @@
 
 The device policy, the device's status, its node (if any) and the ``query_retrieve_from``
 setting decide it together, by the same rules the DICOM side applies: ``devices.admits`` at
-the door, ``nodes.may`` for query and retrieve, storage and C-ECHO for anyone admitted.
+the door, ``nodes.may`` for query, retrieve and storage commitment, storage and C-ECHO for
+anyone admitted.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from dataclasses import dataclass
 from appliance.archive.registry.devices import LearnedDevice, admits
 from appliance.archive.registry.nodes import DicomNode, may
 
-QUERY_RETRIEVE = ("find", "get", "move")
+ASKED = ("find", "get", "move", "commit")  # what a node must be allowed (or the policy lets anyone)
 
 
 @dataclass(frozen=True)
 class Access:
     admitted: bool  # it may associate at all: C-ECHO, and send images (C-STORE)
     reason: str  # why (or why not), in a sentence
-    may: tuple[str, ...]  # what it may ask of Lightbox: "store", then "find", "get", "move" as allowed
+    may: tuple[str, ...]  # what it may ask of Lightbox: "store", then "find", "get", "move", "commit" as allowed
     receives: bool  # Lightbox sends to it (C-MOVE destination, forwarding): a node allowed to store
     testable: bool  # its host and own DICOM port are known: Test (C-ECHO) can call it
 
@@ -34,7 +35,7 @@ def device_access(device: LearnedDevice, node: DicomNode | None, policy: str, qu
         reason = "Admitted: it is a known DICOM node."
     else:
         reason = "Admitted while the box is learning: once it is locked, refused until approved."
-    operations = ("store", *(op for op in QUERY_RETRIEVE if may(op, node, query_retrieve_from))) if admitted else ()
+    operations = ("store", *(op for op in ASKED if may(op, node, query_retrieve_from))) if admitted else ()
     return Access(
         admitted=admitted,
         reason=reason,

@@ -12,13 +12,13 @@ from appliance.archive.index import BaseModel
 class Node(BaseModel):
     """A known DICOM peer: a C-MOVE destination and, by policy, who may query and retrieve.
 
-    ``allowed`` is a comma-separated subset of find, move, get, store (see ``nodes.py``)."""
+    ``allowed`` is a comma-separated subset of find, move, get, store, commit (see ``nodes.py``)."""
 
     aet = CharField(unique=True)
     host = CharField()
     port = IntegerField()
     name = CharField(default="")
-    allowed = CharField(default="find,move,get,store")
+    allowed = CharField(default="find,move,get,store,commit")
     tls = BooleanField(default=False)  # Lightbox connects to it over DICOM TLS
     tls_trust = TextField(default="")  # PEM: its certificate, or the CA that signs it (both ways)
 
@@ -67,7 +67,7 @@ class Device(BaseModel):
     status = CharField(default="new")
     host = CharField(default="")  # last source address, or the one an admin set
     port = IntegerField(null=True)  # its own DICOM port, when known (to C-ECHO it, to send to it)
-    allowed = CharField(default="find,move,get,store")
+    allowed = CharField(default="find,move,get,store,commit")
     implementation_class_uid = CharField(default="")
     implementation_version = CharField(default="")
     sop_classes = TextField(default="[]")  # JSON list: every abstract syntax it proposed

@@ -5,6 +5,8 @@ Operations a node may be allowed, seen from Lightbox:
   move   it may ask Lightbox to send instances somewhere (C-MOVE)
   get    it may pull instances itself (C-GET)
   store  Lightbox may send instances to it (as a C-MOVE destination)
+  commit it may ask Lightbox for storage commitment (N-ACTION), answered on a new association
+         to its host and port when it has released the first
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from peewee import SqliteDatabase
 from appliance.archive.registry.models import Node
 from appliance.archive.writelock import WriteLock
 
-OPERATIONS = ("find", "move", "get", "store")
+OPERATIONS = ("find", "move", "get", "store", "commit")
 
 
 class NodeError(ValueError):
