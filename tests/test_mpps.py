@@ -119,6 +119,9 @@ def test_scheduled_in_progress_completed(server, admin, scu, tmp_path):
     # The step is final: a late N-SET is refused, and the order stays COMPLETED.
     assert set_(scu, uid, ended("DISCONTINUED")) == FAILURE
     assert state(admin, item) == "COMPLETED"
+    trail = admin.get("/api/audit").json()
+    details = [e.get("detail", "") for e in trail.get("events", trail.get("items", []))]
+    assert f"performed procedure step {uid} COMPLETED, worklist item {item['id']}" in details
 
 
 def test_discontinued_with_reason_is_shown_to_staff(server, admin, scu, tmp_path):

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from appliance.archive import PERFORMED_STATES, DuplicateStep, FinalStep, NoSuchStep, PerformedStepError
-from appliance.dicom import dimse
+from appliance.dicom import auditing, dimse
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.status import (
     DUPLICATE_SOP_INSTANCE,
@@ -65,6 +65,7 @@ def _create(context: ServiceContext, command: dimse.Command, dataset: Dataset) -
     scheduled = [{key: _text(item, kw) for key, kw in _SCHEDULED.items()}
                  for item in dataset.ScheduledStepAttributesSequence]  # fmt: skip
     step = context.archive.performed.create(sop_uid, {**_fields(dataset), "calling_ae": context.calling_ae}, scheduled)
+    auditing.performed(context.archive, context.calling_ae, context.origin.address, step, "C")
     LOG.info("mpps_created calling_ae=%r sop_uid=%s worklist_item=%s", context.calling_ae, sop_uid,
              step["worklist_item"])  # fmt: skip
     return Final(SUCCESS, instance=sop_uid)
@@ -82,6 +83,7 @@ def _set(context: ServiceContext, command: dimse.Command, dataset: Dataset) -> F
         changed = context.archive.performed.update(sop_uid, state, _fields(dataset))
     except FinalStep as exc:
         return Final(PROCESSING_FAILURE, str(exc), instance=sop_uid)
+    auditing.performed(context.archive, context.calling_ae, context.origin.address, changed, "U")
     LOG.info("mpps_set calling_ae=%r sop_uid=%s state=%r", context.calling_ae, sop_uid, changed["state"])
     return Final(SUCCESS, instance=sop_uid)
 
