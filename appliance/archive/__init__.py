@@ -18,7 +18,10 @@ Public API — outside code imports only from here:
 - ``Archive(data_dir, ArchiveOptions)``: the facade; a context manager (``close()`` on exit).
   Its tables: ``.users``, ``.sessions``, ``.audit``, ``.nodes``, ``.devices``,
   ``.discovered``, ``.forwarding``, ``.corrections``, ``.site``, ``.worklist`` (scheduled
-  orders: ``worklist.py``); its storage: ``.storage``.
+  orders: ``worklist.py``), ``.performed`` (steps modalities performed, MPPS: ``performed.py``);
+  its storage: ``.storage``.
+- Performed steps (MPPS): ``PerformedStepError``, ``DuplicateStep``, ``NoSuchStep``, ``FinalStep``,
+  ``PERFORMED_STATES``.
 - Worklist: ``WorklistError``, ``WORKLIST_STATES``, ``WORKLIST_FIELDS``; for the MWL SCP
   ``STEP_SEQUENCE`` and ``STEP_KINDS`` (the Scheduled Procedure Step item's keys).
 - Intake: ``Origin``, ``IngestResult``, ``Outcome``, ``Spooled``, ``Received`` (one dataset of
@@ -54,6 +57,7 @@ from appliance.archive.intake.header import (
 )
 from appliance.archive.intake.ingest import IngestResult, Outcome, Received, Spooled
 from appliance.archive.intake.validate import REFUSED_SYNTAXES
+from appliance.archive.performed import PERFORMED_STATES, DuplicateStep, FinalStep, NoSuchStep, PerformedStepError
 from appliance.archive.reading import kinds
 from appliance.archive.reading.browse import BrowseError, StudyFilter
 from appliance.archive.reading.changes import (
@@ -124,4 +128,5 @@ __all__ = [
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
     "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",
     "STEP_KINDS", "STEP_SEQUENCE", "WORKLIST_FIELDS", "WORKLIST_STATES", "WorklistError",
+    "PERFORMED_STATES", "DuplicateStep", "FinalStep", "NoSuchStep", "PerformedStepError",
 ]  # fmt: skip

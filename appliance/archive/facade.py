@@ -22,6 +22,7 @@ from appliance.archive.index import (
 )
 from appliance.archive.intake import importer, indexing
 from appliance.archive.intake.ingest import Ingest, IngestOptions
+from appliance.archive.performed import PerformedSteps
 from appliance.archive.reading import browse, changes, lookup, media, query, retrieval
 from appliance.archive.reading.rows import InstanceFile
 from appliance.archive.reading.worklist import WorklistOptions
@@ -103,6 +104,7 @@ class Archive:
             self.options.worklist_keep_days, self.options.worklist_keep_done,
             self.options.find_fold_names, self.options.find_max_results,
         ))  # fmt: skip
+        self.performed = PerformedSteps(self.db, self.write_lock, self.worklist)  # MPPS: performed.py
         self._counts: tuple[int, dict[str, int]] | None = None  # (change seq, totals)
 
     def instances_for_retrieve(self, level: str, keys: dict[str, Sequence[str]]) -> list[InstanceFile]:

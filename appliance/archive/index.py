@@ -1,6 +1,7 @@
 """The index's content tables (peewee models): patients, studies, series, instances, the change
-log, the journals of removals and superseded files, and the worklist's scheduled orders.  Opening the database is
-``sqlite.py``'s; the registry's tables are in ``registry/models.py``.
+log, the journals of removals and superseded files, the worklist's scheduled orders and the
+steps modalities performed (MPPS).  Opening the database is ``sqlite.py``'s; the registry's
+tables are in ``registry/models.py``.
 
 Denormalised so that C-FIND can answer at every level without opening files: each level
 carries the PS3.4 C.6 required and common optional keys and its related counts.
@@ -219,6 +220,29 @@ class WorklistItem(BaseModel):
     updated_at = FloatField()
 
 
+class PerformedStep(BaseModel):
+    """A Modality Performed Procedure Step (MPPS, PS3.4 F) a modality reported: what it did for
+    an order (``worklist``, None for a step done without one) or a study (``performed.py``)."""
+
+    sop_uid = CharField(unique=True)  # the MPPS SOP Instance UID: N-SETs name it
+    state = CharField(default="IN PROGRESS")  # IN PROGRESS, COMPLETED, DISCONTINUED
+    worklist = ForeignKeyField(WorklistItem, null=True, backref="performed", on_delete="SET NULL")
+    study_uid = CharField(default="", index=True)
+    accession = CharField(default="")
+    calling_ae = CharField(default="")
+    station_aet = CharField(default="")  # Performed Station AE Title
+    modality = CharField(default="")
+    description = CharField(default="")
+    start_date = CharField(default="")
+    start_time = CharField(default="")
+    end_date = CharField(default="")
+    end_time = CharField(default="")
+    series = TextField(default="[]")  # JSON: [{series_uid, description, images}] the modality made
+    reason = CharField(default="")  # the Discontinuation Reason's code meaning (or value)
+    created_at = FloatField()
+    updated_at = FloatField()
+
+
 class Meta(BaseModel):
     """Small persistent state: schema version, cursors."""
 
@@ -226,5 +250,17 @@ class Meta(BaseModel):
     value = TextField()
 
 
-MODELS = (Patient, Study, Series, Instance, Change, FileRemoval, Superseded, Incident, WorklistItem, Meta)
+MODELS = (
+    Patient,
+    Study,
+    Series,
+    Instance,
+    Change,
+    FileRemoval,
+    Superseded,
+    Incident,
+    WorklistItem,
+    PerformedStep,
+    Meta,
+)
 CONTENT_MODELS = (Instance, Series, Study, Patient)

@@ -11,14 +11,15 @@ The door, from the socket in:
 - ``association.py``: one association: negotiates (``negotiation.py``, ``policy.py``: who may
   query and retrieve), reads each request, receives its dataset, calls its service, sends the
   final response; it is the services' ``ServiceContext``.
-- ``services.py``: the table of services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET; worklist,
-  MPPS and storage commitment to come, each a row); ``context.py``: what a service is given
+- ``services.py``: the table of services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, worklist,
+  MPPS, storage commitment, each a row); ``context.py``: what a service is given
   (``Request``, ``ServiceContext``) and gives back (``Final``); ``syntaxes.py``: the rows'
   abstract and transfer syntaxes.
-- ``incoming.py``: a request's dataset as it arrives (an identifier, in memory);
+- ``incoming.py``: a request's dataset as it arrives (an identifier or an MPPS dataset, in memory);
   ``spool.py``: a C-STORE's, in a file.
 - The services: ``store.py``, ``find.py`` (its answers encoded by ``encoding.py``),
-  ``retrieve.py`` (C-MOVE, C-GET); C-ECHO's is a line in ``services.py``.
+  ``retrieve.py`` (C-MOVE, C-GET), ``worklist.py``, ``mpps.py`` (N-CREATE, N-SET); C-ECHO's
+  is a line in ``services.py``.
   ``status.py``: the named statuses they answer with.
 
 The SCU side: ``sender.py``, the one loop of C-STORE sub-operations (C-MOVE, C-GET and

@@ -191,8 +191,9 @@ class Association:
             finally:
                 self._operation = None
         response = dimse.response(
-            command, final.status, comment=final.comment, counts=final.counts, has_dataset=final.dataset is not None
-        )
+            command, final.status, comment=final.comment, counts=final.counts,
+            has_dataset=final.dataset is not None, instance=final.instance,
+        )  # fmt: skip
         self.link.send(context_id, response, final.dataset)
         if final.after is not None:
             final.after()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -93,3 +94,10 @@ def sent(
             study_uid=study_uid,
             detail=f"{operation} {level}: {completed} sent, {warning} with warnings, {failed} failed, "
                    f"{remaining} not tried")  # fmt: skip
+
+
+def performed(archive: Archive, calling_ae: str, address: str, step: Mapping[str, Any], action: str) -> None:
+    """An MPPS step made (``C``) or changed (``U``): the order it moves is in the trail too."""
+    order = f", worklist item {step['worklist_item']}" if step["worklist_item"] is not None else ", unscheduled"
+    _record(archive, audit.APPLICATION_ACTIVITY, calling_ae, address, action=action, study_uid=step["study_uid"],
+            detail=f"performed procedure step {step['sop_uid']} {step['state']}{order}")  # fmt: skip

@@ -44,14 +44,16 @@ class Request(Generic[D]):
 @dataclass(frozen=True)
 class Final:
     """The final response: a named status of ``status.py``, an error comment for a person,
-    a retrieve's (remaining, completed, failed, warning) sub-operation counts, and the
-    response's dataset (already encoded) if it has one; ``after``, what the service still does
-    once the response is sent, on the same thread (Storage Commitment's decision and report)."""
+    a retrieve's (remaining, completed, failed, warning) sub-operation counts, the
+    response's dataset (already encoded) if it has one, the Affected SOP Instance UID a
+    normalized service names (an N-CREATE's); ``after``, what the service still does once the
+    response is sent, on the same thread (Storage Commitment's decision and report)."""
 
     status: int
     comment: str = ""
     counts: tuple[int, int, int, int] | None = None
     dataset: bytes | None = None
+    instance: str = ""
     after: Callable[[], None] | None = None
 
 

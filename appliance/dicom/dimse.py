@@ -16,17 +16,19 @@ C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
 C_GET_RQ, C_GET_RSP = 0x0010, 0x8010
 C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
 C_CANCEL_RQ = 0x0FFF
+N_CREATE_RQ, N_CREATE_RSP = 0x0140, 0x8140
+N_SET_RQ, N_SET_RSP = 0x0120, 0x8120
 N_ACTION_RQ, N_ACTION_RSP = 0x0130, 0x8130
 N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP = 0x0100, 0x8100
 NO_DATASET, HAS_DATASET = 0x0101, 0x0001
 RESPONSE_TO = {
     C_STORE_RQ: C_STORE_RSP, C_ECHO_RQ: C_ECHO_RSP, C_FIND_RQ: C_FIND_RSP, C_GET_RQ: C_GET_RSP, C_MOVE_RQ: C_MOVE_RSP,
-    N_ACTION_RQ: N_ACTION_RSP,
+    N_CREATE_RQ: N_CREATE_RSP, N_SET_RQ: N_SET_RSP, N_ACTION_RQ: N_ACTION_RSP,
 }  # fmt: skip
 _NAMES_INSTANCE = frozenset({C_STORE_RQ})  # requests whose response repeats their Affected SOP Instance UID
 
 AFFECTED_SOP_CLASS = 0x00000002
-REQUESTED_SOP_CLASS = 0x00000003
+REQUESTED_SOP_CLASS = 0x00000003  # N-SET's and N-ACTION's
 COMMAND_FIELD = 0x00000100
 MESSAGE_ID = 0x00000110
 MESSAGE_ID_BEING_RESPONDED_TO = 0x00000120
@@ -108,13 +110,16 @@ def response(
     comment: str = "",
     counts: tuple[int, int, int, int] | None = None,
     has_dataset: bool = False,
+    instance: str = "",
 ) -> bytes:
     """The response to ``request`` (any service's).  ``comment`` goes with a status other than
     success or pending; ``counts`` are the (remaining, completed, failed, warning)
-    sub-operations of a retrieve, remaining left out of a final response."""
+    sub-operations of a retrieve, remaining left out of a final response; ``instance`` the
+    Affected SOP Instance UID of a normalized response (an N-CREATE's, made by us if the
+    request had none)."""
     field = request.field
     elements: dict[int, bytes | str | int] = {
-        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS, b""),
+        AFFECTED_SOP_CLASS: request.get(AFFECTED_SOP_CLASS) or request.get(REQUESTED_SOP_CLASS, b""),
         COMMAND_FIELD: RESPONSE_TO[field],
         MESSAGE_ID_BEING_RESPONDED_TO: request.us(MESSAGE_ID),
         DATASET_TYPE: HAS_DATASET if has_dataset else NO_DATASET,
@@ -122,6 +127,8 @@ def response(
     }
     if field in _NAMES_INSTANCE:
         elements[AFFECTED_SOP_INSTANCE] = request.get(AFFECTED_SOP_INSTANCE, b"")
+    if instance:
+        elements[AFFECTED_SOP_INSTANCE] = instance
     if field == N_ACTION_RQ:  # PS3.7 10.3.4: the requested instance and action, answered as affected
         elements[AFFECTED_SOP_CLASS] = request.get(REQUESTED_SOP_CLASS, b"")
         elements[AFFECTED_SOP_INSTANCE] = request.get(REQUESTED_SOP_INSTANCE, b"")

@@ -4,14 +4,11 @@ A proposed presentation context is served by the first row whose abstract syntax
 SOP class (``negotiation.py``); each request on it must be one of that row's commands, and is
 received and served as the row says (``association.py``).  Adding a service is adding a row
 and its function, ``serve(context, request) -> Final`` (``context.py``).  The Modality
-Worklist (``worklist.py``) is a C-FIND row answered from the archive's scheduled orders.  The ones to come,
-each a row above storage's:
-
-- MPPS (1.2.840.10008.3.1.2.3.3): N-CREATE-RQ and N-SET-RQ, each with a dataset in memory.
-
-(``dimse.py`` learns their Command Fields and responses.)  Storage Commitment Push Model
-(1.2.840.10008.1.20.1) is here: an N-ACTION-RQ with its dataset (``commitment.py``); the
-N-EVENT-REPORT follows on this association or on a new one (``commitreport.py``).
+Worklist (``worklist.py``) is a C-FIND row answered from the archive's scheduled orders; MPPS
+(``mpps.py``) a row of N-CREATE-RQ and N-SET-RQ, each with its dataset in memory; Storage
+Commitment Push Model (1.2.840.10008.1.20.1) a row of N-ACTION-RQ with its dataset
+(``commitment.py``), the N-EVENT-REPORT following on this association or on a new one
+(``commitreport.py``).  ``dimse.py`` knows their Command Fields and responses.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from appliance.dicom import commitment, dimse, find, retrieve, store, worklist
+from appliance.dicom import commitment, dimse, find, mpps, retrieve, store, worklist
 from appliance.dicom.context import Final, Request, ServiceContext
 from appliance.dicom.incoming import Incoming, identifier
 from appliance.dicom.status import SUCCESS
@@ -60,6 +57,10 @@ SERVICES: tuple[Service[Any], ...] = (
     Service(
         "worklist", (worklist.MODEL,), IDENTIFIER_SYNTAXES, frozenset({dimse.C_FIND_RQ}), receive=identifier,
         serve=worklist.serve, operation="find",
+    ),
+    Service(
+        "mpps", (mpps.SOP_CLASS,), IDENTIFIER_SYNTAXES, frozenset({dimse.N_CREATE_RQ, dimse.N_SET_RQ}),
+        receive=identifier, serve=mpps.serve,
     ),
     Service(
         "move", MOVE, IDENTIFIER_SYNTAXES, frozenset({dimse.C_MOVE_RQ}), receive=identifier,

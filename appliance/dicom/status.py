@@ -21,8 +21,11 @@ SUB_OPERATIONS_FAILED = 0xA702  # "Refused: Out of Resources - Unable to perform
 MOVE_DESTINATION_UNKNOWN = 0xA801
 SOME_SUB_OPERATIONS_FAILED = 0xB000  # "Sub-operations Complete - One or more Failures or Warnings"
 
-# N-ACTION statuses (PS3.7 Annex C), Storage Commitment's refusals
-NO_SUCH_SOP_INSTANCE = 0x0112
+# Normalized (N-CREATE, N-SET, N-ACTION) statuses (PS3.7 Annex C): MPPS's and Storage
+# Commitment's refusals.
+INVALID_ATTRIBUTE_VALUE = 0x0106
+DUPLICATE_SOP_INSTANCE = 0x0111
+NO_SUCH_SOP_INSTANCE = 0x0112  # "No such object instance"
 INVALID_ARGUMENT = 0x0115
 MISSING_ATTRIBUTE = 0x0120
 NO_SUCH_ACTION = 0x0123

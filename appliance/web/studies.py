@@ -127,6 +127,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         )
         body = {**found.as_json(), "last_change": archive.last_change()}
         body["orders"] = archive.worklist.for_study(study_uid, found.study.accession)
+        body["performed"] = archive.performed.for_study(study_uid, [order["id"] for order in body["orders"]])
         contents.describe(body, archive, videos)
         return body
 

@@ -69,7 +69,12 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     def listing() -> list[dict[str, Any]]:
         include_done = request.query.get("done") == "1"
         since = request.query.get("since", date.today().strftime("%Y%m%d")).replace("-", "")
-        return worklist.listing(include_done=include_done, since=since)
+        items = worklist.listing(include_done=include_done, since=since)
+        stopped = [item["id"] for item in items if item["state"] == "DISCONTINUED"]
+        reasons = archive.performed.reasons(stopped) if stopped else {}
+        for item in items:  # a discontinued step is for staff to see, with why (MPPS)
+            item["discontinued_reason"] = reasons.get(item["id"], "")
+        return items
 
     @app.get("/schedule")
     @guard

@@ -10,12 +10,12 @@
 <thead><tr><th scope="col">When</th><th scope="col">Patient</th><th scope="col">Procedure</th><th scope="col">Modality</th><th scope="col">Station</th><th scope="col">Accession</th><th scope="col">State</th><th scope="col">Images</th><th scope="col"></th></tr></thead>
 <tbody>
 % for it in items:
-<tr data-item="{{it['id']}}">
+<tr data-item="{{it['id']}}"{{!' class="discontinued"' if it['state'] == 'DISCONTINUED' else ''}}>
   <td class="date">{{dicom_date(it['start_date'])}} {{dicom_time(it['start_time'])}}</td>
   <td class="name">{{person(it['patient_name'])}} <span class="muted">{{it['patient_id']}}{{(' · ' + it['species']) if it['species'] else ''}}{{(' · owner ' + person(it['responsible_person'])) if it['responsible_person'] else ''}}</span></td>
   <td>{{it['requested_procedure_description'] or it['step_description']}}</td>
   <td>{{it['modality']}}</td><td data-short="station">{{it['station_aet']}}</td><td data-short="accession">{{it['accession']}}</td>
-  <td class="state">{{STATE.get(it['state'], it['state'])}}</td>
+  <td class="state">{{STATE.get(it['state'], it['state'])}}{{(': ' + it['discontinued_reason']) if it['discontinued_reason'] else ''}}</td>
   <td>{{!('<a href="/studies/%s">%s</a>' % (it['study_uid'], plural(it['images'], 'image'))) if it['images'] and it['accession'] else ''}}</td>
   <td>
 %   if user.is_admin and it['state'] == 'SCHEDULED':

@@ -45,6 +45,26 @@
 </ul>
 </section>
 % end
+% if detail['performed']:
+% STEP = {'IN PROGRESS': 'In progress', 'COMPLETED': 'Completed', 'DISCONTINUED': 'Discontinued'}
+<section class="performed" aria-labelledby="performed-h">
+<h2 id="performed-h">Performed by the modality</h2>
+<ul id="performed">
+%   for p in detail['performed']:
+  <li data-step="{{p['sop_uid']}}"{{!' class="discontinued"' if p['state'] == 'DISCONTINUED' else ''}}><strong class="state">{{STEP.get(p['state'], p['state'])}}</strong>{{(': ' + p['reason']) if p['reason'] else ''}}{{(' · ' + p['description']) if p['description'] else ''}} · {{p['station_aet'] or p['calling_ae']}}{{(' (' + p['modality'] + ')') if p['modality'] else ''}}, started {{dicom_date(p['start_date'])}} {{dicom_time(p['start_time'])}}{{(', ended ' + dicom_date(p['end_date']) + ' ' + dicom_time(p['end_time'])) if p['end_date'] else ''}}{{'' if p['worklist_item'] else ', unscheduled'}}
+%     if p['series']:
+    <span class="received">{{p['received']}} of {{plural(p['images'], 'image')}} received</span>
+    <ul>
+%       for se in p['series']:
+      <li>{{se['description'] or 'Series'}}: {{se['received']}} of {{se['images']}} received</li>
+%       end
+    </ul>
+%     end
+  </li>
+%   end
+</ul>
+</section>
+% end
 <div id="viewer" class="viewer" role="region" aria-label="Viewer"></div>
 <h2>Series</h2>
 <ol class="series">
