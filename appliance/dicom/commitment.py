@@ -13,9 +13,11 @@ decrypted and found equal since (``backup_verified``).  Anything else is failed 
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import threading
+import os
 from collections.abc import Collection, Iterable
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 
@@ -53,26 +55,26 @@ class BadRequest(Exception):
         self.status = status
 
 
-class Transactions:
-    """Transaction UIDs being answered now: the same one again meanwhile is a duplicate (0131)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: set[str] = set()
-
-    def begin(self, uid: str) -> bool:
-        with self._lock:
-            if uid in self._open:
-                return False
-            self._open.add(uid)
-            return True
-
-    def end(self, uid: str) -> None:
-        with self._lock:
-            self._open.discard(uid)
+# Transaction UIDs being answered now, by any DICOM worker of this box (each a process of its
+# own): the same one again meanwhile is a duplicate (0131).  One marker file each in the spool
+# folder, made with O_EXCL (atomic across processes) and removed once answered; start-up empties
+# the spool, and no answer outlives the service.
 
 
-TRANSACTIONS = Transactions()
+def _marker(spool: Path, uid: str) -> Path:
+    return spool / (hashlib.sha256(uid.encode()).hexdigest()[:32] + ".commitment")
+
+
+def begin_transaction(spool: Path, uid: str) -> bool:
+    try:
+        os.close(os.open(_marker(spool, uid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def end_transaction(spool: Path, uid: str) -> None:
+    _marker(spool, uid).unlink(missing_ok=True)
 
 
 def receive(_context: ServiceContext, _command: dimse.Command, transfer_syntax: str) -> InMemory:
@@ -167,22 +169,26 @@ def serve(context: ServiceContext, request: Request[Dataset]) -> Final:
     if options.commitment_requires_backup:
         backup_verified = options.backup_verified or _nothing_backed_up
 
+    spool = context.archive.storage.spool
+
     def then() -> None:
-        if not TRANSACTIONS.begin(transaction):
+        if not begin_transaction(spool, transaction):
             decision = Decision(transaction, failed=[(ref, DUPLICATE_TRANSACTION) for ref in references])
             commitreport.report(context, context_id, explicit, decision, finished=lambda: None)
             return
         try:
             decision = decide(context, transaction, references, backup_verified)
         except BaseException:
-            TRANSACTIONS.end(transaction)
+            end_transaction(spool, transaction)
             raise
         LOG.info(
             "commitment_decided calling_ae=%r transaction_uid=%s committed=%d failed=%d requires_backup=%s",
             context.calling_ae, transaction, len(decision.committed), len(decision.failed),
             options.commitment_requires_backup,
         )  # fmt: skip
-        commitreport.report(context, context_id, explicit, decision, finished=lambda: TRANSACTIONS.end(transaction))
+        commitreport.report(
+            context, context_id, explicit, decision, finished=lambda: end_transaction(spool, transaction)
+        )
 
     return Final(SUCCESS, after=then)
 
