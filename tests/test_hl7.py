@@ -12,7 +12,9 @@ import pytest
 from hl7.client import MLLPClient
 from hl7.mllp import open_hl7_connection
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 from pynetdicom import AE
+from test_mpps import MPPS, ended, started
 from test_worklist import findscu_w
 
 from bench.worklists import WORKLIST_MODEL
@@ -114,6 +116,22 @@ def test_order_life_cycle(server, port, admin, tmp_path):
     # an unknown order cannot be changed or cancelled
     answer = send(server, orm("XO", "PL9-xo", "PL9", pid("H9", "Nobody^Known")))
     assert acknowledged(answer)[0] == "AE" and str(answer["ERR.3.1"]) == "204"
+    # the modality reports the exam done (MPPS): the order is done and leaves the worklist
+    ae = AE(ae_title="US1")
+    ae.add_requested_context(MPPS)
+    mpps = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assert mpps.is_established
+    step_uid = generate_uid()  # the modality names its step
+    try:
+        status, _ = mpps.send_n_create(started(item.StudyInstanceUID, "HACC1"), MPPS, step_uid)
+        assert status.Status == 0x0000
+        assert admin.get(f"/api/studies/{study_uid}").json()["orders"][0]["state"] == "IN PROGRESS"
+        status, _ = mpps.send_n_set(ended("COMPLETED"), MPPS, step_uid)
+    finally:
+        mpps.release()
+    assert status.Status == 0x0000
+    assert admin.get(f"/api/studies/{study_uid}").json()["orders"][0]["state"] == "COMPLETED"
+    assert worklist(server, tmp_path / "done", PatientID="H1") == []
 
 
 def test_veterinary_order_over_omi_with_ipc(server, port):
