@@ -220,7 +220,7 @@ def test_an_admin_adds_a_node_from_the_devices_page(server, pages, clinic):
     page.fill("#new-node-name", "Hospital PACS")
     page.fill("#new-node-host", "10.1.2.3")
     page.fill("#new-node-port", "104")
-    for op in ("find", "move", "get"):  # it only receives studies
+    for op in ("find", "move", "get", "commit"):  # it only receives studies
         page.locator("#new-node-aet").locator("xpath=ancestor::form").locator(f"input[value={op}]").uncheck()
     page.click("button:text-is('Add node')")
     row = page.locator("table.nodes tr[data-aet=PACS_MAIN]")
