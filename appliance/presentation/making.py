@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from appliance import __version__
+from appliance.made.identity import IDENTITY, copy_identity, text_charset
 from appliance.presentation.description import (
     Annotation,
     Area,
@@ -37,16 +38,8 @@ PRESENTATION_STATES = "1.2.840.10008.5.1.4.1.1.11."  # every presentation state 
 SERIES_NUMBER = 9000
 SERIES_DESCRIPTION = "Presentation states"
 _SERIES_NAMESPACE = uuid.UUID("5f7d3b5e-6a43-4a8e-9c53-0d1c1c0f8a11")  # Lightbox's, for presentation state series
-_TEXT_VRS = ("SH", "LO", "ST", "LT", "UT", "PN", "UC")
 _GRAYSCALE_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
-_IDENTITY = (  # copied from the first referenced image: Patient, Patient Study and General Study modules
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
-    "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence", "BreedRegistrationSequence",
-    "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization", "PatientSexNeutered", "PatientAge",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-    "StudyDescription",
-)  # fmt: skip
-SOURCE_TAGS = [*_IDENTITY, "SpecificCharacterSet", "Modality", "PhotometricInterpretation", "RescaleSlope",
+SOURCE_TAGS = [*IDENTITY, "SpecificCharacterSet", "Modality", "PhotometricInterpretation", "RescaleSlope",
                "RescaleIntercept", "RescaleType", "ModalityLUTSequence"]  # fmt: skip
 
 
@@ -85,13 +78,7 @@ def make(description: Description, source: Source, creator: str, instance_number
     ds.InstanceCreationDate = ds.PresentationCreationDate = now.strftime("%Y%m%d")
     # With microseconds: two saves in one second are still listed in order.
     ds.InstanceCreationTime = ds.PresentationCreationTime = now.strftime("%H%M%S.%f")
-    for keyword in _IDENTITY:
-        if keyword in first:
-            value = first[keyword].value
-            setattr(ds, keyword, copy.deepcopy(value) if first[keyword].VR == "SQ" else str(value))
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                    "ReferringPhysicianName", "StudyID", "AccessionNumber"):  # fmt: skip
-        ds.setdefault(keyword, "")  # type 2: present, maybe empty
+    copy_identity(first, ds)
     ds.Modality = "PR"
     ds.SeriesInstanceUID = series_uid_for(str(first.StudyInstanceUID))
     ds.SeriesNumber = SERIES_NUMBER
@@ -126,20 +113,8 @@ def make(description: Description, source: Source, creator: str, instance_number
     if description.annotations:
         frames = {image.sop_uid: image.frames for image in source.images}
         ds.GraphicAnnotationSequence = [_annotation(a, refs, frames) for a in description.annotations]
-    ds.SpecificCharacterSet = _charset(ds)
+    ds.SpecificCharacterSet = text_charset(ds)
     return ds
-
-
-def _charset(ds: Dataset) -> str:
-    """Latin-1 when every text fits (what older viewers and DCMTK's checker read), else UTF-8."""
-    try:
-        for element in ds.iterall():
-            if element.VR in _TEXT_VRS and element.value is not None:
-                for value in element.value if element.VM > 1 else [element.value]:
-                    str(value).encode("latin-1")
-    except UnicodeEncodeError:
-        return "ISO_IR 192"
-    return "ISO_IR 100"
 
 
 @functools.cache

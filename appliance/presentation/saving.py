@@ -1,38 +1,26 @@
 """Presentation states kept in the archive: made through its ingest, found by the series they show.
 
-A state is written to the archive's spool folder and handed to ``archive.ingest`` like any
-received file (so it is indexed, forwarded, backed up and shown in the study as any instance);
-the file in the spool is removed afterwards.  States are found among the study's instances of a
-presentation state class by reading each one's Referenced Series Sequence (at most
-``MAX_LISTED`` states of a study are read).
+A state is stored through ``appliance.made.storing`` (the archive's ingest, like any received
+file).  States are found among the study's instances of a presentation state class by reading
+each one's Referenced Series Sequence (at most ``MAX_LISTED`` states of a study are read).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import datetime
 from typing import Any
 
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
-from appliance.archive import IMPLEMENTATION_CLASS_UID, Archive, Origin, Outcome, kinds
+from appliance.archive import Archive, Origin, kinds
+from appliance.made.storing import store
 from appliance.presentation import reading
 from appliance.presentation.description import MAX_IMAGES, Description, DescriptionError
 from appliance.presentation.making import PRESENTATION_STATES, SOURCE_TAGS, Image, Source, make
 
 LOG = logging.getLogger("lightbox.presentation")
 MAX_LISTED = 500
-
-
-class NotStored(RuntimeError):
-    """Ingest refused or failed the state (a full disk, ...): the reason is the ingest's."""
-
-    def __init__(self, reason: str, disk_full: bool) -> None:
-        super().__init__(reason)
-        self.disk_full = disk_full
 
 
 def save(archive: Archive, series_uid: str, description: Description, creator: str, address: str) -> str:
@@ -42,21 +30,7 @@ def save(archive: Archive, series_uid: str, description: Description, creator: s
     study_uid = str(source.first.StudyInstanceUID)
     number = sum(1 for _ in archive.stored_instances(study_uid, PRESENTATION_STATES)) + 1
     ds = make(description, source, creator, number, datetime.now())
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    path = archive.storage.spool_path(".dcm")
-    try:
-        ds.save_as(path, enforce_file_format=True)
-        result = archive.ingest(path, Origin("webui", address=address, user=creator), study_uid=study_uid)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    if not result.ok:
-        raise NotStored(result.reason or result.outcome.value, result.outcome == Outcome.OUT_OF_RESOURCES)
-    return str(ds.SOPInstanceUID)
+    return store(archive, ds, Origin("webui", address=address, user=creator))
 
 
 def listing(archive: Archive, series_uid: str) -> list[dict[str, Any]] | None:

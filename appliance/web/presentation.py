@@ -21,6 +21,7 @@ import bottle
 from bottle import request
 
 from appliance.archive import Archive, audit
+from appliance.made.storing import NotStored
 from appliance.presentation import reading, saving
 from appliance.presentation.description import DescriptionError, parse
 from appliance.web.auth import Guard, client_address, fail
@@ -41,7 +42,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             raise fail(400, str(exc)) from None
         except LookupError as exc:
             raise fail(404, str(exc)) from None
-        except saving.NotStored as exc:
+        except NotStored as exc:
             raise fail(507 if exc.disk_full else 500, f"not stored: {exc}") from None
         study_uid = archive.study_of_series(series_uid) or ""
         guard.audit(audit.INSTANCES_ACCESSED, action="C", study_uid=study_uid,
