@@ -101,12 +101,15 @@ def test_report_draft_final_amendment(server: Any, viewer: Any, admin: Any, stud
     assert (ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID) == (SR, signed["sop_uid"])
     assert stored(server, signed["sop_uid"]).ContentSequence[1].TextValue == "Heart size normal.\r\nLungs clear."
 
+    printed = viewer.get(f"/studies/{uid}/report/print")
+    assert printed.status_code == 200 and "Final report, amended" in printed.text and CLINIC in printed.text
+
     # Every step audited, for its author.
     events = admin.get("/api/audit?limit=200").json()["events"]
     details = [(e["user_name"], e["detail"]) for e in events if e["study_uid"] == uid]
     for expected in ((VIEWER, "report draft saved (version 1)"), (VIEWER, "report draft saved (version 2)"),
                      (VIEWER, "report finalised (version 3)"), ("admin", "report amendment draft saved (version 4)"),
-                     ("admin", "report amended (version 5)")):  # fmt: skip
+                     ("admin", "report amended (version 5)"), (VIEWER, "report printed (final, version 5)")):  # fmt: skip
         assert expected in details, details
     assert sum(1 for user, d in details if d.startswith("deleted instance")) == 3  # the replaced drafts
 

@@ -16,7 +16,7 @@ import pytest
 
 from support.browser import expect, log_in, new_page
 from support.dicomgen import dataset_bytes, make_study
-from support.qr import add_node
+from support.qr import add_node, findscu
 from support.scu import rows
 from support.tools import dcmtk, require
 from support.web import VIEWER, VIEWER_PASSWORD
@@ -63,6 +63,7 @@ def test_report_written_finalised_amended_printed(server: Any, viewer: Any, brow
     page.fill("#report-text", FIRST)
     page.click(".rp-save")
     expect(report.locator(".rp-status")).to_contain_text("Draft, saved by " + VIEWER)
+    assert page.get_attribute("#study", "data-images") == "3"  # the report counted: no "new images arrived"
     page.reload()
     expect(report.locator(".rp-status")).to_contain_text("Draft, saved by")
     assert page.input_value("#report-text") == FIRST
@@ -158,7 +159,9 @@ def test_report_read_by_dcmtk_and_retrieved_byte_identical(server: Any, viewer: 
     assert result.returncode == 0, result.stdout + result.stderr
     (received,) = list(got.iterdir())
     assert dataset_bytes(received) == dataset_bytes(path)
-    # Found by C-FIND too, as any instance.
-    assert current["sop_uid"] in {
-        uid for (uid,) in rows(server.data, "SELECT sop_uid FROM instance WHERE sop_class_uid = ?",
-                               "1.2.840.10008.5.1.4.1.1.88.11")}  # fmt: skip
+    # Found by C-FIND, as any instance.
+    add_node(server, "FINDSCU", 1, "find")
+    found = findscu(server, tmp_path / "found", "-S", "QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={study}",
+                    f"SeriesInstanceUID={pydicom.dcmread(path).SeriesInstanceUID}", "SOPInstanceUID", "SOPClassUID")  # fmt: skip
+    assert [(f.SOPInstanceUID, f.SOPClassUID) for f in found if f.SOPInstanceUID == current["sop_uid"]] == [
+        (current["sop_uid"], "1.2.840.10008.5.1.4.1.1.88.11")]  # fmt: skip

@@ -38,7 +38,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         return datetime.now(zone) if zone is not None else datetime.now().astimezone()
 
     def state(study_uid: str) -> dict[str, Any]:
-        if archive.study_instance_count(study_uid) is None:
+        count = archive.study_instance_count(study_uid)
+        if count is None:
             raise fail(404, "no such study")
         found = keeping.versions(archive, study_uid)
         return {
@@ -47,6 +48,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             "history": [v.as_json() for v in reversed(found)],  # newest first
             "clinic_name": archive.site.get().clinic_name,
             "user": guard.user().name,
+            "study_instances": count,  # the study page's count of what it shows, a report saved
         }
 
     @app.get("/api/studies/<study_uid>/report")

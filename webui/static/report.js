@@ -55,6 +55,7 @@
     try {
       const answer = await lightbox.api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       amending = false;
+      document.getElementById("study").dataset.images = answer.study_instances;  // not "new images arrived"
       show(answer);
       editor.value = answer.current ? answer.current.text : "";
     } catch (error) {
