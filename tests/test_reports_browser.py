@@ -130,7 +130,12 @@ def test_report_read_by_dcmtk_and_retrieved_byte_identical(server: Any, viewer: 
     current = viewer.get(f"/api/studies/{study}/report").json()["current"]
     if current is None:  # run alone: a final report, amended
         for text, base in ((FIRST, ""), (AMENDED, None)):
-            body = {"text": text, "base": base if base is not None else current["sop_uid"], "final": True, "amend": True}
+            body = {
+                "text": text,
+                "base": base if base is not None else current["sop_uid"],
+                "final": True,
+                "amend": True,
+            }
             current = viewer.post(f"/api/studies/{study}/report", json=body,
                                   headers={"X-CSRF-Token": viewer.csrf()}).json()["current"]  # fmt: skip
     (key,) = rows(server.data, "SELECT file_key FROM instance WHERE sop_uid = ?", current["sop_uid"])[0]

@@ -72,7 +72,7 @@ def versions(archive: Archive, study_uid: str) -> list[Version]:
             if os.stat(path).st_size > MAX_FILE_BYTES:
                 raise ValueError("larger than a report Lightbox makes")
             found.append(_version(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS),
-                                  series.series["uid"]))  # fmt: skip
+                                  str(series.series["uid"])))  # fmt: skip
         except (InvalidDicomError, OSError, ValueError, TypeError, struct.error, EOFError, KeyError) as exc:
             LOG.warning("report_unreadable sop=%s error=%s", entry.sop_uid, exc)
     return sorted(found, key=lambda v: v.instance_number)

@@ -102,7 +102,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             raise fail(404, "no such study")
         versions = keeping.versions(archive, study_uid)
         asked = request.query.getunicode("version") or ""
-        chosen = next((v for v in versions if v.sop_uid == asked), None) if asked else (versions or [None])[-1]
+        chosen = next((v for v in reversed(versions) if v.sop_uid == asked or not asked), None)
         if chosen is None:
             raise fail(404, "no such report version" if asked else "this study has no report yet")
         status = "final" if chosen.final else "draft"
