@@ -14,7 +14,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from support.browser import expect, log_in, new_page
+from support.browser import expect, log_in, new_page, shot
 from support.dicomgen import dataset_bytes, make_study
 from support.qr import add_node, findscu
 from support.scu import rows
@@ -94,6 +94,7 @@ def test_report_written_finalised_amended_printed(server: Any, viewer: Any, brow
     history = report.locator(".rp-history li")
     expect(history).to_have_count(2)
     page.click(".rp-history summary")
+    shot(page, "report-amended")
     assert "Version 3: Final (amended)" in history.nth(0).inner_text()
     assert "Version 2: Final, signed by" in history.nth(1).inner_text()
 
@@ -103,6 +104,7 @@ def test_report_written_finalised_amended_printed(server: Any, viewer: Any, brow
     printed = opened.value
     printed.wait_for_load_state()
     printed.emulate_media(media="print")
+    shot(printed, "report-print")
     expect(printed.locator(".rp-bar")).to_be_hidden()
     pdf = tmp_path / "report.pdf"
     printed.pdf(path=str(pdf), prefer_css_page_size=True)

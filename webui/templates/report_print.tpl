@@ -31,13 +31,7 @@
 %   end
 % end
     </p>
-    <p>
-% for label, value in about:
-%   if value:
-      <span>{{label}}: {{value}} ·</span>
-%   end
-% end
-    </p>
+    <p>{{' · '.join('%s: %s' % (label, value) for label, value in about if value)}}</p>
   </header>
   <p class="rp-status" data-status="{{'final' if version.final else 'draft'}}">{{status}} · version {{version.instance_number}}</p>
 % if version.sop_uid != current.sop_uid:
@@ -49,7 +43,7 @@
 % end
   <div class="rp-text">{{version.text}}</div>
   <footer class="rp-foot">
-    <p>{{signed}} by {{person(version.author)}} on {{dicom_date(version.date)}} {{dicom_time(version.time)}}{{(' (UTC' + version.offset + ')') if version.offset else ''}}</p>
+    <p>{{signed}} by {{person(version.author)}} on {{dicom_date(version.date)}} {{dicom_time(version.time)}}{{(' (UTC%s:%s)' % (version.offset[:3], version.offset[3:])) if len(version.offset) == 5 else ''}}</p>
     <p class="rp-printed">Printed by {{printed_by}}</p>
   </footer>
 </main>
