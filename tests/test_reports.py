@@ -6,6 +6,8 @@ every step in the audit trail."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 
 from support.dicomgen import make_study
 from support.scu import rows
-from support.web import VIEWER
+from support.web import VIEWER, VIEWER_PASSWORD, Client
 
 CLINIC = "Clinique Vétérinaire du Lac"
 IDENTITY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientSpeciesDescription",
@@ -166,3 +168,26 @@ def test_report_draft_discarded(server: Any, viewer: Any, tmp_path: Path) -> Non
     assert report_uids(server, uid) == []
     final = post(viewer, uid, text="Normal.", base="", final=True).json()["current"]
     assert post(viewer, uid, "/discard", base=final["sop_uid"]).status_code == 409  # a final is never discarded
+
+
+def test_report_two_saves_at_once_one_wins(server: Any, viewer: Any, admin: Any, tmp_path: Path) -> None:
+    """Two editors of one draft press Save at the same moment: one is stored, the other is a
+    409, and the study has one draft (a script with HTTP Basic, no session, takes the same path)."""
+    files = make_study(tmp_path, 1, patient_id="RACE-1")
+    assert server.storescu(*files).returncode == 0
+    uid = str(pydicom.dcmread(files[0]).StudyInstanceUID)
+    draft = post(viewer, uid, text="First words.", base="").json()["current"]
+    script = Client(viewer.base)
+    script.auth = (VIEWER, VIEWER_PASSWORD)
+    clients = [(viewer, viewer.csrf()), (admin, admin.csrf()), (script, "")]
+    barrier = threading.Barrier(len(clients))
+
+    def save(client: Any, token: str) -> int:
+        barrier.wait(timeout=30)
+        body = {"text": f"Saved by {id(client)}.", "base": draft["sop_uid"]}
+        return client.post(f"/api/studies/{uid}/report", json=body, headers={"X-CSRF-Token": token}).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = sorted(pool.map(lambda c: save(*c), clients))
+    assert statuses == [200, 409, 409], statuses
+    assert len(report_uids(server, uid)) == 1
