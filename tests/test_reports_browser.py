@@ -77,7 +77,8 @@ def test_report_written_finalised_amended_printed(server: Any, viewer: Any, brow
     expect(report.locator(".rp-status")).to_contain_text("Final, signed by " + VIEWER)
     other.fill("#report-text", "Overwritten?")
     other.click(".rp-save")
-    expect(other.locator(".rp-error")).to_contain_text("since you opened it; reload")
+    expect(other.locator(".rp-error")).to_contain_text("since you opened it; copy your text, reload")
+    assert other.input_value("#report-text") == "Overwritten?"  # the text is still there to copy
     other.context.close()
 
     # Final: read-only; only Amend opens the editor again.

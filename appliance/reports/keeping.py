@@ -122,8 +122,10 @@ def _current(archive: Archive, study_uid: str, base: str) -> Version | None:
     if (current.sop_uid if current is not None else "") != base:
         if current is None:
             raise Conflict("the report you edited is gone (its draft was discarded); reload the page")
+        d, t = current.date, current.time
         raise Conflict(f"{current.author} saved this report ({'final' if current.final else 'draft'}, "
-                       f"{current.date} {current.time[:6]}) since you opened it; reload to see their version")  # fmt: skip
+                       f"{d[:4]}-{d[4:6]}-{d[6:8]} {t[:2]}:{t[2:4]}) since you opened it; copy your text, "
+                       "reload to see their version and add yours to it")  # fmt: skip
     return current
 
 
