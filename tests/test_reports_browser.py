@@ -48,6 +48,12 @@ def logged_in(browser: Any, server: Any, errors: list[str]) -> Any:
     return page
 
 
+def leaving_asks_first(page: Any) -> bool:
+    """Would the browser ask before leaving the page (its beforeunload event cancelled)?"""
+    return page.evaluate("""() => { const e = new Event("beforeunload", { cancelable: true });
+        window.dispatchEvent(e); return e.defaultPrevented; }""")
+
+
 def test_report_written_finalised_amended_printed(server: Any, viewer: Any, browser: Any, study: str,
                                                   tmp_path: Path) -> None:  # fmt: skip
     errors: list[str] = []
@@ -88,8 +94,10 @@ def test_report_written_finalised_amended_printed(server: Any, viewer: Any, brow
     page.click(".rp-amend")
     expect(report.locator("#report-text")).to_be_visible()
     page.fill("#report-text", AMENDED)
+    assert leaving_asks_first(page)  # unsaved text
     page.click(".rp-finalise")
     expect(report.locator(".rp-status")).to_contain_text("Final (amended), signed by " + VIEWER)
+    assert not leaving_asks_first(page)
     page.reload()
     expect(report.locator(".rp-text")).to_have_text(AMENDED)
     history = report.locator(".rp-history li")

@@ -78,5 +78,11 @@
   });
   $(".rp-cancel").addEventListener("click", () => { amending = false; show(state); });
 
+  // Leaving the page with unsaved text: the browser asks first.
+  window.addEventListener("beforeunload", (event) => {
+    const current = state && state.current;
+    if (!$(".rp-editor").hidden && editor.value.trim() && editor.value !== (current ? current.text : "")) event.preventDefault();
+  });
+
   lightbox.api(url).then(show).catch((error) => { $(".rp-error").textContent = error.message; });
 })();
