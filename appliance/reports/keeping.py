@@ -28,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from appliance.archive import Archive, CorrectionError, Origin
 from appliance.made.identity import of_study
 from appliance.made.storing import store
-from appliance.reports.making import BASIC_TEXT_SR, Draft, Reference, make, series_uid_for
+from appliance.reports.making import BASIC_TEXT_SR, Contents, Reference, make, series_uid_for
 
 LOG = logging.getLogger("lightbox.reports")
 MAX_VERSIONS = 200  # the newest read; a report amended more often than that is not a real one
@@ -96,9 +96,9 @@ def save(archive: Archive, study_uid: str, text: str, final: bool, amend: bool, 
         evidence = [Reference(s.series_uid, i.sop_class_uid, i.sop_uid) for s in detail.series
                     if s.series_uid != report_series for i in s.instances]  # fmt: skip
         numbers = [i.instance_number or 0 for s in detail.series if s.series_uid == report_series for i in s.instances]
-        draft = Draft(text, author, archive.site.get().clinic_name, final,
+        contents = Contents(text, author, archive.site.get().clinic_name, final,
                       Reference(report_series, BASIC_TEXT_SR, amends) if amends else None, evidence)  # fmt: skip
-        ds = make(draft, of_study(archive, study_uid), max(numbers, default=0) + 1, now)
+        ds = make(contents, of_study(archive, study_uid), max(numbers, default=0) + 1, now)
         store(archive, ds, Origin("webui", address=address, user=author))
         if current is not None and not current.final:
             _delete_draft(archive, current, author, address)

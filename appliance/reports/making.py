@@ -38,7 +38,7 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class Draft:
+class Contents:
     text: str  # checked by ``text.check``
     author: str  # the account's name
     clinic: str
@@ -52,7 +52,7 @@ def series_uid_for(study_uid: str) -> str:
     return "2.25." + str(uuid.uuid5(_SERIES_NAMESPACE, study_uid).int)
 
 
-def make(draft: Draft, identity: Dataset, instance_number: int, now: datetime) -> Dataset:
+def make(contents: Contents, identity: Dataset, instance_number: int, now: datetime) -> Dataset:
     """``now``: an aware datetime in the clinic's zone."""
     ds = Dataset()
     ds.SOPClassUID = BASIC_TEXT_SR
@@ -70,20 +70,20 @@ def make(draft: Draft, identity: Dataset, instance_number: int, now: datetime) -
     ds.Manufacturer = "Lightbox"
     ds.SoftwareVersions = __version__
     ds.InstanceNumber = instance_number
-    ds.CompletionFlag = "COMPLETE" if draft.final else "PARTIAL"
-    ds.VerificationFlag = "VERIFIED" if draft.final else "UNVERIFIED"
-    ds.PreliminaryFlag = "FINAL" if draft.final else "PRELIMINARY"
-    author = _person(draft.author)
-    if draft.final:
+    ds.CompletionFlag = "COMPLETE" if contents.final else "PARTIAL"
+    ds.VerificationFlag = "VERIFIED" if contents.final else "UNVERIFIED"
+    ds.PreliminaryFlag = "FINAL" if contents.final else "PRELIMINARY"
+    author = _person(contents.author)
+    if contents.final:
         ds.VerifyingObserverSequence = [_item(
             VerifyingObserverName=author, VerifyingObserverIdentificationCodeSequence=[],
-            VerifyingOrganization=draft.clinic[:64] or "Lightbox", VerificationDateTime=now.strftime("%Y%m%d%H%M%S.%f%z"),
+            VerifyingOrganization=contents.clinic[:64] or "Lightbox", VerificationDateTime=now.strftime("%Y%m%d%H%M%S.%f%z"),
         )]  # fmt: skip
-    if draft.predecessor is not None:
-        ds.PredecessorDocumentsSequence = _hierarchy(study_uid, [draft.predecessor])
+    if contents.predecessor is not None:
+        ds.PredecessorDocumentsSequence = _hierarchy(study_uid, [contents.predecessor])
     ds.PerformedProcedureCodeSequence = []
-    if draft.evidence:  # required of a COMPLETE report; listed for a draft too
-        ds.CurrentRequestedProcedureEvidenceSequence = _hierarchy(study_uid, draft.evidence[:MAX_EVIDENCE])
+    if contents.evidence:  # required of a COMPLETE report; listed for a draft too
+        ds.CurrentRequestedProcedureEvidenceSequence = _hierarchy(study_uid, contents.evidence[:MAX_EVIDENCE])
     ds.ValueType = "CONTAINER"
     ds.ConceptNameCodeSequence = [_code(*TITLE)]
     ds.ContinuityOfContent = "SEPARATE"
@@ -91,7 +91,7 @@ def make(draft: Draft, identity: Dataset, instance_number: int, now: datetime) -
         _item(RelationshipType="HAS OBS CONTEXT", ValueType="PNAME", ConceptNameCodeSequence=[_code(*OBSERVER)],
               PersonName=author),
         _item(RelationshipType="CONTAINS", ValueType="TEXT", ConceptNameCodeSequence=[_code(*FINDINGS)],
-              TextValue=draft.text),
+              TextValue=contents.text),
     ]  # fmt: skip
     ds.SpecificCharacterSet = text_charset(ds)
     return ds
