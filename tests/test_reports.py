@@ -73,7 +73,7 @@ def test_report_draft_final_amendment(server: Any, viewer: Any, admin: Any, stud
     signed = final["current"]
     assert signed["final"] and not signed["amends"] and report_uids(server, uid) == [signed["sop_uid"]]
     ds = stored(server, signed["sop_uid"])
-    assert ds.SOPClassUID == SR and ds.Modality == "SR"
+    assert ds.SOPClassUID == SR and ds.Modality == "SR" and ds.SpecificCharacterSet == "ISO_IR 100"  # Müller
     assert (ds.CompletionFlag, ds.VerificationFlag, ds.PreliminaryFlag) == ("COMPLETE", "VERIFIED", "FINAL")
     observer = ds.VerifyingObserverSequence[0]
     assert (str(observer.VerifyingObserverName), observer.VerifyingOrganization) == (VIEWER, CLINIC)
@@ -117,7 +117,8 @@ def test_report_draft_final_amendment(server: Any, viewer: Any, admin: Any, stud
 
 
 def test_report_text_keeps_every_script(server: Any, viewer: Any, tmp_path: Path) -> None:
-    files = make_study(tmp_path, 1, patient_name="Tanaka^Hana", patient_id="JP-1")
+    files = make_study(tmp_path, 1, patient_name="Yamada^Tarou=山田^太郎=やまだ^たろう", patient_id="JP-1",
+                       SpecificCharacterSet=["", "ISO 2022 IR 87"])  # fmt: skip
     assert server.storescu(*files).returncode == 0
     uid = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     text = "Befund: Größe ü, café, Straße.\n所見：心臓の大きさは正常です。"
@@ -127,8 +128,10 @@ def test_report_text_keeps_every_script(server: Any, viewer: Any, tmp_path: Path
     ds = stored(server, answer.json()["current"]["sop_uid"])
     assert ds.SpecificCharacterSet == "ISO_IR 192"
     assert ds.ContentSequence[1].TextValue == text.replace("\n", "\r\n")
+    assert str(ds.PatientName) == "Yamada^Tarou=山田^太郎=やまだ^たろう"  # from ISO 2022 to UTF-8, the same name
+    # Latin text, a Japanese name: still UTF-8 (the Latin-1 case: the Müller study above).
     latin = post(viewer, uid, text="Café, Größe.", base=answer.json()["current"]["sop_uid"]).json()["current"]
-    assert stored(server, latin["sop_uid"]).SpecificCharacterSet == "ISO_IR 100"
+    assert stored(server, latin["sop_uid"]).SpecificCharacterSet == "ISO_IR 192"
 
 
 def test_report_refuses_bad_text(server: Any, viewer: Any, study: dict[str, Any], tmp_path: Path) -> None:
