@@ -166,6 +166,7 @@ def test_report_draft_discarded(server: Any, viewer: Any, tmp_path: Path) -> Non
     uid = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     draft = post(viewer, uid, text="Not sure yet.", base="").json()["current"]
     assert post(viewer, uid, "/discard", base="").status_code == 409
+    assert post(viewer, "1.2.3.4", "/discard", base="").status_code == 404
     answer = post(viewer, uid, "/discard", base=draft["sop_uid"])
     assert answer.status_code == 200 and answer.json()["current"] is None
     assert report_uids(server, uid) == []

@@ -85,6 +85,8 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
     @app.post("/api/studies/<study_uid>/report/discard")
     @guard
     def discard(study_uid: str) -> dict[str, Any]:
+        if archive.study_instance_count(study_uid) is None:
+            raise fail(404, "no such study")
         try:
             gone = keeping.discard(archive, study_uid, _base(_json_body(("base",))), guard.user().name,
                                    client_address())  # fmt: skip
