@@ -33,6 +33,7 @@ from appliance.web import (
     ohif,
     presentation,
     printing,
+    reports,
     site,
     studies,
     video,
@@ -92,7 +93,7 @@ def make_app(
     videos = VideoLibrary(archive.data_dir / "cache" / "videos",
                           VideoOptions.from_settings(settings) if settings is not None else VideoOptions())  # fmt: skip
     accounts.install(app, archive, guard, door)
-    for module in (downloads, documents, corrections, presentation, printing):
+    for module in (downloads, documents, corrections, presentation, printing, reports):
         module.install(app, archive, guard)
     studies.install(app, archive, guard, videos, imaging or ImagingOptions())
     video.install(app, archive, guard, videos)

@@ -3,7 +3,6 @@
 (() => {
   const study = document.getElementById("study");
   const viewer = document.getElementById("viewer");
-  const shown = Number(study.dataset.images);
 
   function pressed(button) {
     for (const other of document.querySelectorAll("button[aria-controls=viewer]")) other.removeAttribute("aria-pressed");
@@ -23,7 +22,7 @@
     if (document.hidden) return;
     try {
       const head = await lightbox.api("/api/changes?study=" + encodeURIComponent(study.dataset.studyUid));
-      if (head.study_instances !== shown && !study.firstChild) {
+      if (head.study_instances !== Number(study.dataset.images) && !study.firstChild) {
         const notice = lightbox.text("p", `New images arrived (${head.study_instances} now). `, { class: "notice", role: "status" });
         notice.append(lightbox.text("a", "Show them", { href: location.pathname }));
         study.append(notice);

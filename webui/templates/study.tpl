@@ -35,6 +35,7 @@
 % end
 </p>
 </section>
+% include('study_report.tpl', detail=detail)
 % if detail['orders']:
 <section class="orders" aria-labelledby="orders-h">
 <h2 id="orders-h">Order</h2>
