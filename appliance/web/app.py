@@ -19,6 +19,7 @@ from appliance.config import Settings
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary, VideoOptions
 from appliance.web import (
+    attachments,
     accounts,
     admin,
     backup,
@@ -98,6 +99,7 @@ def make_app(
     video.install(app, archive, guard, videos)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
     admin.install(app, archive, guard, in_force, door)
+    attachments.install(app, archive, guard, Path(in_force.video_ffmpeg), in_force.attach_max_mb << 20)
     devices.install(app, archive, guard, in_force)
     site.install(app, archive, guard, in_force.aet)
     connect.install(app, archive, guard, in_force)
