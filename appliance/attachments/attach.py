@@ -47,7 +47,7 @@ def attach(archive: Archive, study_uid: str, path: Path, filename: str, origin: 
     it had (a title when it has none).  LookupError for an unknown study, Refused for a bad
     file, NotStored when ingest failed."""
     try:
-        kind = kinds.sniff(path)
+        kind = kinds.sniff(path, filename)
     except kinds.Unsupported as exc:
         raise Refused(str(exc), 415) from None
     with _CONVERTING, tempfile.TemporaryDirectory(prefix="attach-", dir=archive.storage.spool) as work:

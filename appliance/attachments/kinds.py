@@ -16,11 +16,16 @@ _VIDEO_MAGIC = (
 )
 
 
+# What a file's name promises, for a clearer refusal when its bytes say otherwise.
+NAMED = {"pdf": "a PDF", "jpg": "a JPEG", "jpeg": "a JPEG", "png": "a PNG", "bmp": "a BMP", "mp4": "an MP4",
+         "mov": "a QuickTime video", "avi": "an AVI"}  # fmt: skip
+
+
 class Unsupported(ValueError):
     """Not a kind of file Lightbox attaches (HTTP 415)."""
 
 
-def sniff(path: Path) -> str:
+def sniff(path: Path, filename: str = "") -> str:
     """PDF, JPEG, IMAGE (PNG, BMP) or VIDEO; Unsupported for anything else."""
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
@@ -34,6 +39,9 @@ def sniff(path: Path) -> str:
         return VIDEO
     if head.startswith(_VIDEO_MAGIC) or (head[:1] == b"\x47" and _transport_stream(path)):
         return VIDEO
+    promised = NAMED.get(filename.rsplit(".", 1)[-1].lower() if "." in filename else "")
+    if promised:
+        raise Unsupported(f"named like {promised}, but its content is not one; not a file Lightbox can attach")
     raise Unsupported(f"not a file Lightbox can attach (it takes {ACCEPTED})")
 
 
