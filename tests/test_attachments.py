@@ -242,7 +242,9 @@ def test_cli_attaches_next_to_the_running_service(server, study, tmp_path):
     assert "cli photo.jpg: attached as jpeg (kept)" in result.stdout
     assert "notes.txt: not attached: not a file Lightbox can attach" in result.stderr
     assert server.count() == before + 2
-    titles = rows(server.data, "SELECT description FROM series WHERE description IN (?, ?)", "consent form", "cli photo")
+    titles = rows(
+        server.data, "SELECT description FROM series WHERE description IN (?, ?)", "consent form", "cli photo"
+    )
     assert sorted(t for (t,) in titles) == ["cli photo", "consent form"]
     assert server.cli("attach", "1.2.3.999", str(tmp_path / "cli photo.jpg")).returncode == 2
     assert len(stored_files(server.data)) == server.count()

@@ -9,6 +9,8 @@ import base64
 
 import pytest
 from pydicom.encaps import generate_frames
+from test_attachments import H264_HP41, JPEG_BASELINE, retrieve
+from test_contents_browser import loaded_pictures, wait_playing
 
 from support.browser import expect, log_in, new_page, shot
 from support.dicomgen import make_study
@@ -16,8 +18,6 @@ from support.mediagen import FFMPEG, bmp_bomb, h264_annexb, make_stream, minimal
 from support.qr import add_node
 from support.tools import require
 from support.web import ADMIN, ADMIN_PASSWORD
-from test_attachments import H264_HP41, JPEG_BASELINE, retrieve
-from test_contents_browser import loaded_pictures, wait_playing
 
 pytestmark = pytest.mark.slow  # Chromium
 

@@ -72,7 +72,9 @@ def make(
     """The instance's attributes, its stream (as a file) and transfer syntax, and what was
     done ("kept", "remuxed", "re-encoded").  A new file in ``spool`` is the caller's to remove."""
     if not ffmpeg.available:
-        raise BadVideo(f"attaching a video needs ffmpeg on the server (Debian package ffmpeg): {ffmpeg.binary} is missing")
+        raise BadVideo(
+            f"attaching a video needs ffmpeg on the server (Debian package ffmpeg): {ffmpeg.binary} is missing"
+        )
     facts = probe(ffmpeg, path)
     stream, done = path, "kept"
     if facts.syntax is None or not facts.mp4:

@@ -19,9 +19,9 @@ from appliance.config import Settings
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary, VideoOptions
 from appliance.web import (
-    attachments,
     accounts,
     admin,
+    attachments,
     backup,
     connect,
     corrections,
