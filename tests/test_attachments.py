@@ -19,7 +19,17 @@ from pydicom.encaps import generate_frames
 
 from appliance.made.identity import IDENTITY
 from support.dicomgen import make_study
-from support.mediagen import bmp_bomb, frame_hashes, h264_annexb, make_avi, make_stream, minimal_pdf, picture, probe
+from support.mediagen import (
+    FFMPEG,
+    bmp_bomb,
+    frame_hashes,
+    h264_annexb,
+    make_avi,
+    make_stream,
+    minimal_pdf,
+    picture,
+    probe,
+)
 from support.qr import add_node, findscu
 from support.scu import rows, stored_files
 from support.tools import dcmtk
@@ -156,6 +166,19 @@ def test_mp4_h264_stream_kept_as_is(server, admin, study, tmp_path):
     assert_same_identity(got, study)
 
 
+def test_quicktime_h264_put_into_mp4_with_the_stream_untouched(server, admin, study, tmp_path):
+    mp4 = make_stream(tmp_path / "phone.mp4", "h264", "mp4", frames=25)
+    mov = tmp_path / "IMG_0001.MOV"
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", str(mp4), "-c", "copy", "-f", "mov", str(mov)],
+                   check=True, timeout=60)  # fmt: skip
+    answer = attached(admin, study, mov)
+    assert (answer["kind"], answer["how"], answer["title"]) == ("video", "remuxed", "IMG_0001")
+    got = retrieve(server, study, answer["series_uid"], tmp_path / "got", H264_HP41)
+    (tmp_path / "back.mp4").write_bytes(next(generate_frames(got.PixelData, number_of_frames=1)))
+    assert probe(tmp_path / "back.mp4")["format"]["tags"]["major_brand"] == "isom"
+    assert h264_annexb(tmp_path / "back.mp4") == h264_annexb(mov)
+
+
 def test_avi_reencoded_to_h264_plays_every_frame(server, admin, study, tmp_path):
     avi = make_avi(tmp_path / "capture.avi", frames=30)
     answer = attached(admin, study, avi)
@@ -197,6 +220,9 @@ def test_bad_files_refused_with_nothing_stored(server, admin, study, tmp_path):
     (tmp_path / "cut.pdf").write_bytes(whole[: len(whole) // 2])  # an upload cut short
     answer = upload(admin, study_uid, tmp_path / "cut.pdf")
     assert answer["status"] == 422 and "%%EOF" in answer["error"]
+    (tmp_path / "cut.jpg").write_bytes(picture(tmp_path / "whole.jpg", (64, 64)).read_bytes()[:40])
+    answer = upload(admin, study_uid, tmp_path / "cut.jpg")
+    assert answer["status"] == 422 and "JPEG" in answer["error"], answer
     answer = upload(admin, study_uid, bmp_bomb(tmp_path / "bomb.bmp"))
     assert answer["status"] == 422 and "pixels" in answer["error"], answer
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 5000)  # a container, no video

@@ -55,6 +55,8 @@ def read(path: Path) -> JpegFacts:
             (length,) = struct.unpack(">H", _exactly(f, 2))
             body = _exactly(f, length - 2)
             if marker in _SOF:
+                if len(body) < 6 or len(body) < 6 + 3 * body[5]:
+                    raise NotAJpeg("a JPEG frame header cut short")
                 precision, rows, columns, count = struct.unpack(">BHHB", body[:6])
                 sampling = tuple((body[7 + 3 * i] >> 4, body[7 + 3 * i] & 15) for i in range(count))
                 return JpegFacts(marker, precision, rows, columns, sampling, orientation, adobe)
@@ -75,8 +77,8 @@ def _next_marker(f: BinaryIO) -> int:
 
 
 def _exactly(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n or n < 0:
+    data = f.read(n) if n >= 0 else b""
+    if len(data) != n:
         raise NotAJpeg("the JPEG ends inside its headers")
     return data
 
@@ -86,7 +88,7 @@ def _orientation(tiff: bytes) -> int:
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None or len(tiff) < 8:
         return 1
-    (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    (ifd,) = struct.unpack(order + "I", tiff[4:8])  # where IFD0 begins
     if ifd + 2 > len(tiff):
         return 1
     (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])

@@ -5,8 +5,8 @@ An MP4 whose H.264 stream fits a transfer syntax (High profile or below, 8-bit 4
 1920 x 1080, level 4.1 -> 1.2.840.10008.1.2.4.102, level 4.2 -> .104) is kept byte for byte; a
 QuickTime file with such a stream is put into MP4 by ffmpeg without touching the stream
 (``-c copy``).  Anything else (AVI, MKV, MPEG-2, HEVC, 4K) is re-encoded to H.264 High / level
-4.1 by ffmpeg's libx264, scaled to fit 1080p and at most 30 frames a second; slowly on a
-small box (see README), with few threads and a short lookahead so its memory stays small.
+4.1 by ffmpeg's libx264, scaled to fit 1280 x 720 and at most 30 frames a second: about real
+time on one core (see README), with few threads and a short lookahead so its memory stays small.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ PROFILES = ("Constrained Baseline", "Main", "High")  # what a High profile decod
 MP4_BRANDS = ("isom", "iso2", "iso4", "iso5", "iso6", "mp41", "mp42", "avc1", "M4V ", "dash")
 PROBE_TIMEOUT = 60.0
 ENCODE_TIMEOUT = 4 * 3600.0  # a long AVI on a Pi-class box: about real time or slower
-# libx264 with two threads and a lookahead of 10 frames: 1080p in ~100 MB (see README)
+# libx264 with two sliced threads, a lookahead of 5 frames and no B-frames, decoding and scaling
+# on one thread, at most 1280 x 720: ffmpeg stays near 100 MB (PSS, of which ~50 MB are its
+# libraries), so the service with it stays under 200 MB; a 1080p output took ~150 MB.
 ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-profile:v", "high", "-level:v", "4.1",
-          "-threads", "2", "-x264-params", "rc-lookahead=10", "-fpsmax", "30",
-          "-vf", "scale=w='min(1920,iw)':h='min(1080,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2,"
-                 "format=yuv420p"]  # fmt: skip
+          "-threads", "2", "-filter_threads", "1", "-x264-params", "sliced-threads=1:rc-lookahead=5:bframes=0",
+          "-fpsmax", "30", "-vf", "scale=w='min(1280,iw)':h='min(720,ih)':force_original_aspect_ratio=decrease"
+                                  ":force_divisible_by=2,format=yuv420p"]  # fmt: skip
 
 
 class BadVideo(ValueError):

@@ -48,6 +48,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
             except (Refused, NotStored) as exc:
                 failed += 1
                 fail(f"{name}: not attached: {exc}", 1, args.prog)
+                archive.audit.record(audit.INSTANCES_ACCESSED, user, "", action="C", study_uid=args.study_uid,
+                                     outcome=4, detail=f"attachment refused: {exc}"[:200])  # fmt: skip
                 continue
             archive.audit.record(audit.INSTANCES_ACCESSED, user, "", action="C", study_uid=args.study_uid,
                                  detail=f"{done.kind} attached ({done.how}) from the command line")  # fmt: skip
