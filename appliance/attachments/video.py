@@ -31,11 +31,11 @@ PROFILES = ("Constrained Baseline", "Main", "High")  # what a High profile decod
 MP4_BRANDS = ("isom", "iso2", "iso4", "iso5", "iso6", "mp41", "mp42", "avc1", "M4V ", "dash")
 PROBE_TIMEOUT = 60.0
 ENCODE_TIMEOUT = 4 * 3600.0  # a long AVI on a Pi-class box: about real time or slower
-# libx264 with two sliced threads, a lookahead of 5 frames and no B-frames, decoding and scaling
+# libx264 with two sliced threads, a lookahead of 3 frames and no B-frames, decoding and scaling
 # on one thread, at most 1280 x 720: ffmpeg stays near 100 MB (PSS, of which ~50 MB are its
 # libraries), so the service with it stays under 200 MB; a 1080p output took ~150 MB.
 ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-profile:v", "high", "-level:v", "4.1",
-          "-threads", "2", "-filter_threads", "1", "-x264-params", "sliced-threads=1:rc-lookahead=5:bframes=0",
+          "-threads", "2", "-filter_threads", "1", "-x264-params", "sliced-threads=1:rc-lookahead=3:bframes=0",
           "-fpsmax", "30", "-vf", "scale=w='min(1280,iw)':h='min(720,ih)':force_original_aspect_ratio=decrease"
                                   ":force_divisible_by=2,format=yuv420p"]  # fmt: skip
 
