@@ -6,6 +6,7 @@ nothing stored (no row, no file, nothing in the spool)."""
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 from pathlib import Path
@@ -125,6 +126,8 @@ def test_baseline_jpeg_kept_as_its_bytes(server, admin, study, tmp_path):
     frame = next(generate_frames(got.PixelData, number_of_frames=1))
     assert frame[: len(jpeg)] == jpeg and frame[len(jpeg) :] in (b"", b"\x00")
     assert_same_identity(got, study)
+    shown = admin.get(f"/api/instances/{answer['sop_uid']}/frames/1/rendered", params={"format": "png"})
+    assert shown.status_code == 200 and Image.open(io.BytesIO(shown.content)).size == (641, 480)
 
 
 @pytest.mark.parametrize("suffix", ["png", "bmp"])
