@@ -1,7 +1,7 @@
 """Attaching on the study page in the system Chromium (Playwright): files chosen with the picker
 (set_input_files) and a file dropped on the page; then each is on the page for what it is (the
 PDF opens as the uploaded bytes, the photo has a thumbnail, the video plays) and DCMTK getscu
-retrieves them as uploaded.  A bad file shows its refusal on the page and stores nothing."""
+retrieves them as uploaded.  A bad file or one over attach_max_mb shows its refusal on the page and stores nothing."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ DROP = """([name, type, data]) => {
 @pytest.fixture(scope="module")
 def server_settings() -> dict[str, object]:
     require(FFMPEG)
-    return {"dicom_workers": 0}
+    return {"dicom_workers": 0, "attach_max_mb": 2}
 
 
 def study_page(server, browser, study_uid: str):
@@ -88,7 +88,7 @@ def test_attach_with_the_picker_and_by_drop_then_retrieve(server, admin, browser
     assert got.PatientName == study.PatientName and got.StudyInstanceUID == study.StudyInstanceUID
 
 
-def test_a_refusal_is_shown_and_nothing_stored(server, browser, tmp_path):
+def test_a_refusal_is_shown_and_nothing_stored(server, admin, browser, tmp_path):
     image = make_study(tmp_path / "study", 1, patient_name="Bomb^Bert", patient_id="BOMB-1")[0]
     assert server.storescu(image).returncode == 0
     from pydicom import dcmread
@@ -96,10 +96,13 @@ def test_a_refusal_is_shown_and_nothing_stored(server, browser, tmp_path):
     page = study_page(server, browser, str(dcmread(image, stop_before_pixels=True).StudyInstanceUID))
     before = server.count()
     (tmp_path / "letter.pdf").write_bytes(b"not a PDF\n")
-    page.set_input_files("#attach-files", [str(bmp_bomb(tmp_path / "bomb.bmp")), str(tmp_path / "letter.pdf")])
+    (tmp_path / "huge.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * (3 << 20) + b"\n%%EOF\n")  # over attach_max_mb
+    page.set_input_files("#attach-files", [str(bmp_bomb(tmp_path / "bomb.bmp")), str(tmp_path / "letter.pdf"),
+                                           str(tmp_path / "huge.pdf")])  # fmt: skip
     expect(page.locator("#attach")).to_have_attribute("data-done", "0")
     lines = page.locator("#attach-progress li.error")
-    expect(lines).to_have_count(2)
+    expect(lines).to_have_count(3)
+    expect(lines.nth(2)).to_contain_text("huge.pdf: not attached (413): the file is larger than this Lightbox accepts")
     assert "bomb.bmp: not attached (422)" in lines.nth(0).inner_text() and "pixels" in lines.nth(0).inner_text()
     assert "letter.pdf: not attached (415): named like a PDF, but its content is not one" in lines.nth(1).inner_text()
     shot(page, "study-attach-refused")

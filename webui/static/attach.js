@@ -22,6 +22,7 @@
       request.addEventListener("load", () => {
         let reason = request.statusText;
         try { reason = JSON.parse(request.responseText).error || reason; } catch { reason = request.responseText.trim() || reason; }
+        if (request.status === 413) reason = "the file is larger than this Lightbox accepts (its attach_max_mb setting)";
         if (request.status === 201) {
           stored += 1;
           line.textContent = `${file.name}: attached.`;
