@@ -53,8 +53,14 @@
       pending += 1;
       queue = queue.then(() => send(file, line, bar)).then(() => {
         pending -= 1;
-        if (pending === 0 && stored > 0 && !list.querySelector(".error")) location.reload();
-        if (pending === 0) section.dataset.done = String(stored);
+        if (pending > 0) return;
+        section.dataset.done = String(stored);
+        if (stored > 0 && !list.querySelector(".error")) location.reload();
+        else if (stored > 0) {
+          const item = document.createElement("li");
+          item.append(lightbox.text("a", "Show the attached files", { href: location.pathname }));
+          list.append(item);
+        }
       });
     }
   }
