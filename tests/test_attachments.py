@@ -10,14 +10,16 @@ import io
 import socket
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
+from appliance.attachments import photo
 from appliance.made.identity import IDENTITY
 from support.dicomgen import make_study
 from support.mediagen import (
@@ -152,6 +154,21 @@ def test_turned_and_progressive_jpegs_are_stored_upright_and_decoded(server, adm
     answer = attached(admin, study, progressive)
     got = retrieve(server, study, answer["series_uid"], tmp_path / "progressive")
     assert np.array_equal(got.pixel_array, np.asarray(Image.open(progressive).convert("RGB")))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_bands_turn_every_exif_orientation_as_pillow_does(orientation):
+    source = Image.effect_noise((37, 23), 60).convert("RGB")  # odd sizes: bands of uneven rows
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG", exif=exif)
+    stored = Image.open(buffer)
+    stored.load()
+    expected = ImageOps.exif_transpose(stored)
+    with mock.patch.object(photo, "BAND_ROWS", 5):
+        got = b"".join(photo.upright_bands(stored, orientation, "RGB"))
+    assert got == expected.tobytes()
 
 
 def test_mp4_h264_stream_kept_as_is(server, admin, study, tmp_path):

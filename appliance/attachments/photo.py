@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
@@ -25,7 +25,7 @@ from appliance.attachments import jpeg, series
 from appliance.made.storing import Payload
 
 VL_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4"
-MAX_PIXELS = 16_000_000  # decoded: 48 MB as RGB, twice that while a photo is turned upright
+MAX_PIXELS = 16_000_000  # decoded: 48 MB as RGB (turned upright and written a band at a time)
 BAND_ROWS = 256
 PIXEL_DATA = 0x7FE00010
 
@@ -51,13 +51,14 @@ def make(archive: Archive, study_uid: str, path: Path, filename: str, spool: Pat
         return series.finish(ds), Payload(PIXEL_DATA, path, encapsulated=True), JPEGBaseline8Bit
     pixels = spool / (path.name + ".pixels")
     with _opened(path) as picture:
-        image = _upright(picture)
-        ds.Columns, ds.Rows = image.size
-        _photometric(ds, "MONOCHROME2" if image.mode == "L" else "RGB")
+        orientation = picture.getexif().get(0x0112, 1)
+        orientation = orientation if orientation in range(1, 9) else 1
+        gray = picture.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+        ds.Columns, ds.Rows = picture.size if orientation < 5 else picture.size[::-1]
+        _photometric(ds, "MONOCHROME2" if gray else "RGB")
         with open(pixels, "wb") as out:
-            for band in _bands(image):
+            for band in upright_bands(picture, orientation, "L" if gray else "RGB"):
                 out.write(band)
-        image.close()
     # decoded from a lossy JPEG, or from a lossless PNG or BMP
     ds.LossyImageCompression = "01" if facts is not None else "00"
     if facts is not None:
@@ -108,22 +109,32 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         picture.close()
 
 
-def _upright(picture: Image.Image) -> Image.Image:
-    """Turned as its EXIF orientation says, in RGB or grayscale: a new image only when needed
-    (each copy of a 16 MP picture is 48 MB)."""
-    image = picture
-    if picture.getexif().get(0x0112, 1) in range(2, 9):
-        image = ImageOps.exif_transpose(picture)
-    if image.mode not in ("L", "RGB"):
-        converted = image.convert("L" if image.mode in ("1", "I;16", "I", "F", "LA") else "RGB")
-        if image is not picture:
-            image.close()
-        image = converted
-    return image
+# How each EXIF orientation (2-8) is undone (PIL.ImageOps.exif_transpose's table).
+_UNDO = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+         8: Image.Transpose.ROTATE_90}  # fmt: skip
 
 
-def _bands(image: Image.Image) -> Iterator[bytes]:
-    """The pixels, row by row, a band at a time (never a second copy of the whole picture)."""
-    width, height = image.size
-    for top in range(0, height, BAND_ROWS):
-        yield image.crop((0, top, width, min(height, top + BAND_ROWS))).tobytes()
+def upright_bands(picture: Image.Image, orientation: int, mode: str) -> Iterator[bytes]:
+    """The pixels turned upright as EXIF ``orientation`` says and in ``mode``, row by row, a
+    band of rows at a time: each band is cut from the source where it lies and turned alone,
+    so there is never a second copy of a whole picture (a 12 MP photo is 36 MB)."""
+    width, height = picture.size
+    rows = height if orientation < 5 else width
+    for top in range(0, rows, BAND_ROWS):
+        bottom = min(rows, top + BAND_ROWS)
+        band = picture.crop(_source_box(orientation, width, height, top, bottom))
+        if orientation in _UNDO:
+            band = band.transpose(_UNDO[orientation])
+        yield (band if band.mode == mode else band.convert(mode)).tobytes()
+
+
+def _source_box(orientation: int, width: int, height: int, top: int, bottom: int) -> tuple[int, int, int, int]:
+    """Where rows ``top``..``bottom`` of the upright picture are in the stored one."""
+    if orientation in (1, 2):
+        return 0, top, width, bottom
+    if orientation in (3, 4):
+        return 0, height - bottom, width, height - top
+    if orientation in (5, 6):  # upright rows are stored columns, left to right
+        return top, 0, bottom, height
+    return width - bottom, 0, width - top, height  # 7, 8: stored columns, right to left
