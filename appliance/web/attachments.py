@@ -14,6 +14,7 @@ decode) a 422: each with the reason, audited, and nothing stored.
 from __future__ import annotations
 
 import shutil
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ CHUNK = 1 << 20
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, ffmpeg: Path, max_bytes: int) -> None:
     converter = Ffmpeg(ffmpeg)
+    weakref.finalize(converter, converter.terminate)  # at exit: a re-encode may have minutes left
 
     @app.post("/api/studies/<study_uid>/attachments")
     @guard
