@@ -33,7 +33,7 @@ from support.mediagen import (
     picture,
     probe,
 )
-from support.qr import add_node, findscu
+from support.qr import add_node, findscu, movescu_to_storescp
 from support.scu import rows, stored_files
 from support.tools import dcmtk
 from support.web import VIEWER, Client
@@ -44,6 +44,8 @@ VL_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4"
 VIDEO_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
 JPEG_BASELINE, H264_HP41 = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.102"
 PREFER = {JPEG_BASELINE: "+xy", H264_HP41: "+xn"}  # getscu's option to accept the syntax
+
+pytestmark = pytest.mark.usefixtures("netns")  # storescp (the C-MOVE destination) cannot bind to 127.0.0.1 only
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +212,21 @@ def test_avi_reencoded_to_h264_plays_every_frame(server, admin, study, tmp_path)
     video = next(s for s in probe(mp4)["streams"] if s["codec_type"] == "video")
     assert (video["codec_name"], video["profile"], int(video["nb_read_frames"])) == ("h264", "High", 30)
     assert len(frame_hashes(mp4)) == 30
+
+
+def test_cmove_sends_the_attachments_with_the_study(server, admin, tmp_path):
+    image = make_study(tmp_path / "study", 1, patient_name="Move^Mia", patient_id="MOVE-1")[0]
+    assert server.storescu(image).returncode == 0
+    study = dcmread(image, stop_before_pixels=True)
+    pdf = minimal_pdf(tmp_path / "letter.pdf")
+    attached(admin, study, tmp_path / "letter.pdf")
+    attached(admin, study, picture(tmp_path / "lesion.bmp", (30, 20)))
+    result, received = movescu_to_storescp(server, str(study.StudyInstanceUID), tmp_path / "moved")
+    assert result.returncode == 0, result.stderr
+    moved = {str(ds.SOPClassUID): ds for ds in map(dcmread, received)}
+    assert set(moved) == {str(study.SOPClassUID), ENCAPSULATED_PDF, VL_PHOTOGRAPHIC}
+    assert moved[ENCAPSULATED_PDF].EncapsulatedDocument[: len(pdf)] == pdf
+    assert moved[VL_PHOTOGRAPHIC].pixel_array.shape == (20, 30, 3)
 
 
 def test_cfind_finds_the_new_series(server, admin, study, tmp_path):
