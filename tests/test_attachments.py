@@ -173,6 +173,14 @@ def test_bands_turn_every_exif_orientation_as_pillow_does(orientation):
     assert got == expected.tobytes()
 
 
+def test_a_16_bit_png_fitted_into_8_bits(server, admin, study, tmp_path):
+    ramp = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (8, 1))  # 12 bits used of 16
+    Image.fromarray(ramp).save(tmp_path / "xray-photo.png")
+    got = retrieve(server, study, attached(admin, study, tmp_path / "xray-photo.png")["series_uid"], tmp_path / "got")
+    assert got.PhotometricInterpretation == "MONOCHROME2"
+    assert np.array_equal(got.pixel_array[0], np.round(ramp[0] * (255 / 4080)).astype(np.uint8))
+
+
 def test_mp4_h264_stream_kept_as_is(server, admin, study, tmp_path):
     mp4 = make_stream(tmp_path / "endoscopy.mp4", "h264", "mp4", frames=40)
     answer = attached(admin, study, mp4)

@@ -15,6 +15,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
@@ -53,7 +54,7 @@ def make(archive: Archive, study_uid: str, path: Path, filename: str, spool: Pat
     with _opened(path) as picture:
         orientation = picture.getexif().get(0x0112, 1)
         orientation = orientation if orientation in range(1, 9) else 1
-        gray = picture.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+        gray = picture.mode in ("1", "L", "LA", *_WIDE)
         ds.Columns, ds.Rows = picture.size if orientation < 5 else picture.size[::-1]
         _photometric(ds, "MONOCHROME2" if gray else "RGB")
         with open(pixels, "wb") as out:
@@ -115,17 +116,27 @@ _UNDO = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: I
          8: Image.Transpose.ROTATE_90}  # fmt: skip
 
 
+_WIDE = ("I", "I;16", "I;16B", "I;16L", "F")  # grays wider than 8 bits
+
+
 def upright_bands(picture: Image.Image, orientation: int, mode: str) -> Iterator[bytes]:
     """The pixels turned upright as EXIF ``orientation`` says and in ``mode``, row by row, a
     band of rows at a time: each band is cut from the source where it lies and turned alone,
     so there is never a second copy of a whole picture (a 12 MP photo is 36 MB)."""
     width, height = picture.size
     rows = height if orientation < 5 else width
+    # 16-bit and float grays fitted into 8 bits by their own maximum (a 12-bit one would be black by >> 8)
+    scale = 1.0
+    if picture.mode in _WIDE:
+        _, highest = cast(tuple[float, float], picture.getextrema())  # one band: (lowest, highest)
+        scale = 255 / max(1.0, float(highest))
     for top in range(0, rows, BAND_ROWS):
         bottom = min(rows, top + BAND_ROWS)
         band = picture.crop(_source_box(orientation, width, height, top, bottom))
         if orientation in _UNDO:
             band = band.transpose(_UNDO[orientation])
+        if band.mode in _WIDE:
+            band = band.convert("F").point(lambda v: v * scale).convert("I")
         yield (band if band.mode == mode else band.convert(mode)).tobytes()
 
 
