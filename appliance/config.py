@@ -246,6 +246,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Without it the web UI says that video playback needs ffmpeg.",
     ),
     Setting(
+        "attach_max_mb",
+        1024,
+        "Largest file attached to a study (PDF, photo, video) from the study page or the API, in MB; a larger "
+        "upload is refused with 413 before it is read.",
+    ),
+    Setting(
         "video_cache_mb",
         1024,
         "Disk space for videos made playable (data folder/cache/videos: MP4 copies, first frames), in MB; "

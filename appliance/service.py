@@ -180,7 +180,7 @@ class Service:
         served = listeners.in_force(s, dicom_sockets, http_sockets, https_sockets, tls_sockets)
         archive = self.archive
         door = HttpsDoor(served.https_port, self.identity)
-        limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20)
+        limits = BodyLimits(stow=s.dicomweb_max_stow_mb << 20, attach=s.attach_max_mb << 20)
         app = with_memory_given_back(with_security_headers(with_https(with_body_limits(
             make_app(archive, ImagingOptions.from_settings(served), served, self.backup_trigger, door), limits
         ), archive, door)), archive)  # fmt: skip

@@ -12,13 +12,14 @@ import argparse
 import os
 
 from appliance import __version__
-from appliance.cli import audit, backup, corrections, device, forward, node, ohif, serve, upkeep, user
+from appliance.cli import attach, audit, backup, corrections, device, forward, node, ohif, serve, upkeep, user
 from appliance.cli.common import fail, guard_terminal
 from appliance.config import ConfigError
 
 GROUPS = (
     serve,
     upkeep,
+    attach,
     node,
     user,
     backup,

@@ -59,7 +59,7 @@ class Ffmpeg:
 
     def probe(self, stream: VideoStream) -> Probe:
         with _input(stream) as source:
-            out = self._run([str(self.probe_binary), "-v", "error", "-print_format", "json", "-show_streams", *source],
+            out = self.run([str(self.probe_binary), "-v", "error", "-print_format", "json", "-show_streams", *source],
                             PROBE_TIMEOUT)  # fmt: skip
         try:
             streams = json.loads(out).get("streams", [])
@@ -76,7 +76,7 @@ class Ffmpeg:
         """The first frame as a JPEG fitted into side x side."""
         fit = f"scale=w={side}:h={side}:force_original_aspect_ratio=decrease"
         with _input(stream) as source:
-            data = self._run([str(self.binary), "-nostdin", "-v", "error", *source, "-map", "0:v:0", "-frames:v", "1",
+            data = self.run([str(self.binary), "-nostdin", "-v", "error", *source, "-map", "0:v:0", "-frames:v", "1",
                               "-vf", fit, "-f", "image2", "-c:v", "mjpeg", "-q:v", "4", "pipe:1"], timeout)  # fmt: skip
         if not data.startswith(b"\xff\xd8"):
             raise FfmpegError("ffmpeg made no picture of the first frame")
@@ -100,7 +100,7 @@ class Ffmpeg:
                 video += ["-bsf:v", "setts=pts=DTS"]
         audio = ["-c:a", "copy"] if probe.audio_codec in BROWSER_AUDIO else ["-c:a", "aac", "-b:a", "128k"]
         with _input(stream) as source:
-            self._run([str(self.binary), "-nostdin", "-v", "error", "-y", *decoder, *source,
+            self.run([str(self.binary), "-nostdin", "-v", "error", "-y", *decoder, *source,
                        "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn", *video, *audio, "-threads", str(self.threads),
                        "-movflags", "+faststart", "-fs", str(max_bytes), "-f", "mp4", str(out)], timeout)  # fmt: skip
         if out.stat().st_size >= max_bytes:
@@ -112,7 +112,8 @@ class Ffmpeg:
             for process in self._running:
                 process.kill()
 
-    def _run(self, args: list[str], timeout: float) -> bytes:
+    def run(self, args: list[str], timeout: float) -> bytes:
+        """Run an ffmpeg or ffprobe command line (niced, bounded in time); its standard output."""
         if not self.available:
             raise FfmpegError(f"{self.binary} or {self.probe_binary} is not installed")
         name = Path(args[0]).name

@@ -21,6 +21,7 @@ from appliance.imaging.videos import VideoLibrary, VideoOptions
 from appliance.web import (
     accounts,
     admin,
+    attachments,
     backup,
     connect,
     corrections,
@@ -99,6 +100,7 @@ def make_app(
     video.install(app, archive, guard, videos)
     in_force = settings or config.load(environ={})  # the defaults, for an app made without settings
     admin.install(app, archive, guard, in_force, door)
+    attachments.install(app, archive, guard, Path(in_force.video_ffmpeg), in_force.attach_max_mb << 20)
     devices.install(app, archive, guard, in_force)
     site.install(app, archive, guard, in_force.aet)
     connect.install(app, archive, guard, in_force)

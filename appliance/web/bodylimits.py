@@ -7,7 +7,8 @@ Content-Length (or while de-chunking) and answers 413 without reading the body. 
 anyone may reach without a login take far less; STOW-RS (``POST /dicom-web/studies``) may send
 up to the ``dicomweb_max_stow_mb`` setting, but only with credentials on the request (their
 check comes later, in the application: this is only so an anonymous peer gets the small bound),
-and its body is buffered in the data folder's spool, on the storage disk, never in /tmp (a
+and its body is buffered in the data folder's spool (so is an attached file's, up to the
+``attach_max_mb`` setting), on the storage disk, never in /tmp (a
 tmpfs on many systems: RAM).  ``with_body_limits`` checks the same in front of the application.
 """
 
@@ -33,20 +34,34 @@ def is_stow(method: str, path: str) -> bool:
     return method == "POST" and (path == STOW_PATH or path.startswith(STOW_PATH + "/"))
 
 
+def is_attach(method: str, path: str) -> bool:
+    """POST /api/studies/<study_uid>/attachments: a file attached to a study (web/attachments.py)."""
+    parts = path.split("/")
+    return method == "POST" and len(parts) == 5 and parts[1:3] == ["api", "studies"] and parts[4] == "attachments"
+
+
+def is_large(method: str, path: str) -> bool:
+    """A route whose body is buffered in the spool, not in memory."""
+    return is_stow(method, path) or is_attach(method, path)
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     stow: int = MAX_BODY  # bytes a STOW-RS request may send (the dicomweb_max_stow_mb setting)
+    attach: int = MAX_BODY  # bytes an attached file may have (the attach_max_mb setting)
 
     def for_request(self, method: str, path: str, credentials: bool) -> int:
         if path in SMALL_BODY_ROUTES:
             return PUBLIC_FORM_BODY
         if credentials and is_stow(method, path):
             return max(self.stow, MAX_BODY)
+        if credentials and is_attach(method, path):
+            return max(self.attach, MAX_BODY)
         return MAX_BODY
 
     @property
     def largest(self) -> int:
-        return max(self.stow, MAX_BODY)
+        return max(self.stow, self.attach, MAX_BODY)
 
 
 def with_body_limits(app: Callable, limits: BodyLimits) -> Callable:
@@ -86,7 +101,7 @@ def routed_parser(limits: BodyLimits, spool: Path) -> type[HTTPRequestParser]:
             limit = limits.for_request(self.command, self.path, credentials)
             self.adj = copy.copy(self.adj)  # type: ignore[has-type]
             self.adj.max_request_body_size = limit + 1  # waitress refuses a body of this size or more
-            if self.body_rcv is not None and is_stow(self.command, self.path):
+            if self.body_rcv is not None and is_large(self.command, self.path):
                 self.body_rcv.buf = SpoolBuffer(self.adj.inbuf_overflow)
 
     return RoutedParser

@@ -123,3 +123,66 @@ def frame_hashes(path: Path | str, *input_options: str) -> list[str]:
                              "-f", "framemd5", "-"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return [line.rsplit(",", 1)[1].strip() for line in result.stdout.splitlines() if line and not line.startswith("#")]
+
+
+def minimal_pdf(path: Path, pages: int = 1, title: str = "Referral letter") -> bytes:
+    """A hand-written PDF of ``pages`` pages of text, with ``title`` in its Info dictionary
+    (cross-reference offsets computed, so poppler and browsers read it without repair)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (5 + 2 * i) for i in range(pages))
+               + b"] /Count %d >>" % pages,
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Title (" + title.encode("latin-1") + b") /Producer (Lightbox tests) >>"]  # fmt: skip
+    for i in range(pages):
+        text = b"BT /F1 18 Tf 72 720 Td (Lightbox test page %d of %d) Tj ET" % (i + 1, pages)
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
+                       b" /Contents %d 0 R >>" % (6 + 2 * i))  # fmt: skip
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 4 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return bytes(out)
+
+
+def picture(path: Path, size: tuple[int, int] = (320, 240), **save: object) -> Path:
+    """A colourful test picture in the format of ``path``'s extension (Pillow's ``save`` options)."""
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for x in range(0, size[0], 16):
+        draw.rectangle((x, 0, x + 15, size[1]), fill=((x * 7) % 256, (x * 3) % 256, 255 - x % 256))
+    draw.ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill=(250, 240, 10))
+    image.save(path, **save)
+    return path
+
+
+def bmp_bomb(path: Path, side: int = 60000) -> Path:
+    """A BMP of a few bytes whose header declares side x side pixels (24-bit)."""
+    header = b"BM" + (54 + 16).to_bytes(4, "little") + b"\x00" * 4 + (54).to_bytes(4, "little")
+    info = (40).to_bytes(4, "little") + side.to_bytes(4, "little") + side.to_bytes(4, "little")
+    info += (1).to_bytes(2, "little") + (24).to_bytes(2, "little") + b"\x00" * 24
+    path.write_bytes(header + info + b"\x00" * 16)
+    return path
+
+
+def make_avi(path: Path, frames: int = 50, fps: int = 25, size: str = "320x240") -> Path:
+    """An AVI with MPEG-4 part 2 video (as endoscopy capture cards write): it must be re-encoded."""
+    subprocess.run([str(require(FFMPEG)), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc=size={size}:rate={fps}:duration={frames / fps}", "-c:v", "mpeg4", "-q:v", "3",
+                    "-f", "avi", str(path)], check=True, timeout=300)  # fmt: skip
+    return path
+
+
+def h264_annexb(path: Path | str, *input_options: str) -> bytes:
+    """The first video track's H.264 bitstream as an Annex B elementary stream, copied (not decoded)."""
+    result = subprocess.run([FFMPEG, "-nostdin", "-v", "error", *input_options, "-i", str(path), "-map", "0:v:0",
+                             "-c:v", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"], capture_output=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout

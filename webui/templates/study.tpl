@@ -1,4 +1,4 @@
-% rebase('base.tpl', title='Study', scripts=['player.js', 'study.js', 'corrections.js'], styles=['contents.css'])
+% rebase('base.tpl', title='Study', scripts=['player.js', 'study.js', 'corrections.js', 'attach.js'], styles=['contents.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{' · '.join(v for v in (s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
@@ -67,6 +67,13 @@
 </section>
 % end
 <div id="viewer" class="viewer" role="region" aria-label="Viewer"></div>
+<section id="attach" class="attach" aria-labelledby="attach-h" data-study-uid="{{s['study_uid']}}">
+<h2 id="attach-h">Attach files</h2>
+<p>Drop files on this page, or choose them: a PDF (a referral letter), photos (JPEG, PNG, BMP), videos (MP4; AVI and others are converted). Each becomes a new series of this study.</p>
+<p><label class="button">Choose files <input type="file" id="attach-files" multiple accept=".pdf,application/pdf,image/jpeg,image/png,image/bmp,video/*"></label>
+<label class="button">Take a photo <input type="file" id="attach-camera" accept="image/*" capture="environment"></label></p>
+<ul id="attach-progress" class="attach-progress" aria-live="polite"></ul>
+</section>
 <h2>Series</h2>
 <ol class="series">
 % for se in detail['series']:
