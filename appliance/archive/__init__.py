@@ -94,6 +94,7 @@ from appliance.archive.registry.nodes import (
     may,
     parse_operations,
 )
+from appliance.archive.registry.shares import ShareError, ShareLink
 from appliance.archive.registry.site import HttpsPolicy, Site, SiteError, time_zones
 from appliance.archive.registry.users import (
     MIN_PASSWORD,
@@ -115,6 +116,8 @@ from appliance.archive.worklist import STATES as WORKLIST_STATES
 from appliance.archive.worklist import WorklistError
 
 __all__ = [
+    "ShareError",
+    "ShareLink",
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
     "Received",

@@ -1,0 +1,256 @@
+"""Share links over HTTP against `lightbox serve` (studies sent by DCMTK storescu): a link opens
+one study read-only and nothing else, revoked links are refused, PINs are limited per link and
+per address, de-identified links and "Download anonymised" follow PS3.15 Annex E (checked with
+pydicom, attribute by attribute), and every use is audited with the address."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from pydicom import Dataset, dcmread
+from pydicom.sequence import Sequence
+from pydicom.uid import CTImageStorage, UltrasoundImageStorage, generate_uid
+
+from support.dicomgen import make_dataset, write
+from support.web import VIEWER, Client, base_url
+
+NAME, PATIENT_ID, BIRTH = "Sharewell^Bella", "SHR-4711", "19790314"
+SECRET_TEXTS = (b"Sharewell", b"SHR-4711", b"19790314", b"Riverside Clinic", b"Dr^Referrer")
+
+
+@pytest.fixture(scope="module")
+def study(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A CT series of two slices that reference each other, an ultrasound image with a private
+    tag and burned-in text, and another patient's study."""
+    folder = tmp_path_factory.mktemp("share")
+    uids = {k: generate_uid() for k in ("study", "ct", "us", "for", "other_study", "other_series")}
+    common = dict(study_uid=uids["study"], patient_id=PATIENT_ID, patient_name=NAME, birth_date=BIRTH,
+                  InstitutionName="Riverside Clinic", ReferringPhysicianName="Dr^Referrer",
+                  StudyDescription="Knee", StudyDate="20261123", SeriesDate="20261123")  # fmt: skip
+    ct = dict(series_uid=uids["ct"], modality="CT", SOPClassUID=CTImageStorage, FrameOfReferenceUID=uids["for"])
+    first = make_dataset(instance_number=1, **ct, **common)  # type: ignore[arg-type]
+    second = make_dataset(instance_number=2, **ct, **common)  # type: ignore[arg-type]
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = first.SOPClassUID
+    reference.ReferencedSOPInstanceUID = first.SOPInstanceUID
+    second.SourceImageSequence = Sequence([reference])
+    us = make_dataset(series_uid=uids["us"], modality="US", SOPClassUID=UltrasoundImageStorage, **common)
+    us.add_new(0x00090010, "LO", "ACME")
+    us.add_new(0x00091001, "LO", NAME)  # a private tag that names the patient
+    other = make_dataset(study_uid=uids["other_study"], series_uid=uids["other_series"], patient_name="Other^Pat")
+    files = [write(ds, folder / f"{i}.dcm") for i, ds in enumerate((first, second, us, other))]
+    result = server.storescu(*files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {**uids, "sops": [str(ds.SOPInstanceUID) for ds in (first, second, us)],
+            "other_sop": str(other.SOPInstanceUID), "originals": {str(ds.SOPInstanceUID): ds for ds in (first, second, us)}}  # fmt: skip
+
+
+def make_link(client: Client, study_uid: str, **form: str) -> tuple[str, dict[str, Any]]:
+    answer = client.api_post(f"/api/studies/{study_uid}/shares", **form)
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    return body["url"].rpartition("/share/")[2], body["share"]
+
+
+def opened(server: Any, token: str) -> Client:
+    """A fresh client (no account) that opened the link."""
+    stranger = Client(base_url(server))
+    answer = stranger.get(f"/share/{token}")
+    assert answer.status_code == 200, answer.text
+    return stranger
+
+
+def post_pin(server: Any, token: str, pin: str, source: str) -> tuple[int, str, str]:
+    """POST a PIN from ``source`` (an address of 127.0.0.0/8): status, body, Set-Cookie."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30, source_address=(source, 0))
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Origin": base_url(server)}
+        connection.request("POST", f"/share/{token}", urlencode({"pin": pin}), headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode(), answer.getheader("Set-Cookie") or ""
+    finally:
+        connection.close()
+
+
+def test_share_link_opens_one_study_read_only(server: Any, viewer: Client, admin: Client, study: dict) -> None:
+    token, share = make_link(viewer, study["study"])
+    assert len(token) >= 43 and share["state"] == "active" and share["created_by"] == VIEWER
+    assert NAME.split("^")[0] not in token and study["study"] not in token
+    stranger = opened(server, token)
+    page = stranger.get(f"/share/{token}").text
+    assert "Sharewell" in page and "/share/" + token + "/view" in page
+    # The study's resources: yes
+    assert stranger.get(f"/api/series/{study['ct']}/thumbnail").status_code == 200
+    assert stranger.get(f"/api/series/{study['ct']}/viewer").status_code == 200
+    assert stranger.get(f"/api/instances/{study['sops'][0]}/frames/1/raw").status_code == 200
+    assert stranger.get(f"/share/{token}/view").status_code == 200
+    ziped = stranger.get(f"/share/{token}/study.zip")
+    assert ziped.status_code == 200 and len(zipfile.ZipFile(io.BytesIO(ziped.content)).namelist()) == 4  # + DICOMDIR
+    # Another study's, through the same cookie: no
+    assert stranger.get(f"/api/series/{study['other_series']}/thumbnail").status_code == 404
+    assert stranger.get(f"/api/instances/{study['other_sop']}/frames/1/rendered").status_code == 404
+    assert stranger.get(f"/api/studies/{study['other_study']}/archive.zip").status_code == 404
+    # The rest of the archive: no
+    for path in ("/api/studies", f"/api/studies/{study['study']}", "/api/audit", "/api/users", "/api/me"):
+        assert stranger.get(path).status_code == 401, path
+    for path in ("/", f"/studies/{study['study']}", "/admin"):
+        answer = stranger.get(path)
+        assert answer.status_code == 303 and answer.headers["Location"].startswith("/login"), path
+    # Writes: no (a revoke of its own link, too)
+    assert stranger.post(f"/api/shares/{share['id']}/revoke").status_code in (401, 403)
+    assert stranger.post(f"/api/studies/{study['study']}/shares").status_code in (401, 403)
+    # Revoked: refused, the cookie with it
+    answer = viewer.api_post(f"/api/shares/{share['id']}/revoke")
+    assert answer.status_code == 200 and answer.json()["share"]["state"] == "revoked"
+    assert stranger.get(f"/share/{token}").status_code == 410
+    assert stranger.get(f"/api/series/{study['ct']}/thumbnail").status_code == 401
+    assert stranger.get(f"/share/{token}/study.zip").status_code == 410
+    assert Client(base_url(server)).get("/share/" + "x" * 43).status_code == 404
+    # Audited, with the address
+    events = admin.get("/api/audit", params={"limit": 50}).json()["events"]
+    details = [(e["user_name"], e["detail"], e["address"]) for e in events if e["study_uid"] == study["study"]]
+    assert (VIEWER, f"share link #{share['id']} revoked", "127.0.0.1") in details
+    assert (f"share link #{share['id']}", "share link opened", "127.0.0.1") in details
+    assert any(d.startswith("share link download: ZIP") for _, d, _ in details)
+    assert any(d == "share link refused: revoked" for _, d, _ in details)
+
+
+def test_share_pin_is_limited_per_address_and_per_link(server: Any, viewer: Client, study: dict) -> None:
+    token, share = make_link(viewer, study["study"], pin="2468")
+    stranger = Client(base_url(server))
+    form = stranger.get(f"/share/{token}")
+    assert form.status_code == 200 and 'name="pin"' in form.text and "Sharewell" not in form.text
+    assert stranger.get(f"/share/{token}/view").status_code == 303  # back to the PIN
+    statuses = [post_pin(server, token, "1111", "127.0.0.2")[0] for _ in range(5)]
+    assert statuses[:3] == [403, 403, 403] and statuses[3:] == [429, 429], statuses
+    status, _, _ = post_pin(server, token, "2468", "127.0.0.2")
+    assert status == 429  # the right PIN waits too, from that address
+    status, _, cookie = post_pin(server, token, "2468", "127.0.0.3")
+    assert status == 303 and cookie.startswith("lightbox_share=")
+    # Ten wrong PINs in a row, from anywhere, lock the link for good
+    token, share = make_link(viewer, study["study"], pin="2468")
+    statuses = [post_pin(server, token, "0000", f"127.0.1.{i}")[0] for i in range(1, 11)]
+    assert statuses == [403] * 9 + [410], statuses
+    assert post_pin(server, token, "2468", "127.0.2.1")[0] == 410
+    assert viewer.get(f"/api/studies/{study['study']}/shares").json()["shares"][0]["state"] == "locked"
+
+
+def test_share_link_terms_are_bounded(viewer: Client, study: dict) -> None:
+    for form in ({"days": "91"}, {"days": "0"}, {"days": "x"}, {"pin": "12"}):
+        assert viewer.api_post(f"/api/studies/{study['study']}/shares", **form).status_code == 400, form
+    assert viewer.api_post(f"/api/studies/{generate_uid()}/shares").status_code == 404
+
+
+def check_profile(files: dict[str, Dataset], originals: dict[str, Dataset]) -> None:
+    """The PS3.15 basic profile, attribute by attribute, and UIDs consistent across the files."""
+    assert len(files) == len(originals)
+    by_number = {(ds.Modality, int(ds.InstanceNumber)): ds for ds in files.values()}
+    new_study = {str(ds.StudyInstanceUID) for ds in files.values()}
+    assert len(new_study) == 1 and not new_study & {str(o.StudyInstanceUID) for o in originals.values()}
+    for original in originals.values():
+        ds = by_number[(original.Modality, int(original.InstanceNumber))]
+        assert ds.PatientName == "" and ds.PatientID == "" and ds.PatientBirthDate == ""  # Z
+        assert ds.AccessionNumber == "" and ds.StudyID == "" and ds.ReferringPhysicianName == ""  # Z
+        for keyword in ("InstitutionName", "StudyDescription"):  # X
+            assert keyword not in ds, keyword
+        assert ds.SOPInstanceUID != original.SOPInstanceUID and ds.SOPInstanceUID.startswith("2.25.")  # U
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.SeriesInstanceUID != original.SeriesInstanceUID
+        assert ds.SOPClassUID == original.SOPClassUID  # K
+        assert ds.StudyDate != original.StudyDate and len(ds.StudyDate) == 8  # shifted
+        assert ds.StudyDate == ds.SeriesDate and ds.StudyTime == original.StudyTime
+        assert not any(elem.tag.is_private for elem in ds)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert [c.CodeValue for c in ds.DeidentificationMethodCodeSequence] == ["113100", "113107"]
+        assert ds.PixelData == original.PixelData
+        burned = "YES" if original.Modality == "US" else None
+        assert ds.get("BurnedInAnnotation") == burned
+    first, second = sorted((ds for ds in files.values() if ds.Modality == "CT"), key=lambda ds: int(ds.InstanceNumber))
+    assert first.FrameOfReferenceUID == second.FrameOfReferenceUID
+    assert first.FrameOfReferenceUID not in {str(o.get("FrameOfReferenceUID")) for o in originals.values()}
+    assert second.SourceImageSequence[0].ReferencedSOPInstanceUID == first.SOPInstanceUID  # references follow
+
+
+def read_zip(content: bytes) -> tuple[dict[str, Dataset], str]:
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    files = {n: dcmread(io.BytesIO(archive.read(n))) for n in archive.namelist() if n.startswith("IMAGES/")}
+    return files, archive.read("DEIDENTIFIED.txt").decode()
+
+
+def test_download_anonymised_follows_the_basic_profile(viewer: Client, admin: Client, study: dict) -> None:
+    answer = viewer.get(f"/api/studies/{study['study']}/anonymised.zip")
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+    for text in SECRET_TEXTS:
+        assert text not in answer.content, text
+    files, notes = read_zip(answer.content)
+    assert len(files) == 3 and "MAY CONTAIN BURNED-IN PATIENT DATA" in notes
+    check_profile(files, study["originals"])
+    again, _ = read_zip(viewer.get(f"/api/studies/{study['study']}/anonymised.zip").content)
+    assert {ds.StudyInstanceUID for ds in again.values()} != {ds.StudyInstanceUID for ds in files.values()}
+    events = admin.get("/api/audit", params={"limit": 20}).json()["events"]
+    assert any(e["detail"] == "de-identified ZIP, 3 instances" and e["user_name"] == VIEWER for e in events)
+
+
+def test_deidentified_share_serves_no_patient_data(server: Any, viewer: Client, study: dict) -> None:
+    token, share = make_link(viewer, study["study"], deidentify="1")
+    stranger = opened(server, token)
+    page = stranger.get(f"/share/{token}")
+    assert "may contain burned-in patient data" in page.text.lower()
+    answers = [page, stranger.get(f"/share/{token}/view")]
+    answers += [stranger.get(f"/api/series/{study[s]}/{what}") for s in ("ct", "us") for what in ("viewer", "geometry")]
+    answers += [stranger.get(f"/api/instances/{sop}/frames/1/raw") for sop in study["sops"]]
+    answers += [stranger.get(f"/api/series/{study['ct']}/presentation-states")]
+    for answer in answers:
+        assert answer.status_code == 200, (answer.url, answer.text)
+        for text in SECRET_TEXTS:
+            assert text not in answer.content and text.decode() not in str(answer.headers), (answer.url, text)
+    # The original files and the text-bearing routes are not served through it
+    assert stranger.get(f"/api/studies/{study['study']}/archive.zip").status_code == 401
+    assert stranger.get(f"/api/series/{study['ct']}/archive.zip").status_code == 401
+    ziped = stranger.get(f"/share/{token}/study.zip")
+    assert ziped.status_code == 200
+    for text in SECRET_TEXTS:
+        assert text not in ziped.content, text
+    files, _ = read_zip(ziped.content)
+    check_profile(files, study["originals"])
+    again, _ = read_zip(stranger.get(f"/share/{token}/study.zip").content)  # the same link: the same new UIDs
+    assert sorted(ds.SOPInstanceUID for ds in again.values()) == sorted(ds.SOPInstanceUID for ds in files.values())
+
+
+@pytest.mark.slow  # a second server, under libfaketime
+def test_share_link_expires_by_the_server_clock(lightbox_factory: Any, tmp_path: Path) -> None:
+    """The server runs under libfaketime reading an offset from a file; the test moves it on."""
+    from support.web import add_user, first_admin, send_study
+
+    clock = tmp_path / "faketime"
+    clock.write_text("+0d\n")
+    saved = dict(os.environ)
+    os.environ.update({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                       "FAKETIME_TIMESTAMP_FILE": str(clock), "FAKETIME_NO_CACHE": "1",
+                       "FAKETIME_DONT_FAKE_MONOTONIC": "1"})  # fmt: skip
+    try:
+        server = lightbox_factory()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    study_uid = send_study(server, tmp_path / "study", 1)
+    maker = add_user(first_admin(server), "vet", "correct horse battery")
+    token, _ = make_link(maker, study_uid, days="2")
+    stranger = opened(server, token)
+    clock.write_text("+1d\n")
+    assert stranger.get(f"/share/{token}").status_code == 200
+    clock.write_text("+3d\n")
+    deadline = time.monotonic() + 10
+    while stranger.get(f"/share/{token}").status_code != 410 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stranger.get(f"/share/{token}").status_code == 410
+    assert stranger.get("/api/series/x/thumbnail").status_code == 401
+    assert maker.get(f"/api/studies/{study_uid}/shares").json()["shares"][0]["state"] == "expired"
