@@ -253,4 +253,5 @@ def test_share_link_expires_by_the_server_clock(lightbox_factory: Any, tmp_path:
         time.sleep(0.2)
     assert stranger.get(f"/share/{token}").status_code == 410
     assert stranger.get("/api/series/x/thumbnail").status_code == 401
+    assert maker.login("vet", "correct horse battery").status_code == 303  # three days on: her session ended too
     assert maker.get(f"/api/studies/{study_uid}/shares").json()["shares"][0]["state"] == "expired"
