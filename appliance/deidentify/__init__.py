@@ -108,7 +108,9 @@ def may_have_burned_in_text(ds: Dataset) -> bool:
 
 def _removed_by_rule(tag: int) -> bool:
     group, element = tag >> 16, tag & 0xFFFF
-    return bool(group & 1) or (element == 0 and group != 2) or 0x5000 <= group <= 0x60FF and (group >> 8) in (0x50, 0x60)
+    return (
+        bool(group & 1) or (element == 0 and group != 2) or 0x5000 <= group <= 0x60FF and (group >> 8) in (0x50, 0x60)
+    )
 
 
 def _clean(ds: Dataset, plan: Plan) -> None:

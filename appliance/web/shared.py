@@ -87,7 +87,7 @@ def _deidentified_viewer(plan: Plan) -> Callable[[Any], Any]:
         if not isinstance(answer, bottle.HTTPResponse) or answer.status_code != 200:
             return answer
         body = json.loads(answer.body)
-        body["patient"] = {key: "" for key in body["patient"]}
+        body["patient"] = dict.fromkeys(body["patient"], "")
         body["study"] = {"uid": body["study"]["uid"], "date": plan.shift(body["study"]["date"] or "")}
         body["series"]["description"] = ""
         answer.body = json.dumps(body)
@@ -178,9 +178,7 @@ def refuse(archive: Archive, link: ShareLink | None, why: str, status: int) -> N
     raise fail(status, "This link does not open that." if status == 404 else STATES.get(why, why))
 
 
-def install(
-    app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary, imaging: ImagingOptions
-) -> None:
+def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary, imaging: ImagingOptions) -> None:
     door = ShareDoor(archive, guard.auth)
     guard.share_scope = door.scope
 

@@ -7,7 +7,9 @@
   <p class="notice" role="note">De-identified: names, IDs and the clinic's text are removed, dates are shifted.</p>
 % else:
   <p><b>{{person(s['patient_name']) or '(no name)'}}</b>{{' · ' + s['patient_id'] if s['patient_id'] else ''}}</p>
+%   if s['description']:
   <p>{{s['description']}}</p>
+%   end
 % end
   <p>{{dicom_date(s['study_date'])}} · {{' '.join(s['modalities'])}} · {{plural(s['num_instances'], 'instance')}}</p>
   <p class="share-expiry">This link is valid until {{datetime.fromtimestamp(link['expires_at'], timezone.utc).strftime('%d %b %Y %H:%M UTC')}}. It shows this study only, read-only.</p>
