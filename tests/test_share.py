@@ -255,3 +255,35 @@ def test_share_link_expires_by_the_server_clock(lightbox_factory: Any, tmp_path:
     assert stranger.get("/api/series/x/thumbnail").status_code == 401
     assert maker.login("vet", "correct horse battery").status_code == 303  # three days on: her session ended too
     assert maker.get(f"/api/studies/{study_uid}/shares").json()["shares"][0]["state"] == "expired"
+
+
+def test_share_link_serves_documents_and_reports_unless_deidentified(
+    server: Any, viewer: Client, tmp_path: Path
+) -> None:
+    from support.mediagen import odd_pdf, pdf_dicom, sr_dicom
+
+    image = write(make_dataset(patient_name="Paper^Pia", patient_id="DOC-9"), tmp_path / "image.dcm")
+    study_uid = str(dcmread(image, stop_before_pixels=True).StudyInstanceUID)
+    pdf_bytes = odd_pdf(tmp_path / "letter.pdf")
+    pdf_file = pdf_dicom(tmp_path / "letter.pdf", tmp_path / "pdf.dcm", study_from=image)
+    sr_file = sr_dicom(tmp_path / "sr.dcm", study_uid, patient_id="DOC-9", patient_name="Paper^Pia")
+    assert server.storescu(image, pdf_file, sr_file).returncode == 0
+    pdf, report = (str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in (pdf_file, sr_file))
+
+    token, _ = make_link(viewer, study_uid)
+    stranger = opened(server, token)
+    page = stranger.get(f"/share/{token}").text
+    assert f"/api/instances/{pdf}/document" in page and f"/share/{token}/report/{report}" in page
+    assert stranger.get(f"/api/instances/{pdf}/document").content == pdf_bytes
+    assert stranger.get(f"/share/{token}/report/{report}").status_code == 200
+
+    token, _ = make_link(viewer, study_uid, deidentify="1")
+    stranger = opened(server, token)
+    page = stranger.get(f"/share/{token}").text
+    assert "Paper" not in page and pdf not in page and report not in page
+    assert stranger.get(f"/api/instances/{pdf}/document").status_code == 401
+    assert stranger.get(f"/share/{token}/report/{report}").status_code == 404
+    ziped = stranger.get(f"/share/{token}/study.zip").content
+    assert b"Paper" not in ziped and pdf_bytes[:200] not in ziped
+    files, notes = read_zip(ziped)
+    assert len(files) == 1 and "an encapsulated document" in notes and "a structured report" in notes

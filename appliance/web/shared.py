@@ -30,11 +30,13 @@ from appliance.archive import Archive, ShareLink, audit, kinds
 from appliance.deidentify import BURNED_IN_CLASSES, BURNED_IN_MODALITIES, Plan, left_out
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary
+from appliance.documents import sr
 from appliance.web import contents, frames
 from appliance.web.anonymised import anonymised_zip
 from appliance.web.auth import SAFE_METHODS, SHARED_BY, Auth, Guard, client_address, fail, https, public, see_other
 from appliance.web.backoff import LoginBackoff
 from appliance.web.display import plural
+from appliance.web.documents import Readable
 from appliance.web.downloads import zip_stream
 from appliance.web.templates import render
 
@@ -270,6 +272,26 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
             "view.tpl", user=None, csrf="", detail=found, priors=[], print_series="", back_url=f"/share/{token}",
             shared=True, preloads=frames.first_fetches(archive, first, imaging) if first else [],
         )  # fmt: skip
+
+    @app.get("/share/<token>/report/<sop_uid>")
+    @public
+    def share_report(token: str, sop_uid: str):
+        """A structured report of the study (not through a de-identified link: it is text)."""
+        link = admitted(token)
+        entry = archive.instance(sop_uid)
+        if link.deidentify or entry is None or entry.kind != kinds.REPORT:
+            raise fail(404, "This link does not open that.")
+        series = archive.series_entry(entry.series_uid)
+        if series is None or series.study.get("uid") != link.study_uid:
+            refuse(archive, link, "a report of another study", 404)
+        assert series is not None
+        try:
+            found = sr.read(archive.file_path(entry.file_key))
+        except sr.ReportError as exc:
+            raise fail(422, str(exc)) from None
+        record(archive, link, audit.INSTANCES_ACCESSED, "share link: structured report read")
+        return render("report.tpl", report=found, sop_uid=sop_uid, study=series.study, patient=series.patient,
+                      readable=Readable)  # fmt: skip
 
     @app.get("/share/<token>/study.zip")
     @public

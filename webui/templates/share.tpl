@@ -37,6 +37,10 @@
   <a class="view" href="/api/instances/{{front['sop_uid']}}/document" target="_blank" rel="noopener" title="Open the PDF">
     <img class="thumb" src="/static/icon-pdf.svg" alt="{{label}}: open the PDF" width="128" height="128">
   </a>
+%   elif front['kind'] == 'report' and not link['deidentify']:
+  <a class="view" href="/share/{{token}}/report/{{front['sop_uid']}}" title="Read the report">
+    <img class="thumb" src="/static/icon-report.svg" alt="{{label}}: read the report" width="128" height="128">
+  </a>
 %   else:
   <span class="view"><img class="thumb" src="/static/icon-other.svg" alt="{{label}}" width="128" height="128"></span>
 %   end
