@@ -28,9 +28,9 @@ from bottle import request, response
 
 from appliance.archive import Archive, ShareLink, audit, kinds
 from appliance.deidentify import BURNED_IN_CLASSES, BURNED_IN_MODALITIES, Plan, left_out
+from appliance.documents import sr
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary
-from appliance.documents import sr
 from appliance.web import contents, frames
 from appliance.web.anonymised import anonymised_zip
 from appliance.web.auth import SAFE_METHODS, SHARED_BY, Auth, Guard, client_address, fail, https, public, see_other
