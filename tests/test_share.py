@@ -43,6 +43,7 @@ def study(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     reference.ReferencedSOPInstanceUID = first.SOPInstanceUID
     second.SourceImageSequence = Sequence([reference])
     us = make_dataset(series_uid=uids["us"], modality="US", SOPClassUID=UltrasoundImageStorage, **common)
+    us.NamesOfIntendedRecipientsOfResults = "Dr^Referrer"  # a name Table E.1-1 does not list: emptied too
     us.add_new(0x00090010, "LO", "ACME")
     us.add_new(0x00091001, "LO", NAME)  # a private tag that names the patient
     other = make_dataset(study_uid=uids["other_study"], series_uid=uids["other_series"], patient_name="Other^Pat")
@@ -287,3 +288,11 @@ def test_share_link_serves_documents_and_reports_unless_deidentified(
     assert b"Paper" not in ziped and pdf_bytes[:200] not in ziped
     files, notes = read_zip(ziped)
     assert len(files) == 1 and "an encapsulated document" in notes and "a structured report" in notes
+
+
+def test_share_pin_from_another_site_is_refused(server: Any, viewer: Client, study: dict) -> None:
+    token, _ = make_link(viewer, study["study"], pin="2468")
+    stranger = Client(base_url(server))
+    answer = stranger.post(f"/share/{token}", data={"pin": "2468"}, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and "lightbox_share" not in answer.headers.get("Set-Cookie", "")
+    assert stranger.post(f"/share/{token}", data={"pin": "2468"}).status_code == 303

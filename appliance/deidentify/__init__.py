@@ -119,7 +119,7 @@ def _clean(ds: Dataset, plan: Plan) -> None:
         if _removed_by_rule(tag):
             del ds[elem.tag]
             continue
-        action = ACTIONS.get(tag, "K")
+        action = ACTIONS.get(tag, "Z" if elem.VR == "PN" else "K")
         if elem.VR in ("DA", "DT") and tag != PATIENT_BIRTH_DATE and elem.value:
             values = elem.value if elem.VM > 1 else [elem.value]
             shifted = [plan.shift(str(v)) for v in values]
