@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import bottle
 from bottle import request, response
@@ -175,7 +175,7 @@ def record(archive: Archive, link: ShareLink | None, event: str, detail: str, ou
     )
 
 
-def refuse(archive: Archive, link: ShareLink | None, why: str, status: int) -> None:
+def refuse(archive: Archive, link: ShareLink | None, why: str, status: int) -> NoReturn:
     record(archive, link, audit.SECURITY_ALERT, f"share link refused: {why}", audit.MINOR_FAILURE)
     raise fail(status, "This link does not open that." if status == 404 else STATES.get(why, why))
 
@@ -188,7 +188,6 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         link = archive.shares.by_token(token)
         if link is None:
             refuse(archive, None, "an unknown link", 404)
-        assert link is not None
         if (state := link.state()) != "active":
             refuse(archive, link, state, 410)
         return link
@@ -287,7 +286,6 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         series = archive.series_entry(entry.series_uid)
         if series is None or series.study.get("uid") != link.study_uid:
             refuse(archive, link, "a report of another study", 404)
-        assert series is not None
         try:
             found = sr.read(archive.file_path(entry.file_key))
         except sr.ReportError as exc:
