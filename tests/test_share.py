@@ -122,6 +122,8 @@ def test_share_link_opens_one_study_read_only(server: Any, viewer: Client, admin
     assert (f"share link #{share['id']}", "share link opened", "127.0.0.1") in details
     assert any(d.startswith("share link download: ZIP") for _, d, _ in details)
     assert any(d == "share link refused: revoked" for _, d, _ in details)
+    log = server.log()
+    assert token not in log and "Sharewell" not in log and PATIENT_ID not in log  # nor in the log
 
 
 def test_share_pin_is_limited_per_address_and_per_link(server: Any, viewer: Client, study: dict) -> None:
