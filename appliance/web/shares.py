@@ -79,12 +79,13 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, settings: Settin
         response.status = 201
         return {"url": share_url(token), "share": link.as_json(), **listing(study_uid)}
 
-    @app.post("/api/shares/<share_id:int>/revoke")
+    @app.post("/api/shares/<number>/revoke")
     @guard
-    def revoke_share(share_id: int) -> dict[str, Any]:
-        link = archive.shares.get(share_id)
+    def revoke_share(number: str) -> dict[str, Any]:
+        link = archive.shares.get(int(number)) if number.isdecimal() and len(number) <= 12 else None
         if link is None:
             raise fail(404, "no such share link")
+        share_id = link.id
         revoked = archive.shares.revoke(share_id, guard.user().name)
         guard.audit(audit.EXPORT, action="D", study_uid=link.study_uid, detail=f"share link #{share_id} revoked")
         return {"share": revoked.as_json() if revoked else None, **listing(link.study_uid)}
