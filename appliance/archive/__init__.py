@@ -116,8 +116,6 @@ from appliance.archive.worklist import STATES as WORKLIST_STATES
 from appliance.archive.worklist import WorklistError
 
 __all__ = [
-    "ShareError",
-    "ShareLink",
     "Archive", "ArchiveOptions",
     "IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "IngestResult", "Origin", "Outcome", "REFUSED_SYNTAXES",
     "Received",
@@ -126,7 +124,7 @@ __all__ = [
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
-    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "Site", "SiteError",
+    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "ShareError", "ShareLink", "Site", "SiteError",
     "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
     "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",

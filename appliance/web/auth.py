@@ -291,7 +291,7 @@ class Guard:
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
-        # A share link's scope (web/shares.py): given a route's arguments, None, or what to do
+        # A share link's scope (web/shared.py): given a route's arguments, None, or what to do
         # with the route's answer when the request may read it through a share.
         self.share_scope: Callable[[dict[str, Any]], Callable[[Any], Any] | None] | None = None
 
