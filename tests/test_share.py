@@ -46,6 +46,8 @@ def study(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     us.NamesOfIntendedRecipientsOfResults = "Dr^Referrer"  # a name Table E.1-1 does not list: emptied too
     us.add_new(0x00090010, "LO", "ACME")
     us.add_new(0x00091001, "LO", NAME)  # a private tag that names the patient
+    us.add_new(0x7FE10010, "LO", "ACME")
+    us.add_new(0x7FE11001, "OB", NAME.encode())  # and one after the pixel data
     other = make_dataset(study_uid=uids["other_study"], series_uid=uids["other_series"], patient_name="Other^Pat")
     files = [write(ds, folder / f"{i}.dcm") for i, ds in enumerate((first, second, us, other))]
     result = server.storescu(*files)

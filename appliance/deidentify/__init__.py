@@ -16,7 +16,8 @@ Modified Dates Option.
   profile removes their content) are left out, not half-cleaned.
 
 One instance at a time: the header is read without the pixel data, cleaned and written; the
-pixel data is then copied from the stored file in pieces, never loaded whole.
+Pixel Data element is then copied from the stored file in pieces, never loaded whole, and
+whatever follows it in the file is dropped.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import datetime
 import hashlib
 import hmac
 import io
+import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -154,13 +158,50 @@ def _mark(ds: Dataset, burned_in: bool) -> None:
         ds.BurnedInAnnotation = "YES"
 
 
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+
+
+def _pixel_data_end(source: BinaryIO, start: int, implicit_vr: bool, little_endian: bool) -> int:
+    """Where the Pixel Data element that begins at ``start`` ends: what follows it (padding,
+    signatures, private groups such as 7FE1) is not copied, since it was never cleaned."""
+    size = os.fstat(source.fileno()).st_size
+    if start >= size:
+        return start  # no pixel data (a presentation state, a waveform)
+    order = "<" if little_endian else ">"
+    source.seek(start)
+    head = source.read(8)
+    if len(head) < 8:
+        raise NotDeidentifiable("a truncated file")
+    if implicit_vr:
+        (length,), header = struct.unpack(order + "I", head[4:]), 8
+    elif head[4:6] in LONG_VRS:
+        (length,), header = struct.unpack(order + "I", source.read(4)), 12
+    else:
+        (length,), header = struct.unpack(order + "H", head[6:]), 8
+    if length != 0xFFFFFFFF:
+        return min(start + header + length, size)
+    position = start + header  # encapsulated: items up to the sequence delimiter, skipped unread
+    while position + 8 <= size:
+        source.seek(position)
+        group, element, length = struct.unpack("<HHI", source.read(8))
+        position += 8
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return position
+        if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            break
+        position += length
+    raise NotDeidentifiable("its encapsulated pixel data is malformed")
+
+
 def deidentified(path: Path, plan: Plan) -> tuple[Cleaned, Iterator[bytes]]:
     """The de-identified Part 10 bytes of the file at ``path``, in pieces, and what was made;
     raises NotDeidentifiable (before any byte) for an instance left out."""
     source = open(path, "rb")
     try:
         ds = dcmread(source, stop_before_pixels=True)
-        pixels_at = source.tell()  # the Pixel Data element's tag: copied as it is, from here on
+        pixels_at = source.tell()  # the Pixel Data element's tag: the element is copied as it is
+        implicit_vr, little_endian = ds.original_encoding
+        pixels_end = _pixel_data_end(source, pixels_at, bool(implicit_vr), little_endian is not False)
         sop_class = str(ds.get("SOPClassUID", ""))
         if why := left_out(sop_class):
             raise NotDeidentifiable(why)
@@ -183,7 +224,9 @@ def deidentified(path: Path, plan: Plan) -> tuple[Cleaned, Iterator[bytes]]:
         with source:
             yield head.getvalue()
             source.seek(pixels_at)
-            while chunk := source.read(CHUNK):
+            left = pixels_end - pixels_at
+            while left > 0 and (chunk := source.read(min(CHUNK, left))):
+                left -= len(chunk)
                 yield chunk
 
     return cleaned, pieces()
