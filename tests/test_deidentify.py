@@ -99,3 +99,16 @@ def test_documents_are_left_out(tmp_path: Path) -> None:
     ds = make_dataset(SOPClassUID=EncapsulatedPDFStorage)
     with pytest.raises(NotDeidentifiable, match="encapsulated document"):
         deidentified(write(ds, tmp_path / "pdf.dcm"), Plan(generate_uid().encode()))
+
+
+def test_a_video_keeps_its_stream_and_is_flagged(tmp_path: Path) -> None:
+    from pydicom.uid import MPEG4HP41
+
+    from support.mediagen import make_stream, video_dicom
+
+    stream = make_stream(tmp_path / "clip.mp4", "h264", "raw", frames=25)
+    path = video_dicom(stream, tmp_path / "video.dcm", MPEG4HP41, frames=25, fragments=7, patient_name="Scope^Sam")
+    made, pieces = deidentified(path, PLAN)
+    out = dcmread(io.BytesIO(b"".join(pieces)))
+    assert made.burned_in and out.BurnedInAnnotation == "YES" and out.PatientName == ""
+    assert out.PixelData == dcmread(path).PixelData
