@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -209,23 +210,44 @@ def test_deidentified_share_serves_no_patient_data(server: Any, viewer: Client, 
     stranger = opened(server, token)
     page = stranger.get(f"/share/{token}")
     assert "may contain burned-in patient data" in page.text.lower()
-    answers = [page, stranger.get(f"/share/{token}/view")]
-    answers += [stranger.get(f"/api/series/{study[s]}/{what}") for s in ("ct", "us") for what in ("viewer", "geometry")]
-    answers += [stranger.get(f"/api/instances/{sop}/frames/1/raw") for sop in study["sops"]]
-    answers += [stranger.get(f"/api/series/{study['ct']}/presentation-states")]
+    # The link names the series by its own UIDs; the viewer's facts name the instances so
+    series = {}
+    for uid in re.findall(r'data-series-uid="([0-9.]+)"', page.text):
+        facts = stranger.get(f"/api/series/{uid}/viewer")
+        assert facts.status_code == 200, facts.text
+        series[facts.json()["series"]["modality"]] = (uid, [i["sop_uid"] for i in facts.json()["instances"]])
+    assert sorted(series) == ["CT", "US"]
+    answers = [
+        page,
+        stranger.get(f"/share/{token}/view"),
+        stranger.get(f"/share/{token}/view?series={series['US'][0]}"),
+    ]
+    answers += [
+        stranger.get(f"/api/series/{uid}/{what}") for uid, _ in series.values() for what in ("viewer", "geometry")
+    ]
+    answers += [stranger.get(f"/api/instances/{sop}/frames/1/raw") for _, sops in series.values() for sop in sops]
+    answers += [stranger.get(f"/api/series/{series['CT'][0]}/thumbnail")]
+    answers += [stranger.get(f"/api/series/{series['CT'][0]}/presentation-states")]
+    originals = [study[k] for k in ("study", "ct", "us", "for")] + study["sops"]
     for answer in answers:
         assert answer.status_code == 200, (answer.url, answer.text)
-        for text in SECRET_TEXTS:
+        for text in [*SECRET_TEXTS, *(uid.encode() for uid in originals)]:
             assert text not in answer.content and text.decode() not in str(answer.headers), (answer.url, text)
-    # The original files and the text-bearing routes are not served through it
+    # The archive's own UIDs, the original files and the text-bearing routes are not served through it
+    for path in (f"/api/series/{study['ct']}/viewer", f"/api/instances/{study['sops'][0]}/frames/1/raw",
+                 f"/share/{token}/view?series={study['ct']}"):  # fmt: skip
+        assert stranger.get(path).status_code == 404, path
     assert stranger.get(f"/api/studies/{study['study']}/archive.zip").status_code == 401
     assert stranger.get(f"/api/series/{study['ct']}/archive.zip").status_code == 401
     ziped = stranger.get(f"/share/{token}/study.zip")
     assert ziped.status_code == 200
-    for text in SECRET_TEXTS:
+    for text in [*SECRET_TEXTS, *(uid.encode() for uid in originals)]:
         assert text not in ziped.content, text
     files, _ = read_zip(ziped.content)
     check_profile(files, study["originals"])
+    # The files carry the UIDs the link's pages gave
+    assert sorted(str(ds.SOPInstanceUID) for ds in files.values()) == sorted(sum((s for _, s in series.values()), []))
+    assert {str(ds.SeriesInstanceUID) for ds in files.values()} == {uid for uid, _ in series.values()}
     again, _ = read_zip(stranger.get(f"/share/{token}/study.zip").content)  # the same link: the same new UIDs
     assert sorted(ds.SOPInstanceUID for ds in again.values()) == sorted(ds.SOPInstanceUID for ds in files.values())
 

@@ -7,10 +7,11 @@ routes in ``SHAREABLE``, and only for UIDs of the shared study; everything else 
 asks for a login as before.  Every open, wrong PIN, download and refusal is audited with the
 address.
 
-A de-identified link serves what carries no text about the patient as it is (pixels, geometry),
-the viewer's facts with the patient's and study's text removed and dates shifted, and a
-de-identified ZIP; it does not serve documents, reports, overlays or the original files.  The
-viewer still addresses images by the archive's own UIDs (they are not names, IDs or dates).
+A de-identified link serves what carries no text about the patient as it is (pixels), the
+viewer's facts with the patient's and study's text removed and dates shifted, and a
+de-identified ZIP; it does not serve documents, reports, overlays or the original files.  Its
+pages and answers name the study, series and instances by the new UIDs of its ZIP
+(``aliases.py``), and requests by the archive's own UIDs are refused.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from appliance.documents import sr
 from appliance.imaging import ImagingOptions
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents, frames
+from appliance.web.aliases import Aliases
 from appliance.web.anonymised import anonymised_zip
 from appliance.web.auth import SAFE_METHODS, SHARED_BY, Auth, Guard, client_address, fail, https, public, see_other
 from appliance.web.backoff import LoginBackoff
@@ -42,6 +44,7 @@ from appliance.web.templates import render
 
 COOKIE = "lightbox_share"
 COOKIE_MAX_S = 12 * 3600  # the browser asks again (the PIN, if any) after this
+MAX_ALIASED_LINKS = 32  # de-identified links whose UID maps are kept
 # The routes a share cookie may read, and what their UID names: study, series or instance.
 SHAREABLE = {
     "/api/series/<series_uid>/viewer": "series",
@@ -84,19 +87,44 @@ def deidentified_study(study: dict[str, Any], plan: Plan) -> dict[str, Any]:
     return {**study, **blank, "study_date": plan.shift(study["study_date"]) if study["study_date"] else ""}
 
 
-def _deidentified_viewer(plan: Plan) -> Callable[[Any], Any]:
-    def redact(answer: Any) -> Any:
-        if not isinstance(answer, bottle.HTTPResponse) or answer.status_code != 200:
-            return answer
-        body = json.loads(answer.body)
+def _json_body(answer: Any) -> dict[str, Any] | None:
+    ok = isinstance(answer, bottle.HTTPResponse) and answer.status_code == 200 and isinstance(answer.body, str)
+    return json.loads(answer.body) if ok else None
+
+
+def _viewer_facts(answer: Any, plan: Plan) -> Any:
+    """The viewer's facts of a series without the patient's and the study's text."""
+    body = _json_body(answer)
+    if body is not None:
         body["patient"] = dict.fromkeys(body["patient"], "")
         body["study"] = {"uid": body["study"]["uid"], "date": plan.shift(body["study"]["date"] or "")}
         body["series"]["description"] = ""
         answer.body = json.dumps(body)
-        answer.set_header("Content-Length", str(len(answer.body.encode())))
-        return answer
+    return answer
 
-    return redact
+
+def _geometry(answer: Any, plan: Plan) -> Any:
+    body = _json_body(answer)
+    if body is not None and body.get("frame_of_reference"):
+        body["frame_of_reference"] = plan.uid(body["frame_of_reference"])  # as in the de-identified files
+        answer.body = json.dumps(body)
+    return answer
+
+
+_REDACT: dict[str, Callable[[Any, Plan], Any]] = {
+    "/api/series/<series_uid>/viewer": _viewer_facts,
+    "/api/series/<series_uid>/geometry": _geometry,
+}
+
+
+def _aliased(answer: Any, aliases: Aliases) -> Any:
+    """JSON answers with the link's UIDs for the archive's (pictures and videos have none)."""
+    if isinstance(answer, bottle.HTTPResponse) and isinstance(answer.body, str):
+        answer.body = aliases.text(answer.body)
+        answer.set_header("Content-Length", str(len(answer.body.encode())))
+    elif isinstance(answer, dict):
+        answer = json.loads(aliases.text(json.dumps(answer)))
+    return answer
 
 
 def _no_states(answer: Any) -> dict[str, Any]:
@@ -118,6 +146,17 @@ class ShareDoor:
         self.auth = auth
         self.backoff = LoginBackoff()
         self._key = secrets.token_bytes(32)
+        self._aliases: dict[int, tuple[int, Aliases]] = {}  # link id -> (change seq, its aliases)
+
+    def aliases(self, link: ShareLink) -> Aliases:
+        """A de-identified link's UIDs, made again when the archive changed."""
+        seq = self.archive.last_change()
+        kept = self._aliases.get(link.id)
+        if kept is None or kept[0] != seq:
+            if len(self._aliases) >= MAX_ALIASED_LINKS:
+                self._aliases.clear()
+            kept = self._aliases[link.id] = (seq, Aliases.of(self.archive, link.study_uid, plan_of(link)))
+        return kept[1]
 
     def _signature(self, share_id: int) -> str:
         return hmac.new(self._key, str(share_id).encode(), hashlib.sha256).hexdigest()
@@ -146,14 +185,22 @@ class ShareDoor:
         link = self.granted() if kind else None
         if link is None or (link.deidentify and rule in NOT_DEIDENTIFIED):
             return None
+        aliases = self.aliases(link) if link.deidentify else None
+        if aliases is not None:  # the link's own UIDs in, the archive's to the route (the same dict)
+            for key in ("study_uid", "series_uid", "sop_uid"):
+                if key in kwargs:
+                    kwargs[key] = aliases.old.get(kwargs[key], "")
+                    if not kwargs[key]:
+                        refuse(self.archive, link, "a UID this de-identified link does not give", 404)
         if self._study_of(kind or "", kwargs) != link.study_uid:
             refuse(self.archive, link, "a resource of another study", 404)
         request.environ[SHARED_BY] = f"share link #{link.id}"
-        if link.deidentify and rule == "/api/series/<series_uid>/viewer":
-            return _deidentified_viewer(plan_of(link))
-        if link.deidentify and rule == "/api/series/<series_uid>/presentation-states":
+        if aliases is None:
+            return lambda answer: answer
+        if rule == "/api/series/<series_uid>/presentation-states":
             return _no_states
-        return lambda answer: answer
+        redact = _REDACT.get(rule)
+        return lambda answer: _aliased(redact(answer, plan_of(link)) if redact else answer, aliases)
 
     def _study_of(self, kind: str, kwargs: dict[str, Any]) -> str | None:
         if kind == "study":
@@ -231,10 +278,11 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
         archive.shares.count_use(link.id)
         found = detail_of(link)
         record(archive, link, audit.INSTANCES_ACCESSED, "share link opened")
-        return render(
+        page = render(
             "share.tpl", token=token, link=link.as_json(), detail=found,
             burned_in={se["series_uid"] for se in found["series"] if may_show_burned_in(se)} if link.deidentify else set(),
         )  # fmt: skip
+        return door.aliases(link).text(page) if link.deidentify else page
 
     @app.post("/share/<token>")
     @public
@@ -265,15 +313,17 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLib
     def share_view(token: str):
         link = admitted(token)
         found = detail_of(link)
-        first = request.query.getunicode("series") or next(
-            (se["series_uid"] for se in found["series"] if se["front"]["kind"] == kinds.IMAGE), ""
-        )
+        first = request.query.getunicode("series") or ""
+        if first and link.deidentify:
+            first = door.aliases(link).old.get(first, "-")  # the link's UID of the series: no other
+        first = first or next((se["series_uid"] for se in found["series"] if se["front"]["kind"] == kinds.IMAGE), "")
         if first and archive.study_of_series(first) != link.study_uid:
             refuse(archive, link, "a series of another study", 404)
-        return render(
+        page = render(
             "view.tpl", user=None, csrf="", detail=found, priors=[], print_series="", back_url=f"/share/{token}",
             shared=True, preloads=frames.first_fetches(archive, first, imaging) if first else [],
         )  # fmt: skip
+        return door.aliases(link).text(page) if link.deidentify else page
 
     @app.get("/share/<token>/report/<sop_uid>")
     @public
