@@ -39,6 +39,10 @@ def study(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     ct = dict(series_uid=uids["ct"], modality="CT", SOPClassUID=CTImageStorage, FrameOfReferenceUID=uids["for"])
     first = make_dataset(instance_number=1, **ct, **common)  # type: ignore[arg-type]
     second = make_dataset(instance_number=2, **ct, **common)  # type: ignore[arg-type]
+    for tag, vr, value in ((0x60000010, "US", 16), (0x60000011, "US", 16), (0x60000040, "CS", "G"),
+                           (0x60000050, "SS", [1, 1]), (0x60000100, "US", 1), (0x60000102, "US", 0),
+                           (0x60003000, "OW", b"\xff" * 32)):  # fmt: skip
+        first.add_new(tag, vr, value)  # an overlay plane (it could spell a name)
     reference = Dataset()
     reference.ReferencedSOPClassUID = first.SOPClassUID
     reference.ReferencedSOPInstanceUID = first.SOPInstanceUID
@@ -227,7 +231,10 @@ def test_deidentified_share_serves_no_patient_data(server: Any, viewer: Client, 
     ]
     answers += [stranger.get(f"/api/instances/{sop}/frames/1/raw") for _, sops in series.values() for sop in sops]
     answers += [stranger.get(f"/api/series/{series['CT'][0]}/thumbnail")]
-    answers += [stranger.get(f"/api/series/{series['CT'][0]}/presentation-states")]
+    rendered = "/api/instances/{}/frames/1/rendered?format=png&overlays="
+    drawn, plain = (viewer.get(rendered.format(study["sops"][0]) + v).content for v in "10")
+    answers += [stranger.get(rendered.format(series["CT"][1][0]) + "1")]
+    assert answers[-1].content == plain != drawn  # the overlay plane is not drawn through a de-identified link
     originals = [study[k] for k in ("study", "ct", "us", "for")] + study["sops"]
     for answer in answers:
         assert answer.status_code == 200, (answer.url, answer.text)

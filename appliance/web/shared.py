@@ -69,6 +69,7 @@ NOT_DEIDENTIFIED = frozenset({
     "/api/instances/<sop_uid>/frames/<n>/overlay", "/api/instances/<sop_uid>/document",
     "/api/presentation-states/<sop_uid>",
 })  # fmt: skip
+OVERLAID = frozenset({"/api/instances/<sop_uid>/frames/<n>/rendered", "/api/instances/<sop_uid>/animation"})
 STATES = {
     "revoked": "This link was revoked by the clinic.",
     "expired": "This link has expired.",
@@ -199,6 +200,8 @@ class ShareDoor:
             return lambda answer: answer
         if rule == "/api/series/<series_uid>/presentation-states":
             return _no_states
+        if rule in OVERLAID:
+            request.query.replace("overlays", "0")  # overlay planes can carry text (PS3.15: X)
         redact = _REDACT.get(rule)
         return lambda answer: _aliased(redact(answer, plan_of(link)) if redact else answer, aliases)
 
