@@ -42,7 +42,8 @@ def study(server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     for tag, vr, value in ((0x60000010, "US", 16), (0x60000011, "US", 16), (0x60000040, "CS", "G"),
                            (0x60000050, "SS", [1, 1]), (0x60000100, "US", 1), (0x60000102, "US", 0),
                            (0x60003000, "OW", b"\xff" * 32)):  # fmt: skip
-        first.add_new(tag, vr, value)  # an overlay plane (it could spell a name)
+        for ds in (first, second):
+            ds.add_new(tag, vr, value)  # an overlay plane (it could spell a name)
     reference = Dataset()
     reference.ReferencedSOPClassUID = first.SOPClassUID
     reference.ReferencedSOPInstanceUID = first.SOPInstanceUID
@@ -235,6 +236,8 @@ def test_deidentified_share_serves_no_patient_data(server: Any, viewer: Client, 
     drawn, plain = (viewer.get(rendered.format(study["sops"][0]) + v).content for v in "10")
     answers += [stranger.get(rendered.format(series["CT"][1][0]) + "1")]
     assert answers[-1].content == plain != drawn  # the overlay plane is not drawn through a de-identified link
+    thumbnail = stranger.get(f"/api/series/{series['CT'][0]}/thumbnail")
+    assert thumbnail.content != viewer.get(f"/api/series/{study['ct']}/thumbnail").content  # nor in the thumbnail
     originals = [study[k] for k in ("study", "ct", "us", "for")] + study["sops"]
     for answer in answers:
         assert answer.status_code == 200, (answer.url, answer.text)

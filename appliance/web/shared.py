@@ -30,7 +30,7 @@ from bottle import request, response
 from appliance.archive import Archive, ShareLink, audit, kinds
 from appliance.deidentify import BURNED_IN_CLASSES, BURNED_IN_MODALITIES, Plan, left_out
 from appliance.documents import sr
-from appliance.imaging import ImagingOptions
+from appliance.imaging import ImagingOptions, render_frame
 from appliance.imaging.videos import VideoLibrary
 from appliance.web import contents, frames
 from appliance.web.aliases import Aliases
@@ -142,9 +142,10 @@ class ShareDoor:
     """The share cookie (``<id>.<HMAC>`` with a key of this process: a restart asks again)
     and the per-address wait on wrong PINs."""
 
-    def __init__(self, archive: Archive, auth: Auth) -> None:
+    def __init__(self, archive: Archive, auth: Auth, imaging: ImagingOptions) -> None:
         self.archive = archive
         self.auth = auth
+        self.imaging = imaging
         self.backoff = LoginBackoff()
         self._key = secrets.token_bytes(32)
         self._aliases: dict[int, tuple[int, Aliases]] = {}  # link id -> (change seq, its aliases)
@@ -202,8 +203,20 @@ class ShareDoor:
             return _no_states
         if rule in OVERLAID:
             request.query.replace("overlays", "0")  # overlay planes can carry text (PS3.15: X)
+        if rule == "/api/series/<series_uid>/thumbnail":
+            return lambda answer: self._plain_thumbnail(answer, kwargs["series_uid"])
         redact = _REDACT.get(rule)
         return lambda answer: _aliased(redact(answer, plan_of(link)) if redact else answer, aliases)
+
+    def _plain_thumbnail(self, answer: Any, series_uid: str) -> Any:
+        """The series' thumbnail made again without its overlay planes (the kept one has them)."""
+        representative = self.archive.middle_instance(series_uid)
+        if getattr(answer, "status_code", 0) != 200 or representative is None or representative.kind != kinds.IMAGE:
+            return answer
+        side = self.imaging.thumbnail_size
+        picture = render_frame(self.archive.file_path(representative.file_key), 1, size=(side, side),
+                               fmt="jpeg", quality=80, overlays=False, options=self.imaging)  # fmt: skip
+        return bottle.HTTPResponse(picture.data, 200, {"Content-Type": picture.media_type, "Cache-Control": "no-store"})
 
     def _study_of(self, kind: str, kwargs: dict[str, Any]) -> str | None:
         if kind == "study":
@@ -231,7 +244,7 @@ def refuse(archive: Archive, link: ShareLink | None, why: str, status: int) -> N
 
 
 def install(app: bottle.Bottle, archive: Archive, guard: Guard, videos: VideoLibrary, imaging: ImagingOptions) -> None:
-    door = ShareDoor(archive, guard.auth)
+    door = ShareDoor(archive, guard.auth, imaging)
     guard.share_scope = door.scope
 
     def live(token: str) -> ShareLink:
