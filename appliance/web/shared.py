@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import bottle
 from bottle import request, response
 
 from appliance.archive import Archive, ShareLink, audit, kinds
-from appliance.deidentify import BURNED_IN_CLASSES, BURNED_IN_MODALITIES, Plan, left_out
+from appliance.deidentify import Plan, left_out
 from appliance.documents import sr
 from appliance.imaging import ImagingOptions, render_frame
 from appliance.imaging.videos import VideoLibrary
@@ -40,6 +39,7 @@ from appliance.web.backoff import LoginBackoff
 from appliance.web.display import plural
 from appliance.web.documents import Readable
 from appliance.web.downloads import zip_stream
+from appliance.web.redaction import REDACT, aliased, deidentified_study, may_show_burned_in, no_states
 from appliance.web.templates import render
 
 COOKIE = "lightbox_share"
@@ -79,63 +79,6 @@ STATES = {
 
 def plan_of(link: ShareLink) -> Plan:
     return Plan(bytes.fromhex(link.secret))
-
-
-def deidentified_study(study: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    """A study's row with the patient's and the study's text removed and its date shifted."""
-    kept = {"study_uid", "modalities", "num_series", "num_instances", "study_time", "identity_conflict"}
-    blank = {k: ("" if isinstance(v, str) else v) for k, v in study.items() if k not in kept}
-    return {**study, **blank, "study_date": plan.shift(study["study_date"]) if study["study_date"] else ""}
-
-
-def _json_body(answer: Any) -> dict[str, Any] | None:
-    ok = isinstance(answer, bottle.HTTPResponse) and answer.status_code == 200 and isinstance(answer.body, str)
-    return json.loads(answer.body) if ok else None
-
-
-def _viewer_facts(answer: Any, plan: Plan) -> Any:
-    """The viewer's facts of a series without the patient's and the study's text."""
-    body = _json_body(answer)
-    if body is not None:
-        body["patient"] = dict.fromkeys(body["patient"], "")
-        body["study"] = {"uid": body["study"]["uid"], "date": plan.shift(body["study"]["date"] or "")}
-        body["series"]["description"] = ""
-        answer.body = json.dumps(body)
-    return answer
-
-
-def _geometry(answer: Any, plan: Plan) -> Any:
-    body = _json_body(answer)
-    if body is not None and body.get("frame_of_reference"):
-        body["frame_of_reference"] = plan.uid(body["frame_of_reference"])  # as in the de-identified files
-        answer.body = json.dumps(body)
-    return answer
-
-
-_REDACT: dict[str, Callable[[Any, Plan], Any]] = {
-    "/api/series/<series_uid>/viewer": _viewer_facts,
-    "/api/series/<series_uid>/geometry": _geometry,
-}
-
-
-def _aliased(answer: Any, aliases: Aliases) -> Any:
-    """JSON answers with the link's UIDs for the archive's (pictures and videos have none)."""
-    if isinstance(answer, bottle.HTTPResponse) and isinstance(answer.body, str):
-        answer.body = aliases.text(answer.body)
-        answer.set_header("Content-Length", str(len(answer.body.encode())))
-    elif isinstance(answer, dict):
-        answer = json.loads(aliases.text(json.dumps(answer)))
-    return answer
-
-
-def _no_states(answer: Any) -> dict[str, Any]:
-    return {"presentation_states": []}  # their labels and authors are text; the viewer shows none
-
-
-def may_show_burned_in(series: dict[str, Any]) -> bool:
-    return series["modality"].upper() in BURNED_IN_MODALITIES or any(
-        i["sop_class_uid"].startswith(BURNED_IN_CLASSES) for i in series["instances"]
-    )
 
 
 class ShareDoor:
@@ -200,13 +143,13 @@ class ShareDoor:
         if aliases is None:
             return lambda answer: answer
         if rule == "/api/series/<series_uid>/presentation-states":
-            return _no_states
+            return no_states
         if rule in OVERLAID:
             request.query.replace("overlays", "0")  # overlay planes can carry text (PS3.15: X)
         if rule == "/api/series/<series_uid>/thumbnail":
             return lambda answer: self._plain_thumbnail(answer, kwargs["series_uid"])
-        redact = _REDACT.get(rule)
-        return lambda answer: _aliased(redact(answer, plan_of(link)) if redact else answer, aliases)
+        redact = REDACT.get(rule)
+        return lambda answer: aliased(redact(answer, plan_of(link)) if redact else answer, aliases)
 
     def _plain_thumbnail(self, answer: Any, series_uid: str) -> Any:
         """The series' thumbnail made again without its overlay planes (the kept one has them)."""
