@@ -224,6 +224,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit_syslog_key", "", "For tls://: the client certificate's private key (PEM)."),
     Setting("session_idle_timeout", 1800, "Seconds without a request after which a web session ends."),
     Setting("session_max_age", 43200, "Seconds after login after which a web session ends, however busy."),
+    Setting("share_days", 7, "Days a new share link stays valid unless its maker chooses otherwise."),
+    Setting("share_max_days", 90, "The longest a share link can be made valid for, in days."),
     Setting(
         "setup_code_file",
         "",

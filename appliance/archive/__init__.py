@@ -94,6 +94,7 @@ from appliance.archive.registry.nodes import (
     may,
     parse_operations,
 )
+from appliance.archive.registry.shares import ShareError, ShareLink
 from appliance.archive.registry.site import HttpsPolicy, Site, SiteError, time_zones
 from appliance.archive.registry.users import (
     MIN_PASSWORD,
@@ -123,7 +124,7 @@ __all__ = [
     "REMOVED_KINDS", "STORED_KINDS", "SUPERSEDED_KIND", "StudyFilter", "TooManyMatches", "dicomdir", "kinds",
     "MIN_PASSWORD", "OPERATIONS", "POLICIES", "Account", "AssociationSeen", "DeviceError", "DicomNode", "ForwardError",
     "FoundService", "Job", "LearnedDevice", "NoPort", "NodeError", "NodeTable", "Rule", "SendResult", "UserError", "audit",
-    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "Site", "SiteError",
+    "device_access", "may", "parse_operations", "prepare_logins", "HttpsPolicy", "ShareError", "ShareLink", "Site", "SiteError",
     "time_zones",
     "DELETABLE_LEVELS", "CorrectionError", "Identity", "RestoreError", "install_index",
     "BoundedSpool", "CHUNK", "Storage", "disk_full", "make_private",

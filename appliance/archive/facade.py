@@ -33,6 +33,7 @@ from appliance.archive.registry.devices import DeviceTable
 from appliance.archive.registry.discovered import DiscoveredTable
 from appliance.archive.registry.forwarding import Forwarding
 from appliance.archive.registry.nodes import NodeTable
+from appliance.archive.registry.shares import ShareStore
 from appliance.archive.registry.site import SiteProfile
 from appliance.archive.registry.users import SessionStore, UserTable
 from appliance.archive.sqlite import open_database
@@ -90,6 +91,7 @@ class Archive:
         self.users = UserTable(self.db, self.write_lock)
         self.sessions = SessionStore(self.db, self.write_lock, self.options.session_idle_s, self.options.session_max_s)
         self.audit = AuditLog(self.db, self.write_lock)
+        self.shares = ShareStore(self.db, self.write_lock)  # links to one study (shares.py)
         self.devices = DeviceTable(
             self.db, self.write_lock, self.nodes, self.options.device_policy, self.options.max_devices
         )

@@ -35,6 +35,8 @@ from appliance.web import (
     presentation,
     printing,
     reports,
+    shared,
+    shares,
     site,
     studies,
     video,
@@ -110,6 +112,8 @@ def make_app(
     dicomweb.install(app, archive, guard, in_force)
     ohif.install(app, archive, guard)
     worklist.install(app, archive, guard)
+    shares.install(app, archive, guard, in_force)  # share links: made on the study page,
+    shared.install(app, archive, guard, videos, imaging or ImagingOptions())  # opened at /share/<token>
 
     def error_page(error: bottle.HTTPError) -> Any:
         answer = fail(

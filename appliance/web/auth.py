@@ -39,6 +39,7 @@ BASIC_CACHE_S = 300.0  # a verified Basic credential is trusted this long (Argon
 _ENV_USER = "lightbox.user"
 _ENV_CSRF = "lightbox.csrf"
 _ENV_VIA = "lightbox.via"  # "session" or "basic"
+SHARED_BY = "lightbox.shared_by"  # who a request through a share link is, in the audit trail
 SETUP_CODE = re.compile(r"[0-9A-F]{6}(?:-[0-9A-F]{6}){2}")
 
 
@@ -290,6 +291,9 @@ class Guard:
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
+        # A share link's scope (web/shared.py): given a route's arguments, None, or what to do
+        # with the route's answer when the request may read it through a share.
+        self.share_scope: Callable[[dict[str, Any]], Callable[[Any], Any] | None] | None = None
 
     def __call__(self, role_or_func: str | Callable | None = None) -> Callable:
         if callable(role_or_func):
@@ -302,6 +306,9 @@ class Guard:
     def _wrap(self, func: Callable, role: str) -> Callable:
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            shared = self.share_scope(kwargs) if self.share_scope is not None else None
+            if shared is not None:
+                return shared(func(*args, **kwargs))
             self.auth.require(role)
             return func(*args, **kwargs)
 
@@ -320,7 +327,7 @@ class Guard:
     def audit(self, event: str, *, action: str = "R", study_uid: str = "", detail: str = "", outcome: int = 0) -> None:
         self.auth.archive.audit.record(
             event,
-            self.user().name,
+            request.environ.get(SHARED_BY) or self.user().name,
             client_address(),
             action=action,
             outcome=outcome,

@@ -26,7 +26,7 @@ LOG = logging.getLogger("lightbox.web.downloads")
 ZIP64_FROM = 1 << 31  # entries this large need ZIP64 sizes, announced before their data
 
 
-class _Pipe:
+class Pipe:
     """The unseekable file zipfile writes into; the generator hands its bytes on."""
 
     def __init__(self) -> None:
@@ -48,7 +48,7 @@ class _Pipe:
         return data
 
 
-def _entry(name: str, size: int) -> zipfile.ZipInfo:
+def entry(name: str, size: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, time.localtime()[:6])
     info.compress_type = zipfile.ZIP_STORED  # image data hardly compresses; spare the CPU
     info.file_size = size
@@ -56,7 +56,7 @@ def _entry(name: str, size: int) -> zipfile.ZipInfo:
 
 
 def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
-    pipe = _Pipe()
+    pipe = Pipe()
     written: list[MediaFile] = []
     with zipfile.ZipFile(cast(IO[bytes], pipe), "w", allowZip64=True) as zf:  # write-only: all zipfile needs
         for f in files:
@@ -65,12 +65,12 @@ def zip_stream(archive: Archive, files: list[MediaFile]) -> Iterator[bytes]:
             except FileNotFoundError:  # removed since the listing; the rest still goes out
                 LOG.warning("download_file_missing sop_instance_uid=%s", f.sop_uid)
                 continue
-            with source, zf.open(_entry(f.name, f.size), "w", force_zip64=f.size >= ZIP64_FROM) as out:
+            with source, zf.open(entry(f.name, f.size), "w", force_zip64=f.size >= ZIP64_FROM) as out:
                 while chunk := source.read(CHUNK):
                     out.write(chunk)
                     yield pipe.take()
             written.append(f)
-        with zf.open(_entry("DICOMDIR", 0), "w") as out:
+        with zf.open(entry("DICOMDIR", 0), "w") as out:
             for piece in dicomdir(written):
                 out.write(piece)
                 if pipe.size >= CHUNK:

@@ -1,4 +1,4 @@
-% rebase('base.tpl', title='Study', scripts=['player.js', 'study.js', 'corrections.js', 'attach.js'], styles=['contents.css'])
+% rebase('base.tpl', title='Study', scripts=['player.js', 'study.js', 'corrections.js', 'attach.js', 'share.js'], styles=['contents.css'])
 % s = detail['study']
 <nav class="crumbs" aria-label="Breadcrumb"><a href="/">← All studies</a></nav>
 <h1>{{person(s['patient_name']) or '(no name)'}} <span class="sub">{{' · '.join(v for v in (s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
@@ -156,6 +156,7 @@
 </li>
 % end
 </ol>
+% include('share_panel.tpl', study_uid=s['study_uid'])
 % if user.is_admin:
 %   include('study_manage.tpl', detail=detail, other_records=other_records, patient_studies=patient_studies)
 % end

@@ -20,7 +20,7 @@
 <div id="workspace" class="ws" data-study-uid="{{s['study_uid']}}">
 <input type="hidden" name="csrf" value="{{csrf}}">
 <header class="ws-bar">
-  <a class="ws-back" href="/studies/{{s['study_uid']}}" title="Back to the study page">← Study</a>
+  <a class="ws-back" href="{{get('back_url', '/studies/' + s['study_uid'])}}" title="Back to the study page">← Study</a>
   <h1 class="ws-title"><b>{{name}}</b> <span>{{' · '.join(v for v in (s['patient_id'], s['description'], dicom_date(s['study_date'])) if v)}}</span></h1>
   <div class="ws-actions" role="toolbar" aria-label="Layout">
     <button type="button" data-layout="1" title="One viewport (1)">1×1</button>
@@ -28,8 +28,8 @@
     <button type="button" data-layout="4" title="Four (4)">2×2</button>
     <button type="button" class="ws-link" aria-pressed="true" title="Scroll series of the same frame of reference together (L)">Link</button>
     <button type="button" class="ws-sync" aria-pressed="false" title="The same window/level in every viewport (S)">Sync W/L</button>
-    <button type="button" class="ws-priors-toggle" aria-controls="priors" aria-expanded="false" title="The patient's other studies">Priors ({{len(priors)}})</button>
-    <a class="ws-print" href="/studies/{{s['study_uid']}}/print{{'?series=' + print_series if print_series else ''}}" target="_blank" title="Print the active viewport's image, or its series (a new tab)">Print</a>
+    <button type="button" class="ws-priors-toggle" aria-controls="priors" aria-expanded="false" title="The patient's other studies"{{!' hidden' if get('shared') else ''}}>Priors ({{len(priors)}})</button>
+    <a class="ws-print"{{!' hidden' if get('shared') else ''}} href="/studies/{{s['study_uid']}}/print{{'?series=' + print_series if print_series else ''}}" target="_blank" title="Print the active viewport's image, or its series (a new tab)">Print</a>
     <button type="button" class="ws-full" title="Full screen (F, or double-click)">Full screen</button>
     <button type="button" class="ws-help-toggle" aria-controls="help" title="Keyboard shortcuts (?)">?</button>
   </div>

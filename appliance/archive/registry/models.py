@@ -124,4 +124,22 @@ class ForwardJob(BaseModel):
     sent = IntegerField(default=0)
 
 
-MODELS = (Node, User, Session, AuditEvent, Device, DiscoveredService, ForwardRule, ForwardJob)
+class Share(BaseModel):
+    """A link that opens one study, read-only, to someone without an account (see ``shares.py``).
+    Only the token's SHA-256 is kept, and the PIN's Argon2id hash."""
+
+    token_sha256 = CharField(unique=True)
+    study_uid = CharField(index=True)
+    created_by = CharField()
+    created_at = FloatField()
+    expires_at = FloatField()
+    pin_hash = CharField(default="")  # "" when the link needs no PIN
+    deidentify = BooleanField(default=False)
+    secret = CharField(default="")  # de-identification: the seed of its new UIDs and its date shift
+    revoked_at = FloatField(null=True)
+    revoked_by = CharField(default="")
+    uses = IntegerField(default=0)
+    pin_failures = IntegerField(default=0)  # in a row; the link locks at shares.MAX_PIN_FAILURES
+
+
+MODELS = (Node, User, Session, AuditEvent, Device, DiscoveredService, ForwardRule, ForwardJob, Share)

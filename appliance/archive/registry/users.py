@@ -46,6 +46,20 @@ def _hash(password: str) -> str:
         return _HASHER.hash(password)
 
 
+def hash_secret(secret: str) -> str:
+    """An Argon2id hash of a secret other than a password (a share link's PIN)."""
+    return _hash(secret)
+
+
+def verify_secret(stored: str, secret: str) -> bool:
+    """Whether ``secret`` matches ``stored`` (``hash_secret``'s), at a password's cost."""
+    try:
+        with _HASHING:
+            return bool(_HASHER.verify(stored, secret[:MAX_PASSWORD]))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when the user name is unknown, so that a wrong name costs as much as a
