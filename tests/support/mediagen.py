@@ -125,19 +125,33 @@ def frame_hashes(path: Path | str, *input_options: str) -> list[str]:
     return [line.rsplit(",", 1)[1].strip() for line in result.stdout.splitlines() if line and not line.startswith("#")]
 
 
-def minimal_pdf(path: Path, pages: int = 1, title: str = "Referral letter") -> bytes:
+def minimal_pdf(path: Path, pages: int = 1, title: str = "Referral letter", scans: bytes = b"") -> bytes:
     """A hand-written PDF of ``pages`` pages of text, with ``title`` in its Info dictionary
-    (cross-reference offsets computed, so poppler and browsers read it without repair)."""
+    (cross-reference offsets computed, so poppler and browsers read it without repair).  With
+    ``scans`` (a baseline JPEG of an A4 page), each page also shows its own copy of it, as a
+    scanned letter's pages are each a picture."""
+    stride = 3 if scans else 2  # objects per page: the page, its contents, its scan
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (5 + 2 * i) for i in range(pages))
+               b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (5 + stride * i) for i in range(pages))
                + b"] /Count %d >>" % pages,
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
                b"<< /Title (" + title.encode("latin-1") + b") /Producer (Lightbox tests) >>"]  # fmt: skip
     for i in range(pages):
+        page = 5 + stride * i
         text = b"BT /F1 18 Tf 72 720 Td (Lightbox test page %d of %d) Tj ET" % (i + 1, pages)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-                       b" /Contents %d 0 R >>" % (6 + 2 * i))  # fmt: skip
+        scan = b""
+        if scans:
+            text = b"q 612 0 0 792 0 0 cm /Scan Do Q " + text
+            scan = b" /XObject << /Scan %d 0 R >>" % (page + 2)
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >>%s"
+                       b" >> /Contents %d 0 R >>" % (scan, page + 1))  # fmt: skip
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
+        if scans:
+            with Image.open(io.BytesIO(scans)) as picture:
+                width, height = picture.size
+            objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB"
+                           b" /BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n%s\nendstream"
+                           % (width, height, len(scans), scans))  # fmt: skip
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):
