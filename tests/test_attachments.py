@@ -6,9 +6,12 @@ nothing stored (no row, no file, nothing in the spool)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from unittest import mock
 
@@ -19,6 +22,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
+from appliance.attachments import attach as attach_module
 from appliance.attachments import photo
 from appliance.made.identity import IDENTITY
 from support.dicomgen import make_study
@@ -220,6 +224,42 @@ def test_avi_reencoded_to_h264_plays_every_frame(server, admin, study, tmp_path)
     video = next(s for s in probe(mp4)["streams"] if s["codec_type"] == "video")
     assert (video["codec_name"], video["profile"], int(video["nb_read_frames"])) == ("h264", "High", 30)
     assert len(frame_hashes(mp4)) == 30
+
+
+def conversions(server) -> list[int]:
+    """The pids of the server's ffmpeg runs converting an attachment (in its spool)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            words = cmdline.read_bytes().split(b"\0")
+            if words[0].endswith(b"ffmpeg") and any(str(server.data).encode() in w and b"attach-" in w for w in words):
+                found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_a_pdf_does_not_wait_for_a_video_being_converted(server, admin, study, tmp_path):
+    avi = make_avi(tmp_path / "long.avi", frames=750, size="640x360")  # seconds of re-encoding
+    assert avi.stat().st_size < MAX_MB << 20
+    with ThreadPoolExecutor(1) as pool:
+        video = pool.submit(upload, admin, str(study.StudyInstanceUID), avi)
+        deadline = time.monotonic() + 60
+        while not conversions(server) and time.monotonic() < deadline and not video.done():
+            time.sleep(0.02)
+        converting = conversions(server)
+        assert converting, "no conversion seen"
+        minimal_pdf(tmp_path / "letter.pdf")
+        pdf = attached(admin, study, tmp_path / "letter.pdf")
+        assert pdf["how"] == "kept"
+        assert any(Path(f"/proc/{pid}").exists() for pid in converting), "the PDF waited for the conversion"
+        assert video.result(timeout=300)["status"] == 201
+
+
+def test_a_second_conversion_waits_its_turn_then_is_refused():
+    with attach_module.converting(), pytest.raises(attach_module.Refused) as refused, attach_module.converting(0.2):
+        pass
+    assert refused.value.status == 503 and "try again" in str(refused.value)
+    with attach_module.converting(wait=0):  # given back
+        pass
 
 
 def test_cmove_sends_the_attachments_with_the_study(server, admin, tmp_path):

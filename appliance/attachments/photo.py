@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import cast
 
@@ -35,9 +36,17 @@ class BadPicture(ValueError):
     """A picture that cannot be attached: unreadable, or too large to decode."""
 
 
-def make(archive: Archive, study_uid: str, path: Path, filename: str, spool: Path) -> tuple[Dataset, Payload, UID]:
+def make(
+    archive: Archive,
+    study_uid: str,
+    path: Path,
+    filename: str,
+    spool: Path,
+    converting: Callable[[], AbstractContextManager[None]],
+) -> tuple[Dataset, Payload, UID]:
     """The instance's attributes, its pixels (as a file) and transfer syntax, for ``storing.store``.
-    Decoded pixels go to a file in ``spool`` that the caller removes."""
+    Decoded pixels go to a file in ``spool`` that the caller removes; decoding happens inside
+    ``converting()`` (one at a time), keeping a JPEG's bytes does not."""
     title = series.title_of(filename, "Photo")
     ds = series.new_instance(archive, study_uid, VL_PHOTOGRAPHIC, "XC", title)
     ds.ImageType = ["DERIVED", "SECONDARY"]  # brought in, not acquired here
@@ -51,7 +60,7 @@ def make(archive: Archive, study_uid: str, path: Path, filename: str, spool: Pat
         ds.LossyImageCompression, ds.LossyImageCompressionMethod = "01", "ISO_10918_1"
         return series.finish(ds), Payload(PIXEL_DATA, path, encapsulated=True), JPEGBaseline8Bit
     pixels = spool / (path.name + ".pixels")
-    with _opened(path) as picture:
+    with converting(), _opened(path) as picture:
         orientation = picture.getexif().get(0x0112, 1)
         orientation = orientation if orientation in range(1, 9) else 1
         gray = picture.mode in ("1", "L", "LA", *_WIDE)

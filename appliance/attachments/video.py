@@ -12,6 +12,8 @@ time on one core (see README), with few threads and a short lookahead so its mem
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -69,10 +71,18 @@ class Facts:
 
 
 def make(
-    archive: Archive, study_uid: str, path: Path, filename: str, spool: Path, ffmpeg: Ffmpeg, max_bytes: int
+    archive: Archive,
+    study_uid: str,
+    path: Path,
+    filename: str,
+    spool: Path,
+    ffmpeg: Ffmpeg,
+    max_bytes: int,
+    converting: Callable[[], AbstractContextManager[None]],
 ) -> tuple[Dataset, Payload, UID, str]:
     """The instance's attributes, its stream (as a file) and transfer syntax, and what was
-    done ("kept", "remuxed", "re-encoded").  A new file in ``spool`` is the caller's to remove."""
+    done ("kept", "remuxed", "re-encoded").  A new file in ``spool`` is the caller's to remove;
+    remuxing and re-encoding happen inside ``converting()`` (one at a time)."""
     if not ffmpeg.available:
         raise BadVideo(
             f"attaching a video needs ffmpeg on the server (Debian package ffmpeg): {ffmpeg.binary} is missing"
@@ -85,7 +95,8 @@ def make(
         codec = ["-c:v", "copy"] if facts.syntax is not None else ENCODE
         timeout = PROBE_TIMEOUT * 10 if facts.syntax is not None else ENCODE_TIMEOUT
         try:
-            ffmpeg.run([str(ffmpeg.binary), "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(path),
+            with converting():
+                ffmpeg.run([str(ffmpeg.binary), "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(path),
                         "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn", *codec, "-c:a", "aac", "-b:a", "128k",
                         "-movflags", "+faststart", "-fs", str(max_bytes), "-f", "mp4", str(stream)], timeout)  # fmt: skip
         except FfmpegError as exc:
