@@ -24,12 +24,11 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from appliance.archive import Archive
 from appliance.attachments import jpeg, series
-from appliance.made.storing import Payload
+from appliance.made.storing import PIXEL_DATA, Payload
 
 VL_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4"
 MAX_PIXELS = 16_000_000  # decoded: 48 MB as RGB (turned upright and written a band at a time)
 BAND_ROWS = 256
-PIXEL_DATA = 0x7FE00010
 
 
 class BadPicture(ValueError):

@@ -25,7 +25,7 @@ from pydicom.uid import UID
 from appliance.archive import Archive
 from appliance.attachments import series
 from appliance.imaging.ffmpeg import Ffmpeg, FfmpegError
-from appliance.made.storing import Payload
+from appliance.made.storing import PIXEL_DATA, Payload
 
 VIDEO_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
 H264_HP41, H264_HP42 = UID("1.2.840.10008.1.2.4.102"), UID("1.2.840.10008.1.2.4.104")
@@ -118,7 +118,7 @@ def make(
     ds.FrameTime = f"{1000 / float(facts.rate):.6g}" if facts.rate else "0"
     ds.CineRate = ds.RecommendedDisplayFrameRate = round(float(facts.rate)) if facts.rate else 0
     ds.LossyImageCompression, ds.LossyImageCompressionMethod = "01", "ISO_14496_10"
-    return series.finish(ds), Payload(0x7FE00010, stream, encapsulated=True), syntax, done
+    return series.finish(ds), Payload(PIXEL_DATA, stream, encapsulated=True), syntax, done
 
 
 def probe(ffmpeg: Ffmpeg, path: Path) -> Facts:

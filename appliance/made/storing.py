@@ -22,6 +22,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from appliance.archive import Archive, BoundedSpool, Origin, Outcome, Spooled, build_meta, encode_meta
 
 CHUNK = 1 << 20
+PIXEL_DATA = 0x7FE00010  # the tag a picture's or a video's Payload is the value of
 _ITEM, _SEQUENCE_END = b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 

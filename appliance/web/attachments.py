@@ -26,6 +26,7 @@ from appliance.attachments.attach import Refused, attach
 from appliance.imaging.ffmpeg import Ffmpeg
 from appliance.made.storing import NotStored
 from appliance.web.auth import Guard, client_address, fail
+from appliance.web.refusals import not_stored
 
 CHUNK = 1 << 20
 
@@ -54,7 +55,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard, ffmpeg: Path, ma
                         detail=f"attachment refused: {exc}"[:200])  # fmt: skip
             raise fail(exc.status, str(exc)) from None
         except NotStored as exc:
-            raise fail(507 if exc.disk_full else 500, f"not stored: {exc}") from None
+            raise not_stored(exc) from None
         finally:
             spooled.unlink(missing_ok=True)
         guard.audit(audit.INSTANCES_ACCESSED, action="C", study_uid=study_uid,

@@ -25,6 +25,7 @@ from appliance.made.storing import NotStored
 from appliance.presentation import reading, saving
 from appliance.presentation.description import DescriptionError, parse
 from appliance.web.auth import Guard, client_address, fail
+from appliance.web.refusals import not_stored
 
 LOG = logging.getLogger("lightbox.web.presentation")
 
@@ -43,7 +44,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
         except LookupError as exc:
             raise fail(404, str(exc)) from None
         except NotStored as exc:
-            raise fail(507 if exc.disk_full else 500, f"not stored: {exc}") from None
+            raise not_stored(exc) from None
         study_uid = archive.study_of_series(series_uid) or ""
         guard.audit(audit.INSTANCES_ACCESSED, action="C", study_uid=study_uid,
                     detail=f"presentation state {description.label} saved")  # fmt: skip

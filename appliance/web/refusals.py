@@ -10,6 +10,8 @@ from typing import Any
 import bottle
 
 from appliance.imaging import ImagingError, NoSuchFrame, TooLarge
+from appliance.made.storing import NotStored
+from appliance.web.auth import fail
 
 Answer = Callable[[int, str], bottle.HTTPResponse]
 
@@ -37,3 +39,9 @@ def refusing(handler: Callable[..., Any], answer: Answer) -> Callable[..., Any]:
 
     run.__name__ = handler.__name__
     return run
+
+
+def not_stored(exc: NotStored) -> bottle.HTTPResponse:
+    """What a route that makes an instance (a presentation state, an attachment, a report)
+    answers when ingest refused or failed it: 507 on a full disk, else 500."""
+    return fail(507 if exc.disk_full else 500, f"not stored: {exc}")

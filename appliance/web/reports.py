@@ -27,6 +27,7 @@ from appliance.made.storing import NotStored
 from appliance.reports import keeping
 from appliance.reports.text import TextError, check
 from appliance.web.auth import Guard, client_address, fail
+from appliance.web.refusals import not_stored
 from appliance.web.templates import render
 
 LOG = logging.getLogger("lightbox.web.reports")
@@ -75,7 +76,7 @@ def install(app: bottle.Bottle, archive: Archive, guard: Guard) -> None:
             LOG.info("report_conflict study=%s user=%r reason=%r", study_uid[:64], user, str(exc))
             raise fail(409, str(exc)) from None
         except NotStored as exc:
-            raise fail(507 if exc.disk_full else 500, f"not stored: {exc}") from None
+            raise not_stored(exc) from None
         what = ("report amended" if version.amends else "report finalised") if final else (
             "report amendment draft saved" if version.amends else "report draft saved")  # fmt: skip
         guard.audit(audit.INSTANCES_ACCESSED, action="C", study_uid=study_uid,
